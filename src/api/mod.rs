@@ -1,0 +1,510 @@
+//! The OFAuth API client: every route the pipeline uses, with the key and
+//! connection headers, typed errors that keep the HTTP status, and retries
+//! of transient failures.
+//!
+//! Invariants: the API key and connection id are sent only to the API's own
+//! origin (redirects to another origin are not followed), and the key is
+//! held in a [`SecretString`] so it never shows in a `Debug` dump.
+
+pub mod models;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{Method, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::redact::{Redacted, scrub};
+use crate::report::Reporter;
+use models::{
+    ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport, VaultList, VaultListPage, VaultStatus,
+    parse_item,
+};
+
+/// The batch route takes at most this many ids per call.
+pub const BATCH_LIMIT: usize = 100;
+/// The Access API's largest page.
+const LIST_PAGE_LIMIT: usize = 40;
+/// Error bodies are cut to this many bytes before they reach a message.
+const BODY_SNIPPET: usize = 512;
+/// A guard against a server whose pages never end.
+const MAX_PAGES: usize = 100_000;
+
+/// How the client talks to the API.
+#[derive(Clone)]
+pub struct ApiConfig {
+    pub base_url: Url,
+    pub api_key: SecretString,
+    pub connection_id: String,
+    /// Attempts per API call (the first one included).
+    pub attempts: usize,
+    /// First retry delay; doubles with jitter up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub timeout: Duration,
+}
+
+/// An API answer with an error status, with what its body said.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{method} {path} answered HTTP {status}{}: {message}", error_type.as_deref().map(|t| format!(" {t}")).unwrap_or_default())]
+pub struct HttpFailure {
+    pub method: Method,
+    pub path: String,
+    pub status: StatusCode,
+    pub error_type: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub action_required: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Status(Box<HttpFailure>),
+    #[error("could not reach the API at {url}: {reason}")]
+    Transport { url: Redacted, reason: String },
+    #[error("{method} {path} answered HTTP {status} with a body that is not the JSON expected: {snippet:?}")]
+    Decode {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        snippet: String,
+    },
+}
+
+impl ApiError {
+    /// The API refused the key or the connection (exit code 4). A 401 of
+    /// type `RULES_OUTDATED` is OFAuth updating itself: transient, not a refusal.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            ApiError::Status(failure) => {
+                matches!(failure.status.as_u16(), 401 | 403)
+                    && failure.error_type.as_deref() != Some("RULES_OUTDATED")
+            }
+            _ => false,
+        }
+    }
+
+    /// Worth trying again: the network, the server's own trouble, rate
+    /// limits, and garbled bodies (a proxy's HTML page, a cut-off answer).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Status(failure) => {
+                failure.status.is_server_error()
+                    || matches!(failure.status.as_u16(), 408 | 425 | 429)
+                    || failure.error_type.as_deref() == Some("RULES_OUTDATED")
+            }
+            ApiError::Transport { .. } | ApiError::Decode { .. } => true,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ApiError::Status(failure) => Some(failure.status),
+            ApiError::Decode { status, .. } => Some(*status),
+            ApiError::Transport { .. } => None,
+        }
+    }
+
+    /// What to tell a person who can act on it.
+    pub fn hint(&self) -> Option<String> {
+        let ApiError::Status(failure) = self else {
+            return matches!(self, ApiError::Transport { .. }).then(|| {
+                "check the network and `--base-url` (OFAUTH_BASE_URL)".to_owned()
+            });
+        };
+        let HttpFailure {
+            status,
+            error_type,
+            action_required,
+            request_id,
+            ..
+        } = &**failure;
+        let request = request_id
+            .as_deref()
+            .map(|id| format!(" (request id {id})"))
+            .unwrap_or_default();
+        match (status.as_u16(), error_type.as_deref(), action_required.as_deref()) {
+            (_, Some("SESSION_EXPIRED" | "SESSION_NOT_PROVIDED"), _) | (_, _, Some("refresh_session")) => Some(format!(
+                "the connection needs re-linking in the OFAuth dashboard, or `--connection` (OFAUTH_CONNECTION_ID) names the wrong one{request}"
+            )),
+            (401, ..) => Some(format!(
+                "check the API key (`--api-key`, OFAUTH_API_KEY or `api_key_file`): it must be current and have the ACCOUNT scope{request}"
+            )),
+            (403, ..) => Some(format!(
+                "the key lacks a permission this route needs (Vault+ needs the ACCOUNT scope, lists need `vault:read`){request}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Items of a batch answer, and the ones that could not be read.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub items: Vec<MediaItem>,
+    /// Items that were not valid JSON objects of the expected shape.
+    pub malformed: Vec<String>,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    config: ApiConfig,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl ApiClient {
+    pub fn new(config: ApiConfig, reporter: Arc<dyn Reporter>) -> Result<Self, ApiError> {
+        install_crypto_provider();
+        let origin = config.base_url.origin();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vault-mirror/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(config.timeout)
+            // The key travels in headers: follow a redirect only within the
+            // API's own origin, never to another host.
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.url().origin() == origin && attempt.previous().len() < 5 {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()
+            .map_err(|error| ApiError::Transport {
+                url: Redacted::new(&config.base_url),
+                reason: error.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            config,
+            reporter,
+        })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.config.base_url
+    }
+
+    /// Every vault list of the connection (Access API, offset paging).
+    pub async fn vault_lists(&self) -> Result<Vec<VaultList>, ApiError> {
+        let mut lists: Vec<VaultList> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut offset: i64 = 0;
+        for _ in 0..MAX_PAGES {
+            let mut url = self.url(&["v2", "access", "vault", "lists"]);
+            url.query_pairs_mut()
+                .append_pair("limit", &LIST_PAGE_LIMIT.to_string())
+                .append_pair("offset", &offset.to_string());
+            let page: VaultListPage = self.call(Method::GET, url, None).await?;
+            let count = page.list.len() as i64;
+            for value in page.list {
+                if let Ok(list) = parse_item::<VaultList>(value)
+                    && let Some(id) = list.id.clone()
+                    && seen.insert(id)
+                {
+                    lists.push(list);
+                }
+            }
+            let next = page.next_offset.unwrap_or(offset + count);
+            if !page.has_more || count == 0 || next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(lists)
+    }
+
+    /// `PUT /v2/vault-plus/lists/{id}/sync`.
+    pub async fn sync_list(&self, list_id: &str) -> Result<SyncReport, ApiError> {
+        let url = self.url(&["v2", "vault-plus", "lists", list_id, "sync"]);
+        self.call(Method::PUT, url, None).await
+    }
+
+    /// `GET /v2/vault-plus/lists/{id}/media`, following `nextCursor` if the
+    /// server pages (undocumented, so tolerated either way). Members
+    /// without an id are counted in the second value.
+    pub async fn list_members(&self, list_id: &str) -> Result<(Vec<ListMember>, usize), ApiError> {
+        let mut members = Vec::new();
+        let mut malformed = 0;
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut url = self.url(&["v2", "vault-plus", "lists", list_id, "media"]);
+            if let Some(cursor) = &cursor {
+                url.query_pairs_mut().append_pair("cursor", cursor);
+            }
+            let page: ItemsPage = self.call(Method::GET, url, None).await?;
+            for value in page.items {
+                match parse_item::<ListMember>(value) {
+                    Ok(member) if member.id().is_some() => members.push(member),
+                    _ => malformed += 1,
+                }
+            }
+            match page.next_cursor {
+                Some(next) if !next.is_empty() && Some(&next) != cursor.as_ref() => {
+                    cursor = Some(next)
+                }
+                _ => break,
+            }
+        }
+        Ok((members, malformed))
+    }
+
+    /// `POST /v2/vault-plus/media/batch` for at most [`BATCH_LIMIT`] ids.
+    /// Ids that Vault+ does not hold are simply absent from the answer.
+    pub async fn media_batch(&self, ids: &[String]) -> Result<Batch, ApiError> {
+        assert!(ids.len() <= BATCH_LIMIT, "media_batch takes at most {BATCH_LIMIT} ids");
+        let url = self.url(&["v2", "vault-plus", "media", "batch"]);
+        let body = serde_json::json!({ "mediaIds": ids });
+        let page: ItemsPage = self.call(Method::POST, url, Some(body)).await?;
+        let mut batch = Batch::default();
+        for value in page.items {
+            match parse_item::<MediaItem>(value) {
+                Ok(item) if item.id.is_some() => batch.items.push(item),
+                Ok(_) => batch.malformed.push("an item without an id".to_owned()),
+                Err(reason) => batch.malformed.push(reason),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// `GET /v2/vault-plus/media/{id}`.
+    pub async fn media(&self, media_id: &str) -> Result<MediaItem, ApiError> {
+        let url = self.url(&["v2", "vault-plus", "media", media_id]);
+        self.call(Method::GET, url, None).await
+    }
+
+    /// `GET /v2/vault-plus/status`.
+    pub async fn status(&self) -> Result<VaultStatus, ApiError> {
+        let url = self.url(&["v2", "vault-plus", "status"]);
+        self.call(Method::GET, url, None).await
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded, so an
+    /// id can never change the route.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.config.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// One API call with retries of transient failures.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let attempts = self.config.attempts.max(1);
+        let mut tries_left = attempts - 1;
+        let backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.config.base_delay)
+            .with_max_delay(self.config.max_delay)
+            .with_max_times(attempts - 1);
+        (|| self.call_once(method.clone(), url.clone(), body.as_ref()))
+            .retry(backoff)
+            .when(ApiError::is_transient)
+            .adjust(|error, delay| match error {
+                // Honour the server's own word on when to come back, capped.
+                ApiError::Status(failure) => match failure.retry_after {
+                    Some(wait) => Some(wait.min(self.config.max_delay.max(Duration::from_secs(60)))),
+                    None => delay,
+                },
+                _ => delay,
+            })
+            .notify(|error, delay| {
+                tries_left = tries_left.saturating_sub(1);
+                self.reporter.on_retry(
+                    &format!("{method} {}", url.path()),
+                    tries_left + 1,
+                    &format!("{error} (waiting {:.1}s)", delay.as_secs_f64()),
+                );
+            })
+            .await
+    }
+
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let path = url.path().to_owned();
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("apiKey", self.config.api_key.expose_secret())
+            .header("x-connection-id", &self.config.connection_id)
+            .header(header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |error: reqwest::Error| ApiError::Transport {
+            url: Redacted::new(&url),
+            reason: scrub(&error_chain(&error.without_url())),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = parsed
+                .error
+                .or(parsed.message)
+                .unwrap_or_else(|| snippet(&bytes));
+            return Err(ApiError::Status(Box::new(HttpFailure {
+                method,
+                path,
+                status,
+                error_type: parsed.error_type.or(parsed.code),
+                message,
+                request_id: parsed.request_id,
+                action_required: parsed.action_required,
+                retry_after,
+            })));
+        }
+        serde_json::from_slice(&bytes).map_err(|_| ApiError::Decode {
+            method,
+            path,
+            status,
+            snippet: snippet(&bytes),
+        })
+    }
+}
+
+/// `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset` (delta
+/// seconds, or epoch seconds when it is larger than a day).
+pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(value) = text("retry-after") {
+        if let Ok(seconds) = value.trim().parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        if let Ok(when) = httpdate_parse(value) {
+            return Some(when);
+        }
+    }
+    let reset: f64 = text("x-ratelimit-reset")?.trim().parse().ok()?;
+    if !reset.is_finite() || reset < 0.0 {
+        return None;
+    }
+    const DAY: f64 = 86_400.0;
+    let now = crate::now_ms() as f64 / 1000.0;
+    let seconds = if reset > DAY { reset - now } else { reset };
+    Some(Duration::from_secs_f64(seconds.clamp(0.0, DAY)))
+}
+
+fn httpdate_parse(value: &str) -> Result<Duration, ()> {
+    let when = humantime::parse_rfc3339_weak(value)
+        .or_else(|_| parse_http_date(value))
+        .map_err(|_| ())?;
+    Ok(when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default())
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
+fn parse_http_date(value: &str) -> Result<std::time::SystemTime, ()> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return Err(());
+    };
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| m == month).ok_or(())? + 1;
+    let text = format!("{year}-{month:02}-{day:0>2}T{time}Z");
+    humantime::parse_rfc3339(&text).map_err(|_| ())
+}
+
+/// The first bytes of a body, as text, for an error message.
+pub fn snippet(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(BODY_SNIPPET)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > BODY_SNIPPET {
+        text.push('…');
+    }
+    text
+}
+
+/// An error and its sources on one line (reqwest hides the cause otherwise).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// reqwest is built without a default TLS crypto provider (ring builds much
+/// faster than aws-lc); install ring once per process.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_rate_limit_reset() {
+        let mut headers = header::HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+
+        let mut headers = header::HeaderMap::new();
+        headers.insert("x-ratelimit-reset", "3".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+
+        let mut headers = header::HeaderMap::new();
+        let epoch = crate::now_ms() / 1000 + 5;
+        headers.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3), "{wait:?}");
+
+        let mut headers = header::HeaderMap::new();
+        headers.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        assert_eq!(retry_after(&header::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn auth_and_transient_classification() {
+        let status = |code: u16, kind: Option<&str>| {
+            ApiError::Status(Box::new(HttpFailure {
+                method: Method::GET,
+                path: "/".into(),
+                status: StatusCode::from_u16(code).unwrap(),
+                error_type: kind.map(str::to_owned),
+                message: String::new(),
+                request_id: None,
+                action_required: None,
+                retry_after: None,
+            }))
+        };
+        assert!(status(401, Some("UNAUTHORIZED")).is_auth());
+        assert!(status(403, None).is_auth());
+        assert!(!status(401, Some("RULES_OUTDATED")).is_auth());
+        assert!(status(401, Some("RULES_OUTDATED")).is_transient());
+        assert!(status(503, None).is_transient());
+        assert!(status(429, None).is_transient());
+        assert!(!status(404, None).is_transient());
+    }
+}

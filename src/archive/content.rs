@@ -1,0 +1,110 @@
+//! What makes a file's type acceptable: the declared `contentType` must
+//! agree with the response's `Content-Type` header and with the magic bytes
+//! at the start of the file.
+
+/// How many leading bytes the magic-byte check looks at.
+pub const SNIFF_LEN: usize = 512;
+
+/// The lowercase `type/subtype` of a content type, without parameters.
+pub fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Folds aliases of one format into one name, so `image/jpg` and
+/// `image/jpeg`, or `audio/x-m4a` and `audio/mp4`, compare equal. MP4,
+/// QuickTime and M4A share the ISO base media container, whose brand the
+/// sniffer can name either way, so they are one family here.
+fn family(essence: &str) -> &str {
+    match essence {
+        "image/jpg" | "image/pjpeg" => "image/jpeg",
+        "video/mp4" | "video/quicktime" | "audio/mp4" | "audio/x-m4a" | "audio/m4a"
+        | "video/x-m4v" | "video/3gpp" => "iso-bmff",
+        "audio/mp3" | "audio/x-mpeg" => "audio/mpeg",
+        "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "audio/wav",
+        "audio/x-flac" => "audio/flac",
+        "image/heif" => "image/heic",
+        "video/webm" | "audio/webm" | "video/x-matroska" => "matroska",
+        other => other,
+    }
+}
+
+/// Whether the response's `Content-Type` header agrees with the declared
+/// type. A missing header, or the generic `application/octet-stream` that
+/// object stores send for untyped objects, says nothing either way: the
+/// magic bytes decide then.
+pub fn header_agrees(declared: &str, header: Option<&str>) -> bool {
+    let Some(header) = header else { return true };
+    let header = essence(header);
+    if header.is_empty() || header == "application/octet-stream" || header == "binary/octet-stream" {
+        return true;
+    }
+    family(&header) == family(&essence(declared))
+}
+
+/// The outcome of looking at a file's first bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sniff {
+    /// The bytes are of the declared type.
+    Agrees,
+    /// The bytes are of another type (named).
+    Disagrees(String),
+    /// The bytes match no signature while the declared type has one.
+    Unrecognised,
+    /// The declared type has no signature we know: nothing to check.
+    NotCheckable,
+}
+
+/// Compares the file's first bytes with the declared type.
+pub fn sniff(declared: &str, head: &[u8]) -> Sniff {
+    let declared = essence(declared);
+    let found = infer::get(head).map(|kind| kind.mime_type().to_owned());
+    // An alias (`image/jpg`) of a known format is checkable too.
+    let checkable = infer::is_mime_supported(&declared) || family(&declared) != declared;
+    if !checkable {
+        return Sniff::NotCheckable;
+    }
+    match found {
+        Some(found) if family(&found) == family(&declared) => Sniff::Agrees,
+        Some(found) => Sniff::Disagrees(found),
+        None => Sniff::Unrecognised,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D];
+    const MP4: &[u8] = &[0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
+
+    #[test]
+    fn magic_bytes_agree_or_not() {
+        assert_eq!(sniff("image/jpeg", JPEG), Sniff::Agrees);
+        assert_eq!(sniff("image/jpg", JPEG), Sniff::Agrees);
+        assert_eq!(sniff("image/png", PNG), Sniff::Agrees);
+        assert_eq!(sniff("video/mp4", MP4), Sniff::Agrees);
+        assert_eq!(sniff("image/jpeg", PNG), Sniff::Disagrees("image/png".into()));
+        assert_eq!(
+            sniff("image/jpeg", b"<html>oops</html>"),
+            Sniff::Disagrees("text/html".into())
+        );
+        assert_eq!(sniff("image/jpeg", &[7u8; 64]), Sniff::Unrecognised);
+        assert_eq!(sniff("application/x-custom", b"anything"), Sniff::NotCheckable);
+    }
+
+    #[test]
+    fn header_checks() {
+        assert!(header_agrees("image/jpeg", Some("image/jpeg")));
+        assert!(header_agrees("image/jpeg", Some("IMAGE/JPEG; charset=binary")));
+        assert!(header_agrees("image/jpeg", None));
+        assert!(header_agrees("image/jpeg", Some("application/octet-stream")));
+        assert!(!header_agrees("image/jpeg", Some("text/html")));
+        assert!(!header_agrees("image/jpeg", Some("image/png")));
+    }
+}

@@ -1,0 +1,189 @@
+//! Stage 7, commit: the `.part` file a transfer writes into, and the one
+//! way a file reaches its final path.
+//!
+//! Invariants: bytes are hashed (sha256) and counted as they are written;
+//! [`PartFile::commit`] runs only after every check passed, and does
+//! `sync_data` → rename → fsync of the folder, so a file at a final path
+//! is whole and durable. A file that fails a check is moved to the
+//! quarantine folder with its reason, never to the final path.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::content::SNIFF_LEN;
+
+/// Write buffer: large enough that a write is rarely a system call per chunk.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// An in-progress download at `<final>.part`.
+pub struct PartFile {
+    path: PathBuf,
+    writer: std::io::BufWriter<fs_err::File>,
+    hasher: Sha256,
+    length: u64,
+    /// The file's first bytes, for the magic-byte check.
+    head: Vec<u8>,
+}
+
+impl PartFile {
+    /// Opens `path` to continue it. Bytes already there are re-hashed. A
+    /// file longer than `expected` is started over; a complete one keeps all
+    /// but its last byte, so that resuming re-reads the headers and checks
+    /// the server still has the same object before anything is committed.
+    pub fn open(path: &Path, expected: u64) -> std::io::Result<Self> {
+        let mut file = fs_err::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut length = file.metadata()?.len();
+        if length > expected {
+            length = 0;
+        } else if length == expected {
+            length = expected.saturating_sub(1);
+        }
+        file.set_len(length)?;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        if length > 0 {
+            file.seek(SeekFrom::Start(0))?;
+            let mut buffer = vec![0; 256 * 1024];
+            let mut remaining = length;
+            while remaining > 0 {
+                let want = buffer.len().min(remaining as usize);
+                let read = file.read(&mut buffer[..want])?;
+                if read == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..read]);
+                fill_head(&mut head, &buffer[..read]);
+                remaining -= read as u64;
+            }
+        }
+        file.seek(SeekFrom::Start(length))?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: std::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+            hasher,
+            length,
+            head,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)?;
+        self.hasher.update(bytes);
+        fill_head(&mut self.head, bytes);
+        self.length += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Drops every byte: the transfer starts over from zero.
+    pub fn reset(&mut self) -> std::io::Result<()> {
+        self.writer.flush()?;
+        let file = self.writer.get_mut();
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        self.hasher = Sha256::new();
+        self.head.clear();
+        self.length = 0;
+        Ok(())
+    }
+
+    /// Makes the bytes so far durable, so a later run can resume from them.
+    pub fn keep(&mut self) -> std::io::Result<()> {
+        self.writer.flush()?;
+        self.writer.get_ref().sync_data()
+    }
+
+    /// Moves the bytes aside into `quarantine_path` (they failed a check).
+    pub fn quarantine(mut self, quarantine_path: &Path) -> std::io::Result<()> {
+        self.writer.flush()?;
+        drop(self.writer);
+        if let Some(parent) = quarantine_path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::rename(&self.path, quarantine_path)
+    }
+
+    /// `sync_data` → rename onto `final_path` → fsync the folder. Returns
+    /// the sha256 (lowercase hex) of the committed file. Blocking: run it
+    /// off the async threads.
+    pub fn commit(mut self, final_path: &Path) -> std::io::Result<String> {
+        self.writer.flush()?;
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|error| error.into_error())?;
+        file.sync_data()?;
+        drop(file);
+        fs_err::rename(&self.path, final_path)?;
+        sync_folder(final_path.parent().unwrap_or(Path::new(".")))?;
+        Ok(hex::encode(self.hasher.finalize()))
+    }
+}
+
+fn fill_head(head: &mut Vec<u8>, bytes: &[u8]) {
+    if head.len() < SNIFF_LEN {
+        let take = (SNIFF_LEN - head.len()).min(bytes.len());
+        head.extend_from_slice(&bytes[..take]);
+    }
+}
+
+/// fsync a folder so a rename in it survives a crash (a no-op where
+/// folders cannot be opened, as on Windows).
+pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs_err::File::open(folder)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = folder;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_rehashes_and_commit_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let final_path = dir.path().join("full.jpg");
+        let part_path = dir.path().join("full.jpg.part");
+        let body = b"0123456789abcdef";
+        std::fs::write(&part_path, &body[..6]).unwrap();
+        let mut part = PartFile::open(&part_path, body.len() as u64).unwrap();
+        assert_eq!(part.len(), 6);
+        part.write(&body[6..]).unwrap();
+        let digest = part.commit(&final_path).unwrap();
+        assert_eq!(digest, hex::encode(Sha256::digest(body)));
+        assert_eq!(std::fs::read(&final_path).unwrap(), body);
+        assert!(!part_path.exists());
+    }
+
+    #[test]
+    fn complete_or_overlong_parts_are_not_trusted_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let part_path = dir.path().join("x.part");
+        std::fs::write(&part_path, b"12345").unwrap();
+        assert_eq!(PartFile::open(&part_path, 5).unwrap().len(), 4);
+        std::fs::write(&part_path, b"1234567").unwrap();
+        assert_eq!(PartFile::open(&part_path, 5).unwrap().len(), 0);
+    }
+}

@@ -1,0 +1,552 @@
+//! Stage 6, download: at most `--jobs` transfers at once, each one a fixed
+//! transaction — `.part` in the destination folder → resume with `Range`
+//! (and `If-Range`), accepted only as a matching 206 → write, hash, count →
+//! check size, type and magic bytes → commit.
+//!
+//! An *attempt* is send + stream + verify; attempts are retried under one
+//! budget per item with jittered exponential backoff (backon). A URL that
+//! would expire before the transfer can finish, or that the media host
+//! refuses (401/403/410), is re-signed through [`Resigner`] and the
+//! transfer continues from the bytes on disk. A file failing verification
+//! is quarantined and fetched once more with a fresh URL; failing again,
+//! the variant is `failed`.
+//!
+//! The media host never sees the API key or connection id: it is reached
+//! through its own HTTP client without them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use reqwest::{StatusCode, header};
+
+use crate::api::error_chain;
+use crate::archive::content::{Sniff, header_agrees, sniff};
+use crate::archive::paths::{part_path, safe_name};
+use crate::pipeline::commit::PartFile;
+use crate::pipeline::plan::{Job, decide};
+use crate::pipeline::resolve::{Resigner, note};
+use crate::pipeline::{Context, ItemNote, MirrorError, display_name};
+use crate::redact::{Redacted, scrub};
+use crate::report::TransferId;
+use crate::store::{LocalState, LocalVariant};
+
+/// How one job ended.
+#[derive(Debug)]
+pub enum Finished {
+    Verified { received: u64 },
+    Failed { note: ItemNote, received: u64 },
+    Pending { note: ItemNote, received: u64 },
+    /// The run must stop (a refused key, a broken database).
+    Fatal(MirrorError),
+}
+
+/// Why an attempt did not end in a committed file.
+#[derive(Debug)]
+enum AttemptError {
+    /// The media host refused the signed URL: get a fresh one.
+    Expired(StatusCode),
+    /// Worth another attempt after a pause; the `.part` is kept.
+    Transient(String),
+    /// Another attempt would fail the same way.
+    Permanent(String),
+    /// The bytes are not what Vault+ declared; they were quarantined.
+    Verification(String),
+    /// Local trouble (disk, database): the item cannot go on.
+    Local(String),
+}
+
+/// Until transfers measure better, assume this rate per transfer.
+const ASSUMED_RATE: f64 = 512.0 * 1024.0;
+
+/// Transfer rate measured over the run, for expiry estimates.
+struct Throughput {
+    started: Instant,
+    bytes: AtomicU64,
+    active: AtomicUsize,
+}
+
+impl Throughput {
+    /// Bytes per second one transfer can expect.
+    fn per_transfer(&self) -> f64 {
+        let bytes = self.bytes.load(Ordering::Relaxed) as f64;
+        let seconds = self.started.elapsed().as_secs_f64();
+        if bytes < 1024.0 * 1024.0 || seconds < 1.0 {
+            return ASSUMED_RATE;
+        }
+        let active = self.active.load(Ordering::Relaxed).max(1) as f64;
+        (bytes / seconds / active).max(16.0 * 1024.0)
+    }
+}
+
+#[derive(Clone)]
+pub struct Transfers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    context: Arc<Context>,
+    http: reqwest::Client,
+    resigner: Resigner,
+    throughput: Throughput,
+}
+
+impl Transfers {
+    pub fn new(context: Arc<Context>) -> Result<Self, MirrorError> {
+        crate::api::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vault-mirror/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            // Bodies must arrive as stored: no transparent decompression.
+            .no_gzip()
+            .build()
+            .map_err(|error| MirrorError::Io {
+                context: "cannot set up the HTTP client for media downloads".into(),
+                source: std::io::Error::other(error),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                resigner: Resigner::spawn(context.clone()),
+                context,
+                http,
+                throughput: Throughput {
+                    started: Instant::now(),
+                    bytes: AtomicU64::new(0),
+                    active: AtomicUsize::new(0),
+                },
+            }),
+        })
+    }
+
+    /// Fetches, verifies and commits one variant, within its attempt budget.
+    pub async fn fetch_verified(&self, mut job: Job) -> Finished {
+        let inner = &*self.inner;
+        let context = &*inner.context;
+        let network = &context.settings.network;
+        let name = display_name(&job.media_id, &job.label);
+        let mut delays = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(network.retry_delay)
+            .with_max_delay(network.max_retry_delay)
+            .with_max_times(network.transfer_attempts.saturating_sub(1))
+            .build();
+        let mut tries_left = network.transfer_attempts.saturating_sub(1);
+        let mut received = 0;
+        let mut quarantined_once = false;
+        let mut force_resign = false;
+        inner.throughput.active.fetch_add(1, Ordering::Relaxed);
+        let finished = loop {
+            if force_resign || self.expires_too_soon(&job) {
+                force_resign = false;
+                match self.resign(&mut job).await {
+                    Ok(()) => {}
+                    Err(finished) => break finished(received),
+                }
+            }
+            let transfer = TransferId::next();
+            let result = self.attempt(&job, transfer, &name, &mut received).await;
+            let reason = match result {
+                Ok(()) => {
+                    context.reporter.on_done(transfer);
+                    break Finished::Verified { received };
+                }
+                Err(error) => {
+                    context.reporter.on_abandoned(transfer);
+                    error
+                }
+            };
+            let (message, pause) = match reason {
+                AttemptError::Expired(status) => {
+                    force_resign = true;
+                    (format!("the media host refused the URL (HTTP {status}); re-signing"), false)
+                }
+                AttemptError::Verification(reason) if !quarantined_once => {
+                    quarantined_once = true;
+                    force_resign = true;
+                    (format!("{reason}; quarantined, fetching once more with a fresh URL"), false)
+                }
+                AttemptError::Verification(reason) => {
+                    break self.fail(&job, LocalState::Quarantined, &reason, received);
+                }
+                AttemptError::Transient(reason) => (reason, true),
+                AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
+                    break self.fail(&job, LocalState::Failed, &reason, received);
+                }
+            };
+            let Some(delay) = delays.next() else {
+                break self.fail(&job, LocalState::Failed, &message, received);
+            };
+            tries_left = tries_left.saturating_sub(1);
+            context.reporter.on_retry(&name, tries_left + 1, &message);
+            if pause {
+                tokio::time::sleep(delay).await;
+            }
+        };
+        inner.throughput.active.fetch_sub(1, Ordering::Relaxed);
+        finished
+    }
+
+    /// Whether the URL would expire before this transfer can finish.
+    fn expires_too_soon(&self, job: &Job) -> bool {
+        let Some(expires_at) = job.expires_at else { return false };
+        let network = &self.inner.context.settings.network;
+        let needed = job.size as f64 / self.inner.throughput.per_transfer();
+        let margin = network.expiry_margin.as_secs_f64() + needed;
+        (expires_at - crate::now_ms()) as f64 / 1000.0 < margin
+    }
+
+    /// Replaces the job's URL with a fresh one. Errors say how the job ends.
+    async fn resign(&self, job: &mut Job) -> Result<(), Box<dyn FnOnce(u64) -> Finished + Send>> {
+        let context = &*self.inner.context;
+        let pending = |reason: String, job: &Job| {
+            let note = note(&job.media_id, &job.label, &reason);
+            Box::new(move |received| Finished::Pending { note, received }) as Box<_>
+        };
+        let item = match self.inner.resigner.refresh(&job.media_id).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Err(pending("no longer cached by Vault+".into(), job)),
+            Err(error) if error.is_auth() => {
+                let error = Arc::unwrap_or_clone(error);
+                return Err(Box::new(move |_| Finished::Fatal(error.into())));
+            }
+            Err(error) => {
+                // Try the old URL; the next attempt asks again.
+                context
+                    .reporter
+                    .on_note(&format!("could not re-sign {}: {error}", display_name(&job.media_id, &job.label)));
+                return Ok(());
+            }
+        };
+        let Some(variant) = item.media.get(&job.label) else {
+            return Err(pending("the variant is no longer listed by Vault+".into(), job));
+        };
+        let unknown = LocalVariant {
+            state: LocalState::Missing,
+            local_path: None,
+            sha256: None,
+            verified_size: None,
+            attempts: 0,
+            part_validator: job.part_validator.clone(),
+        };
+        match decide(&context.settings.out, &job.media_id, &job.label, variant, &unknown) {
+            crate::pipeline::plan::Decision::Fetch(fresh) => {
+                let fresh = *fresh;
+                if fresh.size != job.size || fresh.content_type != job.content_type {
+                    // Changed upstream meanwhile: the bytes on disk are of the old object.
+                    let old_part = part_path(&context.settings.out.join(&job.relative_path));
+                    let _ = fs_err::remove_file(old_part);
+                }
+                *job = fresh;
+                Ok(())
+            }
+            crate::pipeline::plan::Decision::Pending(reason)
+            | crate::pipeline::plan::Decision::Unavailable(reason)
+            | crate::pipeline::plan::Decision::Invalid(reason) => Err(pending(reason, job)),
+            crate::pipeline::plan::Decision::AlreadyVerified => Ok(()),
+        }
+    }
+
+    fn fail(&self, job: &Job, state: LocalState, reason: &str, received: u64) -> Finished {
+        let context = &*self.inner.context;
+        let name = display_name(&job.media_id, &job.label);
+        context.reporter.on_failed(&name, reason);
+        if let Err(error) = context
+            .store
+            .mark_unfinished(&job.media_id, &job.label, state, reason, crate::now_ms())
+        {
+            return Finished::Fatal(error.into());
+        }
+        Finished::Failed {
+            note: note(&job.media_id, &job.label, reason),
+            received,
+        }
+    }
+
+    /// One attempt: send, stream into `.part`, verify, commit, record.
+    async fn attempt(
+        &self,
+        job: &Job,
+        transfer: TransferId,
+        name: &str,
+        received: &mut u64,
+    ) -> Result<(), AttemptError> {
+        let inner = &*self.inner;
+        let context = &*inner.context;
+        let stall = context.settings.network.stall_timeout;
+        let final_path = context.settings.out.join(&job.relative_path);
+        let part_path = part_path(&final_path);
+        let local = |error: std::io::Error| AttemptError::Local(error.to_string());
+        if let Some(folder) = final_path.parent() {
+            fs_err::create_dir_all(folder).map_err(local)?;
+        }
+        let mut part = PartFile::open(&part_path, job.size).map_err(local)?;
+        context
+            .store
+            .mark_downloading(&job.media_id, &job.label, crate::now_ms())
+            .map_err(|error| AttemptError::Local(error.to_string()))?;
+        context.reporter.on_start(transfer, name, job.size, part.len());
+
+        let mut response = self.request(job, part.len(), stall).await?;
+        let status = response.status();
+        let resumed = part.len();
+        let start = match status {
+            StatusCode::PARTIAL_CONTENT if resumed > 0 => {
+                let range = response
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(parse_content_range);
+                match range {
+                    Some((first, _, total)) if first == resumed && total.is_none_or(|t| t == job.size) => first,
+                    _ => {
+                        // Not the bytes we asked for: start over from zero.
+                        self.restart(&mut part, transfer)?;
+                        response = self.request(job, 0, stall).await?;
+                        0
+                    }
+                }
+            }
+            StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+                if resumed > 0 {
+                    self.restart(&mut part, transfer)?;
+                }
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    response = self.request(job, 0, stall).await?;
+                }
+                0
+            }
+            _ => 0,
+        };
+        let status = response.status();
+        match status.as_u16() {
+            200 | 206 => {}
+            401 | 403 | 410 => return Err(AttemptError::Expired(status)),
+            408 | 425 | 429 | 500..=599 => {
+                return Err(AttemptError::Transient(format!("the media host answered HTTP {status}")));
+            }
+            _ => {
+                return Err(AttemptError::Permanent(format!(
+                    "the media host answered HTTP {status} for {}",
+                    Redacted::new(&job.url)
+                )));
+            }
+        }
+        if start == 0 {
+            let validator = validator(response.headers());
+            context
+                .store
+                .set_part_validator(&job.media_id, &job.label, validator.as_deref())
+                .map_err(|error| AttemptError::Local(error.to_string()))?;
+        }
+
+        // Checks that need no body: fail before spending the bandwidth.
+        let header_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        if !header_agrees(&job.content_type, header_type.as_deref()) {
+            let reason = format!(
+                "the media host sent Content-Type `{}`, Vault+ declared `{}`",
+                header_type.unwrap_or_default(),
+                job.content_type
+            );
+            return Err(self.quarantine(job, part, reason));
+        }
+        let remaining = job.size - start;
+        if let Some(announced) = response.content_length()
+            && announced != remaining
+        {
+            let reason = format!(
+                "the media host announced {announced} bytes, {remaining} were expected (Vault+ declared {} in all)",
+                job.size
+            );
+            return Err(self.quarantine(job, part, reason));
+        }
+
+        let mut body = response.bytes_stream();
+        loop {
+            let next = match tokio::time::timeout(stall, body.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    part.keep().map_err(local)?;
+                    return Err(AttemptError::Transient(format!(
+                        "stalled: no data for {}s",
+                        stall.as_secs()
+                    )));
+                }
+            };
+            let Some(chunk) = next else { break };
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    part.keep().map_err(local)?;
+                    return Err(AttemptError::Transient(format!(
+                        "the body was cut off at {} of {} bytes: {}",
+                        part.len(),
+                        job.size,
+                        scrub(&error_chain(&error.without_url()))
+                    )));
+                }
+            };
+            if part.len() + chunk.len() as u64 > job.size {
+                let reason = format!("the media host sent more than the {} bytes Vault+ declared", job.size);
+                return Err(self.quarantine(job, part, reason));
+            }
+            part.write(&chunk).map_err(local)?;
+            *received += chunk.len() as u64;
+            inner.throughput.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            context.reporter.on_bytes(transfer, chunk.len() as u64);
+        }
+        if part.len() < job.size {
+            part.keep().map_err(local)?;
+            return Err(AttemptError::Transient(format!(
+                "the body ended at {} of {} bytes",
+                part.len(),
+                job.size
+            )));
+        }
+        match sniff(&job.content_type, part.head()) {
+            Sniff::Agrees | Sniff::NotCheckable => {}
+            Sniff::Disagrees(found) => {
+                let reason = format!("the file's bytes are {found}, Vault+ declared `{}`", job.content_type);
+                return Err(self.quarantine(job, part, reason));
+            }
+            Sniff::Unrecognised => {
+                let reason = format!("the file's bytes are not {} (unrecognised signature)", job.content_type);
+                return Err(self.quarantine(job, part, reason));
+            }
+        }
+
+        let size = part.len();
+        let commit_path = final_path.clone();
+        let sha256 = tokio::task::spawn_blocking(move || part.commit(&commit_path))
+            .await
+            .map_err(|error| AttemptError::Local(error.to_string()))?
+            .map_err(local)?;
+        let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        context
+            .store
+            .mark_verified(&job.media_id, &job.label, &relative, &sha256, size as i64, crate::now_ms())
+            .map_err(|error| AttemptError::Local(error.to_string()))?;
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        job: &Job,
+        offset: u64,
+        stall: Duration,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let mut request = self.inner.http.get(job.url.clone());
+        if offset > 0 {
+            request = request.header(header::RANGE, format!("bytes={offset}-"));
+            if let Some(validator) = &job.part_validator {
+                request = request.header(header::IF_RANGE, validator);
+            }
+        }
+        match tokio::time::timeout(stall, request.send()).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(AttemptError::Transient(format!(
+                "request failed: {}",
+                scrub(&error_chain(&error.without_url()))
+            ))),
+            Err(_) => Err(AttemptError::Transient(format!(
+                "no answer from the media host within {}s",
+                stall.as_secs()
+            ))),
+        }
+    }
+
+    fn restart(&self, part: &mut PartFile, transfer: TransferId) -> Result<(), AttemptError> {
+        self.inner.context.reporter.on_rewind(transfer, part.len());
+        part.reset()
+            .map_err(|error| AttemptError::Local(error.to_string()))
+    }
+
+    /// Sets failed bytes aside under `.vault-mirror/quarantine/` (kept for
+    /// inspection; the next quarantine of the same variant replaces them).
+    fn quarantine(&self, job: &Job, part: PartFile, reason: String) -> AttemptError {
+        let context = &*self.inner.context;
+        let aside = quarantine_path(&context.settings.out, job);
+        if let Err(error) = part.quarantine(&aside) {
+            return AttemptError::Local(format!("{reason}; and setting the bytes aside failed: {error}"));
+        }
+        let _ = context.store.mark_unfinished(
+            &job.media_id,
+            &job.label,
+            LocalState::Quarantined,
+            &reason,
+            crate::now_ms(),
+        );
+        AttemptError::Verification(reason)
+    }
+}
+
+/// Where quarantined bytes of a variant go.
+pub fn quarantine_path(out: &std::path::Path, job: &Job) -> PathBuf {
+    let file_name = job
+        .relative_path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| safe_name(&job.label));
+    out.join(".vault-mirror")
+        .join("quarantine")
+        .join(safe_name(&job.media_id))
+        .join(file_name)
+}
+
+/// A strong ETag, else Last-Modified: what `If-Range` may carry.
+fn validator(headers: &header::HeaderMap) -> Option<String> {
+    let text = |name| headers.get(name).and_then(|value: &header::HeaderValue| value.to_str().ok());
+    text(header::ETAG)
+        .filter(|etag| !etag.starts_with("W/"))
+        .or_else(|| text(header::LAST_MODIFIED))
+        .map(str::to_owned)
+}
+
+/// `bytes first-last/total` (total may be `*`) → (first, last, total).
+pub fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.trim().split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    let last: u64 = last.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        digits => Some(digits.parse().ok()?),
+    };
+    if last < first || total.is_some_and(|total| last >= total) {
+        return None;
+    }
+    Some((first, last, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, 199, Some(200))));
+        assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
+        assert_eq!(parse_content_range("bytes 5-4/10"), None);
+        assert_eq!(parse_content_range("bytes 5-10/10"), None);
+        assert_eq!(parse_content_range("bytes */10"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range(""), None);
+    }
+
+    #[test]
+    fn validators_prefer_strong_etags() {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::ETAG, "W/\"weak\"".parse().unwrap());
+        headers.insert(header::LAST_MODIFIED, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        assert_eq!(validator(&headers).as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        headers.insert(header::ETAG, "\"strong\"".parse().unwrap());
+        assert_eq!(validator(&headers).as_deref(), Some("\"strong\""));
+    }
+}

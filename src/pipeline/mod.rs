@@ -1,0 +1,259 @@
+//! The mirror pipeline, one module per stage, in the order data flows:
+//!
+//! ```text
+//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit
+//! ```
+//!
+//! [`mirror`] drives them. Stages before `resolve` run one after another;
+//! `resolve` feeds `download` through a bounded channel, so transfers start
+//! as soon as the first batch is resolved and signed URLs are fresh when
+//! used. One failed item is recorded and the run goes on; only a refused
+//! key, an unreachable API or a broken database stop a run.
+
+pub mod commit;
+pub mod download;
+pub mod lists;
+pub mod membership;
+pub mod plan;
+pub mod resolve;
+pub mod sync;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::api::{ApiClient, ApiError};
+use crate::report::{Reporter, Stage};
+use crate::settings::{Settings, SettingsError};
+use crate::store::{Store, StoreError};
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl MirrorError {
+    /// The exit code `DESIGN.md` assigns to this kind of failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MirrorError::Settings(_) => 2,
+            MirrorError::Api(error) if error.is_auth() => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every selected variant is mirrored and verified.
+    Complete,
+    /// The run finished, but some variants failed or are still pending.
+    Partial,
+}
+
+/// One item of the summary that needs a word of explanation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ItemNote {
+    pub id: String,
+    pub label: String,
+    pub reason: String,
+}
+
+/// Per-list figures of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListSummary {
+    pub id: String,
+    pub name: String,
+    pub members: usize,
+    pub gone: usize,
+}
+
+/// What a `mirror` run did; `--json` prints it as one object. The fields
+/// are documented in the README and stable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub command: &'static str,
+    pub outcome: Outcome,
+    pub exit_code: i32,
+    pub out: PathBuf,
+    pub run_id: i64,
+    pub lists: Vec<ListSummary>,
+    /// Variants of the selected labels that the API described this run.
+    pub variants_seen: u64,
+    /// Variants fetched and verified this run.
+    pub downloaded: u64,
+    /// Variants that were already verified on disk.
+    pub already_verified: u64,
+    /// Not stored upstream yet (pending, storing, or not cached by Vault+).
+    pub pending: Vec<ItemNote>,
+    /// Gave up this run (the reason says why); retried by the next run.
+    pub failed: Vec<ItemNote>,
+    /// Not downloadable upstream (removed, edge-only, or an unknown status).
+    pub unavailable: Vec<ItemNote>,
+    /// Problems with whole lists (a sync or membership read that failed).
+    pub errors: Vec<String>,
+    /// Bytes received this run.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Everything the stages share.
+pub struct Context {
+    pub settings: Settings,
+    pub api: ApiClient,
+    pub store: Store,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// Runs the whole pipeline once.
+pub async fn mirror(settings: &Settings, reporter: Arc<dyn Reporter>) -> Result<Summary, MirrorError> {
+    let started = Instant::now();
+    let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
+    fs_err::create_dir_all(&settings.out).map_err(|source| MirrorError::Io {
+        context: format!("cannot create the archive folder {}", settings.out.display()),
+        source,
+    })?;
+    let store = Store::open(&settings.db)?;
+    let run_id = store.begin_run("mirror", crate::now_ms())?;
+    let context = Arc::new(Context {
+        settings: settings.clone(),
+        api,
+        store,
+        reporter,
+    });
+    let result = run_stages(&context, run_id).await;
+    let now = crate::now_ms();
+    match result {
+        Ok(mut summary) => {
+            summary.seconds = started.elapsed().as_secs_f64();
+            let text = serde_json::to_string(&summary).unwrap_or_default();
+            let outcome = match summary.outcome {
+                Outcome::Complete => "complete",
+                Outcome::Partial => "partial",
+            };
+            context
+                .store
+                .finish_run(run_id, outcome, summary.exit_code, &text, now)?;
+            Ok(summary)
+        }
+        Err(error) => {
+            // Best effort: the run's own failure is what the user must see.
+            let _ = context.store.finish_run(
+                run_id,
+                "failed",
+                error.exit_code(),
+                &serde_json::json!({ "error": error.to_string() }).to_string(),
+                now,
+            );
+            Err(error)
+        }
+    }
+}
+
+async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, MirrorError> {
+    let mut errors = Vec::new();
+    let selected = lists::select(context).await?;
+    if context.settings.mirror.sync {
+        sync::sync_lists(context, &selected, &mut errors).await?;
+    }
+    let list_summaries = membership::read_members(context, &selected, &mut errors).await?;
+    let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
+    let media_ids = context.store.current_members(&list_ids)?;
+    context.reporter.on_stage(
+        Stage::Resolve,
+        &format!("{} media in {} lists", media_ids.len(), selected.len()),
+    );
+
+    let (jobs_in, jobs_out) = futures::channel::mpsc::channel(context.settings.mirror.jobs * 4);
+    let resolver = resolve::resolve_all(context.clone(), media_ids, jobs_in);
+    let transfers = download::Transfers::new(context.clone())?;
+    let downloads = jobs_out
+        .map(|job| {
+            let transfers = transfers.clone();
+            tokio::spawn(async move { transfers.fetch_verified(job).await })
+        })
+        .buffer_unordered(context.settings.mirror.jobs.max(1))
+        .collect::<Vec<_>>();
+    let (resolved, finished) = tokio::join!(resolver, downloads);
+    let resolved = resolved?;
+
+    let mut summary = Summary {
+        command: "mirror",
+        outcome: Outcome::Complete,
+        exit_code: 0,
+        out: context.settings.out.clone(),
+        run_id,
+        lists: list_summaries,
+        variants_seen: resolved.variants_seen,
+        downloaded: 0,
+        already_verified: resolved.already_verified,
+        pending: resolved.pending,
+        failed: resolved.failed,
+        unavailable: resolved.unavailable,
+        errors,
+        bytes: 0,
+        seconds: 0.0,
+    };
+    for joined in finished {
+        match joined {
+            Ok(download::Finished::Verified { received }) => {
+                summary.downloaded += 1;
+                summary.bytes += received;
+            }
+            Ok(download::Finished::Failed { note, received }) => {
+                summary.bytes += received;
+                summary.failed.push(note);
+            }
+            Ok(download::Finished::Pending { note, received }) => {
+                summary.bytes += received;
+                summary.pending.push(note);
+            }
+            Ok(download::Finished::Fatal(error)) => return Err(error),
+            Err(join_error) => summary.failed.push(ItemNote {
+                id: String::new(),
+                label: String::new(),
+                reason: format!("internal error: a transfer task ended abnormally: {join_error}"),
+            }),
+        }
+    }
+    summary.pending.sort();
+    summary.failed.sort();
+    summary.unavailable.sort();
+    if !summary.pending.is_empty() || !summary.failed.is_empty() || !summary.errors.is_empty() {
+        summary.outcome = Outcome::Partial;
+        summary.exit_code = 3;
+    }
+    Ok(summary)
+}
+
+/// A name for messages: the raw id and label with control characters
+/// escaped and great lengths cut, so server text cannot garble a terminal.
+pub fn display_name(media_id: &str, label: &str) -> String {
+    fn shown(text: &str) -> String {
+        let escaped: String = text.chars().flat_map(char::escape_debug).collect();
+        if escaped.chars().count() > 40 {
+            let head: String = escaped.chars().take(37).collect();
+            format!("{head}…")
+        } else {
+            escaped
+        }
+    }
+    format!("{}/{}", shown(media_id), shown(label))
+}

@@ -1,0 +1,168 @@
+//! Stage 4, plan: for each variant the API described, decide what to do —
+//! fetch it, count it as already verified, or report it pending or
+//! unavailable. Pure logic over what the API said and what the database
+//! holds (plus one `stat` of the file that is supposed to be there).
+
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::api::models::{RemoteStatus, Variant};
+use crate::archive::paths::variant_path;
+use crate::store::{LocalState, LocalVariant};
+
+/// One transfer to make.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub media_id: String,
+    pub label: String,
+    /// Signed URL: a secret, never shown or stored.
+    pub url: Url,
+    /// When the URL stops working (epoch ms), if the API said.
+    pub expires_at: Option<i64>,
+    pub size: u64,
+    pub content_type: String,
+    /// Final path, relative to the archive root.
+    pub relative_path: PathBuf,
+    /// ETag or Last-Modified of the bytes already in `.part`.
+    pub part_validator: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Fetch(Box<Job>),
+    AlreadyVerified,
+    /// Not stored upstream yet; a later run (or `--wait-pending`) gets it.
+    Pending(String),
+    /// Not downloadable upstream, and no later run will change that by itself.
+    Unavailable(String),
+    /// The API described the variant in a way we cannot use.
+    Invalid(String),
+}
+
+pub fn decide(
+    out: &Path,
+    media_id: &str,
+    label: &str,
+    remote: &Variant,
+    local: &LocalVariant,
+) -> Decision {
+    if local.state == LocalState::Verified && verified_file_present(out, local) {
+        return Decision::AlreadyVerified;
+    }
+    match &remote.status {
+        RemoteStatus::Stored => {}
+        status if status.is_on_its_way() => {
+            return Decision::Pending(format!("{} upstream", status.as_str()));
+        }
+        status => {
+            return Decision::Unavailable(format!("status `{}` upstream", status.as_str()));
+        }
+    }
+    let size = match remote.size_bytes {
+        Some(size) if size > 0 => size as u64,
+        Some(size) => return Decision::Invalid(format!("Vault+ declares a size of {size} bytes")),
+        None => return Decision::Invalid("Vault+ declares no size (`sizeBytes`)".into()),
+    };
+    let Some(content_type) = remote
+        .content_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|content_type| content_type.contains('/'))
+    else {
+        return Decision::Invalid("Vault+ declares no content type".into());
+    };
+    let url = match remote.url.as_deref().map(Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") => url,
+        Some(_) => return Decision::Invalid("Vault+ gave a URL that is not http(s)".into()),
+        None => return Decision::Invalid("Vault+ gave no URL".into()),
+    };
+    Decision::Fetch(Box::new(Job {
+        media_id: media_id.to_owned(),
+        label: label.to_owned(),
+        url,
+        expires_at: remote.expires_at,
+        size,
+        content_type: content_type.to_owned(),
+        relative_path: variant_path(media_id, label, content_type),
+        part_validator: local.part_validator.clone(),
+    }))
+}
+
+/// A verified variant counts only while its file is where the database
+/// says, at the size it was verified at (`verify` re-hashes; this is the
+/// cheap check every run makes).
+fn verified_file_present(out: &Path, local: &LocalVariant) -> bool {
+    let (Some(path), Some(size)) = (&local.local_path, local.verified_size) else {
+        return false;
+    };
+    fs_err::metadata(out.join(path)).is_ok_and(|meta| meta.is_file() && meta.len() as i64 == size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> Variant {
+        Variant {
+            status: RemoteStatus::Stored,
+            size_bytes: Some(10),
+            content_type: Some("image/jpeg".into()),
+            url: Some("http://127.0.0.1/media?sig=x".into()),
+            expires_at: Some(5),
+            ..Variant::default()
+        }
+    }
+
+    fn local(state: LocalState) -> LocalVariant {
+        LocalVariant {
+            state,
+            local_path: Some("media/1/full.jpg".into()),
+            sha256: None,
+            verified_size: Some(10),
+            attempts: 0,
+            part_validator: None,
+        }
+    }
+
+    #[test]
+    fn stored_and_missing_is_fetched_to_a_safe_path() {
+        let out = Path::new("/nonexistent");
+        let Decision::Fetch(job) = decide(out, "../../x", "full", &stored(), &local(LocalState::Missing)) else {
+            panic!("expected a fetch")
+        };
+        assert_eq!(job.relative_path, Path::new("media/~2e~2e~2f~2e~2e~2fx/full.jpg"));
+        assert_eq!(job.size, 10);
+    }
+
+    #[test]
+    fn verified_counts_only_with_the_file_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let verified = local(LocalState::Verified);
+        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::Fetch(_)));
+        std::fs::create_dir_all(dir.path().join("media/1")).unwrap();
+        std::fs::write(dir.path().join("media/1/full.jpg"), b"0123456789").unwrap();
+        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::AlreadyVerified));
+        std::fs::write(dir.path().join("media/1/full.jpg"), b"short").unwrap();
+        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::Fetch(_)));
+    }
+
+    #[test]
+    fn statuses_and_bad_declarations() {
+        let out = Path::new("/nonexistent");
+        let missing = local(LocalState::Missing);
+        let with = |change: fn(&mut Variant)| {
+            let mut variant = stored();
+            change(&mut variant);
+            decide(out, "1", "full", &variant, &missing)
+        };
+        assert!(matches!(with(|v| v.status = RemoteStatus::Pending), Decision::Pending(_)));
+        assert!(matches!(with(|v| v.status = RemoteStatus::Storing), Decision::Pending(_)));
+        assert!(matches!(with(|v| v.status = RemoteStatus::Removed), Decision::Unavailable(_)));
+        assert!(matches!(with(|v| v.status = RemoteStatus::Other("x".into())), Decision::Unavailable(_)));
+        assert!(matches!(with(|v| v.size_bytes = Some(-5)), Decision::Invalid(_)));
+        assert!(matches!(with(|v| v.size_bytes = None), Decision::Invalid(_)));
+        assert!(matches!(with(|v| v.url = Some("file:///etc/passwd".into())), Decision::Invalid(_)));
+        assert!(matches!(with(|v| v.content_type = None), Decision::Invalid(_)));
+    }
+}

@@ -1,0 +1,71 @@
+//! Events from the core to whoever shows them. The core never prints: it
+//! calls a [`Reporter`], and the binary decides whether that means progress
+//! bars, log lines, or nothing (`--quiet`, `--json`).
+//!
+//! Byte counts are *new* bytes per read, so a reporter can sum them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifies one transfer between `on_start` and `on_done`/`on_failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransferId(pub u64);
+
+impl TransferId {
+    /// A process-wide unique id.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TransferId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The pipeline stages, in order (see `DESIGN.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Lists,
+    Sync,
+    Membership,
+    Resolve,
+    Download,
+    Commit,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Lists => "lists",
+            Stage::Sync => "sync",
+            Stage::Membership => "membership",
+            Stage::Resolve => "resolve",
+            Stage::Download => "download",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+pub trait Reporter: Send + Sync {
+    /// A stage began (or made progress worth a line): `detail` says what.
+    fn on_stage(&self, _stage: Stage, _detail: &str) {}
+    /// More work was planned: `files` transfers totalling `bytes`.
+    fn on_queued(&self, _files: u64, _bytes: u64) {}
+    /// A transfer started; `resumed_from` bytes were already on disk.
+    fn on_start(&self, _id: TransferId, _name: &str, _size: u64, _resumed_from: u64) {}
+    /// `new_bytes` more bytes of a transfer arrived.
+    fn on_bytes(&self, _id: TransferId, _new_bytes: u64) {}
+    /// The transfer's bytes were dropped (a restart from zero): take them back.
+    fn on_rewind(&self, _id: TransferId, _lost_bytes: u64) {}
+    /// The transfer is verified and committed.
+    fn on_done(&self, _id: TransferId) {}
+    /// Something is tried again; `tries_left` more attempts remain.
+    fn on_retry(&self, _what: &str, _tries_left: usize, _reason: &str) {}
+    /// An item failed for good (the run goes on).
+    fn on_failed(&self, _what: &str, _reason: &str) {}
+    /// A transfer ended without success (failed, or handed back to be retried later).
+    fn on_abandoned(&self, _id: TransferId) {}
+    /// Something the user should know that is neither progress nor failure.
+    fn on_note(&self, _text: &str) {}
+}
+
+/// Shows nothing: for `--quiet`, `--json` and tests.
+pub struct SilentReporter;
+
+impl Reporter for SilentReporter {}

@@ -1,0 +1,217 @@
+//! One validated [`Settings`] value, built before any network or disk IO
+//! from the command line, the environment, the config file and defaults
+//! (in that order of precedence). Commands take `&Settings`, never the raw
+//! command-line structs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::api::ApiConfig;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
+pub const DEFAULT_JOBS: usize = 8;
+pub const DEFAULT_QUALITY: &[&str] = &["full", "thumb"];
+
+/// How the run shows itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+/// Which variant labels to mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quality {
+    /// Every label Vault+ has (`--quality all`).
+    All,
+    Labels(Vec<String>),
+}
+
+impl Quality {
+    pub fn wants(&self, label: &str) -> bool {
+        match self {
+            Quality::All => true,
+            Quality::Labels(labels) => labels.iter().any(|wanted| wanted == label),
+        }
+    }
+
+    /// Parses `full,thumb` or `all`.
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
+        let labels: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|label| !label.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if labels.is_empty() {
+            return Err(SettingsError::Invalid {
+                name: "quality",
+                reason: "give at least one variant label, e.g. `full,thumb`, or `all`".into(),
+            });
+        }
+        if labels.iter().any(|label| label == "all" || label == "*") {
+            return Ok(Quality::All);
+        }
+        Ok(Quality::Labels(labels))
+    }
+}
+
+/// Options of the `mirror` pipeline.
+#[derive(Debug, Clone)]
+pub struct MirrorSettings {
+    /// Lists to mirror; empty means every list of the connection.
+    pub lists: Vec<String>,
+    pub quality: Quality,
+    pub jobs: usize,
+    pub sync: bool,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        Self {
+            lists: Vec::new(),
+            quality: Quality::Labels(DEFAULT_QUALITY.iter().map(|l| (*l).to_owned()).collect()),
+            jobs: DEFAULT_JOBS,
+            sync: true,
+        }
+    }
+}
+
+/// Network behaviour: timeouts and retry budgets.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// Attempts per API call.
+    pub api_attempts: usize,
+    /// Attempts per variant (send + stream + verify is one attempt).
+    pub transfer_attempts: usize,
+    /// First retry delay (doubles, with jitter, up to `max_retry_delay`).
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    /// Whole-request timeout for API calls.
+    pub api_timeout: Duration,
+    /// A transfer that receives no byte for this long is abandoned and retried.
+    pub stall_timeout: Duration,
+    /// A URL is re-signed when less than this remains before `expiresAt`
+    /// (on top of the time the transfer is expected to take).
+    pub expiry_margin: Duration,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            api_attempts: 5,
+            transfer_attempts: 5,
+            retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(30),
+            api_timeout: Duration::from_secs(120),
+            stall_timeout: Duration::from_secs(30),
+            expiry_margin: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Archive root.
+    pub out: PathBuf,
+    /// State database.
+    pub db: PathBuf,
+    pub base_url: Url,
+    pub api_key: Option<SecretString>,
+    pub connection_id: Option<String>,
+    pub output: Output,
+    pub mirror: MirrorSettings,
+    pub network: NetworkSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("no API key: pass `--api-key`, set OFAUTH_API_KEY, or set `api_key_file` in the config file")]
+    MissingApiKey,
+    #[error("no connection id: pass `--connection` or set OFAUTH_CONNECTION_ID")]
+    MissingConnection,
+    #[error("invalid {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Settings for an archive at `out` with every other value at its default.
+    pub fn new(out: PathBuf) -> Self {
+        let db = default_db(&out);
+        Self {
+            out,
+            db,
+            base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL parses"),
+            api_key: None,
+            connection_id: None,
+            output: Output::default(),
+            mirror: MirrorSettings::default(),
+            network: NetworkSettings::default(),
+        }
+    }
+
+    /// What the API client needs; fails when the key or connection is missing.
+    pub fn api_config(&self) -> Result<ApiConfig, SettingsError> {
+        Ok(ApiConfig {
+            base_url: self.base_url.clone(),
+            api_key: self.api_key.clone().ok_or(SettingsError::MissingApiKey)?,
+            connection_id: self
+                .connection_id
+                .clone()
+                .ok_or(SettingsError::MissingConnection)?,
+            attempts: self.network.api_attempts,
+            base_delay: self.network.retry_delay,
+            max_delay: self.network.max_retry_delay,
+            timeout: self.network.api_timeout,
+        })
+    }
+}
+
+/// `<out>/.vault-mirror/state.sqlite`.
+pub fn default_db(out: &std::path::Path) -> PathBuf {
+    out.join(".vault-mirror").join("state.sqlite")
+}
+
+/// Parses an API base URL; only http and https are accepted.
+pub fn parse_base_url(text: &str) -> Result<Url, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        name: "base URL",
+        reason,
+    };
+    let url = Url::parse(text.trim()).map_err(|error| invalid(format!("{text:?}: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(format!("{text:?}: use an http:// or https:// URL")));
+    }
+    if url.query().is_some() {
+        return Err(invalid(format!("{text:?}: a base URL has no query string")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_parsing() {
+        assert_eq!(
+            Quality::parse("full, thumb").unwrap(),
+            Quality::Labels(vec!["full".into(), "thumb".into()])
+        );
+        assert_eq!(Quality::parse("all").unwrap(), Quality::All);
+        assert!(Quality::parse(" , ").is_err());
+        assert!(Quality::All.wants("square-preview"));
+    }
+
+    #[test]
+    fn base_urls() {
+        assert!(parse_base_url("https://api.ofauth.com").is_ok());
+        assert!(parse_base_url("http://127.0.0.1:8080/").is_ok());
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("not a url").is_err());
+    }
+}
