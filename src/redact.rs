@@ -61,7 +61,8 @@ pub fn scrub(text: &str) -> String {
             out.push(' ');
         }
         if word.contains("://") && word.contains('?') {
-            let trimmed = word.trim_matches(|c| matches!(c, '(' | ')' | '"' | '\'' | ',' | '<' | '>'));
+            let trimmed =
+                word.trim_matches(|c| matches!(c, '(' | ')' | '"' | '\'' | ',' | '<' | '>'));
             out.push_str(&word.replace(trimmed, Redacted::from_text(trimmed).as_str()));
         } else {
             out.push_str(word);
@@ -76,7 +77,8 @@ mod tests {
 
     #[test]
     fn query_and_credentials_are_dropped() {
-        let url = url::Url::parse("https://user:pw@media.example/a/b.jpg?sig=SECRET&exp=1").unwrap();
+        let url =
+            url::Url::parse("https://user:pw@media.example/a/b.jpg?sig=SECRET&exp=1").unwrap();
         let shown = Redacted::new(&url).to_string();
         assert_eq!(shown, "https://media.example/a/b.jpg?…");
         assert!(!shown.contains("SECRET"));

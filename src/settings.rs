@@ -130,7 +130,9 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("no API key: pass `--api-key`, set OFAUTH_API_KEY, or set `api_key_file` in the config file")]
+    #[error(
+        "no API key: pass `--api-key`, set OFAUTH_API_KEY, or set `api_key_file` in the config file"
+    )]
     MissingApiKey,
     #[error("no connection id: pass `--connection` or set OFAUTH_CONNECTION_ID")]
     MissingConnection,

@@ -65,9 +65,13 @@ pub struct HttpFailure {
 pub enum ApiError {
     #[error(transparent)]
     Status(Box<HttpFailure>),
+    #[error("the id {id:?} cannot be addressed in a URL path (`.` and `..` are path syntax)")]
+    Unaddressable { id: String },
     #[error("could not reach the API at {url}: {reason}")]
     Transport { url: Redacted, reason: String },
-    #[error("{method} {path} answered HTTP {status} with a body that is not the JSON expected: {snippet:?}")]
+    #[error(
+        "{method} {path} answered HTTP {status} with a body that is not the JSON expected: {snippet:?}"
+    )]
     Decode {
         method: Method,
         path: String,
@@ -99,6 +103,7 @@ impl ApiError {
                     || failure.error_type.as_deref() == Some("RULES_OUTDATED")
             }
             ApiError::Transport { .. } | ApiError::Decode { .. } => true,
+            ApiError::Unaddressable { .. } => false,
         }
     }
 
@@ -106,16 +111,15 @@ impl ApiError {
         match self {
             ApiError::Status(failure) => Some(failure.status),
             ApiError::Decode { status, .. } => Some(*status),
-            ApiError::Transport { .. } => None,
+            ApiError::Transport { .. } | ApiError::Unaddressable { .. } => None,
         }
     }
 
     /// What to tell a person who can act on it.
     pub fn hint(&self) -> Option<String> {
         let ApiError::Status(failure) = self else {
-            return matches!(self, ApiError::Transport { .. }).then(|| {
-                "check the network and `--base-url` (OFAUTH_BASE_URL)".to_owned()
-            });
+            return matches!(self, ApiError::Transport { .. })
+                .then(|| "check the network and `--base-url` (OFAUTH_BASE_URL)".to_owned());
         };
         let HttpFailure {
             status,
@@ -128,8 +132,13 @@ impl ApiError {
             .as_deref()
             .map(|id| format!(" (request id {id})"))
             .unwrap_or_default();
-        match (status.as_u16(), error_type.as_deref(), action_required.as_deref()) {
-            (_, Some("SESSION_EXPIRED" | "SESSION_NOT_PROVIDED"), _) | (_, _, Some("refresh_session")) => Some(format!(
+        match (
+            status.as_u16(),
+            error_type.as_deref(),
+            action_required.as_deref(),
+        ) {
+            (_, Some("SESSION_EXPIRED" | "SESSION_NOT_PROVIDED"), _)
+            | (_, _, Some("refresh_session")) => Some(format!(
                 "the connection needs re-linking in the OFAuth dashboard, or `--connection` (OFAUTH_CONNECTION_ID) names the wrong one{request}"
             )),
             (401, ..) => Some(format!(
@@ -196,7 +205,7 @@ impl ApiClient {
         let mut seen = std::collections::HashSet::new();
         let mut offset: i64 = 0;
         for _ in 0..MAX_PAGES {
-            let mut url = self.url(&["v2", "access", "vault", "lists"]);
+            let mut url = self.url(&["v2", "access", "vault", "lists"])?;
             url.query_pairs_mut()
                 .append_pair("limit", &LIST_PAGE_LIMIT.to_string())
                 .append_pair("offset", &offset.to_string());
@@ -221,7 +230,7 @@ impl ApiClient {
 
     /// `PUT /v2/vault-plus/lists/{id}/sync`.
     pub async fn sync_list(&self, list_id: &str) -> Result<SyncReport, ApiError> {
-        let url = self.url(&["v2", "vault-plus", "lists", list_id, "sync"]);
+        let url = self.url(&["v2", "vault-plus", "lists", list_id, "sync"])?;
         self.call(Method::PUT, url, None).await
     }
 
@@ -233,7 +242,7 @@ impl ApiClient {
         let mut malformed = 0;
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut url = self.url(&["v2", "vault-plus", "lists", list_id, "media"]);
+            let mut url = self.url(&["v2", "vault-plus", "lists", list_id, "media"])?;
             if let Some(cursor) = &cursor {
                 url.query_pairs_mut().append_pair("cursor", cursor);
             }
@@ -257,8 +266,11 @@ impl ApiClient {
     /// `POST /v2/vault-plus/media/batch` for at most [`BATCH_LIMIT`] ids.
     /// Ids that Vault+ does not hold are simply absent from the answer.
     pub async fn media_batch(&self, ids: &[String]) -> Result<Batch, ApiError> {
-        assert!(ids.len() <= BATCH_LIMIT, "media_batch takes at most {BATCH_LIMIT} ids");
-        let url = self.url(&["v2", "vault-plus", "media", "batch"]);
+        assert!(
+            ids.len() <= BATCH_LIMIT,
+            "media_batch takes at most {BATCH_LIMIT} ids"
+        );
+        let url = self.url(&["v2", "vault-plus", "media", "batch"])?;
         let body = serde_json::json!({ "mediaIds": ids });
         let page: ItemsPage = self.call(Method::POST, url, Some(body)).await?;
         let mut batch = Batch::default();
@@ -274,24 +286,30 @@ impl ApiClient {
 
     /// `GET /v2/vault-plus/media/{id}`.
     pub async fn media(&self, media_id: &str) -> Result<MediaItem, ApiError> {
-        let url = self.url(&["v2", "vault-plus", "media", media_id]);
+        let url = self.url(&["v2", "vault-plus", "media", media_id])?;
         self.call(Method::GET, url, None).await
     }
 
     /// `GET /v2/vault-plus/status`.
     pub async fn status(&self) -> Result<VaultStatus, ApiError> {
-        let url = self.url(&["v2", "vault-plus", "status"]);
+        let url = self.url(&["v2", "vault-plus", "status"])?;
         self.call(Method::GET, url, None).await
     }
 
     /// The base URL with `segments` appended, each percent-encoded, so an
-    /// id can never change the route.
-    fn url(&self, segments: &[&str]) -> Url {
+    /// id can never change the route. URLs cannot carry a `.` or `..`
+    /// segment (parsers fold them away), so such ids are refused.
+    fn url(&self, segments: &[&str]) -> Result<Url, ApiError> {
+        if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            return Err(ApiError::Unaddressable {
+                id: (*bad).to_owned(),
+            });
+        }
         let mut url = self.config.base_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        url
+        Ok(url)
     }
 
     /// One API call with retries of transient failures.
@@ -314,7 +332,9 @@ impl ApiClient {
             .adjust(|error, delay| match error {
                 // Honour the server's own word on when to come back, capped.
                 ApiError::Status(failure) => match failure.retry_after {
-                    Some(wait) => Some(wait.min(self.config.max_delay.max(Duration::from_secs(60)))),
+                    Some(wait) => {
+                        Some(wait.min(self.config.max_delay.max(Duration::from_secs(60))))
+                    }
                     None => delay,
                 },
                 _ => delay,
@@ -477,10 +497,16 @@ mod tests {
         let epoch = crate::now_ms() / 1000 + 5;
         headers.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
         let wait = retry_after(&headers).unwrap();
-        assert!(wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3), "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3),
+            "{wait:?}"
+        );
 
         let mut headers = header::HeaderMap::new();
-        headers.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        headers.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         assert_eq!(retry_after(&header::HeaderMap::new()), None);
     }

@@ -294,7 +294,10 @@ mod tests {
         .unwrap();
         assert_eq!(item.id.as_deref(), Some("12"));
         assert_eq!(item.media.len(), 2);
-        assert_eq!(item.media["4k-hdr"].status, RemoteStatus::Other("teleporting".into()));
+        assert_eq!(
+            item.media["4k-hdr"].status,
+            RemoteStatus::Other("teleporting".into())
+        );
         assert_eq!(item.media["4k-hdr"].size_bytes, Some(12));
         assert_eq!(item.media["thumb"].status, RemoteStatus::Stored);
         assert_eq!(item.media["thumb"].stored_at, None);
@@ -318,7 +321,8 @@ mod tests {
         .unwrap();
         assert_eq!(current.error_type.as_deref(), Some("UNAUTHORIZED"));
         let older: ErrorBody =
-            serde_json::from_str(r#"{"message":"bad key","code":"AUTH_INVALID_KEY","details":{}}"#).unwrap();
+            serde_json::from_str(r#"{"message":"bad key","code":"AUTH_INVALID_KEY","details":{}}"#)
+                .unwrap();
         assert_eq!(older.code.as_deref(), Some("AUTH_INVALID_KEY"));
     }
 }

@@ -40,7 +40,8 @@ fn family(essence: &str) -> &str {
 pub fn header_agrees(declared: &str, header: Option<&str>) -> bool {
     let Some(header) = header else { return true };
     let header = essence(header);
-    if header.is_empty() || header == "application/octet-stream" || header == "binary/octet-stream" {
+    if header.is_empty() || header == "application/octet-stream" || header == "binary/octet-stream"
+    {
         return true;
     }
     family(&header) == family(&essence(declared))
@@ -80,8 +81,12 @@ mod tests {
     use super::*;
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
-    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D];
-    const MP4: &[u8] = &[0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
+    const PNG: &[u8] = &[
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D,
+    ];
+    const MP4: &[u8] = &[
+        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0,
+    ];
 
     #[test]
     fn magic_bytes_agree_or_not() {
@@ -89,21 +94,33 @@ mod tests {
         assert_eq!(sniff("image/jpg", JPEG), Sniff::Agrees);
         assert_eq!(sniff("image/png", PNG), Sniff::Agrees);
         assert_eq!(sniff("video/mp4", MP4), Sniff::Agrees);
-        assert_eq!(sniff("image/jpeg", PNG), Sniff::Disagrees("image/png".into()));
+        assert_eq!(
+            sniff("image/jpeg", PNG),
+            Sniff::Disagrees("image/png".into())
+        );
         assert_eq!(
             sniff("image/jpeg", b"<html>oops</html>"),
             Sniff::Disagrees("text/html".into())
         );
         assert_eq!(sniff("image/jpeg", &[7u8; 64]), Sniff::Unrecognised);
-        assert_eq!(sniff("application/x-custom", b"anything"), Sniff::NotCheckable);
+        assert_eq!(
+            sniff("application/x-custom", b"anything"),
+            Sniff::NotCheckable
+        );
     }
 
     #[test]
     fn header_checks() {
         assert!(header_agrees("image/jpeg", Some("image/jpeg")));
-        assert!(header_agrees("image/jpeg", Some("IMAGE/JPEG; charset=binary")));
+        assert!(header_agrees(
+            "image/jpeg",
+            Some("IMAGE/JPEG; charset=binary")
+        ));
         assert!(header_agrees("image/jpeg", None));
-        assert!(header_agrees("image/jpeg", Some("application/octet-stream")));
+        assert!(header_agrees(
+            "image/jpeg",
+            Some("application/octet-stream")
+        ));
         assert!(!header_agrees("image/jpeg", Some("text/html")));
         assert!(!header_agrees("image/jpeg", Some("image/png")));
     }

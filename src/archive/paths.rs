@@ -42,7 +42,12 @@ pub fn safe_name(raw: &str) -> String {
     if name.len() > MAX_NAME {
         let mut cut = MAX_NAME - 2 - 32 - 1;
         // Never cut an escape in half.
-        while name.as_bytes()[..cut].iter().rev().take(2).any(|&b| b == b'~') {
+        while name.as_bytes()[..cut]
+            .iter()
+            .rev()
+            .take(2)
+            .any(|&b| b == b'~')
+        {
             cut -= 1;
         }
         let digest = hex::encode(Sha256::digest(raw.as_bytes()));
@@ -83,9 +88,11 @@ pub fn extension_for(content_type: &str) -> &'static str {
 
 /// `media/<id>/<label>.<ext>`, relative to the archive root.
 pub fn variant_path(media_id: &str, label: &str, content_type: &str) -> PathBuf {
-    Path::new("media")
-        .join(safe_name(media_id))
-        .join(format!("{}.{}", safe_name(label), extension_for(content_type)))
+    Path::new("media").join(safe_name(media_id)).join(format!(
+        "{}.{}",
+        safe_name(label),
+        extension_for(content_type)
+    ))
 }
 
 /// The in-progress file beside a final path.
@@ -110,17 +117,36 @@ mod tests {
 
     #[test]
     fn hostile_ids_cannot_escape() {
-        for raw in ["../../x", "..", ".", "/etc/passwd", "a/b", "a\\b", "\0", "~", "C:x", ""] {
+        for raw in [
+            "../../x",
+            "..",
+            ".",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "\0",
+            "~",
+            "C:x",
+            "",
+        ] {
             let name = safe_name(raw);
-            assert!(!name.contains('/') && !name.contains('\\') && !name.contains('.'), "{raw:?} -> {name}");
+            assert!(
+                !name.contains('/') && !name.contains('\\') && !name.contains('.'),
+                "{raw:?} -> {name}"
+            );
             let path = variant_path(raw, raw, "image/jpeg");
-            assert!(path.components().all(|c| matches!(c, Component::Normal(_))), "{path:?}");
+            assert!(
+                path.components().all(|c| matches!(c, Component::Normal(_))),
+                "{path:?}"
+            );
         }
     }
 
     #[test]
     fn distinct_inputs_give_distinct_names() {
-        let inputs = ["a", "A", "~61", "a~", "~", "", "con", "~63on", "x/y", "x~2fy", "..", "~2e~2e"];
+        let inputs = [
+            "a", "A", "~61", "a~", "~", "", "con", "~63on", "x/y", "x~2fy", "..", "~2e~2e",
+        ];
         let names: HashSet<String> = inputs.iter().map(|raw| safe_name(raw)).collect();
         assert_eq!(names.len(), inputs.len(), "{names:?}");
     }
@@ -144,6 +170,9 @@ mod tests {
         assert_eq!(extension_for("IMAGE/PNG; charset=binary"), "png");
         assert_eq!(extension_for("video/mp4"), "mp4");
         assert_eq!(extension_for("application/x-evil/../../"), "bin");
-        assert_eq!(part_path(Path::new("media/1/full.jpg")), Path::new("media/1/full.jpg.part"));
+        assert_eq!(
+            part_path(Path::new("media/1/full.jpg")),
+            Path::new("media/1/full.jpg.part")
+        );
     }
 }

@@ -1,1 +1,358 @@
-//! placeholder until the fake server lands
+//! A fake Vault+ server on loopback, for integration tests and the `demo`
+//! command. It owns the in-memory [`Vault`] it serves, the per-server key that
+//! signs its media URLs, the switchable [`Faults`] and the [`Stats`] counters.
+//!
+//! Invariants: it binds 127.0.0.1 only, never panics on client input (bad
+//! input gets the API's error body), and stops when its [`FakeServer`] is
+//! dropped. The API half lives in `routes`, the media host in `media_host`,
+//! the sample data in `sample`.
+
+mod media_host;
+mod routes;
+mod sample;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use url::Url;
+
+/// How a [`FakeServer`] behaves.
+#[derive(Debug, Clone)]
+pub struct FakeOptions {
+    pub api_key: String,
+    pub connection_id: String,
+    /// Lifetime of signed media URLs.
+    pub url_ttl: Duration,
+    pub faults: Faults,
+}
+
+impl Default for FakeOptions {
+    fn default() -> FakeOptions {
+        FakeOptions {
+            api_key: "demo-key".to_owned(),
+            connection_id: "conn_demo".to_owned(),
+            url_ttl: Duration::from_secs(600),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Switchable misbehaviour. Default: none. Later work adds more fields, so
+/// keep it a plain struct with Default.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Cap, in bytes per second, on each media response body. None (or 0) =
+    /// full speed.
+    pub bandwidth_per_transfer: Option<u64>,
+    /// When true, the media host ignores `Range` and always answers 200 with
+    /// the whole body.
+    pub ignore_range: bool,
+}
+
+/// The data the fake serves. Tests mutate it while the server runs.
+#[derive(Debug, Clone, Default)]
+pub struct Vault {
+    pub lists: Vec<FakeList>,
+    pub media: BTreeMap<String, FakeMedia>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeList {
+    pub id: String,
+    pub name: String,
+    /// Media ids, in list order.
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeMedia {
+    pub id: String,
+    /// `image`, `video` or `audio`.
+    pub media_type: String,
+    pub duration: Option<f64>,
+    /// By label (`full`, `thumb`, …).
+    pub variants: BTreeMap<String, FakeVariant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeVariant {
+    /// "stored", "pending", "storing", "removed", "edge_only", or anything.
+    pub status: String,
+    /// Declared in the API answer.
+    pub content_type: String,
+    /// `sizeBytes` in the API answer; None = `body.len()`.
+    pub declared_size: Option<i64>,
+    /// Content-Type header the media host sends; None = `content_type`.
+    pub served_content_type: Option<String>,
+    /// What the media host serves.
+    pub body: bytes::Bytes,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms, None unless stored.
+    pub stored_at: Option<i64>,
+}
+
+/// Counters, so tests can assert how a client used the server.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// All authenticated API calls answered.
+    pub api_calls: u64,
+    /// `GET /v2/access/vault/lists` pages.
+    pub list_calls: u64,
+    pub sync_calls: u64,
+    /// `GET /v2/vault-plus/lists/{id}/media`.
+    pub member_calls: u64,
+    pub batch_calls: u64,
+    /// Total ids asked for in batch calls.
+    pub batch_ids: u64,
+    /// Media-host GETs.
+    pub media_requests: u64,
+    /// Body bytes written by the media host.
+    pub media_bytes_served: u64,
+    /// Media GETs whose `Range` header was honoured (206).
+    pub range_requests: u64,
+    /// Media GETs refused for an expired or invalid signature.
+    pub expired_hits: u64,
+    /// Media GETs that carried an `apiKey` or `x-connection-id` header. Must
+    /// stay 0: secrets must never reach the media host.
+    pub media_requests_with_api_key: u64,
+    /// API calls refused with 401.
+    pub unauthorized: u64,
+}
+
+/// A running fake; it stops when dropped.
+pub struct FakeServer {
+    shared: Arc<Shared>,
+    base_url: String,
+    // Dropping the sender is the stop signal.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Binds 127.0.0.1:0 and serves on the current tokio runtime (spawned
+    /// task). Stops when dropped.
+    pub async fn start(vault: Vault, options: FakeOptions) -> std::io::Result<FakeServer> {
+        FakeServer::start_on(vault, options, 0).await
+    }
+
+    /// Same as [`FakeServer::start`], on 127.0.0.1:`port` (0 picks a free
+    /// one), for the `fake-server` command.
+    pub async fn start_on(
+        vault: Vault,
+        options: FakeOptions,
+        port: u16,
+    ) -> std::io::Result<FakeServer> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let (server, app, stop) = FakeServer::prepare(listener.local_addr()?, vault, options)?;
+        // Graceful, so idle keep-alive connections close and no answer comes
+        // from a server its owner has dropped.
+        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.await;
+        });
+        tokio::spawn(serving.into_future());
+        Ok(server)
+    }
+
+    /// Same, on a dedicated thread with its own tokio runtime (for
+    /// synchronous tests that run the CLI binary). Stops when dropped.
+    pub fn start_in_thread(vault: Vault, options: FakeOptions) -> std::io::Result<FakeServer> {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
+        let (mut server, app, stop) = FakeServer::prepare(listener.local_addr()?, vault, options)?;
+        // The runtime is built and dropped inside the thread, never in the
+        // caller, which may itself be async; `ready` brings failures back.
+        let (ready_sender, ready) = std::sync::mpsc::channel();
+        let serve = move |ready_sender: std::sync::mpsc::Sender<_>| -> std::io::Result<()> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let _ = ready_sender.send(Ok(()));
+                tokio::select! {
+                    _ = axum::serve(listener, app).into_future() => {}
+                    _ = stop => {}
+                }
+                Ok(())
+            })
+            // Dropping the runtime here cancels connections still open, so
+            // a slow transfer never holds up the drop of the server.
+        };
+        let thread = std::thread::Builder::new()
+            .name("fake-vault".to_owned())
+            .spawn(move || {
+                if let Err(error) = serve(ready_sender.clone()) {
+                    let _ = ready_sender.send(Err(error));
+                }
+            })?;
+        let started = ready.recv().map_err(std::io::Error::other)?;
+        server.thread = Some(thread);
+        started.map(|()| server)
+    }
+
+    fn prepare(
+        address: SocketAddr,
+        vault: Vault,
+        options: FakeOptions,
+    ) -> std::io::Result<(FakeServer, axum::Router, oneshot::Receiver<()>)> {
+        let base_url = format!("http://{address}");
+        let media_url = Url::parse(&format!("{base_url}/media"))
+            .map_err(|error| std::io::Error::other(format!("media URL: {error}")))?;
+        let shared = Arc::new(Shared {
+            api_key: options.api_key,
+            connection_id: options.connection_id,
+            url_ttl: options.url_ttl,
+            media_url,
+            signing_key: random_key(),
+            vault: Mutex::new(vault),
+            faults: Mutex::new(options.faults),
+            stats: Mutex::new(Stats::default()),
+            baselines: Mutex::new(HashMap::new()),
+            next_request_id: AtomicU64::new(1),
+        });
+        let app = routes::api(&shared)
+            .route("/media", axum::routing::get(media_host::serve))
+            .fallback(routes::route_not_found)
+            .with_state(Arc::clone(&shared));
+        let (stop_sender, stop_receiver) = oneshot::channel();
+        let server = FakeServer {
+            shared,
+            base_url,
+            stop: Some(stop_sender),
+            thread: None,
+        };
+        Ok((server, app, stop_receiver))
+    }
+
+    /// "http://127.0.0.1:PORT", no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    pub fn connection_id(&self) -> &str {
+        &self.shared.connection_id
+    }
+
+    /// Run `change` on the live data under its lock.
+    pub fn with_vault<R>(&self, change: impl FnOnce(&mut Vault) -> R) -> R {
+        change(&mut lock(&self.shared.vault))
+    }
+
+    /// Change the faults while running; transfers already under way keep
+    /// the faults they started with.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.stats).clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// State the handlers share.
+struct Shared {
+    api_key: String,
+    connection_id: String,
+    url_ttl: Duration,
+    media_url: Url,
+    signing_key: Vec<u8>,
+    vault: Mutex<Vault>,
+    faults: Mutex<Faults>,
+    stats: Mutex<Stats>,
+    /// Per list, the members at its last sync, to answer sync plausibly.
+    baselines: Mutex<HashMap<String, BTreeSet<String>>>,
+    next_request_id: AtomicU64,
+}
+
+impl Shared {
+    fn count(&self, update: impl FnOnce(&mut Stats)) {
+        update(&mut lock(&self.stats));
+    }
+
+    fn request_id(&self) -> String {
+        format!(
+            "req_{}",
+            self.next_request_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    fn mac(&self, media_id: &str, label: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.signing_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(format!("{media_id}\n{label}\n{expires}").as_bytes());
+        mac
+    }
+
+    fn signed_url(&self, media_id: &str, label: &str, expires: i64) -> String {
+        let signature = hex::encode(self.mac(media_id, label, expires).finalize().into_bytes());
+        let mut url = self.media_url.clone();
+        // query_pairs_mut encodes any id safely, even one holding '&' or '/'.
+        url.query_pairs_mut()
+            .append_pair("id", media_id)
+            .append_pair("label", label)
+            .append_pair("expires", &expires.to_string())
+            .append_pair("sig", &signature);
+        url.into()
+    }
+
+    fn signature_is_valid(
+        &self,
+        media_id: &str,
+        label: &str,
+        expires: i64,
+        signature: &str,
+    ) -> bool {
+        hex::decode(signature).is_ok_and(|bytes| {
+            self.mac(media_id, label, expires)
+                .verify_slice(&bytes)
+                .is_ok()
+        })
+    }
+}
+
+/// A poisoned lock only means a test's closure panicked; the data is still
+/// usable, and the server must keep answering.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A per-server signing key, so URLs from one server never work on another.
+/// No random crate is at hand; std's randomly seeded hasher plus the clock is
+/// plenty for a loopback fake.
+fn random_key() -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    let mut seed = hasher.finish().to_le_bytes().to_vec();
+    seed.extend_from_slice(&nanos.to_le_bytes());
+    Sha256::digest(&seed).to_vec()
+}

@@ -37,9 +37,17 @@ use crate::store::{LocalState, LocalVariant};
 /// How one job ended.
 #[derive(Debug)]
 pub enum Finished {
-    Verified { received: u64 },
-    Failed { note: ItemNote, received: u64 },
-    Pending { note: ItemNote, received: u64 },
+    Verified {
+        received: u64,
+    },
+    Failed {
+        note: ItemNote,
+        received: u64,
+    },
+    Pending {
+        note: ItemNote,
+        received: u64,
+    },
     /// The run must stop (a refused key, a broken database).
     Fatal(MirrorError),
 }
@@ -161,12 +169,18 @@ impl Transfers {
             let (message, pause) = match reason {
                 AttemptError::Expired(status) => {
                     force_resign = true;
-                    (format!("the media host refused the URL (HTTP {status}); re-signing"), false)
+                    (
+                        format!("the media host refused the URL (HTTP {status}); re-signing"),
+                        false,
+                    )
                 }
                 AttemptError::Verification(reason) if !quarantined_once => {
                     quarantined_once = true;
                     force_resign = true;
-                    (format!("{reason}; quarantined, fetching once more with a fresh URL"), false)
+                    (
+                        format!("{reason}; quarantined, fetching once more with a fresh URL"),
+                        false,
+                    )
                 }
                 AttemptError::Verification(reason) => {
                     break self.fail(&job, LocalState::Quarantined, &reason, received);
@@ -191,7 +205,9 @@ impl Transfers {
 
     /// Whether the URL would expire before this transfer can finish.
     fn expires_too_soon(&self, job: &Job) -> bool {
-        let Some(expires_at) = job.expires_at else { return false };
+        let Some(expires_at) = job.expires_at else {
+            return false;
+        };
         let network = &self.inner.context.settings.network;
         let needed = job.size as f64 / self.inner.throughput.per_transfer();
         let margin = network.expiry_margin.as_secs_f64() + needed;
@@ -214,14 +230,18 @@ impl Transfers {
             }
             Err(error) => {
                 // Try the old URL; the next attempt asks again.
-                context
-                    .reporter
-                    .on_note(&format!("could not re-sign {}: {error}", display_name(&job.media_id, &job.label)));
+                context.reporter.on_note(&format!(
+                    "could not re-sign {}: {error}",
+                    display_name(&job.media_id, &job.label)
+                ));
                 return Ok(());
             }
         };
         let Some(variant) = item.media.get(&job.label) else {
-            return Err(pending("the variant is no longer listed by Vault+".into(), job));
+            return Err(pending(
+                "the variant is no longer listed by Vault+".into(),
+                job,
+            ));
         };
         let unknown = LocalVariant {
             state: LocalState::Missing,
@@ -231,7 +251,13 @@ impl Transfers {
             attempts: 0,
             part_validator: job.part_validator.clone(),
         };
-        match decide(&context.settings.out, &job.media_id, &job.label, variant, &unknown) {
+        match decide(
+            &context.settings.out,
+            &job.media_id,
+            &job.label,
+            variant,
+            &unknown,
+        ) {
             crate::pipeline::plan::Decision::Fetch(fresh) => {
                 let fresh = *fresh;
                 if fresh.size != job.size || fresh.content_type != job.content_type {
@@ -253,9 +279,10 @@ impl Transfers {
         let context = &*self.inner.context;
         let name = display_name(&job.media_id, &job.label);
         context.reporter.on_failed(&name, reason);
-        if let Err(error) = context
-            .store
-            .mark_unfinished(&job.media_id, &job.label, state, reason, crate::now_ms())
+        if let Err(error) =
+            context
+                .store
+                .mark_unfinished(&job.media_id, &job.label, state, reason, crate::now_ms())
         {
             return Finished::Fatal(error.into());
         }
@@ -287,7 +314,9 @@ impl Transfers {
             .store
             .mark_downloading(&job.media_id, &job.label, crate::now_ms())
             .map_err(|error| AttemptError::Local(error.to_string()))?;
-        context.reporter.on_start(transfer, name, job.size, part.len());
+        context
+            .reporter
+            .on_start(transfer, name, job.size, part.len());
 
         let mut response = self.request(job, part.len(), stall).await?;
         let status = response.status();
@@ -300,7 +329,11 @@ impl Transfers {
                     .and_then(|value| value.to_str().ok())
                     .and_then(parse_content_range);
                 match range {
-                    Some((first, _, total)) if first == resumed && total.is_none_or(|t| t == job.size) => first,
+                    Some((first, _, total))
+                        if first == resumed && total.is_none_or(|t| t == job.size) =>
+                    {
+                        first
+                    }
                     _ => {
                         // Not the bytes we asked for: start over from zero.
                         self.restart(&mut part, transfer)?;
@@ -325,7 +358,9 @@ impl Transfers {
             200 | 206 => {}
             401 | 403 | 410 => return Err(AttemptError::Expired(status)),
             408 | 425 | 429 | 500..=599 => {
-                return Err(AttemptError::Transient(format!("the media host answered HTTP {status}")));
+                return Err(AttemptError::Transient(format!(
+                    "the media host answered HTTP {status}"
+                )));
             }
             _ => {
                 return Err(AttemptError::Permanent(format!(
@@ -393,12 +428,18 @@ impl Transfers {
                 }
             };
             if part.len() + chunk.len() as u64 > job.size {
-                let reason = format!("the media host sent more than the {} bytes Vault+ declared", job.size);
+                let reason = format!(
+                    "the media host sent more than the {} bytes Vault+ declared",
+                    job.size
+                );
                 return Err(self.quarantine(job, part, reason));
             }
             part.write(&chunk).map_err(local)?;
             *received += chunk.len() as u64;
-            inner.throughput.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            inner
+                .throughput
+                .bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             context.reporter.on_bytes(transfer, chunk.len() as u64);
         }
         if part.len() < job.size {
@@ -412,11 +453,17 @@ impl Transfers {
         match sniff(&job.content_type, part.head()) {
             Sniff::Agrees | Sniff::NotCheckable => {}
             Sniff::Disagrees(found) => {
-                let reason = format!("the file's bytes are {found}, Vault+ declared `{}`", job.content_type);
+                let reason = format!(
+                    "the file's bytes are {found}, Vault+ declared `{}`",
+                    job.content_type
+                );
                 return Err(self.quarantine(job, part, reason));
             }
             Sniff::Unrecognised => {
-                let reason = format!("the file's bytes are not {} (unrecognised signature)", job.content_type);
+                let reason = format!(
+                    "the file's bytes are not {} (unrecognised signature)",
+                    job.content_type
+                );
                 return Err(self.quarantine(job, part, reason));
             }
         }
@@ -430,7 +477,14 @@ impl Transfers {
         let relative = job.relative_path.to_string_lossy().replace('\\', "/");
         context
             .store
-            .mark_verified(&job.media_id, &job.label, &relative, &sha256, size as i64, crate::now_ms())
+            .mark_verified(
+                &job.media_id,
+                &job.label,
+                &relative,
+                &sha256,
+                size as i64,
+                crate::now_ms(),
+            )
             .map_err(|error| AttemptError::Local(error.to_string()))?;
         Ok(())
     }
@@ -473,7 +527,9 @@ impl Transfers {
         let context = &*self.inner.context;
         let aside = quarantine_path(&context.settings.out, job);
         if let Err(error) = part.quarantine(&aside) {
-            return AttemptError::Local(format!("{reason}; and setting the bytes aside failed: {error}"));
+            return AttemptError::Local(format!(
+                "{reason}; and setting the bytes aside failed: {error}"
+            ));
         }
         let _ = context.store.mark_unfinished(
             &job.media_id,
@@ -501,7 +557,11 @@ pub fn quarantine_path(out: &std::path::Path, job: &Job) -> PathBuf {
 
 /// A strong ETag, else Last-Modified: what `If-Range` may carry.
 fn validator(headers: &header::HeaderMap) -> Option<String> {
-    let text = |name| headers.get(name).and_then(|value: &header::HeaderValue| value.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|value: &header::HeaderValue| value.to_str().ok())
+    };
     text(header::ETAG)
         .filter(|etag| !etag.starts_with("W/"))
         .or_else(|| text(header::LAST_MODIFIED))
@@ -531,7 +591,10 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, 199, Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, 199, Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
         assert_eq!(parse_content_range("bytes 5-4/10"), None);
         assert_eq!(parse_content_range("bytes 5-10/10"), None);
@@ -544,8 +607,14 @@ mod tests {
     fn validators_prefer_strong_etags() {
         let mut headers = header::HeaderMap::new();
         headers.insert(header::ETAG, "W/\"weak\"".parse().unwrap());
-        headers.insert(header::LAST_MODIFIED, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
-        assert_eq!(validator(&headers).as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        headers.insert(
+            header::LAST_MODIFIED,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            validator(&headers).as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
         headers.insert(header::ETAG, "\"strong\"".parse().unwrap());
         assert_eq!(validator(&headers).as_deref(), Some("\"strong\""));
     }

@@ -8,15 +8,17 @@ use crate::store::ListRecord;
 
 pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
     let wanted = &context.settings.mirror.lists;
-    context.reporter.on_stage(Stage::Lists, "reading the connection's vault lists");
+    context
+        .reporter
+        .on_stage(Stage::Lists, "reading the connection's vault lists");
     let remote = match context.api.vault_lists().await {
         Ok(remote) => remote,
         // With `--list` the ids are known: a listing we may not read (a key
         // without `vault:read`) costs only the names.
         Err(error) if !wanted.is_empty() && !error.is_auth() => {
-            context
-                .reporter
-                .on_note(&format!("could not read list names ({error}); using the ids given"));
+            context.reporter.on_note(&format!(
+                "could not read list names ({error}); using the ids given"
+            ));
             Vec::new()
         }
         Err(error) => return Err(error.into()),
@@ -33,7 +35,9 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
         .collect();
     let now = crate::now_ms();
     if wanted.is_empty() {
-        context.store.record_lists(&records, !records.is_empty(), now)?;
+        context
+            .store
+            .record_lists(&records, !records.is_empty(), now)?;
         return Ok(records);
     }
     let mut selected = Vec::new();
@@ -46,7 +50,10 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
                 list_type: None,
             },
         };
-        if !selected.iter().any(|known: &ListRecord| known.list_id == record.list_id) {
+        if !selected
+            .iter()
+            .any(|known: &ListRecord| known.list_id == record.list_id)
+        {
             selected.push(record);
         }
     }

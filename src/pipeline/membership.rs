@@ -14,9 +14,10 @@ pub async fn read_members(
 ) -> Result<Vec<ListSummary>, MirrorError> {
     let mut summaries = Vec::with_capacity(selected.len());
     for list in selected {
-        context
-            .reporter
-            .on_stage(Stage::Membership, &format!("reading members of list {}", list.list_id));
+        context.reporter.on_stage(
+            Stage::Membership,
+            &format!("reading members of list {}", list.list_id),
+        );
         let (members, gone) = match context.api.list_members(&list.list_id).await {
             Ok((members, malformed)) => {
                 if malformed > 0 {
@@ -49,7 +50,9 @@ pub async fn read_members(
                 );
                 context.reporter.on_note(&text);
                 errors.push(text);
-                let known = context.store.current_members(std::slice::from_ref(&list.list_id))?;
+                let known = context
+                    .store
+                    .current_members(std::slice::from_ref(&list.list_id))?;
                 (known.len(), 0)
             }
         };

@@ -123,11 +123,17 @@ pub struct Context {
 }
 
 /// Runs the whole pipeline once.
-pub async fn mirror(settings: &Settings, reporter: Arc<dyn Reporter>) -> Result<Summary, MirrorError> {
+pub async fn mirror(
+    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Summary, MirrorError> {
     let started = Instant::now();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
     fs_err::create_dir_all(&settings.out).map_err(|source| MirrorError::Io {
-        context: format!("cannot create the archive folder {}", settings.out.display()),
+        context: format!(
+            "cannot create the archive folder {}",
+            settings.out.display()
+        ),
         source,
     })?;
     let store = Store::open(&settings.db)?;

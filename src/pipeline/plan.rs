@@ -128,10 +128,19 @@ mod tests {
     #[test]
     fn stored_and_missing_is_fetched_to_a_safe_path() {
         let out = Path::new("/nonexistent");
-        let Decision::Fetch(job) = decide(out, "../../x", "full", &stored(), &local(LocalState::Missing)) else {
+        let Decision::Fetch(job) = decide(
+            out,
+            "../../x",
+            "full",
+            &stored(),
+            &local(LocalState::Missing),
+        ) else {
             panic!("expected a fetch")
         };
-        assert_eq!(job.relative_path, Path::new("media/~2e~2e~2f~2e~2e~2fx/full.jpg"));
+        assert_eq!(
+            job.relative_path,
+            Path::new("media/~2e~2e~2f~2e~2e~2fx/full.jpg")
+        );
         assert_eq!(job.size, 10);
     }
 
@@ -139,12 +148,21 @@ mod tests {
     fn verified_counts_only_with_the_file_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let verified = local(LocalState::Verified);
-        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::Fetch(_)));
+        assert!(matches!(
+            decide(dir.path(), "1", "full", &stored(), &verified),
+            Decision::Fetch(_)
+        ));
         std::fs::create_dir_all(dir.path().join("media/1")).unwrap();
         std::fs::write(dir.path().join("media/1/full.jpg"), b"0123456789").unwrap();
-        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::AlreadyVerified));
+        assert!(matches!(
+            decide(dir.path(), "1", "full", &stored(), &verified),
+            Decision::AlreadyVerified
+        ));
         std::fs::write(dir.path().join("media/1/full.jpg"), b"short").unwrap();
-        assert!(matches!(decide(dir.path(), "1", "full", &stored(), &verified), Decision::Fetch(_)));
+        assert!(matches!(
+            decide(dir.path(), "1", "full", &stored(), &verified),
+            Decision::Fetch(_)
+        ));
     }
 
     #[test]
@@ -156,13 +174,37 @@ mod tests {
             change(&mut variant);
             decide(out, "1", "full", &variant, &missing)
         };
-        assert!(matches!(with(|v| v.status = RemoteStatus::Pending), Decision::Pending(_)));
-        assert!(matches!(with(|v| v.status = RemoteStatus::Storing), Decision::Pending(_)));
-        assert!(matches!(with(|v| v.status = RemoteStatus::Removed), Decision::Unavailable(_)));
-        assert!(matches!(with(|v| v.status = RemoteStatus::Other("x".into())), Decision::Unavailable(_)));
-        assert!(matches!(with(|v| v.size_bytes = Some(-5)), Decision::Invalid(_)));
-        assert!(matches!(with(|v| v.size_bytes = None), Decision::Invalid(_)));
-        assert!(matches!(with(|v| v.url = Some("file:///etc/passwd".into())), Decision::Invalid(_)));
-        assert!(matches!(with(|v| v.content_type = None), Decision::Invalid(_)));
+        assert!(matches!(
+            with(|v| v.status = RemoteStatus::Pending),
+            Decision::Pending(_)
+        ));
+        assert!(matches!(
+            with(|v| v.status = RemoteStatus::Storing),
+            Decision::Pending(_)
+        ));
+        assert!(matches!(
+            with(|v| v.status = RemoteStatus::Removed),
+            Decision::Unavailable(_)
+        ));
+        assert!(matches!(
+            with(|v| v.status = RemoteStatus::Other("x".into())),
+            Decision::Unavailable(_)
+        ));
+        assert!(matches!(
+            with(|v| v.size_bytes = Some(-5)),
+            Decision::Invalid(_)
+        ));
+        assert!(matches!(
+            with(|v| v.size_bytes = None),
+            Decision::Invalid(_)
+        ));
+        assert!(matches!(
+            with(|v| v.url = Some("file:///etc/passwd".into())),
+            Decision::Invalid(_)
+        ));
+        assert!(matches!(
+            with(|v| v.content_type = None),
+            Decision::Invalid(_)
+        ));
     }
 }

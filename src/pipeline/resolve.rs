@@ -43,23 +43,32 @@ pub async fn resolve_all(
             Err(error) if error.is_auth() => return Err(error.into()),
             Err(error) => {
                 for media_id in chunk {
-                    resolved.failed.push(note(media_id, "*", &format!("batch lookup failed: {error}")));
+                    resolved.failed.push(note(
+                        media_id,
+                        "*",
+                        &format!("batch lookup failed: {error}"),
+                    ));
                 }
                 continue;
             }
         };
         for reason in &batch.malformed {
-            context
-                .reporter
-                .on_note(&format!("skipped a malformed item in a batch answer: {reason}"));
+            context.reporter.on_note(&format!(
+                "skipped a malformed item in a batch answer: {reason}"
+            ));
         }
         let items = keep_asked(chunk, batch.items);
         let mut planned = record_items(&context, &items, &mut resolved)?;
         for media_id in chunk {
-            if !items.iter().any(|item| item.id.as_deref() == Some(media_id.as_str())) {
-                resolved
-                    .pending
-                    .push(note(media_id, "*", "not cached by Vault+ yet (absent from the batch answer)"));
+            if !items
+                .iter()
+                .any(|item| item.id.as_deref() == Some(media_id.as_str()))
+            {
+                resolved.pending.push(note(
+                    media_id,
+                    "*",
+                    "not cached by Vault+ yet (absent from the batch answer)",
+                ));
             }
         }
         planned.sort_by_key(|job| job.expires_at.unwrap_or(i64::MAX));
@@ -100,16 +109,22 @@ fn record_items(
     let media: Vec<MediaRecord> = items.iter().filter_map(media_record).collect();
     let mut variants = Vec::new();
     for item in items {
-        let Some(media_id) = item.id.as_deref() else { continue };
+        let Some(media_id) = item.id.as_deref() else {
+            continue;
+        };
         for (label, variant) in &item.media {
             variants.push(remote_variant(media_id, label, variant));
         }
     }
-    let locals = context.store.record_remote(&media, &variants, crate::now_ms())?;
+    let locals = context
+        .store
+        .record_remote(&media, &variants, crate::now_ms())?;
     let mut jobs = Vec::new();
     let mut index = 0;
     for item in items {
-        let Some(media_id) = item.id.as_deref() else { continue };
+        let Some(media_id) = item.id.as_deref() else {
+            continue;
+        };
         for (label, variant) in &item.media {
             let local = &locals[index];
             index += 1;
@@ -139,7 +154,11 @@ fn media_record(item: &MediaItem) -> Option<MediaRecord> {
     })
 }
 
-fn remote_variant(media_id: &str, label: &str, variant: &crate::api::models::Variant) -> RemoteVariant {
+fn remote_variant(
+    media_id: &str,
+    label: &str,
+    variant: &crate::api::models::Variant,
+) -> RemoteVariant {
     RemoteVariant {
         media_id: media_id.to_owned(),
         label: label.to_owned(),
@@ -185,7 +204,9 @@ impl Resigner {
                 let deadline = tokio::time::Instant::now() + GATHER;
                 while waiting.len() < BATCH_LIMIT {
                     match tokio::time::timeout_at(deadline, incoming.recv()).await {
-                        Ok(Some((media_id, reply))) => waiting.entry(media_id).or_default().push(reply),
+                        Ok(Some((media_id, reply))) => {
+                            waiting.entry(media_id).or_default().push(reply)
+                        }
                         _ => break,
                     }
                 }
@@ -216,7 +237,12 @@ impl Resigner {
     /// Vault+ no longer holds it.
     pub async fn refresh(&self, media_id: &str) -> Refreshed {
         let (reply, answer) = oneshot::channel();
-        if self.requests.send((media_id.to_owned(), reply)).await.is_err() {
+        if self
+            .requests
+            .send((media_id.to_owned(), reply))
+            .await
+            .is_err()
+        {
             return Ok(None);
         }
         answer.await.unwrap_or(Ok(None))

@@ -34,7 +34,11 @@ pub enum StoreError {
     #[error(
         "the state database {path} was written by a newer vault-mirror (schema {found}, this one knows {known})"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("the state database {path} is busy or locked by another program: {reason}")]
     Busy { path: PathBuf, reason: String },
     #[error("the state database {path} is read-only: {reason}")]
@@ -265,7 +269,12 @@ impl Store {
 
     /// Records the lists the API described. With `complete`, lists we knew
     /// that the API no longer has are marked gone.
-    pub fn record_lists(&self, lists: &[ListRecord], complete: bool, now: i64) -> Result<(), StoreError> {
+    pub fn record_lists(
+        &self,
+        lists: &[ListRecord],
+        complete: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction().map_err(|error| self.sql(error))?;
         {
@@ -417,7 +426,13 @@ impl Store {
             for item in media {
                 let dir_name = crate::archive::paths::safe_name(&item.media_id);
                 touch_media
-                    .execute(params![item.media_id, item.media_type, item.duration, dir_name, now])
+                    .execute(params![
+                        item.media_id,
+                        item.media_type,
+                        item.duration,
+                        dir_name,
+                        now
+                    ])
                     .map_err(|error| self.sql(error))?;
             }
             let mut upsert = transaction
@@ -468,7 +483,12 @@ impl Store {
     }
 
     /// A transfer is starting: one more attempt.
-    pub fn mark_downloading(&self, media_id: &str, label: &str, now: i64) -> Result<(), StoreError> {
+    pub fn mark_downloading(
+        &self,
+        media_id: &str,
+        label: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.lock()
             .execute(
                 "UPDATE variants SET local_state = 'downloading', attempts = attempts + 1, updated_at = ?3
@@ -546,7 +566,8 @@ impl Store {
         let rows = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
             .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>().map_err(|error| self.sql(error))
+        rows.collect::<Result<_, _>>()
+            .map_err(|error| self.sql(error))
     }
 
     /// Runs `PRAGMA integrity_check`.
@@ -660,7 +681,11 @@ mod tests {
     fn foreign_or_damaged_files_are_refused_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.sqlite");
-        std::fs::write(&junk, b"this is not a database at all, but it is somebody's data").unwrap();
+        std::fs::write(
+            &junk,
+            b"this is not a database at all, but it is somebody's data",
+        )
+        .unwrap();
         let error = Store::open(&junk).err().unwrap();
         assert!(matches!(error, StoreError::NotOurs { .. }), "{error}");
         assert_eq!(
@@ -673,21 +698,32 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t (x)")
             .unwrap();
-        assert!(matches!(Store::open(&foreign).err().unwrap(), StoreError::NotOurs { .. }));
+        assert!(matches!(
+            Store::open(&foreign).err().unwrap(),
+            StoreError::NotOurs { .. }
+        ));
     }
 
     #[test]
     fn change_upstream_reopens_a_verified_variant() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let locals = store.record_remote(&[media("1")], &[variant("1", 10)], 1).unwrap();
+        let locals = store
+            .record_remote(&[media("1")], &[variant("1", 10)], 1)
+            .unwrap();
         assert_eq!(locals[0].state, LocalState::Missing);
         store.mark_downloading("1", "full", 2).unwrap();
-        store.mark_verified("1", "full", "media/1/full.jpg", "ab", 10, 3).unwrap();
-        let same = store.record_remote(&[media("1")], &[variant("1", 10)], 4).unwrap();
+        store
+            .mark_verified("1", "full", "media/1/full.jpg", "ab", 10, 3)
+            .unwrap();
+        let same = store
+            .record_remote(&[media("1")], &[variant("1", 10)], 4)
+            .unwrap();
         assert_eq!(same[0].state, LocalState::Verified);
         assert_eq!(same[0].attempts, 1);
-        let changed = store.record_remote(&[media("1")], &[variant("1", 11)], 5).unwrap();
+        let changed = store
+            .record_remote(&[media("1")], &[variant("1", 11)], 5)
+            .unwrap();
         assert_eq!(changed[0].state, LocalState::Missing);
     }
 
@@ -701,10 +737,26 @@ mod tests {
             list_type: None,
         };
         store.record_lists(&[list], true, 1).unwrap();
-        assert_eq!(store.record_membership("7", &[media("1"), media("2")], 1).unwrap(), (2, 0));
-        assert_eq!(store.record_membership("7", &[media("2")], 2).unwrap(), (1, 1));
-        assert_eq!(store.current_members(&["7".into()]).unwrap(), vec!["2".to_owned()]);
-        assert_eq!(store.record_membership("7", &[media("1"), media("2")], 3).unwrap(), (2, 0));
+        assert_eq!(
+            store
+                .record_membership("7", &[media("1"), media("2")], 1)
+                .unwrap(),
+            (2, 0)
+        );
+        assert_eq!(
+            store.record_membership("7", &[media("2")], 2).unwrap(),
+            (1, 1)
+        );
+        assert_eq!(
+            store.current_members(&["7".into()]).unwrap(),
+            vec!["2".to_owned()]
+        );
+        assert_eq!(
+            store
+                .record_membership("7", &[media("1"), media("2")], 3)
+                .unwrap(),
+            (2, 0)
+        );
         assert_eq!(store.current_members(&["7".into()]).unwrap().len(), 2);
     }
 }

@@ -1,0 +1,231 @@
+//! The media-host half of the fake, playing media.ofauth.com: it checks the
+//! signature and expiry of `/media?id&label&expires&sig`, answers like S3
+//! (XML errors, ETag, single byte ranges, If-Range) and streams bodies in
+//! chunks, throttled when [`super::Faults`] says so. Bytes are counted as the
+//! stream yields them, so an aborted transfer counts only what left.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{Shared, lock};
+
+/// Fixed, so an If-Range carrying it stays valid across runs.
+const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
+const LARGEST_CHUNK: usize = 64 * 1024;
+const SIGNATURE_MISMATCH: &str =
+    "The request signature we calculated does not match the signature you provided";
+
+pub(super) async fn serve(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let carries_secret = headers.contains_key("apikey") || headers.contains_key("x-connection-id");
+    shared.count(|stats| {
+        stats.media_requests += 1;
+        stats.media_requests_with_api_key += u64::from(carries_secret);
+    });
+    let query = query.map(|Query(query)| query).unwrap_or_default();
+    let param = |name: &str| query.get(name).map_or("", String::as_str);
+    let (media_id, label) = (param("id"), param("label"));
+    let Ok(expires) = param("expires").parse::<i64>() else {
+        return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
+    };
+    if !shared.signature_is_valid(media_id, label, expires, param("sig")) {
+        return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
+    }
+    if expires < crate::now_ms() {
+        return refuse(&shared, "AccessDenied", "Request has expired");
+    }
+    let vault = lock(&shared.vault);
+    let variant = vault
+        .media
+        .get(media_id)
+        .and_then(|media| media.variants.get(label));
+    let Some(variant) = variant.cloned() else {
+        let message = "The specified key does not exist.";
+        return xml_error(StatusCode::NOT_FOUND, "NoSuchKey", message);
+    };
+    drop(vault);
+    let faults = lock(&shared.faults).clone();
+    let total = variant.body.len();
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&variant.body)[..16]));
+
+    let range = requested_range(&headers, &etag).filter(|_| !faults.ignore_range);
+    let (status, part) = match range.map(|range| range.within(total)) {
+        None => (StatusCode::OK, 0..total),
+        Some(Some(part)) => (StatusCode::PARTIAL_CONTENT, part),
+        Some(None) => {
+            let message = "The requested range is not satisfiable";
+            let mut response =
+                xml_error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", message);
+            let content_range = text_header(format!("bytes */{total}"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, content_range);
+            return response;
+        }
+    };
+    let content_range = format!(
+        "bytes {}-{}/{total}",
+        part.start,
+        part.end.saturating_sub(1)
+    );
+    let length = part.len();
+    let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
+    let stream = body_stream(Arc::clone(&shared), variant.body.slice(part), rate);
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let content_type = variant.served_content_type.unwrap_or(variant.content_type);
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, text_header(content_type));
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(header::ETAG, text_header(etag));
+    response_headers.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_static(LAST_MODIFIED),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        shared.count(|stats| stats.range_requests += 1);
+        response_headers.insert(header::CONTENT_RANGE, text_header(content_range));
+    }
+    response
+}
+
+/// One `bytes=` range; anything else (several ranges, other units, garbage)
+/// is ignored, as RFC 9110 allows, and the whole body is served.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ByteRange {
+    From(usize),
+    Between(usize, usize),
+    Last(usize),
+}
+
+impl ByteRange {
+    fn parse(value: &str) -> Option<ByteRange> {
+        let (first, last) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+        let number = |text: &str| text.trim().parse::<usize>().ok();
+        match (first.trim().is_empty(), last.trim().is_empty()) {
+            (false, true) => Some(ByteRange::From(number(first)?)),
+            (true, false) => Some(ByteRange::Last(number(last)?)),
+            (false, false) => {
+                let (first, last) = (number(first)?, number(last)?);
+                (first <= last).then_some(ByteRange::Between(first, last))
+            }
+            (true, true) => None,
+        }
+    }
+
+    /// The half-open byte span to serve, or None when unsatisfiable.
+    fn within(self, total: usize) -> Option<Range<usize>> {
+        match self {
+            ByteRange::From(first) | ByteRange::Between(first, _) if first >= total => None,
+            ByteRange::From(first) => Some(first..total),
+            ByteRange::Between(first, last) => Some(first..last.saturating_add(1).min(total)),
+            ByteRange::Last(0) => None,
+            ByteRange::Last(_) if total == 0 => None,
+            ByteRange::Last(count) => Some(total - count.min(total)..total),
+        }
+    }
+}
+
+/// The range to honour: a parsable `Range`, unless an `If-Range` names
+/// another version of the body, in which case the client gets it all.
+fn requested_range(headers: &HeaderMap, etag: &str) -> Option<ByteRange> {
+    let range = ByteRange::parse(headers.get(header::RANGE)?.to_str().ok()?)?;
+    match headers.get(header::IF_RANGE).map(HeaderValue::as_bytes) {
+        Some(validator)
+            if validator != etag.as_bytes() && validator != LAST_MODIFIED.as_bytes() =>
+        {
+            None
+        }
+        _ => Some(range),
+    }
+}
+
+/// Yields `body` in chunks. With a rate, each chunk waits until the cap
+/// allows every byte up to its end, so even a one-chunk body takes its time.
+fn body_stream(
+    shared: Arc<Shared>,
+    body: Bytes,
+    rate: Option<u64>,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    // About ten chunks a second when throttled, so pacing looks smooth.
+    let tenth = rate.map(|rate| usize::try_from(rate / 10).unwrap_or(LARGEST_CHUNK));
+    let chunk = tenth.map_or(LARGEST_CHUNK, |tenth| tenth.clamp(1024, LARGEST_CHUNK));
+    let started = tokio::time::Instant::now();
+    futures::stream::unfold(
+        (shared, body, 0usize),
+        move |(shared, body, offset)| async move {
+            if offset >= body.len() {
+                return None;
+            }
+            let end = offset.saturating_add(chunk).min(body.len());
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(end as f64 / rate as f64);
+                tokio::time::sleep_until(started + due).await;
+            }
+            shared.count(|stats| stats.media_bytes_served += (end - offset) as u64);
+            let piece = body.slice(offset..end);
+            Some((Ok(piece), (shared, body, end)))
+        },
+    )
+}
+
+/// Refuses a request over its signature; counted as an expired hit because
+/// to a client both mean "get a fresh URL".
+fn refuse(shared: &Shared, code: &str, message: &str) -> Response {
+    shared.count(|stats| stats.expired_hits += 1);
+    xml_error(StatusCode::FORBIDDEN, code, message)
+}
+
+fn xml_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let declaration = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+    let body =
+        format!("{declaration}<Error><Code>{code}</Code><Message>{message}</Message></Error>");
+    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// Header texts here are ASCII unless a test declares an odd content type;
+/// an empty value is then the harmless fallback.
+fn text_header(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteRange;
+
+    #[test]
+    fn single_ranges_parse_and_clamp_to_the_body() {
+        let span = |value: &str| ByteRange::parse(value).map(|range| range.within(10));
+        assert_eq!(span("bytes=4-"), Some(Some(4..10)));
+        assert_eq!(span("bytes=2-4"), Some(Some(2..5)));
+        assert_eq!(span("bytes=8-99"), Some(Some(8..10)));
+        assert_eq!(span("bytes=-3"), Some(Some(7..10)));
+        assert_eq!(span("bytes=-30"), Some(Some(0..10)));
+        assert_eq!(span("bytes=10-"), Some(None));
+        assert_eq!(span("bytes=-0"), Some(None));
+        for ignored in [
+            "bytes=5-2",
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=x-",
+            "bytes=-",
+        ] {
+            assert_eq!(span(ignored), None, "{ignored}");
+        }
+    }
+}

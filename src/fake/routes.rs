@@ -1,0 +1,340 @@
+//! The JSON half of the fake: the Access lists route, the Vault+ routes, the
+//! `apiKey` / `x-connection-id` check in front of them, and the error body
+//! `{"error","type","requestId"}` every refusal uses. Each answer is built
+//! from the vault as it is at that moment; signed URLs expire `url_ttl` after
+//! the answer.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::{FakeMedia, Shared, Vault, lock};
+
+type Answer = Result<Response, ApiError>;
+
+/// A refusal in the API's error shape, `{"error","type","requestId"}`; kept
+/// apart from `Response` because it is small enough to travel in `Err`.
+struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    request_id: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.message, "type": self.kind, "requestId": self.request_id});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Timestamps of list records; fixed, as the mirror only stores them.
+const LIST_RECORD_TIME: &str = "2026-01-01T00:00:00.000Z";
+const BATCH_LIMIT: usize = 100;
+
+/// The authenticated API routes.
+pub(super) fn api(shared: &Arc<Shared>) -> axum::Router<Arc<Shared>> {
+    axum::Router::new()
+        .route("/v2/access/vault/lists", get(lists))
+        .route("/v2/vault-plus/lists/{list_id}/sync", put(sync))
+        .route("/v2/vault-plus/lists/{list_id}/media", get(list_media))
+        // Static `batch` wins over `{media_id}` in the router, as upstream.
+        .route("/v2/vault-plus/media/batch", post(batch))
+        .route("/v2/vault-plus/media/{media_id}", get(media_item))
+        .route("/v2/vault-plus/status", get(status))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(shared),
+            authorize,
+        ))
+}
+
+pub(super) async fn route_not_found(State(shared): State<Arc<Shared>>) -> Response {
+    api_error(
+        &shared,
+        StatusCode::NOT_FOUND,
+        "ROUTE_NOT_FOUND",
+        "Route not found",
+    )
+    .into_response()
+}
+
+fn api_error(shared: &Shared, status: StatusCode, kind: &'static str, message: &str) -> ApiError {
+    ApiError {
+        status,
+        kind,
+        message: message.to_owned(),
+        request_id: shared.request_id(),
+    }
+}
+
+fn bad_request(shared: &Shared, message: &str) -> ApiError {
+    api_error(shared, StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+fn resource_not_found(shared: &Shared, what: &str) -> ApiError {
+    let message = format!("{what} not found");
+    api_error(
+        shared,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_NOT_FOUND",
+        &message,
+    )
+}
+
+async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if let Some((kind, message)) = refusal(&shared, request.headers()) {
+        shared.count(|stats| stats.unauthorized += 1);
+        return api_error(&shared, StatusCode::UNAUTHORIZED, kind, message).into_response();
+    }
+    let response = next.run(request).await;
+    shared.count(|stats| stats.api_calls += 1);
+    response
+}
+
+/// Why a request may not use the API, if it may not: header names are
+/// case-insensitive, values must match exactly.
+fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
+    let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
+    if header("apikey") != Some(shared.api_key.as_bytes()) {
+        Some(("UNAUTHORIZED", "Invalid or missing API key"))
+    } else if header("x-connection-id") != Some(shared.connection_id.as_bytes()) {
+        Some((
+            "SESSION_NOT_PROVIDED",
+            "Connection not found or has no session",
+        ))
+    } else {
+        None
+    }
+}
+
+fn path_text(
+    shared: &Shared,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, ApiError> {
+    path.map(|Path(text)| text)
+        .map_err(|rejection| bad_request(shared, &rejection.body_text()))
+}
+
+fn number_param(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    allowed: RangeInclusive<u64>,
+) -> Result<usize, ApiError> {
+    let number = match query.get(name) {
+        None => default,
+        Some(text) => match text.parse::<u64>() {
+            Ok(number) if allowed.contains(&number) => number,
+            _ => {
+                let (low, high) = (allowed.start(), allowed.end());
+                let message = format!("`{name}` must be an integer from {low} to {high}");
+                return Err(bad_request(shared, &message));
+            }
+        },
+    };
+    Ok(usize::try_from(number).unwrap_or(usize::MAX))
+}
+
+async fn lists(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
+    let limit = number_param(&shared, &query, "limit", 24, 1..=40)?;
+    let offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
+    shared.count(|stats| stats.list_calls += 1);
+    let vault = lock(&shared.vault);
+    let page: Vec<Value> = vault
+        .lists
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|list| {
+            // Access list ids are integers; keep odd test ids as strings.
+            let id = list
+                .id
+                .parse::<u64>()
+                .map_or_else(|_| json!(list.id), |id| json!(id));
+            let has_media = !list.members.is_empty();
+            json!({"id": id, "type": "custom", "name": list.name, "hasMedia": has_media,
+                   "canUpdate": true, "canDelete": true, "medias": []})
+        })
+        .collect();
+    let count_type = |kind: &str| {
+        vault
+            .media
+            .values()
+            .filter(|media| media.media_type == kind)
+            .count()
+    };
+    let has_more = offset.saturating_add(page.len()) < vault.lists.len();
+    let body = json!({
+        "list": page,
+        "all": {"videosCount": count_type("video"), "photosCount": count_type("image"),
+                "gifsCount": 0, "audiosCount": 0, "medias": []},
+        "hasMore": has_more, "canCreateVaultLists": true, "order": "desc", "sort": "recent",
+    });
+    Ok(Json(body).into_response())
+}
+
+fn members(shared: &Shared, vault: &Vault, list_id: &str) -> Result<Vec<String>, ApiError> {
+    let list = vault.lists.iter().find(|list| list.id == list_id);
+    list.map(|list| list.members.clone())
+        .ok_or_else(|| resource_not_found(shared, "List"))
+}
+
+async fn sync(
+    State(shared): State<Arc<Shared>>,
+    list_id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let list_id = path_text(&shared, list_id)?;
+    shared.count(|stats| stats.sync_calls += 1);
+    let current: BTreeSet<String> = members(&shared, &lock(&shared.vault), &list_id)?
+        .into_iter()
+        .collect();
+    // Upstream reconciles against the previous sync's baseline; the first
+    // sync only sets it, so everything counts as added.
+    let previous = lock(&shared.baselines)
+        .insert(list_id.clone(), current.clone())
+        .unwrap_or_default();
+    let body = json!({
+        "synced": true, "listId": list_id, "seen": current.len(),
+        "addedItems": current.difference(&previous).count(), "updatedItems": 0,
+        "removedItems": previous.difference(&current).count(),
+        "unchangedItems": current.intersection(&previous).count(), "adoptedItems": 0,
+    });
+    Ok(Json(body).into_response())
+}
+
+async fn list_media(
+    State(shared): State<Arc<Shared>>,
+    list_id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let list_id = path_text(&shared, list_id)?;
+    shared.count(|stats| stats.member_calls += 1);
+    let vault = lock(&shared.vault);
+    let now = crate::now_ms();
+    let members = members(&shared, &vault, &list_id)?;
+    let items: Vec<Value> = members
+        .iter()
+        .map(|media_id| member_json(&shared, media_id, vault.media.get(media_id), now))
+        .collect();
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+/// A `ListMediaItem`; a member the vault lacks is listed as pending, the
+/// way upstream lists what it has not stored yet.
+fn member_json(shared: &Shared, media_id: &str, media: Option<&FakeMedia>, now: i64) -> Value {
+    let unstored = media.and_then(|media| {
+        let mut variants = media.variants.values();
+        variants.find(|variant| variant.status != "stored")
+    });
+    let status = match (media, unstored) {
+        (None, _) => "pending",
+        (Some(_), None) => "stored",
+        (Some(_), Some(variant)) => variant.status.as_str(),
+    };
+    let variants = media.map_or(json!({}), |media| variants_json(shared, media, now));
+    let time = LIST_RECORD_TIME;
+    json!({"mediaId": media_id, "ofMediaId": media_id, "status": status,
+           "type": media.map(|media| &media.media_type),
+           "duration": media.and_then(|media| media.duration),
+           "firstAddedAt": time, "lastAddedAt": time, "lastSeenAt": time, "lastSyncedAt": time,
+           "media": variants})
+}
+
+async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct BatchRequest {
+        media_ids: Vec<String>,
+    }
+    let request: BatchRequest = serde_json::from_slice(&body)
+        .map_err(|error| bad_request(&shared, &format!("Invalid body: {error}")))?;
+    if request.media_ids.len() > BATCH_LIMIT {
+        return Err(bad_request(&shared, "`mediaIds` takes at most 100 ids"));
+    }
+    shared.count(|stats| {
+        stats.batch_calls += 1;
+        stats.batch_ids += request.media_ids.len() as u64;
+    });
+    let vault = lock(&shared.vault);
+    let now = crate::now_ms();
+    let mut answered = HashSet::new();
+    let items: Vec<Value> = request
+        .media_ids
+        .iter()
+        .filter(|media_id| answered.insert(media_id.as_str()))
+        .filter_map(|media_id| vault.media.get(media_id))
+        .map(|media| media_json(&shared, media, now))
+        .collect();
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+async fn media_item(
+    State(shared): State<Arc<Shared>>,
+    media_id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let media_id = path_text(&shared, media_id)?;
+    let vault = lock(&shared.vault);
+    let media = vault
+        .media
+        .get(&media_id)
+        .ok_or_else(|| resource_not_found(&shared, "Media"))?;
+    Ok(Json(media_json(&shared, media, crate::now_ms())).into_response())
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let vault = lock(&shared.vault);
+    let variants = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values());
+    let stored: Vec<_> = variants
+        .clone()
+        .filter(|variant| variant.status == "stored")
+        .collect();
+    let stored_bytes: usize = stored.iter().map(|variant| variant.body.len()).sum();
+    let body = json!({
+        "connectionId": shared.connection_id,
+        "storedCount": stored.len(),
+        "pendingCount": variants.count() - stored.len(),
+        "totalSizeBytes": stored_bytes,
+    });
+    Json(body).into_response()
+}
+
+fn media_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
+    json!({"id": media.id, "type": media.media_type, "duration": media.duration,
+           "media": variants_json(shared, media, now)})
+}
+
+fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
+    let ttl = i64::try_from(shared.url_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires = now.saturating_add(ttl);
+    let variants = media.variants.iter().map(|(label, variant)| {
+        let size = variant.declared_size.unwrap_or(variant.body.len() as i64);
+        // `watermark` is not in the docs: it proves clients tolerate
+        // unknown fields. Unstored variants get a URL too, as a trap.
+        let url = shared.signed_url(&media.id, label, expires);
+        let body = json!({
+            "status": variant.status, "quality": label, "sizeBytes": size,
+            "contentType": variant.content_type, "accessCount": 0,
+            "createdAt": variant.created_at, "expiresAt": expires, "storedAt": variant.stored_at,
+            "lastAccessedAt": variant.created_at, "url": url, "watermark": {"applied": false},
+        });
+        (label.clone(), body)
+    });
+    Value::Object(variants.collect())
+}

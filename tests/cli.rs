@@ -1,0 +1,247 @@
+//! The real binary, as a user runs it (loopback only).
+
+mod common;
+
+use std::process::Command as StdCommand;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use common::{assert_archive_matches, stored_variants, variant_rows};
+use predicates::prelude::*;
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
+
+/// The binary with a clean environment: no key or archive from the host.
+fn vault_mirror() -> Command {
+    Command::from_std(vault_mirror_std())
+}
+
+fn vault_mirror_std() -> StdCommand {
+    let mut command = StdCommand::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
+    for name in [
+        "OFAUTH_API_KEY",
+        "OFAUTH_CONNECTION_ID",
+        "OFAUTH_BASE_URL",
+        "VAULT_MIRROR_OUT",
+        "VAULT_MIRROR_DB",
+        "VAULT_MIRROR_CONFIG",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("VAULT_MIRROR_TEST_RETRY_DELAY_MS", "5");
+    command
+}
+
+fn mirror_against(server: &FakeServer, out: &std::path::Path) -> Command {
+    Command::from_std(mirror_against_std(server, out))
+}
+
+fn mirror_against_std(server: &FakeServer, out: &std::path::Path) -> StdCommand {
+    let mut command = vault_mirror_std();
+    command
+        .arg("mirror")
+        .arg("--out")
+        .arg(out)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id());
+    command
+}
+
+#[test]
+fn help_names_the_commands_and_exit_codes() {
+    vault_mirror()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mirror").and(predicate::str::contains("demo")))
+        .stdout(predicate::str::contains("Exit codes"));
+    vault_mirror()
+        .args(["mirror", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--quality").and(predicate::str::contains("--no-sync")));
+}
+
+#[test]
+fn a_refused_key_exits_4_with_a_hint() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .env("OFAUTH_API_KEY", "not-the-key")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("error:").and(predicate::str::contains("hint:")))
+        .stderr(predicate::str::contains("not-the-key").not());
+}
+
+#[test]
+fn an_unreachable_api_exits_1() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let out = tempfile::tempdir().unwrap();
+    vault_mirror()
+        .args([
+            "mirror",
+            "--api-key",
+            "k",
+            "--connection",
+            "c",
+            "--base-url",
+        ])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("could not reach the API"));
+}
+
+#[test]
+fn missing_key_or_bad_flags_exit_2() {
+    let out = tempfile::tempdir().unwrap();
+    vault_mirror()
+        .args(["mirror", "--connection", "c", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no API key"));
+    vault_mirror()
+        .args(["mirror", "--jobs", "0"])
+        .assert()
+        .code(2);
+    vault_mirror()
+        .args([
+            "mirror",
+            "--api-key",
+            "k",
+            "--connection",
+            "c",
+            "--base-url",
+            "ftp://x",
+        ])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn json_prints_exactly_one_object() {
+    let vault = Vault::sample(12, 3);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = mirror_against(&server, out.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for field in [
+        "lists",
+        "variants_seen",
+        "downloaded",
+        "already_verified",
+        "pending",
+        "failed",
+        "bytes",
+        "seconds",
+        "exit_code",
+        "outcome",
+    ] {
+        assert!(summary.get(field).is_some(), "missing {field} in {summary}");
+    }
+    assert_eq!(
+        summary["downloaded"].as_u64().unwrap() as usize,
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    assert_eq!(summary["lists"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn demo_mirrors_the_sample_vault_and_a_second_run_downloads_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("vault-demo");
+    vault_mirror()
+        .args(["demo", "--media", "15", "--out"])
+        .arg(&archive)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("The mirror is in"));
+    assert!(archive.join("media").is_dir());
+    let output = vault_mirror()
+        .args(["demo", "--media", "15", "--json", "--out"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["downloaded"], 0);
+    assert!(summary["already_verified"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn kill_9_mid_run_then_a_run_that_completes() {
+    let vault = Vault::sample(40, 3);
+    let throttled = FakeOptions {
+        faults: Faults {
+            bandwidth_per_transfer: Some(96 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+
+    let mut child = mirror_against_std(&server, out.path())
+        .arg("--quiet")
+        .spawn()
+        .unwrap();
+    // Wait until the run is well under way: some files verified, more in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let verified = db.exists()
+            && variant_rows(&db)
+                .iter()
+                .filter(|row| row.4 == "verified")
+                .count()
+                >= 5;
+        if verified || Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Whatever the moment, nothing broken sits at a final path.
+    let verified_before = assert_archive_matches(out.path(), &db, &vault);
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    assert!(
+        verified_before > 0 && verified_before < total,
+        "{verified_before} of {total}"
+    );
+
+    server.set_faults(Faults::default());
+    let requests_before = server.stats().media_requests;
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    // No verified file was fetched again.
+    let fetched = server.stats().media_requests - requests_before;
+    assert_eq!(fetched as usize, total - verified_before);
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let check: String = connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
