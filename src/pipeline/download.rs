@@ -279,6 +279,11 @@ impl Transfers {
         let context = &*self.inner.context;
         let name = display_name(&job.media_id, &job.label);
         context.reporter.on_failed(&name, reason);
+        // An empty `.part` holds nothing worth resuming: leave no litter.
+        let part = part_path(&context.settings.out.join(&job.relative_path));
+        if fs_err::metadata(&part).is_ok_and(|meta| meta.len() == 0) {
+            let _ = fs_err::remove_file(&part);
+        }
         if let Err(error) =
             context
                 .store
