@@ -68,6 +68,10 @@ pub struct MirrorSettings {
     pub quality: Quality,
     pub jobs: usize,
     pub sync: bool,
+    /// Poll for pending variants until they are stored, up to this long.
+    pub wait_pending: Option<Duration>,
+    /// Overall download bandwidth cap, bytes per second.
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for MirrorSettings {
@@ -77,6 +81,8 @@ impl Default for MirrorSettings {
             quality: Quality::Labels(DEFAULT_QUALITY.iter().map(|l| (*l).to_owned()).collect()),
             jobs: DEFAULT_JOBS,
             sync: true,
+            wait_pending: None,
+            limit_rate: None,
         }
     }
 }
@@ -98,6 +104,11 @@ pub struct NetworkSettings {
     /// A URL is re-signed when less than this remains before `expiresAt`
     /// (on top of the time the transfer is expected to take).
     pub expiry_margin: Duration,
+    /// API token bucket: calls per minute, and burst.
+    pub api_rate_per_minute: u32,
+    pub api_burst: u32,
+    /// First pause between polls for pending variants (doubles, up to a minute).
+    pub poll_interval: Duration,
 }
 
 impl Default for NetworkSettings {
@@ -110,6 +121,9 @@ impl Default for NetworkSettings {
             api_timeout: Duration::from_secs(120),
             stall_timeout: Duration::from_secs(30),
             expiry_margin: Duration::from_secs(20),
+            api_rate_per_minute: 60,
+            api_burst: 90,
+            poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -169,6 +183,8 @@ impl Settings {
             base_delay: self.network.retry_delay,
             max_delay: self.network.max_retry_delay,
             timeout: self.network.api_timeout,
+            rate_per_minute: self.network.api_rate_per_minute,
+            burst: self.network.api_burst,
         })
     }
 }
@@ -176,6 +192,36 @@ impl Settings {
 /// `<out>/.vault-mirror/state.sqlite`.
 pub fn default_db(out: &std::path::Path) -> PathBuf {
     out.join(".vault-mirror").join("state.sqlite")
+}
+
+/// Parses a bandwidth such as `20M`, `512K`, `1.5M/s` or `100000` into
+/// bytes per second (K, M, G are binary multiples, as in rclone).
+pub fn parse_rate(text: &str) -> Result<u64, SettingsError> {
+    let invalid = || SettingsError::Invalid {
+        name: "rate",
+        reason: format!("{text:?}: use a number of bytes per second, e.g. `20M`, `512K` or `100000`"),
+    };
+    let trimmed = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
+    let (number, unit) = match trimmed.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((index, _)) => trimmed.split_at(index),
+        None => (trimmed, ""),
+    };
+    let multiplier: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" => 1.0,
+        "k" | "ki" => 1024.0,
+        "m" | "mi" => 1024.0 * 1024.0,
+        "g" | "gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(invalid()),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| invalid())?;
+    let rate = value * multiplier;
+    if !rate.is_finite() || rate < 1024.0 || rate > u32::MAX as f64 {
+        return Err(SettingsError::Invalid {
+            name: "rate",
+            reason: format!("{text:?}: give between 1K and 4G per second"),
+        });
+    }
+    Ok(rate as u64)
 }
 
 /// Parses an API base URL; only http and https are accepted.
@@ -207,6 +253,18 @@ mod tests {
         assert_eq!(Quality::parse("all").unwrap(), Quality::All);
         assert!(Quality::parse(" , ").is_err());
         assert!(Quality::All.wants("square-preview"));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("20M").unwrap(), 20 * 1024 * 1024);
+        assert_eq!(parse_rate("512K").unwrap(), 512 * 1024);
+        assert_eq!(parse_rate("1.5MiB/s").unwrap(), 1_572_864);
+        assert_eq!(parse_rate("100000").unwrap(), 100_000);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("10").is_err());
+        assert!(parse_rate("-5M").is_err());
+        assert!(parse_rate("9T").is_err());
     }
 
     #[test]

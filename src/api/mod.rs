@@ -8,6 +8,7 @@
 
 pub mod models;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,13 @@ pub struct ApiConfig {
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub timeout: Duration,
+    /// Token bucket for API calls: refill per minute, and burst.
+    pub rate_per_minute: u32,
+    pub burst: u32,
 }
+
+/// The longest pause a `Retry-After` or `X-RateLimit-Reset` can impose.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
 /// An API answer with an error status, with what its body said.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -164,6 +171,11 @@ pub struct ApiClient {
     http: reqwest::Client,
     config: ApiConfig,
     reporter: Arc<dyn Reporter>,
+    /// Paces every call (the Access API documents 60/min with a burst of 90).
+    limiter: governor::DefaultDirectRateLimiter,
+    /// After a 429, no call leaves before this instant: the whole client
+    /// backs off, not only the call that was refused.
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl ApiClient {
@@ -188,11 +200,39 @@ impl ApiClient {
                 url: Redacted::new(&config.base_url),
                 reason: error.to_string(),
             })?;
+        let per_minute = NonZeroU32::new(config.rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.burst).unwrap_or(per_minute);
+        let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
         Ok(Self {
             http,
             config,
             reporter,
+            limiter: governor::RateLimiter::direct(quota),
+            paused_until: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Waits out a 429 pause, then for a token of the bucket.
+    async fn wait_for_turn(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await
+                }
+                _ => break,
+            }
+        }
+        self.limiter.until_ready().await;
+    }
+
+    /// Holds every call back for `wait` (capped).
+    fn pause(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait.min(RETRY_AFTER_CAP);
+        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
     }
 
     pub fn base_url(&self) -> &Url {
@@ -357,6 +397,7 @@ impl ApiClient {
         body: Option<&serde_json::Value>,
     ) -> Result<T, ApiError> {
         let path = url.path().to_owned();
+        self.wait_for_turn().await;
         let mut request = self
             .http
             .request(method.clone(), url.clone())
@@ -374,6 +415,10 @@ impl ApiClient {
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let bytes = response.bytes().await.map_err(transport)?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Without a word from the server, pause at least the base delay.
+            self.pause(retry_after.unwrap_or(self.config.base_delay));
+        }
         if !status.is_success() {
             let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
             let message = parsed

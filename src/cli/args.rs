@@ -84,6 +84,28 @@ pub struct MirrorArgs {
     /// Skip the PUT sync; mirror the membership Vault+ has cached
     #[arg(long)]
     pub no_sync: bool,
+    /// Poll until pending variants are stored, up to this long (e.g. 10m)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait_pending: Option<std::time::Duration>,
+    /// Overall bandwidth cap in bytes per second (e.g. 20M, 512K)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Attempts per variant (send + stream + verify is one attempt)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub retries: u16,
+    /// Abandon and retry a transfer that receives nothing for this long
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: std::time::Duration,
+    /// API calls per minute (token bucket refill)
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate: u32,
+    /// API calls allowed in a burst
+    #[arg(long, value_name = "N", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_burst: u32,
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    vault_mirror::settings::parse_rate(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]

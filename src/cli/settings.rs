@@ -49,6 +49,7 @@ pub fn build(
     {
         settings.network.retry_delay = std::time::Duration::from_millis(delay);
         settings.network.max_retry_delay = std::time::Duration::from_millis(delay * 10);
+        settings.network.poll_interval = std::time::Duration::from_millis(delay * 10);
     }
     if let Some(mirror) = mirror {
         apply_mirror(&mut settings, mirror)?;
@@ -66,6 +67,18 @@ pub fn apply_mirror(settings: &mut Settings, mirror: &MirrorArgs) -> Result<(), 
     settings.mirror.quality = Quality::parse(&mirror.quality)?;
     settings.mirror.jobs = usize::from(mirror.jobs);
     settings.mirror.sync = !mirror.no_sync;
+    settings.mirror.wait_pending = mirror.wait_pending;
+    settings.mirror.limit_rate = mirror.limit_rate;
+    settings.network.transfer_attempts = usize::from(mirror.retries);
+    if mirror.stall_timeout.is_zero() {
+        return Err(SettingsError::Invalid {
+            name: "stall timeout",
+            reason: "give a duration above zero, e.g. `30s`".into(),
+        });
+    }
+    settings.network.stall_timeout = mirror.stall_timeout;
+    settings.network.api_rate_per_minute = mirror.api_rate;
+    settings.network.api_burst = mirror.api_burst;
     Ok(())
 }
 

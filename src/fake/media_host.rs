@@ -5,7 +5,6 @@
 //! stream yields them, so an aborted transfer counts only what left.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +57,22 @@ pub(super) async fn serve(
         return xml_error(StatusCode::NOT_FOUND, "NoSuchKey", message);
     };
     drop(vault);
-    let faults = lock(&shared.faults).clone();
+    let faults = shared.faults();
+    if shared.roll(faults.media_server_errors) {
+        shared.count(|stats| stats.server_errors += 1);
+        let message = "Please reduce your request rate.";
+        return xml_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", message);
+    }
+    let mut variant = variant;
+    if shared.corrupt_once(faults.wrong_size, media_id, label) {
+        shared.count(|stats| stats.wrong_sizes += 1);
+        let mut longer = variant.body.to_vec();
+        longer.extend(std::iter::repeat_n(0x5A, 1024));
+        variant.body = longer.into();
+    } else if shared.corrupt_once(faults.wrong_type, media_id, label) {
+        shared.count(|stats| stats.wrong_types += 1);
+        variant.served_content_type = Some("text/html".to_owned());
+    }
     let total = variant.body.len();
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&variant.body)[..16]));
 
@@ -84,7 +98,17 @@ pub(super) async fn serve(
     );
     let length = part.len();
     let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
-    let stream = body_stream(Arc::clone(&shared), variant.body.slice(part), rate);
+    // Where the connection dies, if it does: before any byte, or part-way.
+    let cut_at = if shared.roll(faults.resets) {
+        shared.count(|stats| stats.resets += 1);
+        Some(0)
+    } else if length > 1 && shared.roll(faults.cut_bodies) {
+        shared.count(|stats| stats.cut_bodies += 1);
+        Some((shared.fraction() * length as f64) as usize % length)
+    } else {
+        None
+    };
+    let stream = body_stream(Arc::clone(&shared), variant.body.slice(part), rate, cut_at);
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let content_type = variant.served_content_type.unwrap_or(variant.content_type);
@@ -157,11 +181,14 @@ fn requested_range(headers: &HeaderMap, etag: &str) -> Option<ByteRange> {
 
 /// Yields `body` in chunks. With a rate, each chunk waits until the cap
 /// allows every byte up to its end, so even a one-chunk body takes its time.
+/// With `cut_at`, the stream fails after that many bytes, which makes the
+/// server drop the connection mid-body.
 fn body_stream(
     shared: Arc<Shared>,
     body: Bytes,
     rate: Option<u64>,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    cut_at: Option<usize>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     // About ten chunks a second when throttled, so pacing looks smooth.
     let tenth = rate.map(|rate| usize::try_from(rate / 10).unwrap_or(LARGEST_CHUNK));
     let chunk = tenth.map_or(LARGEST_CHUNK, |tenth| tenth.clamp(1024, LARGEST_CHUNK));
@@ -172,7 +199,12 @@ fn body_stream(
             if offset >= body.len() {
                 return None;
             }
-            let end = offset.saturating_add(chunk).min(body.len());
+            if cut_at == Some(offset) {
+                let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: cut");
+                return Some((Err(reset), (shared, body, usize::MAX)));
+            }
+            let limit = cut_at.filter(|cut| *cut > offset).unwrap_or(body.len());
+            let end = offset.saturating_add(chunk).min(limit);
             if let Some(rate) = rate {
                 let due = Duration::from_secs_f64(end as f64 / rate as f64);
                 tokio::time::sleep_until(started + due).await;

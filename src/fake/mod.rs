@@ -45,8 +45,8 @@ impl Default for FakeOptions {
     }
 }
 
-/// Switchable misbehaviour. Default: none. Later work adds more fields, so
-/// keep it a plain struct with Default.
+/// Switchable misbehaviour. Default: none. Ratios are fractions (0.0–1.0)
+/// of requests, drawn from a fixed-seed generator so a run is repeatable.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// Cap, in bytes per second, on each media response body. None (or 0) =
@@ -55,6 +55,39 @@ pub struct Faults {
     /// When true, the media host ignores `Range` and always answers 200 with
     /// the whole body.
     pub ignore_range: bool,
+    /// Lifetime of URLs signed from now on (instead of `FakeOptions::url_ttl`).
+    pub url_ttl: Option<Duration>,
+    /// 429 bursts on the API.
+    pub rate_limit: Option<RateLimitFault>,
+    /// API calls answered 503.
+    pub api_server_errors: f64,
+    /// API calls answered 200 with an HTML page (a proxy's) instead of JSON.
+    pub api_html: f64,
+    /// Media requests answered 503.
+    pub media_server_errors: f64,
+    /// Media bodies cut short: the connection closes part-way.
+    pub cut_bodies: f64,
+    /// Media connections reset before the first body byte.
+    pub resets: f64,
+    /// Variants whose first serve has 1 KiB too many bytes (and says so in
+    /// Content-Length).
+    pub wrong_size: f64,
+    /// Variants whose first serve carries `Content-Type: text/html`.
+    pub wrong_type: f64,
+    /// `pending`/`storing` variants become `stored` this long after the
+    /// server started (checked on each API call).
+    pub pending_for: Option<Duration>,
+}
+
+/// After every `every` API calls, the next `burst` calls get 429.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitFault {
+    pub every: u64,
+    pub burst: u64,
+    /// Seconds for `Retry-After`; None sends no such header.
+    pub retry_after: Option<u64>,
+    /// Seconds for `X-RateLimit-Reset` (a delta); None sends no such header.
+    pub reset_after: Option<u64>,
 }
 
 /// The data the fake serves. Tests mutate it while the server runs.
@@ -126,6 +159,15 @@ pub struct Stats {
     pub media_requests_with_api_key: u64,
     /// API calls refused with 401.
     pub unauthorized: u64,
+    /// Faults served: 429s, 5xx (API and media), HTML answers, cut bodies,
+    /// resets, wrong sizes and wrong types.
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    pub html_answers: u64,
+    pub cut_bodies: u64,
+    pub resets: u64,
+    pub wrong_sizes: u64,
+    pub wrong_types: u64,
 }
 
 /// A running fake; it stops when dropped.
@@ -219,6 +261,10 @@ impl FakeServer {
             stats: Mutex::new(Stats::default()),
             baselines: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
+            started: std::time::Instant::now(),
+            dice: AtomicU64::new(0x5EED),
+            api_sequence: AtomicU64::new(0),
+            corrupted: Mutex::new(BTreeSet::new()),
         });
         let app = routes::api(&shared)
             .route("/media", axum::routing::get(media_host::serve))
@@ -286,11 +332,46 @@ struct Shared {
     /// Per list, the members at its last sync, to answer sync plausibly.
     baselines: Mutex<HashMap<String, BTreeSet<String>>>,
     next_request_id: AtomicU64,
+    started: std::time::Instant,
+    /// State of the fixed-seed generator behind fault ratios.
+    dice: AtomicU64,
+    /// API calls seen, for rate-limit bursts.
+    api_sequence: AtomicU64,
+    /// Variants (id, label) already served corrupted once.
+    corrupted: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Shared {
     fn count(&self, update: impl FnOnce(&mut Stats)) {
         update(&mut lock(&self.stats));
+    }
+
+    /// True with probability `ratio`.
+    fn roll(&self, ratio: f64) -> bool {
+        ratio > 0.0 && self.fraction() < ratio
+    }
+
+    /// A fraction in 0..1 (splitmix64 over a shared counter: a fixed seed,
+    /// so a run with the same faults misbehaves the same way).
+    fn fraction(&self) -> f64 {
+        let mut z = self
+            .dice
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether to serve this variant corrupted: at most once per variant.
+    fn corrupt_once(&self, ratio: f64, media_id: &str, label: &str) -> bool {
+        self.roll(ratio)
+            && lock(&self.corrupted).insert((media_id.to_owned(), label.to_owned()))
+    }
+
+    fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
     }
 
     fn request_id(&self) -> String {

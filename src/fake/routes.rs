@@ -7,11 +7,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -96,9 +97,69 @@ async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         shared.count(|stats| stats.unauthorized += 1);
         return api_error(&shared, StatusCode::UNAUTHORIZED, kind, message).into_response();
     }
+    if let Some(misbehaviour) = api_fault(&shared) {
+        return misbehaviour;
+    }
     let response = next.run(request).await;
     shared.count(|stats| stats.api_calls += 1);
     response
+}
+
+/// A switched-on fault for this API call, if one strikes; also lets
+/// pending variants become stored when their time has come.
+fn api_fault(shared: &Shared) -> Option<Response> {
+    let faults = shared.faults();
+    if let Some(delay) = faults.pending_for
+        && shared.started.elapsed() >= delay
+    {
+        let now = crate::now_ms();
+        for media in lock(&shared.vault).media.values_mut() {
+            for variant in media.variants.values_mut() {
+                if matches!(variant.status.as_str(), "pending" | "storing") {
+                    variant.status = "stored".to_owned();
+                    variant.stored_at = Some(now);
+                }
+            }
+        }
+    }
+    let sequence = shared.api_sequence.fetch_add(1, Ordering::Relaxed);
+    if let Some(limit) = faults.rate_limit.filter(|limit| limit.burst > 0)
+        && sequence % (limit.every + limit.burst) >= limit.every
+    {
+        shared.count(|stats| stats.rate_limited += 1);
+        let mut response = api_error(
+            shared,
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMIT_EXCEEDED",
+            "Rate limit exceeded",
+        )
+        .into_response();
+        let headers = response.headers_mut();
+        if let Some(seconds) = limit.retry_after {
+            headers.insert("retry-after", seconds.into());
+        }
+        if let Some(seconds) = limit.reset_after {
+            headers.insert("x-ratelimit-reset", seconds.into());
+        }
+        headers.insert("x-ratelimit-remaining", 0.into());
+        return Some(response);
+    }
+    if shared.roll(faults.api_server_errors) {
+        shared.count(|stats| stats.server_errors += 1);
+        let error = api_error(
+            shared,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NETWORK_ERROR",
+            "Upstream network error",
+        );
+        return Some(error.into_response());
+    }
+    if shared.roll(faults.api_html) {
+        shared.count(|stats| stats.html_answers += 1);
+        let page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
+        return Some(([(header::CONTENT_TYPE, "text/html")], page).into_response());
+    }
+    None
 }
 
 /// Why a request may not use the API, if it may not: header names are
@@ -321,7 +382,8 @@ fn media_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
 }
 
 fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
-    let ttl = i64::try_from(shared.url_ttl.as_millis()).unwrap_or(i64::MAX);
+    let ttl = shared.faults().url_ttl.unwrap_or(shared.url_ttl);
+    let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires = now.saturating_add(ttl);
     let variants = media.variants.iter().map(|(label, variant)| {
         let size = variant.declared_size.unwrap_or(variant.body.len() as i64);

@@ -14,6 +14,7 @@
 //! The media host never sees the API key or connection id: it is reached
 //! through its own HTTP client without them.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,8 +28,9 @@ use crate::api::error_chain;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::paths::{part_path, safe_name};
 use crate::pipeline::commit::PartFile;
-use crate::pipeline::plan::{Job, decide};
-use crate::pipeline::resolve::{Resigner, note};
+use crate::api::models::MediaItem;
+use crate::pipeline::plan::{Decision, Job, decide};
+use crate::pipeline::resolve::{Resigner, keep_asked, note};
 use crate::pipeline::{Context, ItemNote, MirrorError, display_name};
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
@@ -50,6 +52,8 @@ pub enum Finished {
     },
     /// The run must stop (a refused key, a broken database).
     Fatal(MirrorError),
+    /// A bug: a transfer task panicked. Reported, and the run goes on.
+    Crashed(String),
 }
 
 /// Why an attempt did not end in a committed file.
@@ -100,6 +104,9 @@ struct Inner {
     http: reqwest::Client,
     resigner: Resigner,
     throughput: Throughput,
+    /// `--limit-rate`: one bucket of bytes shared by every transfer, and
+    /// its capacity (one second of bytes).
+    bandwidth: Option<(governor::DefaultDirectRateLimiter, NonZeroU32)>,
 }
 
 impl Transfers {
@@ -115,6 +122,10 @@ impl Transfers {
                 context: "cannot set up the HTTP client for media downloads".into(),
                 source: std::io::Error::other(error),
             })?;
+        let bandwidth = context.settings.mirror.limit_rate.map(|rate| {
+            let rate = NonZeroU32::new(u32::try_from(rate).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+            (governor::RateLimiter::direct(governor::Quota::per_second(rate)), rate)
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 resigner: Resigner::spawn(context.clone()),
@@ -125,6 +136,7 @@ impl Transfers {
                     bytes: AtomicU64::new(0),
                     active: AtomicUsize::new(0),
                 },
+                bandwidth,
             }),
         })
     }
@@ -147,12 +159,12 @@ impl Transfers {
         let mut force_resign = false;
         inner.throughput.active.fetch_add(1, Ordering::Relaxed);
         let finished = loop {
-            if force_resign || self.expires_too_soon(&job) {
+            if force_resign || self.resign_threshold(&job).is_some() {
                 force_resign = false;
-                match self.resign(&mut job).await {
-                    Ok(()) => {}
-                    Err(finished) => break finished(received),
-                }
+                job = match self.resign(job, received).await {
+                    Ok(job) => job,
+                    Err(finished) => break finished,
+                };
             }
             let transfer = TransferId::next();
             let result = self.attempt(&job, transfer, &name, &mut received).await;
@@ -168,6 +180,7 @@ impl Transfers {
             };
             let (message, pause) = match reason {
                 AttemptError::Expired(status) => {
+                    context.counters.expired_urls.fetch_add(1, Ordering::Relaxed);
                     force_resign = true;
                     (
                         format!("the media host refused the URL (HTTP {status}); re-signing"),
@@ -194,6 +207,7 @@ impl Transfers {
                 break self.fail(&job, LocalState::Failed, &message, received);
             };
             tries_left = tries_left.saturating_sub(1);
+            context.counters.transfer_retries.fetch_add(1, Ordering::Relaxed);
             context.reporter.on_retry(&name, tries_left + 1, &message);
             if pause {
                 tokio::time::sleep(delay).await;
@@ -203,45 +217,77 @@ impl Transfers {
         finished
     }
 
-    /// Whether the URL would expire before this transfer can finish.
-    fn expires_too_soon(&self, job: &Job) -> bool {
-        let Some(expires_at) = job.expires_at else {
-            return false;
-        };
+    pub fn resign_threshold(&self, job: &Job) -> Option<i64> {
+        let expires_at = job.expires_at?;
         let network = &self.inner.context.settings.network;
         let needed = job.size as f64 / self.inner.throughput.per_transfer();
-        let margin = network.expiry_margin.as_secs_f64() + needed;
-        (expires_at - crate::now_ms()) as f64 / 1000.0 < margin
+        let threshold = ((network.expiry_margin.as_secs_f64() + needed) * 1000.0) as i64;
+        (expires_at - crate::now_ms() < threshold).then_some(threshold)
     }
 
-    /// Replaces the job's URL with a fresh one. Errors say how the job ends.
-    async fn resign(&self, job: &mut Job) -> Result<(), Box<dyn FnOnce(u64) -> Finished + Send>> {
+    /// Re-signs a group of jobs with one batch call (at most 100 distinct
+    /// media ids). Each job comes back fresh, or ended (no longer stored).
+    pub async fn resign_all(&self, jobs: Vec<Job>) -> Vec<Result<Job, Finished>> {
         let context = &*self.inner.context;
-        let pending = |reason: String, job: &Job| {
-            let note = note(&job.media_id, &job.label, &reason);
-            Box::new(move |received| Finished::Pending { note, received }) as Box<_>
-        };
-        let item = match self.inner.resigner.refresh(&job.media_id).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return Err(pending("no longer cached by Vault+".into(), job)),
-            Err(error) if error.is_auth() => {
-                let error = Arc::unwrap_or_clone(error);
-                return Err(Box::new(move |_| Finished::Fatal(error.into())));
+        let mut ids: Vec<String> = Vec::new();
+        for job in &jobs {
+            if !ids.contains(&job.media_id) {
+                ids.push(job.media_id.clone());
             }
+        }
+        context.counters.resign_calls.fetch_add(1, Ordering::Relaxed);
+        context
+            .reporter
+            .on_note(&format!("re-signing {} URLs that would expire before their transfer", jobs.len()));
+        match context.api.media_batch(&ids).await {
+            Ok(batch) => {
+                let items = keep_asked(&ids, batch.items);
+                jobs.into_iter()
+                    .map(|job| {
+                        let item = items.iter().find(|item| item.id.as_deref() == Some(&job.media_id));
+                        self.apply_fresh(job, item).map_err(|note| Finished::Pending { note, received: 0 })
+                    })
+                    .collect()
+            }
+            Err(error) if error.is_auth() => jobs
+                .into_iter()
+                .map(|_| Err(Finished::Fatal(error.clone().into())))
+                .collect(),
+            Err(error) => {
+                // Try the old URLs; a refusal re-signs each on its own.
+                context.reporter.on_note(&format!("could not re-sign URLs: {error}"));
+                jobs.into_iter().map(Ok).collect()
+            }
+        }
+    }
+
+    /// Replaces the job's URL with a fresh one (batched with other
+    /// transfers asking at the same moment). Errors say how the job ends.
+    async fn resign(&self, job: Job, received: u64) -> Result<Job, Finished> {
+        let context = &*self.inner.context;
+        match self.inner.resigner.refresh(&job.media_id).await {
+            Ok(item) => self
+                .apply_fresh(job, item.as_ref())
+                .map_err(|note| Finished::Pending { note, received }),
+            Err(error) if error.is_auth() => Err(Finished::Fatal(Arc::unwrap_or_clone(error).into())),
             Err(error) => {
                 // Try the old URL; the next attempt asks again.
-                context.reporter.on_note(&format!(
-                    "could not re-sign {}: {error}",
-                    display_name(&job.media_id, &job.label)
-                ));
-                return Ok(());
+                let name = display_name(&job.media_id, &job.label);
+                context.reporter.on_note(&format!("could not re-sign {name}: {error}"));
+                Ok(job)
             }
+        }
+    }
+
+    /// The job with the fresh URL `item` gives, or why it cannot go on.
+    fn apply_fresh(&self, job: Job, item: Option<&MediaItem>) -> Result<Job, ItemNote> {
+        let context = &*self.inner.context;
+        let pending = |reason: &str| note(&job.media_id, &job.label, reason);
+        let Some(item) = item else {
+            return Err(pending("no longer cached by Vault+"));
         };
         let Some(variant) = item.media.get(&job.label) else {
-            return Err(pending(
-                "the variant is no longer listed by Vault+".into(),
-                job,
-            ));
+            return Err(pending("the variant is no longer listed by Vault+"));
         };
         let unknown = LocalVariant {
             state: LocalState::Missing,
@@ -251,27 +297,20 @@ impl Transfers {
             attempts: 0,
             part_validator: job.part_validator.clone(),
         };
-        match decide(
-            &context.settings.out,
-            &job.media_id,
-            &job.label,
-            variant,
-            &unknown,
-        ) {
-            crate::pipeline::plan::Decision::Fetch(fresh) => {
-                let fresh = *fresh;
+        match decide(&context.settings.out, &job.media_id, &job.label, variant, &unknown) {
+            Decision::Fetch(fresh) => {
                 if fresh.size != job.size || fresh.content_type != job.content_type {
                     // Changed upstream meanwhile: the bytes on disk are of the old object.
                     let old_part = part_path(&context.settings.out.join(&job.relative_path));
                     let _ = fs_err::remove_file(old_part);
                 }
-                *job = fresh;
-                Ok(())
+                context.counters.urls_resigned.fetch_add(1, Ordering::Relaxed);
+                Ok(*fresh)
             }
-            crate::pipeline::plan::Decision::Pending(reason)
-            | crate::pipeline::plan::Decision::Unavailable(reason)
-            | crate::pipeline::plan::Decision::Invalid(reason) => Err(pending(reason, job)),
-            crate::pipeline::plan::Decision::AlreadyVerified => Ok(()),
+            Decision::Pending(reason) | Decision::Unavailable(reason) | Decision::Invalid(reason) => {
+                Err(pending(&reason))
+            }
+            Decision::AlreadyVerified => Ok(job),
         }
     }
 
@@ -439,6 +478,7 @@ impl Transfers {
                 );
                 return Err(self.quarantine(job, part, reason));
             }
+            self.spend_bandwidth(chunk.len()).await;
             part.write(&chunk).map_err(local)?;
             *received += chunk.len() as u64;
             inner
@@ -492,6 +532,18 @@ impl Transfers {
             )
             .map_err(|error| AttemptError::Local(error.to_string()))?;
         Ok(())
+    }
+
+    /// Waits until `--limit-rate` allows `bytes` more (no-op without a cap).
+    async fn spend_bandwidth(&self, bytes: usize) {
+        let Some((bucket, capacity)) = &self.inner.bandwidth else { return };
+        // The bucket holds one second of bytes; larger chunks wait in pieces.
+        let mut left = u32::try_from(bytes).unwrap_or(u32::MAX);
+        while let Some(wanted) = NonZeroU32::new(left) {
+            let piece = wanted.min(*capacity);
+            let _ = bucket.until_n_ready(piece).await;
+            left -= piece.get();
+        }
     }
 
     async fn request(

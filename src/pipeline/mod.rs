@@ -15,6 +15,7 @@ pub mod download;
 pub mod lists;
 pub mod membership;
 pub mod plan;
+pub mod queue;
 pub mod resolve;
 pub mod sync;
 
@@ -22,7 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiError};
@@ -111,7 +113,24 @@ pub struct Summary {
     pub errors: Vec<String>,
     /// Bytes received this run.
     pub bytes: u64,
+    /// Signed URLs replaced before or during their transfer.
+    pub urls_resigned: u64,
+    /// Batch calls made to re-sign them.
+    pub resign_calls: u64,
+    /// Times the media host refused a URL (401/403/410) and it was re-signed.
+    pub expired_urls: u64,
+    /// Transfer attempts retried after a transient failure.
+    pub transfer_retries: u64,
     pub seconds: f64,
+}
+
+/// Counts the core keeps while a run goes on (for the summary).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub urls_resigned: AtomicU64,
+    pub resign_calls: AtomicU64,
+    pub expired_urls: AtomicU64,
+    pub transfer_retries: AtomicU64,
 }
 
 /// Everything the stages share.
@@ -120,6 +139,7 @@ pub struct Context {
     pub api: ApiClient,
     pub store: Store,
     pub reporter: Arc<dyn Reporter>,
+    pub counters: Counters,
 }
 
 /// Runs the whole pipeline once.
@@ -143,6 +163,7 @@ pub async fn mirror(
         api,
         store,
         reporter,
+        counters: Counters::default(),
     });
     let result = run_stages(&context, run_id).await;
     let now = crate::now_ms();
@@ -187,19 +208,13 @@ async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, Mirr
         &format!("{} media in {} lists", media_ids.len(), selected.len()),
     );
 
-    let (jobs_in, jobs_out) = futures::channel::mpsc::channel(context.settings.mirror.jobs * 4);
-    let resolver = resolve::resolve_all(context.clone(), media_ids, jobs_in);
     let transfers = download::Transfers::new(context.clone())?;
-    let downloads = jobs_out
-        .map(|job| {
-            let transfers = transfers.clone();
-            tokio::spawn(async move { transfers.fetch_verified(job).await })
-        })
-        .buffer_unordered(context.settings.mirror.jobs.max(1))
-        .collect::<Vec<_>>();
-    let (resolved, finished) = tokio::join!(resolver, downloads);
-    let resolved = resolved?;
+    let mut round = transfer_round(context, &transfers, media_ids).await?;
+    if let Some(limit) = context.settings.mirror.wait_pending {
+        wait_for_pending(context, &transfers, &mut round, limit).await?;
+    }
 
+    let counters = &context.counters;
     let mut summary = Summary {
         command: "mirror",
         outcome: Outcome::Complete,
@@ -207,38 +222,20 @@ async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, Mirr
         out: context.settings.out.clone(),
         run_id,
         lists: list_summaries,
-        variants_seen: resolved.variants_seen,
-        downloaded: 0,
-        already_verified: resolved.already_verified,
-        pending: resolved.pending,
-        failed: resolved.failed,
-        unavailable: resolved.unavailable,
+        variants_seen: round.variants_seen,
+        downloaded: round.downloaded,
+        already_verified: round.already_verified,
+        pending: round.pending,
+        failed: round.failed,
+        unavailable: round.unavailable,
         errors,
-        bytes: 0,
+        bytes: round.bytes,
+        urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
+        resign_calls: counters.resign_calls.load(Ordering::Relaxed),
+        expired_urls: counters.expired_urls.load(Ordering::Relaxed),
+        transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
         seconds: 0.0,
     };
-    for joined in finished {
-        match joined {
-            Ok(download::Finished::Verified { received }) => {
-                summary.downloaded += 1;
-                summary.bytes += received;
-            }
-            Ok(download::Finished::Failed { note, received }) => {
-                summary.bytes += received;
-                summary.failed.push(note);
-            }
-            Ok(download::Finished::Pending { note, received }) => {
-                summary.bytes += received;
-                summary.pending.push(note);
-            }
-            Ok(download::Finished::Fatal(error)) => return Err(error),
-            Err(join_error) => summary.failed.push(ItemNote {
-                id: String::new(),
-                label: String::new(),
-                reason: format!("internal error: a transfer task ended abnormally: {join_error}"),
-            }),
-        }
-    }
     summary.pending.sort();
     summary.failed.sort();
     summary.unavailable.sort();
@@ -247,6 +244,121 @@ async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, Mirr
         summary.exit_code = 3;
     }
     Ok(summary)
+}
+
+/// What one pass of resolve + download did.
+#[derive(Debug, Default)]
+struct Round {
+    variants_seen: u64,
+    already_verified: u64,
+    downloaded: u64,
+    bytes: u64,
+    pending: Vec<ItemNote>,
+    failed: Vec<ItemNote>,
+    unavailable: Vec<ItemNote>,
+}
+
+/// Resolves `media_ids` and downloads what they need; the two stages run
+/// together, joined by the queue.
+async fn transfer_round(
+    context: &Arc<Context>,
+    transfers: &download::Transfers,
+    media_ids: Vec<String>,
+) -> Result<Round, MirrorError> {
+    let jobs = context.settings.mirror.jobs.max(1);
+    let queue = queue::JobQueue::new(jobs);
+    let resolver = async {
+        let resolved = resolve::resolve_all(context.clone(), media_ids, &queue).await;
+        if resolved.is_err() {
+            queue.abandon();
+        } else {
+            queue.close();
+        }
+        resolved
+    };
+    let dispatcher = queue::dispatch(transfers, &queue, jobs);
+    let (resolved, finished) = tokio::join!(resolver, dispatcher);
+    let resolved = resolved?;
+    let mut round = Round {
+        variants_seen: resolved.variants_seen,
+        already_verified: resolved.already_verified,
+        pending: resolved.pending,
+        failed: resolved.failed,
+        unavailable: resolved.unavailable,
+        ..Round::default()
+    };
+    for ended in finished {
+        match ended {
+            download::Finished::Verified { received } => {
+                round.downloaded += 1;
+                round.bytes += received;
+            }
+            download::Finished::Failed { note, received } => {
+                round.bytes += received;
+                round.failed.push(note);
+            }
+            download::Finished::Pending { note, received } => {
+                round.bytes += received;
+                round.pending.push(note);
+            }
+            download::Finished::Fatal(error) => return Err(error),
+            download::Finished::Crashed(reason) => round.failed.push(ItemNote {
+                id: String::new(),
+                label: String::new(),
+                reason: format!("internal error: {reason}"),
+            }),
+        }
+    }
+    Ok(round)
+}
+
+/// `--wait-pending`: polls (status, then a batch of the pending ids) with
+/// growing pauses, downloading variants as they become stored, until none
+/// is pending or the time is up.
+async fn wait_for_pending(
+    context: &Arc<Context>,
+    transfers: &download::Transfers,
+    round: &mut Round,
+    limit: std::time::Duration,
+) -> Result<(), MirrorError> {
+    let deadline = Instant::now() + limit;
+    let mut pause = context.settings.network.poll_interval;
+    while !round.pending.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        context.reporter.on_stage(
+            Stage::Resolve,
+            &format!(
+                "waiting for {} pending variants ({}s left)",
+                round.pending.len(),
+                left.as_secs()
+            ),
+        );
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(60));
+        match context.api.status().await {
+            Ok(status) => {
+                if let Some(pending) = status.pending_count {
+                    context
+                        .reporter
+                        .on_stage(Stage::Resolve, &format!("Vault+ reports {pending} variants pending"));
+                }
+            }
+            Err(error) if error.is_auth() => return Err(error.into()),
+            Err(_) => {}
+        }
+        let mut ids: Vec<String> = round.pending.iter().map(|note| note.id.clone()).collect();
+        ids.dedup();
+        let next = transfer_round(context, transfers, ids).await?;
+        round.downloaded += next.downloaded;
+        round.bytes += next.bytes;
+        round.failed.extend(next.failed);
+        round.unavailable.extend(next.unavailable);
+        round.pending = next.pending;
+    }
+    Ok(())
 }
 
 /// A name for messages: the raw id and label with control characters

@@ -11,13 +11,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::SinkExt;
-use futures::channel::mpsc::Sender;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::models::MediaItem;
 use crate::api::{ApiError, BATCH_LIMIT};
 use crate::pipeline::plan::{Decision, Job, decide};
+use crate::pipeline::queue::JobQueue;
 use crate::pipeline::{Context, ItemNote, MirrorError};
 use crate::store::{MediaRecord, RemoteVariant};
 
@@ -34,7 +33,7 @@ pub struct Resolved {
 pub async fn resolve_all(
     context: Arc<Context>,
     media_ids: Vec<String>,
-    mut jobs: Sender<Job>,
+    queue: &JobQueue,
 ) -> Result<Resolved, MirrorError> {
     let mut resolved = Resolved::default();
     for chunk in media_ids.chunks(BATCH_LIMIT) {
@@ -58,7 +57,7 @@ pub async fn resolve_all(
             ));
         }
         let items = keep_asked(chunk, batch.items);
-        let mut planned = record_items(&context, &items, &mut resolved)?;
+        let planned = record_items(&context, &items, &mut resolved)?;
         for media_id in chunk {
             if !items
                 .iter()
@@ -71,22 +70,16 @@ pub async fn resolve_all(
                 ));
             }
         }
-        planned.sort_by_key(|job| job.expires_at.unwrap_or(i64::MAX));
         let bytes: u64 = planned.iter().map(|job| job.size).sum();
         context.reporter.on_queued(planned.len() as u64, bytes);
-        for job in planned {
-            // The receiver only goes away when the run is stopping.
-            if jobs.send(job).await.is_err() {
-                return Ok(resolved);
-            }
-        }
+        queue.push(planned).await;
     }
     Ok(resolved)
 }
 
 /// Keeps the items that answer ids we asked for, each id once: extra or
 /// repeated items from a misbehaving server are dropped.
-fn keep_asked(asked: &[String], items: Vec<MediaItem>) -> Vec<MediaItem> {
+pub fn keep_asked(asked: &[String], items: Vec<MediaItem>) -> Vec<MediaItem> {
     let asked: HashSet<&str> = asked.iter().map(String::as_str).collect();
     let mut seen = HashSet::new();
     items
@@ -211,6 +204,7 @@ impl Resigner {
                     }
                 }
                 let ids: Vec<String> = waiting.keys().cloned().collect();
+                context.counters.resign_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let answer = context.api.media_batch(&ids).await.map_err(Arc::new);
                 let mut found: HashMap<String, MediaItem> = match &answer {
                     Ok(batch) => keep_asked(&ids, batch.items.clone())
