@@ -199,10 +199,18 @@ pub fn default_db(out: &std::path::Path) -> PathBuf {
 pub fn parse_rate(text: &str) -> Result<u64, SettingsError> {
     let invalid = || SettingsError::Invalid {
         name: "rate",
-        reason: format!("{text:?}: use a number of bytes per second, e.g. `20M`, `512K` or `100000`"),
+        reason: format!(
+            "{text:?}: use a number of bytes per second, e.g. `20M`, `512K` or `100000`"
+        ),
     };
-    let trimmed = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
-    let (number, unit) = match trimmed.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+    let trimmed = text
+        .trim()
+        .trim_end_matches("/s")
+        .trim_end_matches(['B', 'b']);
+    let (number, unit) = match trimmed
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
         Some((index, _)) => trimmed.split_at(index),
         None => (trimmed, ""),
     };

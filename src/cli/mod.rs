@@ -194,7 +194,10 @@ fn print_summary(summary: &Summary, output: Output) {
     if !output.quiet && (summary.urls_resigned > 0 || summary.transfer_retries > 0) {
         eprintln!(
             "  {} URLs re-signed in {} batch calls ({} refused by the media host), {} transfer retries",
-            summary.urls_resigned, summary.resign_calls, summary.expired_urls, summary.transfer_retries
+            summary.urls_resigned,
+            summary.resign_calls,
+            summary.expired_urls,
+            summary.transfer_retries
         );
     }
     if !output.quiet && !summary.unavailable.is_empty() {

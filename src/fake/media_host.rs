@@ -200,6 +200,9 @@ fn body_stream(
                 return None;
             }
             if cut_at == Some(offset) {
+                // Let the bytes sent so far leave before the connection
+                // drops, as on a real network; hyper would discard them.
+                tokio::time::sleep(Duration::from_millis(30)).await;
                 let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: cut");
                 return Some((Err(reset), (shared, body, usize::MAX)));
             }

@@ -366,8 +366,7 @@ impl Shared {
 
     /// Whether to serve this variant corrupted: at most once per variant.
     fn corrupt_once(&self, ratio: f64, media_id: &str, label: &str) -> bool {
-        self.roll(ratio)
-            && lock(&self.corrupted).insert((media_id.to_owned(), label.to_owned()))
+        self.roll(ratio) && lock(&self.corrupted).insert((media_id.to_owned(), label.to_owned()))
     }
 
     fn faults(&self) -> Faults {

@@ -25,10 +25,10 @@ use futures::StreamExt;
 use reqwest::{StatusCode, header};
 
 use crate::api::error_chain;
+use crate::api::models::MediaItem;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::paths::{part_path, safe_name};
 use crate::pipeline::commit::PartFile;
-use crate::api::models::MediaItem;
 use crate::pipeline::plan::{Decision, Job, decide};
 use crate::pipeline::resolve::{Resigner, keep_asked, note};
 use crate::pipeline::{Context, ItemNote, MirrorError, display_name};
@@ -123,8 +123,12 @@ impl Transfers {
                 source: std::io::Error::other(error),
             })?;
         let bandwidth = context.settings.mirror.limit_rate.map(|rate| {
-            let rate = NonZeroU32::new(u32::try_from(rate).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-            (governor::RateLimiter::direct(governor::Quota::per_second(rate)), rate)
+            let rate =
+                NonZeroU32::new(u32::try_from(rate).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+            (
+                governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+                rate,
+            )
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -180,7 +184,10 @@ impl Transfers {
             };
             let (message, pause) = match reason {
                 AttemptError::Expired(status) => {
-                    context.counters.expired_urls.fetch_add(1, Ordering::Relaxed);
+                    context
+                        .counters
+                        .expired_urls
+                        .fetch_add(1, Ordering::Relaxed);
                     force_resign = true;
                     (
                         format!("the media host refused the URL (HTTP {status}); re-signing"),
@@ -207,7 +214,10 @@ impl Transfers {
                 break self.fail(&job, LocalState::Failed, &message, received);
             };
             tries_left = tries_left.saturating_sub(1);
-            context.counters.transfer_retries.fetch_add(1, Ordering::Relaxed);
+            context
+                .counters
+                .transfer_retries
+                .fetch_add(1, Ordering::Relaxed);
             context.reporter.on_retry(&name, tries_left + 1, &message);
             if pause {
                 tokio::time::sleep(delay).await;
@@ -235,17 +245,24 @@ impl Transfers {
                 ids.push(job.media_id.clone());
             }
         }
-        context.counters.resign_calls.fetch_add(1, Ordering::Relaxed);
         context
-            .reporter
-            .on_note(&format!("re-signing {} URLs that would expire before their transfer", jobs.len()));
+            .counters
+            .resign_calls
+            .fetch_add(1, Ordering::Relaxed);
+        context.reporter.on_note(&format!(
+            "re-signing {} URLs that would expire before their transfer",
+            jobs.len()
+        ));
         match context.api.media_batch(&ids).await {
             Ok(batch) => {
                 let items = keep_asked(&ids, batch.items);
                 jobs.into_iter()
                     .map(|job| {
-                        let item = items.iter().find(|item| item.id.as_deref() == Some(&job.media_id));
-                        self.apply_fresh(job, item).map_err(|note| Finished::Pending { note, received: 0 })
+                        let item = items
+                            .iter()
+                            .find(|item| item.id.as_deref() == Some(&job.media_id));
+                        self.apply_fresh(job, item)
+                            .map_err(|note| Finished::Pending { note, received: 0 })
                     })
                     .collect()
             }
@@ -255,7 +272,9 @@ impl Transfers {
                 .collect(),
             Err(error) => {
                 // Try the old URLs; a refusal re-signs each on its own.
-                context.reporter.on_note(&format!("could not re-sign URLs: {error}"));
+                context
+                    .reporter
+                    .on_note(&format!("could not re-sign URLs: {error}"));
                 jobs.into_iter().map(Ok).collect()
             }
         }
@@ -269,11 +288,15 @@ impl Transfers {
             Ok(item) => self
                 .apply_fresh(job, item.as_ref())
                 .map_err(|note| Finished::Pending { note, received }),
-            Err(error) if error.is_auth() => Err(Finished::Fatal(Arc::unwrap_or_clone(error).into())),
+            Err(error) if error.is_auth() => {
+                Err(Finished::Fatal(Arc::unwrap_or_clone(error).into()))
+            }
             Err(error) => {
                 // Try the old URL; the next attempt asks again.
                 let name = display_name(&job.media_id, &job.label);
-                context.reporter.on_note(&format!("could not re-sign {name}: {error}"));
+                context
+                    .reporter
+                    .on_note(&format!("could not re-sign {name}: {error}"));
                 Ok(job)
             }
         }
@@ -297,19 +320,28 @@ impl Transfers {
             attempts: 0,
             part_validator: job.part_validator.clone(),
         };
-        match decide(&context.settings.out, &job.media_id, &job.label, variant, &unknown) {
+        match decide(
+            &context.settings.out,
+            &job.media_id,
+            &job.label,
+            variant,
+            &unknown,
+        ) {
             Decision::Fetch(fresh) => {
                 if fresh.size != job.size || fresh.content_type != job.content_type {
                     // Changed upstream meanwhile: the bytes on disk are of the old object.
                     let old_part = part_path(&context.settings.out.join(&job.relative_path));
                     let _ = fs_err::remove_file(old_part);
                 }
-                context.counters.urls_resigned.fetch_add(1, Ordering::Relaxed);
+                context
+                    .counters
+                    .urls_resigned
+                    .fetch_add(1, Ordering::Relaxed);
                 Ok(*fresh)
             }
-            Decision::Pending(reason) | Decision::Unavailable(reason) | Decision::Invalid(reason) => {
-                Err(pending(&reason))
-            }
+            Decision::Pending(reason)
+            | Decision::Unavailable(reason)
+            | Decision::Invalid(reason) => Err(pending(&reason)),
             Decision::AlreadyVerified => Ok(job),
         }
     }
@@ -536,7 +568,9 @@ impl Transfers {
 
     /// Waits until `--limit-rate` allows `bytes` more (no-op without a cap).
     async fn spend_bandwidth(&self, bytes: usize) {
-        let Some((bucket, capacity)) = &self.inner.bandwidth else { return };
+        let Some((bucket, capacity)) = &self.inner.bandwidth else {
+            return;
+        };
         // The bucket holds one second of bytes; larger chunks wait in pieces.
         let mut left = u32::try_from(bytes).unwrap_or(u32::MAX);
         while let Some(wanted) = NonZeroU32::new(left) {

@@ -341,9 +341,10 @@ async fn wait_for_pending(
         match context.api.status().await {
             Ok(status) => {
                 if let Some(pending) = status.pending_count {
-                    context
-                        .reporter
-                        .on_stage(Stage::Resolve, &format!("Vault+ reports {pending} variants pending"));
+                    context.reporter.on_stage(
+                        Stage::Resolve,
+                        &format!("Vault+ reports {pending} variants pending"),
+                    );
                 }
             }
             Err(error) if error.is_auth() => return Err(error.into()),

@@ -20,6 +20,8 @@ pub struct Job {
     pub url: Url,
     /// When the URL stops working (epoch ms), if the API said.
     pub expires_at: Option<i64>,
+    /// When we got the URL (epoch ms): `expires_at - signed_at` is its lifetime.
+    pub signed_at: i64,
     pub size: u64,
     pub content_type: String,
     /// Final path, relative to the archive root.
@@ -82,6 +84,7 @@ pub fn decide(
         label: label.to_owned(),
         url,
         expires_at: remote.expires_at,
+        signed_at: crate::now_ms(),
         size,
         content_type: content_type.to_owned(),
         relative_path: variant_path(media_id, label, content_type),

@@ -164,7 +164,9 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
             finished.extend(ended);
             let Some(job) = job else { continue };
             let transfers = transfers.clone();
-            running.push(tokio::spawn(async move { transfers.fetch_verified(job).await }));
+            running.push(tokio::spawn(
+                async move { transfers.fetch_verified(job).await },
+            ));
         }
         if running.is_empty() {
             if queue.finished() {

@@ -204,7 +204,10 @@ impl Resigner {
                     }
                 }
                 let ids: Vec<String> = waiting.keys().cloned().collect();
-                context.counters.resign_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                context
+                    .counters
+                    .resign_calls
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let answer = context.api.media_batch(&ids).await.map_err(Arc::new);
                 let mut found: HashMap<String, MediaItem> = match &answer {
                     Ok(batch) => keep_asked(&ids, batch.items.clone())

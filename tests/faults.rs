@@ -1,0 +1,279 @@
+//! Each switchable fault of the fake alone, then mixed: every run must end
+//! with every variant verified (loopback only).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{assert_archive_matches, settings_for, stored_variants};
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
+use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::report::SilentReporter;
+use vault_mirror::settings::Settings;
+
+/// Mirrors `vault` through a fake with `faults`; asserts a complete,
+/// correct archive and returns the summary and the fake's counters.
+async fn mirror_through(
+    vault: Vault,
+    faults: Faults,
+    adjust: impl FnOnce(&mut Settings),
+) -> (Summary, vault_mirror::fake::Stats) {
+    let options = FakeOptions {
+        faults,
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start(vault.clone(), options).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.network.transfer_attempts = 12;
+    settings.network.api_attempts = 12;
+    adjust(&mut settings);
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 0, "{summary:#?}");
+    assert!(
+        summary.failed.is_empty() && summary.pending.is_empty(),
+        "{summary:#?}"
+    );
+    // Against the vault as it is now (faults may have stored pending variants).
+    let vault = server.with_vault(|vault| vault.clone());
+    let expected = stored_variants(&vault, &["full", "thumb"]);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        expected
+    );
+    (summary, server.stats())
+}
+
+fn sample() -> Vault {
+    Vault::sample(24, 2)
+}
+
+#[tokio::test]
+async fn rate_limit_bursts_with_retry_after() {
+    let faults = Faults {
+        rate_limit: Some(RateLimitFault {
+            every: 3,
+            burst: 2,
+            retry_after: Some(1),
+            reset_after: None,
+        }),
+        ..Faults::default()
+    };
+    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.rate_limited >= 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn rate_limit_bursts_with_a_reset_header_or_nothing() {
+    for reset_after in [Some(1), None] {
+        let faults = Faults {
+            rate_limit: Some(RateLimitFault {
+                every: 4,
+                burst: 1,
+                retry_after: None,
+                reset_after,
+            }),
+            ..Faults::default()
+        };
+        let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+        assert!(stats.rate_limited >= 1, "{stats:?}");
+    }
+}
+
+#[tokio::test]
+async fn api_server_errors_and_html_answers_are_retried() {
+    let faults = Faults {
+        api_server_errors: 0.3,
+        ..Faults::default()
+    };
+    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.server_errors >= 1, "{stats:?}");
+    let faults = Faults {
+        api_html: 0.3,
+        ..Faults::default()
+    };
+    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.html_answers >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn media_server_errors_are_retried() {
+    let faults = Faults {
+        media_server_errors: 0.3,
+        ..Faults::default()
+    };
+    let (summary, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.server_errors >= 1);
+    assert!(
+        summary.transfer_retries >= stats.server_errors,
+        "{summary:?} {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn cut_bodies_resume_from_the_bytes_on_disk() {
+    let vault = sample();
+    let archive_bytes: u64 = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.iter())
+        .filter(|(label, _)| matches!(label.as_str(), "full" | "thumb"))
+        .map(|(_, variant)| variant.body.len() as u64)
+        .sum();
+    let faults = Faults {
+        cut_bodies: 0.3,
+        ..Faults::default()
+    };
+    let (summary, stats) = mirror_through(vault, faults, |_| {}).await;
+    assert!(stats.cut_bodies >= 3, "{stats:?}");
+    assert!(
+        stats.range_requests >= 1,
+        "cut transfers should resume: {stats:?}"
+    );
+    // Resuming keeps the bytes fetched close to the archive's size.
+    assert!(
+        summary.bytes < archive_bytes * 3 / 2,
+        "{} of {archive_bytes}",
+        summary.bytes
+    );
+}
+
+#[tokio::test]
+async fn cut_bodies_without_range_support_start_over() {
+    let faults = Faults {
+        cut_bodies: 0.3,
+        ignore_range: true,
+        ..Faults::default()
+    };
+    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.cut_bodies >= 3);
+    assert_eq!(stats.range_requests, 0);
+}
+
+#[tokio::test]
+async fn connection_resets_are_retried() {
+    let faults = Faults {
+        resets: 0.3,
+        ..Faults::default()
+    };
+    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.resets >= 3, "{stats:?}");
+}
+
+#[tokio::test]
+async fn wrong_sizes_and_types_are_quarantined_then_fetched_again() {
+    for faults in [
+        Faults {
+            wrong_size: 0.5,
+            ..Faults::default()
+        },
+        Faults {
+            wrong_type: 0.5,
+            ..Faults::default()
+        },
+    ] {
+        let (summary, stats) = mirror_through(sample(), faults, |_| {}).await;
+        let corrupted = stats.wrong_sizes + stats.wrong_types;
+        assert!(corrupted >= 3, "{stats:?}");
+        // Each corrupted serve cost one re-signed refetch, nothing more.
+        assert_eq!(summary.transfer_retries, corrupted, "{summary:?}");
+    }
+}
+
+#[tokio::test]
+async fn pending_variants_are_waited_for() {
+    let mut vault = sample();
+    for media in vault.media.values_mut().take(5) {
+        media.variants.get_mut("full").unwrap().status = "pending".into();
+    }
+    let faults = Faults {
+        pending_for: Some(Duration::from_millis(700)),
+        ..Faults::default()
+    };
+    let (summary, _) = mirror_through(vault, faults, |settings| {
+        settings.mirror.wait_pending = Some(Duration::from_secs(20));
+        settings.network.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    assert!(summary.downloaded >= 5);
+}
+
+#[tokio::test]
+async fn a_run_many_times_the_url_lifetime_finishes_without_failures() {
+    // URLs live 1 s; transfers are throttled so the run lasts several
+    // seconds and most transfers outlive the URL they started with.
+    let faults = Faults {
+        url_ttl: Some(Duration::from_secs(1)),
+        bandwidth_per_transfer: Some(40 * 1024),
+        ..Faults::default()
+    };
+    let started = std::time::Instant::now();
+    let (summary, stats) = mirror_through(Vault::sample(16, 2), faults, |settings| {
+        settings.mirror.jobs = 4;
+        settings.network.expiry_margin = Duration::from_millis(300);
+    })
+    .await;
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the run should outlast many URL lifetimes"
+    );
+    assert!(summary.urls_resigned > 0, "{summary:?}");
+    assert!(
+        stats.expired_hits > 0 || summary.resign_calls > 0,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn everything_at_once() {
+    let faults = Faults {
+        url_ttl: Some(Duration::from_secs(2)),
+        bandwidth_per_transfer: Some(512 * 1024),
+        rate_limit: Some(RateLimitFault {
+            every: 6,
+            burst: 1,
+            retry_after: Some(1),
+            reset_after: Some(1),
+        }),
+        api_server_errors: 0.1,
+        api_html: 0.1,
+        media_server_errors: 0.1,
+        cut_bodies: 0.2,
+        resets: 0.1,
+        wrong_size: 0.1,
+        wrong_type: 0.1,
+        ..Faults::default()
+    };
+    mirror_through(Vault::sample(30, 3), faults, |settings| {
+        settings.network.expiry_margin = Duration::from_millis(500);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn limit_rate_caps_the_overall_bandwidth() {
+    let vault = Vault::sample(10, 1);
+    let bytes: usize = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.iter())
+        .filter(|(label, _)| matches!(label.as_str(), "full" | "thumb"))
+        .map(|(_, variant)| variant.body.len())
+        .sum();
+    let rate = 128 * 1024;
+    let started = std::time::Instant::now();
+    mirror_through(vault, Faults::default(), |settings| {
+        settings.mirror.limit_rate = Some(rate as u64);
+    })
+    .await;
+    // The bucket starts full (one second of bytes), then refills at `rate`.
+    let floor = (bytes.saturating_sub(rate)) as f64 / rate as f64 * 0.8;
+    assert!(
+        started.elapsed().as_secs_f64() >= floor,
+        "{bytes} bytes in {:?}",
+        started.elapsed()
+    );
+}
