@@ -134,4 +134,25 @@ pub struct FakeServerArgs {
     /// Bandwidth cap per transfer in bytes per second
     #[arg(long)]
     pub bandwidth: Option<u64>,
+    /// Fraction of media bodies cut short (0.0-1.0)
+    #[arg(long, default_value_t = 0.0)]
+    pub cut_bodies: f64,
+    /// Fraction of media connections reset before the body
+    #[arg(long, default_value_t = 0.0)]
+    pub resets: f64,
+    /// Fraction of API and media requests answered 503
+    #[arg(long, default_value_t = 0.0)]
+    pub server_errors: f64,
+    /// Fraction of variants first served with a wrong size
+    #[arg(long, default_value_t = 0.0)]
+    pub wrong_size: f64,
+    /// Fraction of variants first served with a wrong Content-Type
+    #[arg(long, default_value_t = 0.0)]
+    pub wrong_type: f64,
+    /// After every N API calls, answer the next one 429 (with Retry-After: 1)
+    #[arg(long)]
+    pub rate_limit_every: Option<u64>,
+    /// Ignore Range requests
+    #[arg(long)]
+    pub no_range: bool,
 }

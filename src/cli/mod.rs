@@ -7,7 +7,7 @@ mod settings;
 use std::sync::Arc;
 
 use clap::Parser;
-use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
 use vault_mirror::pipeline::{self, MirrorError, Summary};
 use vault_mirror::settings::{Output, Settings};
 
@@ -134,6 +134,19 @@ async fn run_fake_server(args: &args::FakeServerArgs) -> Result<i32, Failure> {
         url_ttl: args.url_ttl,
         faults: Faults {
             bandwidth_per_transfer: args.bandwidth,
+            cut_bodies: args.cut_bodies,
+            resets: args.resets,
+            api_server_errors: args.server_errors,
+            media_server_errors: args.server_errors,
+            wrong_size: args.wrong_size,
+            wrong_type: args.wrong_type,
+            rate_limit: args.rate_limit_every.map(|every| RateLimitFault {
+                every,
+                burst: 1,
+                retry_after: Some(1),
+                reset_after: None,
+            }),
+            ignore_range: args.no_range,
             ..Faults::default()
         },
         ..FakeOptions::default()
@@ -148,8 +161,25 @@ async fn run_fake_server(args: &args::FakeServerArgs) -> Result<i32, Failure> {
     println!("OFAUTH_BASE_URL={}", server.base_url());
     println!("OFAUTH_API_KEY={}", server.api_key());
     println!("OFAUTH_CONNECTION_ID={}", server.connection_id());
-    eprintln!("serving {} media until interrupted (Ctrl-C)", args.media);
-    let _ = tokio::signal::ctrl_c().await;
+    eprintln!(
+        "serving {} media until interrupted (Ctrl-C or SIGTERM)",
+        args.media
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| Failure {
+        error: anyhow::Error::new(error).context("cannot listen for SIGTERM"),
+        hints: Vec::new(),
+        code: 1,
+    })?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    // What the server saw, for whoever measures a run against it.
+    eprintln!(
+        "{}",
+        serde_json::to_string(&server.stats()).unwrap_or_default()
+    );
     Ok(0)
 }
 

@@ -17,7 +17,7 @@
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -74,23 +74,34 @@ enum AttemptError {
 /// Until transfers measure better, assume this rate per transfer.
 const ASSUMED_RATE: f64 = 512.0 * 1024.0;
 
-/// Transfer rate measured over the run, for expiry estimates.
+/// Transfer rate measured over the run, for expiry estimates: bytes over
+/// the time attempts took, so it is a per-transfer rate whatever the
+/// concurrency.
+#[derive(Default)]
 struct Throughput {
-    started: Instant,
     bytes: AtomicU64,
-    active: AtomicUsize,
+    micros: AtomicU64,
+    attempts: AtomicU64,
 }
 
 impl Throughput {
+    fn record(&self, bytes: u64, took: Duration) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Bytes per second one transfer can expect.
     fn per_transfer(&self) -> f64 {
         let bytes = self.bytes.load(Ordering::Relaxed) as f64;
-        let seconds = self.started.elapsed().as_secs_f64();
-        if bytes < 1024.0 * 1024.0 || seconds < 1.0 {
+        let seconds = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        if self.attempts.load(Ordering::Relaxed) < 3 || seconds < 0.05 {
             return ASSUMED_RATE;
         }
-        let active = self.active.load(Ordering::Relaxed).max(1) as f64;
-        (bytes / seconds / active).max(16.0 * 1024.0)
+        (bytes / seconds).max(1024.0)
     }
 }
 
@@ -135,11 +146,7 @@ impl Transfers {
                 resigner: Resigner::spawn(context.clone()),
                 context,
                 http,
-                throughput: Throughput {
-                    started: Instant::now(),
-                    bytes: AtomicU64::new(0),
-                    active: AtomicUsize::new(0),
-                },
+                throughput: Throughput::default(),
                 bandwidth,
             }),
         })
@@ -161,7 +168,6 @@ impl Transfers {
         let mut received = 0;
         let mut quarantined_once = false;
         let mut force_resign = false;
-        inner.throughput.active.fetch_add(1, Ordering::Relaxed);
         let finished = loop {
             if force_resign || self.resign_threshold(&job).is_some() {
                 force_resign = false;
@@ -171,7 +177,11 @@ impl Transfers {
                 };
             }
             let transfer = TransferId::next();
+            let (started, before) = (Instant::now(), received);
             let result = self.attempt(&job, transfer, &name, &mut received).await;
+            inner
+                .throughput
+                .record(received - before, started.elapsed());
             let reason = match result {
                 Ok(()) => {
                     context.reporter.on_done(transfer);
@@ -223,7 +233,6 @@ impl Transfers {
                 tokio::time::sleep(delay).await;
             }
         };
-        inner.throughput.active.fetch_sub(1, Ordering::Relaxed);
         finished
     }
 
@@ -231,8 +240,24 @@ impl Transfers {
         let expires_at = job.expires_at?;
         let network = &self.inner.context.settings.network;
         let needed = job.size as f64 / self.inner.throughput.per_transfer();
-        let threshold = ((network.expiry_margin.as_secs_f64() + needed) * 1000.0) as i64;
+        let wanted = ((network.expiry_margin.as_secs_f64() + needed) * 1000.0) as i64;
+        // Never more than half the URL's whole lifetime: a fresh URL is never
+        // stale, however short-lived URLs are (a transfer longer than a URL's
+        // life is re-signed when refused, and resumes).
+        let threshold = wanted.min((expires_at - job.signed_at).max(0) / 2);
         (expires_at - crate::now_ms() < threshold).then_some(threshold)
+    }
+
+    /// Bytes the transfers can receive in half of `job`'s URL lifetime:
+    /// queued jobs within that many bytes start before a URL signed now is
+    /// half spent, so they are worth re-signing in the same call.
+    pub fn resign_budget(&self, job: &Job) -> u64 {
+        let jobs = self.inner.context.settings.mirror.jobs.max(1) as f64;
+        let lifetime = job
+            .expires_at
+            .map_or(0, |expires_at| expires_at - job.signed_at)
+            .max(0) as f64;
+        (self.inner.throughput.per_transfer() * jobs * lifetime / 2000.0) as u64
     }
 
     /// Re-signs a group of jobs with one batch call (at most 100 distinct

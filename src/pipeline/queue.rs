@@ -20,15 +20,17 @@ use crate::api::BATCH_LIMIT;
 use crate::pipeline::download::{Finished, Transfers};
 use crate::pipeline::plan::Job;
 
+/// A queued job. Its place in line is the `expiresAt` it was queued with:
+/// re-signing gives a job a later expiry but must not send it to the back
+/// of the line, or the queue would be re-signed over and over.
 struct Entry {
-    expires_at: i64,
-    sequence: u64,
+    place: (i64, u64),
     job: Job,
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.expires_at, self.sequence) == (other.expires_at, other.sequence)
+        self.place == other.place
     }
 }
 
@@ -42,7 +44,7 @@ impl PartialOrd for Entry {
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.expires_at, self.sequence).cmp(&(other.expires_at, other.sequence))
+        self.place.cmp(&other.place)
     }
 }
 
@@ -86,21 +88,20 @@ impl JobQueue {
             }
             drained.await;
         }
-        self.put_back(jobs);
-    }
-
-    /// Adds jobs without waiting (re-signed jobs going back in line).
-    fn put_back(&self, jobs: Vec<Job>) {
         let mut state = self.lock();
         for job in jobs {
             state.sequence += 1;
-            let entry = Entry {
-                expires_at: job.expires_at.unwrap_or(i64::MAX),
-                sequence: state.sequence,
-                job,
-            };
-            state.heap.push(Reverse(entry));
+            let place = (job.expires_at.unwrap_or(i64::MAX), state.sequence);
+            state.heap.push(Reverse(Entry { place, job }));
         }
+        drop(state);
+        self.arrived.notify_one();
+    }
+
+    /// Puts jobs back in their places (re-signed jobs keep their turn).
+    fn put_back(&self, entries: Vec<Entry>) {
+        let mut state = self.lock();
+        state.heap.extend(entries.into_iter().map(Reverse));
         drop(state);
         self.arrived.notify_one();
     }
@@ -119,26 +120,36 @@ impl JobQueue {
         self.arrived.notify_one();
     }
 
-    fn pop(&self) -> Option<Job> {
-        let job = self.lock().heap.pop().map(|Reverse(entry)| entry.job);
+    fn pop(&self) -> Option<Entry> {
+        let job = self.lock().heap.pop().map(|Reverse(entry)| entry);
         if job.is_some() {
             self.drained.notify_one();
         }
         job
     }
 
-    /// Takes up to `limit` queued jobs that expire before `before` (epoch ms).
-    fn take_expiring(&self, before: i64, limit: usize) -> Vec<Job> {
+    /// Takes the next queued jobs (in start order) while their bytes fit
+    /// in `budget` and they name at most `media_limit` distinct media ids
+    /// besides `media` (which is updated).
+    fn take_next(
+        &self,
+        budget: u64,
+        media: &mut std::collections::HashSet<String>,
+        media_limit: usize,
+    ) -> Vec<Entry> {
         let mut state = self.lock();
         let mut taken = Vec::new();
-        while taken.len() < limit
-            && state
-                .heap
-                .peek()
-                .is_some_and(|Reverse(entry)| entry.expires_at < before)
-        {
+        let mut spent = 0u64;
+        while let Some(Reverse(entry)) = state.heap.peek() {
+            let job = &entry.job;
+            let new_media = !media.contains(&job.media_id);
+            if spent + job.size > budget || (new_media && media.len() >= media_limit) {
+                break;
+            }
+            spent += job.size;
+            media.insert(job.media_id.clone());
             if let Some(Reverse(entry)) = state.heap.pop() {
-                taken.push(entry.job);
+                taken.push(entry);
             }
         }
         drop(state);
@@ -159,8 +170,8 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
     let mut finished = Vec::new();
     loop {
         while running.len() < jobs.max(1) {
-            let Some(job) = queue.pop() else { break };
-            let (job, ended) = fresh_enough(transfers, queue, job).await;
+            let Some(entry) = queue.pop() else { break };
+            let (job, ended) = fresh_enough(transfers, queue, entry).await;
             finished.extend(ended);
             let Some(job) = job else { continue };
             let transfers = transfers.clone();
@@ -192,32 +203,38 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
 async fn fresh_enough(
     transfers: &Transfers,
     queue: &JobQueue,
-    job: Job,
+    entry: Entry,
 ) -> (Option<Job>, Vec<Finished>) {
-    let Some(threshold) = transfers.resign_threshold(&job) else {
-        return (Some(job), Vec::new());
-    };
-    // Jobs expiring within twice this job's threshold would be stale by the
-    // time they start: re-sign them now, in the same call.
-    let before = crate::now_ms() + 2 * threshold;
-    let mut group = vec![job];
-    let mut media = std::collections::HashSet::new();
-    media.insert(group[0].media_id.clone());
-    for candidate in queue.take_expiring(before, BATCH_LIMIT * 2) {
-        if media.len() < BATCH_LIMIT || media.contains(&candidate.media_id) {
-            media.insert(candidate.media_id.clone());
-            group.push(candidate);
-        } else {
-            queue.put_back(vec![candidate]);
-        }
+    // The jobs next in line would go stale too before they start: re-sign
+    // them in the same call, but only as many as will start while a URL
+    // signed now is young, or they would be re-signed over and over.
+    let threshold = transfers.resign_threshold(&entry.job);
+    tracing::debug!(
+        media = %entry.job.media_id,
+        left_ms = entry.job.expires_at.map(|at| at - crate::now_ms()),
+        lifetime_ms = entry.job.expires_at.map(|at| at - entry.job.signed_at),
+        ?threshold,
+        "dispatching"
+    );
+    if threshold.is_none() {
+        return (Some(entry.job), Vec::new());
+    }
+    let budget = transfers.resign_budget(&entry.job);
+    let mut media = std::collections::HashSet::from([entry.job.media_id.clone()]);
+    let mut places = vec![entry.place];
+    let mut group = vec![entry.job];
+    for next in queue.take_next(budget, &mut media, BATCH_LIMIT) {
+        places.push(next.place);
+        group.push(next.job);
     }
     let mut first = None;
     let mut back = Vec::new();
     let mut ended = Vec::new();
-    for (index, result) in transfers.resign_all(group).await.into_iter().enumerate() {
+    let results = transfers.resign_all(group).await;
+    for (index, (place, result)) in places.into_iter().zip(results).enumerate() {
         match result {
             Ok(job) if index == 0 => first = Some(job),
-            Ok(job) => back.push(job),
+            Ok(job) => back.push(Entry { place, job }),
             Err(finished) => ended.push(finished),
         }
     }
