@@ -68,6 +68,8 @@ pub struct MirrorSettings {
     pub quality: Quality,
     pub jobs: usize,
     pub sync: bool,
+    /// Print the plan and change nothing (no sync, no database writes, no files).
+    pub dry_run: bool,
 }
 
 impl Default for MirrorSettings {
@@ -77,6 +79,7 @@ impl Default for MirrorSettings {
             quality: Quality::Labels(DEFAULT_QUALITY.iter().map(|l| (*l).to_owned()).collect()),
             jobs: DEFAULT_JOBS,
             sync: true,
+            dry_run: false,
         }
     }
 }
@@ -124,6 +127,8 @@ pub struct Settings {
     pub api_key: Option<SecretString>,
     pub connection_id: Option<String>,
     pub output: Output,
+    /// Where a copy of the log goes (appended), besides stderr.
+    pub log_file: Option<PathBuf>,
     pub mirror: MirrorSettings,
     pub network: NetworkSettings,
 }
@@ -138,6 +143,8 @@ pub enum SettingsError {
     MissingConnection,
     #[error("invalid {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl Settings {
@@ -151,6 +158,7 @@ impl Settings {
             api_key: None,
             connection_id: None,
             output: Output::default(),
+            log_file: None,
             mirror: MirrorSettings::default(),
             network: NetworkSettings::default(),
         }
