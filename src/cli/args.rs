@@ -34,6 +34,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Archive root [default: ./vault-archive; ./vault-demo for `demo`]
     #[arg(long, env = "VAULT_MIRROR_OUT", global = true, value_name = "DIR")]
@@ -93,7 +94,7 @@ pub enum Command {
     Lists,
     /// Run the mirror against a built-in sample vault of real images and clips, on loopback
     Demo(DemoArgs),
-    /// Print a shell completion script (e.g. `vault-mirror completions bash > ~/.local/share/bash-completion/completions/vault-mirror`)
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell
     Completions(CompletionsArgs),
     /// Serve the fake Vault+ API on loopback (for trying faults and benchmarks)
     #[command(hide = true)]

@@ -36,7 +36,7 @@ pub fn display_for(output: Output) -> Display {
         && std::io::stderr().is_terminal()
         && std::env::var_os("VAULT_MIRROR_NO_PROGRESS").is_none()
     {
-        Display::Bars(Bars::new(colour_wanted()))
+        Display::Bars(Box::new(Bars::new(colour_wanted())))
     } else {
         Display::Lines(Counts::default())
     }
@@ -60,7 +60,7 @@ pub fn colour_wanted() -> bool {
 pub enum Display {
     Silent,
     Lines(Counts),
-    Bars(Bars),
+    Bars(Box<Bars>),
 }
 
 /// What a plain display counts for its occasional progress line.
@@ -113,6 +113,10 @@ impl Display {
 pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// The overall bar's look once there is something to count (before,
+    /// an empty bar would draw as full).
+    overall_style: ProgressStyle,
+    counting: std::sync::atomic::AtomicBool,
     transfers: Mutex<HashMap<TransferId, ProgressBar>>,
     transfer_style: ProgressStyle,
     files_total: AtomicU64,
@@ -128,11 +132,16 @@ impl Bars {
         } else {
             "{spinner} [{elapsed_precise}] {bar:32} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
         };
-        overall.set_style(
-            ProgressStyle::with_template(template)
-                .expect("the overall template parses")
-                .progress_chars("=> "),
-        );
+        let overall_style = ProgressStyle::with_template(template)
+            .expect("the overall template parses")
+            .progress_chars("=> ");
+        let waiting = if colour {
+            "{spinner:.green} [{elapsed_precise}] {msg}"
+        } else {
+            "{spinner} [{elapsed_precise}] {msg}"
+        };
+        overall
+            .set_style(ProgressStyle::with_template(waiting).expect("the waiting template parses"));
         overall.enable_steady_tick(Duration::from_millis(120));
         let transfer_style =
             ProgressStyle::with_template("  {msg:32!} {bar:24} {bytes:>10}/{total_bytes:<10}")
@@ -141,6 +150,8 @@ impl Bars {
         Bars {
             multi,
             overall,
+            overall_style,
+            counting: std::sync::atomic::AtomicBool::new(false),
             transfers: Mutex::new(HashMap::new()),
             transfer_style,
             files_total: AtomicU64::new(0),
@@ -208,6 +219,9 @@ impl Reporter for Display {
     fn on_queued(&self, files: u64, bytes: u64) {
         match self {
             Display::Bars(bars) => {
+                if !bars.counting.swap(true, Ordering::Relaxed) {
+                    bars.overall.set_style(bars.overall_style.clone());
+                }
                 bars.overall.inc_length(bytes);
                 bars.files_total.fetch_add(files, Ordering::Relaxed);
                 bars.files_message();

@@ -643,4 +643,31 @@ mod tests {
             assert!(grown.ends_with(b"\xFF\xD9"));
         }
     }
+
+    #[test]
+    fn pictures_decode_at_their_sizes() {
+        let png = picture(3, Kind::Full, Format::Png);
+        let decoder = png::Decoder::new(std::io::Cursor::new(png.to_vec()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((frame.width, frame.height), (320, 240));
+
+        // A JPEG's frame header (SOF0) names its height and width.
+        for (kind, size) in [
+            (Kind::Full, (240, 320)),
+            (Kind::Thumb, (60, 80)),
+            (Kind::Square, (96, 96)),
+        ] {
+            let jpeg = picture(2, kind, Format::Jpeg);
+            let at = jpeg
+                .windows(2)
+                .position(|pair| pair == b"\xFF\xC0")
+                .unwrap();
+            let height = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
+            let width = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
+            assert_eq!((height, width), size);
+            assert!(jpeg.ends_with(b"\xFF\xD9"));
+        }
+    }
 }
