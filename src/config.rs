@@ -639,4 +639,33 @@ stall_timeout = 45
             }
         }
     }
+
+    #[test]
+    fn the_readme_example_holds_every_key_and_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```toml\n")
+            .expect("the README has a TOML example")
+            + 8;
+        let example = &readme[start..];
+        let example = &example[..example.find("```").unwrap()];
+        // Commented-out keys count as documented; uncomment them to parse all.
+        let uncommented: String = example
+            .lines()
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .filter(|rest| rest.contains(" = "))
+                    .unwrap_or(line)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = parse(&uncommented).unwrap_or_else(|error| panic!("{error}"));
+        for option in OPTIONS {
+            assert!(
+                file.sets(option.key),
+                "the README's example lacks `{}`",
+                option.key
+            );
+        }
+    }
 }

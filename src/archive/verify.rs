@@ -137,7 +137,7 @@ fn check(
     }
     if metadata.len() != file.size {
         return Err(damaged(format!(
-            "{} bytes, {} were verified",
+            "{} bytes, not the {} verified",
             metadata.len(),
             file.size
         )));
@@ -150,7 +150,7 @@ fn check(
         .map_err(|error| damaged(format!("cannot read it: {error}")))?;
     if !sha256.eq_ignore_ascii_case(&file.sha256) {
         return Err(damaged(format!(
-            "sha256 {}…, {}… was verified",
+            "sha256 {}… differs from the verified {}…",
             &sha256[..12],
             file.sha256.get(..12).unwrap_or(&file.sha256)
         )));
