@@ -15,7 +15,9 @@
 
 pub mod api;
 pub mod archive;
+pub mod config;
 pub mod fake;
+pub mod lock;
 pub mod pipeline;
 pub mod redact;
 pub mod report;
@@ -28,4 +30,48 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// An epoch-milliseconds time as `2026-05-01 10:00:03 UTC` (UTC: the same
+/// for every reader of a log, and no time-zone database needed).
+pub fn utc_time(epoch_ms: i64) -> String {
+    let Ok(millis) = u64::try_from(epoch_ms) else {
+        return "before 1970".to_owned();
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replacen('T', " ", 1)
+        .replace('Z', " UTC")
+}
+
+/// How long ago `epoch_ms` was, roughly: `3 minutes ago`, `2 days ago`.
+pub fn time_ago(epoch_ms: i64, now_ms: i64) -> String {
+    let seconds = (now_ms - epoch_ms) / 1000;
+    if seconds < 0 {
+        return "in the future".to_owned();
+    }
+    let (count, unit) = match seconds {
+        0..60 => return "just now".to_owned(),
+        60..3_600 => (seconds / 60, "minute"),
+        3_600..86_400 => (seconds / 3_600, "hour"),
+        _ => (seconds / 86_400, "day"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural} ago")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_well() {
+        assert_eq!(
+            super::utc_time(1_767_225_600_000),
+            "2026-01-01 00:00:00 UTC"
+        );
+        assert_eq!(super::time_ago(0, 59_000), "just now");
+        assert_eq!(super::time_ago(0, 60_000), "1 minute ago");
+        assert_eq!(super::time_ago(0, 7_300_000), "2 hours ago");
+        assert_eq!(super::time_ago(0, 3 * 86_400_000), "3 days ago");
+    }
 }

@@ -27,6 +27,10 @@ pub enum Stage {
     Resolve,
     Download,
     Commit,
+    /// `mirror --dry-run` working out what a run would do.
+    Plan,
+    /// `verify` re-reading files.
+    Verify,
 }
 
 impl Stage {
@@ -38,6 +42,8 @@ impl Stage {
             Stage::Resolve => "resolve",
             Stage::Download => "download",
             Stage::Commit => "commit",
+            Stage::Plan => "plan",
+            Stage::Verify => "verify",
         }
     }
 }
@@ -55,6 +61,10 @@ pub trait Reporter: Send + Sync {
     fn on_rewind(&self, _id: TransferId, _lost_bytes: u64) {}
     /// The transfer is verified and committed.
     fn on_done(&self, _id: TransferId) {}
+    /// A transfer's signed URL is replaced by a fresh one (it expires
+    /// before the transfer could finish, or the media host refused it);
+    /// `reason` says which. The transfer goes on from the bytes on disk.
+    fn on_resign(&self, _what: &str, _reason: &str) {}
     /// Something is tried again; `tries_left` more attempts remain.
     fn on_retry(&self, _what: &str, _tries_left: usize, _reason: &str) {}
     /// An item failed for good (the run goes on).

@@ -72,6 +72,8 @@ pub struct MirrorSettings {
     pub wait_pending: Option<Duration>,
     /// Overall download bandwidth cap, bytes per second.
     pub limit_rate: Option<u64>,
+    /// Print the plan and change nothing (no sync, no database writes, no files).
+    pub dry_run: bool,
 }
 
 impl Default for MirrorSettings {
@@ -83,6 +85,7 @@ impl Default for MirrorSettings {
             sync: true,
             wait_pending: None,
             limit_rate: None,
+            dry_run: false,
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct Settings {
     pub api_key: Option<SecretString>,
     pub connection_id: Option<String>,
     pub output: Output,
+    /// Where a copy of the log goes (appended), besides stderr.
+    pub log_file: Option<PathBuf>,
     pub mirror: MirrorSettings,
     pub network: NetworkSettings,
 }
@@ -152,6 +157,8 @@ pub enum SettingsError {
     MissingConnection,
     #[error("invalid {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl Settings {
@@ -165,6 +172,7 @@ impl Settings {
             api_key: None,
             connection_id: None,
             output: Output::default(),
+            log_file: None,
             mirror: MirrorSettings::default(),
             network: NetworkSettings::default(),
         }

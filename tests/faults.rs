@@ -277,3 +277,18 @@ async fn limit_rate_caps_the_overall_bandwidth() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn attempts_that_make_progress_do_not_spend_the_budget() {
+    // Most bodies are cut, and only two tries are allowed: each cut attempt
+    // still grows the file, so every variant completes.
+    let faults = Faults {
+        cut_bodies: 0.6,
+        ..Faults::default()
+    };
+    let (summary, stats) = mirror_through(sample(), faults, |settings| {
+        settings.network.transfer_attempts = 2;
+    })
+    .await;
+    assert!(stats.cut_bodies > summary.downloaded / 2, "{stats:?}");
+}

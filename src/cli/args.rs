@@ -1,6 +1,10 @@
 //! The command-line contract (`DESIGN.md`): commands, flags and the
 //! environment variables that stand in for them. Only clap lives here;
 //! [`super::settings`] turns these into `Settings`.
+//!
+//! Options a config file may also set have no clap default (they are
+//! `Option`s or plain switches), so the settings layer can tell "not given"
+//! from "given as the default" and let the file fill the gap.
 
 use std::path::PathBuf;
 
@@ -10,13 +14,17 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 #[command(
     name = "vault-mirror",
     version,
+    max_term_width = 100,
     about = "Keep a local, verified, resumable mirror of the media OFAuth Vault+ caches",
     long_about = "Keep a local, verified, resumable mirror of the media OFAuth Vault+ caches for an \
 OnlyFans connection.\n\nEvery file is checked (exact size, content type, magic bytes) and recorded \
 with its sha256 in a SQLite database; a run killed at any moment resumes where it stopped.",
-    after_help = "Exit codes: 0 all selected variants mirrored and verified; 1 fatal error; \
-2 usage or configuration error; 3 finished, but some variants failed or are still pending; \
-4 the API refused the key or the connection needs re-linking."
+    after_help = "Settings come from flags, then the environment, then the config file \
+(--config, VAULT_MIRROR_CONFIG, or <out>/vault-mirror.toml), then defaults.\n\n\
+Exit codes: 0 all selected variants mirrored and verified; 1 fatal error (or the archive is \
+in use by another run); 2 usage or configuration error; 3 finished, but some variants failed \
+or are still pending, or `verify` found damage; 4 the API refused the key or the connection \
+needs re-linking; 130/143 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -25,7 +33,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Archive root [default: ./vault-archive; ./vault-demo for `demo`]
     #[arg(long, env = "VAULT_MIRROR_OUT", global = true, value_name = "DIR")]
@@ -33,7 +42,10 @@ pub struct GlobalArgs {
     /// State database [default: <out>/.vault-mirror/state.sqlite]
     #[arg(long, env = "VAULT_MIRROR_DB", global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
-    /// OFAuth API key (prefer the environment: a flag shows in `ps`)
+    /// TOML config file [default: <out>/vault-mirror.toml, if present]
+    #[arg(long, env = "VAULT_MIRROR_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// OFAuth API key (prefer OFAUTH_API_KEY or --api-key-file: a flag shows in `ps`)
     #[arg(
         long,
         env = "OFAUTH_API_KEY",
@@ -42,79 +54,117 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub api_key: Option<String>,
+    /// A file holding the API key, alone on one line
+    #[arg(long, env = "OFAUTH_API_KEY_FILE", global = true, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
     /// Connection id (conn_…)
     #[arg(long, env = "OFAUTH_CONNECTION_ID", global = true, value_name = "ID")]
     pub connection: Option<String>,
     /// API base URL [default: https://api.ofauth.com]
     #[arg(long, env = "OFAUTH_BASE_URL", global = true, value_name = "URL")]
     pub base_url: Option<String>,
-    /// Print one JSON summary on stdout at the end; no progress display
+    /// Print one JSON object on stdout at the end; no progress display
     #[arg(long, global = true)]
     pub json: bool,
     /// Errors only
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// More logging (repeatable: -vv)
+    /// More logging (repeatable: -vv); progress bars give way to log lines
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// Append a log of the run to FILE (info level, or more with -v)
+    #[arg(
+        long,
+        env = "VAULT_MIRROR_LOG_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mirror the connection's vault lists: sync, read members, download, verify, record
     Mirror(MirrorArgs),
-    /// Run the mirror against a built-in sample vault served on loopback
+    /// What the local mirror holds, per list; the last runs (reads only the database)
+    Status,
+    /// Re-hash files against the database; report missing and damaged ones
+    Verify(VerifyArgs),
+    /// The connection's vault lists, with what the mirror holds of each
+    Lists,
+    /// Run the mirror against a built-in sample vault of real images and clips, on loopback
     Demo(DemoArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell
+    Completions(CompletionsArgs),
     /// Serve the fake Vault+ API on loopback (for trying faults and benchmarks)
     #[command(hide = true)]
     FakeServer(FakeServerArgs),
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct MirrorArgs {
     /// A list to mirror (repeatable) [default: every list of the connection]
     #[arg(long = "list", value_name = "ID")]
     pub lists: Vec<String>,
-    /// Variant labels to mirror, comma-separated, or `all`
-    #[arg(long, value_name = "LABELS", default_value = "full,thumb")]
-    pub quality: String,
-    /// Concurrent transfers
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
+    /// Variant labels to mirror, comma-separated, or `all` [default: full,thumb]
+    #[arg(long, value_name = "LABELS")]
+    pub quality: Option<String>,
+    /// Concurrent transfers [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
     /// Skip the PUT sync; mirror the membership Vault+ has cached
-    #[arg(long)]
+    #[arg(long, overrides_with = "sync")]
     pub no_sync: bool,
+    /// Sync each list first (the default; overrides `sync = false` in a config file)
+    #[arg(long, overrides_with = "no_sync")]
+    pub sync: bool,
+    /// Print the plan (what would be downloaded, skipped, re-signed, pruned) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Poll until pending variants are stored, up to this long (e.g. 10m)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait_pending: Option<std::time::Duration>,
     /// Overall bandwidth cap in bytes per second (e.g. 20M, 512K)
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
-    /// Attempts per variant (send + stream + verify is one attempt)
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
-    pub retries: u16,
-    /// Abandon and retry a transfer that receives nothing for this long
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stall_timeout: std::time::Duration,
-    /// API calls per minute (token bucket refill)
-    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
-    pub api_rate: u32,
-    /// API calls allowed in a burst
-    #[arg(long, value_name = "N", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
-    pub api_burst: u32,
+    /// Attempts per variant; send + stream + verify is one attempt [default: 5]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub retries: Option<u16>,
+    /// Abandon and retry a transfer that receives nothing for this long [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub stall_timeout: Option<std::time::Duration>,
+    /// API calls per minute (token bucket refill) [default: 60]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate: Option<u32>,
+    /// API calls allowed in a burst [default: 90]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_burst: Option<u32>,
 }
 
-fn parse_rate(text: &str) -> Result<u64, String> {
-    vault_mirror::settings::parse_rate(text).map_err(|error| error.to_string())
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Fetch missing and damaged files again (needs the API settings)
+    #[arg(long)]
+    pub repair: bool,
+    /// Check sizes only, not sha256 (finds deleted and truncated files, not bit rot)
+    #[arg(long)]
+    pub fast: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Media in the sample vault
-    #[arg(long, value_name = "N", default_value_t = 60)]
-    pub media: usize,
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub media: u32,
     #[command(flatten)]
     pub mirror: MirrorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -155,4 +205,16 @@ pub struct FakeServerArgs {
     /// Ignore Range requests
     #[arg(long)]
     pub no_range: bool,
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    vault_mirror::settings::parse_rate(text).map_err(|error| error.to_string())
+}
+
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("give a duration above zero, e.g. `30s`".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
 }

@@ -166,10 +166,21 @@ impl Transfers {
             .build();
         let mut tries_left = network.transfer_attempts.saturating_sub(1);
         let mut received = 0;
+        // The longest the `.part` has been, and how many more attempts that
+        // make it longer may be retried without spending a try.
+        let mut progress_mark = 0;
+        let mut free_retries_left = network.transfer_attempts.saturating_mul(10);
         let mut quarantined_once = false;
         let mut force_resign = false;
-        let finished = loop {
-            if force_resign || self.resign_threshold(&job).is_some() {
+        loop {
+            let expiring = self.resign_threshold(&job).is_some();
+            if force_resign || expiring {
+                let reason = if force_resign {
+                    "the media host refused the URL or the bytes"
+                } else {
+                    "the URL would expire before the transfer could finish"
+                };
+                context.reporter.on_resign(&name, reason);
                 force_resign = false;
                 job = match self.resign(job, received).await {
                     Ok(job) => job,
@@ -215,6 +226,22 @@ impl Transfers {
                 AttemptError::Verification(reason) => {
                     break self.fail(&job, LocalState::Quarantined, &reason, received);
                 }
+                // An attempt that moved the file forward before it broke
+                // (a cut body, resumed next time) costs no try: only attempts
+                // without progress spend the budget, within a hard cap.
+                AttemptError::Transient(reason)
+                    if self.part_length(&job) > progress_mark && free_retries_left > 0 =>
+                {
+                    progress_mark = self.part_length(&job);
+                    free_retries_left -= 1;
+                    context
+                        .counters
+                        .transfer_retries
+                        .fetch_add(1, Ordering::Relaxed);
+                    context.reporter.on_retry(&name, tries_left + 1, &reason);
+                    tokio::time::sleep(network.retry_delay.min(Duration::from_secs(1))).await;
+                    continue;
+                }
                 AttemptError::Transient(reason) => (reason, true),
                 AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
                     break self.fail(&job, LocalState::Failed, &reason, received);
@@ -232,8 +259,13 @@ impl Transfers {
             if pause {
                 tokio::time::sleep(delay).await;
             }
-        };
-        finished
+        }
+    }
+
+    /// Bytes in the job's `.part` file (0 if there is none).
+    fn part_length(&self, job: &Job) -> u64 {
+        let final_path = self.inner.context.settings.out.join(&job.relative_path);
+        fs_err::metadata(part_path(&final_path)).map_or(0, |meta| meta.len())
     }
 
     pub fn resign_threshold(&self, job: &Job) -> Option<i64> {

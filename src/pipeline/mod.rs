@@ -12,6 +12,7 @@
 
 pub mod commit;
 pub mod download;
+pub mod dry_run;
 pub mod lists;
 pub mod membership;
 pub mod plan;
@@ -142,10 +143,38 @@ pub struct Context {
     pub counters: Counters,
 }
 
+/// What a run covers.
+enum Scope {
+    /// The selected lists, through every stage.
+    Lists,
+    /// These media only, from `resolve` on (no list, sync or membership
+    /// stage): `verify --repair` fetching what it found broken.
+    Media(Vec<String>),
+}
+
 /// Runs the whole pipeline once.
 pub async fn mirror(
     settings: &Settings,
     reporter: Arc<dyn Reporter>,
+) -> Result<Summary, MirrorError> {
+    run(settings, reporter, Scope::Lists).await
+}
+
+/// Fetches the variants of `media_ids` that `settings.mirror.quality`
+/// selects and that are not verified on disk, as `mirror` would (fresh
+/// URLs, the same checks and commit); the run is recorded as `repair`.
+pub async fn refetch(
+    settings: &Settings,
+    media_ids: Vec<String>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Summary, MirrorError> {
+    run(settings, reporter, Scope::Media(media_ids)).await
+}
+
+async fn run(
+    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
+    scope: Scope,
 ) -> Result<Summary, MirrorError> {
     let started = Instant::now();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
@@ -157,7 +186,11 @@ pub async fn mirror(
         source,
     })?;
     let store = Store::open(&settings.db)?;
-    let run_id = store.begin_run("mirror", crate::now_ms())?;
+    let command = match scope {
+        Scope::Lists => "mirror",
+        Scope::Media(_) => "repair",
+    };
+    let run_id = store.begin_run(command, crate::now_ms())?;
     let context = Arc::new(Context {
         settings: settings.clone(),
         api,
@@ -165,7 +198,9 @@ pub async fn mirror(
         reporter,
         counters: Counters::default(),
     });
-    let result = run_stages(&context, run_id).await;
+    let result = run_stages(&context, run_id, scope)
+        .await
+        .map(|summary| Summary { command, ..summary });
     let now = crate::now_ms();
     match result {
         Ok(mut summary) => {
@@ -194,19 +229,34 @@ pub async fn mirror(
     }
 }
 
-async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, MirrorError> {
+async fn run_stages(
+    context: &Arc<Context>,
+    run_id: i64,
+    scope: Scope,
+) -> Result<Summary, MirrorError> {
     let mut errors = Vec::new();
-    let selected = lists::select(context).await?;
-    if context.settings.mirror.sync {
-        sync::sync_lists(context, &selected, &mut errors).await?;
-    }
-    let list_summaries = membership::read_members(context, &selected, &mut errors).await?;
-    let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
-    let media_ids = context.store.current_members(&list_ids)?;
-    context.reporter.on_stage(
-        Stage::Resolve,
-        &format!("{} media in {} lists", media_ids.len(), selected.len()),
-    );
+    let (list_summaries, media_ids) = match scope {
+        Scope::Lists => {
+            let selected = lists::select(context).await?;
+            if context.settings.mirror.sync {
+                sync::sync_lists(context, &selected, &mut errors).await?;
+            }
+            let list_summaries = membership::read_members(context, &selected, &mut errors).await?;
+            let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
+            let media_ids = context.store.current_members(&list_ids)?;
+            context.reporter.on_stage(
+                Stage::Resolve,
+                &format!("{} media in {} lists", media_ids.len(), selected.len()),
+            );
+            (list_summaries, media_ids)
+        }
+        Scope::Media(media_ids) => {
+            context
+                .reporter
+                .on_stage(Stage::Resolve, &format!("{} media", media_ids.len()));
+            (Vec::new(), media_ids)
+        }
+    };
 
     let transfers = download::Transfers::new(context.clone())?;
     let mut round = transfer_round(context, &transfers, media_ids).await?;

@@ -17,6 +17,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::api::models::RemoteStatus;
 
+mod figures;
+pub use figures::{ArchiveFigures, ListFigures, RunRecord, VerifiedFile};
+
 /// Marks the file as a vault-mirror database ("VMIR").
 const APPLICATION_ID: i64 = 0x564D_4952;
 
@@ -157,6 +160,15 @@ impl Store {
         };
         store.prepare()?;
         Ok(store)
+    }
+
+    /// Opens the database at `path` if there is one; never creates it
+    /// (for commands that only read, such as `status`).
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Store::open(path).map(Some)
     }
 
     pub fn path(&self) -> &Path {

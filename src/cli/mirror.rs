@@ -1,0 +1,314 @@
+//! `mirror` (and its `--dry-run` plan), `demo`, and the hidden
+//! `fake-server`: running the pipeline and saying how it went.
+
+use std::sync::Arc;
+
+use indicatif::HumanBytes;
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
+use vault_mirror::pipeline::dry_run::{Plan, dry_run};
+use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::settings::{Output, Settings};
+use vault_mirror::store::Store;
+
+use super::args::{DemoArgs, FakeServerArgs};
+use super::progress::{self, EVENTS};
+use super::{Failure, lock, logging, settings as cli_settings};
+
+pub async fn run(settings: &Settings) -> Result<i32, Failure> {
+    let display = Arc::new(progress::display_for(settings.output));
+    let result = pipeline::mirror(settings, display.clone()).await;
+    display.finish();
+    let summary = result?;
+    print_summary(&summary, settings.output);
+    Ok(summary.exit_code)
+}
+
+pub async fn run_dry(settings: &Settings) -> Result<i32, Failure> {
+    let display = Arc::new(progress::messages_for(settings.output));
+    let plan = dry_run(settings, display).await?;
+    if settings.output.json {
+        println!("{}", serde_json::to_string(&plan).unwrap_or_default());
+    } else {
+        print!("{}", render_plan(&plan));
+    }
+    Ok(0)
+}
+
+pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Result<i32, Failure> {
+    let media = demo.media as usize;
+    let vault = Vault::sample(media, 4);
+    let images = vault
+        .media
+        .values()
+        .filter(|item| item.media_type == "image")
+        .count();
+    let server = FakeServer::start(vault, FakeOptions::default())
+        .await
+        .map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error)
+                    .context("cannot start the sample Vault+ server on 127.0.0.1"),
+                1,
+            )
+        })?;
+    let mut settings = cli_settings::build(global, Some(&demo.mirror), "vault-demo")?;
+    // The demo talks only to its own server, whatever the environment says.
+    settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
+    settings.api_key = Some(server.api_key().to_owned().into());
+    settings.connection_id = Some(server.connection_id().to_owned());
+    logging::init(&settings)?;
+    if settings.mirror.dry_run {
+        return run_dry(&settings).await;
+    }
+    let _lock = lock(&settings, "demo")?;
+    let output = settings.output;
+    let talk = !output.quiet && !output.json;
+    if talk {
+        eprintln!(
+            "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
+            media - images,
+            server.base_url()
+        );
+    }
+    let code = run(&settings).await?;
+    if talk {
+        eprint!("{}", what_to_open(&settings));
+    }
+    Ok(code)
+}
+
+/// The demo's last words: where the mirror is and what to open.
+fn what_to_open(settings: &Settings) -> String {
+    let out = settings.out.display();
+    let mut text = format!("\nThe mirror is in {out}. Open these to see what it holds:\n");
+    let files = Store::open_existing(&settings.db)
+        .ok()
+        .flatten()
+        .and_then(|store| store.verified_files().ok())
+        .unwrap_or_default();
+    let examples = [
+        (
+            "full.jpg",
+            "a picture (JPEG); thumb.jpg beside it is its small copy",
+        ),
+        ("full.png", "a picture (PNG), with its thumb.png"),
+        (
+            "full.mp4",
+            "a two-second clip; thumb.jpg is one of its frames",
+        ),
+    ];
+    let mut width = 0;
+    let mut lines = Vec::new();
+    for (name, what) in examples {
+        if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
+            let path = settings.out.join(&file.local_path).display().to_string();
+            width = width.max(path.chars().count());
+            lines.push((path, what));
+        }
+    }
+    for (path, what) in lines {
+        text.push_str(&format!("  {path:width$}   {what}\n"));
+    }
+    text.push_str(&format!(
+        "  {:width$}   every file, by media id\n",
+        format!("{out}/media/"),
+    ));
+    text.push_str(&format!(
+        "Then try `vault-mirror status --out {out}` and `vault-mirror verify --out {out}`;\n\
+         run the demo again and nothing is downloaded twice.\n"
+    ));
+    text
+}
+
+pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
+    let options = FakeOptions {
+        url_ttl: args.url_ttl,
+        faults: Faults {
+            bandwidth_per_transfer: args.bandwidth,
+            cut_bodies: args.cut_bodies,
+            resets: args.resets,
+            api_server_errors: args.server_errors,
+            media_server_errors: args.server_errors,
+            wrong_size: args.wrong_size,
+            wrong_type: args.wrong_type,
+            rate_limit: args.rate_limit_every.map(|every| RateLimitFault {
+                every,
+                burst: 1,
+                retry_after: Some(1),
+                reset_after: None,
+            }),
+            ignore_range: args.no_range,
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_on(Vault::sample(args.media, args.lists), options, args.port)
+        .await
+        .map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error).context("cannot start the fake server"),
+                1,
+            )
+        })?;
+    println!("OFAUTH_BASE_URL={}", server.base_url());
+    println!("OFAUTH_API_KEY={}", server.api_key());
+    println!("OFAUTH_CONNECTION_ID={}", server.connection_id());
+    eprintln!(
+        "serving {} media until interrupted (Ctrl-C or SIGTERM)",
+        args.media
+    );
+    super::stop_signal().await;
+    // What the server saw, for whoever measures a run against it.
+    eprintln!(
+        "{}",
+        serde_json::to_string(&server.stats()).unwrap_or_default()
+    );
+    Ok(0)
+}
+
+pub fn print_summary(summary: &Summary, output: Output) {
+    tracing::info!(
+        target: EVENTS,
+        "summary: {}",
+        serde_json::to_string(summary).unwrap_or_default()
+    );
+    if output.json {
+        println!("{}", serde_json::to_string(summary).unwrap_or_default());
+        return;
+    }
+    let problems = summary.failed.len() + summary.pending.len();
+    if output.quiet && problems == 0 && summary.errors.is_empty() {
+        return;
+    }
+    if !output.quiet {
+        eprintln!(
+            "mirrored {} lists into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s",
+            summary.lists.len(),
+            summary.out.display(),
+            summary.downloaded,
+            HumanBytes(summary.bytes),
+            summary.already_verified,
+            summary.pending.len(),
+            summary.failed.len(),
+            summary.seconds
+        );
+    }
+    const SHOWN: usize = 20;
+    for (title, notes) in [("failed", &summary.failed), ("pending", &summary.pending)] {
+        for item in notes.iter().take(SHOWN) {
+            eprintln!(
+                "  {title}: {}: {}",
+                pipeline::display_name(&item.id, &item.label),
+                item.reason
+            );
+        }
+        if notes.len() > SHOWN {
+            eprintln!(
+                "  … and {} more {title} (see `--json`)",
+                notes.len() - SHOWN
+            );
+        }
+    }
+    if !output.quiet && (summary.urls_resigned > 0 || summary.transfer_retries > 0) {
+        eprintln!(
+            "  {} URLs re-signed in {} batch calls ({} refused by the media host), {} transfer retries",
+            summary.urls_resigned,
+            summary.resign_calls,
+            summary.expired_urls,
+            summary.transfer_retries
+        );
+    }
+    if !output.quiet && !summary.unavailable.is_empty() {
+        eprintln!(
+            "  {} variants are not downloadable upstream (removed or not stored by Vault+)",
+            summary.unavailable.len()
+        );
+    }
+    for error in &summary.errors {
+        eprintln!("  error: {error}");
+    }
+}
+
+fn render_plan(plan: &Plan) -> String {
+    let mut text = format!(
+        "dry run: nothing was changed (no sync, no download, no database write)\n\
+         plan for {}: {} lists, {} media, labels {}, {} transfers at a time\n",
+        plan.out.display(),
+        plan.lists.len(),
+        plan.media,
+        plan.quality,
+        plan.jobs
+    );
+    let figure = |count: u64, noun: &str, bytes: Option<u64>| {
+        let noun = if count == 1 {
+            noun.trim_end_matches('s')
+        } else {
+            noun
+        };
+        let bytes = bytes
+            .map(|bytes| HumanBytes(bytes).to_string())
+            .unwrap_or_default();
+        format!("{count:>6} {noun:<8} {bytes:>11}")
+    };
+    let mut resume = String::new();
+    if plan.resume.variants > 0 {
+        resume = format!(
+            "  ({} resume from {} already on disk)",
+            plan.resume.variants,
+            HumanBytes(plan.resume.bytes)
+        );
+    }
+    let rows = [
+        (
+            "download",
+            figure(
+                plan.download.variants,
+                "variants",
+                Some(plan.download.bytes),
+            ),
+            resume,
+        ),
+        (
+            "skip",
+            figure(plan.skip.variants, "variants", Some(plan.skip.bytes)),
+            "  already verified on disk".to_owned(),
+        ),
+        (
+            "re-sign",
+            figure(plan.resign, "URLs", None),
+            "  would expire before their transfer ends (estimated)".to_owned(),
+        ),
+        (
+            "pending",
+            figure(plan.pending, "variants", None),
+            "  not stored by Vault+ yet".to_owned(),
+        ),
+        (
+            "unavailable",
+            figure(plan.unavailable, "variants", None),
+            "  removed or not downloadable upstream".to_owned(),
+        ),
+        (
+            "invalid",
+            figure(plan.invalid, "variants", None),
+            "  described in a way that cannot be fetched".to_owned(),
+        ),
+        (
+            "prune",
+            figure(plan.prune.variants, "files", Some(plan.prune.bytes)),
+            "  of media gone from every list (kept unless --prune)".to_owned(),
+        ),
+    ];
+    for (title, figures, note) in rows {
+        text.push_str(&format!("  {title:<12}{figures}{note}\n"));
+    }
+    if plan.sync {
+        text.push_str(
+            "a real run first syncs each list (PUT sync), which may change its members\n",
+        );
+    }
+    for error in &plan.errors {
+        text.push_str(&format!("  error: {error}\n"));
+    }
+    text
+}

@@ -1,0 +1,215 @@
+//! `status`: what the local mirror holds, per list, and how the last runs
+//! went. Reads only the database (and peeks at the lock): instant, offline,
+//! and safe while a run is going on.
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+use vault_mirror::lock::{Holder, current_holder};
+use vault_mirror::settings::Settings;
+use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
+
+use super::Failure;
+use super::table::{Align, Table, shown};
+
+#[derive(Serialize)]
+struct Status<'a> {
+    command: &'static str,
+    out: &'a std::path::Path,
+    db: &'a std::path::Path,
+    lists: Vec<ListFigures>,
+    total: ArchiveFigures,
+    /// The latest run of each command, the most recent first.
+    runs: Vec<RunStatus>,
+    /// The process using the archive right now, if any.
+    running: Option<Running>,
+}
+
+#[derive(Serialize)]
+struct RunStatus {
+    #[serde(flatten)]
+    record: RunRecord,
+    /// `complete`, `partial`, `failed`, … as recorded; `running` while it
+    /// runs; `interrupted` if it never finished.
+    state: String,
+    seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Running {
+    pid: Option<u32>,
+    host: Option<String>,
+    command: Option<String>,
+    started_at: Option<i64>,
+}
+
+pub fn run(settings: &Settings) -> Result<i32, Failure> {
+    let store = open(settings)?;
+    let holder = current_holder(&settings.out);
+    let runs = store
+        .last_runs()?
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let state = match (&record.outcome, record.finished_at) {
+                (Some(outcome), _) => outcome.clone(),
+                // Only the most recent run can be the one going on.
+                (None, None) if index == 0 && holder.is_some() => "running".to_owned(),
+                (None, _) => "interrupted".to_owned(),
+            };
+            let seconds = record
+                .finished_at
+                .map(|finished| (finished - record.started_at) as f64 / 1000.0);
+            RunStatus {
+                record,
+                state,
+                seconds,
+            }
+        })
+        .collect();
+    let status = Status {
+        command: "status",
+        out: &settings.out,
+        db: &settings.db,
+        lists: store.list_figures()?,
+        total: store.archive_figures()?,
+        runs,
+        running: holder.map(|holder: Holder| Running {
+            pid: holder.pid,
+            host: holder.host,
+            command: holder.command,
+            started_at: holder.started_at,
+        }),
+    };
+    if settings.output.json {
+        println!("{}", serde_json::to_string(&status).unwrap_or_default());
+    } else {
+        print!("{}", render(&status, vault_mirror::now_ms()));
+    }
+    Ok(0)
+}
+
+/// The archive's database, which must exist: `status` never creates one.
+pub fn open(settings: &Settings) -> Result<Store, Failure> {
+    match Store::open_existing(&settings.db)? {
+        Some(store) => Ok(store),
+        None => Err(Failure::new(
+            anyhow::anyhow!(
+                "no archive at {}: there is no database at {}",
+                settings.out.display(),
+                settings.db.display()
+            ),
+            2,
+        )
+        .hint(format!(
+            "run `vault-mirror mirror --out {}` to create it, or point `--out` (or `--db`) at an existing archive",
+            settings.out.display()
+        ))),
+    }
+}
+
+fn render(status: &Status<'_>, now: i64) -> String {
+    let mut text = format!(
+        "archive  {}\ndatabase {}\n\n",
+        status.out.display(),
+        status.db.display()
+    );
+    if status.lists.is_empty() {
+        text.push_str("no lists yet: run `vault-mirror mirror`\n");
+    } else {
+        let mut table = Table::new(&[
+            ("LIST", Align::Left),
+            ("NAME", Align::Left),
+            ("MEMBERS", Align::Right),
+            ("VERIFIED", Align::Right),
+            ("PENDING", Align::Right),
+            ("FAILED", Align::Right),
+            ("GONE", Align::Right),
+            ("BYTES", Align::Right),
+        ]);
+        for list in &status.lists {
+            let mut name = shown(&list.name, 32);
+            if list.gone_from_connection_at.is_some() {
+                name.push_str(" (gone)");
+            }
+            table.row(vec![
+                shown(&list.id, 24),
+                name,
+                list.members.to_string(),
+                list.verified.to_string(),
+                list.pending.to_string(),
+                list.failed.to_string(),
+                list.gone.to_string(),
+                HumanBytes(list.bytes).to_string(),
+            ]);
+        }
+        let total = &status.total;
+        table.row(vec![
+            "all".into(),
+            "(each media once)".into(),
+            total.members.to_string(),
+            total.verified.to_string(),
+            total.pending.to_string(),
+            total.failed.to_string(),
+            total.gone.to_string(),
+            HumanBytes(total.bytes).to_string(),
+        ]);
+        text.push_str(&table.render());
+        text.push_str(
+            "\nMEMBERS and GONE count media (GONE: left the list upstream; files kept);\n\
+             VERIFIED, PENDING and FAILED count files (a media's full and thumb are two).\n",
+        );
+    }
+    text.push('\n');
+    if let Some(running) = &status.running {
+        let holder = Holder {
+            pid: running.pid,
+            host: running.host.clone(),
+            command: running.command.clone(),
+            started_at: running.started_at,
+        };
+        text.push_str(&format!("running now: {}\n", holder.describe()));
+    }
+    if status.runs.is_empty() {
+        text.push_str("no runs yet\n");
+    }
+    for (index, run) in status.runs.iter().enumerate() {
+        let title = if index == 0 { "last run" } else { "last    " };
+        let record = &run.record;
+        let when = record.finished_at.unwrap_or(record.started_at);
+        let verb = if record.finished_at.is_some() {
+            "finished"
+        } else {
+            "started"
+        };
+        let exit = record
+            .exit_code
+            .map(|code| format!(" (exit {code})"))
+            .unwrap_or_default();
+        let took = run
+            .seconds
+            .map(|seconds| format!(", took {}", duration_text(seconds)))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{title} {} #{}: {}{exit}, {verb} {} ({}){took}\n",
+            record.command,
+            record.run_id,
+            run.state,
+            vault_mirror::utc_time(when),
+            vault_mirror::time_ago(when, now),
+        ));
+    }
+    text
+}
+
+/// `40ms`, `12.3s`, `4m 05s`, `2h 10m`.
+pub fn duration_text(seconds: f64) -> String {
+    let whole = seconds.max(0.0).round() as u64;
+    if seconds < 1.0 {
+        return format!("{:.0}ms", seconds.max(0.0) * 1000.0);
+    }
+    match whole {
+        0..60 => format!("{:.1}s", seconds.max(0.0)),
+        60..3_600 => format!("{}m {:02}s", whole / 60, whole % 60),
+        _ => format!("{}h {:02}m", whole / 3_600, whole % 3_600 / 60),
+    }
+}

@@ -1,0 +1,312 @@
+//! `verify [--fast] [--repair]`: re-reads every verified file and checks it
+//! against the database; reports missing and damaged files (exit 3 if any).
+//!
+//! What it finds is recorded: those variants go back to `missing`, so the
+//! next `mirror` fetches them even if nobody reads this report. Files are
+//! left as they are, except with `--repair`, which moves damaged bytes to
+//! `.vault-mirror/quarantine/` (kept for inspection) and fetches the
+//! variants again through the mirror pipeline — the same fresh URLs,
+//! checks and commit as any run.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+use vault_mirror::archive::paths::safe_name;
+use vault_mirror::archive::verify::{Checked, Depth, Finding, Problem, verify_files};
+use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::report::{Reporter, Stage};
+use vault_mirror::settings::{Quality, Settings};
+use vault_mirror::store::{LocalState, Store};
+
+use super::args::VerifyArgs;
+use super::{Failure, progress, status};
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'static str,
+    /// `intact` (nothing found), `repaired` (all found were fetched again),
+    /// or `damaged` (some files are still missing or damaged).
+    outcome: &'static str,
+    exit_code: i32,
+    out: &'a std::path::Path,
+    /// `full` (size and sha256) or `fast` (size only).
+    depth: &'static str,
+    run_id: i64,
+    checked: u64,
+    intact: u64,
+    bytes: u64,
+    /// Missing and damaged files, by path.
+    findings: &'a [Finding],
+    /// With `--repair`: how the refetch went.
+    repair: Option<Repair>,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Repair {
+    /// Findings that are verified again.
+    repaired: u64,
+    /// Findings still missing or damaged, with why.
+    unrepaired: Vec<Finding>,
+    /// The refetch run's own summary (as `mirror --json` prints it).
+    summary: Summary,
+}
+
+pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
+    let started = Instant::now();
+    if args.repair {
+        // Fail now, not after an hour of hashing.
+        settings.api_config()?;
+    }
+    let store = status::open(settings)?;
+    let run_id = store.begin_run("verify", vault_mirror::now_ms())?;
+    let depth = if args.fast { Depth::Fast } else { Depth::Full };
+    let files = store.files_to_verify()?;
+    let total: u64 = files.iter().map(|file| file.size).sum();
+
+    let display = Arc::new(progress::display_for(settings.output));
+    display.on_stage(
+        Stage::Verify,
+        &format!(
+            "{} {} files ({})",
+            if args.fast {
+                "checking the sizes of"
+            } else {
+                "re-hashing"
+            },
+            files.len(),
+            HumanBytes(total)
+        ),
+    );
+    let checked = {
+        let out = settings.out.clone();
+        let display = display.clone();
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || verify_files(&out, &files, depth, workers, &*display))
+            .await
+            .map_err(|error| {
+                Failure::new(
+                    anyhow::anyhow!("the verify task ended abnormally: {error}"),
+                    1,
+                )
+            })?
+    };
+    display.finish();
+
+    // Found broken before, intact now (put back by hand): verified again.
+    for file in files.iter().filter(|file| file.found_broken) {
+        let still_broken = checked
+            .findings
+            .iter()
+            .any(|finding| finding.id == file.media_id && finding.label == file.label);
+        if !still_broken {
+            store.mark_verified(
+                &file.media_id,
+                &file.label,
+                &file.local_path,
+                &file.sha256,
+                file.size as i64,
+                vault_mirror::now_ms(),
+            )?;
+        }
+    }
+
+    for finding in &checked.findings {
+        store.mark_unfinished(
+            &finding.id,
+            &finding.label,
+            LocalState::Missing,
+            &format!(
+                "verify: {}: {}",
+                problem_word(finding.problem),
+                finding.reason
+            ),
+            vault_mirror::now_ms(),
+        )?;
+    }
+
+    let repair = if args.repair && !checked.findings.is_empty() {
+        Some(repair(settings, &store, &checked).await?)
+    } else {
+        None
+    };
+    let still_broken = match &repair {
+        Some(repair) => repair.unrepaired.len(),
+        None => checked.findings.len(),
+    };
+    let (outcome, exit_code) = match (checked.findings.is_empty(), still_broken) {
+        (true, _) => ("intact", 0),
+        (false, 0) => ("repaired", 0),
+        _ => ("damaged", 3),
+    };
+    let report = Report {
+        command: "verify",
+        outcome,
+        exit_code,
+        out: &settings.out,
+        depth: if args.fast { "fast" } else { "full" },
+        run_id,
+        checked: checked.checked,
+        intact: checked.intact,
+        bytes: checked.bytes,
+        findings: &checked.findings,
+        repair,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let text = serde_json::to_string(&report).unwrap_or_default();
+    store.finish_run(run_id, outcome, exit_code, &text, vault_mirror::now_ms())?;
+    if settings.output.json {
+        println!("{text}");
+    } else if !settings.output.quiet || exit_code != 0 {
+        print!("{}", render(&report, args));
+    }
+    Ok(exit_code)
+}
+
+/// Moves damaged bytes aside and fetches the findings again.
+async fn repair(settings: &Settings, store: &Store, checked: &Checked) -> Result<Repair, Failure> {
+    for finding in &checked.findings {
+        if finding.problem == Problem::Damaged {
+            set_aside(settings, finding);
+        }
+    }
+    let media_ids: Vec<String> = checked
+        .findings
+        .iter()
+        .map(|finding| finding.id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let labels: Vec<String> = checked
+        .findings
+        .iter()
+        .map(|finding| finding.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut repair_settings = settings.clone();
+    repair_settings.mirror.quality = Quality::Labels(labels);
+    let display = Arc::new(progress::display_for(settings.output));
+    display.on_stage(
+        Stage::Resolve,
+        &format!("fetching {} files again", checked.findings.len()),
+    );
+    let result = pipeline::refetch(&repair_settings, media_ids.clone(), display.clone()).await;
+    display.finish();
+    let summary = result?;
+    let now_held = store.local_variants(&media_ids)?;
+    let mut repaired = 0;
+    let mut unrepaired = Vec::new();
+    for finding in &checked.findings {
+        let local = now_held.get(&(finding.id.clone(), finding.label.clone()));
+        if local.is_some_and(|local| local.state == LocalState::Verified) {
+            repaired += 1;
+            continue;
+        }
+        let why = summary
+            .failed
+            .iter()
+            .chain(&summary.pending)
+            .chain(&summary.unavailable)
+            .find(|note| {
+                note.id == finding.id && (note.label == finding.label || note.label == "*")
+            })
+            .map(|note| note.reason.clone())
+            .unwrap_or_else(|| "Vault+ did not offer it (no longer in its cache?)".into());
+        unrepaired.push(Finding {
+            reason: format!("{}; fetching it again failed: {why}", finding.reason),
+            ..finding.clone()
+        });
+    }
+    Ok(Repair {
+        repaired,
+        unrepaired,
+        summary,
+    })
+}
+
+/// Moves a damaged file to `.vault-mirror/quarantine/<media>/<name>`, so
+/// nothing broken sits at a final path while it is fetched again (and its
+/// bytes stay for inspection if that fails). Best effort: the commit of the
+/// refetched file replaces it anyway.
+fn set_aside(settings: &Settings, finding: &Finding) {
+    let from = settings.out.join(&finding.path);
+    let Some(name) = std::path::Path::new(&finding.path).file_name() else {
+        return;
+    };
+    let folder = settings
+        .out
+        .join(".vault-mirror")
+        .join("quarantine")
+        .join(safe_name(&finding.id));
+    let moved =
+        fs_err::create_dir_all(&folder).and_then(|()| fs_err::rename(&from, folder.join(name)));
+    if let Err(error) = moved {
+        tracing::warn!("could not set the damaged file aside: {error}");
+    }
+}
+
+fn problem_word(problem: Problem) -> &'static str {
+    match problem {
+        Problem::Missing => "missing",
+        Problem::Damaged => "damaged",
+    }
+}
+
+fn render(report: &Report<'_>, args: &VerifyArgs) -> String {
+    let missing = report
+        .findings
+        .iter()
+        .filter(|finding| finding.problem == Problem::Missing)
+        .count();
+    let damaged = report.findings.len() - missing;
+    let what = if args.fast {
+        "sizes checked"
+    } else {
+        "re-hashed"
+    };
+    let mut text = format!(
+        "verify: {} files ({}) {what} in {}: {} intact, {missing} missing, {damaged} damaged\n",
+        report.checked,
+        HumanBytes(report.bytes),
+        report.out.display(),
+        report.intact,
+    );
+    const SHOWN: usize = 50;
+    for finding in report.findings.iter().take(SHOWN) {
+        text.push_str(&format!(
+            "  {}: {} ({}): {}\n",
+            problem_word(finding.problem),
+            finding.path,
+            pipeline::display_name(&finding.id, &finding.label),
+            finding.reason
+        ));
+    }
+    if report.findings.len() > SHOWN {
+        text.push_str(&format!(
+            "  … and {} more (see `--json`)\n",
+            report.findings.len() - SHOWN
+        ));
+    }
+    match &report.repair {
+        Some(repair) => {
+            text.push_str(&format!(
+                "repair: {} of {} fetched again and verified\n",
+                repair.repaired,
+                report.findings.len()
+            ));
+            for finding in repair.unrepaired.iter().take(SHOWN) {
+                text.push_str(&format!("  still {}: {}: {}\n", problem_word(finding.problem), finding.path, finding.reason));
+            }
+        }
+        None if !report.findings.is_empty() => text.push_str(
+            "hint: `vault-mirror verify --repair` fetches them again now; the next `mirror` run does too\n",
+        ),
+        None => {}
+    }
+    text
+}

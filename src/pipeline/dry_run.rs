@@ -1,0 +1,290 @@
+//! `mirror --dry-run`: the plan of a run without the run. It reads what a
+//! run would read — the connection's lists, their members, the batch
+//! descriptions — and puts each variant through the same
+//! [`plan::decide`](super::plan::decide) against the database, then counts.
+//!
+//! Invariants: it changes nothing anywhere. No `PUT sync` (a sync can purge
+//! upstream), no database write (the database is not even created when
+//! missing), no file or folder, no media request.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::api::models::MediaItem;
+use crate::api::{ApiClient, BATCH_LIMIT};
+use crate::archive::paths::part_path;
+use crate::pipeline::plan::{Decision, decide};
+use crate::pipeline::{MirrorError, lists::is_fatal};
+use crate::report::{Reporter, Stage};
+use crate::settings::{Quality, Settings};
+use crate::store::{LocalState, LocalVariant, Store};
+
+/// Until a real run measures better, transfers are assumed to go this fast
+/// each (the download stage assumes the same).
+const ASSUMED_RATE: f64 = 512.0 * 1024.0;
+
+/// A number of variants (or files) and their bytes.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Amount {
+    pub variants: u64,
+    pub bytes: u64,
+}
+
+impl Amount {
+    fn add(&mut self, bytes: u64) {
+        self.variants += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// One list the run would mirror.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListPlan {
+    pub id: String,
+    pub name: String,
+    /// Members Vault+ lists now (before any sync).
+    pub members: usize,
+}
+
+/// What `mirror` would do; `--json` prints it as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub out: PathBuf,
+    /// The variant labels selected (`all` for every label).
+    pub quality: String,
+    pub jobs: usize,
+    /// Whether a real run would `PUT sync` each list first (a dry run never does).
+    pub sync: bool,
+    pub lists: Vec<ListPlan>,
+    /// Distinct media across the lists.
+    pub media: u64,
+    /// Variants that would be fetched, and their bytes.
+    pub download: Amount,
+    /// Of those, variants whose `.part` already holds bytes, and those bytes.
+    pub resume: Amount,
+    /// Variants already verified on disk: skipped.
+    pub skip: Amount,
+    /// Variants whose signed URL would expire before their transfer is
+    /// done (estimated at 512 KiB/s per transfer): re-signed on the way.
+    pub resign: u64,
+    /// Variants not stored upstream yet (pending, storing), plus media
+    /// Vault+ has not cached at all.
+    pub pending: u64,
+    /// Variants not downloadable upstream (removed, edge-only, unknown status).
+    pub unavailable: u64,
+    /// Variants Vault+ describes in a way that cannot be fetched.
+    pub invalid: u64,
+    /// Verified files of media gone from every mirrored list: kept, and
+    /// what `--prune` would delete.
+    pub prune: Amount,
+    /// Lists that could not be read (their last known members are used).
+    pub errors: Vec<String>,
+}
+
+/// Works out the plan. Reads the API and the database; writes nothing.
+pub async fn dry_run(
+    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Plan, MirrorError> {
+    let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
+    let store = Store::open_existing(&settings.db)?;
+    let mut plan = Plan {
+        command: "mirror",
+        dry_run: true,
+        out: settings.out.clone(),
+        quality: match &settings.mirror.quality {
+            Quality::All => "all".to_owned(),
+            Quality::Labels(labels) => labels.join(","),
+        },
+        jobs: settings.mirror.jobs,
+        sync: settings.mirror.sync,
+        lists: Vec::new(),
+        media: 0,
+        download: Amount::default(),
+        resume: Amount::default(),
+        skip: Amount::default(),
+        resign: 0,
+        pending: 0,
+        unavailable: 0,
+        invalid: 0,
+        prune: Amount::default(),
+        errors: Vec::new(),
+    };
+
+    reporter.on_stage(Stage::Lists, "reading the connection's vault lists");
+    let selected = select_lists(settings, &api, store.as_ref(), reporter.as_ref()).await?;
+    let mut media_ids = std::collections::BTreeSet::new();
+    for (list_id, name) in &selected {
+        reporter.on_stage(
+            Stage::Membership,
+            &format!("reading members of list {list_id}"),
+        );
+        let members: Vec<String> = match api.list_members(list_id).await {
+            Ok((members, _)) => members
+                .iter()
+                .filter_map(|member| member.id().map(str::to_owned))
+                .collect(),
+            Err(error) if is_fatal(&error) => return Err(error.into()),
+            Err(error) => {
+                plan.errors.push(format!(
+                    "members of list {list_id} could not be read ({error}); using the last known members"
+                ));
+                match &store {
+                    Some(store) => store.current_members(std::slice::from_ref(list_id))?,
+                    None => Vec::new(),
+                }
+            }
+        };
+        plan.lists.push(ListPlan {
+            id: list_id.clone(),
+            name: name.clone(),
+            members: members.len(),
+        });
+        media_ids.extend(members);
+    }
+    let media_ids: Vec<String> = media_ids.into_iter().collect();
+    plan.media = media_ids.len() as u64;
+
+    // Transfers start in expiry order per batch, `jobs` at a time: this is
+    // when each would start, roughly, and whether its URL would last.
+    let now = crate::now_ms();
+    let lanes = settings.mirror.jobs.max(1) as f64;
+    let mut queued_bytes = 0u64;
+    for chunk in media_ids.chunks(BATCH_LIMIT) {
+        reporter.on_stage(
+            Stage::Plan,
+            &format!("describing {} media (of {})", chunk.len(), media_ids.len()),
+        );
+        let batch = match api.media_batch(chunk).await {
+            Ok(batch) => batch,
+            Err(error) if error.is_auth() => return Err(error.into()),
+            Err(error) => {
+                plan.errors.push(format!("a batch lookup failed: {error}"));
+                continue;
+            }
+        };
+        let locals = match &store {
+            Some(store) => store.local_variants(chunk)?,
+            None => Default::default(),
+        };
+        let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
+        let items: Vec<&MediaItem> = batch
+            .items
+            .iter()
+            .filter(|item| item.id.as_deref().is_some_and(|id| asked.contains(id)))
+            .collect();
+        let described: HashSet<&str> = items.iter().filter_map(|item| item.id.as_deref()).collect();
+        plan.pending += asked.difference(&described).count() as u64;
+        let mut fetches = Vec::new();
+        for item in items {
+            let Some(media_id) = item.id.as_deref() else {
+                continue;
+            };
+            for (label, variant) in &item.media {
+                if !settings.mirror.quality.wants(label) {
+                    continue;
+                }
+                let local = locals
+                    .get(&(media_id.to_owned(), label.clone()))
+                    .cloned()
+                    .unwrap_or_else(never_seen);
+                match decide(&settings.out, media_id, label, variant, &local) {
+                    Decision::Fetch(job) => fetches.push(job),
+                    Decision::AlreadyVerified => plan
+                        .skip
+                        .add(local.verified_size.unwrap_or(0).max(0) as u64),
+                    Decision::Pending(_) => plan.pending += 1,
+                    Decision::Unavailable(_) => plan.unavailable += 1,
+                    Decision::Invalid(_) => plan.invalid += 1,
+                }
+            }
+        }
+        fetches.sort_by_key(|job| job.expires_at.unwrap_or(i64::MAX));
+        for job in fetches {
+            let on_disk = fs_err::metadata(part_path(&settings.out.join(&job.relative_path)))
+                .map(|meta| meta.len().min(job.size))
+                .unwrap_or(0);
+            if on_disk > 0 {
+                plan.resume.add(on_disk);
+            }
+            plan.download.add(job.size);
+            let remaining = job.size - on_disk;
+            let starts = queued_bytes as f64 / (ASSUMED_RATE * lanes);
+            let lasts = remaining as f64 / ASSUMED_RATE;
+            let margin = settings.network.expiry_margin.as_secs_f64();
+            if let Some(expires_at) = job.expires_at
+                && (expires_at - now) as f64 / 1000.0 < starts + lasts + margin
+            {
+                plan.resign += 1;
+            }
+            queued_bytes += remaining;
+        }
+    }
+
+    if let Some(store) = &store {
+        let list_ids: Vec<String> = selected.iter().map(|(id, _)| id.clone()).collect();
+        let current: HashSet<String> = media_ids.iter().cloned().collect();
+        for file in store.prune_candidates(&list_ids, &current)? {
+            plan.prune.add(file.size);
+        }
+    }
+    Ok(plan)
+}
+
+/// The lists a run would mirror: `--list` ids, or every list of the
+/// connection, as (id, name).
+async fn select_lists(
+    settings: &Settings,
+    api: &ApiClient,
+    store: Option<&Store>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(String, String)>, MirrorError> {
+    let wanted = &settings.mirror.lists;
+    let remote: Vec<(String, String)> = match api.vault_lists().await {
+        Ok(lists) => lists
+            .into_iter()
+            .filter_map(|list| Some((list.id?, list.name.unwrap_or_default())))
+            .collect(),
+        Err(error) if !wanted.is_empty() && !error.is_auth() => {
+            reporter.on_note(&format!(
+                "could not read list names ({error}); using the ids given"
+            ));
+            Vec::new()
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if wanted.is_empty() {
+        return Ok(remote);
+    }
+    let mut selected: Vec<(String, String)> = Vec::new();
+    for list_id in wanted {
+        if selected.iter().any(|(id, _)| id == list_id) {
+            continue;
+        }
+        let name = match remote.iter().find(|(id, _)| id == list_id) {
+            Some((_, name)) => name.clone(),
+            None => match store {
+                Some(store) => store.list_name(list_id)?.unwrap_or_default(),
+                None => String::new(),
+            },
+        };
+        selected.push((list_id.clone(), name));
+    }
+    Ok(selected)
+}
+
+fn never_seen() -> LocalVariant {
+    LocalVariant {
+        state: LocalState::Missing,
+        local_path: None,
+        sha256: None,
+        verified_size: None,
+        attempts: 0,
+        part_validator: None,
+    }
+}

@@ -1,0 +1,727 @@
+//! The operator's side of the binary: status, verify and repair, lists,
+//! dry runs, the config file, the archive lock, logging, completions and
+//! the progress display in a real pseudo-terminal (loopback only).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use common::{assert_archive_matches, stored_variants, variant_rows};
+use predicates::prelude::*;
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
+use vault_mirror::lock::ArchiveLock;
+
+/// The binary with a clean environment: no key, archive or config from the host.
+fn vault_mirror_std() -> StdCommand {
+    let mut command = StdCommand::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
+    for name in [
+        "OFAUTH_API_KEY",
+        "OFAUTH_API_KEY_FILE",
+        "OFAUTH_CONNECTION_ID",
+        "OFAUTH_BASE_URL",
+        "VAULT_MIRROR_OUT",
+        "VAULT_MIRROR_DB",
+        "VAULT_MIRROR_CONFIG",
+        "VAULT_MIRROR_LOG",
+        "VAULT_MIRROR_LOG_FILE",
+        "NO_COLOR",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("VAULT_MIRROR_TEST_RETRY_DELAY_MS", "5");
+    command.env("COLUMNS", "100");
+    command
+}
+
+fn vault_mirror() -> Command {
+    Command::from_std(vault_mirror_std())
+}
+
+/// `vault-mirror <args> --out <out>` with the server's API settings in the environment.
+fn against(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
+    let mut command = vault_mirror();
+    command
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id());
+    command
+}
+
+fn start(vault: &Vault) -> FakeServer {
+    FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap()
+}
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not one JSON object ({error}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Filters for snapshots: the temporary folder, times and sizes vary.
+fn snapshot_filters(out: &Path) -> Vec<(String, String)> {
+    vec![
+        (regex_escape(&out.display().to_string()), "[ARCHIVE]".into()),
+        (
+            r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC".into(),
+            "[TIME]".into(),
+        ),
+        (r"\((just now|\d+ \w+ ago)\)".into(), "([AGO])".into()),
+        (r"took [\d.]+m?s".into(), "took [DURATION]".into()),
+        (r"\d+(\.\d+)? (B|KiB|MiB)\b".into(), "[SIZE]".into()),
+    ]
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|character| {
+            let special = "\\.+*?()|[]{}^$".contains(character);
+            special.then_some('\\').into_iter().chain([character])
+        })
+        .collect()
+}
+
+#[test]
+fn help_is_the_contract() {
+    for args in [
+        &["--help"][..],
+        &["mirror", "--help"],
+        &["verify", "--help"],
+    ] {
+        let output = vault_mirror().args(args).output().unwrap();
+        assert!(output.status.success());
+        let name = format!("help_{}", args.join("_").replace("--", ""));
+        insta::assert_snapshot!(name, String::from_utf8(output.stdout).unwrap());
+    }
+}
+
+#[test]
+fn status_tells_what_the_archive_holds_and_how_the_last_run_went() {
+    let vault = Vault::sample(12, 3);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    drop(server);
+
+    // Offline: the server is gone, and status does not need it.
+    let output = vault_mirror()
+        .args(["status", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let filters = snapshot_filters(out.path());
+    let filters: Vec<(&str, &str)> = filters
+        .iter()
+        .map(|(pattern, replacement)| (pattern.as_str(), replacement.as_str()))
+        .collect();
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("status", text);
+    });
+
+    let output = vault_mirror()
+        .args(["status", "--json", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let status = json(&output);
+    assert_eq!(status["lists"].as_array().unwrap().len(), 3);
+    assert_eq!(status["total"]["members"], 12);
+    assert_eq!(
+        status["total"]["verified"].as_u64().unwrap() as usize,
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    assert_eq!(status["runs"][0]["command"], "mirror");
+    assert_eq!(status["runs"][0]["state"], "complete");
+    assert!(status["running"].is_null());
+}
+
+#[test]
+fn status_of_a_folder_without_an_archive_is_a_usage_error() {
+    let out = tempfile::tempdir().unwrap();
+    vault_mirror()
+        .args(["status", "--out"])
+        .arg(out.path().join("nothing-here"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no archive at").and(predicate::str::contains("hint:")));
+    // It did not create one.
+    assert!(!out.path().join("nothing-here").exists());
+}
+
+/// Deletes one file and flips bytes in another (same size); returns their paths.
+fn damage(out: &Path) -> (String, String) {
+    let db = out.join(".vault-mirror/state.sqlite");
+    let rows = variant_rows(&db);
+    let verified: Vec<String> = rows
+        .iter()
+        .filter(|row| row.4 == "verified")
+        .filter_map(|row| row.2.clone())
+        .collect();
+    let deleted = verified[0].clone();
+    let rotten = verified[verified.len() / 2].clone();
+    std::fs::remove_file(out.join(&deleted)).unwrap();
+    let mut bytes = std::fs::read(out.join(&rotten)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(out.join(&rotten), bytes).unwrap();
+    (deleted, rotten)
+}
+
+#[test]
+fn verify_finds_a_deleted_and_a_damaged_file_and_repair_restores_them() {
+    let vault = Vault::sample(16, 2);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 missing, 0 damaged"));
+
+    let (deleted, rotten) = damage(out.path());
+    // Sizes only: the deleted file is found, the same-size damage is not.
+    let output = vault_mirror()
+        .args(["verify", "--fast", "--json", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let report = json(&output);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(report["findings"][0]["path"], deleted.as_str());
+    assert_eq!(report["findings"][0]["problem"], "missing");
+
+    // The whole check finds both, and says so again until they are fixed.
+    for _ in 0..2 {
+        vault_mirror()
+            .args(["verify", "--out"])
+            .arg(out.path())
+            .assert()
+            .code(3)
+            .stdout(
+                predicate::str::contains(format!("missing: {deleted}"))
+                    .and(predicate::str::contains(format!("damaged: {rotten}")))
+                    .and(predicate::str::contains("sha256"))
+                    .and(predicate::str::contains("1 missing, 1 damaged")),
+            );
+    }
+
+    let requests_before = server.stats().media_requests;
+    let output = against(&server, out.path(), &["verify", "--repair", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json(&output);
+    assert_eq!(report["outcome"], "repaired");
+    assert_eq!(report["repair"]["repaired"], 2);
+    // Only the two broken files were fetched again.
+    assert_eq!(server.stats().media_requests - requests_before, 2);
+    assert_eq!(
+        assert_archive_matches(out.path(), &db, &vault),
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    // The damaged bytes were set aside, not thrown away.
+    let name = Path::new(&rotten).file_name().unwrap();
+    let media_folder = Path::new(&rotten).parent().unwrap().file_name().unwrap();
+    assert!(
+        out.path()
+            .join(".vault-mirror/quarantine")
+            .join(media_folder)
+            .join(name)
+            .is_file()
+    );
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn a_found_file_that_is_put_back_is_verified_again_and_mirror_also_repairs() {
+    let vault = Vault::sample(6, 1);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    let (deleted, rotten) = damage(out.path());
+    let good_copy = std::fs::read(out.path().join(&rotten)).map(|mut bytes| {
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xFF;
+        bytes
+    });
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(3);
+    // Put back by hand: verify accepts it again.
+    std::fs::write(out.path().join(&rotten), good_copy.unwrap()).unwrap();
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("1 missing, 0 damaged"));
+    // What verify found, a plain mirror run fetches.
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    assert!(out.path().join(&deleted).is_file());
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
+    let vault = Vault::sample(4, 1);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    {
+        let _held = ArchiveLock::acquire(out.path(), "mirror").unwrap();
+        for command in [&["mirror"][..], &["verify"]] {
+            against(&server, out.path(), command)
+                .assert()
+                .code(1)
+                .stderr(
+                    predicate::str::contains("another vault-mirror run is using the archive")
+                        .and(predicate::str::contains(format!(
+                            "process {}",
+                            std::process::id()
+                        )))
+                        .and(predicate::str::contains("hint:")),
+                );
+        }
+        assert_eq!(server.stats().api_calls, 0, "a refused run called the API");
+    }
+    // The holder is gone (its lock file stays, naming it): the next run goes ahead.
+    let lock_file = out.path().join(".vault-mirror/lock");
+    assert!(lock_file.is_file());
+    std::fs::write(
+        &lock_file,
+        "pid = 4194303\nhost = elsewhere\ncommand = mirror\n",
+    )
+    .unwrap();
+    against(&server, out.path(), &["mirror", "-v"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "took over the lock left by process 4194303",
+        ));
+    let text = std::fs::read_to_string(&lock_file).unwrap();
+    assert!(!text.contains("4194303"), "{text}");
+}
+
+#[test]
+fn status_and_dry_runs_work_while_a_run_holds_the_lock() {
+    let vault = Vault::sample(4, 1);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    let _held = ArchiveLock::acquire(out.path(), "mirror").unwrap();
+    vault_mirror()
+        .args(["status", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "running now: process {}",
+            std::process::id()
+        )));
+    against(&server, out.path(), &["mirror", "--dry-run"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn dry_run_shows_the_plan_and_changes_nothing() {
+    let mut vault = Vault::sample(20, 2);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("archive");
+
+    let output = against(&server, &archive, &["mirror", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let plan = json(&output);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["download"]["variants"].as_u64().unwrap() as usize,
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    assert_eq!(plan["skip"]["variants"], 0);
+    assert!(!archive.exists(), "a dry run created the archive");
+    let stats = server.stats();
+    assert_eq!((stats.sync_calls, stats.media_requests), (0, 0));
+
+    // After a real run: everything is skipped; a member that leaves its
+    // only list is counted for pruning; an expiring URL would be re-signed.
+    against(&server, &archive, &["mirror", "-q"])
+        .assert()
+        .code(0);
+    let gone = vault.lists[0].members.remove(0);
+    server.with_vault(|served| served.lists[0].members.retain(|id| *id != gone));
+    let in_other_list = vault.lists[1].members.contains(&gone);
+    let rows_before = variant_rows(&archive.join(".vault-mirror/state.sqlite"));
+    let output = against(&server, &archive, &["mirror", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("dry run: nothing was changed"), "{text}");
+    assert!(text.contains("already verified"), "{text}");
+    let output = against(&server, &archive, &["mirror", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let plan = json(&output);
+    assert_eq!(plan["download"]["variants"], 0);
+    let expected_prune = if in_other_list { 0 } else { 2 };
+    assert_eq!(plan["prune"]["variants"], expected_prune, "{plan}");
+    assert_eq!(
+        variant_rows(&archive.join(".vault-mirror/state.sqlite")),
+        rows_before,
+        "a dry run changed the database"
+    );
+}
+
+#[test]
+fn lists_shows_the_connection_s_lists_with_local_counts() {
+    let vault = Vault::sample(9, 3);
+    let server = start(&vault);
+    let out = tempfile::tempdir().unwrap();
+    let output = against(&server, out.path(), &["lists", "--json"])
+        .output()
+        .unwrap();
+    let lists = json(&output);
+    assert_eq!(lists["lists"].as_array().unwrap().len(), 3);
+    assert!(lists["lists"][0]["local"].is_null());
+
+    against(
+        &server,
+        out.path(),
+        &["mirror", "-q", "--list", &vault.lists[0].id],
+    )
+    .assert()
+    .code(0);
+    let output = against(&server, out.path(), &["lists"]).output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mirrored = text
+        .lines()
+        .find(|line| line.starts_with(&vault.lists[0].id))
+        .unwrap();
+    assert!(mirrored.contains(&vault.lists[0].name), "{text}");
+    assert!(!mirrored.contains("not mirrored"), "{text}");
+    let other = text
+        .lines()
+        .find(|line| line.starts_with(&vault.lists[1].id))
+        .unwrap();
+    assert!(other.contains("not mirrored"), "{text}");
+}
+
+#[test]
+fn settings_come_from_flag_then_environment_then_file() {
+    let vault = Vault::sample(6, 1);
+    let server = start(&vault);
+    let folder = tempfile::tempdir().unwrap();
+    let key_file = folder.path().join("api-key");
+    std::fs::write(&key_file, format!("{}\n", server.api_key())).unwrap();
+    let config = folder.path().join("vault-mirror.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# where and how\nout = \"from-file\"\nbase_url = \"{}\"\napi_key_file = \"api-key\"\nconnection = \"conn_wrong\"\n\n[mirror]\nquality = \"thumb\"\njobs = 3\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let plan_with = |configure: &dyn Fn(&mut Command)| {
+        let mut command = vault_mirror();
+        command
+            .args(["mirror", "--dry-run", "--json"])
+            .env("VAULT_MIRROR_CONFIG", &config);
+        configure(&mut command);
+        command.output().unwrap()
+    };
+
+    // The file's connection is wrong: the API refuses it (exit 4).
+    let output = plan_with(&|_| {});
+    assert_eq!(output.status.code(), Some(4));
+    // The environment beats the file.
+    let output = plan_with(&|command| {
+        command.env("OFAUTH_CONNECTION_ID", server.connection_id());
+    });
+    assert_eq!(output.status.code(), Some(0));
+    let plan = json(&output);
+    assert_eq!(plan["quality"], "thumb");
+    assert_eq!(plan["jobs"], 3);
+    assert_eq!(
+        plan["out"].as_str().unwrap(),
+        folder.path().join("from-file").to_str().unwrap()
+    );
+    // Flags beat both.
+    let output = plan_with(&|command| {
+        command
+            .env("OFAUTH_CONNECTION_ID", "conn_also_wrong")
+            .args(["--connection", server.connection_id()])
+            .args(["--quality", "full", "--jobs", "5"]);
+    });
+    assert_eq!(output.status.code(), Some(0));
+    let plan = json(&output);
+    assert_eq!(
+        (plan["quality"].as_str(), plan["jobs"].as_u64()),
+        (Some("full"), Some(5))
+    );
+
+    // An archive's own file is read without --config.
+    let archive = folder.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::write(
+        archive.join("vault-mirror.toml"),
+        "[mirror]\nquality = \"thumb\"\n",
+    )
+    .unwrap();
+    against(&server, &archive, &["mirror", "-q"])
+        .assert()
+        .code(0);
+    let files = common::media_files(&archive);
+    assert!(!files.is_empty());
+    assert!(files.iter().all(|path| {
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("thumb.")
+    }));
+}
+
+#[test]
+fn config_errors_name_the_line_and_the_key() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("c.toml");
+    std::fs::write(&config, "out = \"x\"\n\n[mirror]\njobs = 0\n").unwrap();
+    vault_mirror()
+        .args(["status", "--config"])
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("line 4")
+                .and(predicate::str::contains("`mirror.jobs`"))
+                .and(predicate::str::contains("out of range")),
+        );
+    std::fs::write(&config, "api_key = \"sk_live_do_not_show\"\n").unwrap();
+    vault_mirror()
+        .args(["status", "--config"])
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("api_key_file")
+                .and(predicate::str::contains("sk_live_do_not_show").not()),
+        );
+    vault_mirror()
+        .args(["status", "--config"])
+        .arg(folder.path().join("missing.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.toml"));
+}
+
+#[test]
+fn logs_and_errors_never_show_the_key_or_signed_urls() {
+    let vault = Vault::sample(6, 1);
+    let options = FakeOptions {
+        faults: Faults {
+            // Transfers get cut off (or stall briefly), so there is something to log.
+            bandwidth_per_transfer: Some(512 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("logs/run.log");
+    let output = against(&server, out.path(), &["mirror", "-vv"])
+        .env("VAULT_MIRROR_LOG_FILE", &log)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(logged.contains("summary:"), "{logged}");
+    assert!(logged.contains("resolve:"), "{logged}");
+    for text in [&logged, &stderr.to_string()] {
+        assert!(!text.contains(server.api_key()), "the key leaked: {text}");
+        assert!(!text.contains("sig="), "a signed URL leaked: {text}");
+    }
+    // A refused key: an error with a hint, and still no key.
+    let log_flag = format!("--log-file={}", log.display());
+    let output = against(&server, out.path(), &["mirror", &log_flag])
+        .env("OFAUTH_API_KEY", "sk_not_the_key")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error:") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!stderr.contains("sk_not_the_key") && !logged.contains("sk_not_the_key"));
+}
+
+#[test]
+fn completions_are_printed_for_a_shell() {
+    vault_mirror()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("vault-mirror").and(predicate::str::contains("verify")));
+    vault_mirror()
+        .args(["completions", "tcsh"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn the_demo_ends_by_saying_what_to_open_and_serves_real_media() {
+    let folder = tempfile::tempdir().unwrap();
+    let archive = folder.path().join("vault-demo");
+    let output = vault_mirror()
+        .args(["demo", "--media", "16", "--out"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("Open these"), "{stderr}");
+    for name in ["full.jpg", "full.png", "full.mp4"] {
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("no {name} in {stderr}"));
+        let path = line.split_whitespace().next().unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let kind = infer_kind(&bytes);
+        assert_eq!(kind, name.rsplit('.').next().unwrap(), "{path}");
+    }
+}
+
+/// The file type by its signature, as the `file` command would say.
+fn infer_kind(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\xFF\xD8\xFF") && bytes.ends_with(b"\xFF\xD9") {
+        "jpg"
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1A\n") {
+        "png"
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        "mp4"
+    } else {
+        "unknown"
+    }
+}
+
+/// Runs the binary in a real pseudo-terminal (util-linux `script`): the
+/// bars must appear, count files, and give way to the summary line.
+#[test]
+fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
+    if StdCommand::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let vault = Vault::sample(12, 2);
+    let options = FakeOptions {
+        faults: Faults {
+            // Slow enough that the bars are drawn many times.
+            bandwidth_per_transfer: Some(48 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin!("vault-mirror");
+    let inner = format!(
+        "'{}' mirror --jobs 4 --out '{}'",
+        binary.display(),
+        out.path().join("archive").display()
+    );
+    let mut script = StdCommand::new("script");
+    for name in [
+        "OFAUTH_API_KEY_FILE",
+        "VAULT_MIRROR_OUT",
+        "VAULT_MIRROR_CONFIG",
+        "VAULT_MIRROR_LOG",
+    ] {
+        script.env_remove(name);
+    }
+    let output = script
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id())
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1")
+        .args(["-qfec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let Ok(output) = output else {
+        eprintln!("skipped: `script` could not run");
+        return;
+    };
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("files 0/"), "no file counter:\n{screen}");
+    assert!(screen.contains("=>"), "no partly filled bar:\n{screen}");
+    assert!(screen.contains("/s ETA"), "no rate and ETA:\n{screen}");
+    // A line per active transfer, named by media id and label.
+    assert!(
+        screen.contains("/full") && screen.contains("/thumb"),
+        "{screen}"
+    );
+    // No colour with NO_COLOR.
+    assert!(!screen.contains("\u{1b}[32m"), "colour despite NO_COLOR");
+    // The bars are cleared, then the summary is the last line.
+    let last = screen.trim_end().rsplit('\n').next().unwrap();
+    assert!(
+        last.contains("mirrored 2 lists into"),
+        "last line: {last:?}"
+    );
+    assert!(screen.contains("\u{1b}[2K"), "the bars were never cleared");
+}
