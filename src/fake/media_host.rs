@@ -104,7 +104,8 @@ pub(super) async fn serve(
         Some(0)
     } else if length > 1 && shared.roll(faults.cut_bodies) {
         shared.count(|stats| stats.cut_bodies += 1);
-        Some((shared.fraction() * length as f64) as usize % length)
+        // At least one byte gets through: a cut with nothing sent is a reset.
+        Some(1 + (shared.fraction() * (length - 1) as f64) as usize % (length - 1))
     } else {
         None
     };
