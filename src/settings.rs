@@ -68,6 +68,14 @@ pub struct MirrorSettings {
     pub quality: Quality,
     pub jobs: usize,
     pub sync: bool,
+    /// Change nothing: the prune only lists, views and export are skipped.
+    pub dry_run: bool,
+    /// Delete local copies of media gone from every mirrored list.
+    pub prune: bool,
+    /// The prune refuses to delete more files than this.
+    pub max_delete: usize,
+    /// Write the archive index (manifest, SHA256SUMS, gallery) at the end.
+    pub export: bool,
 }
 
 impl Default for MirrorSettings {
@@ -77,6 +85,10 @@ impl Default for MirrorSettings {
             quality: Quality::Labels(DEFAULT_QUALITY.iter().map(|l| (*l).to_owned()).collect()),
             jobs: DEFAULT_JOBS,
             sync: true,
+            dry_run: false,
+            prune: false,
+            max_delete: crate::archive::prune::DEFAULT_MAX_DELETE,
+            export: false,
         }
     }
 }

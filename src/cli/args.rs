@@ -15,8 +15,9 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 OnlyFans connection.\n\nEvery file is checked (exact size, content type, magic bytes) and recorded \
 with its sha256 in a SQLite database; a run killed at any moment resumes where it stopped.",
     after_help = "Exit codes: 0 all selected variants mirrored and verified; 1 fatal error; \
-2 usage or configuration error; 3 finished, but some variants failed or are still pending; \
-4 the API refused the key or the connection needs re-linking."
+2 usage or configuration error; 3 finished, but some variants failed or are still pending, or \
+--prune refused to delete more than --max-delete files; 4 the API refused the key or the \
+connection needs re-linking."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -63,6 +64,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Mirror the connection's vault lists: sync, read members, download, verify, record
     Mirror(MirrorArgs),
+    /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network)
+    Export,
     /// Run the mirror against a built-in sample vault served on loopback
     Demo(DemoArgs),
     /// Serve the fake Vault+ API on loopback (for trying faults and benchmarks)
@@ -84,6 +87,18 @@ pub struct MirrorArgs {
     /// Skip the PUT sync; mirror the membership Vault+ has cached
     #[arg(long)]
     pub no_sync: bool,
+    /// Change nothing on disk at the end: with --prune, only list what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete local copies of media gone from every mirrored list (each file is listed)
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: delete nothing at all if more than N files would go
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_delete: usize,
+    /// At the end, write manifest.jsonl, SHA256SUMS and index.html (as `export` does)
+    #[arg(long)]
+    pub export: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,9 +7,12 @@ mod settings;
 use std::sync::Arc;
 
 use clap::Parser;
+use vault_mirror::archive::export::{ExportSummary, export};
+use vault_mirror::archive::prune::{PruneSummary, human_bytes};
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::pipeline::{self, MirrorError, Summary};
 use vault_mirror::settings::{Output, Settings};
+use vault_mirror::store::Store;
 
 use args::{Cli, Command};
 
@@ -80,6 +83,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             let settings = settings::build(&cli.global, Some(mirror), settings::DEFAULT_OUT)?;
             run_mirror(&settings).await
         }
+        Command::Export => {
+            let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
+            run_export(&settings).await
+        }
         Command::Demo(demo) => run_demo(&cli, demo).await,
         Command::FakeServer(args) => run_fake_server(args).await,
     }
@@ -92,6 +99,88 @@ async fn run_mirror(settings: &Settings) -> Result<i32, Failure> {
     let summary = result?;
     print_summary(&summary, settings.output);
     Ok(summary.exit_code)
+}
+
+/// `export`: the archive index from the database alone (no network, no key).
+async fn run_export(settings: &Settings) -> Result<i32, Failure> {
+    if !settings.db.is_file() {
+        return Err(Failure {
+            error: anyhow::anyhow!(
+                "no vault-mirror archive at {}: the database {} does not exist",
+                settings.out.display(),
+                settings.db.display()
+            ),
+            hints: vec![
+                "pass the archive folder with --out (or --db), or run `vault-mirror mirror` first"
+                    .into(),
+            ],
+            code: 2,
+        });
+    }
+    let store = Store::open(&settings.db).map_err(MirrorError::from)?;
+    let out = settings.out.clone();
+    let summary = tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
+        .await
+        .map_err(|error| Failure {
+            error: anyhow::anyhow!("the export ended abnormally: {error}"),
+            hints: Vec::new(),
+            code: 1,
+        })?
+        .map_err(|error| Failure {
+            error: anyhow::Error::new(error).context(format!(
+                "cannot write the archive index in {}",
+                settings.out.display()
+            )),
+            hints: Vec::new(),
+            code: 1,
+        })?;
+    let code = if summary.missing.is_empty() { 0 } else { 3 };
+    if settings.output.json {
+        let mut body = serde_json::to_value(&summary).unwrap_or_default();
+        if let Some(object) = body.as_object_mut() {
+            object.insert("command".into(), "export".into());
+            object.insert(
+                "outcome".into(),
+                if code == 0 { "complete" } else { "partial" }.into(),
+            );
+            object.insert("exit_code".into(), code.into());
+        }
+        println!("{body}");
+    } else {
+        print_export(&summary, settings.output);
+    }
+    Ok(code)
+}
+
+fn print_export(summary: &ExportSummary, output: Output) {
+    if !output.quiet {
+        eprintln!(
+            "exported {} media ({} files, {}) into {}: {}",
+            summary.media,
+            summary.variants + summary.versions,
+            human_bytes(summary.bytes),
+            summary.out.display(),
+            summary.written.join(", ")
+        );
+        eprintln!(
+            "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
+            summary.out.join("index.html").display(),
+            summary.out.display()
+        );
+    }
+    const SHOWN: usize = 20;
+    for path in summary.missing.iter().take(SHOWN) {
+        eprintln!("  missing: {path} is recorded but not on disk as recorded; left out");
+    }
+    if summary.missing.len() > SHOWN {
+        eprintln!(
+            "  … and {} more missing (see `--json`)",
+            summary.missing.len() - SHOWN
+        );
+    }
+    if !summary.missing.is_empty() {
+        eprintln!("  the next `vault-mirror mirror` fetches them again");
+    }
 }
 
 async fn run_demo(cli: &Cli, demo: &args::DemoArgs) -> Result<i32, Failure> {
@@ -109,6 +198,8 @@ async fn run_demo(cli: &Cli, demo: &args::DemoArgs) -> Result<i32, Failure> {
     settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
     settings.api_key = Some(server.api_key().to_owned().into());
     settings.connection_id = Some(server.connection_id().to_owned());
+    // The demo shows the whole archive, gallery included.
+    settings.mirror.export = true;
     let output = settings.output;
     if !output.quiet && !output.json {
         eprintln!(
@@ -122,7 +213,12 @@ async fn run_demo(cli: &Cli, demo: &args::DemoArgs) -> Result<i32, Failure> {
         let out = settings.out.display();
         eprintln!();
         eprintln!("The mirror is in {out}:");
+        eprintln!(
+            "  {out}/index.html                        the offline gallery: open it in a browser"
+        );
         eprintln!("  {out}/media/<media id>/<label>.<ext>   every variant, verified");
+        eprintln!("  {out}/lists/<list id>-<name>/           one folder of links per list");
+        eprintln!("  {out}/SHA256SUMS, manifest.jsonl        check with `sha256sum -c SHA256SUMS`");
         eprintln!("  {out}/.vault-mirror/state.sqlite        what was fetched, with sha256");
         eprintln!("Run the demo again: nothing is downloaded twice.");
     }
@@ -158,7 +254,7 @@ fn print_summary(summary: &Summary, output: Output) {
         println!("{}", serde_json::to_string(summary).unwrap_or_default());
         return;
     }
-    let problems = summary.failed.len() + summary.pending.len();
+    let problems = summary.failed.len() + summary.pending.len() + summary.errors.len();
     if output.quiet && problems == 0 {
         return;
     }
@@ -197,8 +293,53 @@ fn print_summary(summary: &Summary, output: Output) {
             summary.unavailable.len()
         );
     }
+    if !output.quiet {
+        for version in &summary.versions_kept {
+            eprintln!(
+                "  changed upstream: {}: the previous bytes are kept as {}",
+                pipeline::display_name(&version.media_id, &version.label),
+                version.local_path
+            );
+        }
+        if let Some(views) = &summary.views {
+            for path in &views.left_alone {
+                eprintln!("  note: {path} is not a link vault-mirror made; left alone");
+            }
+        }
+    }
+    if let Some(prune) = &summary.prune {
+        print_prune(prune, output);
+    }
+    if let Some(export) = &summary.export {
+        print_export(export, output);
+    }
     for error in &summary.errors {
         eprintln!("  error: {error}");
+    }
+}
+
+/// A prune lists every file it deletes (or would); a refused one shows a few.
+fn print_prune(prune: &PruneSummary, output: Output) {
+    if output.quiet && !prune.refused {
+        return;
+    }
+    if !prune.refused {
+        eprintln!("{}", prune.headline());
+    }
+    let verb = if prune.refused || prune.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    let shown = if prune.refused { 20 } else { usize::MAX };
+    for file in prune.files.iter().take(shown) {
+        eprintln!("  {verb}: {} ({})", file.path, human_bytes(file.size));
+    }
+    if prune.files.len() > shown {
+        eprintln!(
+            "  … and {} more (see `--dry-run --json`)",
+            prune.files.len() - shown
+        );
     }
 }
 

@@ -66,6 +66,10 @@ pub fn apply_mirror(settings: &mut Settings, mirror: &MirrorArgs) -> Result<(), 
     settings.mirror.quality = Quality::parse(&mirror.quality)?;
     settings.mirror.jobs = usize::from(mirror.jobs);
     settings.mirror.sync = !mirror.no_sync;
+    settings.mirror.dry_run = mirror.dry_run;
+    settings.mirror.prune = mirror.prune;
+    settings.mirror.max_delete = mirror.max_delete;
+    settings.mirror.export = mirror.export;
     Ok(())
 }
 

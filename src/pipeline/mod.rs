@@ -1,7 +1,7 @@
 //! The mirror pipeline, one module per stage, in the order data flows:
 //!
 //! ```text
-//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit
+//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit ─▶ finish
 //! ```
 //!
 //! [`mirror`] drives them. Stages before `resolve` run one after another;
@@ -12,6 +12,7 @@
 
 pub mod commit;
 pub mod download;
+pub mod finish;
 pub mod lists;
 pub mod membership;
 pub mod plan;
@@ -26,9 +27,12 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiError};
+use crate::archive::export::ExportSummary;
+use crate::archive::prune::PruneSummary;
+use crate::archive::views::ViewsSummary;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Settings, SettingsError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, VersionRecord};
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,14 @@ pub struct Summary {
     /// Bytes received this run.
     pub bytes: u64,
     pub seconds: f64,
+    /// The list views after the run (`null` with `--dry-run`).
+    pub views: Option<ViewsSummary>,
+    /// What `--prune` deleted, would delete, or refused to (`null` without it).
+    pub prune: Option<PruneSummary>,
+    /// What `--export` wrote (`null` without it).
+    pub export: Option<ExportSummary>,
+    /// Bytes a change upstream replaced this run, kept under `.versions/`.
+    pub versions_kept: Vec<VersionRecord>,
 }
 
 /// Everything the stages share.
@@ -174,6 +186,7 @@ pub async fn mirror(
 }
 
 async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, MirrorError> {
+    let started_at = crate::now_ms();
     let mut errors = Vec::new();
     let selected = lists::select(context).await?;
     if context.settings.mirror.sync {
@@ -216,6 +229,10 @@ async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, Mirr
         errors,
         bytes: 0,
         seconds: 0.0,
+        views: None,
+        prune: None,
+        export: None,
+        versions_kept: Vec::new(),
     };
     for joined in finished {
         match joined {
@@ -239,6 +256,13 @@ async fn run_stages(context: &Arc<Context>, run_id: i64) -> Result<Summary, Mirr
             }),
         }
     }
+    // The offline archive: views in step with membership, --prune, --export.
+    let archive = finish::finish(context, started_at).await?;
+    summary.views = archive.views;
+    summary.prune = archive.prune;
+    summary.export = archive.export;
+    summary.versions_kept = archive.versions_kept;
+    summary.errors.extend(archive.errors);
     summary.pending.sort();
     summary.failed.sort();
     summary.unavailable.sort();
