@@ -524,6 +524,37 @@ mod tests {
     }
 
     #[test]
+    fn a_database_at_migration_1_is_upgraded_with_its_verified_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        {
+            let connection = rusqlite::Connection::open(&path).unwrap();
+            connection
+                .execute_batch(super::super::MIGRATIONS[0])
+                .unwrap();
+            connection
+                .execute_batch(&format!(
+                    "PRAGMA user_version = 1; PRAGMA application_id = {};
+                     INSERT INTO media (media_id, dir_name, first_seen_at, last_seen_at)
+                        VALUES ('1', '1', 1, 1);
+                     INSERT INTO variants (media_id, label, remote_status, size_bytes, content_type,
+                        stored_at, remote_seen_at, local_state, local_path, sha256, verified_size,
+                        updated_at)
+                        VALUES ('1', 'full', 'stored', 3, 'image/png', 7, 1, 'verified',
+                        'media/1/full.png', 'ab', 3, 1);",
+                    super::super::APPLICATION_ID
+                ))
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let previous = store.previous_bytes("1", "full").unwrap().unwrap();
+        assert_eq!(previous.content_type.as_deref(), Some("image/png"));
+        assert_eq!(previous.stored_at, Some(7));
+        assert!(store.kept_versions().unwrap().is_empty());
+        assert_eq!(store.archived_variants().unwrap().len(), 1);
+    }
+
+    #[test]
     fn previous_bytes_survive_a_change_upstream() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
