@@ -87,6 +87,16 @@ pub const OPTIONS: &[ConfigOption] = &[
     option("mirror.dry_run", |s, v| {
         v.boolean().map(|dry_run| s.mirror.dry_run = dry_run)
     }),
+    option("mirror.prune", |s, v| {
+        v.boolean().map(|prune| s.mirror.prune = prune)
+    }),
+    option("mirror.max_delete", |s, v| {
+        v.integer(0..=i64::MAX)
+            .map(|n| s.mirror.max_delete = usize::try_from(n).unwrap_or(usize::MAX))
+    }),
+    option("mirror.export", |s, v| {
+        v.boolean().map(|export| s.mirror.export = export)
+    }),
     option("mirror.wait_pending", |s, v| {
         v.duration()
             .map(|d| s.mirror.wait_pending = Some(d).filter(|d| !d.is_zero()))

@@ -72,8 +72,15 @@ pub struct MirrorSettings {
     pub wait_pending: Option<Duration>,
     /// Overall download bandwidth cap, bytes per second.
     pub limit_rate: Option<u64>,
-    /// Print the plan and change nothing (no sync, no database writes, no files).
+    /// Print the plan and change nothing (no sync, no database writes, no
+    /// files; with `prune`, list what would be deleted).
     pub dry_run: bool,
+    /// Delete local copies of media gone from every mirrored list.
+    pub prune: bool,
+    /// The prune refuses to delete more files than this.
+    pub max_delete: usize,
+    /// Write the archive index (manifest, SHA256SUMS, gallery) at the end.
+    pub export: bool,
 }
 
 impl Default for MirrorSettings {
@@ -86,6 +93,9 @@ impl Default for MirrorSettings {
             wait_pending: None,
             limit_rate: None,
             dry_run: false,
+            prune: false,
+            max_delete: crate::archive::prune::DEFAULT_MAX_DELETE,
+            export: false,
         }
     }
 }

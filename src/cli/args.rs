@@ -23,7 +23,7 @@ with its sha256 in a SQLite database; a run killed at any moment resumes where i
 (--config, VAULT_MIRROR_CONFIG, or <out>/vault-mirror.toml), then defaults.\n\n\
 Exit codes: 0 all selected variants mirrored and verified; 1 fatal error (or the archive is \
 in use by another run); 2 usage or configuration error; 3 finished, but some variants failed \
-or are still pending, or `verify` found damage; 4 the API refused the key or the connection \
+or are still pending, or `verify` found damage, or --prune refused to delete more than --max-delete files; 4 the API refused the key or the connection \
 needs re-linking; 130/143 interrupted."
 )]
 pub struct Cli {
@@ -92,6 +92,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The connection's vault lists, with what the mirror holds of each
     Lists,
+    /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network)
+    Export,
     /// Run the mirror against a built-in sample vault of real images and clips, on loopback
     Demo(DemoArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell
@@ -118,9 +120,19 @@ pub struct MirrorArgs {
     /// Sync each list first (the default; overrides `sync = false` in a config file)
     #[arg(long, overrides_with = "no_sync")]
     pub sync: bool,
-    /// Print the plan (what would be downloaded, skipped, re-signed, pruned) and change nothing
+    /// Print the plan (what would be downloaded, skipped, re-signed, pruned) and change nothing;
+    /// with --prune, list what would be deleted
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete local copies of media gone from every mirrored list (each file is listed)
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: delete nothing at all if more than N files would go [default: 50]
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<usize>,
+    /// At the end, write manifest.jsonl, SHA256SUMS and index.html (as `export` does)
+    #[arg(long)]
+    pub export: bool,
     /// Poll until pending variants are stored, up to this long (e.g. 10m)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait_pending: Option<std::time::Duration>,

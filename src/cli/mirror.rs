@@ -28,8 +28,19 @@ pub async fn run_dry(settings: &Settings) -> Result<i32, Failure> {
     let plan = dry_run(settings, display).await?;
     if settings.output.json {
         println!("{}", serde_json::to_string(&plan).unwrap_or_default());
-    } else {
-        print!("{}", render_plan(&plan));
+        return Ok(0);
+    }
+    print!("{}", render_plan(&plan));
+    // Like a real prune, every file is listed on stderr.
+    for path in &plan.prune_files {
+        eprintln!("  would delete: {path}");
+    }
+    if plan.prune_refused {
+        eprintln!(
+            "  a real run would delete nothing: {} files is more than --max-delete {}",
+            plan.prune_files.len(),
+            settings.mirror.max_delete
+        );
     }
     Ok(0)
 }
@@ -56,6 +67,8 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
     settings.api_key = Some(server.api_key().to_owned().into());
     settings.connection_id = Some(server.connection_id().to_owned());
+    // The demo shows the whole archive, gallery included.
+    settings.mirror.export = true;
     logging::init(&settings)?;
     if settings.mirror.dry_run {
         return run_dry(&settings).await;
@@ -112,6 +125,18 @@ fn what_to_open(settings: &Settings) -> String {
     text.push_str(&format!(
         "  {:width$}   every file, by media id\n",
         format!("{out}/media/"),
+    ));
+    text.push_str(&format!(
+        "  {:width$}   the offline gallery: open it in a browser\n",
+        format!("{out}/index.html"),
+    ));
+    text.push_str(&format!(
+        "  {:width$}   one folder of links per list\n",
+        format!("{out}/lists/"),
+    ));
+    text.push_str(&format!(
+        "  {:width$}   check every file with `sha256sum -c SHA256SUMS`\n",
+        format!("{out}/SHA256SUMS"),
     ));
     text.push_str(&format!(
         "Then try `vault-mirror status --out {out}` and `vault-mirror verify --out {out}`;\n\
@@ -176,7 +201,7 @@ pub fn print_summary(summary: &Summary, output: Output) {
         println!("{}", serde_json::to_string(summary).unwrap_or_default());
         return;
     }
-    let problems = summary.failed.len() + summary.pending.len();
+    let problems = summary.failed.len() + summary.pending.len() + summary.errors.len();
     if output.quiet && problems == 0 && summary.errors.is_empty() {
         return;
     }
@@ -223,6 +248,26 @@ pub fn print_summary(summary: &Summary, output: Output) {
             "  {} variants are not downloadable upstream (removed or not stored by Vault+)",
             summary.unavailable.len()
         );
+    }
+    if !output.quiet {
+        for version in &summary.versions_kept {
+            eprintln!(
+                "  changed upstream: {}: the previous bytes are kept as {}",
+                pipeline::display_name(&version.media_id, &version.label),
+                version.local_path
+            );
+        }
+        if let Some(views) = &summary.views {
+            for path in &views.left_alone {
+                eprintln!("  note: {path} is not a link vault-mirror made; left alone");
+            }
+        }
+    }
+    if let Some(prune) = &summary.prune {
+        super::export::print_prune(prune, output);
+    }
+    if let Some(export) = &summary.export {
+        super::export::print_export(export, output);
     }
     for error in &summary.errors {
         eprintln!("  error: {error}");

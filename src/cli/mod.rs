@@ -6,6 +6,7 @@
 //! object with `--json`) and picks the exit code.
 
 mod args;
+mod export;
 mod lists;
 mod logging;
 mod mirror;
@@ -154,6 +155,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
             lists::run(&settings).await
+        }
+        Command::Export => {
+            let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
+            logging::init(&settings)?;
+            export::run(&settings).await
         }
         Command::Demo(args) => interruptible(mirror::run_demo(&cli.global, args)).await,
         Command::Completions(args) => {

@@ -162,6 +162,15 @@ pub fn apply_mirror(settings: &mut Settings, mirror: &MirrorArgs) -> Result<(), 
     if let Some(burst) = mirror.api_burst {
         settings.network.api_burst = burst;
     }
+    if mirror.prune {
+        settings.mirror.prune = true;
+    }
+    if let Some(max_delete) = mirror.max_delete {
+        settings.mirror.max_delete = max_delete;
+    }
+    if mirror.export {
+        settings.mirror.export = true;
+    }
     Ok(())
 }
 

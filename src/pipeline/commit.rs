@@ -85,6 +85,12 @@ impl PartFile {
         &self.head
     }
 
+    /// sha256 (lowercase hex) of the bytes written so far: what
+    /// [`PartFile::commit`] will return once every byte is in.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.writer.write_all(bytes)?;
         self.hasher.update(bytes);

@@ -28,6 +28,7 @@ use crate::api::error_chain;
 use crate::api::models::MediaItem;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::paths::{part_path, safe_name};
+use crate::archive::versions::keep_previous;
 use crate::pipeline::commit::PartFile;
 use crate::pipeline::plan::{Decision, Job, decide};
 use crate::pipeline::resolve::{Resigner, keep_asked, note};
@@ -604,10 +605,28 @@ impl Transfers {
 
         let size = part.len();
         let commit_path = final_path.clone();
-        let sha256 = tokio::task::spawn_blocking(move || part.commit(&commit_path))
-            .await
-            .map_err(|error| AttemptError::Local(error.to_string()))?
-            .map_err(local)?;
+        let keeper = (
+            inner.context.clone(),
+            job.media_id.clone(),
+            job.label.clone(),
+        );
+        let sha256 = tokio::task::spawn_blocking(move || {
+            // Changed upstream: the bytes about to be replaced go to .versions/.
+            let (context, media_id, label) = keeper;
+            keep_previous(
+                &context.store,
+                &context.settings.out,
+                &media_id,
+                &label,
+                &commit_path,
+                &part.sha256(),
+            )
+            .map_err(std::io::Error::other)?;
+            part.commit(&commit_path)
+        })
+        .await
+        .map_err(|error| AttemptError::Local(error.to_string()))?
+        .map_err(local)?;
         let relative = job.relative_path.to_string_lossy().replace('\\', "/");
         context
             .store

@@ -82,6 +82,10 @@ pub struct Plan {
     /// Verified files of media gone from every mirrored list: kept, and
     /// what `--prune` would delete.
     pub prune: Amount,
+    /// With `--prune`: each file it would delete (relative to the root),
+    /// and whether its `--max-delete` guard would refuse the whole prune.
+    pub prune_files: Vec<String>,
+    pub prune_refused: bool,
     /// Lists that could not be read (their last known members are used).
     pub errors: Vec<String>,
 }
@@ -113,6 +117,8 @@ pub async fn dry_run(
         unavailable: 0,
         invalid: 0,
         prune: Amount::default(),
+        prune_files: Vec::new(),
+        prune_refused: false,
         errors: Vec::new(),
     };
 
@@ -231,7 +237,12 @@ pub async fn dry_run(
         let current: HashSet<String> = media_ids.iter().cloned().collect();
         for file in store.prune_candidates(&list_ids, &current)? {
             plan.prune.add(file.size);
+            if settings.mirror.prune {
+                plan.prune_files.push(file.local_path);
+            }
         }
+        plan.prune_refused =
+            settings.mirror.prune && plan.prune_files.len() > settings.mirror.max_delete;
     }
     Ok(plan)
 }

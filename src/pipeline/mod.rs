@@ -1,7 +1,7 @@
 //! The mirror pipeline, one module per stage, in the order data flows:
 //!
 //! ```text
-//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit
+//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit ─▶ finish
 //! ```
 //!
 //! [`mirror`] drives them. Stages before `resolve` run one after another;
@@ -13,6 +13,7 @@
 pub mod commit;
 pub mod download;
 pub mod dry_run;
+pub mod finish;
 pub mod lists;
 pub mod membership;
 pub mod plan;
@@ -29,9 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiError};
+use crate::archive::export::ExportSummary;
+use crate::archive::prune::PruneSummary;
+use crate::archive::views::ViewsSummary;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Settings, SettingsError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, VersionRecord};
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,14 @@ pub struct Summary {
     /// Transfer attempts retried after a transient failure.
     pub transfer_retries: u64,
     pub seconds: f64,
+    /// The list views after the run (`null` with `--dry-run`).
+    pub views: Option<ViewsSummary>,
+    /// What `--prune` deleted, would delete, or refused to (`null` without it).
+    pub prune: Option<PruneSummary>,
+    /// What `--export` wrote (`null` without it).
+    pub export: Option<ExportSummary>,
+    /// Bytes a change upstream replaced this run, kept under `.versions/`.
+    pub versions_kept: Vec<VersionRecord>,
 }
 
 /// Counts the core keeps while a run goes on (for the summary).
@@ -234,6 +246,7 @@ async fn run_stages(
     run_id: i64,
     scope: Scope,
 ) -> Result<Summary, MirrorError> {
+    let started_at = crate::now_ms();
     let mut errors = Vec::new();
     let (list_summaries, media_ids) = match scope {
         Scope::Lists => {
@@ -285,7 +298,18 @@ async fn run_stages(
         expired_urls: counters.expired_urls.load(Ordering::Relaxed),
         transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
         seconds: 0.0,
+        views: None,
+        prune: None,
+        export: None,
+        versions_kept: Vec::new(),
     };
+    // The offline archive: views in step with membership, --prune, --export.
+    let archive = finish::finish(context, started_at).await?;
+    summary.views = archive.views;
+    summary.prune = archive.prune;
+    summary.export = archive.export;
+    summary.versions_kept = archive.versions_kept;
+    summary.errors.extend(archive.errors);
     summary.pending.sort();
     summary.failed.sort();
     summary.unavailable.sort();

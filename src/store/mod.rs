@@ -8,6 +8,11 @@
 //! - The schema is `schema.sql` plus append-only migrations keyed by
 //!   `PRAGMA user_version`; a database that is not ours, or is damaged, is
 //!   reported and never recreated over.
+//!
+//! The offline archive's queries (views, export, prune, kept versions) are
+//! in [`archive`].
+
+mod archive;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -18,13 +23,20 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::api::models::RemoteStatus;
 
 mod figures;
+pub use archive::{
+    ArchiveList, ArchivedVariant, GoneMedia, Membership, PreviousBytes, PrunedFile, RecordedFile,
+    VersionRecord,
+};
 pub use figures::{ArchiveFigures, ListFigures, RunRecord, VerifiedFile};
 
 /// Marks the file as a vault-mirror database ("VMIR").
 const APPLICATION_ID: i64 = 0x564D_4952;
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("../../migrations/002-archive.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -541,7 +553,8 @@ impl Store {
             .execute(
                 "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
                     verified_size = ?5, verified_at = ?6, last_error = NULL, part_validator = NULL,
-                    updated_at = ?6
+                    updated_at = ?6, verified_content_type = content_type,
+                    verified_stored_at = stored_at
                  WHERE media_id = ?1 AND label = ?2",
                 params![media_id, label, local_path, sha256, size, now],
             )

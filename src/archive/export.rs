@@ -1,0 +1,333 @@
+//! `export` (and `mirror --export`): the archive's index, written at the
+//! root from the database —
+//!
+//! - `manifest.jsonl`: one JSON object per verified variant and per kept
+//!   version (media id, label, lists, size, sha256, types, duration,
+//!   remote times, path relative to the root);
+//! - `SHA256SUMS`: `<sha256>  <path>` lines that `sha256sum -c SHA256SUMS`
+//!   checks from the root;
+//! - `index.html`: the offline gallery ([`super::gallery`]).
+//!
+//! Invariants: each file is written atomically; only files present on disk
+//! at their recorded size are indexed (the others are reported as
+//! missing, so `sha256sum -c` passes on a healthy archive); every path is
+//! checked with [`archive_path`] first.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::archive::{ArchiveError, archive_path, gallery, utc, write_atomically};
+use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
+
+/// The files `export` writes at the archive root.
+pub const MANIFEST: &str = "manifest.jsonl";
+pub const CHECKSUMS: &str = "SHA256SUMS";
+pub const GALLERY: &str = "index.html";
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub out: PathBuf,
+    /// Media with at least one file indexed.
+    pub media: usize,
+    /// Verified variants indexed.
+    pub variants: usize,
+    /// Kept versions indexed.
+    pub versions: usize,
+    /// Bytes of all indexed files.
+    pub bytes: u64,
+    /// Recorded files that are not on disk as recorded (left out; `verify`
+    /// or the next `mirror` repairs them).
+    pub missing: Vec<String>,
+    /// The files written, relative to the root.
+    pub written: Vec<String>,
+}
+
+/// What the database says the archive holds, checked against the disk.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub lists: Vec<ArchiveList>,
+    /// Per media id: (index into `lists`, gone from that list since).
+    pub membership: HashMap<String, Vec<(usize, Option<i64>)>>,
+    /// Present on disk, by media id then label.
+    pub variants: Vec<ArchivedVariant>,
+    /// Present on disk, by media id, label, time.
+    pub versions: Vec<VersionRecord>,
+    /// Recorded but not on disk as recorded.
+    pub missing: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn read(store: &Store, out: &Path) -> Result<Snapshot, ArchiveError> {
+        let lists = store.archive_lists()?;
+        let index: HashMap<&str, usize> = lists
+            .iter()
+            .enumerate()
+            .map(|(index, list)| (list.list_id.as_str(), index))
+            .collect();
+        let mut membership: HashMap<String, Vec<(usize, Option<i64>)>> = HashMap::new();
+        for row in store.archive_membership()? {
+            if let Some(&list) = index.get(row.list_id.as_str()) {
+                membership
+                    .entry(row.media_id)
+                    .or_default()
+                    .push((list, row.gone_at));
+            }
+        }
+        let mut missing = Vec::new();
+        let mut present = |path: &str, size: i64| match archive_path(path) {
+            Ok(relative) => {
+                let ok = fs_err::symlink_metadata(out.join(relative))
+                    .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == size);
+                if !ok {
+                    missing.push(path.to_owned());
+                }
+                ok
+            }
+            Err(error) => {
+                missing.push(format!("{path} ({error})"));
+                false
+            }
+        };
+        let variants: Vec<ArchivedVariant> = store
+            .archived_variants()?
+            .into_iter()
+            .filter(|variant| present(&variant.local_path, variant.size))
+            .collect();
+        let versions: Vec<VersionRecord> = store
+            .kept_versions()?
+            .into_iter()
+            .filter(|version| present(&version.local_path, version.size))
+            .collect();
+        Ok(Snapshot {
+            lists,
+            membership,
+            variants,
+            versions,
+            missing,
+        })
+    }
+
+    /// Ids of the lists that hold `media_id` now (not gone from them).
+    pub fn current_lists(&self, media_id: &str) -> Vec<usize> {
+        self.membership
+            .get(media_id)
+            .into_iter()
+            .flatten()
+            .filter(|(_, gone_at)| gone_at.is_none())
+            .map(|(list, _)| *list)
+            .collect()
+    }
+
+    /// When `media_id` left the last live list that held it, if no live
+    /// list holds it now (what `--prune` calls gone from every list).
+    pub fn gone_from_every_list(&self, media_id: &str) -> Option<i64> {
+        let rows = self.membership.get(media_id)?;
+        let mut last = None;
+        for (list, gone_at) in rows {
+            let list_gone = self.lists[*list].gone_at;
+            match gone_at.or(list_gone) {
+                None => return None,
+                Some(when) => last = last.max(Some(when)),
+            }
+        }
+        last
+    }
+}
+
+/// One line of `manifest.jsonl`.
+#[derive(Debug, Serialize)]
+struct ManifestEntry<'a> {
+    /// `variant` (the current bytes) or `version` (bytes a change replaced).
+    kind: &'static str,
+    media_id: &'a str,
+    label: &'a str,
+    /// Ids of the lists holding the media now.
+    lists: Vec<&'a str>,
+    /// Lists the media left upstream, with when.
+    gone_from: Vec<GoneFrom<'a>>,
+    size: i64,
+    sha256: &'a str,
+    content_type: Option<&'a str>,
+    media_type: Option<&'a str>,
+    duration: Option<f64>,
+    created_at: Option<String>,
+    stored_at: Option<String>,
+    verified_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept_at: Option<String>,
+    /// Relative to the archive root.
+    path: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct GoneFrom<'a> {
+    list: &'a str,
+    at: String,
+}
+
+/// Writes `manifest.jsonl`, `SHA256SUMS` and `index.html` at `out`.
+pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, ArchiveError> {
+    let snapshot = Snapshot::read(store, out)?;
+    let mut summary = ExportSummary {
+        out: out.to_path_buf(),
+        variants: snapshot.variants.len(),
+        versions: snapshot.versions.len(),
+        missing: snapshot.missing.clone(),
+        ..ExportSummary::default()
+    };
+    let mut media: Vec<&str> = snapshot
+        .variants
+        .iter()
+        .map(|variant| variant.media_id.as_str())
+        .chain(
+            snapshot
+                .versions
+                .iter()
+                .map(|version| version.media_id.as_str()),
+        )
+        .collect();
+    media.sort_unstable();
+    media.dedup();
+    summary.media = media.len();
+    summary.bytes = snapshot
+        .variants
+        .iter()
+        .map(|variant| variant.size)
+        .chain(snapshot.versions.iter().map(|version| version.size))
+        .map(|size| size.max(0) as u64)
+        .sum();
+
+    write_atomically(&out.join(MANIFEST), |writer| {
+        write_manifest(&snapshot, writer)
+    })?;
+    write_atomically(&out.join(CHECKSUMS), |writer| {
+        write_checksums(&snapshot, writer)
+    })?;
+    let page = gallery::render(&snapshot, now);
+    write_atomically(&out.join(GALLERY), |writer| {
+        writer.write_all(page.as_bytes())
+    })?;
+    summary.written = [MANIFEST, CHECKSUMS, GALLERY].map(str::to_owned).to_vec();
+    Ok(summary)
+}
+
+fn write_manifest(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Result<()> {
+    let lists_of = |media_id: &str| -> (Vec<&str>, Vec<GoneFrom<'_>>) {
+        let mut current = Vec::new();
+        let mut gone = Vec::new();
+        for (list, gone_at) in snapshot.membership.get(media_id).into_iter().flatten() {
+            let list_id = snapshot.lists[*list].list_id.as_str();
+            match gone_at {
+                None => current.push(list_id),
+                Some(at) => gone.push(GoneFrom {
+                    list: list_id,
+                    at: utc(*at),
+                }),
+            }
+        }
+        (current, gone)
+    };
+    let media_info: HashMap<&str, &ArchivedVariant> = snapshot
+        .variants
+        .iter()
+        .map(|variant| (variant.media_id.as_str(), variant))
+        .collect();
+    for variant in &snapshot.variants {
+        let (lists, gone_from) = lists_of(&variant.media_id);
+        let entry = ManifestEntry {
+            kind: "variant",
+            media_id: &variant.media_id,
+            label: &variant.label,
+            lists,
+            gone_from,
+            size: variant.size,
+            sha256: &variant.sha256,
+            content_type: variant.content_type.as_deref(),
+            media_type: variant.media_type.as_deref(),
+            duration: variant.duration,
+            created_at: variant.created_at.map(utc),
+            stored_at: variant.stored_at.map(utc),
+            verified_at: variant.verified_at.map(utc),
+            kept_at: None,
+            path: &variant.local_path,
+        };
+        serde_json::to_writer(&mut *writer, &entry)?;
+        writer.write_all(b"\n")?;
+    }
+    for version in &snapshot.versions {
+        let (lists, gone_from) = lists_of(&version.media_id);
+        let info = media_info.get(version.media_id.as_str());
+        let entry = ManifestEntry {
+            kind: "version",
+            media_id: &version.media_id,
+            label: &version.label,
+            lists,
+            gone_from,
+            size: version.size,
+            sha256: &version.sha256,
+            content_type: version.content_type.as_deref(),
+            media_type: info.and_then(|info| info.media_type.as_deref()),
+            duration: info.and_then(|info| info.duration),
+            created_at: None,
+            stored_at: version.stored_at.map(utc),
+            verified_at: version.verified_at.map(utc),
+            kept_at: Some(utc(version.kept_at)),
+            path: &version.local_path,
+        };
+        serde_json::to_writer(&mut *writer, &entry)?;
+        writer.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn write_checksums(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Result<()> {
+    let mut lines: Vec<(&str, &str)> = snapshot
+        .variants
+        .iter()
+        .map(|variant| (variant.local_path.as_str(), variant.sha256.as_str()))
+        .chain(
+            snapshot
+                .versions
+                .iter()
+                .map(|version| (version.local_path.as_str(), version.sha256.as_str())),
+        )
+        .collect();
+    lines.sort_unstable();
+    for (path, sha256) in lines {
+        writer.write_all(checksum_line(sha256, path).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// One `sha256sum` line. Our paths never need it, but a backslash or a
+/// line break in a name is written the GNU way (a leading `\` and the
+/// character escaped), so the file stays checkable whatever the name.
+pub fn checksum_line(sha256: &str, path: &str) -> String {
+    if path.contains(['\\', '\n', '\r']) {
+        let escaped = path
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
+        format!("\\{sha256}  {escaped}\n")
+    } else {
+        format!("{sha256}  {path}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_lines_are_in_sha256sum_format() {
+        assert_eq!(
+            checksum_line("ab", "media/1/full.jpg"),
+            "ab  media/1/full.jpg\n"
+        );
+        assert_eq!(checksum_line("ab", "a\\b\nc"), "\\ab  a\\\\b\\nc\n");
+    }
+}

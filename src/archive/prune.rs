@@ -1,0 +1,293 @@
+//! `mirror --prune`: deletes the local copies of media gone from every
+//! mirrored list (see [`Store::gone_from_every_list`]) — the files in
+//! `media/<media dir>/` and its kept versions in `.versions/<media dir>/`.
+//!
+//! Invariants: nothing is deleted without `--prune`; the files are listed
+//! (in the summary) whether deleted or not; with `dry_run` nothing changes;
+//! when more than `max_delete` files would go, nothing is deleted at all
+//! and the summary says so. Only regular files directly in those two
+//! folders are touched (folders are removed once empty); the database
+//! records every deleted file, and sets the media's variants back to
+//! `missing`, so media returning upstream is fetched again.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::archive::paths::safe_name;
+use crate::archive::{ArchiveError, BYTE_FOLDERS};
+use crate::pipeline::commit::sync_folder;
+use crate::store::{PrunedFile, Store};
+
+/// The default of `--max-delete`.
+pub const DEFAULT_MAX_DELETE: usize = 50;
+
+/// What a prune did, or would do.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PruneSummary {
+    /// Only listed (`--dry-run`).
+    pub dry_run: bool,
+    /// More than `max_delete` files would go: nothing was deleted.
+    pub refused: bool,
+    pub max_delete: usize,
+    /// Media whose local copies are (or would be) deleted.
+    pub media: usize,
+    /// Every file deleted (or that would be), relative to the archive root.
+    pub files: Vec<PrunedFile>,
+    pub bytes: u64,
+}
+
+impl PruneSummary {
+    /// One line for people: what happened and what to do next.
+    pub fn headline(&self) -> String {
+        let files = self.files.len();
+        let what = format!(
+            "{files} files ({}) of {} media gone from every mirrored list",
+            human_bytes(self.bytes),
+            self.media
+        );
+        if files == 0 {
+            "prune: nothing to delete: no local copy of media gone from every mirrored list"
+                .to_owned()
+        } else if self.refused {
+            format!(
+                "prune refused: {what} exceed --max-delete {}; nothing was deleted (run again \
+                 with --max-delete {files} to allow it, or --dry-run to review)",
+                self.max_delete
+            )
+        } else if self.dry_run {
+            format!("prune (dry run): would delete {what}")
+        } else {
+            format!("prune: deleted {what}")
+        }
+    }
+}
+
+/// Deletes (or, with `dry_run`, lists) local copies of media gone from
+/// every mirrored list, refusing when more than `max_delete` files would go.
+pub fn prune(
+    store: &Store,
+    out: &Path,
+    max_delete: usize,
+    dry_run: bool,
+    now: i64,
+) -> Result<PruneSummary, ArchiveError> {
+    let mut summary = PruneSummary {
+        dry_run,
+        max_delete,
+        ..PruneSummary::default()
+    };
+    // Media to record as pruned, each with the files found for it.
+    let mut plan: Vec<(String, Vec<PrunedFile>)> = Vec::new();
+    for gone in store.gone_from_every_list()? {
+        let recorded: HashMap<String, Option<String>> = gone
+            .files
+            .iter()
+            .map(|file| (file.local_path.clone(), file.sha256.clone()))
+            .collect();
+        let dir = safe_name(&gone.media_id);
+        let mut files = Vec::new();
+        for top in BYTE_FOLDERS {
+            let folder = out.join(top).join(&dir);
+            let Ok(entries) = fs_err::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry?;
+                let metadata = fs_err::symlink_metadata(entry.path())?;
+                if !metadata.is_file() {
+                    continue;
+                }
+                let path = format!("{top}/{dir}/{}", entry.file_name().to_string_lossy());
+                files.push(PrunedFile {
+                    media_id: gone.media_id.clone(),
+                    sha256: recorded.get(&path).cloned().flatten(),
+                    path,
+                    size: metadata.len(),
+                });
+            }
+        }
+        if files.is_empty() && gone.files.is_empty() {
+            continue;
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        plan.push((gone.media_id, files));
+    }
+    summary.files = plan.iter().flat_map(|(_, files)| files.clone()).collect();
+    summary.media = plan.iter().filter(|(_, files)| !files.is_empty()).count();
+    summary.bytes = summary.files.iter().map(|file| file.size).sum();
+    if summary.files.len() > max_delete {
+        summary.refused = true;
+    }
+    if dry_run || summary.refused || plan.is_empty() {
+        return Ok(summary);
+    }
+
+    let mut pruned_media = Vec::new();
+    let mut deleted = Vec::new();
+    let mut failure = None;
+    'media: for (media_id, files) in &plan {
+        pruned_media.push(media_id.clone());
+        for file in files {
+            if let Err(error) = fs_err::remove_file(out.join(&file.path)) {
+                failure = Some(error);
+                break 'media;
+            }
+            deleted.push(file.clone());
+        }
+        let dir = safe_name(media_id);
+        for top in BYTE_FOLDERS {
+            // Fails while something else is left there; that is fine.
+            let _ = fs_err::remove_dir(out.join(top).join(&dir));
+        }
+    }
+    for top in BYTE_FOLDERS {
+        let folder = out.join(top);
+        if folder.is_dir() {
+            sync_folder(&folder)?;
+        }
+    }
+    // Record what went even when a deletion failed part way.
+    store.record_prune(&pruned_media, &deleted, now)?;
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
+    Ok(summary)
+}
+
+/// Bytes for people (1000-based, as file managers show them).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::models::RemoteStatus;
+    use crate::store::{ListRecord, MediaRecord, RemoteVariant};
+
+    fn media(id: &str) -> MediaRecord {
+        MediaRecord {
+            media_id: id.into(),
+            media_type: Some("image".into()),
+            duration: None,
+        }
+    }
+
+    /// Media 1 and 2 in list "a", both verified on disk; 1 has a kept version.
+    fn archive(out: &Path) -> Store {
+        let store = Store::open(&out.join(".vault-mirror/state.sqlite")).unwrap();
+        store
+            .record_lists(
+                &[ListRecord {
+                    list_id: "a".into(),
+                    name: "A".into(),
+                    list_type: None,
+                }],
+                true,
+                1,
+            )
+            .unwrap();
+        store
+            .record_membership("a", &[media("1"), media("2")], 1)
+            .unwrap();
+        for id in ["1", "2"] {
+            let remote = RemoteVariant {
+                media_id: id.into(),
+                label: "full".into(),
+                status: RemoteStatus::Stored,
+                size_bytes: Some(5),
+                content_type: Some("image/jpeg".into()),
+                created_at: None,
+                stored_at: None,
+                expires_at: None,
+            };
+            store.record_remote(&[media(id)], &[remote], 1).unwrap();
+            std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();
+            std::fs::write(out.join(format!("media/{id}/full.jpg")), b"12345").unwrap();
+            store
+                .mark_verified(id, "full", &format!("media/{id}/full.jpg"), "s", 5, 1)
+                .unwrap();
+        }
+        std::fs::create_dir_all(out.join(".versions/1")).unwrap();
+        std::fs::write(out.join(".versions/1/full-old.jpg"), b"old").unwrap();
+        store
+            .record_version(&crate::store::VersionRecord {
+                media_id: "1".into(),
+                label: "full".into(),
+                local_path: ".versions/1/full-old.jpg".into(),
+                sha256: "o".into(),
+                size: 3,
+                content_type: None,
+                stored_at: None,
+                verified_at: None,
+                kept_at: 1,
+                replaced_by: "s".into(),
+            })
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn nothing_goes_while_a_list_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = archive(dir.path());
+        let summary = prune(&store, dir.path(), 50, false, 2).unwrap();
+        assert!(summary.files.is_empty());
+        assert!(summary.headline().contains("nothing to delete"));
+    }
+
+    #[test]
+    fn dry_run_lists_the_guard_refuses_and_prune_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive(out);
+        store.record_membership("a", &[media("2")], 2).unwrap();
+
+        let listed = prune(&store, out, 50, true, 3).unwrap();
+        let paths: Vec<&str> = listed.files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(paths, [".versions/1/full-old.jpg", "media/1/full.jpg"]);
+        assert_eq!((listed.media, listed.bytes), (1, 8));
+        assert!(out.join("media/1/full.jpg").exists());
+        assert!(listed.headline().contains("would delete 2 files"));
+
+        let refused = prune(&store, out, 1, false, 3).unwrap();
+        assert!(refused.refused);
+        assert!(
+            refused.headline().contains("--max-delete 1"),
+            "{}",
+            refused.headline()
+        );
+        assert!(out.join("media/1/full.jpg").exists());
+
+        let done = prune(&store, out, 2, false, 4).unwrap();
+        assert!(!done.refused && !done.dry_run);
+        assert!(!out.join("media/1").exists());
+        assert!(!out.join(".versions/1").exists());
+        assert!(out.join("media/2/full.jpg").exists());
+        assert!(store.kept_versions().unwrap().is_empty());
+        let gone = store.gone_from_every_list().unwrap();
+        assert_eq!(gone[0].pruned_at, Some(4));
+        // Pruned once, nothing left to list.
+        assert!(prune(&store, out, 50, false, 5).unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+        assert_eq!(human_bytes(2_000_000_000), "2.0 GB");
+    }
+}

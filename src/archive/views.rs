@@ -1,0 +1,564 @@
+//! Per-list views: `lists/<list id>-<slug>/` holds one relative link per
+//! verified file of the list's current members, named
+//! `<media dir>.<label>.<ext>`, pointing at `../../media/<media dir>/…`
+//! (hard links where the file system refuses symbolic ones).
+//!
+//! Invariants:
+//! - `lists/` is ours and derived: [`update_views`] makes it match the
+//!   database after every run (links added, stale ones and views of lists
+//!   gone upstream removed). It never removes bytes: a regular file there
+//!   is removed only when it is one of several hard links to its bytes;
+//!   anything else unexpected is left alone and reported.
+//! - Links only ever point at checked paths under `media/` (see
+//!   [`super::archive_path`]), and `lists/` and its views must be real
+//!   folders, never links leading elsewhere.
+//! - View names are unique per list id whatever the list names: the id is
+//!   written with [`safe_name`] and its `-` escaped as `~2d`, so the first
+//!   `-` of a view name always ends the id; the slug is readable only.
+//! - Every link is created under a temporary name and renamed into place.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::archive::paths::safe_name;
+use crate::archive::{ArchiveError, archive_path};
+use crate::pipeline::commit::sync_folder;
+use crate::store::Store;
+
+/// Longest slug kept from a list name.
+const MAX_SLUG: usize = 48;
+/// Longest id part of a view name before it is replaced by a digest.
+const MAX_ID_PART: usize = 100;
+
+/// What updating the views did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ViewsSummary {
+    /// Views (one per live list).
+    pub lists: usize,
+    /// Links in all views after the update.
+    pub links: usize,
+    pub added: usize,
+    pub removed: usize,
+    /// Links made as hard links because symbolic links failed.
+    pub hard_links: usize,
+    /// Entries under `lists/` that are not ours and were left alone.
+    pub left_alone: Vec<String>,
+}
+
+/// How links are made; tests force hard links to cover the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkMode {
+    SymbolicFirst,
+    #[cfg_attr(not(test), allow(dead_code))]
+    HardOnly,
+}
+
+/// A readable, file-system-safe slug of a list name: lowercase ASCII
+/// letters and digits, runs of anything else as one `-`, at most 48
+/// characters; `list` when nothing is left.
+pub fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if slug.len() >= MAX_SLUG {
+                break;
+            }
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        "list".to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
+/// The folder name of a list's view: `<list id>-<slug>` (see the module
+/// docs for why ids stay unique).
+pub fn view_name(list_id: &str, name: &str) -> String {
+    let mut id = safe_name(list_id).replace('-', "~2d");
+    if id.len() > MAX_ID_PART {
+        let digest = hex::encode(Sha256::digest(list_id.as_bytes()));
+        id = format!("~~{}", &digest[..32]);
+    }
+    format!("{id}-{}", slug(name))
+}
+
+/// Makes `<out>/lists/` match the database: one view per live list, one
+/// link per verified file (present on disk) of its current members.
+pub fn update_views(store: &Store, out: &Path) -> Result<ViewsSummary, ArchiveError> {
+    update_views_with(store, out, LinkMode::SymbolicFirst)
+}
+
+fn update_views_with(
+    store: &Store,
+    out: &Path,
+    mode: LinkMode,
+) -> Result<ViewsSummary, ArchiveError> {
+    let wanted = wanted_views(store, out)?;
+    let root = out.join("lists");
+    let mut summary = ViewsSummary {
+        lists: wanted.len(),
+        ..ViewsSummary::default()
+    };
+    if wanted.is_empty() && fs_err::symlink_metadata(&root).is_err() {
+        return Ok(summary);
+    }
+    ensure_real_folder(&root, out)?;
+    let mut folders_changed = false;
+    for (view, links) in &wanted {
+        let folder = root.join(view);
+        match fs_err::symlink_metadata(&folder) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                summary.left_alone.push(relative_to(out, &folder));
+                continue;
+            }
+            Err(_) => {
+                fs_err::create_dir(&folder)?;
+                folders_changed = true;
+            }
+        }
+        sync_view(out, &folder, links, mode, &mut summary)?;
+    }
+    // Views of lists gone upstream, or renamed: their links go, and the
+    // folder too once empty.
+    for entry in fs_err::read_dir(&root)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if wanted.contains_key(&name) {
+            continue;
+        }
+        let path = entry.path();
+        if !fs_err::symlink_metadata(&path)?.is_dir() {
+            summary.left_alone.push(relative_to(out, &path));
+            continue;
+        }
+        sync_view(out, &path, &BTreeMap::new(), mode, &mut summary)?;
+        if fs_err::remove_dir(&path).is_ok() {
+            folders_changed = true;
+        }
+    }
+    if folders_changed {
+        sync_folder(&root)?;
+    }
+    summary.left_alone.sort();
+    Ok(summary)
+}
+
+/// View name → (link name → target relative to the archive root).
+type Wanted = BTreeMap<String, BTreeMap<String, PathBuf>>;
+
+fn wanted_views(store: &Store, out: &Path) -> Result<Wanted, ArchiveError> {
+    let mut files: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
+    for variant in store.archived_variants()? {
+        let Ok(path) = archive_path(&variant.local_path) else {
+            continue;
+        };
+        if !path.starts_with("media") {
+            continue;
+        }
+        // Only a regular file at the size it was verified at is linked.
+        let present = fs_err::symlink_metadata(out.join(&path))
+            .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == variant.size);
+        if !present {
+            continue;
+        }
+        let components: Vec<String> = path
+            .components()
+            .map(|component| component.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let link_name = components[1..].join(".");
+        files
+            .entry(variant.media_id)
+            .or_default()
+            .push((link_name, path));
+    }
+    let mut members: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for row in store.archive_membership()? {
+        if row.gone_at.is_none() {
+            members.entry(row.list_id).or_default().insert(row.media_id);
+        }
+    }
+    let mut wanted = Wanted::new();
+    for list in store.archive_lists()? {
+        if list.gone_at.is_some() {
+            continue;
+        }
+        let links = wanted
+            .entry(view_name(&list.list_id, &list.name))
+            .or_default();
+        for media_id in members.get(&list.list_id).into_iter().flatten() {
+            for (name, target) in files.get(media_id).into_iter().flatten() {
+                links.insert(name.clone(), target.clone());
+            }
+        }
+    }
+    Ok(wanted)
+}
+
+/// Makes one view folder hold exactly `links`.
+fn sync_view(
+    out: &Path,
+    folder: &Path,
+    links: &BTreeMap<String, PathBuf>,
+    mode: LinkMode,
+    summary: &mut ViewsSummary,
+) -> Result<(), ArchiveError> {
+    let mut changed = false;
+    // Names already taken: by the right link, or by something not ours.
+    let mut taken = BTreeSet::new();
+    for entry in fs_err::read_dir(folder)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let metadata = fs_err::symlink_metadata(&path)?;
+        if let Some(target) = links.get(&name)
+            && points_at(&path, &metadata, &out.join(target), target)
+        {
+            taken.insert(name);
+            summary.links += 1;
+            continue;
+        }
+        if is_our_link(&metadata) {
+            fs_err::remove_file(&path)?;
+            summary.removed += 1;
+            changed = true;
+        } else {
+            summary.left_alone.push(relative_to(out, &path));
+            taken.insert(name);
+        }
+    }
+    for (name, target) in links {
+        if taken.contains(name) {
+            continue;
+        }
+        let at = folder.join(name);
+        let temporary = folder.join(format!(".{name}.tmp"));
+        let _ = fs_err::remove_file(&temporary);
+        let from_view = Path::new("../..").join(target);
+        let hard = make_link(&from_view, &out.join(target), &temporary, mode)?;
+        fs_err::rename(&temporary, &at)?;
+        summary.added += 1;
+        summary.links += 1;
+        summary.hard_links += usize::from(hard);
+        changed = true;
+    }
+    if changed {
+        sync_folder(folder)?;
+    }
+    Ok(())
+}
+
+/// Whether an entry already is the link we want: a symbolic link with
+/// exactly our relative target, or a hard link to the target's bytes.
+fn points_at(
+    path: &Path,
+    metadata: &std::fs::Metadata,
+    target: &Path,
+    relative_target: &Path,
+) -> bool {
+    if metadata.file_type().is_symlink() {
+        return fs_err::read_link(path)
+            .is_ok_and(|found| found == Path::new("../..").join(relative_target));
+    }
+    same_file(metadata, target)
+}
+
+#[cfg(unix)]
+fn same_file(metadata: &std::fs::Metadata, target: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    metadata.is_file()
+        && fs_err::metadata(target)
+            .is_ok_and(|other| other.dev() == metadata.dev() && other.ino() == metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_metadata: &std::fs::Metadata, _target: &Path) -> bool {
+    false
+}
+
+/// Symbolic links are ours to remove; a regular file only when other
+/// names hold its bytes too (a hard link), so no bytes are ever lost.
+fn is_our_link(metadata: &std::fs::Metadata) -> bool {
+    if metadata.file_type().is_symlink() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        metadata.is_file() && metadata.nlink() > 1
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// Creates a link at `at`; returns whether it is a hard link.
+fn make_link(from_view: &Path, target: &Path, at: &Path, mode: LinkMode) -> std::io::Result<bool> {
+    if mode == LinkMode::SymbolicFirst {
+        #[cfg(unix)]
+        let symbolic = fs_err::os::unix::fs::symlink(from_view, at);
+        #[cfg(windows)]
+        let symbolic = fs_err::os::windows::fs::symlink_file(from_view, at);
+        #[cfg(not(any(unix, windows)))]
+        let symbolic: std::io::Result<()> = Err(std::io::ErrorKind::Unsupported.into());
+        match symbolic {
+            Ok(()) => return Ok(false),
+            Err(symbolic_error) => {
+                return fs_err::hard_link(target, at)
+                    .map(|()| true)
+                    .map_err(|hard_error| {
+                        std::io::Error::other(format!(
+                            "cannot link {}: {symbolic_error}; a hard link failed too: {hard_error}",
+                            at.display()
+                        ))
+                    });
+            }
+        }
+    }
+    fs_err::hard_link(target, at).map(|()| true)
+}
+
+/// `lists/` (or any folder we write links into) must be a real folder
+/// inside the archive, never a link that would lead elsewhere.
+fn ensure_real_folder(folder: &Path, out: &Path) -> Result<(), ArchiveError> {
+    match fs_err::symlink_metadata(folder) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(ArchiveError::UnsafePath {
+            path: folder.display().to_string(),
+            reason: "it is not a folder (a link or a file); vault-mirror keeps its list views \
+                     there — move it away"
+                .into(),
+        }),
+        Err(_) => {
+            fs_err::create_dir_all(folder)?;
+            sync_folder(out)?;
+            Ok(())
+        }
+    }
+}
+
+fn relative_to(out: &Path, path: &Path) -> String {
+    path.strip_prefix(out)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::models::RemoteStatus;
+    use crate::store::{ListRecord, MediaRecord, RemoteVariant};
+
+    #[test]
+    fn slugs_are_safe_and_readable() {
+        assert_eq!(slug("Best of 2025/26"), "best-of-2025-26");
+        assert_eq!(slug("  Q&A: extras!! "), "q-a-extras");
+        assert_eq!(slug("../../etc/passwd"), "etc-passwd");
+        assert_eq!(slug("日本語"), "list");
+        assert_eq!(slug(""), "list");
+        assert!(slug(&"x".repeat(500)).len() <= MAX_SLUG);
+    }
+
+    #[test]
+    fn view_names_keep_ids_unique() {
+        assert_eq!(view_name("28489180", "Summer trip"), "28489180-summer-trip");
+        // Without escaping, both would be `a-b-c`.
+        assert_ne!(view_name("a-b", "c"), view_name("a", "b-c"));
+        assert_ne!(view_name("A", "x"), view_name("a", "x"));
+        let long = view_name(&"-".repeat(300), "x");
+        assert!(long.len() < 200, "{long}");
+        for name in [view_name("../..", "../.."), view_name("con", "aux")] {
+            assert!(name.chars().all(crate::archive::is_name_char), "{name}");
+            assert!(!name.starts_with('.'), "{name}");
+        }
+    }
+
+    fn archive_with(out: &Path) -> Store {
+        let store = Store::open(&out.join(".vault-mirror/state.sqlite")).unwrap();
+        let list = |id: &str, name: &str| ListRecord {
+            list_id: id.into(),
+            name: name.into(),
+            list_type: None,
+        };
+        store
+            .record_lists(&[list("1", "Summer trip"), list("2", "Drafts")], true, 1)
+            .unwrap();
+        let media = |id: &str| MediaRecord {
+            media_id: id.into(),
+            media_type: Some("image".into()),
+            duration: None,
+        };
+        store
+            .record_membership("1", &[media("10"), media("11")], 1)
+            .unwrap();
+        store.record_membership("2", &[media("11")], 1).unwrap();
+        for id in ["10", "11"] {
+            let remote = RemoteVariant {
+                media_id: id.into(),
+                label: "full".into(),
+                status: RemoteStatus::Stored,
+                size_bytes: Some(4),
+                content_type: Some("image/jpeg".into()),
+                created_at: None,
+                stored_at: None,
+                expires_at: None,
+            };
+            store.record_remote(&[media(id)], &[remote], 1).unwrap();
+            let path = format!("media/{id}/full.jpg");
+            std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();
+            std::fs::write(out.join(&path), id.repeat(2)).unwrap();
+            store.mark_verified(id, "full", &path, "x", 4, 1).unwrap();
+        }
+        store
+    }
+
+    fn view_entries(out: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for view in std::fs::read_dir(out.join("lists")).unwrap().flatten() {
+            for entry in std::fs::read_dir(view.path()).unwrap().flatten() {
+                let path = entry.path();
+                let bytes = std::fs::read(&path).unwrap();
+                found.push(format!(
+                    "{}/{} {}",
+                    view.file_name().to_string_lossy(),
+                    entry.file_name().to_string_lossy(),
+                    String::from_utf8_lossy(&bytes)
+                ));
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn views_follow_membership_and_leave_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive_with(out);
+        let summary = update_views(&store, out).unwrap();
+        assert_eq!(summary.lists, 2);
+        assert_eq!(summary.added, 3);
+        assert_eq!(summary.hard_links, 0);
+        assert_eq!(
+            view_entries(out),
+            [
+                "1-summer-trip/10.full.jpg 1010",
+                "1-summer-trip/11.full.jpg 1111",
+                "2-drafts/11.full.jpg 1111"
+            ]
+        );
+        let link = out.join("lists/1-summer-trip/10.full.jpg");
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("../../media/10/full.jpg")
+        );
+        // Idempotent.
+        let again = update_views(&store, out).unwrap();
+        assert_eq!((again.added, again.removed), (0, 0));
+
+        // 10 leaves list 1, list 2 is renamed, and a person's own file sits in a view.
+        let media = |id: &str| MediaRecord {
+            media_id: id.into(),
+            media_type: None,
+            duration: None,
+        };
+        store.record_membership("1", &[media("11")], 2).unwrap();
+        store
+            .record_lists(
+                &[
+                    ListRecord {
+                        list_id: "1".into(),
+                        name: "Summer trip".into(),
+                        list_type: None,
+                    },
+                    ListRecord {
+                        list_id: "2".into(),
+                        name: "Keepers".into(),
+                        list_type: None,
+                    },
+                ],
+                true,
+                2,
+            )
+            .unwrap();
+        std::fs::write(out.join("lists/2-drafts/notes.txt"), b"mine").unwrap();
+        let summary = update_views(&store, out).unwrap();
+        assert_eq!(summary.left_alone, ["lists/2-drafts/notes.txt"]);
+        assert_eq!(
+            view_entries(out),
+            [
+                "1-summer-trip/11.full.jpg 1111",
+                "2-drafts/notes.txt mine",
+                "2-keepers/11.full.jpg 1111"
+            ]
+        );
+        // The bytes themselves never move.
+        assert_eq!(
+            std::fs::read(out.join("media/10/full.jpg")).unwrap(),
+            b"1010"
+        );
+    }
+
+    #[test]
+    fn hard_links_stand_in_for_symbolic_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive_with(out);
+        let summary = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        assert_eq!(summary.hard_links, 3);
+        assert!(
+            !std::fs::symlink_metadata(out.join("lists/2-drafts/11.full.jpg"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // Hard links already in place are recognised, then removed when stale.
+        let again = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        assert_eq!((again.added, again.removed), (0, 0));
+        store
+            .record_lists(
+                &[ListRecord {
+                    list_id: "1".into(),
+                    name: "Summer trip".into(),
+                    list_type: None,
+                }],
+                true,
+                3,
+            )
+            .unwrap();
+        let gone = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        assert_eq!(gone.removed, 1);
+        assert!(!out.join("lists/2-drafts").exists());
+        assert_eq!(
+            std::fs::read(out.join("media/11/full.jpg")).unwrap(),
+            b"1111"
+        );
+    }
+
+    #[test]
+    fn a_lists_folder_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("archive");
+        std::fs::create_dir_all(&out).unwrap();
+        let store = archive_with(&out);
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&elsewhere, out.join("lists")).unwrap();
+            assert!(matches!(
+                update_views(&store, &out),
+                Err(ArchiveError::UnsafePath { .. })
+            ));
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `export` (the archive index from the database alone: no network, no
+//! key) and how export and prune results are shown after a run.
+
+use vault_mirror::archive::export::{ExportSummary, export};
+use vault_mirror::archive::prune::{PruneSummary, human_bytes};
+use vault_mirror::pipeline::MirrorError;
+use vault_mirror::settings::{Output, Settings};
+use vault_mirror::store::Store;
+
+use super::Failure;
+
+/// `export`: the archive index from the database alone (no network, no key).
+pub async fn run(settings: &Settings) -> Result<i32, Failure> {
+    if !settings.db.is_file() {
+        return Err(Failure::new(
+            anyhow::anyhow!(
+                "no vault-mirror archive at {}: the database {} does not exist",
+                settings.out.display(),
+                settings.db.display()
+            ),
+            2,
+        )
+        .hint("pass the archive folder with --out (or --db), or run `vault-mirror mirror` first"));
+    }
+    // Only now: taking the lock creates `.vault-mirror/` in the archive.
+    let _lock = super::lock(settings, "export")?;
+    let store = Store::open(&settings.db).map_err(MirrorError::from)?;
+    let out = settings.out.clone();
+    let summary = tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
+        .await
+        .map_err(|error| Failure::new(anyhow::anyhow!("the export ended abnormally: {error}"), 1))?
+        .map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error).context(format!(
+                    "cannot write the archive index in {}",
+                    settings.out.display()
+                )),
+                1,
+            )
+        })?;
+    let code = if summary.missing.is_empty() { 0 } else { 3 };
+    if settings.output.json {
+        let mut body = serde_json::to_value(&summary).unwrap_or_default();
+        if let Some(object) = body.as_object_mut() {
+            object.insert("command".into(), "export".into());
+            object.insert(
+                "outcome".into(),
+                if code == 0 { "complete" } else { "partial" }.into(),
+            );
+            object.insert("exit_code".into(), code.into());
+        }
+        println!("{body}");
+    } else {
+        print_export(&summary, settings.output);
+    }
+    Ok(code)
+}
+
+pub fn print_export(summary: &ExportSummary, output: Output) {
+    if !output.quiet {
+        eprintln!(
+            "exported {} media ({} files, {}) into {}: {}",
+            summary.media,
+            summary.variants + summary.versions,
+            human_bytes(summary.bytes),
+            summary.out.display(),
+            summary.written.join(", ")
+        );
+        eprintln!(
+            "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
+            summary.out.join("index.html").display(),
+            summary.out.display()
+        );
+    }
+    const SHOWN: usize = 20;
+    for path in summary.missing.iter().take(SHOWN) {
+        eprintln!("  missing: {path} is recorded but not on disk as recorded; left out");
+    }
+    if summary.missing.len() > SHOWN {
+        eprintln!(
+            "  … and {} more missing (see `--json`)",
+            summary.missing.len() - SHOWN
+        );
+    }
+    if !summary.missing.is_empty() {
+        eprintln!("  the next `vault-mirror mirror` fetches them again");
+    }
+}
+
+/// A prune lists every file it deletes (or would); a refused one shows a few.
+pub fn print_prune(prune: &PruneSummary, output: Output) {
+    if output.quiet && !prune.refused {
+        return;
+    }
+    if !prune.refused {
+        eprintln!("{}", prune.headline());
+    }
+    let verb = if prune.refused || prune.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    let shown = if prune.refused { 20 } else { usize::MAX };
+    for file in prune.files.iter().take(shown) {
+        eprintln!("  {verb}: {} ({})", file.path, human_bytes(file.size));
+    }
+    if prune.files.len() > shown {
+        eprintln!(
+            "  … and {} more (see `--dry-run --json`)",
+            prune.files.len() - shown
+        );
+    }
+}

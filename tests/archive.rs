@@ -1,0 +1,511 @@
+//! The offline archive end to end against the fake Vault+ (loopback only):
+//! export checked by `sha256sum -c`, list views whose links all resolve,
+//! removals kept then pruned only on request, and changes upstream fetched
+//! anew with the old bytes kept.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use common::{media_files, settings_for, stored_variants, variant_rows};
+use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
+use vault_mirror::pipeline;
+use vault_mirror::report::SilentReporter;
+use vault_mirror::settings::Settings;
+
+async fn mirror(settings: &Settings) -> pipeline::Summary {
+    pipeline::mirror(settings, Arc::new(SilentReporter))
+        .await
+        .unwrap()
+}
+
+/// Runs `sha256sum -c SHA256SUMS` in `out`; panics with its output on failure.
+fn sha256sum_check(out: &Path) -> usize {
+    let output = std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(out)
+        .output()
+        .expect("sha256sum (GNU coreutils) runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "sha256sum -c failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.lines().filter(|line| line.ends_with(": OK")).count()
+}
+
+fn manifest(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Every entry of every view: (view folder, link name, resolved target).
+fn view_links(out: &Path) -> Vec<(String, String, PathBuf)> {
+    let mut links = Vec::new();
+    let Ok(views) = std::fs::read_dir(out.join("lists")) else {
+        return links;
+    };
+    for view in views.flatten() {
+        assert!(view.file_type().unwrap().is_dir());
+        for entry in std::fs::read_dir(view.path()).unwrap().flatten() {
+            let target = std::fs::canonicalize(entry.path()).unwrap_or_else(|error| {
+                panic!("{} does not resolve: {error}", entry.path().display())
+            });
+            links.push((
+                view.file_name().to_string_lossy().into_owned(),
+                entry.file_name().to_string_lossy().into_owned(),
+                target,
+            ));
+        }
+    }
+    links.sort();
+    links
+}
+
+fn remove_everywhere(vault: &mut Vault, media_id: &str) {
+    for list in &mut vault.lists {
+        list.members.retain(|member| member != media_id);
+    }
+}
+
+#[tokio::test]
+async fn export_round_trip_is_checked_by_sha256sum() {
+    let mut vault = Vault::sample(30, 3);
+    // Hostile ids and list names still give checkable, contained paths.
+    let template = vault.media.values().next().unwrap().clone();
+    for id in ["../../x", "UPPER", "semi;colon\nline"] {
+        let mut media = template.clone();
+        media.id = id.to_owned();
+        vault.media.insert(id.to_owned(), media);
+    }
+    vault.lists.push(FakeList {
+        id: "-1".into(),
+        name: "</script><b>\"quoted\" & ünïcode".into(),
+        members: vec!["../../x".into(), "UPPER".into(), "semi;colon\nline".into()],
+    });
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.mirror.export = true;
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    let expected = stored_variants(&vault, &["full", "thumb"]);
+    let export = summary.export.expect("--export wrote the index");
+    assert_eq!(export.variants, expected);
+    assert!(export.missing.is_empty());
+
+    assert_eq!(sha256sum_check(out.path()), expected);
+    let sums = std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap();
+    for line in sums.lines() {
+        let (digest, path) = line.split_once("  ").unwrap();
+        assert_eq!(digest.len(), 64);
+        assert!(
+            path.chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '~' | '.' | '-' | '/')),
+            "{path}"
+        );
+    }
+
+    let entries = manifest(out.path());
+    assert_eq!(entries.len(), expected);
+    let rows = variant_rows(&settings.db);
+    for entry in &entries {
+        for field in [
+            "media_id",
+            "label",
+            "lists",
+            "size",
+            "sha256",
+            "content_type",
+            "media_type",
+            "duration",
+            "created_at",
+            "stored_at",
+            "path",
+        ] {
+            assert!(entry.get(field).is_some(), "{field} missing in {entry}");
+        }
+        let path = entry["path"].as_str().unwrap();
+        let bytes = std::fs::read(out.path().join(path)).unwrap();
+        assert_eq!(entry["size"].as_u64().unwrap() as usize, bytes.len());
+        let id = entry["media_id"].as_str().unwrap();
+        assert!(
+            rows.iter()
+                .any(|row| row.0 == id && row.2.as_deref() == Some(path))
+        );
+        assert!(!entry["lists"].as_array().unwrap().is_empty());
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["media_id"] == "semi;colon\nline")
+    );
+
+    // The gallery carries every media, and the hostile list name cannot
+    // close its script.
+    let page = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert_eq!(page.matches("</script>").count(), 2);
+    assert!(page.contains("\\u003c/script>\\u003cb>"));
+
+    // `export` alone (no key, no network) writes the same index.
+    std::fs::remove_file(out.path().join("SHA256SUMS")).unwrap();
+    let output = Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+        .args(["export", "--json", "--out"])
+        .arg(out.path())
+        .env_remove("OFAUTH_API_KEY")
+        .env_remove("VAULT_MIRROR_DB")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["command"], "export");
+    assert_eq!(printed["variants"].as_u64().unwrap() as usize, expected);
+    assert_eq!(sha256sum_check(out.path()), expected);
+}
+
+#[test]
+fn export_without_an_archive_is_a_usage_error() {
+    let empty = tempfile::tempdir().unwrap();
+    Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+        .args(["export", "--out"])
+        .arg(empty.path().join("nothing-here"))
+        .env_remove("VAULT_MIRROR_DB")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no vault-mirror archive"));
+    assert!(!empty.path().join("nothing-here").exists());
+}
+
+#[tokio::test]
+async fn list_views_follow_membership_and_every_link_resolves() {
+    let vault = Vault::sample(24, 3);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let settings = settings_for(&server, out.path());
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    let root = std::fs::canonicalize(out.path()).unwrap();
+
+    let expected_views: BTreeSet<String> = vault
+        .lists
+        .iter()
+        .map(|list| vault_mirror::archive::views::view_name(&list.id, &list.name))
+        .collect();
+    let links = view_links(out.path());
+    let views: BTreeSet<String> = links.iter().map(|(view, _, _)| view.clone()).collect();
+    assert_eq!(views, expected_views);
+    assert!(views.contains("28489180-best-of-2025-26"), "{views:?}");
+    let per_list_files: usize = vault.lists.iter().map(|list| list.members.len() * 2).sum();
+    assert_eq!(links.len(), per_list_files);
+    for (view, name, target) in &links {
+        assert!(
+            target.starts_with(root.join("media")),
+            "{view}/{name} points outside media/: {}",
+            target.display()
+        );
+        let link = out.path().join("lists").join(view).join(name);
+        let relative = std::fs::read_link(&link).unwrap();
+        assert!(relative.starts_with("../../media"), "{relative:?}");
+    }
+    assert_eq!(summary.views.as_ref().unwrap().links, per_list_files);
+
+    // A member leaves one list: its links there go, the bytes stay.
+    let (list_id, leaving) = server.with_vault(|vault| {
+        let list = &mut vault.lists[0];
+        (list.id.clone(), list.members.remove(0))
+    });
+    let files_before = media_files(out.path());
+    let again = mirror(&settings).await;
+    assert_eq!(again.views.as_ref().unwrap().removed, 2);
+    assert_eq!(media_files(out.path()), files_before);
+    let links = view_links(out.path());
+    assert!(
+        !links
+            .iter()
+            .any(|(view, name, _)| view.starts_with(&format!("{list_id}-"))
+                && name.starts_with(&format!("{leaving}.")))
+    );
+    assert_eq!(links.len(), per_list_files - 2);
+}
+
+#[tokio::test]
+async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
+    let vault = Vault::sample(40, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    mirror(&settings).await;
+    let ids: Vec<String> = vault.media.keys().cloned().collect();
+
+    // Gone from every list upstream: kept on disk and marked.
+    let removed = ids[0].clone();
+    server.with_vault(|vault| remove_everywhere(vault, &removed));
+    let files_before = media_files(out.path());
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0);
+    assert!(summary.prune.is_none());
+    assert_eq!(
+        media_files(out.path()),
+        files_before,
+        "deleted without --prune"
+    );
+    let connection = rusqlite::Connection::open(&settings.db).unwrap();
+    let marked: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM membership WHERE media_id = ?1 AND gone_at IS NOT NULL",
+            [&removed],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(marked >= 1);
+    assert!(
+        !view_links(out.path())
+            .iter()
+            .any(|(_, name, _)| name.starts_with(&format!("{removed}.")))
+    );
+
+    // --prune --dry-run only lists.
+    settings.mirror.prune = true;
+    settings.mirror.dry_run = true;
+    let listed = mirror(&settings).await;
+    let prune = listed.prune.expect("a prune summary");
+    assert!(prune.dry_run);
+    let listed_paths: Vec<&str> = prune.files.iter().map(|file| file.path.as_str()).collect();
+    assert_eq!(listed_paths.len(), 2, "{listed_paths:?}");
+    assert!(
+        listed_paths
+            .iter()
+            .all(|path| path.starts_with(&format!("media/{removed}/")))
+    );
+    assert_eq!(media_files(out.path()), files_before);
+
+    // Over --max-delete: refused whole, exit 3, nothing deleted.
+    for id in &ids[1..6] {
+        server.with_vault(|vault| remove_everywhere(vault, id));
+    }
+    settings.mirror.dry_run = false;
+    settings.mirror.max_delete = 5;
+    let refused = mirror(&settings).await;
+    assert_eq!(refused.exit_code, 3, "{refused:?}");
+    let prune = refused.prune.unwrap();
+    assert!(prune.refused);
+    assert_eq!(prune.files.len(), 12);
+    assert!(
+        refused
+            .errors
+            .iter()
+            .any(|error| error.contains("--max-delete 5"))
+    );
+    assert_eq!(media_files(out.path()), files_before);
+
+    // Within the limit: deleted, listed, recorded.
+    settings.mirror.max_delete = 12;
+    let pruned = mirror(&settings).await;
+    assert_eq!(pruned.exit_code, 0, "{pruned:?}");
+    let prune = pruned.prune.unwrap();
+    assert_eq!((prune.media, prune.files.len()), (6, 12));
+    for id in &ids[..6] {
+        assert!(
+            !out.path().join("media").join(id).exists(),
+            "{id} still on disk"
+        );
+    }
+    assert_eq!(media_files(out.path()).len(), files_before.len() - 12);
+    let recorded: i64 = connection
+        .query_row("SELECT count(*) FROM pruned_files", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(recorded, 12);
+    // Pruning again finds nothing.
+    let nothing = mirror(&settings).await;
+    assert!(nothing.prune.unwrap().files.is_empty());
+
+    // Back upstream: fetched again.
+    server.with_vault(|vault| vault.lists[0].members.push(removed.clone()));
+    let back = mirror(&settings).await;
+    assert_eq!(back.downloaded, 2);
+    assert!(out.path().join("media").join(&removed).is_dir());
+
+    // The CLI lists what it would delete, and the guard exits 3.
+    for id in &ids[6..10] {
+        server.with_vault(|vault| remove_everywhere(vault, id));
+    }
+    // The binary runs beside this test's runtime, which keeps serving the fake.
+    let cli = |extra: &[&str]| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
+        command
+            .arg("mirror")
+            .arg("--out")
+            .arg(out.path())
+            .args(extra)
+            .env("OFAUTH_BASE_URL", server.base_url())
+            .env("OFAUTH_API_KEY", server.api_key())
+            .env("OFAUTH_CONNECTION_ID", server.connection_id())
+            .env_remove("VAULT_MIRROR_DB");
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let dry = cli(&["--prune", "--dry-run"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("would delete: media/").count(),
+        8,
+        "{stderr}"
+    );
+    let guarded = cli(&["--prune", "--max-delete", "3"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&guarded.stderr);
+    assert_eq!(guarded.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("nothing was deleted"), "{stderr}");
+    let done = cli(&["--prune"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("deleted: media/").count(), 8, "{stderr}");
+}
+
+#[tokio::test]
+async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.mirror.export = true;
+    mirror(&settings).await;
+
+    let ids: Vec<String> = vault.media.keys().cloned().collect();
+    let image = ids
+        .iter()
+        .find(|id| vault.media[*id].variants["full"].content_type == "image/jpeg")
+        .unwrap()
+        .clone();
+    let retyped = ids
+        .iter()
+        .find(|id| vault.media[*id].variants["full"].content_type == "image/png")
+        .unwrap()
+        .clone();
+    let restored = ids
+        .iter()
+        .find(|id| **id != image && **id != retyped)
+        .unwrap()
+        .clone();
+    let old_image = vault.body(&image, "full").unwrap();
+    let old_retyped = vault.body(&retyped, "full").unwrap();
+    server.with_vault(|vault| {
+        // New bytes, new size and a later storedAt.
+        let variant = vault
+            .media
+            .get_mut(&image)
+            .unwrap()
+            .variants
+            .get_mut("full")
+            .unwrap();
+        let mut body = old_image.to_vec();
+        body.splice(body.len() - 2..body.len() - 2, *b"edited");
+        variant.body = body.into();
+        variant.stored_at = variant.stored_at.map(|at| at + 86_400_000);
+        // PNG → JPEG, same media.
+        let fresh =
+            vault_mirror::fake::FakeVariant::stored(&retyped, "full-v2", "image/jpeg", 5_000);
+        let variant = vault
+            .media
+            .get_mut(&retyped)
+            .unwrap()
+            .variants
+            .get_mut("full")
+            .unwrap();
+        variant.content_type = fresh.content_type;
+        variant.body = fresh.body;
+        // Stored again, same bytes: fetched anew, nothing to keep.
+        let variant = vault
+            .media
+            .get_mut(&restored)
+            .unwrap()
+            .variants
+            .get_mut("full")
+            .unwrap();
+        variant.stored_at = variant.stored_at.map(|at| at + 1);
+    });
+    let current = server.with_vault(|vault| vault.clone());
+
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    assert_eq!(summary.downloaded, 3, "{summary:?}");
+    assert_eq!(
+        summary.versions_kept.len(),
+        2,
+        "{:?}",
+        summary.versions_kept
+    );
+    for (id, old, extension) in [(&image, &old_image, "jpg"), (&retyped, &old_retyped, "png")] {
+        let version = summary
+            .versions_kept
+            .iter()
+            .find(|version| &version.media_id == id)
+            .unwrap_or_else(|| panic!("no version kept for {id}"));
+        assert!(
+            version
+                .local_path
+                .starts_with(&format!(".versions/{id}/full-"))
+                && version.local_path.ends_with(extension),
+            "{}",
+            version.local_path
+        );
+        assert_eq!(
+            std::fs::read(out.path().join(&version.local_path)).unwrap(),
+            old.as_ref(),
+            "the old bytes of {id}"
+        );
+    }
+    // The new bytes are where the media's full variant lives now.
+    for id in [&image, &retyped, &restored] {
+        let row = variant_rows(&settings.db)
+            .into_iter()
+            .find(|row| &row.0 == id && row.1 == "full")
+            .unwrap();
+        assert_eq!(row.4, "verified");
+        let bytes = std::fs::read(out.path().join(row.2.unwrap())).unwrap();
+        assert_eq!(bytes, current.body(id, "full").unwrap().as_ref());
+    }
+    assert!(
+        !out.path()
+            .join(format!("media/{retyped}/full.png"))
+            .exists()
+    );
+    assert!(
+        out.path()
+            .join(format!("media/{retyped}/full.jpg"))
+            .exists()
+    );
+
+    // The versions are part of the archive: indexed, checked, shown.
+    let expected = stored_variants(&vault, &["full", "thumb"]) + 2;
+    assert_eq!(sha256sum_check(out.path()), expected);
+    let versions: Vec<_> = manifest(out.path())
+        .into_iter()
+        .filter(|entry| entry["kind"] == "version")
+        .collect();
+    assert_eq!(versions.len(), 2);
+    assert!(versions.iter().all(|entry| entry["kept_at"].is_string()));
+    let old_type = versions
+        .iter()
+        .find(|entry| entry["media_id"] == retyped.as_str())
+        .unwrap();
+    assert_eq!(old_type["content_type"], "image/png");
+
+    // Nothing changes on a re-run.
+    let again = mirror(&settings).await;
+    assert_eq!((again.downloaded, again.versions_kept.len()), (0, 0));
+}

@@ -1,0 +1,618 @@
+//! The gallery in a real browser: headless Chromium, driven through
+//! chromedriver's WebDriver HTTP API on 127.0.0.1, opens `index.html` from
+//! disk (`file://`, no server) and checks that thumbnails render (natural
+//! sizes of the decoded images), that a click opens the full image, that a
+//! video plays, and that 50,000 media stay fast. Screenshots are saved
+//! next to the build: `target/gallery-screenshot.png`,
+//! `target/gallery-dark.png`, `target/gallery-lightbox.png`,
+//! `target/gallery-50k.png`.
+//!
+//! Without chromium the test is skipped with a loud message, unless `CI`
+//! is set: then it must run (`.ci/run` installs the Debian packages
+//! `chromium` and `chromium-driver`).
+//!
+//! `tests/fixtures/clip.webm` is 2 s of VP9 at 320×180, made with
+//! `ffmpeg -f lavfi -i "gradients=s=320x180:d=2:speed=0.05:n=3:seed=7"
+//! -r 12 -c:v libvpx-vp9 -b:v 60k -pix_fmt yuv420p -an clip.webm`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use common::settings_for;
+use serde_json::{Value, json};
+use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVariant, Vault};
+use vault_mirror::pipeline;
+use vault_mirror::report::SilentReporter;
+
+const FULL: (u32, u32) = (800, 600);
+const THUMB: (u32, u32) = (320, 240);
+const CLIP: &[u8] = include_bytes!("fixtures/clip.webm");
+
+#[tokio::test]
+async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let vault = picture_vault(36);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.mirror.export = true;
+    let first = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(first.exit_code, 0, "{first:?}");
+    // Something for every badge, among the newest so the screenshot shows
+    // them: one media gone upstream, one changed.
+    let ids: Vec<String> = vault.media.keys().cloned().collect();
+    server.with_vault(|vault| {
+        for list in &mut vault.lists {
+            list.members.retain(|id| id != &ids[33]);
+        }
+        let changed = vault.media.get_mut(&ids[32]).unwrap();
+        let full = changed.variants.get_mut("full").unwrap();
+        full.body = painting(FULL, 99);
+        full.stored_at = full.stored_at.map(|at| at + 3_600_000);
+    });
+    let second = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(second.exit_code, 0, "{second:?}");
+    assert_eq!(second.versions_kept.len(), 1);
+    let page = out.path().join("index.html");
+
+    let mut session = browser.session().await;
+    session.open(&page).await;
+
+    // Thumbnails: every tile in view holds a decoded image of the thumb's size.
+    let thumbs = session
+        .wait_for(
+            "thumbnails to load",
+            r#"
+            const images = [...document.querySelectorAll('#grid img.thumb')];
+            const visible = images.filter(i => i.getBoundingClientRect().top < innerHeight);
+            if (!visible.length || visible.some(i => !i.complete)) return null;
+            return {tiles: document.querySelectorAll('#grid .tile').length,
+                    broken: document.querySelectorAll('#grid .placeholder').length,
+                    sizes: visible.map(i => [i.naturalWidth, i.naturalHeight])};
+            "#,
+        )
+        .await;
+    assert_eq!(thumbs["tiles"], 36, "{thumbs}");
+    assert_eq!(thumbs["broken"], 0, "{thumbs}");
+    let sizes = thumbs["sizes"].as_array().unwrap();
+    assert!(sizes.len() >= 8, "{thumbs}");
+    for size in sizes {
+        assert_eq!(
+            size,
+            &json!([THUMB.0, THUMB.1]),
+            "a thumbnail did not render"
+        );
+    }
+    let header = session
+        .script("return [document.getElementById('totals').textContent, document.querySelectorAll('.list').length, !!document.querySelector('.badge.gone'), !!document.querySelector('.badge.versions')]")
+        .await;
+    assert!(
+        header[0].as_str().unwrap().starts_with("36 media"),
+        "{header}"
+    );
+    // All media, removed upstream, and the four lists.
+    assert_eq!(header[1], 6, "{header}");
+    assert_eq!(header[2], true, "no removed-upstream badge: {header}");
+    assert_eq!(header[3], true, "no versions badge: {header}");
+    session
+        .screenshot(&artifact("gallery-screenshot.png"))
+        .await;
+    session
+        .call(
+            "POST",
+            &session.path("/goog/cdp/execute"),
+            json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": "dark"}]}}),
+        )
+        .await;
+    session.screenshot(&artifact("gallery-dark.png")).await;
+
+    // A click on the first picture opens its full image.
+    let first_tile = session.find("#grid .tile.image").await;
+    let expected_full = session
+        .script("return document.querySelector('#grid .tile.image').getAttribute('href')")
+        .await;
+    session.click(&first_tile).await;
+    let full = session
+        .wait_for(
+            "the full image",
+            r#"
+            const box = document.getElementById('lightbox');
+            const image = document.getElementById('lightbox-image');
+            if (box.hidden || !image || !image.complete || !image.naturalWidth) return null;
+            return [image.naturalWidth, image.naturalHeight, image.getAttribute('src')];
+            "#,
+        )
+        .await;
+    assert_eq!(full, json!([FULL.0, FULL.1, expected_full]), "{full}");
+    assert!(full[2].as_str().unwrap().ends_with("/full.png"), "{full}");
+    session.screenshot(&artifact("gallery-lightbox.png")).await;
+
+    // Videos: the viewer's <video> loads nothing until asked, then plays.
+    session
+        .script("document.getElementById('lightbox-close').click(); document.querySelector('#kinds [data-kind=video]').click(); return 0;")
+        .await;
+    let videos = session
+        .script("return document.querySelectorAll('#grid .tile').length")
+        .await;
+    assert_eq!(videos, 3);
+    let video_tile = session.find("#grid .tile").await;
+    session.click(&video_tile).await;
+    let attributes = session
+        .script("const v = document.getElementById('lightbox-video'); return [v.getAttribute('preload'), v.hasAttribute('controls'), v.readyState];")
+        .await;
+    assert_eq!(attributes, json!(["none", true, 0]));
+    let played = session
+        .script_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            const video = document.getElementById('lightbox-video');
+            video.muted = true;
+            video.play()
+                .then(() => setTimeout(() => done([video.videoWidth, video.videoHeight, video.currentTime > 0]), 400))
+                .catch(error => done(String(error)));
+            "#,
+        )
+        .await;
+    assert_eq!(played, json!([320, 180, true]), "the video did not play");
+    session.close().await;
+}
+
+#[tokio::test]
+async fn fifty_thousand_media_render_one_page_at_a_time() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    use vault_mirror::archive::export::Snapshot;
+    use vault_mirror::store::{ArchiveList, ArchivedVariant};
+    let out = tempfile::tempdir().unwrap();
+    let count = 50_000;
+    let mut snapshot = Snapshot {
+        lists: (0..8)
+            .map(|index| ArchiveList {
+                list_id: format!("{}", 28_489_180 + index),
+                name: format!("List number {index}"),
+                gone_at: None,
+            })
+            .collect(),
+        ..Snapshot::default()
+    };
+    for index in 0..count {
+        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
+        snapshot
+            .membership
+            .insert(id.clone(), vec![(index % 8, None)]);
+        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
+            snapshot.variants.push(ArchivedVariant {
+                media_id: id.clone(),
+                label: label.into(),
+                local_path: format!("media/{id}/{label}.jpg"),
+                sha256: "0".repeat(64),
+                size,
+                content_type: Some("image/jpeg".into()),
+                media_type: Some("image".into()),
+                duration: None,
+                created_at: Some(1_767_225_600_000 + index as i64 * 1000),
+                stored_at: None,
+                verified_at: None,
+            });
+        }
+    }
+    let html = vault_mirror::archive::gallery::render(&snapshot, 1_767_225_600_000);
+    let page = out.path().join("index.html");
+    std::fs::write(&page, &html).unwrap();
+
+    let mut session = browser.session().await;
+    let started = Instant::now();
+    session.open(&page).await;
+    let shown = session
+        .wait_for(
+            "the first page",
+            "const tiles = document.querySelectorAll('#grid .tile').length; return tiles ? [tiles, document.getElementById('range').textContent] : null;",
+        )
+        .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "50,000 media ({} MB of HTML): first page in {elapsed:.2?}",
+        html.len() / 1_000_000
+    );
+    assert_eq!(shown[0], 120, "{shown}");
+    assert!(
+        shown[1].as_str().unwrap().contains("of 50,000 media"),
+        "{shown}"
+    );
+    assert!(elapsed < Duration::from_secs(20), "too slow: {elapsed:?}");
+    // Paging and a list filter stay quick.
+    let timing = session
+        .script(
+            r#"
+            const started = performance.now();
+            document.querySelector('.pager button[aria-label="Next page"]').click();
+            const paged = document.getElementById('range').textContent;
+            document.querySelector('.list[data-list="3"]').click();
+            const filtered = document.getElementById('range').textContent;
+            return [paged, filtered, performance.now() - started,
+                    document.querySelectorAll('#grid img[loading=lazy]').length];
+            "#,
+        )
+        .await;
+    assert!(
+        timing[0].as_str().unwrap().starts_with("121–240 of 50,000"),
+        "{timing}"
+    );
+    assert!(
+        timing[1].as_str().unwrap().contains("6,250 media"),
+        "{timing}"
+    );
+    assert!(timing[2].as_f64().unwrap() < 2_000.0, "{timing}");
+    assert_eq!(timing[3], 120);
+    session.screenshot(&artifact("gallery-50k.png")).await;
+    session.close().await;
+}
+
+/// A stable path for a screenshot: `target/<name>`.
+fn artifact(name: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    target.join(name)
+}
+
+/// A vault of real, decodable pictures: `count` media (every twelfth a
+/// video) across four lists.
+fn picture_vault(count: usize) -> Vault {
+    let names = [
+        "Best of 2025/26",
+        "Behind the scenes",
+        "Summer trip",
+        "Fan favourites",
+    ];
+    let mut lists: Vec<FakeList> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| FakeList {
+            id: (28_489_180 + index).to_string(),
+            name: (*name).to_owned(),
+            members: Vec::new(),
+        })
+        .collect();
+    let mut vault = Vault::default();
+    for index in 0..count {
+        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 104_729);
+        let is_video = index % 12 == 11;
+        let mut variants = std::collections::BTreeMap::new();
+        let mut thumb = FakeVariant::stored(&id, "thumb", "image/png", 64);
+        thumb.body = painting(THUMB, index as u32);
+        let mut full = if is_video {
+            let mut full = FakeVariant::stored(&id, "full", "video/webm", 64);
+            full.body = Bytes::from_static(CLIP);
+            full
+        } else {
+            let mut full = FakeVariant::stored(&id, "full", "image/png", 64);
+            full.body = painting(FULL, index as u32);
+            full
+        };
+        let created_at = 1_767_225_600_000 + index as i64 * 3_600_000;
+        for variant in [&mut thumb, &mut full] {
+            variant.created_at = created_at;
+            variant.stored_at = Some(created_at + 5_000);
+        }
+        variants.insert("thumb".to_owned(), thumb);
+        variants.insert("full".to_owned(), full);
+        vault.media.insert(
+            id.clone(),
+            FakeMedia {
+                id: id.clone(),
+                media_type: if is_video { "video" } else { "image" }.to_owned(),
+                duration: is_video.then_some(2.1),
+                variants,
+            },
+        );
+        lists[index % 4].members.push(id.clone());
+        if index % 3 == 0 {
+            lists[(index + 1) % 4].members.push(id);
+        }
+    }
+    vault.lists = lists;
+    vault
+}
+
+/// A small abstract painting as a PNG: a diagonal two-hue gradient with a
+/// soft sun and a horizon, different for every `seed`.
+fn painting((width, height): (u32, u32), seed: u32) -> Bytes {
+    let hue = (seed * 47 % 360) as f32;
+    let sky = hsl(hue, 0.62, 0.58);
+    let dusk = hsl((hue + 50.0) % 360.0, 0.70, 0.42);
+    let ground = hsl((hue + 190.0) % 360.0, 0.35, 0.22);
+    let sun = hsl((hue + 20.0) % 360.0, 0.90, 0.82);
+    let (sun_x, sun_y) = (
+        0.25 + (seed % 5) as f32 * 0.12,
+        0.28 + (seed % 3) as f32 * 0.08,
+    );
+    let horizon = 0.62 + (seed % 4) as f32 * 0.05;
+    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
+            let wave = horizon + 0.03 * (u * 9.0 + seed as f32).sin();
+            let mut color = if v > wave {
+                mix(ground, dusk, ((v - wave) * 1.5).min(1.0) * 0.3)
+            } else {
+                mix(sky, dusk, (u * 0.4 + v * 0.8).min(1.0))
+            };
+            let distance = ((u - sun_x).powi(2) * 1.7 + (v - sun_y).powi(2)).sqrt();
+            if v <= wave {
+                let glow = (1.0 - distance / 0.16).clamp(0.0, 1.0);
+                color = mix(color, sun, glow.powf(0.6));
+            }
+            pixels.extend(color.map(|channel| (channel * 255.0) as u8));
+        }
+    }
+    let mut encoded = Vec::new();
+    let mut encoder = png::Encoder::new(&mut encoded, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&pixels).unwrap();
+    writer.finish().unwrap();
+    Bytes::from(encoded)
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [0, 1, 2].map(|n| a[n] + (b[n] - a[n]) * t)
+}
+
+fn hsl(hue: f32, saturation: f32, lightness: f32) -> [f32; 3] {
+    let chroma = (1.0 - (2.0 * lightness - 1.0).abs()) * saturation;
+    let part = chroma * (1.0 - ((hue / 60.0) % 2.0 - 1.0).abs());
+    let (r, g, b) = match (hue / 60.0) as u32 {
+        0 => (chroma, part, 0.0),
+        1 => (part, chroma, 0.0),
+        2 => (0.0, chroma, part),
+        3 => (0.0, part, chroma),
+        4 => (part, 0.0, chroma),
+        _ => (chroma, 0.0, part),
+    };
+    let m = lightness - chroma / 2.0;
+    [r + m, g + m, b + m]
+}
+
+/// Chromium and chromedriver, found on this machine.
+struct Browser {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+impl Browser {
+    /// `None` (after a loud message) when they are missing and `CI` is not set.
+    fn find() -> Option<Browser> {
+        let pick = |variable: &str, candidates: &[&str]| {
+            std::env::var_os(variable)
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(candidates.iter().map(PathBuf::from))
+                .find(|path| path.is_file())
+        };
+        let chromium = pick(
+            "VAULT_MIRROR_CHROMIUM",
+            &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        );
+        let chromedriver = pick("VAULT_MIRROR_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
+        match (chromium, chromedriver) {
+            (Some(chromium), Some(chromedriver)) => Some(Browser {
+                chromium,
+                chromedriver,
+            }),
+            _ if std::env::var_os("CI").is_some() => panic!(
+                "CI is set but chromium or chromedriver is missing: install the Debian packages \
+                 `chromium` and `chromium-driver` (.ci/run does)"
+            ),
+            _ => {
+                eprintln!(
+                    "\n################################################################\n\
+                     SKIPPED: the real-browser gallery test needs chromium and\n\
+                     chromedriver (apt-get install chromium chromium-driver).\n\
+                     Set CI=1 to make their absence a failure.\n\
+                     ################################################################\n"
+                );
+                None
+            }
+        }
+    }
+
+    /// Starts chromedriver on a free loopback port and opens a session.
+    async fn session(&self) -> Session {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = Driver(
+            Command::new(&self.chromedriver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        // reqwest is built without a default TLS provider; plain HTTP needs one all the same.
+        vault_mirror::api::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = match http.get(format!("{base}/status")).send().await {
+                Ok(response) => response
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|status| status["value"]["ready"] == true),
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--hide-scrollbars",
+                    "--force-device-scale-factor=1", "--window-size=1440,960",
+                    "--autoplay-policy=no-user-gesture-required",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        }}});
+        let mut session = Session {
+            http,
+            base,
+            id: String::new(),
+            _driver: driver,
+            _profile: profile,
+        };
+        let created = session.call("POST", "/session", capabilities).await;
+        session.id = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
+        session
+    }
+}
+
+/// Kills chromedriver (our own child) when the test ends, even on a panic.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session: raw JSON over HTTP on loopback.
+struct Session {
+    http: reqwest::Client,
+    base: String,
+    id: String,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Session {
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let response = request.send().await.expect("chromedriver answers");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("a JSON answer");
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+        answer["value"].clone()
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.id)
+    }
+
+    async fn open(&mut self, page: &Path) {
+        let url = url::Url::from_file_path(page).unwrap();
+        self.call("POST", &self.path("/url"), json!({"url": url.as_str()}))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.path("/execute/sync"),
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    async fn script_async(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.path("/execute/async"),
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Runs `script` until it returns something other than null.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.script(script).await;
+            if !value.is_null() {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn find(&self, selector: &str) -> String {
+        let found = self
+            .call(
+                "POST",
+                &self.path("/element"),
+                json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element for {selector}: {found}"))
+            .to_owned()
+    }
+
+    async fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &self.path(&format!("/element/{element}/click")),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, path: &Path) {
+        let encoded = self
+            .call("GET", &self.path("/screenshot"), json!(null))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    async fn close(self) {
+        self.call("DELETE", &self.path(""), json!(null)).await;
+    }
+}
