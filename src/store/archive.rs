@@ -113,59 +113,47 @@ impl Store {
     /// Every list the database knows, by name then id.
     pub fn archive_lists(&self) -> Result<Vec<ArchiveList>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached("SELECT list_id, name, gone_at FROM lists ORDER BY name, list_id")
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+        self.rows(
+            &connection,
+            "SELECT list_id, name, gone_at FROM lists ORDER BY name, list_id",
+            [],
+            |row| {
                 Ok(ArchiveList {
                     list_id: row.get(0)?,
                     name: row.get(1)?,
                     gone_at: row.get(2)?,
                 })
-            })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
+            },
+        )
     }
 
     /// Every membership row, current or gone.
     pub fn archive_membership(&self) -> Result<Vec<Membership>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT list_id, media_id, gone_at FROM membership ORDER BY list_id, media_id",
-            )
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+        self.rows(
+            &connection,
+            "SELECT list_id, media_id, gone_at FROM membership ORDER BY list_id, media_id",
+            [],
+            |row| {
                 Ok(Membership {
                     list_id: row.get(0)?,
                     media_id: row.get(1)?,
                     gone_at: row.get(2)?,
                 })
-            })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
+            },
+        )
     }
 
     /// Every verified variant, by media id then label.
     pub fn archived_variants(&self) -> Result<Vec<ArchivedVariant>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT v.media_id, v.label, v.local_path, v.sha256, v.verified_size,
+        self.rows(&connection, "SELECT v.media_id, v.label, v.local_path, v.sha256, v.verified_size,
                         coalesce(v.verified_content_type, v.content_type), m.media_type, m.duration,
                         v.remote_created_at, coalesce(v.verified_stored_at, v.stored_at), v.verified_at
                  FROM variants v JOIN media m USING (media_id)
                  WHERE v.local_state = 'verified' AND v.local_path IS NOT NULL
                    AND v.sha256 IS NOT NULL AND v.verified_size IS NOT NULL
-                 ORDER BY v.media_id, v.label",
-            )
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+                 ORDER BY v.media_id, v.label", [], |row| {
                 Ok(ArchivedVariant {
                     media_id: row.get(0)?,
                     label: row.get(1)?,
@@ -180,9 +168,6 @@ impl Store {
                     verified_at: row.get(10)?,
                 })
             })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
     }
 
     /// Kept versions still on disk (not pruned), by media id, label, time.
@@ -207,27 +192,20 @@ impl Store {
              FROM versions WHERE {filter}
              ORDER BY media_id, label, kept_at, version_id"
         );
-        let mut statement = connection
-            .prepare_cached(&sql)
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map(values, |row| {
-                Ok(VersionRecord {
-                    media_id: row.get(0)?,
-                    label: row.get(1)?,
-                    local_path: row.get(2)?,
-                    sha256: row.get(3)?,
-                    size: row.get(4)?,
-                    content_type: row.get(5)?,
-                    stored_at: row.get(6)?,
-                    verified_at: row.get(7)?,
-                    kept_at: row.get(8)?,
-                    replaced_by: row.get(9)?,
-                })
+        self.rows(&connection, &sql, values, |row| {
+            Ok(VersionRecord {
+                media_id: row.get(0)?,
+                label: row.get(1)?,
+                local_path: row.get(2)?,
+                sha256: row.get(3)?,
+                size: row.get(4)?,
+                content_type: row.get(5)?,
+                stored_at: row.get(6)?,
+                verified_at: row.get(7)?,
+                kept_at: row.get(8)?,
+                replaced_by: row.get(9)?,
             })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
+        })
     }
 
     /// What the database holds about a variant's current bytes; `None`

@@ -81,9 +81,7 @@ impl Store {
     /// Figures of every list the database knows, by name.
     pub fn list_figures(&self) -> Result<Vec<ListFigures>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare(
-                "SELECT l.list_id, l.name, l.list_type, l.gone_at, l.last_synced_at,
+        self.rows(&connection, "SELECT l.list_id, l.name, l.list_type, l.gone_at, l.last_synced_at,
                     count(DISTINCT CASE WHEN m.gone_at IS NULL THEN m.media_id END),
                     count(DISTINCT CASE WHEN m.gone_at IS NOT NULL THEN m.media_id END),
                     coalesce(sum(m.gone_at IS NULL AND v.local_state = 'verified'), 0),
@@ -96,11 +94,7 @@ impl Store {
                  LEFT JOIN membership m ON m.list_id = l.list_id
                  LEFT JOIN variants v ON v.media_id = m.media_id
                  GROUP BY l.list_id
-                 ORDER BY l.gone_at IS NOT NULL, l.name, l.list_id",
-            )
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+                 ORDER BY l.gone_at IS NOT NULL, l.name, l.list_id", [], |row| {
                 Ok(ListFigures {
                     id: row.get(0)?,
                     name: row.get(1)?,
@@ -115,9 +109,6 @@ impl Store {
                     bytes: count(row, 10)?,
                 })
             })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
     }
 
     /// Figures of the whole archive.
@@ -155,15 +146,13 @@ impl Store {
     /// The latest run of each command, the most recent first.
     pub fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare(
-                "SELECT run_id, command, started_at, finished_at, outcome, exit_code FROM runs
+        self.rows(
+            &connection,
+            "SELECT run_id, command, started_at, finished_at, outcome, exit_code FROM runs
                  WHERE run_id IN (SELECT max(run_id) FROM runs GROUP BY command)
                  ORDER BY run_id DESC",
-            )
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+            [],
+            |row| {
                 Ok(RunRecord {
                     run_id: row.get(0)?,
                     command: row.get(1)?,
@@ -172,10 +161,8 @@ impl Store {
                     outcome: row.get(4)?,
                     exit_code: row.get(5)?,
                 })
-            })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
+            },
+        )
     }
 
     /// The summary JSON a run recorded, if any.
@@ -208,14 +195,10 @@ impl Store {
 
     fn files_where(&self, condition: &str) -> Result<Vec<VerifiedFile>, StoreError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare(&format!(
+        self.rows(&connection, &format!(
                 "SELECT media_id, label, local_path, sha256, verified_size, local_state <> 'verified'
                  FROM variants WHERE {condition} ORDER BY local_path, media_id, label"
-            ))
-            .map_err(|error| self.sql(error))?;
-        let rows = statement
-            .query_map([], |row| {
+            ), [], |row| {
                 Ok(VerifiedFile {
                     media_id: row.get(0)?,
                     label: row.get(1)?,
@@ -229,9 +212,6 @@ impl Store {
                     found_broken: row.get(5)?,
                 })
             })
-            .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
     }
 
     /// What the database holds of each variant of `media_ids`, by

@@ -199,6 +199,25 @@ impl Store {
         classify(&self.path, source)
     }
 
+    /// Runs `sql` with `values` on an already locked connection and maps
+    /// every row: the one way lists of rows are read.
+    pub(crate) fn rows<T>(
+        &self,
+        connection: &Connection,
+        sql: &str,
+        values: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut statement = connection
+            .prepare_cached(sql)
+            .map_err(|error| self.sql(error))?;
+        let rows = statement
+            .query_map(values, map)
+            .map_err(|error| self.sql(error))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|error| self.sql(error))
+    }
+
     /// Checks that the file is ours and applies pending migrations.
     fn prepare(&self) -> Result<(), StoreError> {
         let mut connection = self.lock();
