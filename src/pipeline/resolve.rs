@@ -184,8 +184,10 @@ pub struct Resigner {
     requests: mpsc::Sender<Request>,
 }
 
-/// How long the first re-sign request waits for company.
-const GATHER: Duration = Duration::from_millis(25);
+/// How long the first re-sign request waits for company. Retries arrive
+/// spread out in time; a short wait here turns many single-id calls into
+/// few batch calls, and costs little on a path already waiting on a retry.
+const GATHER: Duration = Duration::from_millis(150);
 
 impl Resigner {
     pub fn spawn(context: Arc<Context>) -> Self {
