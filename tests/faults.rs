@@ -292,3 +292,21 @@ async fn attempts_that_make_progress_do_not_spend_the_budget() {
     .await;
     assert!(stats.cut_bodies > summary.downloaded / 2, "{stats:?}");
 }
+
+#[tokio::test]
+async fn refused_urls_are_re_signed_and_transfers_resume() {
+    // The media host refuses some URLs as expired (403, an XML body) and
+    // cuts some bodies: the transfer gets a fresh URL and goes on from the
+    // bytes on disk.
+    let faults = Faults {
+        refused_urls: 0.3,
+        cut_bodies: 0.3,
+        ..Faults::default()
+    };
+    let (summary, stats) = mirror_through(sample(), faults, |_| {}).await;
+    assert!(stats.expired_hits >= 3, "{stats:?}");
+    assert_eq!(summary.expired_urls, stats.expired_hits, "{summary:?}");
+    assert!(summary.urls_resigned >= stats.expired_hits);
+    // Re-signing does not cost the bytes already on disk.
+    assert!(stats.range_requests >= 1, "{stats:?}");
+}

@@ -65,6 +65,9 @@ pub struct Faults {
     pub api_html: f64,
     /// Media requests answered 503.
     pub media_server_errors: f64,
+    /// Media requests refused as if their signature had expired (403, as
+    /// an object store answers), whatever the URL's real lifetime.
+    pub refused_urls: f64,
     /// Media bodies cut short: the connection closes part-way.
     pub cut_bodies: f64,
     /// Media connections reset before the first body byte.
