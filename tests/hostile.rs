@@ -1,0 +1,129 @@
+//! Hostile conditions that need the fake server: absurd sizes, a disk with
+//! too little room, secrets and redirects (loopback only).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_archive_matches, settings_for, stored_variants};
+use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
+use vault_mirror::pipeline;
+use vault_mirror::report::SilentReporter;
+
+/// The (media id, label) of some stored `full` variant that is in a list.
+fn some_stored_full(vault: &Vault) -> (String, String) {
+    vault
+        .media
+        .values()
+        .filter(|media| {
+            vault
+                .lists
+                .iter()
+                .any(|list| list.members.contains(&media.id))
+        })
+        .find_map(|media| {
+            media
+                .variants
+                .get("full")
+                .filter(|variant| variant.status == "stored")
+                .map(|_| (media.id.clone(), "full".to_owned()))
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_size_larger_than_the_free_disk_is_refused_before_any_byte() {
+    let mut vault = Vault::sample(12, 2);
+    let (media_id, label) = some_stored_full(&vault);
+    vault
+        .media
+        .get_mut(&media_id)
+        .unwrap()
+        .variants
+        .get_mut(&label)
+        .unwrap()
+        .declared_size = Some(1_000_000_000_000_000); // a petabyte
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let settings = settings_for(&server, out.path());
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 3, "{summary:#?}");
+    assert_eq!(summary.failed.len(), 1, "{summary:#?}");
+    let failed = &summary.failed[0];
+    assert_eq!((&failed.id, &failed.label), (&media_id, &label));
+    assert!(
+        failed.reason.contains("free on the disk of"),
+        "{}",
+        failed.reason
+    );
+    assert!(failed.reason.contains(&out.path().display().to_string()));
+    // Everything else is mirrored; the refused one was never requested.
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        total - 1
+    );
+    assert_eq!(server.stats().media_requests as usize, total - 1);
+    assert!(
+        common::media_files(out.path()).iter().all(|path| {
+            let path = path.to_string_lossy();
+            !(path.contains(&media_id) && path.contains(&label))
+        }),
+        "a file or .part was made for the refused variant"
+    );
+}
+
+#[tokio::test]
+async fn min_free_refuses_what_would_fill_the_disk_and_a_run_with_room_completes() {
+    let vault = Vault::sample(12, 2);
+    let total_bytes: u64 = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values())
+        .map(|variant| variant.body.len() as u64)
+        .sum();
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    // A disk with room for everything, but a floor that leaves room for half.
+    settings.mirror.assume_free = Some(total_bytes);
+    settings.mirror.min_free = Some(total_bytes / 2);
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 3, "{summary:#?}");
+    assert!(!summary.failed.is_empty());
+    assert!(
+        summary
+            .failed
+            .iter()
+            .all(|note| note.reason.contains("--min-free")),
+        "{summary:#?}"
+    );
+    let kept = assert_archive_matches(out.path(), &settings.db, &vault);
+    assert!(kept > 0);
+    let written: u64 = summary.bytes;
+    assert!(written <= total_bytes / 2, "{written} of {total_bytes}");
+
+    // With room, the next run fetches the rest and touches nothing kept.
+    settings.mirror.min_free = None;
+    settings.mirror.assume_free = None;
+    let requests_before = server.stats().media_requests;
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 0, "{summary:#?}");
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        total
+    );
+    let fetched = server.stats().media_requests - requests_before;
+    assert_eq!(fetched as usize, total - kept);
+}
