@@ -440,3 +440,41 @@ fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
     assert_eq!(integrity_check(&db), "ok");
     eprintln!("{kills} kills, {completed} runs completed between them (seed {seed})");
 }
+
+#[test]
+fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
+    let vault = Vault::sample(24, 2);
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    let output = mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_DISK_FULL_AFTER", "400000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no space left on the disk while writing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&out.path().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".part"), "{stderr}");
+    assert_eq!(integrity_check(&db), "ok");
+    let verified_before = assert_archive_matches(out.path(), &db, &vault);
+    assert!(verified_before < total);
+
+    let requests_before = server.stats().media_requests;
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    assert_eq!(part_files(out.path()), 0);
+    assert_eq!(integrity_check(&db), "ok");
+    let fetched = server.stats().media_requests - requests_before;
+    assert!(fetched as usize <= total - verified_before);
+}
