@@ -127,3 +127,95 @@ async fn min_free_refuses_what_would_fill_the_disk_and_a_run_with_room_completes
     let fetched = server.stats().media_requests - requests_before;
     assert_eq!(fetched as usize, total - kept);
 }
+
+#[tokio::test]
+async fn a_media_redirect_to_another_host_is_followed_without_the_key() {
+    let vault = Vault::sample(8, 2);
+    let options = FakeOptions {
+        faults: vault_mirror::fake::Faults {
+            media_redirect_host: Some("localhost".to_owned()),
+            ..Default::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start(vault.clone(), options).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let settings = settings_for(&server, out.path());
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 0, "{summary:#?}");
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        total
+    );
+    let stats = server.stats();
+    // Each transfer was redirected once (to `localhost`) and then served.
+    assert_eq!(stats.media_requests as usize, 2 * total);
+    assert_eq!(stats.media_requests_with_api_key, 0);
+}
+
+/// A loopback "host" that records each request head it gets and answers
+/// every one with `answer`.
+fn recorder(answer: String) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            recorded
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (port, heads)
+}
+
+#[tokio::test]
+async fn an_api_redirect_to_another_host_is_not_followed_and_the_key_stays_home() {
+    let (other_port, other_heads) = recorder(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"items\":[]}"
+            .to_owned(),
+    );
+    let (api_port, api_heads) = recorder(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{other_port}/v2/access/vault/lists\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = vault_mirror::settings::Settings::new(out.path().to_path_buf());
+    settings.base_url =
+        vault_mirror::settings::parse_base_url(&format!("http://127.0.0.1:{api_port}")).unwrap();
+    settings.api_key = Some("secret-key-4711".to_owned().into());
+    settings.connection_id = Some("conn-secret-0815".to_owned());
+    settings.network.retry_delay = std::time::Duration::from_millis(5);
+    settings.network.max_retry_delay = std::time::Duration::from_millis(10);
+    settings.network.api_attempts = 2;
+    let error = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(!message.contains("secret-key-4711"), "{message}");
+    // The API host saw the key; the other host saw nothing at all.
+    assert!(
+        api_heads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|head| head.contains("secret-key-4711"))
+    );
+    assert!(
+        other_heads.lock().unwrap().is_empty(),
+        "{:?}",
+        other_heads.lock().unwrap()
+    );
+}

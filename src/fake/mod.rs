@@ -65,6 +65,10 @@ pub struct Faults {
     pub api_html: f64,
     /// Media requests answered 503.
     pub media_server_errors: f64,
+    /// Media requests whose `Host` is not this name are redirected (307) to
+    /// the same path and query on it (e.g. `localhost` for a server at
+    /// 127.0.0.1): a redirect to another host, on loopback.
+    pub media_redirect_host: Option<String>,
     /// Media bodies cut short: the connection closes part-way.
     pub cut_bodies: f64,
     /// Media connections reset before the first body byte.
