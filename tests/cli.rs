@@ -478,3 +478,36 @@ fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
     let fetched = server.stats().media_requests - requests_before;
     assert!(fetched as usize <= total - verified_before);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_database_and_the_log_are_private_and_hold_no_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("run.log");
+    mirror_against(&server, out.path())
+        .arg("--log-file")
+        .arg(&log)
+        .arg("-v")
+        .assert()
+        .code(0);
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    for path in [&db, &log] {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    // No key, connection id or signature anywhere the run wrote text.
+    let mut texts = vec![std::fs::read(&log).unwrap()];
+    texts.push(std::fs::read(&db).unwrap());
+    if let Ok(wal) = std::fs::read(out.path().join(".vault-mirror/state.sqlite-wal")) {
+        texts.push(wal);
+    }
+    for text in texts {
+        let text = String::from_utf8_lossy(&text);
+        for secret in [server.api_key(), server.connection_id(), "sig="] {
+            assert!(!text.contains(secret), "{secret} was written");
+        }
+    }
+}
