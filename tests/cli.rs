@@ -511,3 +511,104 @@ fn the_database_and_the_log_are_private_and_hold_no_secret() {
         }
     }
 }
+
+#[test]
+fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    let files_before = common::media_files(out.path());
+    // Fold the WAL in, then scribble over the header.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].copy_from_slice(&[0xAB; 100]);
+    std::fs::write(&db, &bytes).unwrap();
+    mirror_against(&server, out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is damaged or is not a vault-mirror database",
+        ))
+        .stderr(predicate::str::contains("left untouched"))
+        .stderr(predicate::str::contains("hint:"));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged file was changed"
+    );
+    assert_eq!(common::media_files(out.path()), files_before);
+}
+
+#[test]
+fn a_locked_database_is_reported_not_waited_on_forever() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    // Another program holds an exclusive lock for the whole run.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    mirror_against(&server, out.path())
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "busy or locked by another program",
+        ))
+        .stderr(predicate::str::contains("hint:"));
+    holder.execute_batch("COMMIT;").unwrap();
+}
+
+/// Needs root and a tmpfs mount (as in CI); says so and passes elsewhere.
+#[test]
+fn a_read_only_database_is_reported() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = StdCommand::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(mount.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let db = mount.path().join("state.sqlite");
+    let run = || {
+        let mut command = mirror_against(&server, out.path());
+        command.arg("--db").arg(&db).arg("--quiet");
+        command
+    };
+    run().assert().code(0);
+    let remounted = StdCommand::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(mount.path())
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let output = run().timeout(Duration::from_secs(120)).output().unwrap();
+    let _ = StdCommand::new("umount").arg(mount.path()).status();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("read-only") || stderr.contains("readonly"),
+        "{stderr}"
+    );
+}

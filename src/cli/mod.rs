@@ -92,6 +92,9 @@ fn store_hint(error: &StoreError) -> Option<String> {
         StoreError::Busy { .. } => Some(
             "another program holds the database; a database on a network share (NFS, SMB) is best moved to a local disk with `--db`".into(),
         ),
+        StoreError::ReadOnly { .. } => Some(
+            "nothing was changed; make the folder writable, or point `--db` at a writable place".into(),
+        ),
         StoreError::NotOurs { .. } => Some(
             "point `--db` at another file to start a fresh database; the damaged one was not changed".into(),
         ),
