@@ -219,3 +219,96 @@ async fn an_api_redirect_to_another_host_is_not_followed_and_the_key_stays_home(
         other_heads.lock().unwrap()
     );
 }
+
+#[tokio::test]
+async fn bad_api_answers_fail_their_item_and_the_rest_of_the_run_goes_on() {
+    let mut vault = Vault::sample(16, 2);
+    let listed: Vec<String> = vault
+        .media
+        .values()
+        .filter(|media| {
+            vault
+                .lists
+                .iter()
+                .any(|list| list.members.contains(&media.id))
+        })
+        .filter(|media| {
+            media
+                .variants
+                .get("full")
+                .is_some_and(|v| v.status == "stored")
+        })
+        .map(|media| media.id.clone())
+        .take(3)
+        .collect();
+    let mut change = |index: usize, edit: &dyn Fn(&mut vault_mirror::fake::FakeVariant)| {
+        edit(
+            vault
+                .media
+                .get_mut(&listed[index])
+                .unwrap()
+                .variants
+                .get_mut("full")
+                .unwrap(),
+        )
+    };
+    change(0, &|variant| variant.declared_size = Some(-5));
+    change(1, &|variant| variant.status = "frozen".to_owned());
+    change(2, &|variant| variant.content_type = String::new());
+    let options = FakeOptions {
+        faults: vault_mirror::fake::Faults {
+            api_truncated: 0.2,
+            batch_garbage: true,
+            ..Default::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start(vault.clone(), options).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.network.api_attempts = 12;
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 3, "{summary:#?}");
+    assert!(
+        server.stats().html_answers > 0,
+        "no truncated answer was served"
+    );
+    let reason_for = |notes: &[pipeline::ItemNote], id: &str| {
+        notes
+            .iter()
+            .find(|note| note.id == id && note.label == "full")
+            .map(|note| note.reason.clone())
+    };
+    let negative = reason_for(&summary.failed, &listed[0]).expect("negative size failed");
+    assert!(negative.contains("-5"), "{negative}");
+    let frozen = reason_for(&summary.unavailable, &listed[1]).expect("unknown status reported");
+    assert!(frozen.contains("frozen"), "{frozen}");
+    let untyped = reason_for(&summary.failed, &listed[2]).expect("missing type failed");
+    assert!(untyped.contains("content type"), "{untyped}");
+    // Everything else is mirrored, once; nothing for the id nobody asked for.
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        total - 2
+    );
+    assert!(!out.path().join("not-asked").exists());
+    assert!(
+        common::media_files(out.path())
+            .iter()
+            .all(|path| !path.to_string_lossy().contains("not-asked")),
+    );
+
+    // A second run of the same bad answers touches nothing already mirrored.
+    let requests_before = server.stats().media_requests;
+    let again = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(again.downloaded, 0, "{again:#?}");
+    assert_eq!(server.stats().media_requests, requests_before);
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        total - 2
+    );
+}

@@ -63,6 +63,11 @@ pub struct Faults {
     pub api_server_errors: f64,
     /// API calls answered 200 with an HTML page (a proxy's) instead of JSON.
     pub api_html: f64,
+    /// API calls answered 200 with JSON cut off mid-way.
+    pub api_truncated: f64,
+    /// Batch answers that also carry every item twice, an item nobody
+    /// asked for (with a path-like id) and malformed items.
+    pub batch_garbage: bool,
     /// Media requests answered 503.
     pub media_server_errors: f64,
     /// Media requests whose `Host` is not this name are redirected (307) to
