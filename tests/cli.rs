@@ -612,3 +612,40 @@ fn a_read_only_database_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn too_little_free_space_warns_and_min_free_refuses_with_a_clear_message() {
+    let vault = Vault::sample(12, 2);
+    let total_bytes: u64 = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values())
+        .map(|variant| variant.body.len() as u64)
+        .sum();
+    let largest = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values())
+        .map(|variant| variant.body.len() as u64)
+        .max()
+        .unwrap();
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    // Room for the largest file, not for everything: a warning, then a run
+    // that goes on (the pretended disk never really fills).
+    let free = (total_bytes / 2).max(largest).to_string();
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("need more than the"))
+        .stderr(predicate::str::contains("--min-free"));
+    // With a floor, what would go below it is refused and named.
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+        .args(["--min-free", "1K"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("would leave less than --min-free"));
+}
