@@ -81,6 +81,11 @@ pub struct MirrorSettings {
     pub max_delete: usize,
     /// Write the archive index (manifest, SHA256SUMS, gallery) at the end.
     pub export: bool,
+    /// Refuse variants that would leave less than this many bytes free on
+    /// the archive's disk (after everything planned before them).
+    pub min_free: Option<u64>,
+    /// Test suites: the free bytes to assume instead of asking the disk.
+    pub assume_free: Option<u64>,
 }
 
 impl Default for MirrorSettings {
@@ -96,6 +101,8 @@ impl Default for MirrorSettings {
             prune: false,
             max_delete: crate::archive::prune::DEFAULT_MAX_DELETE,
             export: false,
+            min_free: None,
+            assume_free: None,
         }
     }
 }

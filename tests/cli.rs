@@ -245,3 +245,407 @@ fn kill_9_mid_run_then_a_run_that_completes() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+/// Sends `signal` (a name for `kill`, like `INT`) to `child`.
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = StdCommand::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits (polling the database) until `at_least` variants are verified.
+fn wait_for_verified(db: &std::path::Path, at_least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let verified = db.exists()
+            && variant_rows(db)
+                .iter()
+                .filter(|row| row.4 == "verified")
+                .count()
+                >= at_least;
+        if verified {
+            return;
+        }
+    }
+    panic!("fewer than {at_least} variants verified after a minute");
+}
+
+fn integrity_check(db: &std::path::Path) -> String {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap()
+}
+
+fn has_variants_table(db: &std::path::Path) -> bool {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'variants'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+}
+
+fn part_files(out: &std::path::Path) -> usize {
+    common::media_files(out)
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "part"))
+        .count()
+}
+
+#[test]
+fn a_signal_stops_the_run_in_order_and_the_next_run_resumes() {
+    let vault = Vault::sample(40, 3);
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let throttled = FakeOptions {
+            faults: Faults {
+                bandwidth_per_transfer: Some(64 * 1024),
+                ..Faults::default()
+            },
+            ..FakeOptions::default()
+        };
+        let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let db = out.path().join(".vault-mirror/state.sqlite");
+        let child = mirror_against_std(&server, out.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_verified(&db, 3);
+        send_signal(&child, signal);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        // A summary, not the "at once" exit of a second signal or the grace.
+        assert!(stderr.contains("interrupted after"), "{stderr}");
+        assert!(!stderr.contains("stopped at once"), "{stderr}");
+
+        let connection = rusqlite::Connection::open(&db).unwrap();
+        let (outcome, exit_code, finished): (String, i32, Option<i64>) = connection
+            .query_row(
+                "SELECT outcome, exit_code, finished_at FROM runs ORDER BY run_id DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((outcome.as_str(), exit_code), ("interrupted", code));
+        assert!(finished.is_some());
+        drop(connection);
+        assert_eq!(integrity_check(&db), "ok");
+        let verified_before = assert_archive_matches(out.path(), &db, &vault);
+        assert!(verified_before < total, "{verified_before} of {total}");
+        // Transfers in flight were kept to resume.
+        assert!(part_files(out.path()) > 0, "no .part kept");
+
+        server.set_faults(Faults::default());
+        let requests_before = server.stats().media_requests;
+        mirror_against(&server, out.path())
+            .arg("--quiet")
+            .assert()
+            .code(0);
+        assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+        assert_eq!(part_files(out.path()), 0);
+        let fetched = server.stats().media_requests - requests_before;
+        assert_eq!(fetched as usize, total - verified_before);
+    }
+}
+
+/// A small, seeded generator (xorshift64*): the kill moments repeat from
+/// run to run, and `VAULT_MIRROR_CRASH_SEED` tries others.
+struct Moments(u64);
+
+impl Moments {
+    fn next_below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+    }
+}
+
+#[test]
+fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
+    let seed = std::env::var("VAULT_MIRROR_CRASH_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0x5eed_cafe_u64);
+    let mut moments = Moments(seed.max(1));
+    let vault = Vault::sample(24, 3);
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    let throttled = FakeOptions {
+        faults: Faults {
+            bandwidth_per_transfer: Some(128 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
+    let mut out = tempfile::tempdir().unwrap();
+    let mut kills = 0;
+    let mut completed = 0;
+    let mut attempts = 0;
+    while kills < 20 {
+        attempts += 1;
+        assert!(attempts < 200, "runs keep finishing before the kill");
+        let db = out.path().join(".vault-mirror/state.sqlite");
+        let mut child = mirror_against_std(&server, out.path())
+            .arg("--quiet")
+            .arg("--export")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // From the first instant (no database yet) to well past the end.
+        let moment = Duration::from_millis(moments.next_below(1500));
+        std::thread::sleep(moment);
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                // The run ended first: it must have completed everything.
+                assert_eq!(status.code(), Some(0), "seed {seed}, after {moment:?}");
+                assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+                assert_eq!(integrity_check(&db), "ok");
+                completed += 1;
+                // A fresh archive, so the next kills land mid-run again.
+                out = tempfile::tempdir().unwrap();
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                if db.exists() {
+                    assert_eq!(integrity_check(&db), "ok", "seed {seed}, after {moment:?}");
+                    // A kill while the database was being created may leave
+                    // it without tables; the next run must cope with that.
+                    if has_variants_table(&db) {
+                        assert_archive_matches(out.path(), &db, &vault);
+                    }
+                }
+            }
+        }
+    }
+    // And the run after the last kill completes.
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    assert_eq!(integrity_check(&db), "ok");
+    eprintln!("{kills} kills, {completed} runs completed between them (seed {seed})");
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
+    let vault = Vault::sample(24, 2);
+    let total = stored_variants(&vault, &["full", "thumb"]);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    let output = mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_DISK_FULL_AFTER", "400000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no space left on the disk while writing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&out.path().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".part"), "{stderr}");
+    assert_eq!(integrity_check(&db), "ok");
+    let verified_before = assert_archive_matches(out.path(), &db, &vault);
+    assert!(verified_before < total);
+
+    let requests_before = server.stats().media_requests;
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    assert_eq!(part_files(out.path()), 0);
+    assert_eq!(integrity_check(&db), "ok");
+    let fetched = server.stats().media_requests - requests_before;
+    assert!(fetched as usize <= total - verified_before);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_and_the_log_are_private_and_hold_no_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("run.log");
+    mirror_against(&server, out.path())
+        .arg("--log-file")
+        .arg(&log)
+        .arg("-v")
+        .assert()
+        .code(0);
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    for path in [&db, &log] {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    // No key, connection id or signature anywhere the run wrote text.
+    let mut texts = vec![std::fs::read(&log).unwrap()];
+    texts.push(std::fs::read(&db).unwrap());
+    if let Ok(wal) = std::fs::read(out.path().join(".vault-mirror/state.sqlite-wal")) {
+        texts.push(wal);
+    }
+    for text in texts {
+        let text = String::from_utf8_lossy(&text);
+        for secret in [server.api_key(), server.connection_id(), "sig="] {
+            assert!(!text.contains(secret), "{secret} was written");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    let files_before = common::media_files(out.path());
+    // Fold the WAL in, then scribble over the header.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].copy_from_slice(&[0xAB; 100]);
+    std::fs::write(&db, &bytes).unwrap();
+    mirror_against(&server, out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is damaged or is not a vault-mirror database",
+        ))
+        .stderr(predicate::str::contains("left untouched"))
+        .stderr(predicate::str::contains("hint:"));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged file was changed"
+    );
+    assert_eq!(common::media_files(out.path()), files_before);
+}
+
+#[test]
+fn a_locked_database_is_reported_not_waited_on_forever() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    // Another program holds an exclusive lock for the whole run.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    mirror_against(&server, out.path())
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "busy or locked by another program",
+        ))
+        .stderr(predicate::str::contains("hint:"));
+    holder.execute_batch("COMMIT;").unwrap();
+}
+
+/// Needs root and a tmpfs mount (as in CI); says so and passes elsewhere.
+#[test]
+fn a_read_only_database_is_reported() {
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = StdCommand::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(mount.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let db = mount.path().join("state.sqlite");
+    let run = || {
+        let mut command = mirror_against(&server, out.path());
+        command.arg("--db").arg(&db).arg("--quiet");
+        command
+    };
+    run().assert().code(0);
+    let remounted = StdCommand::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(mount.path())
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let output = run().timeout(Duration::from_secs(120)).output().unwrap();
+    let _ = StdCommand::new("umount").arg(mount.path()).status();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("read-only") || stderr.contains("readonly"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn too_little_free_space_warns_and_min_free_refuses_with_a_clear_message() {
+    let vault = Vault::sample(12, 2);
+    let total_bytes: u64 = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values())
+        .map(|variant| variant.body.len() as u64)
+        .sum();
+    let largest = vault
+        .media
+        .values()
+        .flat_map(|media| media.variants.values())
+        .map(|variant| variant.body.len() as u64)
+        .max()
+        .unwrap();
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    // Room for the largest file, not for everything: a warning, then a run
+    // that goes on (the pretended disk never really fills).
+    let free = (total_bytes / 2).max(largest).to_string();
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("need more than the"))
+        .stderr(predicate::str::contains("--min-free"));
+    // With a floor, what would go below it is refused and named.
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+        .args(["--min-free", "1K"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("would leave less than --min-free"));
+}

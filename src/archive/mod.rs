@@ -15,6 +15,7 @@ pub mod export;
 pub mod gallery;
 pub mod paths;
 pub mod prune;
+pub mod space;
 pub mod verify;
 pub mod versions;
 pub mod views;

@@ -130,6 +130,9 @@ pub struct MirrorArgs {
     /// With --prune: delete nothing at all if more than N files would go [default: 50]
     #[arg(long, value_name = "N")]
     pub max_delete: Option<usize>,
+    /// Refuse downloads that would leave less than this free on the archive's disk (e.g. 5G)
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    pub min_free: Option<u64>,
     /// At the end, write manifest.jsonl, SHA256SUMS and index.html (as `export` does)
     #[arg(long)]
     pub export: bool,

@@ -53,16 +53,17 @@ pub fn init(settings: &Settings) -> Result<(), Failure> {
                     )
                 })?;
             }
-            let log = fs_err::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|error| {
-                    Failure::new(
-                        anyhow::Error::new(error).context("cannot open the log file"),
-                        2,
-                    )
-                })?;
+            let mut options = fs_err::OpenOptions::new();
+            options.create(true).append(true);
+            // What a user mirrors is their business: the log is theirs alone.
+            #[cfg(unix)]
+            fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let log = options.open(path).map_err(|error| {
+                Failure::new(
+                    anyhow::Error::new(error).context("cannot open the log file"),
+                    2,
+                )
+            })?;
             let file_level = match output.verbose {
                 0 | 1 => "info",
                 2 => "debug",

@@ -14,9 +14,12 @@ use super::args::{DemoArgs, FakeServerArgs};
 use super::progress::{self, EVENTS};
 use super::{Failure, lock, logging, settings as cli_settings};
 
+/// Runs the pipeline; the first stop signal ends it gracefully (see
+/// [`super::graceful_stop`]), with a summary and exit 130 or 143.
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     let display = Arc::new(progress::display_for(settings.output));
-    let result = pipeline::mirror(settings, display.clone()).await;
+    let stop = super::graceful_stop();
+    let result = pipeline::mirror_until(settings, display.clone(), stop).await;
     display.finish();
     let summary = result?;
     print_summary(&summary, settings.output);
@@ -203,6 +206,15 @@ pub fn print_summary(summary: &Summary, output: Output) {
     }
     let problems = summary.failed.len() + summary.pending.len() + summary.errors.len();
     if output.quiet && problems == 0 && summary.errors.is_empty() {
+        return;
+    }
+    if summary.outcome == pipeline::Outcome::Interrupted {
+        eprintln!(
+            "interrupted after {} downloaded ({}) in {:.1}s: what was verified is kept, transfers in flight are kept as .part files; run the same command again to resume",
+            summary.downloaded,
+            HumanBytes(summary.bytes),
+            summary.seconds
+        );
         return;
     }
     if !output.quiet {

@@ -92,6 +92,9 @@ fn store_hint(error: &StoreError) -> Option<String> {
         StoreError::Busy { .. } => Some(
             "another program holds the database; a database on a network share (NFS, SMB) is best moved to a local disk with `--db`".into(),
         ),
+        StoreError::ReadOnly { .. } => Some(
+            "nothing was changed; make the folder writable, or point `--db` at a writable place".into(),
+        ),
         StoreError::NotOurs { .. } => Some(
             "point `--db` at another file to start a fresh database; the damaged one was not changed".into(),
         ),
@@ -138,7 +141,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 return mirror::run_dry(&settings).await;
             }
             let _lock = lock(&settings, "mirror")?;
-            interruptible(mirror::run(&settings)).await
+            // Stops gracefully on a signal by itself.
+            mirror::run(&settings).await
         }
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
@@ -161,7 +165,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             logging::init(&settings)?;
             export::run(&settings).await
         }
-        Command::Demo(args) => interruptible(mirror::run_demo(&cli.global, args)).await,
+        // `mirror::run` stops gracefully on a signal by itself.
+        Command::Demo(args) => mirror::run_demo(&cli.global, args).await,
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(
@@ -203,6 +208,41 @@ async fn interruptible(
     eprintln!("interrupted: what was verified is kept; run the same command again to resume");
     tracing::warn!(target: progress::EVENTS, "interrupted by a signal");
     Ok(code)
+}
+
+/// How long a run may take to stop after the first signal before the
+/// process exits anyway.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Listens for stop signals from now until the process ends. The first
+/// resolves the returned future with its exit code (130 or 143), so the
+/// work can stop in order; a second signal, or the work still running
+/// [`STOP_GRACE`] later, exits at once — safe too, only less tidy (the
+/// run stays unfinished in the database, like after a crash).
+pub(crate) fn graceful_stop() -> impl std::future::Future<Output = i32> + Send + 'static {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let code = stop_signal().await;
+        eprintln!();
+        eprintln!(
+            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)"
+        );
+        tracing::warn!(target: progress::EVENTS, "stopping on a signal");
+        let _ = sender.send(code);
+        let code = tokio::select! {
+            second = stop_signal() => second,
+            () = tokio::time::sleep(STOP_GRACE) => code,
+        };
+        eprintln!("stopped at once");
+        std::process::exit(code);
+    });
+    async move {
+        match receiver.await {
+            Ok(code) => code,
+            // The listener ended without a signal: never stop.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Resolves with the exit code for the first stop signal.

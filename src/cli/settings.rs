@@ -84,6 +84,13 @@ pub fn build(
         settings.network.max_retry_delay = std::time::Duration::from_millis(delay * 10);
         settings.network.poll_interval = std::time::Duration::from_millis(delay * 10);
     }
+    // Test suites pretend a nearly full disk without filling one.
+    if let Some(free) = std::env::var("VAULT_MIRROR_TEST_FREE_BYTES")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+    {
+        settings.mirror.assume_free = Some(free);
+    }
     if let Some(mirror) = mirror {
         apply_mirror(&mut settings, mirror)?;
     }
@@ -170,6 +177,9 @@ pub fn apply_mirror(settings: &mut Settings, mirror: &MirrorArgs) -> Result<(), 
     }
     if mirror.export {
         settings.mirror.export = true;
+    }
+    if let Some(min_free) = mirror.min_free {
+        settings.mirror.min_free = Some(min_free);
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ const SIGNATURE_MISMATCH: &str =
 pub(super) async fn serve(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
     let carries_secret = headers.contains_key("apikey") || headers.contains_key("x-connection-id");
@@ -35,6 +36,23 @@ pub(super) async fn serve(
         stats.media_requests += 1;
         stats.media_requests_with_api_key += u64::from(carries_secret);
     });
+    if let Some(host) = shared.faults().media_redirect_host {
+        let asked = headers
+            .get(axum::http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if asked.split(':').next() != Some(host.as_str()) {
+            let port = shared.media_url.port().unwrap_or(80);
+            let location = format!("http://{host}:{port}{uri}");
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, value);
+            }
+            return response;
+        }
+    }
     let query = query.map(|Query(query)| query).unwrap_or_default();
     let param = |name: &str| query.get(name).map_or("", String::as_str);
     let (media_id, label) = (param("id"), param("label"));

@@ -63,11 +63,20 @@ pub struct Faults {
     pub api_server_errors: f64,
     /// API calls answered 200 with an HTML page (a proxy's) instead of JSON.
     pub api_html: f64,
+    /// API calls answered 200 with JSON cut off mid-way.
+    pub api_truncated: f64,
+    /// Batch answers that also carry every item twice, an item nobody
+    /// asked for (with a path-like id) and malformed items.
+    pub batch_garbage: bool,
     /// Media requests answered 503.
     pub media_server_errors: f64,
     /// Media requests refused as if their signature had expired (403, as
     /// an object store answers), whatever the URL's real lifetime.
     pub refused_urls: f64,
+    /// Media requests whose `Host` is not this name are redirected (307) to
+    /// the same path and query on it (e.g. `localhost` for a server at
+    /// 127.0.0.1): a redirect to another host, on loopback.
+    pub media_redirect_host: Option<String>,
     /// Media bodies cut short: the connection closes part-way.
     pub cut_bodies: f64,
     /// Media connections reset before the first body byte.

@@ -154,6 +154,11 @@ fn api_fault(shared: &Shared) -> Option<Response> {
         );
         return Some(error.into_response());
     }
+    if shared.roll(faults.api_truncated) {
+        shared.count(|stats| stats.html_answers += 1);
+        let cut = r#"{"items":[{"id":"1","media":{"full":{"sizeB"#;
+        return Some(([(header::CONTENT_TYPE, "application/json")], cut).into_response());
+    }
     if shared.roll(faults.api_html) {
         shared.count(|stats| stats.html_answers += 1);
         let page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
@@ -340,6 +345,22 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         .filter_map(|media_id| vault.media.get(media_id))
         .map(|media| media_json(&shared, media, now))
         .collect();
+    if shared.faults().batch_garbage {
+        let mut garbage = items.clone();
+        garbage.extend(items);
+        garbage.push(json!({
+            "id": "../../not-asked",
+            "media": {"full": {"status": "stored", "sizeBytes": 3, "contentType": "image/png",
+                                "url": "http://127.0.0.1:9/x"}}
+        }));
+        garbage.extend([
+            json!("oops"),
+            json!({"id": {"nested": 1}}),
+            json!({"media": 5}),
+            json!(null),
+        ]);
+        return Ok(Json(json!({"items": garbage})).into_response());
+    }
     Ok(Json(json!({"items": items})).into_response())
 }
 

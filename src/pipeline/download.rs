@@ -70,6 +70,46 @@ enum AttemptError {
     Verification(String),
     /// Local trouble (disk, database): the item cannot go on.
     Local(String),
+    /// The archive's disk is full: no item can go on, so the run stops.
+    DiskFull(MirrorError),
+}
+
+/// A local IO error of an attempt on `part`: a full disk stops the run
+/// (every other transfer would fail the same way), anything else fails
+/// the item.
+fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        return AttemptError::DiskFull(MirrorError::Io {
+            context: format!(
+                "no space left on the disk while writing {}; the bytes so far are kept there to resume when there is room",
+                part.display()
+            ),
+            source: error,
+        });
+    }
+    AttemptError::Local(error.to_string())
+}
+
+/// Test suites: `VAULT_MIRROR_TEST_DISK_FULL_AFTER=<bytes>` makes writes
+/// fail as on a full disk once that many bytes were written by this
+/// process, so a full disk can be tested without filling one.
+fn simulated_disk_full(bytes: usize) -> std::io::Result<()> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = *LIMIT.get_or_init(|| {
+        std::env::var("VAULT_MIRROR_TEST_DISK_FULL_AFTER")
+            .ok()
+            .and_then(|text| text.parse().ok())
+    }) else {
+        return Ok(());
+    };
+    if WRITTEN.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device (simulated)",
+        ));
+    }
+    Ok(())
 }
 
 /// Until transfers measure better, assume this rate per transfer.
@@ -247,6 +287,7 @@ impl Transfers {
                 AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
                     break self.fail(&job, LocalState::Failed, &reason, received);
                 }
+                AttemptError::DiskFull(error) => break Finished::Fatal(error),
             };
             let Some(delay) = delays.next() else {
                 break self.fail(&job, LocalState::Failed, &message, received);
@@ -439,7 +480,7 @@ impl Transfers {
         let stall = context.settings.network.stall_timeout;
         let final_path = context.settings.out.join(&job.relative_path);
         let part_path = part_path(&final_path);
-        let local = |error: std::io::Error| AttemptError::Local(error.to_string());
+        let local = |error: std::io::Error| local_error(error, &part_path);
         if let Some(folder) = final_path.parent() {
             fs_err::create_dir_all(folder).map_err(local)?;
         }
@@ -569,7 +610,9 @@ impl Transfers {
                 return Err(self.quarantine(job, part, reason));
             }
             self.spend_bandwidth(chunk.len()).await;
-            part.write(&chunk).map_err(local)?;
+            simulated_disk_full(chunk.len())
+                .and_then(|()| part.write(&chunk))
+                .map_err(local)?;
             *received += chunk.len() as u64;
             inner
                 .throughput

@@ -73,6 +73,8 @@ pub enum Outcome {
     Complete,
     /// The run finished, but some variants failed or are still pending.
     Partial,
+    /// A stop signal ended the run early; the next run resumes it.
+    Interrupted,
 }
 
 /// One item of the summary that needs a word of explanation.
@@ -169,7 +171,19 @@ pub async fn mirror(
     settings: &Settings,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, MirrorError> {
-    run(settings, reporter, Scope::Lists).await
+    run(settings, reporter, Scope::Lists, std::future::pending()).await
+}
+
+/// [`mirror`], until `stop` resolves with an exit code (a stop signal):
+/// then the transfers in flight are dropped — their bytes stay in `.part`
+/// files, which the next run resumes — the run is recorded as
+/// `interrupted`, and the summary says what was verified before the stop.
+pub async fn mirror_until(
+    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
+    stop: impl std::future::Future<Output = i32>,
+) -> Result<Summary, MirrorError> {
+    run(settings, reporter, Scope::Lists, stop).await
 }
 
 /// Fetches the variants of `media_ids` that `settings.mirror.quality`
@@ -180,13 +194,20 @@ pub async fn refetch(
     media_ids: Vec<String>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, MirrorError> {
-    run(settings, reporter, Scope::Media(media_ids)).await
+    run(
+        settings,
+        reporter,
+        Scope::Media(media_ids),
+        std::future::pending(),
+    )
+    .await
 }
 
 async fn run(
     settings: &Settings,
     reporter: Arc<dyn Reporter>,
     scope: Scope,
+    stop: impl std::future::Future<Output = i32>,
 ) -> Result<Summary, MirrorError> {
     let started = Instant::now();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
@@ -210,9 +231,16 @@ async fn run(
         reporter,
         counters: Counters::default(),
     });
-    let result = run_stages(&context, run_id, scope)
-        .await
-        .map(|summary| Summary { command, ..summary });
+    // Dropping the stages on a stop is safe: transfers are futures of this
+    // task (not spawned), a `.part` keeps every byte written (its buffer is
+    // flushed on drop), a file reaches its final path only whole, and each
+    // database write is one transaction.
+    let started_at = crate::now_ms();
+    let result = tokio::select! {
+        result = run_stages(&context, run_id, scope) => result,
+        code = stop => interrupted_summary(&context, run_id, started_at, code),
+    }
+    .map(|summary| Summary { command, ..summary });
     let now = crate::now_ms();
     match result {
         Ok(mut summary) => {
@@ -221,6 +249,7 @@ async fn run(
             let outcome = match summary.outcome {
                 Outcome::Complete => "complete",
                 Outcome::Partial => "partial",
+                Outcome::Interrupted => "interrupted",
             };
             context
                 .store
@@ -239,6 +268,44 @@ async fn run(
             Err(error)
         }
     }
+}
+
+/// The summary of a run that a stop signal ended: what the database says
+/// was verified since the run began (the stages' own figures went with
+/// them).
+fn interrupted_summary(
+    context: &Context,
+    run_id: i64,
+    started_at: i64,
+    exit_code: i32,
+) -> Result<Summary, MirrorError> {
+    let (downloaded, bytes) = context.store.verified_since(started_at)?;
+    let counters = &context.counters;
+    Ok(Summary {
+        command: "mirror",
+        outcome: Outcome::Interrupted,
+        exit_code,
+        out: context.settings.out.clone(),
+        run_id,
+        lists: Vec::new(),
+        variants_seen: 0,
+        downloaded,
+        already_verified: 0,
+        pending: Vec::new(),
+        failed: Vec::new(),
+        unavailable: Vec::new(),
+        errors: vec!["interrupted by a signal: run the same command again to resume".into()],
+        bytes,
+        urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
+        resign_calls: counters.resign_calls.load(Ordering::Relaxed),
+        expired_urls: counters.expired_urls.load(Ordering::Relaxed),
+        transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
+        seconds: 0.0,
+        views: None,
+        prune: None,
+        export: None,
+        versions_kept: Vec::new(),
+    })
 }
 
 async fn run_stages(

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::models::MediaItem;
 use crate::api::{ApiError, BATCH_LIMIT};
+use crate::archive::paths::part_path;
+use crate::archive::space::{SpaceBudget, Verdict};
 use crate::pipeline::plan::{Decision, Job, decide};
 use crate::pipeline::queue::JobQueue;
 use crate::pipeline::{Context, ItemNote, MirrorError};
@@ -36,6 +38,12 @@ pub async fn resolve_all(
     queue: &JobQueue,
 ) -> Result<Resolved, MirrorError> {
     let mut resolved = Resolved::default();
+    let settings = &context.settings;
+    let mut budget = SpaceBudget::new(
+        &settings.out,
+        settings.mirror.min_free,
+        settings.mirror.assume_free,
+    );
     for chunk in media_ids.chunks(BATCH_LIMIT) {
         let batch = match context.api.media_batch(chunk).await {
             Ok(batch) => batch,
@@ -57,7 +65,7 @@ pub async fn resolve_all(
             ));
         }
         let items = keep_asked(chunk, batch.items);
-        let planned = record_items(&context, &items, &mut resolved)?;
+        let planned = record_items(&context, &items, &mut resolved, &mut budget)?;
         for media_id in chunk {
             if !items
                 .iter()
@@ -97,6 +105,7 @@ fn record_items(
     context: &Context,
     items: &[MediaItem],
     resolved: &mut Resolved,
+    budget: &mut SpaceBudget,
 ) -> Result<Vec<Job>, MirrorError> {
     let quality = &context.settings.mirror.quality;
     let media: Vec<MediaRecord> = items.iter().filter_map(media_record).collect();
@@ -126,7 +135,20 @@ fn record_items(
             }
             resolved.variants_seen += 1;
             match decide(&context.settings.out, media_id, label, variant, local) {
-                Decision::Fetch(job) => jobs.push(*job),
+                Decision::Fetch(job) => {
+                    let part = part_path(&context.settings.out.join(&job.relative_path));
+                    let already = fs_err::metadata(&part).map_or(0, |meta| meta.len());
+                    match budget.plan(job.size, already) {
+                        Verdict::Fits => jobs.push(*job),
+                        Verdict::Warn(warning) => {
+                            context.reporter.on_note(&warning);
+                            jobs.push(*job);
+                        }
+                        Verdict::Refused(reason) => {
+                            resolved.failed.push(note(media_id, label, &reason))
+                        }
+                    }
+                }
                 Decision::AlreadyVerified => resolved.already_verified += 1,
                 Decision::Pending(reason) => resolved.pending.push(note(media_id, label, &reason)),
                 Decision::Unavailable(reason) => {

@@ -143,6 +143,19 @@ impl Store {
             .map_err(|error| self.sql(error))
     }
 
+    /// How many variants were verified at or after `since` (ms), and their
+    /// bytes: what a run that was stopped early had finished.
+    pub fn verified_since(&self, since: i64) -> Result<(u64, u64), StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT count(*), coalesce(sum(verified_size), 0) FROM variants
+                 WHERE local_state = 'verified' AND verified_at >= ?1",
+                [since],
+                |row| Ok((count(row, 0)?, count(row, 1)?)),
+            )
+            .map_err(|error| self.sql(error))
+    }
+
     /// The latest run of each command, the most recent first.
     pub fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let connection = self.lock();

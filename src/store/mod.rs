@@ -650,6 +650,12 @@ fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
             path,
             reason: error.to_string(),
         },
+        // SQLite says only "unable to open database file"; a read-only
+        // mount is the common cause worth naming.
+        Some(ErrorCode::CannotOpen) if on_read_only_mount(&path) => StoreError::ReadOnly {
+            path,
+            reason: "it is on a read-only file system".into(),
+        },
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::Open {
             path,
             reason: error.to_string(),
@@ -659,6 +665,11 @@ fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
             source: error,
         },
     }
+}
+
+fn on_read_only_mount(path: &Path) -> bool {
+    rustix::fs::statvfs(path)
+        .is_ok_and(|stats| stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Creates an empty file readable by its owner only (the database holds
