@@ -128,7 +128,7 @@ struct Inner {
 /// Items that may be committing (fsync, rename, record) at once, per
 /// transfer slot: the dispatcher runs `jobs` × (1 + this) items, at most
 /// `jobs` of them on the network.
-pub const COMMITS_PER_SLOT: usize = 2;
+pub const COMMITS_PER_SLOT: usize = 6;
 
 impl Transfers {
     pub fn new(context: Arc<Context>) -> Result<Self, MirrorError> {
