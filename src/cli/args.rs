@@ -220,6 +220,22 @@ pub struct FakeServerArgs {
     /// Ignore Range requests
     #[arg(long)]
     pub no_range: bool,
+    /// Serve the benchmark's data set instead of the sample: write its
+    /// files under DIR (kept if already there) and sign URLs for
+    /// --media-base
+    #[arg(long, value_name = "DIR", requires = "media_base")]
+    pub bench_data: Option<std::path::PathBuf>,
+    /// File sizes of the benchmark's data set
+    #[arg(long, value_enum, default_value = "full")]
+    pub bench_scale: vault_mirror::fake::BenchScale,
+    /// Point signed URLs at this static file server
+    /// (`<URL>/<id>/<label>.<ext>?expires=..&sig=..`)
+    #[arg(long, value_name = "URL")]
+    pub media_base: Option<url::Url>,
+    /// Write every stored variant's signed URL and relative path
+    /// (tab-separated, one a line) to FILE, for other downloaders
+    #[arg(long, value_name = "FILE")]
+    pub url_list: Option<std::path::PathBuf>,
 }
 
 fn parse_rate(text: &str) -> Result<u64, String> {

@@ -168,9 +168,28 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             ignore_range: args.no_range,
             ..Faults::default()
         },
+        media_base: args.media_base.clone(),
         ..FakeOptions::default()
     };
-    let server = FakeServer::start_on(Vault::sample(args.media, args.lists), options, args.port)
+    let vault = match &args.bench_data {
+        Some(dir) => {
+            let vault = Vault::bench(args.media, args.bench_scale);
+            let bytes = vault_mirror::fake::write_files(&vault, dir).map_err(|error| {
+                Failure::new(
+                    anyhow::Error::new(error).context("cannot write the benchmark's data set"),
+                    1,
+                )
+            })?;
+            eprintln!(
+                "data set: {} media, {bytes} bytes under {}",
+                args.media,
+                dir.display()
+            );
+            vault
+        }
+        None => Vault::sample(args.media, args.lists),
+    };
+    let server = FakeServer::start_on(vault, options, args.port)
         .await
         .map_err(|error| {
             Failure::new(
@@ -178,6 +197,19 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
                 1,
             )
         })?;
+    if let Some(path) = &args.url_list {
+        let lines: String = server
+            .signed_urls()
+            .into_iter()
+            .map(|(url, relative)| format!("{url}\t{relative}\n"))
+            .collect();
+        fs_err::write(path, lines).map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error).context("cannot write the URL list"),
+                1,
+            )
+        })?;
+    }
     println!("OFAUTH_BASE_URL={}", server.base_url());
     println!("OFAUTH_API_KEY={}", server.api_key());
     println!("OFAUTH_CONNECTION_ID={}", server.connection_id());

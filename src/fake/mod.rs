@@ -7,6 +7,7 @@
 //! dropped. The API half lives in `routes`, the media host in `media_host`,
 //! the sample data in `sample`.
 
+mod bench_data;
 mod media_host;
 mod routes;
 mod sample;
@@ -24,6 +25,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use url::Url;
 
+pub use bench_data::{BenchScale, write_files};
+
 /// How a [`FakeServer`] behaves.
 #[derive(Debug, Clone)]
 pub struct FakeOptions {
@@ -32,6 +35,11 @@ pub struct FakeOptions {
     /// Lifetime of signed media URLs.
     pub url_ttl: Duration,
     pub faults: Faults,
+    /// Where signed URLs point. None: this server's own `/media` route.
+    /// Some: `<media_base>/<id>/<label>.<ext>?expires=..&sig=..`, for a
+    /// static file server (the benchmark's nginx) that serves the files
+    /// [`bench_data::write_files`] wrote and ignores the query string.
+    pub media_base: Option<Url>,
 }
 
 impl Default for FakeOptions {
@@ -41,6 +49,7 @@ impl Default for FakeOptions {
             connection_id: "conn_demo".to_owned(),
             url_ttl: Duration::from_secs(600),
             faults: Faults::default(),
+            media_base: None,
         }
     }
 }
@@ -267,6 +276,7 @@ impl FakeServer {
             connection_id: options.connection_id,
             url_ttl: options.url_ttl,
             media_url,
+            media_base: options.media_base,
             signing_key: random_key(),
             vault: Mutex::new(vault),
             faults: Mutex::new(options.faults),
@@ -316,6 +326,35 @@ impl FakeServer {
         *lock(&self.shared.faults) = faults;
     }
 
+    /// Every stored variant as (signed URL, path relative to the data
+    /// directory), for the benchmark's curl and aria2c runs.
+    pub fn signed_urls(&self) -> Vec<(String, String)> {
+        let now = crate::now_ms();
+        let ttl = i64::try_from(self.shared.url_ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires = now.saturating_add(ttl);
+        let vault = lock(&self.shared.vault);
+        let stored = vault.media.values().flat_map(|media| {
+            media
+                .variants
+                .iter()
+                .filter(|(_, variant)| variant.status == "stored")
+                .map(move |(label, variant)| (media, label, variant))
+        });
+        stored
+            .map(|(media, label, variant)| {
+                let url = self
+                    .shared
+                    .signed_url(&media.id, label, &variant.content_type, expires);
+                let path = format!(
+                    "{}/{}",
+                    media.id,
+                    bench_data::file_name(label, &variant.content_type)
+                );
+                (url, path)
+            })
+            .collect()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         lock(&self.shared.stats).clone()
@@ -337,6 +376,7 @@ struct Shared {
     connection_id: String,
     url_ttl: Duration,
     media_url: Url,
+    media_base: Option<Url>,
     signing_key: Vec<u8>,
     vault: Mutex<Vault>,
     faults: Mutex<Faults>,
@@ -399,8 +439,22 @@ impl Shared {
         mac
     }
 
-    fn signed_url(&self, media_id: &str, label: &str, expires: i64) -> String {
+    fn signed_url(&self, media_id: &str, label: &str, content_type: &str, expires: i64) -> String {
         let signature = hex::encode(self.mac(media_id, label, expires).finalize().into_bytes());
+        if let Some(base) = &self.media_base {
+            let mut url = base.clone();
+            // path_segments_mut encodes each segment, so no id escapes the base.
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments
+                    .pop_if_empty()
+                    .push(media_id)
+                    .push(&bench_data::file_name(label, content_type));
+            }
+            url.query_pairs_mut()
+                .append_pair("expires", &expires.to_string())
+                .append_pair("sig", &signature);
+            return url.into();
+        }
         let mut url = self.media_url.clone();
         // query_pairs_mut encodes any id safely, even one holding '&' or '/'.
         url.query_pairs_mut()

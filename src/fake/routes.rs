@@ -410,7 +410,7 @@ fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
         let size = variant.declared_size.unwrap_or(variant.body.len() as i64);
         // `watermark` is not in the docs: it proves clients tolerate
         // unknown fields. Unstored variants get a URL too, as a trap.
-        let url = shared.signed_url(&media.id, label, expires);
+        let url = shared.signed_url(&media.id, label, &variant.content_type, expires);
         let body = json!({
             "status": variant.status, "quality": label, "sizeBytes": size,
             "contentType": variant.content_type, "accessCount": 0,

@@ -56,11 +56,12 @@ const CLIPS: [(&[u8], &[u8]); 3] = [
 const CLIP_SECONDS: f64 = 2.0;
 
 /// SOI and a JFIF APP0 segment: the fallback body's start.
-const JPEG_HEADER: &[u8] = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00";
+pub(super) const JPEG_HEADER: &[u8] =
+    b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00";
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1A\n";
-const PNG_END: &[u8] = b"\x00\x00\x00\x00IEND\xAE\x42\x60\x82";
+pub(super) const PNG_END: &[u8] = b"\x00\x00\x00\x00IEND\xAE\x42\x60\x82";
 /// An `ftyp` box of 24 bytes: brand isom, compatible isom and mp41.
-const MP4_HEADER: &[u8] = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41";
+pub(super) const MP4_HEADER: &[u8] = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41";
 
 impl Vault {
     /// Deterministic sample: `media_count` media spread over `list_count`
@@ -538,7 +539,7 @@ fn filler_body(content_type: &str, size: usize, random: &mut Xorshift) -> Bytes 
 }
 
 /// The PNG signature and a valid IHDR chunk (640×480, 8-bit RGB).
-fn png_header() -> Vec<u8> {
+pub(super) fn png_header() -> Vec<u8> {
     let mut chunk = b"IHDR".to_vec();
     chunk.extend_from_slice(&640u32.to_be_bytes());
     chunk.extend_from_slice(&480u32.to_be_bytes());

@@ -379,3 +379,33 @@ fn sample_overlaps_and_has_magic_bytes() {
     );
     assert!(vault.body(first, "missing").is_none());
 }
+
+#[tokio::test]
+async fn a_media_base_points_signed_urls_at_the_data_set_files() {
+    let options = FakeOptions {
+        media_base: Some(url::Url::parse("http://127.0.0.1:9/files/").unwrap()),
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start(Vault::bench(3, super::BenchScale::Tiny), options)
+        .await
+        .unwrap();
+    let urls = server.signed_urls();
+    assert_eq!(urls.len(), 6);
+    for (url, relative) in &urls {
+        let url = url::Url::parse(url).unwrap();
+        assert_eq!(url.path(), format!("/files/{relative}"));
+        let keys: Vec<_> = url.query_pairs().map(|(key, _)| key.into_owned()).collect();
+        assert_eq!(keys, ["expires", "sig"]);
+    }
+    // The API answers with the same URLs, so the mirror fetches those files.
+    let id = urls[0].1.split('/').next().unwrap().to_owned();
+    let (status, body) = batch(&server, json!([id])).await;
+    assert_eq!(status, 200);
+    let url = body["items"][0]["media"]["full"]["url"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:9/files/{id}/full.")),
+        "{body}"
+    );
+}

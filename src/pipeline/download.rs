@@ -159,7 +159,16 @@ struct Inner {
     /// `--limit-rate`: one bucket of bytes shared by every transfer, and
     /// its capacity (one second of bytes).
     bandwidth: Option<(governor::DefaultDirectRateLimiter, NonZeroU32)>,
+    /// `--jobs` permits: held from an attempt's request to its last body
+    /// byte and checks, and given back before the commit, so the next
+    /// transfer uses the network while this file's fsync waits on the disk.
+    slots: tokio::sync::Semaphore,
 }
+
+/// Items that may be committing (fsync, rename, record) at once, per
+/// transfer slot: the dispatcher runs `jobs` × (1 + this) items, at most
+/// `jobs` of them on the network.
+pub const COMMITS_PER_SLOT: usize = 6;
 
 impl Transfers {
     pub fn new(context: Arc<Context>) -> Result<Self, MirrorError> {
@@ -174,6 +183,7 @@ impl Transfers {
                 context: "cannot set up the HTTP client for media downloads".into(),
                 source: std::io::Error::other(error),
             })?;
+        let jobs = context.settings.mirror.jobs.max(1);
         let bandwidth = context.settings.mirror.limit_rate.map(|rate| {
             let rate =
                 NonZeroU32::new(u32::try_from(rate).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
@@ -189,6 +199,7 @@ impl Transfers {
                 http,
                 throughput: Throughput::default(),
                 bandwidth,
+                slots: tokio::sync::Semaphore::new(jobs),
             }),
         })
     }
@@ -214,6 +225,11 @@ impl Transfers {
         let mut quarantined_once = false;
         let mut force_resign = false;
         loop {
+            // Waiting for a slot before the expiry check: the URL must be
+            // fresh when the transfer starts, not when it queued.
+            let Ok(slot) = inner.slots.acquire().await else {
+                break Finished::Crashed("the transfer slots were closed".to_owned());
+            };
             let expiring = self.resign_threshold(&job).is_some();
             if force_resign || expiring {
                 let reason = if force_resign {
@@ -230,7 +246,9 @@ impl Transfers {
             }
             let transfer = TransferId::next();
             let (started, before) = (Instant::now(), received);
-            let result = self.attempt(&job, transfer, &name, &mut received).await;
+            let result = self
+                .attempt(&job, transfer, &name, &mut received, slot)
+                .await;
             inner
                 .throughput
                 .record(received - before, started.elapsed());
@@ -474,6 +492,7 @@ impl Transfers {
         transfer: TransferId,
         name: &str,
         received: &mut u64,
+        slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), AttemptError> {
         let inner = &*self.inner;
         let context = &*inner.context;
@@ -646,6 +665,9 @@ impl Transfers {
             }
         }
 
+        // Every byte is in and checked: the network is free for the next
+        // transfer while this one waits on the disk.
+        drop(slot);
         let size = part.len();
         let commit_path = final_path.clone();
         let keeper = (

@@ -1,6 +1,6 @@
 //! Part of stage 6, download: the queue between resolve and the
-//! transfers. Jobs leave earliest `expiresAt` first, at most `--jobs` run
-//! at once, and a job whose URL would expire before it could finish is
+//! transfers. Jobs leave earliest `expiresAt` first, at most `--jobs` are
+//! on the network at once (a few more may be committing), and a job whose URL would expire before it could finish is
 //! re-signed first — together with every queued job close to expiring, in
 //! one batch call, so re-signing costs one API call per hundred URLs.
 //!
@@ -17,7 +17,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::Notify;
 
 use crate::api::BATCH_LIMIT;
-use crate::pipeline::download::{Finished, Transfers};
+use crate::pipeline::download::{COMMITS_PER_SLOT, Finished, Transfers};
 use crate::pipeline::plan::Job;
 
 /// A queued job. Its place in line is the `expiresAt` it was queued with:
@@ -169,7 +169,9 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
     let mut running = FuturesUnordered::new();
     let mut finished = Vec::new();
     loop {
-        while running.len() < jobs.max(1) {
+        // More items than transfer slots: those past `jobs` wait for a slot
+        // or are committing (see `download::COMMITS_PER_SLOT`).
+        while running.len() < jobs.max(1) * (1 + COMMITS_PER_SLOT) {
             let Some(entry) = queue.pop() else { break };
             let (job, ended) = fresh_enough(transfers, queue, entry).await;
             finished.extend(ended);

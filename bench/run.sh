@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# The vault-mirror benchmark (see README, "Benchmark"). Re-runnable:
+#
+#   bench/run.sh [--rounds N] [--media N] [--noop-media N] [--jobs N] [--work DIR]
+#
+# 1. Throughput: a loopback nginx serves a fixed ~1 GB data set (1,000 media,
+#    `full` and `thumb`; images 100-400 KB, videos 2-8 MB) behind the fake
+#    Vault+ API, whose signed URLs point at nginx. Each round times, on the
+#    same URLs and in a rotating order, `vault-mirror mirror --jobs 8`,
+#    `curl --parallel --parallel-max 8` and `aria2c -j 8 -x 1`, with
+#    /usr/bin/time (wall, user+sys CPU, peak RSS). Output folders are deleted
+#    and `sync` run between runs (the page cache cannot be dropped).
+# 2. Re-run: 50,000 tiny media (100,000 variants): a first run (time to first
+#    byte = nginx's first request minus process start), then a timed no-op
+#    re-run (CPU seconds, database size).
+#
+# Needs root for apt-get (nginx, curl, aria2, time) unless they are present.
+# Everything lives under --work (default /tmp/vault-mirror-bench, ~1.3 GB);
+# delete it when done. Targets are printed beside the figures, never asserted.
+set -euo pipefail
+
+ROUNDS=3
+MEDIA=1000
+NOOP_MEDIA=50000
+JOBS=8
+WORK=/tmp/vault-mirror-bench
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --media) MEDIA=$2; shift 2 ;;
+        --noop-media) NOOP_MEDIA=$2; shift 2 ;;
+        --jobs) JOBS=$2; shift 2 ;;
+        --work) WORK=$2; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BIN=$TARGET/release/vault-mirror
+# The fake has no rate limit; vault-mirror's own pacing of the real API (60
+# calls a minute) would make the 50,000-media runs last minutes of waiting.
+API_PACE=(--api-rate 1000000 --api-burst 1000000)
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v curl >/dev/null || need+=(curl)
+command -v aria2c >/dev/null || need+=(aria2)
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+(cd "$REPO" && cargo build --release --locked -q)
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+mkdir -p "$WORK"/nginx/{temp,logs}
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# nginx: its own config, root, ports and temp dirs; access log only on the
+# tiny data set's server, for the time to first byte.
+DATA_PORT=$(free_port)
+TINY_PORT=$(free_port)
+cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+user root root;
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    types { image/jpeg jpg; image/png png; video/mp4 mp4; }
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/temp/body;
+    proxy_temp_path $WORK/nginx/temp/proxy;
+    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
+    scgi_temp_path $WORK/nginx/temp/scgi;
+    log_format first '\$msec';
+    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data; }
+    server {
+        listen 127.0.0.1:$TINY_PORT;
+        root $WORK/tiny;
+        access_log $WORK/nginx/logs/tiny-access.log first;
+    }
+}
+CONF
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
+PIDS+=($!)
+
+# Starts a fake Vault+ API serving a bench data set; sets OFAUTH_* for the
+# mirror. Arguments: data dir, media count, scale, nginx port, URL list.
+start_fake() {
+    local data=$1 media=$2 scale=$3 port=$4 urls=$5
+    local env=$WORK/fake-$scale.env
+    : >"$env"
+    "$BIN" fake-server --media "$media" --bench-data "$data" --bench-scale "$scale" \
+        --media-base "http://127.0.0.1:$port/" --url-ttl 24h --url-list "$urls" \
+        >"$env" 2>"$WORK/fake-$scale.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 600); do
+        grep -q OFAUTH_CONNECTION_ID "$env" 2>/dev/null && break
+        sleep 0.5
+    done
+    set -a; . "$env"; set +a
+}
+
+echo "== machine"
+echo "nproc: $(nproc)"
+lscpu | head -n 15
+free -h
+df -h "$WORK" | tail -n 1
+echo "$("$NGINX" -v 2>&1); $(curl --version | head -n 1); $(aria2c --version | head -n 1)"
+echo "vault-mirror $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+echo "== data set: $MEDIA media (writing it the first time takes a while)"
+start_fake "$WORK/data" "$MEDIA" full "$DATA_PORT" "$WORK/urls-full.tsv"
+cat "$WORK/fake-full.log"
+VARIANTS=$(wc -l <"$WORK/urls-full.tsv")
+BYTES=$(sed -n 's/^data set: .* media, \([0-9]*\) bytes.*/\1/p' "$WORK/fake-full.log")
+echo "$VARIANTS files, $BYTES bytes"
+
+# The same URLs for the peers, as a curl config and an aria2c input file.
+awk -F'\t' -v out="$WORK/out-curl" '{ printf "url = \"%s\"\noutput = \"%s/%s\"\n", $1, out, $2 }' \
+    "$WORK/urls-full.tsv" >"$WORK/curl.conf"
+awk -F'\t' '{ printf "%s\n  out=%s\n", $1, $2 }' "$WORK/urls-full.tsv" >"$WORK/aria2.txt"
+
+run_tool() {
+    local tool=$1
+    rm -rf "$WORK/out-$tool"
+    sync
+    case $tool in
+        vault-mirror)
+            /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
+                "$BIN" mirror --out "$WORK/out-vault-mirror" --jobs "$JOBS" --json "${API_PACE[@]}" \
+                >"$WORK/summary.json" || true
+            python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["downloaded"]==int(sys.argv[2]) and not s["failed"] else "vault-mirror: "+str(s["downloaded"])+" downloaded, failed: "+str(s["failed"][:3]))' \
+                "$WORK/summary.json" "$VARIANTS"
+            ;;
+        curl)
+            /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
+                curl --parallel --parallel-max "$JOBS" --create-dirs --fail --silent --show-error --no-progress-meter \
+                -K "$WORK/curl.conf"
+            ;;
+        aria2c)
+            /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
+                aria2c -j "$JOBS" -x 1 -d "$WORK/out-aria2c" -i "$WORK/aria2.txt" \
+                --quiet=true --file-allocation=none --allow-overwrite=true \
+                --auto-file-renaming=false
+            ;;
+    esac
+    local got
+    got=$(find "$WORK/out-$tool" -path '*/.vault-mirror' -prune -o -type f \
+        \( -name '*.jpg' -o -name '*.png' -o -name '*.mp4' \) -printf '%s\n' |
+        awk '{ total += $1 } END { print total + 0 }')
+    if [ "$got" -lt "$BYTES" ]; then
+        echo "$tool wrote $got bytes, expected $BYTES" >&2
+        exit 1
+    fi
+    read -r wall user sys rss <"$WORK/time"
+    printf '%s %s %s %s %s\n' "$tool" "$wall" "$user" "$sys" "$rss" >>"$WORK/results"
+    printf '  %-13s wall %6.2fs  cpu %6.2fs (user %5.2f sys %5.2f)  peak RSS %4d MB\n' \
+        "$tool" "$wall" "$(echo "$user + $sys" | bc -l 2>/dev/null || python3 -c "print($user+$sys)")" \
+        "$user" "$sys" "$((rss / 1024))"
+    rm -rf "$WORK/out-$tool"
+}
+
+# vault-mirror makes every file durable, the peers do not: the time this
+# disk takes to write the data set through the page cache and fsync it is
+# a floor for vault-mirror's wall time that no client can go below.
+/usr/bin/time -f '%e' -o "$WORK/time-disk" \
+    dd if=/dev/zero of="$WORK/disk-floor" bs=1M count=$((BYTES / 1048576)) conv=fdatasync status=none
+rm -f "$WORK/disk-floor"
+echo "disk floor: $(cat "$WORK/time-disk")s to write and fsync $BYTES bytes (dd conv=fdatasync)"
+
+echo "== throughput: $ROUNDS rounds, --jobs $JOBS, order rotating"
+: >"$WORK/results"
+tools=(vault-mirror curl aria2c)
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round"
+    for i in 0 1 2; do
+        run_tool "${tools[$(((i + round - 1) % 3))]}"
+    done
+done
+
+python3 - "$WORK/results" "$BYTES" <<'PY'
+import sys, statistics
+rows = [line.split() for line in open(sys.argv[1])]
+gb = int(sys.argv[2]) / 1e9
+by = {}
+for tool, wall, user, sys_, rss in rows:
+    by.setdefault(tool, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024))
+print(f"== summary (median of {len(by['curl'])} rounds, {gb:.2f} GB)")
+print(f"{'tool':<13} {'wall s':>8} {'MB/s':>7} {'cpu s':>7} {'cpu s/GB':>9} {'peak RSS MB':>12}")
+median = {}
+for tool in ("vault-mirror", "curl", "aria2c"):
+    wall = statistics.median(r[0] for r in by[tool])
+    cpu = statistics.median(r[1] for r in by[tool])
+    rss = max(r[2] for r in by[tool])
+    median[tool] = wall
+    print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f} {cpu:7.2f} {cpu / gb:9.2f} {rss:12.0f}")
+fastest = min(("curl", "aria2c"), key=median.get)
+ratio = median["vault-mirror"] / median[fastest]
+print(f"vault-mirror / fastest peer ({fastest}): {ratio:.2f}x wall  (target <= 1.00)")
+vm = by["vault-mirror"]
+print(f"vault-mirror CPU per GB: {statistics.median(r[1] for r in vm) / gb:.2f} s  (target <= 1.5)")
+print(f"vault-mirror peak RSS: {max(r[2] for r in vm):.0f} MB  (target <= 64)")
+PY
+
+echo "== re-run: $NOOP_MEDIA media ($((NOOP_MEDIA * 2)) variants), tiny files"
+start_fake "$WORK/tiny" "$NOOP_MEDIA" tiny "$TINY_PORT" "$WORK/urls-tiny.tsv"
+rm -rf "$WORK/out-noop"
+: >"$WORK/nginx/logs/tiny-access.log"
+started=$(date +%s.%N)
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/time-first" \
+    "$BIN" mirror --out "$WORK/out-noop" --jobs "$JOBS" --json "${API_PACE[@]}" \
+    >"$WORK/summary-first.json" || true
+first_byte=$(head -n 1 "$WORK/nginx/logs/tiny-access.log")
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/time-noop" \
+    "$BIN" mirror --out "$WORK/out-noop" --jobs "$JOBS" --json "${API_PACE[@]}" \
+    >"$WORK/summary-noop.json" || true
+db_bytes=$(du -cb "$WORK/out-noop/.vault-mirror/"state.sqlite* | tail -n 1 | cut -f1)
+python3 - "$WORK" "$started" "$first_byte" "$db_bytes" <<'PY'
+import json, sys
+work, started, first_byte, db_bytes = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+for name, label in (("first", "first run"), ("noop", "no-op re-run")):
+    wall, user, sys_, rss = open(f"{work}/time-{name}").read().split()
+    s = json.load(open(f"{work}/summary-{name}.json"))
+    print(f"{label:<13} wall {float(wall):6.2f}s  cpu {float(user) + float(sys_):5.2f}s "
+          f"(user {user} sys {sys_})  peak RSS {int(rss) // 1024} MB  "
+          f"downloaded {s['downloaded']}, already verified {s['already_verified']}, failed {len(s['failed'])}")
+print(f"time to first byte (first run): {first_byte - started:.2f}s of {float(open(f'{work}/time-first').read().split()[0]):.2f}s")
+print(f"database after the re-run: {db_bytes / 1e6:.1f} MB  (target < 100)")
+print("no-op re-run CPU target: <= 1 s beyond waiting on the API")
+PY
+echo "(work dir: $WORK; delete it when done)"
