@@ -162,7 +162,7 @@ struct Inner {
     /// `--jobs` permits: held from an attempt's request to its last body
     /// byte and checks, and given back before the commit, so the next
     /// transfer uses the network while this file's fsync waits on the disk.
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Items that may be committing (fsync, rename, record) at once, per
@@ -199,13 +199,30 @@ impl Transfers {
                 http,
                 throughput: Throughput::default(),
                 bandwidth,
-                slots: tokio::sync::Semaphore::new(jobs),
+                slots: Arc::new(tokio::sync::Semaphore::new(jobs)),
             }),
         })
     }
 
+    /// A transfer slot, if one is free now.
+    pub fn try_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits until a transfer slot is free (and gives it back at once: the
+    /// dispatcher then takes it with [`Transfers::try_slot`]).
+    pub async fn slot_freed(&self) {
+        drop(self.inner.slots.acquire().await);
+    }
+
     /// Fetches, verifies and commits one variant, within its attempt budget.
-    pub async fn fetch_verified(&self, mut job: Job) -> Finished {
+    /// `slot` is the transfer slot the dispatcher took for the first
+    /// attempt (retries take one again).
+    pub async fn fetch_verified(
+        &self,
+        mut job: Job,
+        mut slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Finished {
         let inner = &*self.inner;
         let context = &*inner.context;
         let network = &context.settings.network;
@@ -227,8 +244,12 @@ impl Transfers {
         loop {
             // Waiting for a slot before the expiry check: the URL must be
             // fresh when the transfer starts, not when it queued.
-            let Ok(slot) = inner.slots.acquire().await else {
-                break Finished::Crashed("the transfer slots were closed".to_owned());
+            let slot = match slot.take() {
+                Some(slot) => slot,
+                None => match inner.slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => break Finished::Crashed("the transfer slots were closed".to_owned()),
+                },
             };
             let expiring = self.resign_threshold(&job).is_some();
             if force_resign || expiring {
@@ -492,7 +513,7 @@ impl Transfers {
         transfer: TransferId,
         name: &str,
         received: &mut u64,
-        slot: tokio::sync::SemaphorePermit<'_>,
+        slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), AttemptError> {
         let inner = &*self.inner;
         let context = &*inner.context;

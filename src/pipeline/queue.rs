@@ -157,6 +157,10 @@ impl JobQueue {
         taken
     }
 
+    fn is_empty(&self) -> bool {
+        self.lock().heap.is_empty()
+    }
+
     fn finished(&self) -> bool {
         let state = self.lock();
         state.closed && state.heap.is_empty()
@@ -171,28 +175,35 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
     loop {
         // More items than transfer slots: those past `jobs` wait for a slot
         // or are committing (see `download::COMMITS_PER_SLOT`).
-        while running.len() < jobs.max(1) * (1 + COMMITS_PER_SLOT) {
+        // A job leaves the queue only with a free transfer slot in hand, so
+        // its URL is judged fresh (and its stale neighbours re-signed in one
+        // call) right before it uses the network, not long before.
+        let capacity = jobs.max(1) * (1 + COMMITS_PER_SLOT);
+        while running.len() < capacity {
+            let Some(slot) = transfers.try_slot() else {
+                break;
+            };
             let Some(entry) = queue.pop() else { break };
             let (job, ended) = fresh_enough(transfers, queue, entry).await;
             finished.extend(ended);
             let Some(job) = job else { continue };
             let transfers = transfers.clone();
-            running.push(tokio::spawn(
-                async move { transfers.fetch_verified(job).await },
-            ));
+            running.push(tokio::spawn(async move {
+                transfers.fetch_verified(job, Some(slot)).await
+            }));
         }
-        if running.is_empty() {
-            if queue.finished() {
-                break;
-            }
-            queue.arrived.notified().await;
-            continue;
+        if running.is_empty() && queue.finished() {
+            break;
         }
+        let waiting = running.len() < capacity && !queue.is_empty();
         tokio::select! {
-            Some(joined) = running.next() => finished.push(joined.unwrap_or_else(|error| {
-                Finished::Crashed(format!("a transfer task ended abnormally: {error}"))
-            })),
+            Some(joined) = running.next(), if !running.is_empty() => {
+                finished.push(joined.unwrap_or_else(|error| {
+                    Finished::Crashed(format!("a transfer task ended abnormally: {error}"))
+                }))
+            }
             _ = queue.arrived.notified() => {}
+            _ = transfers.slot_freed(), if waiting => {}
         }
     }
     finished
