@@ -280,32 +280,47 @@ fn interrupted_summary(
     exit_code: i32,
 ) -> Result<Summary, MirrorError> {
     let (downloaded, bytes) = context.store.verified_since(started_at)?;
-    let counters = &context.counters;
     Ok(Summary {
-        command: "mirror",
         outcome: Outcome::Interrupted,
         exit_code,
-        out: context.settings.out.clone(),
-        run_id,
-        lists: Vec::new(),
-        variants_seen: 0,
         downloaded,
-        already_verified: 0,
-        pending: Vec::new(),
-        failed: Vec::new(),
-        unavailable: Vec::new(),
         errors: vec!["interrupted by a signal: run the same command again to resume".into()],
         bytes,
-        urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
-        resign_calls: counters.resign_calls.load(Ordering::Relaxed),
-        expired_urls: counters.expired_urls.load(Ordering::Relaxed),
-        transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
-        seconds: 0.0,
-        views: None,
-        prune: None,
-        export: None,
-        versions_kept: Vec::new(),
+        ..Summary::of_run(context, run_id)
     })
+}
+
+impl Summary {
+    /// A summary of run `run_id` with nothing done yet, carrying the
+    /// counters the core kept (re-signs, retries).
+    fn of_run(context: &Context, run_id: i64) -> Summary {
+        let counters = &context.counters;
+        Summary {
+            command: "mirror",
+            outcome: Outcome::Complete,
+            exit_code: 0,
+            out: context.settings.out.clone(),
+            run_id,
+            lists: Vec::new(),
+            variants_seen: 0,
+            downloaded: 0,
+            already_verified: 0,
+            pending: Vec::new(),
+            failed: Vec::new(),
+            unavailable: Vec::new(),
+            errors: Vec::new(),
+            bytes: 0,
+            urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
+            resign_calls: counters.resign_calls.load(Ordering::Relaxed),
+            expired_urls: counters.expired_urls.load(Ordering::Relaxed),
+            transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
+            seconds: 0.0,
+            views: None,
+            prune: None,
+            export: None,
+            versions_kept: Vec::new(),
+        }
+    }
 }
 
 async fn run_stages(
@@ -344,13 +359,7 @@ async fn run_stages(
         wait_for_pending(context, &transfers, &mut round, limit).await?;
     }
 
-    let counters = &context.counters;
     let mut summary = Summary {
-        command: "mirror",
-        outcome: Outcome::Complete,
-        exit_code: 0,
-        out: context.settings.out.clone(),
-        run_id,
         lists: list_summaries,
         variants_seen: round.variants_seen,
         downloaded: round.downloaded,
@@ -360,15 +369,7 @@ async fn run_stages(
         unavailable: round.unavailable,
         errors,
         bytes: round.bytes,
-        urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
-        resign_calls: counters.resign_calls.load(Ordering::Relaxed),
-        expired_urls: counters.expired_urls.load(Ordering::Relaxed),
-        transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
-        seconds: 0.0,
-        views: None,
-        prune: None,
-        export: None,
-        versions_kept: Vec::new(),
+        ..Summary::of_run(context, run_id)
     };
     // The offline archive: views in step with membership, --prune, --export.
     let archive = finish::finish(context, started_at).await?;
