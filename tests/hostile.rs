@@ -5,22 +5,14 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_archive_matches, settings_for, stored_variants};
+use common::{assert_archive_matches, listed_media, settings_for, stored_variants};
 use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
 use vault_mirror::pipeline;
 use vault_mirror::report::SilentReporter;
 
 /// The (media id, label) of some stored `full` variant that is in a list.
 fn some_stored_full(vault: &Vault) -> (String, String) {
-    vault
-        .media
-        .values()
-        .filter(|media| {
-            vault
-                .lists
-                .iter()
-                .any(|list| list.members.contains(&media.id))
-        })
+    listed_media(vault)
         .find_map(|media| {
             media
                 .variants
@@ -223,15 +215,7 @@ async fn an_api_redirect_to_another_host_is_not_followed_and_the_key_stays_home(
 #[tokio::test]
 async fn bad_api_answers_fail_their_item_and_the_rest_of_the_run_goes_on() {
     let mut vault = Vault::sample(16, 2);
-    let listed: Vec<String> = vault
-        .media
-        .values()
-        .filter(|media| {
-            vault
-                .lists
-                .iter()
-                .any(|list| list.members.contains(&media.id))
-        })
+    let listed: Vec<String> = listed_media(&vault)
         .filter(|media| {
             media
                 .variants

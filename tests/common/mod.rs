@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vault_mirror::fake::{FakeServer, Vault};
+use vault_mirror::fake::{FakeMedia, FakeServer, Vault};
 use vault_mirror::settings::{Settings, parse_base_url};
 
 /// Settings that point at `server` and write into `out`, with fast retries.
@@ -116,17 +116,19 @@ pub fn assert_archive_matches(out: &Path, db: &Path, vault: &Vault) -> usize {
     verified
 }
 
+/// The media some list of the vault holds (the ones a mirror fetches).
+pub fn listed_media(vault: &Vault) -> impl Iterator<Item = &FakeMedia> {
+    vault.media.values().filter(|media| {
+        vault
+            .lists
+            .iter()
+            .any(|list| list.members.contains(&media.id))
+    })
+}
+
 /// The number of (media, label) pairs of `labels` that are stored upstream.
 pub fn stored_variants(vault: &Vault, labels: &[&str]) -> usize {
-    vault
-        .media
-        .values()
-        .filter(|media| {
-            vault
-                .lists
-                .iter()
-                .any(|list| list.members.contains(&media.id))
-        })
+    listed_media(vault)
         .flat_map(|media| media.variants.iter())
         .filter(|(label, variant)| labels.contains(&label.as_str()) && variant.status == "stored")
         .count()
