@@ -61,6 +61,49 @@ async fn full_mirror_of_overlapping_lists_then_a_rerun_that_downloads_nothing() 
 }
 
 #[tokio::test]
+async fn a_file_deleted_by_hand_is_fetched_again_and_its_view_links_come_back() {
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let settings = settings_for(&server, out.path());
+    let first = pipeline::mirror(&settings, silent()).await.unwrap();
+    assert_eq!(first.exit_code, 0, "{first:?}");
+    let links = first.views.unwrap().links;
+
+    // A file and, separately, a view link go missing between runs.
+    let victim = out.path().join(&media_files(out.path())[0]);
+    std::fs::remove_file(&victim).unwrap();
+    let view = std::fs::read_dir(out.path().join("lists"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let link = std::fs::read_dir(&view)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&link).unwrap();
+
+    let again = pipeline::mirror(&settings, silent()).await.unwrap();
+    assert_eq!(again.downloaded, 1, "{again:?}");
+    assert_eq!(again.exit_code, 0);
+    assert!(victim.is_file());
+    let views = again.views.unwrap();
+    assert_eq!(views.links, links);
+    assert!(views.added >= 1, "{views:?}");
+    assert!(std::fs::read_link(&link).is_ok());
+    assert_eq!(
+        assert_archive_matches(out.path(), &settings.db, &vault),
+        stored_variants(&vault, &["full", "thumb"])
+    );
+}
+
+#[tokio::test]
 async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
     let vault = Vault::sample(30, 2);
     let server = FakeServer::start(vault.clone(), FakeOptions::default())

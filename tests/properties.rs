@@ -113,11 +113,12 @@ proptest! {
 
     #[test]
     fn any_json_parses_into_every_model_or_errs_without_panicking(value in json()) {
-        let _ = parse_item::<MediaItem>(value.clone());
-        let _ = parse_item::<ListMember>(value.clone());
-        let _ = parse_item::<VaultList>(value.clone());
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        let _ = parse_item::<MediaItem>(&raw);
+        let _ = parse_item::<ListMember>(&raw);
+        let _ = parse_item::<VaultList>(&raw);
         let _ = serde_json::from_value::<VaultListPage>(value.clone());
-        let _ = serde_json::from_value::<ItemsPage>(value.clone());
+        let _ = ItemsPage::<MediaItem>::parse(value.to_string().as_bytes());
         let _ = serde_json::from_value::<SyncReport>(value.clone());
         let _ = serde_json::from_value::<VaultStatus>(value.clone());
         let _ = serde_json::from_value::<ErrorBody>(value.clone());
@@ -125,8 +126,24 @@ proptest! {
     }
 
     #[test]
+    fn a_page_reads_each_item_as_it_would_read_alone(items in prop::collection::vec(json(), 0..6)) {
+        let body = serde_json::json!({ "items": items }).to_string();
+        let page = ItemsPage::<MediaItem>::parse(body.as_bytes()).unwrap();
+        prop_assert_eq!(page.items.len(), items.len());
+        for (read, item) in page.items.iter().zip(&items) {
+            let alone = parse_item::<MediaItem>(&serde_json::value::to_raw_value(item).unwrap());
+            prop_assert_eq!(read.is_ok(), alone.is_ok(), "{} vs {:?}", item, alone);
+            if let (Ok(read), Ok(alone)) = (read, &alone) {
+                prop_assert_eq!(&read.id, &alone.id);
+                prop_assert_eq!(read.media.len(), alone.media.len());
+            }
+        }
+    }
+
+    #[test]
     fn any_bytes_parse_or_err_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = serde_json::from_slice::<ItemsPage>(&bytes);
+        let _ = ItemsPage::<MediaItem>::parse(&bytes);
+        let _ = ItemsPage::<ListMember>::parse(&bytes);
         let _ = serde_json::from_slice::<VaultListPage>(&bytes);
         let _ = serde_json::from_slice::<ErrorBody>(&bytes);
         let _ = serde_json::from_slice::<MediaItem>(&bytes);
@@ -139,7 +156,7 @@ proptest! {
             "id": "m1",
             "media": { "full": { "sizeBytes": size, "status": status, "url": "https://cdn.example/x" } }
         });
-        let item: MediaItem = parse_item(value).unwrap();
+        let item: MediaItem = parse_item(&serde_json::value::to_raw_value(&value).unwrap()).unwrap();
         prop_assert_eq!(item.id.as_deref(), Some("m1"));
     }
 

@@ -252,7 +252,7 @@ impl ApiClient {
             let page: VaultListPage = self.call(Method::GET, url, None).await?;
             let count = page.list.len() as i64;
             for value in page.list {
-                if let Ok(list) = parse_item::<VaultList>(value)
+                if let Ok(list) = parse_item::<VaultList>(&value)
                     && let Some(id) = list.id.clone()
                     && seen.insert(id)
                 {
@@ -286,9 +286,11 @@ impl ApiClient {
             if let Some(cursor) = &cursor {
                 url.query_pairs_mut().append_pair("cursor", cursor);
             }
-            let page: ItemsPage = self.call(Method::GET, url, None).await?;
-            for value in page.items {
-                match parse_item::<ListMember>(value) {
+            let page: ItemsPage<ListMember> = self
+                .call_parsed(Method::GET, url, None, ItemsPage::parse)
+                .await?;
+            for item in page.items {
+                match item {
                     Ok(member) if member.id().is_some() => members.push(member),
                     _ => malformed += 1,
                 }
@@ -312,10 +314,12 @@ impl ApiClient {
         );
         let url = self.url(&["v2", "vault-plus", "media", "batch"])?;
         let body = serde_json::json!({ "mediaIds": ids });
-        let page: ItemsPage = self.call(Method::POST, url, Some(body)).await?;
+        let page: ItemsPage<MediaItem> = self
+            .call_parsed(Method::POST, url, Some(body), ItemsPage::parse)
+            .await?;
         let mut batch = Batch::default();
-        for value in page.items {
-            match parse_item::<MediaItem>(value) {
+        for item in page.items {
+            match item {
                 Ok(item) if item.id.is_some() => batch.items.push(item),
                 Ok(_) => batch.malformed.push("an item without an id".to_owned()),
                 Err(reason) => batch.malformed.push(reason),
@@ -359,6 +363,18 @@ impl ApiClient {
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<T, ApiError> {
+        self.call_parsed(method, url, body, |bytes| serde_json::from_slice(bytes))
+            .await
+    }
+
+    /// [`ApiClient::call`], the answer read by `parse`.
+    async fn call_parsed<T>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+        parse: fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T, ApiError> {
         let attempts = self.config.attempts.max(1);
         let mut tries_left = attempts - 1;
         let backoff = ExponentialBuilder::default()
@@ -366,7 +382,7 @@ impl ApiClient {
             .with_min_delay(self.config.base_delay)
             .with_max_delay(self.config.max_delay)
             .with_max_times(attempts - 1);
-        (|| self.call_once(method.clone(), url.clone(), body.as_ref()))
+        (|| self.call_once(method.clone(), url.clone(), body.as_ref(), parse))
             .retry(backoff)
             .when(ApiError::is_transient)
             .adjust(|error, delay| match error {
@@ -390,11 +406,12 @@ impl ApiClient {
             .await
     }
 
-    async fn call_once<T: DeserializeOwned>(
+    async fn call_once<T>(
         &self,
         method: Method,
         url: Url,
         body: Option<&serde_json::Value>,
+        parse: fn(&[u8]) -> serde_json::Result<T>,
     ) -> Result<T, ApiError> {
         let path = url.path().to_owned();
         self.wait_for_turn().await;
@@ -436,7 +453,7 @@ impl ApiClient {
                 retry_after,
             })));
         }
-        serde_json::from_slice(&bytes).map_err(|_| ApiError::Decode {
+        parse(&bytes).map_err(|_| ApiError::Decode {
             method,
             path,
             status,

@@ -7,9 +7,11 @@
 //! is checked later, per item, by the plan: one odd item never fails a page.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Cache state of one variant, as Vault+ reports it. Older API generations
 /// used other words for the same states; they are mapped here. Anything
@@ -60,10 +62,14 @@ impl RemoteStatus {
 
 impl<'de> Deserialize<'de> for RemoteStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match Value::deserialize(deserializer)? {
-            Value::String(text) => Self::parse(&text),
-            Value::Null => Self::Missing,
-            other => Self::Other(other.to_string()),
+        Ok(match Scalar::deserialize(deserializer)? {
+            Scalar::Text(text) => Self::parse(&text),
+            Scalar::Null => Self::Missing,
+            other => Self::Other(
+                other
+                    .text()
+                    .unwrap_or_else(|| "a JSON array or object".into()),
+            ),
         })
     }
 }
@@ -139,7 +145,7 @@ pub struct VaultList {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct VaultListPage {
-    pub list: Vec<Value>,
+    pub list: Vec<Box<RawValue>>,
     pub has_more: bool,
     #[serde(deserialize_with = "lenient_i64")]
     pub next_offset: Option<i64>,
@@ -178,14 +184,61 @@ pub struct VaultStatus {
     pub total_size_bytes: Option<i64>,
 }
 
-/// A response whose `items` are parsed one by one, so that one malformed
-/// item is reported on its own and the others are kept.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ItemsPage {
-    pub items: Vec<Value>,
-    #[serde(deserialize_with = "lenient_string")]
+/// A response whose `items` are read one by one: a malformed item is
+/// reported on its own (`Err`, saying why) and the others are kept.
+#[derive(Debug)]
+pub struct ItemsPage<T> {
+    pub items: Vec<Result<T, String>>,
     pub next_cursor: Option<String>,
+}
+
+impl<T: serde::de::DeserializeOwned> ItemsPage<T> {
+    /// Reads a page in one pass, an item that is not an object becoming
+    /// its `Err`. Only a page that pass refuses (an item with a repeated
+    /// field, say) is read again, as raw text per item, so that the trouble
+    /// stays with its item. `Err` when the page itself is not JSON of this
+    /// shape.
+    pub fn parse(body: &[u8]) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page<I> {
+            #[serde(default = "Vec::new")]
+            items: Vec<I>,
+            #[serde(default, deserialize_with = "lenient_string")]
+            next_cursor: Option<String>,
+        }
+        if let Ok(page) = serde_json::from_slice::<Page<OneItem<T>>>(body) {
+            return Ok(ItemsPage {
+                items: page.items.into_iter().map(|item| item.0).collect(),
+                next_cursor: page.next_cursor,
+            });
+        }
+        let page = serde_json::from_slice::<Page<Box<RawValue>>>(body)?;
+        Ok(ItemsPage {
+            items: page.items.iter().map(|raw| parse_item(raw)).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
+/// One element of `items`: the model when it is an object, else why not.
+struct OneItem<T>(Result<T, String>);
+
+impl<'de, T: Deserialize<'de>> FromObject<'de> for OneItem<T> {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(|item| OneItem(Ok(item)))
+    }
+
+    fn otherwise(found: &str) -> Self {
+        OneItem(Err(format!("expected an object, found {found}")))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneItem<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_or(deserializer)
+    }
 }
 
 /// Error body; both documented shapes (`{error, type, requestId,
@@ -208,58 +261,215 @@ pub struct ErrorBody {
 }
 
 /// Parses one element of an `items` array; the error says what was wrong.
-pub fn parse_item<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|error| error.to_string())
+/// Anything but an object is refused (serde would read an array as the
+/// model's fields in order).
+pub fn parse_item<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
+    match serde_json::from_str::<OneItem<T>>(raw.get()) {
+        Ok(OneItem(item)) => item,
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A JSON value as lenient fields see it: scalars kept, arrays and objects
+/// skipped over without being built.
+enum Scalar {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Compound,
+}
+
+impl Scalar {
+    /// The value as text, as `lenient_string` reads it (numbers and
+    /// booleans in their JSON spelling); `None` for null, arrays, objects.
+    fn text(self) -> Option<String> {
+        match self {
+            Scalar::Text(text) => Some(text),
+            Scalar::Signed(number) => Some(number.to_string()),
+            Scalar::Unsigned(number) => Some(number.to_string()),
+            Scalar::Float(float) => serde_json::Number::from_f64(float).map(|n| n.to_string()),
+            Scalar::Bool(flag) => Some(flag.to_string()),
+            Scalar::Null | Scalar::Compound => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(text.to_owned()))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Scalar, E> {
+                Ok(Scalar::Text(text))
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Signed(number))
+            }
+            fn visit_u64<E>(self, number: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Unsigned(number))
+            }
+            fn visit_f64<E>(self, float: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(float))
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(flag))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Scalar, D::Error> {
+                Scalar::deserialize(inner)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
 }
 
 /// A string, or a number or bool turned into its text; anything else is absent.
 fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::String(text) => Some(text),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    })
+    Ok(Scalar::deserialize(deserializer)?.text())
 }
 
 /// An integer, an integral float, or a decimal string; anything else is absent.
 fn lenient_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::Number(number) => number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|float| float.fract() == 0.0 && float.abs() < 9.0e15)
-                .map(|float| float as i64)
-        }),
-        Value::String(text) => text.trim().parse().ok(),
+    Ok(match Scalar::deserialize(deserializer)? {
+        Scalar::Signed(number) => Some(number),
+        Scalar::Unsigned(number) => i64::try_from(number).ok(),
+        Scalar::Float(float) => {
+            (float.fract() == 0.0 && float.abs() < 9.0e15).then_some(float as i64)
+        }
+        Scalar::Text(text) => text.trim().parse().ok(),
         _ => None,
     })
 }
 
 fn lenient_f64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::Number(number) => number.as_f64(),
-        Value::String(text) => text.trim().parse().ok(),
+    Ok(match Scalar::deserialize(deserializer)? {
+        Scalar::Signed(number) => Some(number as f64),
+        Scalar::Unsigned(number) => Some(number as f64),
+        Scalar::Float(float) => Some(float),
+        Scalar::Text(text) => text.trim().parse().ok(),
         _ => None,
     }
     .filter(|float: &f64| float.is_finite()))
 }
 
-/// The `media` map: entries whose value is not an object are skipped.
+/// The `media` map: entries whose value is not an object are skipped, and
+/// anything but an object is an empty map.
 fn lenient_variants<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, Variant>, D::Error> {
-    let Value::Object(entries) = Value::deserialize(deserializer)? else {
-        return Ok(BTreeMap::new());
-    };
-    Ok(entries
-        .into_iter()
-        .filter_map(|(label, value)| {
-            serde_json::from_value::<Variant>(value)
-                .ok()
-                .map(|variant| (label, variant))
-        })
-        .collect())
+    object_or(deserializer)
+}
+
+/// A value read from a JSON object, and what stands for any other JSON
+/// value (`found` says what it was: "a string", "null", …).
+trait FromObject<'de>: Sized {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+
+    fn otherwise(found: &str) -> Self;
+}
+
+impl<'de> FromObject<'de> for BTreeMap<String, Variant> {
+    fn from_object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut variants = BTreeMap::new();
+        while let Some((label, MaybeVariant(variant))) = map.next_entry::<String, MaybeVariant>()? {
+            if let Some(variant) = variant {
+                variants.insert(label, variant);
+            }
+        }
+        Ok(variants)
+    }
+
+    fn otherwise(_: &str) -> Self {
+        BTreeMap::new()
+    }
+}
+
+/// A `media` map value: a variant when it is an object, else nothing.
+struct MaybeVariant(Option<Variant>);
+
+impl<'de> FromObject<'de> for MaybeVariant {
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Variant::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(|variant| MaybeVariant(Some(variant)))
+    }
+
+    fn otherwise(_: &str) -> Self {
+        MaybeVariant(None)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeVariant {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_or(deserializer)
+    }
+}
+
+/// Reads a JSON object with [`FromObject::from_object`]; any other value
+/// is skipped over and gives [`FromObject::otherwise`].
+fn object_or<'de, T: FromObject<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    struct ObjectOr<T>(std::marker::PhantomData<T>);
+    impl<'de, T: FromObject<'de>> Visitor<'de> for ObjectOr<T> {
+        type Value = T;
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::from_object(map)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(T::otherwise("an array"))
+        }
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<T, D::Error> {
+            inner.deserialize_any(self)
+        }
+        fn visit_none<E>(self) -> Result<T, E> {
+            Ok(T::otherwise("null"))
+        }
+        fn visit_unit<E>(self) -> Result<T, E> {
+            Ok(T::otherwise("null"))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<T, E> {
+            Ok(T::otherwise("a string"))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+            Ok(T::otherwise("a number"))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+            Ok(T::otherwise("a number"))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+            Ok(T::otherwise("a number"))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+            Ok(T::otherwise("a boolean"))
+        }
+    }
+    deserializer.deserialize_any(ObjectOr(std::marker::PhantomData))
 }
 
 #[cfg(test)]
@@ -304,10 +514,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_item_stays_with_its_item() {
+        // Non-objects are caught in the one pass; a repeated field makes
+        // that pass refuse the page, and the raw reading keeps the rest.
+        for body in [
+            r#"{"items":[{"id":"1"},"oops",null,5,[1],{"id":"2","media":7}]}"#,
+            r#"{"items":[{"id":"1"},{"id":"x","id":"y"},{"id":"2","media":{"full":"no"}}]}"#,
+        ] {
+            let page = ItemsPage::<MediaItem>::parse(body.as_bytes()).unwrap();
+            let ids: Vec<_> = page
+                .items
+                .iter()
+                .filter_map(|item| item.as_ref().ok()?.id.clone())
+                .collect();
+            assert_eq!(ids, ["1", "2"], "{body}");
+            assert!(page.items.iter().any(Result::is_err), "{body}");
+        }
+        assert!(ItemsPage::<MediaItem>::parse(b"<html>").is_err());
+        assert!(ItemsPage::<MediaItem>::parse(br#"{"items":[{"id":"1"}"#).is_err());
+    }
+
+    #[test]
     fn next_cursor_absent_or_null() {
-        let absent: ItemsPage = serde_json::from_str(r#"{"items":[]}"#).unwrap();
-        let null: ItemsPage = serde_json::from_str(r#"{"items":[],"nextCursor":null}"#).unwrap();
-        let set: ItemsPage = serde_json::from_str(r#"{"items":[],"nextCursor":"100"}"#).unwrap();
+        let page = |body: &str| ItemsPage::<MediaItem>::parse(body.as_bytes()).unwrap();
+        let absent = page(r#"{"items":[]}"#);
+        let null = page(r#"{"items":[],"nextCursor":null}"#);
+        let set = page(r#"{"items":[],"nextCursor":"100"}"#);
         assert_eq!(absent.next_cursor, None);
         assert_eq!(null.next_cursor, None);
         assert_eq!(set.next_cursor.as_deref(), Some("100"));

@@ -212,7 +212,6 @@ mod tests {
                 content_type: Some("image/jpeg".into()),
                 created_at: None,
                 stored_at: None,
-                expires_at: None,
             };
             store.record_remote(&[media(id)], &[remote], 1).unwrap();
             std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();

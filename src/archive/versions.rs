@@ -169,7 +169,6 @@ mod tests {
             content_type: Some(content_type.into()),
             created_at: Some(1),
             stored_at: Some(stored_at),
-            expires_at: None,
         }
     }
 

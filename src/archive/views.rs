@@ -17,7 +17,7 @@
 //!   `-` of a view name always ends the id; the slug is readable only.
 //! - Every link is created under a temporary name and renamed into place.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::paths::safe_name;
 use crate::archive::{ArchiveError, archive_path};
 use crate::pipeline::commit::sync_folder;
-use crate::store::Store;
+use crate::store::{Store, ViewState};
 
 /// Longest slug kept from a list name.
 const MAX_SLUG: usize = 48;
@@ -101,7 +101,12 @@ fn update_views_with(
     out: &Path,
     mode: LinkMode,
 ) -> Result<ViewsSummary, ArchiveError> {
-    let wanted = wanted_views(store, out)?;
+    let wanted: BTreeMap<String, String> = store
+        .archive_lists()?
+        .into_iter()
+        .filter(|list| list.gone_at.is_none())
+        .map(|list| (view_name(&list.list_id, &list.name), list.list_id))
+        .collect();
     let root = out.join("lists");
     let mut summary = ViewsSummary {
         lists: wanted.len(),
@@ -111,11 +116,25 @@ fn update_views_with(
         return Ok(summary);
     }
     ensure_real_folder(&root, out)?;
+    let mut last_written = store.view_states()?;
+    let mut written = Vec::new();
     let mut folders_changed = false;
-    for (view, links) in &wanted {
+    for (view, list_id) in &wanted {
         let folder = root.join(view);
+        let digest = files_digest(store, list_id)?;
         match fs_err::symlink_metadata(&folder) {
-            Ok(metadata) if metadata.is_dir() => {}
+            Ok(metadata) if metadata.is_dir() => {
+                // Nothing to do when the view was written from the same
+                // files and its folder has not changed since.
+                if let Some(state) = last_written.remove(view)
+                    && state.digest == digest
+                    && folder_stamp(&metadata) == (state.folder_inode, state.folder_mtime)
+                {
+                    summary.links += state.links as usize;
+                    written.push((view.clone(), state));
+                    continue;
+                }
+            }
             Ok(_) => {
                 summary.left_alone.push(relative_to(out, &folder));
                 continue;
@@ -125,7 +144,21 @@ fn update_views_with(
                 folders_changed = true;
             }
         }
-        sync_view(out, &folder, links, mode, &mut summary)?;
+        let links = present_files(store, out, list_id)?;
+        let (links_before, left_alone_before) = (summary.links, summary.left_alone.len());
+        sync_view(out, &folder, &links, mode, &mut summary)?;
+        // A view holding things not ours is read in full each time, so
+        // they are reported each time.
+        if summary.left_alone.len() == left_alone_before {
+            let (folder_inode, folder_mtime) = folder_stamp(&fs_err::symlink_metadata(&folder)?);
+            let state = ViewState {
+                digest,
+                folder_inode,
+                folder_mtime,
+                links: (summary.links - links_before) as i64,
+            };
+            written.push((view.clone(), state));
+        }
     }
     // Views of lists gone upstream, or renamed: their links go, and the
     // folder too once empty.
@@ -148,59 +181,76 @@ fn update_views_with(
     if folders_changed {
         sync_folder(&root)?;
     }
+    store.replace_view_states(&written)?;
     summary.left_alone.sort();
     Ok(summary)
 }
 
-/// View name → (link name → target relative to the archive root).
-type Wanted = BTreeMap<String, BTreeMap<String, PathBuf>>;
+/// sha256 of what a list's view is made from: each verified file of its
+/// current members, with its size and when it was verified (a file fetched
+/// anew changes the digest, even with the same bytes).
+fn files_digest(store: &Store, list_id: &str) -> Result<String, ArchiveError> {
+    let mut hasher = Sha256::new();
+    store.view_files(list_id, |file| {
+        hasher.update(file.local_path.as_bytes());
+        hasher.update([0]);
+        hasher.update(file.size.to_le_bytes());
+        hasher.update(file.verified_at.unwrap_or(-1).to_le_bytes());
+    })?;
+    Ok(hex::encode(hasher.finalize()))
+}
 
-fn wanted_views(store: &Store, out: &Path) -> Result<Wanted, ArchiveError> {
-    let mut files: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
-    for variant in store.archived_variants()? {
-        let Ok(path) = archive_path(&variant.local_path) else {
-            continue;
+/// Link name → target (relative to the archive root) of a list's view:
+/// each verified file of its current members that is on disk, a regular
+/// file at the size it was verified at.
+fn present_files(
+    store: &Store,
+    out: &Path,
+    list_id: &str,
+) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
+    let mut links = BTreeMap::new();
+    store.view_files(list_id, |file| {
+        let Ok(path) = archive_path(&file.local_path) else {
+            return;
         };
         if !path.starts_with("media") {
-            continue;
+            return;
         }
-        // Only a regular file at the size it was verified at is linked.
         let present = fs_err::symlink_metadata(out.join(&path))
-            .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == variant.size);
+            .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == file.size);
         if !present {
-            continue;
+            return;
         }
         let components: Vec<String> = path
             .components()
+            .skip(1)
             .map(|component| component.as_os_str().to_string_lossy().into_owned())
             .collect();
-        let link_name = components[1..].join(".");
-        files
-            .entry(variant.media_id)
-            .or_default()
-            .push((link_name, path));
+        links.insert(components.join("."), path);
+    })?;
+    Ok(links)
+}
+
+/// A folder's identity and last change: (inode, modification time in
+/// nanoseconds). Adding, removing or renaming an entry changes the time.
+fn folder_stamp(metadata: &std::fs::Metadata) -> (i64, i64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (
+            metadata.ino() as i64,
+            metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec(),
+        )
     }
-    let mut members: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for row in store.archive_membership()? {
-        if row.gone_at.is_none() {
-            members.entry(row.list_id).or_default().insert(row.media_id);
-        }
+    #[cfg(not(unix))]
+    {
+        let mtime = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_nanos() as i64);
+        (0, mtime)
     }
-    let mut wanted = Wanted::new();
-    for list in store.archive_lists()? {
-        if list.gone_at.is_some() {
-            continue;
-        }
-        let links = wanted
-            .entry(view_name(&list.list_id, &list.name))
-            .or_default();
-        for media_id in members.get(&list.list_id).into_iter().flatten() {
-            for (name, target) in files.get(media_id).into_iter().flatten() {
-                links.insert(name.clone(), target.clone());
-            }
-        }
-    }
-    Ok(wanted)
 }
 
 /// Makes one view folder hold exactly `links`.
@@ -409,7 +459,6 @@ mod tests {
                 content_type: Some("image/jpeg".into()),
                 created_at: None,
                 stored_at: None,
-                expires_at: None,
             };
             store.record_remote(&[media(id)], &[remote], 1).unwrap();
             let path = format!("media/{id}/full.jpg");
@@ -460,9 +509,22 @@ mod tests {
             std::fs::read_link(&link).unwrap(),
             Path::new("../../media/10/full.jpg")
         );
-        // Idempotent.
+        // Idempotent, and recorded so that the next run need not read the
+        // views again.
         let again = update_views(&store, out).unwrap();
-        assert_eq!((again.added, again.removed), (0, 0));
+        assert_eq!((again.added, again.removed, again.links), (0, 0, 3));
+        let states = store.view_states().unwrap();
+        assert_eq!(states["1-summer-trip"].links, 2);
+        assert_eq!(states["2-drafts"].links, 1);
+        // A link a person deleted changes its folder: the view is read
+        // again and the link comes back.
+        std::fs::remove_file(&link).unwrap();
+        let restored = update_views(&store, out).unwrap();
+        assert_eq!(
+            (restored.added, restored.removed, restored.links),
+            (1, 0, 3)
+        );
+        assert!(std::fs::read_link(&link).is_ok());
 
         // 10 leaves list 1, list 2 is renamed, and a person's own file sits in a view.
         let media = |id: &str| MediaRecord {

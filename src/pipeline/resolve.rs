@@ -20,7 +20,7 @@ use crate::archive::space::{SpaceBudget, Verdict};
 use crate::pipeline::plan::{Decision, Job, decide};
 use crate::pipeline::queue::JobQueue;
 use crate::pipeline::{Context, ItemNote, MirrorError};
-use crate::store::{MediaRecord, RemoteVariant};
+use crate::store::{LocalState, MediaRecord, RemoteVariant};
 
 /// What resolving found, besides the jobs it sent on.
 #[derive(Debug, Default)]
@@ -134,7 +134,20 @@ fn record_items(
                 continue;
             }
             resolved.variants_seen += 1;
-            match decide(&context.settings.out, media_id, label, variant, local) {
+            let decision = decide(&context.settings.out, media_id, label, variant, local);
+            if local.state == LocalState::Verified && !matches!(decision, Decision::AlreadyVerified)
+            {
+                // The file is gone or not the size it was verified at: the
+                // database says so at once (views and status follow it).
+                context.store.mark_unfinished(
+                    media_id,
+                    label,
+                    LocalState::Missing,
+                    "the verified file is gone or was changed on disk",
+                    crate::now_ms(),
+                )?;
+            }
+            match decision {
                 Decision::Fetch(job) => {
                     let part = part_path(&context.settings.out.join(&job.relative_path));
                     let already = fs_err::metadata(&part).map_or(0, |meta| meta.len());
@@ -182,7 +195,6 @@ fn remote_variant(
         content_type: variant.content_type.clone(),
         created_at: variant.created_at,
         stored_at: variant.stored_at,
-        expires_at: variant.expires_at,
     }
 }
 

@@ -8,6 +8,8 @@
 //! files are deleted, so the database never claims bytes it no longer has
 //! for longer than a crash between the two.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
@@ -45,6 +47,26 @@ pub struct ArchivedVariant {
     pub created_at: Option<i64>,
     pub stored_at: Option<i64>,
     pub verified_at: Option<i64>,
+}
+
+/// A verified file of a list's current member, as the list's view links it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewFile {
+    /// Relative to the archive root (`media/<dir>/<label>.<ext>`).
+    pub local_path: String,
+    pub size: i64,
+    pub verified_at: Option<i64>,
+}
+
+/// A list view as last written (see `archive::views`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewState {
+    /// sha256 (hex) of the view's [`ViewFile`]s.
+    pub digest: String,
+    pub folder_inode: i64,
+    /// The folder's modification time, in nanoseconds since the epoch.
+    pub folder_mtime: i64,
+    pub links: i64,
 }
 
 /// Bytes a change upstream replaced, kept under `.versions/`.
@@ -142,6 +164,80 @@ impl Store {
                 })
             },
         )
+    }
+
+    /// The verified files of `list_id`'s current members, by media id then
+    /// label, one at a time (a list may hold many).
+    pub fn view_files(&self, list_id: &str, each: impl FnMut(ViewFile)) -> Result<(), StoreError> {
+        let connection = self.lock();
+        // CROSS JOIN keeps SQLite walking the list's members: left to
+        // itself it walks every verified variant of the archive per list.
+        self.for_each_row(
+            &connection,
+            "SELECT v.local_path, v.verified_size, v.verified_at
+             FROM membership AS m CROSS JOIN variants AS v ON v.media_id = m.media_id
+             WHERE m.list_id = ?1 AND m.gone_at IS NULL AND v.local_state = 'verified'
+               AND v.local_path IS NOT NULL AND v.sha256 IS NOT NULL
+               AND v.verified_size IS NOT NULL
+             ORDER BY m.media_id, v.label",
+            [list_id],
+            |row| {
+                Ok(ViewFile {
+                    local_path: row.get(0)?,
+                    size: row.get(1)?,
+                    verified_at: row.get(2)?,
+                })
+            },
+            each,
+        )
+    }
+
+    /// The list views as last written, by folder name.
+    pub fn view_states(&self) -> Result<HashMap<String, ViewState>, StoreError> {
+        let connection = self.lock();
+        let rows = self.rows(
+            &connection,
+            "SELECT view, digest, folder_inode, folder_mtime, links FROM view_state",
+            [],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    ViewState {
+                        digest: row.get(1)?,
+                        folder_inode: row.get(2)?,
+                        folder_mtime: row.get(3)?,
+                        links: row.get(4)?,
+                    },
+                ))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Replaces the recorded view states with `states` (views not named
+    /// are forgotten, and are read in full next time).
+    pub fn replace_view_states(&self, states: &[(String, ViewState)]) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(|error| self.sql(error))?;
+        transaction
+            .execute("DELETE FROM view_state", [])
+            .map_err(|error| self.sql(error))?;
+        for (view, state) in states {
+            transaction
+                .execute(
+                    "INSERT INTO view_state (view, digest, folder_inode, folder_mtime, links)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        view,
+                        state.digest,
+                        state.folder_inode,
+                        state.folder_mtime,
+                        state.links
+                    ],
+                )
+                .map_err(|error| self.sql(error))?;
+        }
+        transaction.commit().map_err(|error| self.sql(error))
     }
 
     /// Every verified variant, by media id then label.
@@ -443,7 +539,6 @@ mod tests {
             content_type: Some("image/jpeg".into()),
             created_at: Some(1),
             stored_at: Some(now),
-            expires_at: None,
         };
         store.record_remote(&[media(id)], &[remote], now).unwrap();
         store
@@ -547,7 +642,6 @@ mod tests {
             content_type: Some("image/png".into()),
             created_at: Some(1),
             stored_at: Some(9),
-            expires_at: None,
         };
         store.record_remote(&[media("1")], &[remote], 9).unwrap();
         let previous = store.previous_bytes("1", "full").unwrap().unwrap();

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{LocalState, LocalVariant, Store, StoreError};
+use super::{LocalVariant, Store, StoreError, read_local_at};
 
 /// One list as the database knows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -308,14 +308,4 @@ fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(row.get::<_, i64>(index)?.max(0) as u64)
 }
 
-/// A [`LocalVariant`] from a row whose local columns start at `first`.
-fn read_local_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<LocalVariant> {
-    Ok(LocalVariant {
-        state: LocalState::parse(&row.get::<_, String>(first)?),
-        local_path: row.get(first + 1)?,
-        sha256: row.get(first + 2)?,
-        verified_size: row.get(first + 3)?,
-        attempts: row.get(first + 4)?,
-        part_validator: row.get(first + 5)?,
-    })
-}
+

@@ -14,6 +14,7 @@
 
 mod archive;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::api::models::RemoteStatus;
 mod figures;
 pub use archive::{
     ArchiveList, ArchivedVariant, GoneMedia, Membership, PreviousBytes, PrunedFile, RecordedFile,
-    VersionRecord,
+    VersionRecord, ViewFile, ViewState,
 };
 pub use figures::{ArchiveFigures, ListFigures, RunRecord, VerifiedFile};
 
@@ -36,6 +37,7 @@ const APPLICATION_ID: i64 = 0x564D_4952;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("../../migrations/002-archive.sql"),
+    include_str!("../../migrations/003-rerun-cost.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +118,6 @@ pub struct RemoteVariant {
     pub content_type: Option<String>,
     pub created_at: Option<i64>,
     pub stored_at: Option<i64>,
-    pub expires_at: Option<i64>,
 }
 
 /// What we hold of one variant.
@@ -208,14 +209,30 @@ impl Store {
         values: impl rusqlite::Params,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
+        let mut rows = Vec::new();
+        self.for_each_row(connection, sql, values, map, |row| rows.push(row))?;
+        Ok(rows)
+    }
+
+    /// [`Store::rows`] one row at a time, without collecting them.
+    pub(crate) fn for_each_row<T>(
+        &self,
+        connection: &Connection,
+        sql: &str,
+        values: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T),
+    ) -> Result<(), StoreError> {
         let mut statement = connection
             .prepare_cached(sql)
             .map_err(|error| self.sql(error))?;
         let rows = statement
             .query_map(values, map)
             .map_err(|error| self.sql(error))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|error| self.sql(error))
+        for row in rows {
+            each(row.map_err(|error| self.sql(error))?);
+        }
+        Ok(())
     }
 
     /// Checks that the file is ours and applies pending migrations.
@@ -371,9 +388,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records a list's current members: new ones are added, known ones
-    /// touched, and members no longer present are marked gone (never deleted).
-    /// Returns (members now, newly gone).
+    /// Records a list's current members: new (or returning) ones are
+    /// added, members no longer present are marked gone (never deleted),
+    /// and the rest are touched in one statement. The list's current
+    /// members are read once and compared, so a re-run writes only what
+    /// changed. Returns (members now, newly gone).
     pub fn record_membership(
         &self,
         list_id: &str,
@@ -382,6 +401,18 @@ impl Store {
     ) -> Result<(usize, usize), StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction().map_err(|error| self.sql(error))?;
+        let mut current: std::collections::HashSet<String> = {
+            let mut statement = transaction
+                .prepare_cached(
+                    "SELECT media_id FROM membership WHERE list_id = ?1 AND gone_at IS NULL",
+                )
+                .map_err(|error| self.sql(error))?;
+            statement
+                .query_map([list_id], |row| row.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|error| self.sql(error))?
+        };
+        let mut gone = 0;
         {
             let mut add_media = transaction
                 .prepare_cached(
@@ -399,7 +430,12 @@ impl Store {
                         last_seen_at = excluded.last_seen_at, gone_at = NULL",
                 )
                 .map_err(|error| self.sql(error))?;
+            let mut present = std::collections::HashSet::with_capacity(members.len());
             for member in members {
+                present.insert(member.media_id.as_str());
+                if current.contains(&member.media_id) {
+                    continue;
+                }
                 let dir_name = crate::archive::paths::safe_name(&member.media_id);
                 add_media
                     .execute(params![member.media_id, member.media_type, dir_name, now])
@@ -408,11 +444,21 @@ impl Store {
                     .execute(params![list_id, member.media_id, now])
                     .map_err(|error| self.sql(error))?;
             }
+            current.retain(|media_id| !present.contains(media_id.as_str()));
+            let mut mark_gone = transaction
+                .prepare_cached(
+                    "UPDATE membership SET gone_at = ?3 WHERE list_id = ?1 AND media_id = ?2",
+                )
+                .map_err(|error| self.sql(error))?;
+            for media_id in &current {
+                gone += mark_gone
+                    .execute(params![list_id, media_id, now])
+                    .map_err(|error| self.sql(error))?;
+            }
         }
-        let gone = transaction
+        transaction
             .execute(
-                "UPDATE membership SET gone_at = ?2
-                 WHERE list_id = ?1 AND last_seen_at < ?2 AND gone_at IS NULL",
+                "UPDATE membership SET last_seen_at = ?2 WHERE list_id = ?1 AND gone_at IS NULL",
                 params![list_id, now],
             )
             .map_err(|error| self.sql(error))?;
@@ -443,9 +489,13 @@ impl Store {
     }
 
     /// Records what a batch answer said about media and their variants, in
-    /// one transaction. A verified variant whose size, type or stored time
-    /// changed upstream goes back to `missing`, so it is fetched anew.
-    /// Returns the local state of every variant given, in order.
+    /// one transaction, and returns the local state of every variant given,
+    /// in order. What is already known is read in one query and only what
+    /// changed is written, so a re-run costs what changed: a new variant is
+    /// added, and a known one whose description changed is rewritten — if
+    /// it was verified and its size, type or stored time changed upstream,
+    /// it goes back to `missing`, to be fetched anew. Media get their
+    /// `last_seen_at` in one statement.
     pub fn record_remote(
         &self,
         media: &[MediaRecord],
@@ -454,19 +504,56 @@ impl Store {
     ) -> Result<Vec<LocalVariant>, StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction().map_err(|error| self.sql(error))?;
+        let ids = serde_json::to_string(
+            &media
+                .iter()
+                .map(|item| item.media_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|error| self.sql(rusqlite::Error::ToSqlConversionFailure(error.into())))?;
         let mut locals = Vec::with_capacity(variants.len());
         {
+            let mut known_media = HashMap::new();
+            let mut statement = transaction
+                .prepare_cached(
+                    "SELECT m.media_id, m.media_type, m.duration
+                     FROM json_each(?1) AS j JOIN media AS m ON m.media_id = j.value",
+                )
+                .map_err(|error| self.sql(error))?;
+            let mut rows = statement.query([&ids]).map_err(|error| self.sql(error))?;
+            while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
+                let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        (
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, Option<f64>>(2)?,
+                        ),
+                    ))
+                };
+                let (id, described) = read(row).map_err(|error| self.sql(error))?;
+                known_media.insert(id, described);
+            }
             let mut touch_media = transaction
                 .prepare_cached(
                     "INSERT INTO media (media_id, media_type, duration, dir_name, first_seen_at, last_seen_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                      ON CONFLICT (media_id) DO UPDATE SET
                         media_type = coalesce(excluded.media_type, media_type),
-                        duration = excluded.duration,
-                        last_seen_at = excluded.last_seen_at",
+                        duration = excluded.duration",
                 )
                 .map_err(|error| self.sql(error))?;
             for item in media {
+                let unchanged =
+                    known_media
+                        .get(&item.media_id)
+                        .is_some_and(|(media_type, duration)| {
+                            (item.media_type.is_none() || item.media_type == *media_type)
+                                && item.duration == *duration
+                        });
+                if unchanged {
+                    continue;
+                }
                 let dir_name = crate::archive::paths::safe_name(&item.media_id);
                 touch_media
                     .execute(params![
@@ -478,11 +565,38 @@ impl Store {
                     ])
                     .map_err(|error| self.sql(error))?;
             }
+            transaction
+                .prepare_cached(
+                    "UPDATE media SET last_seen_at = ?1
+                     WHERE media_id IN (SELECT value FROM json_each(?2))",
+                )
+                .and_then(|mut statement| statement.execute(params![now, ids]))
+                .map_err(|error| self.sql(error))?;
+
+            let mut known = HashMap::new();
+            let mut statement = transaction
+                .prepare_cached(
+                    "SELECT v.media_id, v.label, v.remote_status, v.size_bytes, v.content_type,
+                        v.remote_created_at, v.stored_at,
+                        v.local_state, v.local_path, v.sha256, v.verified_size, v.attempts,
+                        v.part_validator
+                     FROM json_each(?1) AS j JOIN variants AS v ON v.media_id = j.value",
+                )
+                .map_err(|error| self.sql(error))?;
+            let mut rows = statement.query([&ids]).map_err(|error| self.sql(error))?;
+            while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
+                let described = Described::read(row).map_err(|error| self.sql(error))?;
+                let local = read_local_at(row, 7).map_err(|error| self.sql(error))?;
+                known.insert(
+                    (described.media_id.clone(), described.label.clone()),
+                    (described, local),
+                );
+            }
             let mut upsert = transaction
                 .prepare_cached(
                     "INSERT INTO variants (media_id, label, remote_status, size_bytes, content_type,
-                        remote_created_at, stored_at, expires_at, remote_seen_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                        remote_created_at, stored_at, remote_changed_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
                      ON CONFLICT (media_id, label) DO UPDATE SET
                         local_state = CASE
                             WHEN local_state = 'verified' AND (
@@ -495,13 +609,19 @@ impl Store {
                         content_type = excluded.content_type,
                         remote_created_at = excluded.remote_created_at,
                         stored_at = coalesce(excluded.stored_at, stored_at),
-                        expires_at = excluded.expires_at,
-                        remote_seen_at = excluded.remote_seen_at,
+                        remote_changed_at = excluded.remote_changed_at,
                         updated_at = excluded.updated_at
                      RETURNING local_state, local_path, sha256, verified_size, attempts, part_validator",
                 )
                 .map_err(|error| self.sql(error))?;
             for variant in variants {
+                let key = (variant.media_id.clone(), variant.label.clone());
+                if let Some((described, local)) = known.remove(&key)
+                    && described.matches(variant)
+                {
+                    locals.push(local);
+                    continue;
+                }
                 let local = upsert
                     .query_row(
                         params![
@@ -512,7 +632,6 @@ impl Store {
                             variant.content_type,
                             variant.created_at,
                             variant.stored_at,
-                            variant.expires_at,
                             now
                         ],
                         read_local,
@@ -623,14 +742,54 @@ impl Store {
 }
 
 fn read_local(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalVariant> {
+    read_local_at(row, 0)
+}
+
+/// [`LocalVariant`] from six columns of `row` starting at `first`.
+fn read_local_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<LocalVariant> {
     Ok(LocalVariant {
-        state: LocalState::parse(&row.get::<_, String>(0)?),
-        local_path: row.get(1)?,
-        sha256: row.get(2)?,
-        verified_size: row.get(3)?,
-        attempts: row.get(4)?,
-        part_validator: row.get(5)?,
+        state: LocalState::parse(&row.get::<_, String>(first)?),
+        local_path: row.get(first + 1)?,
+        sha256: row.get(first + 2)?,
+        verified_size: row.get(first + 3)?,
+        attempts: row.get(first + 4)?,
+        part_validator: row.get(first + 5)?,
     })
+}
+
+/// How Vault+ last described a variant (as recorded).
+struct Described {
+    media_id: String,
+    label: String,
+    status: String,
+    size_bytes: Option<i64>,
+    content_type: Option<String>,
+    created_at: Option<i64>,
+    stored_at: Option<i64>,
+}
+
+impl Described {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Described {
+            media_id: row.get(0)?,
+            label: row.get(1)?,
+            status: row.get(2)?,
+            size_bytes: row.get(3)?,
+            content_type: row.get(4)?,
+            created_at: row.get(5)?,
+            stored_at: row.get(6)?,
+        })
+    }
+
+    /// Whether `remote` says nothing new (an absent `storedAt` keeps the
+    /// recorded one, as the upsert does).
+    fn matches(&self, remote: &RemoteVariant) -> bool {
+        self.status == remote.status.as_str()
+            && self.size_bytes == remote.size_bytes
+            && self.content_type == remote.content_type
+            && self.created_at == remote.created_at
+            && (remote.stored_at.is_none() || self.stored_at == remote.stored_at)
+    }
 }
 
 /// Sorts SQLite errors into the kinds a person acts on differently.
@@ -698,7 +857,6 @@ mod tests {
             content_type: Some("image/jpeg".into()),
             created_at: Some(1),
             stored_at: Some(2),
-            expires_at: Some(3),
         }
     }
 
