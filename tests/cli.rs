@@ -513,6 +513,41 @@ fn the_database_and_the_log_are_private_and_hold_no_secret() {
 }
 
 #[test]
+fn verify_reads_every_page_of_the_database_and_reports_damage_deep_inside() {
+    let vault = Vault::sample(30, 2);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    // The header and schema stay whole; the last page is scribbled over.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    assert!(bytes.len() >= 4 * page, "{} bytes", bytes.len());
+    let last = bytes.len() - page;
+    bytes[last..].fill(0x5A);
+    std::fs::write(&db, &bytes).unwrap();
+    vault_mirror()
+        .args(["verify", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is damaged"))
+        .stderr(predicate::str::contains("left untouched"));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged file was changed"
+    );
+}
+
+#[test]
 fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
     let vault = Vault::sample(6, 1);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();

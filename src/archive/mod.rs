@@ -38,6 +38,53 @@ pub enum ArchiveError {
     UnsafePath { path: String, reason: String },
 }
 
+/// The archive folder, held open so that checking a file walks only its
+/// path inside the archive (a re-run checks every verified file).
+pub struct ArchiveDir {
+    path: PathBuf,
+    /// `None` where the folder could not be opened (it may not exist yet):
+    /// checks then use whole paths.
+    #[cfg(unix)]
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+impl ArchiveDir {
+    pub fn open(path: &Path) -> Self {
+        ArchiveDir {
+            path: path.to_owned(),
+            #[cfg(unix)]
+            fd: rustix::fs::open(
+                path,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `relative` (inside the archive) is a regular file of `len`
+    /// bytes; links are not followed.
+    pub fn has_file(&self, relative: &Path, len: u64) -> bool {
+        #[cfg(unix)]
+        if let Some(fd) = &self.fd {
+            return rustix::fs::statat(fd, relative, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|stat| {
+                    rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                        == rustix::fs::FileType::RegularFile
+                        && stat.st_size as u64 == len
+                });
+        }
+        fs_err::symlink_metadata(self.path.join(relative))
+            .is_ok_and(|meta| meta.is_file() && meta.len() == len)
+    }
+}
+
 /// The top-level folders that hold archived bytes.
 pub const BYTE_FOLDERS: [&str; 2] = ["media", ".versions"];
 

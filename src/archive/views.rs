@@ -210,7 +210,7 @@ fn present_files(
 ) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
     let mut links = BTreeMap::new();
     store.view_files(list_id, |file| {
-        let Ok(path) = archive_path(&file.local_path) else {
+        let Ok(path) = archive_path(file.local_path) else {
             return;
         };
         if !path.starts_with("media") {

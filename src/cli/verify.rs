@@ -1,5 +1,6 @@
-//! `verify [--fast] [--repair]`: re-reads every verified file and checks it
-//! against the database; reports missing and damaged files (exit 3 if any).
+//! `verify [--fast] [--repair]`: checks the state database page by page,
+//! then re-reads every verified file and checks it against the database;
+//! reports missing and damaged files (exit 3 if any).
 //!
 //! What it finds is recorded: those variants go back to `missing`, so the
 //! next `mirror` fetches them even if nobody reads this report. Files are
@@ -62,6 +63,8 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
         settings.api_config()?;
     }
     let store = status::open(settings)?;
+    // The database first: a run notices damage only in the pages it reads.
+    store.check()?;
     let run_id = store.begin_run("verify", vault_mirror::now_ms())?;
     let depth = if args.fast { Depth::Fast } else { Depth::Full };
     let files = store.files_to_verify()?;

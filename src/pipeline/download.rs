@@ -453,13 +453,11 @@ impl Transfers {
         let unknown = LocalVariant {
             state: LocalState::Missing,
             local_path: None,
-            sha256: None,
             verified_size: None,
-            attempts: 0,
             part_validator: job.part_validator.clone(),
         };
         match decide(
-            &context.settings.out,
+            &context.archive,
             &job.media_id,
             &job.label,
             variant,

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::api::models::MediaItem;
 use crate::api::{ApiClient, BATCH_LIMIT};
+use crate::archive::ArchiveDir;
 use crate::archive::paths::part_path;
 use crate::pipeline::plan::{Decision, decide};
 use crate::pipeline::{MirrorError, lists::is_fatal};
@@ -161,6 +162,7 @@ pub async fn dry_run(
     let now = crate::now_ms();
     let lanes = settings.mirror.jobs.max(1) as f64;
     let mut queued_bytes = 0u64;
+    let archive = ArchiveDir::open(&settings.out);
     for chunk in media_ids.chunks(BATCH_LIMIT) {
         reporter.on_stage(
             Stage::Plan,
@@ -199,7 +201,7 @@ pub async fn dry_run(
                     .get(&(media_id.to_owned(), label.clone()))
                     .cloned()
                     .unwrap_or_else(never_seen);
-                match decide(&settings.out, media_id, label, variant, &local) {
+                match decide(&archive, media_id, label, variant, &local) {
                     Decision::Fetch(job) => fetches.push(job),
                     Decision::AlreadyVerified => plan
                         .skip
@@ -293,9 +295,7 @@ fn never_seen() -> LocalVariant {
     LocalVariant {
         state: LocalState::Missing,
         local_path: None,
-        sha256: None,
         verified_size: None,
-        attempts: 0,
         part_validator: None,
     }
 }

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::api::{ApiClient, ApiError};
+use crate::archive::ArchiveDir;
 use crate::archive::export::ExportSummary;
 use crate::archive::prune::PruneSummary;
 use crate::archive::views::ViewsSummary;
@@ -153,6 +154,8 @@ pub struct Context {
     pub settings: Settings,
     pub api: ApiClient,
     pub store: Store,
+    /// `settings.out`, held open for the per-file checks.
+    pub archive: ArchiveDir,
     pub reporter: Arc<dyn Reporter>,
     pub counters: Counters,
 }
@@ -228,6 +231,7 @@ async fn run(
         settings: settings.clone(),
         api,
         store,
+        archive: ArchiveDir::open(&settings.out),
         reporter,
         counters: Counters::default(),
     });

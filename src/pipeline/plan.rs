@@ -3,12 +3,13 @@
 //! unavailable. Pure logic over what the API said and what the database
 //! holds (plus one `stat` of the file that is supposed to be there).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use url::Url;
 
 use crate::api::models::{RemoteStatus, Variant};
 use crate::archive::paths::variant_path;
+use crate::archive::{ArchiveDir, archive_path};
 use crate::store::{LocalState, LocalVariant};
 
 /// One transfer to make.
@@ -43,13 +44,13 @@ pub enum Decision {
 }
 
 pub fn decide(
-    out: &Path,
+    archive: &ArchiveDir,
     media_id: &str,
     label: &str,
     remote: &Variant,
     local: &LocalVariant,
 ) -> Decision {
-    if local.state == LocalState::Verified && verified_file_present(out, local) {
+    if local.state == LocalState::Verified && verified_file_present(archive, local) {
         return Decision::AlreadyVerified;
     }
     match &remote.status {
@@ -95,16 +96,18 @@ pub fn decide(
 /// A verified variant counts only while its file is where the database
 /// says, at the size it was verified at (`verify` re-hashes; this is the
 /// cheap check every run makes).
-fn verified_file_present(out: &Path, local: &LocalVariant) -> bool {
+fn verified_file_present(archive: &ArchiveDir, local: &LocalVariant) -> bool {
     let (Some(path), Some(size)) = (&local.local_path, local.verified_size) else {
         return false;
     };
-    fs_err::metadata(out.join(path)).is_ok_and(|meta| meta.is_file() && meta.len() as i64 == size)
+    // Paths in the database are ours, but checked all the same.
+    archive_path(path).is_ok_and(|path| archive.has_file(&path, size.max(0) as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn stored() -> Variant {
         Variant {
@@ -121,18 +124,16 @@ mod tests {
         LocalVariant {
             state,
             local_path: Some("media/1/full.jpg".into()),
-            sha256: None,
             verified_size: Some(10),
-            attempts: 0,
             part_validator: None,
         }
     }
 
     #[test]
     fn stored_and_missing_is_fetched_to_a_safe_path() {
-        let out = Path::new("/nonexistent");
+        let out = ArchiveDir::open(Path::new("/nonexistent"));
         let Decision::Fetch(job) = decide(
-            out,
+            &out,
             "../../x",
             "full",
             &stored(),
@@ -152,30 +153,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let verified = local(LocalState::Verified);
         assert!(matches!(
-            decide(dir.path(), "1", "full", &stored(), &verified),
+            decide(
+                &ArchiveDir::open(dir.path()),
+                "1",
+                "full",
+                &stored(),
+                &verified
+            ),
             Decision::Fetch(_)
         ));
         std::fs::create_dir_all(dir.path().join("media/1")).unwrap();
         std::fs::write(dir.path().join("media/1/full.jpg"), b"0123456789").unwrap();
         assert!(matches!(
-            decide(dir.path(), "1", "full", &stored(), &verified),
+            decide(
+                &ArchiveDir::open(dir.path()),
+                "1",
+                "full",
+                &stored(),
+                &verified
+            ),
             Decision::AlreadyVerified
         ));
         std::fs::write(dir.path().join("media/1/full.jpg"), b"short").unwrap();
         assert!(matches!(
-            decide(dir.path(), "1", "full", &stored(), &verified),
+            decide(
+                &ArchiveDir::open(dir.path()),
+                "1",
+                "full",
+                &stored(),
+                &verified
+            ),
             Decision::Fetch(_)
         ));
     }
 
     #[test]
     fn statuses_and_bad_declarations() {
-        let out = Path::new("/nonexistent");
+        let out = ArchiveDir::open(Path::new("/nonexistent"));
         let missing = local(LocalState::Missing);
         let with = |change: fn(&mut Variant)| {
             let mut variant = stored();
             change(&mut variant);
-            decide(out, "1", "full", &variant, &missing)
+            decide(&out, "1", "full", &variant, &missing)
         };
         assert!(matches!(
             with(|v| v.status = RemoteStatus::Pending),

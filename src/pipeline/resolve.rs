@@ -134,7 +134,7 @@ fn record_items(
                 continue;
             }
             resolved.variants_seen += 1;
-            let decision = decide(&context.settings.out, media_id, label, variant, local);
+            let decision = decide(&context.archive, media_id, label, variant, local);
             if local.state == LocalState::Verified && !matches!(decision, Decision::AlreadyVerified)
             {
                 // The file is gone or not the size it was verified at: the

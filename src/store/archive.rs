@@ -51,9 +51,9 @@ pub struct ArchivedVariant {
 
 /// A verified file of a list's current member, as the list's view links it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewFile {
+pub struct ViewFile<'a> {
     /// Relative to the archive root (`media/<dir>/<label>.<ext>`).
-    pub local_path: String,
+    pub local_path: &'a str,
     pub size: i64,
     pub verified_at: Option<i64>,
 }
@@ -168,28 +168,38 @@ impl Store {
 
     /// The verified files of `list_id`'s current members, by media id then
     /// label, one at a time (a list may hold many).
-    pub fn view_files(&self, list_id: &str, each: impl FnMut(ViewFile)) -> Result<(), StoreError> {
+    pub fn view_files(
+        &self,
+        list_id: &str,
+        mut each: impl FnMut(ViewFile<'_>),
+    ) -> Result<(), StoreError> {
         let connection = self.lock();
         // CROSS JOIN keeps SQLite walking the list's members: left to
         // itself it walks every verified variant of the archive per list.
-        self.for_each_row(
-            &connection,
-            "SELECT v.local_path, v.verified_size, v.verified_at
-             FROM membership AS m CROSS JOIN variants AS v ON v.media_id = m.media_id
-             WHERE m.list_id = ?1 AND m.gone_at IS NULL AND v.local_state = 'verified'
-               AND v.local_path IS NOT NULL AND v.sha256 IS NOT NULL
-               AND v.verified_size IS NOT NULL
-             ORDER BY m.media_id, v.label",
-            [list_id],
-            |row| {
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT v.local_path, v.verified_size, v.verified_at
+                 FROM membership AS m CROSS JOIN variants AS v ON v.media_id = m.media_id
+                 WHERE m.list_id = ?1 AND m.gone_at IS NULL AND v.local_state = 'verified'
+                   AND v.local_path IS NOT NULL AND v.sha256 IS NOT NULL
+                   AND v.verified_size IS NOT NULL
+                 ORDER BY m.media_id, v.label",
+            )
+            .map_err(|error| self.sql(error))?;
+        let mut rows = statement
+            .query([list_id])
+            .map_err(|error| self.sql(error))?;
+        while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
+            let read = || -> rusqlite::Result<ViewFile<'_>> {
                 Ok(ViewFile {
-                    local_path: row.get(0)?,
+                    local_path: row.get_ref(0)?.as_str()?,
                     size: row.get(1)?,
                     verified_at: row.get(2)?,
                 })
-            },
-            each,
-        )
+            };
+            each(read().map_err(|error| self.sql(error))?);
+        }
+        Ok(())
     }
 
     /// The list views as last written, by folder name.

@@ -236,7 +236,7 @@ impl Store {
         let connection = self.lock();
         let mut statement = connection
             .prepare_cached(
-                "SELECT label, local_state, local_path, sha256, verified_size, attempts, part_validator
+                "SELECT label, local_state, local_path, verified_size, part_validator
                  FROM variants WHERE media_id = ?1",
             )
             .map_err(|error| self.sql(error))?;
@@ -307,5 +307,3 @@ impl Store {
 fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(row.get::<_, i64>(index)?.max(0) as u64)
 }
-
-

@@ -7,7 +7,11 @@
 //!   renamed into place (the pipeline calls [`Store::mark_verified`] last).
 //! - The schema is `schema.sql` plus append-only migrations keyed by
 //!   `PRAGMA user_version`; a database that is not ours, or is damaged, is
-//!   reported and never recreated over.
+//!   reported and never recreated over. Opening reads the header and the
+//!   schema; damage deeper in the file is reported by SQLite when a page
+//!   is read, and [`Store::check`] (run by `verify`) reads every page —
+//!   a whole-file check on each open would make every run cost the size
+//!   of the archive.
 //!
 //! The offline archive's queries (views, export, prune, kept versions) are
 //! in [`archive`].
@@ -125,9 +129,7 @@ pub struct RemoteVariant {
 pub struct LocalVariant {
     pub state: LocalState,
     pub local_path: Option<String>,
-    pub sha256: Option<String>,
     pub verified_size: Option<i64>,
-    pub attempts: i64,
     pub part_validator: Option<String>,
 }
 
@@ -274,14 +276,6 @@ impl Store {
         connection
             .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|error| self.sql(error))?;
-        if application_id == APPLICATION_ID {
-            let check: String = connection
-                .query_row("PRAGMA quick_check", [], |row| row.get(0))
-                .map_err(|error| not_ours(error.to_string()))?;
-            if check != "ok" {
-                return Err(not_ours(format!("integrity check: {check}")));
-            }
-        }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let transaction = connection.transaction().map_err(|error| self.sql(error))?;
             transaction
@@ -573,24 +567,36 @@ impl Store {
                 .and_then(|mut statement| statement.execute(params![now, ids]))
                 .map_err(|error| self.sql(error))?;
 
-            let mut known = HashMap::new();
+            // The recorded rows of these media, matched to what the API
+            // said by (media, label); an unchanged one is taken as it is.
+            let wanted: HashMap<(&str, &str), usize> = variants
+                .iter()
+                .enumerate()
+                .map(|(index, variant)| {
+                    ((variant.media_id.as_str(), variant.label.as_str()), index)
+                })
+                .collect();
+            let mut unchanged: Vec<Option<LocalVariant>> = vec![None; variants.len()];
             let mut statement = transaction
                 .prepare_cached(
                     "SELECT v.media_id, v.label, v.remote_status, v.size_bytes, v.content_type,
                         v.remote_created_at, v.stored_at,
-                        v.local_state, v.local_path, v.sha256, v.verified_size, v.attempts,
-                        v.part_validator
+                        v.local_state, v.local_path, v.verified_size, v.part_validator
                      FROM json_each(?1) AS j JOIN variants AS v ON v.media_id = j.value",
                 )
                 .map_err(|error| self.sql(error))?;
             let mut rows = statement.query([&ids]).map_err(|error| self.sql(error))?;
             while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
-                let described = Described::read(row).map_err(|error| self.sql(error))?;
-                let local = read_local_at(row, 7).map_err(|error| self.sql(error))?;
-                known.insert(
-                    (described.media_id.clone(), described.label.clone()),
-                    (described, local),
-                );
+                let mut take = || -> rusqlite::Result<()> {
+                    let key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+                    if let Some(&index) = wanted.get(&key)
+                        && described_alike(row, 2, &variants[index])?
+                    {
+                        unchanged[index] = Some(read_local_at(row, 7)?);
+                    }
+                    Ok(())
+                };
+                take().map_err(|error| self.sql(error))?;
             }
             let mut upsert = transaction
                 .prepare_cached(
@@ -611,14 +617,11 @@ impl Store {
                         stored_at = coalesce(excluded.stored_at, stored_at),
                         remote_changed_at = excluded.remote_changed_at,
                         updated_at = excluded.updated_at
-                     RETURNING local_state, local_path, sha256, verified_size, attempts, part_validator",
+                     RETURNING local_state, local_path, verified_size, part_validator",
                 )
                 .map_err(|error| self.sql(error))?;
-            for variant in variants {
-                let key = (variant.media_id.clone(), variant.label.clone());
-                if let Some((described, local)) = known.remove(&key)
-                    && described.matches(variant)
-                {
+            for (variant, unchanged) in variants.iter().zip(unchanged) {
+                if let Some(local) = unchanged {
                     locals.push(local);
                     continue;
                 }
@@ -739,57 +742,57 @@ impl Store {
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .map_err(|error| self.sql(error))
     }
+
+    /// Reads every page of the database: `NotOurs` when it is damaged.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let not_ours = |reason: String| StoreError::NotOurs {
+            path: self.path.clone(),
+            reason,
+        };
+        match self.integrity_check() {
+            Ok(check) if check == "ok" => Ok(()),
+            Ok(check) => Err(not_ours(format!("integrity check: {check}"))),
+            Err(StoreError::Sql { source, .. }) => Err(not_ours(source.to_string())),
+            Err(other) => Err(other),
+        }
+    }
 }
 
 fn read_local(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalVariant> {
     read_local_at(row, 0)
 }
 
-/// [`LocalVariant`] from six columns of `row` starting at `first`.
+/// [`LocalVariant`] from the columns `local_state, local_path,
+/// verified_size, part_validator` of `row`, starting at `first`.
 fn read_local_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<LocalVariant> {
     Ok(LocalVariant {
-        state: LocalState::parse(&row.get::<_, String>(first)?),
+        state: LocalState::parse(row.get_ref(first)?.as_str()?),
         local_path: row.get(first + 1)?,
-        sha256: row.get(first + 2)?,
-        verified_size: row.get(first + 3)?,
-        attempts: row.get(first + 4)?,
-        part_validator: row.get(first + 5)?,
+        verified_size: row.get(first + 2)?,
+        part_validator: row.get(first + 3)?,
     })
 }
 
-/// How Vault+ last described a variant (as recorded).
-struct Described {
-    media_id: String,
-    label: String,
-    status: String,
-    size_bytes: Option<i64>,
-    content_type: Option<String>,
-    created_at: Option<i64>,
-    stored_at: Option<i64>,
-}
-
-impl Described {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Described {
-            media_id: row.get(0)?,
-            label: row.get(1)?,
-            status: row.get(2)?,
-            size_bytes: row.get(3)?,
-            content_type: row.get(4)?,
-            created_at: row.get(5)?,
-            stored_at: row.get(6)?,
-        })
-    }
-
-    /// Whether `remote` says nothing new (an absent `storedAt` keeps the
-    /// recorded one, as the upsert does).
-    fn matches(&self, remote: &RemoteVariant) -> bool {
-        self.status == remote.status.as_str()
-            && self.size_bytes == remote.size_bytes
-            && self.content_type == remote.content_type
-            && self.created_at == remote.created_at
-            && (remote.stored_at.is_none() || self.stored_at == remote.stored_at)
-    }
+/// Whether the recorded description in `row` (columns `remote_status,
+/// size_bytes, content_type, remote_created_at, stored_at` from `first`)
+/// says what `remote` says; an absent `storedAt` keeps the recorded one,
+/// as the upsert does. Compared in place, nothing copied.
+fn described_alike(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+    remote: &RemoteVariant,
+) -> rusqlite::Result<bool> {
+    let text = |index: usize| -> rusqlite::Result<Option<&str>> {
+        Ok(row.get_ref(first + index)?.as_str_or_null()?)
+    };
+    let number = |index: usize| -> rusqlite::Result<Option<i64>> {
+        Ok(row.get_ref(first + index)?.as_i64_or_null()?)
+    };
+    Ok(text(0)? == Some(remote.status.as_str())
+        && number(1)? == remote.size_bytes
+        && text(2)? == remote.content_type.as_deref()
+        && number(3)? == remote.created_at
+        && (remote.stored_at.is_none() || number(4)? == remote.stored_at))
 }
 
 /// Sorts SQLite errors into the kinds a person acts on differently.
@@ -933,7 +936,7 @@ mod tests {
             .record_remote(&[media("1")], &[variant("1", 10)], 4)
             .unwrap();
         assert_eq!(same[0].state, LocalState::Verified);
-        assert_eq!(same[0].attempts, 1);
+        assert_eq!(same[0].verified_size, Some(10));
         let changed = store
             .record_remote(&[media("1")], &[variant("1", 11)], 5)
             .unwrap();
