@@ -512,20 +512,24 @@ fn the_database_and_the_log_are_private_and_hold_no_secret() {
     }
 }
 
+/// Mirrors into `out` and folds the WAL into the database file (so that
+/// bytes written over it land in the database); returns its path.
+fn mirrored_with_wal_folded_in(server: &FakeServer, out: &std::path::Path) -> std::path::PathBuf {
+    let db = out.join(".vault-mirror/state.sqlite");
+    mirror_against(server, out).arg("--quiet").assert().code(0);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    db
+}
+
 #[test]
 fn verify_reads_every_page_of_the_database_and_reports_damage_deep_inside() {
     let vault = Vault::sample(30, 2);
     let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    mirror_against(&server, out.path())
-        .arg("--quiet")
-        .assert()
-        .code(0);
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
+    let db = mirrored_with_wal_folded_in(&server, out.path());
     // The header and schema stay whole; the last page is scribbled over.
     let mut bytes = std::fs::read(&db).unwrap();
     let page = 4096;
@@ -552,17 +556,9 @@ fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
     let vault = Vault::sample(6, 1);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    mirror_against(&server, out.path())
-        .arg("--quiet")
-        .assert()
-        .code(0);
+    let db = mirrored_with_wal_folded_in(&server, out.path());
     let files_before = common::media_files(out.path());
-    // Fold the WAL in, then scribble over the header.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
+    // Scribble over the header.
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[..100].copy_from_slice(&[0xAB; 100]);
     std::fs::write(&db, &bytes).unwrap();

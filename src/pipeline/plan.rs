@@ -151,40 +151,31 @@ mod tests {
     #[test]
     fn verified_counts_only_with_the_file_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let verified = local(LocalState::Verified);
-        assert!(matches!(
+        let archive = ArchiveDir::open(dir.path());
+        let decision = || {
             decide(
-                &ArchiveDir::open(dir.path()),
+                &archive,
                 "1",
                 "full",
                 &stored(),
-                &verified
-            ),
-            Decision::Fetch(_)
-        ));
+                &local(LocalState::Verified),
+            )
+        };
+        assert!(matches!(decision(), Decision::Fetch(_)));
         std::fs::create_dir_all(dir.path().join("media/1")).unwrap();
         std::fs::write(dir.path().join("media/1/full.jpg"), b"0123456789").unwrap();
-        assert!(matches!(
-            decide(
-                &ArchiveDir::open(dir.path()),
-                "1",
-                "full",
-                &stored(),
-                &verified
-            ),
-            Decision::AlreadyVerified
-        ));
+        assert!(matches!(decision(), Decision::AlreadyVerified));
         std::fs::write(dir.path().join("media/1/full.jpg"), b"short").unwrap();
-        assert!(matches!(
-            decide(
-                &ArchiveDir::open(dir.path()),
-                "1",
-                "full",
-                &stored(),
-                &verified
-            ),
-            Decision::Fetch(_)
-        ));
+        assert!(matches!(decision(), Decision::Fetch(_)));
+        // A link in its place is not the file.
+        std::fs::remove_file(dir.path().join("media/1/full.jpg")).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), b"0123456789").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere"),
+            dir.path().join("media/1/full.jpg"),
+        )
+        .unwrap();
+        assert!(matches!(decision(), Decision::Fetch(_)));
     }
 
     #[test]
