@@ -39,13 +39,20 @@ impl PartFile {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let mut length = file.metadata()?.len();
-        if length > expected {
-            length = 0;
-        } else if length == expected {
-            length = expected.saturating_sub(1);
+        let found = file.metadata()?.len();
+        let length = if found > expected {
+            0
+        } else if found == expected {
+            expected.saturating_sub(1)
+        } else {
+            found
+        };
+        // Only when it changes anything: on ext4 a truncated file is
+        // flushed when closed (auto_da_alloc), a write-back this process
+        // would pay for on every new file.
+        if length != found {
+            file.set_len(length)?;
         }
-        file.set_len(length)?;
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_LEN);
         if length > 0 {
