@@ -9,7 +9,10 @@
 #    same URLs and in a rotating order, `vault-mirror mirror --jobs 8`,
 #    `curl --parallel --parallel-max 8` and `aria2c -j 8 -x 1`, with
 #    /usr/bin/time (wall, user+sys CPU, peak RSS). Output folders are deleted
-#    and `sync` run between runs (the page cache cannot be dropped).
+#    and `sync` run between runs (the page cache cannot be dropped). For
+#    context, each round also times `curl … && sync` (the same durability
+#    as vault-mirror, which fsyncs every file) and the disk floor (`dd`
+#    writing and fsyncing as many bytes).
 # 2. Re-run: 50,000 tiny media (100,000 variants): a first run (time to first
 #    byte = nginx's first request minus process start), then a timed no-op
 #    re-run (CPU seconds, database size).
@@ -157,6 +160,14 @@ run_tool() {
                 curl --parallel --parallel-max "$JOBS" --create-dirs --fail --silent --show-error --no-progress-meter \
                 -K "$WORK/curl.conf"
             ;;
+        curl+sync)
+            # curl, then sync: every byte on disk when it ends, as with
+            # vault-mirror (which fsyncs each file before recording it).
+            sed "s#/out-curl/#/out-curl+sync/#" "$WORK/curl.conf" >"$WORK/curl-sync.conf"
+            /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" sh -c \
+                'curl --parallel --parallel-max "$1" --create-dirs --fail --silent --show-error --no-progress-meter -K "$2" && sync' \
+                sh "$JOBS" "$WORK/curl-sync.conf"
+            ;;
         aria2c)
             /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
                 aria2c -j "$JOBS" -x 1 -d "$WORK/out-aria2c" -i "$WORK/aria2.txt" \
@@ -180,21 +191,28 @@ run_tool() {
     rm -rf "$WORK/out-$tool"
 }
 
-# vault-mirror makes every file durable, the peers do not: the time this
-# disk takes to write the data set through the page cache and fsync it is
-# a floor for vault-mirror's wall time that no client can go below.
-/usr/bin/time -f '%e' -o "$WORK/time-disk" \
-    dd if=/dev/zero of="$WORK/disk-floor" bs=1M count=$((BYTES / 1048576)) conv=fdatasync status=none
-rm -f "$WORK/disk-floor"
-echo "disk floor: $(cat "$WORK/time-disk")s to write and fsync $BYTES bytes (dd conv=fdatasync)"
+# vault-mirror makes every file durable, curl and aria2c do not: the time
+# this disk takes to write the data set through the page cache and fsync it
+# is a floor for vault-mirror's wall time that no client can go below. It
+# is measured each round (disks vary), as is curl followed by `sync`, a
+# peer that ends with every byte on disk too.
+disk_floor() {
+    sync
+    /usr/bin/time -f '%e' -o "$WORK/time-disk" \
+        dd if=/dev/zero of="$WORK/disk-floor" bs=1M count=$((BYTES / 1048576)) conv=fdatasync status=none
+    rm -f "$WORK/disk-floor"
+    printf 'disk-floor %s 0 0 0\n' "$(cat "$WORK/time-disk")" >>"$WORK/results"
+    echo "  disk floor    wall $(cat "$WORK/time-disk")s to write and fsync $BYTES bytes (dd conv=fdatasync)"
+}
 
 echo "== throughput: $ROUNDS rounds, --jobs $JOBS, order rotating"
 : >"$WORK/results"
-tools=(vault-mirror curl aria2c)
+tools=(vault-mirror curl aria2c curl+sync)
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
-    for i in 0 1 2; do
-        run_tool "${tools[$(((i + round - 1) % 3))]}"
+    disk_floor
+    for i in 0 1 2 3; do
+        run_tool "${tools[$(((i + round - 1) % 4))]}"
     done
 done
 
@@ -204,22 +222,30 @@ rows = [line.split() for line in open(sys.argv[1])]
 gb = int(sys.argv[2]) / 1e9
 by = {}
 for tool, wall, user, sys_, rss in rows:
-    by.setdefault(tool, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024))
+    by.setdefault(tool, []).append((float(wall), float(user), float(sys_), int(rss) / 1024))
 print(f"== summary (median of {len(by['curl'])} rounds, {gb:.2f} GB)")
-print(f"{'tool':<13} {'wall s':>8} {'MB/s':>7} {'cpu s':>7} {'cpu s/GB':>9} {'peak RSS MB':>12}")
+print(f"{'tool':<13} {'wall s':>8} {'MB/s':>7} {'cpu s':>7} {'cpu s/GB':>9} {'user s/GB':>10} {'peak RSS MB':>12}")
 median = {}
-for tool in ("vault-mirror", "curl", "aria2c"):
-    wall = statistics.median(r[0] for r in by[tool])
-    cpu = statistics.median(r[1] for r in by[tool])
-    rss = max(r[2] for r in by[tool])
+for tool in ("vault-mirror", "curl", "aria2c", "curl+sync", "disk-floor"):
+    runs = by[tool]
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] + r[2] for r in runs)
+    user = statistics.median(r[1] for r in runs)
+    rss = max(r[3] for r in runs)
     median[tool] = wall
-    print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f} {cpu:7.2f} {cpu / gb:9.2f} {rss:12.0f}")
+    if tool == "disk-floor":
+        print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f}   (dd: write and fsync, no network)")
+    else:
+        print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f} {cpu:7.2f} {cpu / gb:9.2f} {user / gb:10.2f} {rss:12.0f}")
 fastest = min(("curl", "aria2c"), key=median.get)
-ratio = median["vault-mirror"] / median[fastest]
-print(f"vault-mirror / fastest peer ({fastest}): {ratio:.2f}x wall  (target <= 1.00)")
-vm = by["vault-mirror"]
-print(f"vault-mirror CPU per GB: {statistics.median(r[1] for r in vm) / gb:.2f} s  (target <= 1.5)")
-print(f"vault-mirror peak RSS: {max(r[2] for r in vm):.0f} MB  (target <= 64)")
+vm = median["vault-mirror"]
+print(f"vault-mirror / fastest peer ({fastest}): {vm / median[fastest]:.2f}x wall  (target <= 1.00)")
+print(f"vault-mirror / curl+sync (same durability): {vm / median['curl+sync']:.2f}x wall")
+print(f"vault-mirror / disk floor: {vm / median['disk-floor']:.2f}x wall")
+runs = by["vault-mirror"]
+print(f"vault-mirror CPU per GB: {statistics.median(r[1] + r[2] for r in runs) / gb:.2f} s "
+      f"(user {statistics.median(r[1] for r in runs) / gb:.2f}, system {statistics.median(r[2] for r in runs) / gb:.2f})  (target <= 1.5)")
+print(f"vault-mirror peak RSS: {max(r[3] for r in runs):.0f} MB  (target <= 64)")
 PY
 
 echo "== re-run: $NOOP_MEDIA media ($((NOOP_MEDIA * 2)) variants), tiny files"

@@ -524,10 +524,6 @@ impl Transfers {
         }
         let mut part = PartFile::open(&part_path, job.size).map_err(local)?;
         context
-            .store
-            .mark_downloading(&job.media_id, &job.label, crate::now_ms())
-            .map_err(|error| AttemptError::Local(error.to_string()))?;
-        context
             .reporter
             .on_start(transfer, name, job.size, part.len());
 
@@ -582,13 +578,18 @@ impl Transfers {
                 )));
             }
         }
-        if start == 0 {
-            let validator = validator(response.headers());
-            context
-                .store
-                .set_part_validator(&job.media_id, &job.label, validator.as_deref())
-                .map_err(|error| AttemptError::Local(error.to_string()))?;
-        }
+        // One write per attempt the media host answered: it is counted, and
+        // bytes starting from zero get their validator, for a later resume.
+        let fresh_validator = (start == 0).then(|| validator(response.headers()));
+        context
+            .store
+            .mark_downloading(
+                &job.media_id,
+                &job.label,
+                fresh_validator.as_ref().map(Option::as_deref),
+                crate::now_ms(),
+            )
+            .map_err(|error| AttemptError::Local(error.to_string()))?;
 
         // Checks that need no body: fail before spending the bandwidth.
         let header_type = response

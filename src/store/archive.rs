@@ -323,22 +323,20 @@ impl Store {
     ) -> Result<Option<PreviousBytes>, StoreError> {
         let connection = self.lock();
         let dir_name: Option<String> = connection
-            .query_row(
-                "SELECT dir_name FROM media WHERE media_id = ?1",
-                params![media_id],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT dir_name FROM media WHERE media_id = ?1")
+            .and_then(|mut statement| statement.query_row(params![media_id], |row| row.get(0)))
             .optional()
             .map_err(|error| self.sql(error))?;
         let Some(dir_name) = dir_name else {
             return Ok(None);
         };
         let previous = connection
-            .query_row(
+            .prepare_cached(
                 "SELECT local_path, sha256, verified_content_type, verified_stored_at, verified_at
                  FROM variants WHERE media_id = ?1 AND label = ?2",
-                params![media_id, label],
-                |row| {
+            )
+            .and_then(|mut statement| {
+                statement.query_row(params![media_id, label], |row| {
                     Ok(PreviousBytes {
                         dir_name: dir_name.clone(),
                         local_path: row.get(0)?,
@@ -347,8 +345,8 @@ impl Store {
                         stored_at: row.get(3)?,
                         verified_at: row.get(4)?,
                     })
-                },
-            )
+                })
+            })
             .optional()
             .map_err(|error| self.sql(error))?;
         Ok(Some(previous.unwrap_or(PreviousBytes {

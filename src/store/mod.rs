@@ -169,6 +169,8 @@ impl Store {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(|error| classify(path, error))?;
+        // Room for every statement the pipeline repeats (rusqlite keeps 16).
+        connection.set_prepared_statement_cache_capacity(64);
         let store = Store {
             path: path.to_owned(),
             connection: Mutex::new(connection),
@@ -200,6 +202,19 @@ impl Store {
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
         classify(&self.path, source)
+    }
+
+    /// Runs one statement, prepared once per connection: the statements a
+    /// transfer makes per file are too many to parse again each time.
+    fn execute_cached(
+        &self,
+        sql: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<usize, StoreError> {
+        self.lock()
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(|error| self.sql(error))
     }
 
     /// Runs `sql` with `values` on an already locked connection and maps
@@ -647,36 +662,28 @@ impl Store {
         Ok(locals)
     }
 
-    /// A transfer is starting: one more attempt.
+    /// The media host answered an attempt: one more attempt, the variant
+    /// is downloading, and with `Some(validator)` (bytes starting from
+    /// zero) the ETag or Last-Modified of the bytes going into `.part`.
     pub fn mark_downloading(
         &self,
         media_id: &str,
         label: &str,
+        validator: Option<Option<&str>>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "UPDATE variants SET local_state = 'downloading', attempts = attempts + 1, updated_at = ?3
-                 WHERE media_id = ?1 AND label = ?2",
-                params![media_id, label, now],
-            )
-            .map_err(|error| self.sql(error))?;
-        Ok(())
-    }
-
-    /// Remembers the validator (ETag or Last-Modified) of the bytes in `.part`.
-    pub fn set_part_validator(
-        &self,
-        media_id: &str,
-        label: &str,
-        validator: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "UPDATE variants SET part_validator = ?3 WHERE media_id = ?1 AND label = ?2",
-                params![media_id, label, validator],
-            )
-            .map_err(|error| self.sql(error))?;
+        self.execute_cached(
+            "UPDATE variants SET local_state = 'downloading', attempts = attempts + 1,
+                updated_at = ?3, part_validator = CASE WHEN ?4 THEN ?5 ELSE part_validator END
+             WHERE media_id = ?1 AND label = ?2",
+            params![
+                media_id,
+                label,
+                now,
+                validator.is_some(),
+                validator.flatten()
+            ],
+        )?;
         Ok(())
     }
 
@@ -690,16 +697,14 @@ impl Store {
         size: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
+        self.execute_cached(
+            "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
                     verified_size = ?5, verified_at = ?6, last_error = NULL, part_validator = NULL,
                     updated_at = ?6, verified_content_type = content_type,
                     verified_stored_at = stored_at
                  WHERE media_id = ?1 AND label = ?2",
-                params![media_id, label, local_path, sha256, size, now],
-            )
-            .map_err(|error| self.sql(error))?;
+            params![media_id, label, local_path, sha256, size, now],
+        )?;
         Ok(())
     }
 
@@ -713,13 +718,11 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "UPDATE variants SET local_state = ?3, last_error = ?4, updated_at = ?5
+        self.execute_cached(
+            "UPDATE variants SET local_state = ?3, last_error = ?4, updated_at = ?5
                  WHERE media_id = ?1 AND label = ?2",
-                params![media_id, label, state.as_str(), reason, now],
-            )
-            .map_err(|error| self.sql(error))?;
+            params![media_id, label, state.as_str(), reason, now],
+        )?;
         Ok(())
     }
 
@@ -928,7 +931,7 @@ mod tests {
             .record_remote(&[media("1")], &[variant("1", 10)], 1)
             .unwrap();
         assert_eq!(locals[0].state, LocalState::Missing);
-        store.mark_downloading("1", "full", 2).unwrap();
+        store.mark_downloading("1", "full", None, 2).unwrap();
         store
             .mark_verified("1", "full", "media/1/full.jpg", "ab", 10, 3)
             .unwrap();
