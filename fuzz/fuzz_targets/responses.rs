@@ -10,14 +10,14 @@ use vault_mirror::archive::paths::{safe_name, variant_path};
 use vault_mirror::pipeline::download::parse_content_range;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(page) = serde_json::from_slice::<ItemsPage>(data) {
-        for item in page.items {
-            let _ = parse_item::<MediaItem>(item.clone());
-            let _ = parse_item::<ListMember>(item.clone());
+    let _ = ItemsPage::<MediaItem>::parse(data);
+    let _ = ItemsPage::<ListMember>::parse(data);
+    if let Ok(page) = serde_json::from_slice::<VaultListPage>(data) {
+        for item in &page.list {
+            let _ = parse_item::<MediaItem>(item);
             let _ = parse_item::<VaultList>(item);
         }
     }
-    let _ = serde_json::from_slice::<VaultListPage>(data);
     let _ = serde_json::from_slice::<VaultStatus>(data);
     let _ = serde_json::from_slice::<ErrorBody>(data);
     let _ = vault_mirror::api::snippet(data);
