@@ -9,6 +9,12 @@
 //!   gone upstream removed). It never removes bytes: a regular file there
 //!   is removed only when it is one of several hard links to its bytes;
 //!   anything else unexpected is left alone and reported.
+//! - A view is read only when it may differ: the database keeps, per view,
+//!   a digest of the files it is made from and its folder's inode and
+//!   modification time after it was last written (`view_state`). Any
+//!   entry added, removed or renamed in the folder changes that time, and
+//!   a file verified anew changes the digest; a view holding anything not
+//!   ours is always read (so it is reported each run).
 //! - Links only ever point at checked paths under `media/` (see
 //!   [`super::archive_path`]), and `lists/` and its views must be real
 //!   folders, never links leading elsewhere.
