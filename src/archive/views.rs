@@ -21,7 +21,9 @@
 //! - View names are unique per list id whatever the list names: the id is
 //!   written with [`safe_name`] and its `-` escaped as `~2d`, so the first
 //!   `-` of a view name always ends the id; the slug is readable only.
-//! - Every link is created under a temporary name and renamed into place.
+//! - A link is made only under a free name (a wrong entry of ours is
+//!   removed first), in one step: creating a link is atomic, so no reader
+//!   ever sees half of one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -296,11 +298,8 @@ fn sync_view(
             continue;
         }
         let at = folder.join(name);
-        let temporary = folder.join(format!(".{name}.tmp"));
-        let _ = fs_err::remove_file(&temporary);
         let from_view = Path::new("../..").join(target);
-        let hard = make_link(&from_view, &out.join(target), &temporary, mode)?;
-        fs_err::rename(&temporary, &at)?;
+        let hard = make_link(&from_view, &out.join(target), &at, mode)?;
         summary.added += 1;
         summary.links += 1;
         summary.hard_links += usize::from(hard);
