@@ -162,6 +162,22 @@ fn json_prints_exactly_one_object() {
         stored_variants(&vault, &["full", "thumb"])
     );
     assert_eq!(summary["lists"].as_array().unwrap().len(), 3);
+    // Downloads began before the run ended.
+    let first_byte = summary["first_byte_seconds"].as_f64().unwrap();
+    assert!(
+        first_byte <= summary["seconds"].as_f64().unwrap(),
+        "{summary}"
+    );
+
+    // A run that downloads nothing has no first byte.
+    let again = mirror_against(&server, out.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8(again.stdout).unwrap().trim()).unwrap();
+    assert_eq!(summary["downloaded"], 0);
+    assert!(summary["first_byte_seconds"].is_null(), "{summary}");
 }
 
 #[test]
@@ -261,13 +277,18 @@ fn wait_for_verified(db: &std::path::Path, at_least: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        let verified = db.exists()
-            && variant_rows(db)
-                .iter()
-                .filter(|row| row.4 == "verified")
-                .count()
-                >= at_least;
-        if verified {
+        // The file exists a moment before its schema does, and the run may
+        // hold it locked: anything but a count is "not yet".
+        let verified =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|connection| {
+                    connection.query_row(
+                        "SELECT count(*) FROM variants WHERE local_state = 'verified'",
+                        [],
+                        |row| row.get::<_, i64>(0),
+                    )
+                });
+        if verified.is_ok_and(|count| count >= at_least as i64) {
             return;
         }
     }

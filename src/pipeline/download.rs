@@ -653,6 +653,15 @@ impl Transfers {
                 .and_then(|()| part.write(&chunk))
                 .map_err(local)?;
             *received += chunk.len() as u64;
+            let first_byte_at = &context.counters.first_byte_at;
+            if first_byte_at.load(Ordering::Relaxed) == 0 {
+                let _ = first_byte_at.compare_exchange(
+                    0,
+                    crate::now_ms(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
             inner
                 .throughput
                 .bytes

@@ -130,6 +130,9 @@ pub struct Summary {
     /// Transfer attempts retried after a transient failure.
     pub transfer_retries: u64,
     pub seconds: f64,
+    /// Seconds from the start of the run to the first media byte received
+    /// (`None` when nothing was downloaded).
+    pub first_byte_seconds: Option<f64>,
     /// The list views after the run (`null` with `--dry-run`).
     pub views: Option<ViewsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
@@ -147,6 +150,8 @@ pub struct Counters {
     pub resign_calls: AtomicU64,
     pub expired_urls: AtomicU64,
     pub transfer_retries: AtomicU64,
+    /// When the first media byte of the run arrived (epoch ms; 0: not yet).
+    pub first_byte_at: std::sync::atomic::AtomicI64,
 }
 
 /// Everything the stages share.
@@ -213,6 +218,7 @@ async fn run(
     stop: impl std::future::Future<Output = i32>,
 ) -> Result<Summary, MirrorError> {
     let started = Instant::now();
+    let started_ms = crate::now_ms();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
     fs_err::create_dir_all(&settings.out).map_err(|source| MirrorError::Io {
         context: format!(
@@ -249,6 +255,9 @@ async fn run(
     match result {
         Ok(mut summary) => {
             summary.seconds = started.elapsed().as_secs_f64();
+            let first_byte_at = context.counters.first_byte_at.load(Ordering::Relaxed);
+            summary.first_byte_seconds =
+                (first_byte_at > 0).then(|| (first_byte_at - started_ms).max(0) as f64 / 1000.0);
             let text = serde_json::to_string(&summary).unwrap_or_default();
             let outcome = match summary.outcome {
                 Outcome::Complete => "complete",
@@ -319,6 +328,7 @@ impl Summary {
             expired_urls: counters.expired_urls.load(Ordering::Relaxed),
             transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
             seconds: 0.0,
+            first_byte_seconds: None,
             views: None,
             prune: None,
             export: None,
