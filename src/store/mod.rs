@@ -520,146 +520,141 @@ impl Store {
                 .collect::<Vec<_>>(),
         )
         .map_err(|error| self.sql(rusqlite::Error::ToSqlConversionFailure(error.into())))?;
-        let mut locals = Vec::with_capacity(variants.len());
-        {
-            let mut known_media = HashMap::new();
-            let mut statement = transaction
-                .prepare_cached(
-                    "SELECT m.media_id, m.media_type, m.duration
-                     FROM json_each(?1) AS j JOIN media AS m ON m.media_id = j.value",
-                )
-                .map_err(|error| self.sql(error))?;
-            let mut rows = statement.query([&ids]).map_err(|error| self.sql(error))?;
-            while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
-                let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        (
-                            row.get::<_, Option<String>>(1)?,
-                            row.get::<_, Option<f64>>(2)?,
-                        ),
-                    ))
-                };
-                let (id, described) = read(row).map_err(|error| self.sql(error))?;
-                known_media.insert(id, described);
-            }
-            let mut touch_media = transaction
-                .prepare_cached(
-                    "INSERT INTO media (media_id, media_type, duration, dir_name, first_seen_at, last_seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                     ON CONFLICT (media_id) DO UPDATE SET
-                        media_type = coalesce(excluded.media_type, media_type),
-                        duration = excluded.duration",
-                )
-                .map_err(|error| self.sql(error))?;
-            for item in media {
-                let unchanged =
-                    known_media
-                        .get(&item.media_id)
-                        .is_some_and(|(media_type, duration)| {
-                            (item.media_type.is_none() || item.media_type == *media_type)
-                                && item.duration == *duration
-                        });
-                if unchanged {
-                    continue;
-                }
-                let dir_name = crate::archive::paths::safe_name(&item.media_id);
-                touch_media
-                    .execute(params![
-                        item.media_id,
-                        item.media_type,
-                        item.duration,
-                        dir_name,
-                        now
-                    ])
-                    .map_err(|error| self.sql(error))?;
-            }
-            transaction
-                .prepare_cached(
-                    "UPDATE media SET last_seen_at = ?1
-                     WHERE media_id IN (SELECT value FROM json_each(?2))",
-                )
-                .and_then(|mut statement| statement.execute(params![now, ids]))
-                .map_err(|error| self.sql(error))?;
-
-            // The recorded rows of these media, matched to what the API
-            // said by (media, label); an unchanged one is taken as it is.
-            let wanted: HashMap<(&str, &str), usize> = variants
-                .iter()
-                .enumerate()
-                .map(|(index, variant)| {
-                    ((variant.media_id.as_str(), variant.label.as_str()), index)
-                })
-                .collect();
-            let mut unchanged: Vec<Option<LocalVariant>> = vec![None; variants.len()];
-            let mut statement = transaction
-                .prepare_cached(
-                    "SELECT v.media_id, v.label, v.remote_status, v.size_bytes, v.content_type,
-                        v.remote_created_at, v.stored_at,
-                        v.local_state, v.local_path, v.verified_size, v.part_validator
-                     FROM json_each(?1) AS j JOIN variants AS v ON v.media_id = j.value",
-                )
-                .map_err(|error| self.sql(error))?;
-            let mut rows = statement.query([&ids]).map_err(|error| self.sql(error))?;
-            while let Some(row) = rows.next().map_err(|error| self.sql(error))? {
-                let mut take = || -> rusqlite::Result<()> {
-                    let key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
-                    if let Some(&index) = wanted.get(&key)
-                        && described_alike(row, 2, &variants[index])?
-                    {
-                        unchanged[index] = Some(read_local_at(row, 7)?);
-                    }
-                    Ok(())
-                };
-                take().map_err(|error| self.sql(error))?;
-            }
-            let mut upsert = transaction
-                .prepare_cached(
-                    "INSERT INTO variants (media_id, label, remote_status, size_bytes, content_type,
-                        remote_created_at, stored_at, remote_changed_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-                     ON CONFLICT (media_id, label) DO UPDATE SET
-                        local_state = CASE
-                            WHEN local_state = 'verified' AND (
-                                size_bytes IS NOT excluded.size_bytes
-                                OR content_type IS NOT excluded.content_type
-                                OR (excluded.stored_at IS NOT NULL AND stored_at IS NOT excluded.stored_at))
-                            THEN 'missing' ELSE local_state END,
-                        remote_status = excluded.remote_status,
-                        size_bytes = excluded.size_bytes,
-                        content_type = excluded.content_type,
-                        remote_created_at = excluded.remote_created_at,
-                        stored_at = coalesce(excluded.stored_at, stored_at),
-                        remote_changed_at = excluded.remote_changed_at,
-                        updated_at = excluded.updated_at
-                     RETURNING local_state, local_path, verified_size, part_validator",
-                )
-                .map_err(|error| self.sql(error))?;
-            for (variant, unchanged) in variants.iter().zip(unchanged) {
-                if let Some(local) = unchanged {
-                    locals.push(local);
-                    continue;
-                }
-                let local = upsert
-                    .query_row(
-                        params![
-                            variant.media_id,
-                            variant.label,
-                            variant.status.as_str(),
-                            variant.size_bytes,
-                            variant.content_type,
-                            variant.created_at,
-                            variant.stored_at,
-                            now
-                        ],
-                        read_local,
-                    )
-                    .map_err(|error| self.sql(error))?;
-                locals.push(local);
-            }
-        }
+        let locals = Self::record_media(&transaction, media, &ids, now)
+            .and_then(|()| Self::record_variants(&transaction, variants, &ids, now))
+            .map_err(|error| self.sql(error))?;
         transaction.commit().map_err(|error| self.sql(error))?;
         Ok(locals)
+    }
+
+    /// [`Store::record_remote`]'s media: new or changed ones written, all
+    /// of them (`ids`, a JSON array) seen now.
+    fn record_media(
+        transaction: &rusqlite::Transaction<'_>,
+        media: &[MediaRecord],
+        ids: &str,
+        now: i64,
+    ) -> rusqlite::Result<()> {
+        let mut recorded = HashMap::new();
+        let mut statement = transaction.prepare_cached(
+            "SELECT m.media_id, m.media_type, m.duration
+             FROM json_each(?1) AS j JOIN media AS m ON m.media_id = j.value",
+        )?;
+        let mut rows = statement.query([ids])?;
+        while let Some(row) = rows.next()? {
+            recorded.insert(
+                row.get::<_, String>(0)?,
+                (
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, Option<f64>>(2)?,
+                ),
+            );
+        }
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO media (media_id, media_type, duration, dir_name, first_seen_at, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (media_id) DO UPDATE SET
+                media_type = coalesce(excluded.media_type, media_type),
+                duration = excluded.duration",
+        )?;
+        for item in media {
+            let unchanged = recorded
+                .get(&item.media_id)
+                .is_some_and(|(media_type, duration)| {
+                    (item.media_type.is_none() || item.media_type == *media_type)
+                        && item.duration == *duration
+                });
+            if !unchanged {
+                let dir_name = crate::archive::paths::safe_name(&item.media_id);
+                upsert.execute(params![
+                    item.media_id,
+                    item.media_type,
+                    item.duration,
+                    dir_name,
+                    now
+                ])?;
+            }
+        }
+        transaction
+            .prepare_cached(
+                "UPDATE media SET last_seen_at = ?1
+                 WHERE media_id IN (SELECT value FROM json_each(?2))",
+            )?
+            .execute(params![now, ids])?;
+        Ok(())
+    }
+
+    /// [`Store::record_remote`]'s variants: the recorded rows of the media
+    /// (`ids`) are matched to what the API said by (media, label) and
+    /// compared in place; an unchanged one is taken as it is, anything
+    /// else is upserted. Returns the local state of each, in order.
+    fn record_variants(
+        transaction: &rusqlite::Transaction<'_>,
+        variants: &[RemoteVariant],
+        ids: &str,
+        now: i64,
+    ) -> rusqlite::Result<Vec<LocalVariant>> {
+        let wanted: HashMap<(&str, &str), usize> = variants
+            .iter()
+            .enumerate()
+            .map(|(index, variant)| ((variant.media_id.as_str(), variant.label.as_str()), index))
+            .collect();
+        let mut unchanged: Vec<Option<LocalVariant>> = vec![None; variants.len()];
+        let mut statement = transaction.prepare_cached(
+            "SELECT v.media_id, v.label, v.remote_status, v.size_bytes, v.content_type,
+                v.remote_created_at, v.stored_at,
+                v.local_state, v.local_path, v.verified_size, v.part_validator
+             FROM json_each(?1) AS j JOIN variants AS v ON v.media_id = j.value",
+        )?;
+        let mut rows = statement.query([ids])?;
+        while let Some(row) = rows.next()? {
+            let key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+            if let Some(&index) = wanted.get(&key)
+                && described_alike(row, 2, &variants[index])?
+            {
+                unchanged[index] = Some(read_local_at(row, 7)?);
+            }
+        }
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO variants (media_id, label, remote_status, size_bytes, content_type,
+                remote_created_at, stored_at, remote_changed_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (media_id, label) DO UPDATE SET
+                local_state = CASE
+                    WHEN local_state = 'verified' AND (
+                        size_bytes IS NOT excluded.size_bytes
+                        OR content_type IS NOT excluded.content_type
+                        OR (excluded.stored_at IS NOT NULL AND stored_at IS NOT excluded.stored_at))
+                    THEN 'missing' ELSE local_state END,
+                remote_status = excluded.remote_status,
+                size_bytes = excluded.size_bytes,
+                content_type = excluded.content_type,
+                remote_created_at = excluded.remote_created_at,
+                stored_at = coalesce(excluded.stored_at, stored_at),
+                remote_changed_at = excluded.remote_changed_at,
+                updated_at = excluded.updated_at
+             RETURNING local_state, local_path, verified_size, part_validator",
+        )?;
+        variants
+            .iter()
+            .zip(unchanged)
+            .map(|(variant, unchanged)| match unchanged {
+                Some(local) => Ok(local),
+                None => upsert.query_row(
+                    params![
+                        variant.media_id,
+                        variant.label,
+                        variant.status.as_str(),
+                        variant.size_bytes,
+                        variant.content_type,
+                        variant.created_at,
+                        variant.stored_at,
+                        now
+                    ],
+                    read_local,
+                ),
+            })
+            .collect()
     }
 
     /// The media host answered an attempt: one more attempt, the variant
