@@ -14,7 +14,9 @@
 //!   modification time after it was last written (`view_state`). Any
 //!   entry added, removed or renamed in the folder changes that time, and
 //!   a file verified anew changes the digest; a view holding anything not
-//!   ours is always read (so it is reported each run).
+//!   ours is always read (so it is reported each run). Stamps are kept
+//!   only once the clock has moved past them (a change in the same tick
+//!   would not show), and never on file systems with whole-second times.
 //! - Links only ever point at checked paths under `media/` (see
 //!   [`super::archive_path`]), and `lists/` and its views must be real
 //!   folders, never links leading elsewhere.
@@ -126,6 +128,7 @@ fn update_views_with(
     ensure_real_folder(&root, out)?;
     let mut last_written = store.view_states()?;
     let mut written = Vec::new();
+    let mut newest_stamp = i64::MIN;
     let mut folders_changed = false;
     for (view, list_id) in &wanted {
         let folder = root.join(view);
@@ -158,7 +161,15 @@ fn update_views_with(
         // A view holding things not ours is read in full each time, so
         // they are reported each time.
         if summary.left_alone.len() == left_alone_before {
-            let (folder_inode, folder_mtime) = folder_stamp(&fs_err::symlink_metadata(&folder)?);
+            let (folder_inode, mut folder_mtime) =
+                folder_stamp(&fs_err::symlink_metadata(&folder)?);
+            if folder_mtime % 1_000_000_000 == 0 {
+                // Whole seconds: a file system whose clock ticks that
+                // coarsely could hide a change in the same second. Such a
+                // view is read every run.
+                folder_mtime = i64::MIN;
+            }
+            newest_stamp = newest_stamp.max(folder_mtime);
             let state = ViewState {
                 digest,
                 folder_inode,
@@ -188,6 +199,14 @@ fn update_views_with(
     }
     if folders_changed {
         sync_folder(&root)?;
+    }
+    // A change in the same tick of the clock as our last write would leave
+    // the folder's time as it is: the stamps hold only once the clock has
+    // moved on, so wait for that (a few ms at most) before anyone else may
+    // touch the views (the caller holds the archive lock).
+    let since = now_ns().saturating_sub(newest_stamp);
+    if since < CLOCK_TICK_NS {
+        std::thread::sleep(std::time::Duration::from_nanos((CLOCK_TICK_NS - since) as u64));
     }
     store.replace_view_states(&written)?;
     summary.left_alone.sort();
@@ -237,6 +256,16 @@ fn present_files(
         links.insert(components.join("."), path);
     })?;
     Ok(links)
+}
+
+/// Longer than a step of the kernel's coarse clock (1–10 ms), which sets
+/// file times on Linux.
+const CLOCK_TICK_NS: i64 = 20_000_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as i64)
 }
 
 /// A folder's identity and last change: (inode, modification time in
@@ -572,6 +601,36 @@ mod tests {
             std::fs::read(out.join("media/10/full.jpg")).unwrap(),
             b"1010"
         );
+    }
+
+    #[test]
+    fn a_view_unchanged_since_its_stamp_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive_with(out);
+        let folder = out.join("lists/2-drafts");
+        let link = folder.join("11.full.jpg");
+        update_views(&store, out).unwrap();
+        let stamp = store.view_states().unwrap()["2-drafts"].folder_mtime;
+        assert_ne!(stamp, i64::MIN);
+        assert!(now_ns() - stamp >= CLOCK_TICK_NS, "returned before the clock moved on");
+        // Changed behind the stamp's back (its time put back): not read,
+        // which is what saves a re-run from reading every view.
+        let put_back = |folder: &Path| {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(stamp as u64);
+            std::fs::File::open(folder).unwrap().set_modified(time).unwrap()
+        };
+        std::fs::remove_file(&link).unwrap();
+        put_back(&folder);
+        let skipped = update_views(&store, out).unwrap();
+        assert_eq!((skipped.added, skipped.links), (0, 3));
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        // Any real change moves the time, and the view is mended.
+        std::fs::write(folder.join("x"), b"").unwrap();
+        std::fs::remove_file(folder.join("x")).unwrap();
+        let mended = update_views(&store, out).unwrap();
+        assert_eq!(mended.added, 1);
+        assert!(std::fs::read_link(&link).is_ok());
     }
 
     #[test]
