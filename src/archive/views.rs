@@ -206,7 +206,9 @@ fn update_views_with(
     // touch the views (the caller holds the archive lock).
     let since = now_ns().saturating_sub(newest_stamp);
     if since < CLOCK_TICK_NS {
-        std::thread::sleep(std::time::Duration::from_nanos((CLOCK_TICK_NS - since) as u64));
+        std::thread::sleep(std::time::Duration::from_nanos(
+            (CLOCK_TICK_NS - since) as u64,
+        ));
     }
     store.replace_view_states(&written)?;
     summary.left_alone.sort();
@@ -613,12 +615,18 @@ mod tests {
         update_views(&store, out).unwrap();
         let stamp = store.view_states().unwrap()["2-drafts"].folder_mtime;
         assert_ne!(stamp, i64::MIN);
-        assert!(now_ns() - stamp >= CLOCK_TICK_NS, "returned before the clock moved on");
+        assert!(
+            now_ns() - stamp >= CLOCK_TICK_NS,
+            "returned before the clock moved on"
+        );
         // Changed behind the stamp's back (its time put back): not read,
         // which is what saves a re-run from reading every view.
         let put_back = |folder: &Path| {
             let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(stamp as u64);
-            std::fs::File::open(folder).unwrap().set_modified(time).unwrap()
+            std::fs::File::open(folder)
+                .unwrap()
+                .set_modified(time)
+                .unwrap()
         };
         std::fs::remove_file(&link).unwrap();
         put_back(&folder);
