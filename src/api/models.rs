@@ -145,6 +145,7 @@ pub struct VaultList {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct VaultListPage {
+    #[serde(deserialize_with = "null_as_empty")]
     pub list: Vec<Box<RawValue>>,
     pub has_more: bool,
     #[serde(deserialize_with = "lenient_i64")]
@@ -200,9 +201,9 @@ impl<T: serde::de::DeserializeOwned> ItemsPage<T> {
     /// shape.
     pub fn parse(body: &[u8]) -> serde_json::Result<Self> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
+        #[serde(rename_all = "camelCase", bound(deserialize = "I: Deserialize<'de>"))]
         struct Page<I> {
-            #[serde(default = "Vec::new")]
+            #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
             items: Vec<I>,
             #[serde(default, deserialize_with = "lenient_string")]
             next_cursor: Option<String>,
@@ -219,6 +220,13 @@ impl<T: serde::de::DeserializeOwned> ItemsPage<T> {
             next_cursor: page.next_cursor,
         })
     }
+}
+
+/// A list that may be sent as `null` for none.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One element of `items`: the model when it is an object, else why not.
@@ -538,6 +546,10 @@ mod tests {
     fn next_cursor_absent_or_null() {
         let page = |body: &str| ItemsPage::<MediaItem>::parse(body.as_bytes()).unwrap();
         let absent = page(r#"{"items":[]}"#);
+        assert!(page(r#"{"items":null}"#).items.is_empty());
+        assert!(page(r#"{}"#).items.is_empty());
+        let lists: VaultListPage = serde_json::from_str(r#"{"list":null}"#).unwrap();
+        assert!(lists.list.is_empty());
         let null = page(r#"{"items":[],"nextCursor":null}"#);
         let set = page(r#"{"items":[],"nextCursor":"100"}"#);
         assert_eq!(absent.next_cursor, None);
