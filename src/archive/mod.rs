@@ -64,10 +64,6 @@ impl ArchiveDir {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether `relative` (inside the archive) is a regular file of `len`
     /// bytes; links are not followed.
     pub fn has_file(&self, relative: &Path, len: u64) -> bool {

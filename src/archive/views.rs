@@ -34,7 +34,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::paths::safe_name;
-use crate::archive::{ArchiveError, archive_path};
+use crate::archive::{ArchiveDir, ArchiveError, archive_path};
 use crate::pipeline::commit::sync_folder;
 use crate::store::{Store, ViewState};
 
@@ -126,6 +126,7 @@ fn update_views_with(
         return Ok(summary);
     }
     ensure_real_folder(&root, out)?;
+    let archive = ArchiveDir::open(out);
     let mut last_written = store.view_states()?;
     let mut written = Vec::new();
     let mut newest_stamp = i64::MIN;
@@ -155,7 +156,7 @@ fn update_views_with(
                 folders_changed = true;
             }
         }
-        let links = present_files(store, out, list_id)?;
+        let links = present_files(store, &archive, list_id)?;
         let (links_before, left_alone_before) = (summary.links, summary.left_alone.len());
         sync_view(out, &folder, &links, mode, &mut summary)?;
         // A view holding things not ours is read in full each time, so
@@ -234,7 +235,7 @@ fn files_digest(store: &Store, list_id: &str) -> Result<String, ArchiveError> {
 /// file at the size it was verified at.
 fn present_files(
     store: &Store,
-    out: &Path,
+    archive: &ArchiveDir,
     list_id: &str,
 ) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
     let mut links = BTreeMap::new();
@@ -245,8 +246,7 @@ fn present_files(
         if !path.starts_with("media") {
             return;
         }
-        let present = fs_err::symlink_metadata(out.join(&path))
-            .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == file.size);
+        let present = u64::try_from(file.size).is_ok_and(|len| archive.has_file(&path, len));
         if !present {
             return;
         }

@@ -245,10 +245,9 @@ async fn run(
     // task (not spawned), a `.part` keeps every byte written (its buffer is
     // flushed on drop), a file reaches its final path only whole, and each
     // database write is one transaction.
-    let started_at = crate::now_ms();
     let result = tokio::select! {
         result = run_stages(&context, run_id, scope) => result,
-        code = stop => interrupted_summary(&context, run_id, started_at, code),
+        code = stop => interrupted_summary(&context, run_id, started_ms, code),
     }
     .map(|summary| Summary { command, ..summary });
     let now = crate::now_ms();

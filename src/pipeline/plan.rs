@@ -101,7 +101,10 @@ fn verified_file_present(archive: &ArchiveDir, local: &LocalVariant) -> bool {
         return false;
     };
     // Paths in the database are ours, but checked all the same.
-    archive_path(path).is_ok_and(|path| archive.has_file(&path, size.max(0) as u64))
+    let (Ok(path), Ok(len)) = (archive_path(path), u64::try_from(size)) else {
+        return false;
+    };
+    archive.has_file(&path, len)
 }
 
 #[cfg(test)]

@@ -226,30 +226,14 @@ impl Store {
         values: impl rusqlite::Params,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut rows = Vec::new();
-        self.for_each_row(connection, sql, values, map, |row| rows.push(row))?;
-        Ok(rows)
-    }
-
-    /// [`Store::rows`] one row at a time, without collecting them.
-    pub(crate) fn for_each_row<T>(
-        &self,
-        connection: &Connection,
-        sql: &str,
-        values: impl rusqlite::Params,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-        mut each: impl FnMut(T),
-    ) -> Result<(), StoreError> {
         let mut statement = connection
             .prepare_cached(sql)
             .map_err(|error| self.sql(error))?;
         let rows = statement
             .query_map(values, map)
             .map_err(|error| self.sql(error))?;
-        for row in rows {
-            each(row.map_err(|error| self.sql(error))?);
-        }
-        Ok(())
+        rows.collect::<Result<_, _>>()
+            .map_err(|error| self.sql(error))
     }
 
     /// Checks that the file is ours and applies pending migrations.
