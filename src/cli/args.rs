@@ -88,7 +88,7 @@ pub enum Command {
     Mirror(MirrorArgs),
     /// What the local mirror holds, per list; the last runs (reads only the database)
     Status,
-    /// Re-hash files against the database; report missing and damaged ones
+    /// Check the database, then re-hash files against it; report missing and damaged ones
     Verify(VerifyArgs),
     /// The connection's vault lists, with what the mirror holds of each
     Lists,
