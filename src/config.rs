@@ -409,8 +409,7 @@ impl Value<'_> {
     pub fn duration(&self) -> Result<Duration, String> {
         match self.value {
             Raw::Integer { .. } => Ok(Duration::from_secs(self.integer(0..=i64::MAX)? as u64)),
-            Raw::String(_) => humantime::parse_duration(&self.string()?)
-                .map_err(|error| format!("{error} (write e.g. \"90s\", \"10m\" or \"1h\")")),
+            Raw::String(_) => crate::settings::parse_duration(&self.string()?),
             _ => Err(self.wrong("a duration such as \"90s\" or \"10m\"")),
         }
     }

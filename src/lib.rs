@@ -32,6 +32,23 @@ pub fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Bytes for people, in one unit system everywhere (messages, tables,
+/// the gallery, and the progress bars): binary multiples with IEC names,
+/// `1.43 MiB`, as `--limit-rate` and `--min-free` read `M` and `G`.
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+/// `1 list`, `2 lists`: a count with its noun (regular plurals only).
+pub fn counted(count: impl Into<u64>, noun: &str) -> String {
+    let count = count.into();
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 /// An epoch-milliseconds time as `2026-05-01 10:00:03 UTC` (UTC: the same
 /// for every reader of a log, and no time-zone database needed).
 pub fn utc_time(epoch_ms: i64) -> String {
@@ -63,6 +80,21 @@ pub fn time_ago(epoch_ms: i64, now_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_read_in_one_unit_system() {
+        assert_eq!(super::human_bytes(999), "999 B");
+        assert_eq!(super::human_bytes(1_500), "1.46 KiB");
+        assert_eq!(super::human_bytes(1_500_000), "1.43 MiB");
+        assert_eq!(super::human_bytes(2_000_000_000), "1.86 GiB");
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(super::counted(1u64, "list"), "1 list");
+        assert_eq!(super::counted(0u64, "list"), "0 lists");
+        assert_eq!(super::counted(4u32, "file"), "4 files");
+    }
+
     #[test]
     fn times_read_well() {
         assert_eq!(

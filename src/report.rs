@@ -51,8 +51,12 @@ impl Stage {
 pub trait Reporter: Send + Sync {
     /// A stage began (or made progress worth a line): `detail` says what.
     fn on_stage(&self, _stage: Stage, _detail: &str) {}
-    /// More work was planned: `files` transfers totalling `bytes`.
+    /// More work was planned: `files` transfers totalling `bytes`. Until
+    /// [`Reporter::on_planned`], more may come: totals are lower bounds.
     fn on_queued(&self, _files: u64, _bytes: u64) {}
+    /// Every transfer of this pass is planned: the totals are final (a
+    /// later `on_queued`, from `--wait-pending`, makes them grow again).
+    fn on_planned(&self) {}
     /// A transfer started; `resumed_from` bytes were already on disk.
     fn on_start(&self, _id: TransferId, _name: &str, _size: u64, _resumed_from: u64) {}
     /// `new_bytes` more bytes of a transfer arrived.

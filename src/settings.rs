@@ -39,6 +39,35 @@ impl Quality {
         }
     }
 
+    /// The asked labels that none of the `seen` labels matches, as a
+    /// sentence naming the labels that were seen (`None` when every asked
+    /// label was seen, with `all`, or when nothing was seen at all: an
+    /// empty vault is not a typo).
+    pub fn unmatched(&self, seen: &std::collections::BTreeSet<String>) -> Option<String> {
+        let Quality::Labels(asked) = self else {
+            return None;
+        };
+        let missing: Vec<String> = asked
+            .iter()
+            .filter(|label| !seen.contains(*label))
+            .map(|label| format!("`{label}`"))
+            .collect();
+        if missing.is_empty() || seen.is_empty() {
+            return None;
+        }
+        let (noun, verb) = if missing.len() == 1 {
+            ("label", "carries")
+        } else {
+            ("labels", "carries any of")
+        };
+        let seen: Vec<String> = seen.iter().map(|label| format!("`{label}`")).collect();
+        Some(format!(
+            "--quality: no media {verb} the {noun} {}; the labels seen are {} (labels are case-sensitive; `--quality all` takes every one)",
+            missing.join(", "),
+            seen.join(", ")
+        ))
+    }
+
     /// Parses `full,thumb` or `all`.
     pub fn parse(text: &str) -> Result<Self, SettingsError> {
         let labels: Vec<String> = text
@@ -228,10 +257,47 @@ pub fn parse_rate(text: &str) -> Result<u64, SettingsError> {
             "{text:?}: use a number of bytes per second, e.g. `20M`, `512K` or `100000`"
         ),
     };
-    let trimmed = text
-        .trim()
-        .trim_end_matches("/s")
-        .trim_end_matches(['B', 'b']);
+    let rate = bytes_amount(text.trim().trim_end_matches("/s")).ok_or_else(invalid)?;
+    if !rate.is_finite() || rate < 1024.0 || rate > u32::MAX as f64 {
+        return Err(SettingsError::Invalid {
+            name: "rate",
+            reason: format!("{text:?}: give between 1K and 4G per second"),
+        });
+    }
+    Ok(rate as u64)
+}
+
+/// Parses a duration: `90s`, `10m`, `1h 30m`, or a bare number of seconds
+/// (`45`), the way the config file takes them.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if let Ok(seconds) = trimmed.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(trimmed).map_err(|_| {
+        format!(
+            "{text:?} is not a duration: write e.g. `90s`, `10m`, `1h 30m`, or a number of seconds"
+        )
+    })
+}
+
+/// Parses a size such as `5G`, `500M`, `512K` or a number of bytes (K, M,
+/// G are binary multiples, as for rates).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid =
+        || format!("{text:?} is not a size: write e.g. `5G`, `500M`, `512K`, or a number of bytes");
+    let size = bytes_amount(text).ok_or_else(invalid)?;
+    if size > u64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(size as u64)
+}
+
+/// `512K`, `1.5M`, `5GiB`, `100000`: a number of bytes with an optional
+/// binary multiple (K, M, G, T) and `B`; `None` for anything else or a
+/// negative amount.
+fn bytes_amount(text: &str) -> Option<f64> {
+    let trimmed = text.trim().trim_end_matches(['B', 'b']);
     let (number, unit) = match trimmed
         .char_indices()
         .find(|(_, c)| c.is_ascii_alphabetic())
@@ -244,17 +310,11 @@ pub fn parse_rate(text: &str) -> Result<u64, SettingsError> {
         "k" | "ki" => 1024.0,
         "m" | "mi" => 1024.0 * 1024.0,
         "g" | "gi" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(invalid()),
+        "t" | "ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
     };
-    let value: f64 = number.trim().parse().map_err(|_| invalid())?;
-    let rate = value * multiplier;
-    if !rate.is_finite() || rate < 1024.0 || rate > u32::MAX as f64 {
-        return Err(SettingsError::Invalid {
-            name: "rate",
-            reason: format!("{text:?}: give between 1K and 4G per second"),
-        });
-    }
-    Ok(rate as u64)
+    let amount = number.trim().parse::<f64>().ok()? * multiplier;
+    (amount.is_finite() && amount >= 0.0).then_some(amount)
 }
 
 /// Parses an API base URL; only http and https are accepted.
@@ -278,6 +338,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_and_sizes_say_what_they_take() {
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
+        let error = parse_duration("soon").unwrap_err();
+        assert!(
+            error.contains("`90s`") && error.contains("number of seconds"),
+            "{error}"
+        );
+        assert_eq!(parse_size("5G"), Ok(5 << 30));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("0"), Ok(0));
+        let error = parse_size("lots").unwrap_err();
+        assert!(
+            error.contains("`5G`") && !error.contains("per second"),
+            "{error}"
+        );
+        assert!(parse_size("-1G").is_err());
+    }
+
+    #[test]
     fn quality_parsing() {
         assert_eq!(
             Quality::parse("full, thumb").unwrap(),
@@ -286,6 +368,25 @@ mod tests {
         assert_eq!(Quality::parse("all").unwrap(), Quality::All);
         assert!(Quality::parse(" , ").is_err());
         assert!(Quality::All.wants("square-preview"));
+        let seen: std::collections::BTreeSet<String> =
+            ["full".to_owned(), "thumb".to_owned()].into();
+        let typo = Quality::parse("fulll,thumb")
+            .unwrap()
+            .unmatched(&seen)
+            .unwrap();
+        assert!(
+            typo.contains("label `fulll`") && typo.contains("`full`, `thumb`"),
+            "{typo}"
+        );
+        assert!(Quality::parse("FULL").unwrap().unmatched(&seen).is_some());
+        assert_eq!(Quality::parse("full,thumb").unwrap().unmatched(&seen), None);
+        assert_eq!(Quality::All.unmatched(&seen), None);
+        assert_eq!(
+            Quality::parse("fulll")
+                .unwrap()
+                .unmatched(&Default::default()),
+            None
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn export_without_an_archive_is_a_usage_error() {
         .env_remove("VAULT_MIRROR_DB")
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("no vault-mirror archive"));
+        .stderr(predicates::str::contains("no archive at"));
     assert!(!empty.path().join("nothing-here").exists());
 }
 

@@ -462,28 +462,29 @@ fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
     eprintln!("{kills} kills, {completed} runs completed between them (seed {seed})");
 }
 
-#[test]
-fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
-    let vault = Vault::sample(24, 2);
+/// A run under `variable=value` stops with exit 1 and `message` (and the
+/// hint, when given), the database intact and every file it calls
+/// verified whole; the next run, without it, completes. Returns the
+/// failed run's stderr.
+fn stops_then_the_next_run_completes(
+    (variable, value): (&str, &str),
+    message: &str,
+    hint: Option<&str>,
+) -> String {
+    let vault = Vault::sample(40, 2);
     let total = stored_variants(&vault, &["full", "thumb"]);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let db = out.path().join(".vault-mirror/state.sqlite");
     let output = mirror_against(&server, out.path())
-        .env("VAULT_MIRROR_TEST_DISK_FULL_AFTER", "400000")
+        .env(variable, value)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("no space left on the disk while writing"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&out.path().display().to_string()),
-        "{stderr}"
-    );
-    assert!(stderr.contains(".part"), "{stderr}");
+    let message = message.replace("<out>", &out.path().display().to_string());
+    assert!(stderr.contains(&message), "{stderr}");
+    assert!(hint.is_none_or(|hint| stderr.contains(hint)), "{stderr}");
     assert_eq!(integrity_check(&db), "ok");
     let verified_before = assert_archive_matches(out.path(), &db, &vault);
     assert!(verified_before < total);
@@ -498,6 +499,27 @@ fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
     assert_eq!(integrity_check(&db), "ok");
     let fetched = server.stats().media_requests - requests_before;
     assert!(fetched as usize <= total - verified_before);
+    stderr
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
+    let stderr = stops_then_the_next_run_completes(
+        ("VAULT_MIRROR_TEST_DISK_FULL_AFTER", "400000"),
+        "no space left on the disk while writing <out>",
+        None,
+    );
+    assert!(stderr.contains(".part"), "{stderr}");
+}
+
+#[test]
+fn a_full_disk_under_the_database_stops_the_run_and_the_next_run_resumes() {
+    // Room for the schema and a little more: the run fills it part-way.
+    stops_then_the_next_run_completes(
+        ("VAULT_MIRROR_TEST_DB_MAX_PAGES", "22"),
+        "no space left on the disk holding the state database <out>/.vault-mirror/state.sqlite",
+        Some("hint: free some space"),
+    );
 }
 
 #[cfg(unix)]
@@ -700,4 +722,200 @@ fn too_little_free_space_warns_and_min_free_refuses_with_a_clear_message() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("would leave less than --min-free"));
+}
+
+/// The list ids the state database holds.
+fn db_list_ids(db: &std::path::Path) -> Vec<String> {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    let mut statement = connection
+        .prepare("SELECT list_id FROM lists ORDER BY 1")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
+    let server = FakeServer::start_in_thread(Vault::sample(6, 1), FakeOptions::default()).unwrap();
+    for typo in ["fulll", "FULL"] {
+        let out = tempfile::tempdir().unwrap();
+        let output = mirror_against(&server, out.path())
+            .args(["--quality", typo, "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3), "{typo}");
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["outcome"], "partial");
+        let error = summary["errors"][0].as_str().unwrap();
+        assert!(
+            error.contains(&format!("no media carries the label `{typo}`"))
+                && error.contains("`full`")
+                && error.contains("`thumb`"),
+            "{error}"
+        );
+        assert!(common::media_files(out.path()).is_empty());
+    }
+    // One label right, one wrong: still not what was asked.
+    let out = tempfile::tempdir().unwrap();
+    mirror_against(&server, out.path())
+        .args(["--quality", "full,thumbs"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no media carries the label `thumbs`",
+        ));
+    // The plan says so too.
+    mirror_against(&server, out.path())
+        .args(["--quality", "fulll", "--dry-run"])
+        .assert()
+        .stdout(predicate::str::contains(
+            "no media carries the label `fulll`",
+        ));
+}
+
+#[test]
+fn a_command_that_cannot_start_creates_nothing() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let typo = parent.path().join("typo");
+    for command in [
+        &["verify"][..],
+        &["verify", "--fast"],
+        &["status"],
+        &["export"],
+    ] {
+        vault_mirror()
+            .args(command)
+            .arg("--out")
+            .arg(&typo)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("no archive at"));
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+    // A mirror without a key (or without a connection) makes no folder, no lock.
+    vault_mirror()
+        .args(["mirror", "--connection", "c", "--out"])
+        .arg(&typo)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no API key"));
+    vault_mirror()
+        .args(["mirror", "--api-key", "k", "--out"])
+        .arg(&typo)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no connection id"));
+    assert!(!typo.exists());
+    assert_eq!(server.stats().api_calls, 0);
+}
+
+#[test]
+fn an_unknown_list_is_a_clear_error_and_leaves_no_row_behind() {
+    let vault = Vault::sample(6, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    mirror_against(&server, out.path())
+        .args(["--list", "999", "--list", &vault.lists[0].id])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(format!(
+                "the connection has no list `999`; its lists are `{}`, `{}`",
+                vault.lists[0].id, vault.lists[1].id
+            ))
+            .and(predicate::str::contains("hint: `vault-mirror lists`")),
+        );
+    assert_eq!(server.stats().sync_calls, 0, "nothing was synced");
+    // A full run afterwards: no list row for 999 (it would show as gone).
+    mirror_against(&server, out.path())
+        .arg("-q")
+        .assert()
+        .code(0);
+    assert_eq!(
+        db_list_ids(&db),
+        vec![vault.lists[0].id.clone(), vault.lists[1].id.clone()]
+    );
+    vault_mirror()
+        .args(["status", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("999")
+                .not()
+                .and(predicate::str::contains("gone").not()),
+        );
+}
+
+#[test]
+fn paging_that_never_ends_stops_with_a_clear_error() {
+    let options = FakeOptions {
+        faults: Faults {
+            endless_pages: true,
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let vault = Vault::sample(6, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // Every list: the listing repeats its first page.
+    mirror_against(&server, out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "/v2/access/vault/lists kept paging without progress (a page brought no item not seen before)",
+        ));
+    assert!(server.stats().list_calls <= 2, "{:?}", server.stats());
+    // Named lists: their members' cursor goes round in a circle; the last
+    // known members stand and the run says why.
+    let output = mirror_against(&server, out.path())
+        .args(["--list", &vault.lists[0].id, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let errors = summary["errors"].to_string();
+    assert!(errors.contains("kept paging without progress"), "{errors}");
+    assert!(server.stats().member_calls <= 3, "{:?}", server.stats());
+}
+
+#[test]
+fn fake_server_prints_lines_a_shell_takes_and_completions_name_only_visible_commands() {
+    let mut child = vault_mirror_std()
+        .args(["fake-server", "--media", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    {
+        use std::io::BufRead;
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        for line in stdout.lines().take(3) {
+            lines.push(line.unwrap());
+        }
+    }
+    send_signal(&child, "TERM");
+    let _ = child.wait();
+    for (line, name) in
+        lines
+            .iter()
+            .zip(["OFAUTH_BASE_URL", "OFAUTH_API_KEY", "OFAUTH_CONNECTION_ID"])
+    {
+        assert!(line.starts_with(&format!("export {name}=")), "{line}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        vault_mirror()
+            .args(["completions", shell])
+            .assert()
+            .code(0)
+            .stdout(predicate::str::contains("verify").and(predicate::str::contains("fake").not()));
+    }
 }

@@ -193,7 +193,9 @@ fn verify_finds_a_deleted_and_a_damaged_file_and_repair_restores_them() {
         .arg(out.path())
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("0 missing, 0 damaged"));
+        // The summary is on stderr; stdout is for --json alone.
+        .stdout("")
+        .stderr(predicate::str::contains("0 missing, 0 damaged"));
 
     let (deleted, rotten) = damage(out.path());
     // Sizes only: the deleted file is found, the same-size damage is not.
@@ -215,7 +217,7 @@ fn verify_finds_a_deleted_and_a_damaged_file_and_repair_restores_them() {
             .arg(out.path())
             .assert()
             .code(3)
-            .stdout(
+            .stderr(
                 predicate::str::contains(format!("missing: {deleted}"))
                     .and(predicate::str::contains(format!("damaged: {rotten}")))
                     .and(predicate::str::contains("sha256"))
@@ -285,7 +287,7 @@ fn a_found_file_that_is_put_back_is_verified_again_and_mirror_also_repairs() {
         .arg(out.path())
         .assert()
         .code(3)
-        .stdout(predicate::str::contains("1 missing, 0 damaged"));
+        .stderr(predicate::str::contains("1 missing, 0 damaged"));
     // What verify found, a plain mirror run fetches.
     against(&server, out.path(), &["mirror", "-q"])
         .assert()
@@ -303,6 +305,11 @@ fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
     let vault = Vault::sample(4, 1);
     let server = start(&vault);
     let out = tempfile::tempdir().unwrap();
+    // An archive to verify (verify says "no archive" where there is none).
+    against(&server, out.path(), &["mirror", "-q"])
+        .assert()
+        .code(0);
+    let calls_before = server.stats().api_calls;
     {
         let _held = ArchiveLock::acquire(out.path(), "mirror").unwrap();
         for command in [&["mirror"][..], &["verify"]] {
@@ -318,7 +325,11 @@ fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
                         .and(predicate::str::contains("hint:")),
                 );
         }
-        assert_eq!(server.stats().api_calls, 0, "a refused run called the API");
+        assert_eq!(
+            server.stats().api_calls,
+            calls_before,
+            "a refused run called the API"
+        );
     }
     // The holder is gone (its lock file stays, naming it): the next run goes ahead.
     let lock_file = out.path().join(".vault-mirror/lock");
@@ -653,30 +664,18 @@ fn infer_kind(bytes: &[u8]) -> &'static str {
     }
 }
 
-/// Runs the binary in a real pseudo-terminal (util-linux `script`): the
-/// bars must appear, count files, and give way to the summary line.
-#[test]
-fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
+/// Runs `command` (arguments of the binary, shell-quoted) in a real
+/// pseudo-terminal of 80 columns (util-linux `script`) against `server`;
+/// `None` where `script` cannot run here.
+fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Output> {
     if StdCommand::new("script").arg("--version").output().is_err() {
         eprintln!("skipped: util-linux `script` is not installed");
-        return;
+        return None;
     }
-    let vault = Vault::sample(12, 2);
-    let options = FakeOptions {
-        faults: Faults {
-            // Slow enough that the bars are drawn many times.
-            bandwidth_per_transfer: Some(48 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let out = tempfile::tempdir().unwrap();
     let binary = assert_cmd::cargo::cargo_bin!("vault-mirror");
     let inner = format!(
-        "'{}' mirror --jobs 4 --out '{}'",
-        binary.display(),
-        out.path().join("archive").display()
+        "stty cols 80 rows 24; {}",
+        command.replace("{bin}", &format!("'{}'", binary.display()))
     );
     let mut script = StdCommand::new("script");
     for name in [
@@ -696,8 +695,62 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
         .args(["-qfec", &inner, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output();
-    let Ok(output) = output else {
-        eprintln!("skipped: `script` could not run");
+    match output {
+        Ok(output) => Some(output),
+        Err(_) => {
+            eprintln!("skipped: `script` could not run");
+            None
+        }
+    }
+}
+
+/// What a terminal was sent, as the lines drawn: escape sequences
+/// dropped, split at every carriage return and line feed.
+fn drawn_lines(screen: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::to_owned)
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// The bars must appear, count files, fit 80 columns, and give way to
+/// the summary line.
+#[test]
+fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
+    let vault = Vault::sample(12, 2);
+    let options = FakeOptions {
+        faults: Faults {
+            // Slow enough that the bars are drawn many times.
+            bandwidth_per_transfer: Some(48 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{{bin}} mirror --jobs 4 --out '{}'",
+        out.path().join("archive").display()
+    );
+    let Some(output) = in_terminal(&server, &command) else {
         return;
     };
     assert_eq!(
@@ -707,7 +760,9 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
         String::from_utf8_lossy(&output.stdout)
     );
     let screen = String::from_utf8_lossy(&output.stdout);
-    assert!(screen.contains("files 0/"), "no file counter:\n{screen}");
+    // 12 media, full and thumb: 24 files, first as a lower bound while
+    // the plan is read, then final.
+    assert!(screen.contains("0/24 files"), "no file counter:\n{screen}");
     assert!(screen.contains("=>"), "no partly filled bar:\n{screen}");
     assert!(screen.contains("/s ETA"), "no rate and ETA:\n{screen}");
     // A line per active transfer, named by media id and label.
@@ -715,6 +770,24 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
         screen.contains("/full") && screen.contains("/thumb"),
         "{screen}"
     );
+    // indicatif pads each line of a frame to the terminal's width and
+    // lets the terminal wrap: in a frame, every 80 columns must begin a
+    // line of ours (the spinner, or a transfer's indent), never the rest
+    // of a line too wide.
+    let spinner = |c: char| ('\u{2800}'..='\u{28ff}').contains(&c);
+    for frame in drawn_lines(&screen) {
+        let chars: Vec<char> = frame.chars().collect();
+        if !chars.first().is_some_and(|c| spinner(*c)) {
+            continue;
+        }
+        for line in chars.chunks(80) {
+            assert!(
+                spinner(line[0]) || line.starts_with(&[' ', ' ']),
+                "a line wider than 80 columns: {:?}",
+                frame
+            );
+        }
+    }
     // No colour with NO_COLOR.
     assert!(!screen.contains("\u{1b}[32m"), "colour despite NO_COLOR");
     // The bars are cleared, then the summary is the last line.
@@ -724,4 +797,58 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
         "last line: {last:?}"
     );
     assert!(screen.contains("\u{1b}[2K"), "the bars were never cleared");
+}
+
+/// Ctrl-C in a terminal: the bars are cleared before the "stopping" line,
+/// and nothing is drawn after it but the summary.
+#[test]
+fn a_stop_signal_clears_the_bars_before_saying_so() {
+    let vault = Vault::sample(12, 2);
+    let options = FakeOptions {
+        faults: Faults {
+            // Transfers still running when the signal comes.
+            bandwidth_per_transfer: Some(16 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{{bin}} mirror --jobs 4 --out '{}' & pid=$!; sleep 2; kill -INT $pid; wait $pid",
+        out.path().join("archive").display()
+    );
+    let Some(output) = in_terminal(&server, &command) else {
+        return;
+    };
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{screen}");
+    let (before, after) = screen
+        .split_once(
+            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
+        )
+        .unwrap_or_else(|| panic!("no stopping line:\n{screen}"));
+    assert!(
+        before.contains(" files"),
+        "no bars before the signal:\n{screen}"
+    );
+    // The last thing before the line is the bars being cleared.
+    let tail = &before[before.len().saturating_sub(40)..];
+    assert!(
+        tail.contains("\u{1b}[2K") || tail.contains("\u{1b}[J"),
+        "{tail:?}"
+    );
+    let after_lines = drawn_lines(after);
+    assert!(
+        after_lines
+            .iter()
+            .all(|line| !line.contains("ETA") && !line.contains("=>")),
+        "bars drawn after the stopping line: {after_lines:?}"
+    );
+    assert!(
+        after_lines
+            .iter()
+            .any(|line| line.starts_with("interrupted after")),
+        "{after_lines:?}"
+    );
 }

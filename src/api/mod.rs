@@ -31,7 +31,8 @@ pub const BATCH_LIMIT: usize = 100;
 const LIST_PAGE_LIMIT: usize = 40;
 /// Error bodies are cut to this many bytes before they reach a message.
 const BODY_SNIPPET: usize = 512;
-/// A guard against a server whose pages never end.
+/// A guard against a server whose pages never end, beside the checks
+/// that every page brings something new (see [`Pager`]).
 const MAX_PAGES: usize = 100_000;
 
 /// How the client talks to the API.
@@ -76,6 +77,12 @@ pub enum ApiError {
     Unaddressable { id: String },
     #[error("could not reach the API at {url}: {reason}")]
     Transport { url: Redacted, reason: String },
+    #[error("{path} kept paging without progress ({reason}); stopped after {pages} pages")]
+    Paging {
+        path: String,
+        reason: String,
+        pages: usize,
+    },
     #[error(
         "{method} {path} answered HTTP {status} with a body that is not the JSON expected: {snippet:?}"
     )]
@@ -110,7 +117,7 @@ impl ApiError {
                     || failure.error_type.as_deref() == Some("RULES_OUTDATED")
             }
             ApiError::Transport { .. } | ApiError::Decode { .. } => true,
-            ApiError::Unaddressable { .. } => false,
+            ApiError::Unaddressable { .. } | ApiError::Paging { .. } => false,
         }
     }
 
@@ -118,7 +125,9 @@ impl ApiError {
         match self {
             ApiError::Status(failure) => Some(failure.status),
             ApiError::Decode { status, .. } => Some(*status),
-            ApiError::Transport { .. } | ApiError::Unaddressable { .. } => None,
+            ApiError::Transport { .. }
+            | ApiError::Unaddressable { .. }
+            | ApiError::Paging { .. } => None,
         }
     }
 
@@ -242,26 +251,32 @@ impl ApiClient {
     /// Every vault list of the connection (Access API, offset paging).
     pub async fn vault_lists(&self) -> Result<Vec<VaultList>, ApiError> {
         let mut lists: Vec<VaultList> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut pager = Pager::new("/v2/access/vault/lists");
         let mut offset: i64 = 0;
-        for _ in 0..MAX_PAGES {
+        loop {
             let mut url = self.url(&["v2", "access", "vault", "lists"])?;
             url.query_pairs_mut()
                 .append_pair("limit", &LIST_PAGE_LIMIT.to_string())
                 .append_pair("offset", &offset.to_string());
             let page: VaultListPage = self.call(Method::GET, url, None).await?;
             let count = page.list.len() as i64;
+            let mut new = 0;
             for value in page.list {
                 if let Ok(list) = parse_item::<VaultList>(&value)
                     && let Some(id) = list.id.clone()
-                    && seen.insert(id)
+                    && pager.first_sight(id)
                 {
+                    new += 1;
                     lists.push(list);
                 }
             }
             let next = page.next_offset.unwrap_or(offset + count);
-            if !page.has_more || count == 0 || next <= offset {
+            if !page.has_more || count == 0 {
                 break;
+            }
+            pager.next_page(new, &next.to_string())?;
+            if next <= offset {
+                return Err(pager.stuck(format!("the next offset {next} is not past {offset}")));
             }
             offset = next;
         }
@@ -269,6 +284,8 @@ impl ApiClient {
     }
 
     /// `PUT /v2/vault-plus/lists/{id}/sync`.
+    /// Sent with an empty body and `Content-Length: 0`, which some front
+    /// ends insist on for a PUT (411 without it).
     pub async fn sync_list(&self, list_id: &str) -> Result<SyncReport, ApiError> {
         let url = self.url(&["v2", "vault-plus", "lists", list_id, "sync"])?;
         self.call(Method::PUT, url, None).await
@@ -281,7 +298,8 @@ impl ApiClient {
         let mut members = Vec::new();
         let mut malformed = 0;
         let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        let mut pager = Pager::new(&format!("/v2/vault-plus/lists/{list_id}/media"));
+        loop {
             let mut url = self.url(&["v2", "vault-plus", "lists", list_id, "media"])?;
             if let Some(cursor) = &cursor {
                 url.query_pairs_mut().append_pair("cursor", cursor);
@@ -289,17 +307,27 @@ impl ApiClient {
             let page: ItemsPage<ListMember> = self
                 .call_parsed(Method::GET, url, None, ItemsPage::parse)
                 .await?;
+            let mut new = 0;
             for item in page.items {
                 match item {
-                    Ok(member) if member.id().is_some() => members.push(member),
-                    _ => malformed += 1,
+                    Ok(member) => match member.id() {
+                        Some(id) => {
+                            if pager.first_sight(id.to_owned()) {
+                                new += 1;
+                                members.push(member);
+                            }
+                        }
+                        None => malformed += 1,
+                    },
+                    Err(_) => malformed += 1,
                 }
             }
-            match page.next_cursor {
-                Some(next) if !next.is_empty() && Some(&next) != cursor.as_ref() => {
-                    cursor = Some(next)
+            match page.next_cursor.filter(|next| !next.is_empty()) {
+                Some(next) => {
+                    pager.next_page(new, &next)?;
+                    cursor = Some(next);
                 }
-                _ => break,
+                None => break,
             }
         }
         Ok((members, malformed))
@@ -421,8 +449,14 @@ impl ApiClient {
             .header("apiKey", self.config.api_key.expose_secret())
             .header("x-connection-id", &self.config.connection_id)
             .header(header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(body) => request = request.json(body),
+            // A write without a body still says so: some front ends answer
+            // 411 Length Required to a PUT without `Content-Length`.
+            None if method != Method::GET => {
+                request = request.header(header::CONTENT_LENGTH, "0");
+            }
+            None => {}
         }
         let transport = |error: reqwest::Error| ApiError::Transport {
             url: Redacted::new(&url),
@@ -459,6 +493,60 @@ impl ApiClient {
             status,
             snippet: snippet(&bytes),
         })
+    }
+}
+
+/// The guard of a paged read: every page must bring an item not seen
+/// before, and no cursor (or offset) may come back, so a server that
+/// repeats itself stops the read with [`ApiError::Paging`] at once
+/// instead of paging for hours (and a read stopped short is an error,
+/// never taken for the whole list).
+struct Pager {
+    path: String,
+    ids: std::collections::HashSet<String>,
+    cursors: std::collections::HashSet<String>,
+    pages: usize,
+}
+
+impl Pager {
+    fn new(path: &str) -> Self {
+        Pager {
+            path: path.to_owned(),
+            ids: std::collections::HashSet::new(),
+            cursors: std::collections::HashSet::new(),
+            pages: 0,
+        }
+    }
+
+    /// Whether `id` is new to this read.
+    fn first_sight(&mut self, id: String) -> bool {
+        self.ids.insert(id)
+    }
+
+    /// A page brought `new` unseen items and points on to `next`: may the
+    /// read go on?
+    fn next_page(&mut self, new: usize, next: &str) -> Result<(), ApiError> {
+        self.pages += 1;
+        if new == 0 {
+            return Err(self.stuck("a page brought no item not seen before".to_owned()));
+        }
+        if !self.cursors.insert(next.to_owned()) {
+            return Err(self.stuck(format!(
+                "the page after this one, {next:?}, was read before"
+            )));
+        }
+        if self.pages >= MAX_PAGES {
+            return Err(self.stuck(format!("more than {MAX_PAGES} pages")));
+        }
+        Ok(())
+    }
+
+    fn stuck(&self, reason: String) -> ApiError {
+        ApiError::Paging {
+            path: self.path.clone(),
+            reason,
+            pages: self.pages,
+        }
     }
 }
 

@@ -44,7 +44,7 @@ impl PruneSummary {
         let files = self.files.len();
         let what = format!(
             "{files} files ({}) of {} media gone from every mirrored list",
-            human_bytes(self.bytes),
+            crate::human_bytes(self.bytes),
             self.media
         );
         if files == 0 {
@@ -156,22 +156,6 @@ pub fn prune(
     Ok(summary)
 }
 
-/// Bytes for people (1000-based, as file managers show them).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,12 +265,5 @@ mod tests {
         assert_eq!(gone[0].pruned_at, Some(4));
         // Pruned once, nothing left to list.
         assert!(prune(&store, out, 50, false, 5).unwrap().files.is_empty());
-    }
-
-    #[test]
-    fn bytes_for_people() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_500), "1.5 kB");
-        assert_eq!(human_bytes(2_000_000_000), "2.0 GB");
     }
 }

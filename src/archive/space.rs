@@ -11,8 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::HumanBytes;
-
 /// Bytes an unprivileged process may still write on the file system that
 /// holds `path`.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
@@ -65,8 +63,8 @@ impl SpaceBudget {
         if needed > free {
             return Verdict::Refused(format!(
                 "Vault+ declares {} ({size} bytes), more than the {} free on the disk of {folder}; not fetched",
-                HumanBytes(size),
-                HumanBytes(free)
+                crate::human_bytes(size),
+                crate::human_bytes(free)
             ));
         }
         let projected = free.checked_sub(self.planned.saturating_add(needed));
@@ -75,10 +73,10 @@ impl SpaceBudget {
         {
             return Verdict::Refused(format!(
                 "fetching {} would leave less than --min-free {} on the disk of {folder} ({} free, {} planned before it); not fetched",
-                HumanBytes(size),
-                HumanBytes(floor),
-                HumanBytes(free),
-                HumanBytes(self.planned)
+                crate::human_bytes(size),
+                crate::human_bytes(floor),
+                crate::human_bytes(free),
+                crate::human_bytes(self.planned)
             ));
         }
         self.planned = self.planned.saturating_add(needed);
@@ -86,8 +84,8 @@ impl SpaceBudget {
             self.warned = true;
             return Verdict::Warn(format!(
                 "the downloads planned so far ({}) need more than the {} free on the disk of {folder}; the run goes on until the disk is full (`--min-free` stops short instead)",
-                HumanBytes(self.planned),
-                HumanBytes(free)
+                crate::human_bytes(self.planned),
+                crate::human_bytes(free)
             ));
         }
         Verdict::Fits

@@ -131,13 +131,13 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "N")]
     pub max_delete: Option<usize>,
     /// Refuse downloads that would leave less than this free on the archive's disk (e.g. 5G)
-    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    #[arg(long, value_name = "SIZE", value_parser = vault_mirror::settings::parse_size)]
     pub min_free: Option<u64>,
     /// At the end, write manifest.jsonl, SHA256SUMS and index.html (as `export` does)
     #[arg(long)]
     pub export: bool,
     /// Poll until pending variants are stored, up to this long (e.g. 10m)
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = vault_mirror::settings::parse_duration)]
     pub wait_pending: Option<std::time::Duration>,
     /// Overall bandwidth cap in bytes per second (e.g. 20M, 512K)
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
@@ -243,9 +243,9 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 }
 
 fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
-    match humantime::parse_duration(text) {
+    match vault_mirror::settings::parse_duration(text) {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err("give a duration above zero, e.g. `30s`".to_owned()),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(error),
     }
 }

@@ -2,7 +2,8 @@
 //! key) and how export and prune results are shown after a run.
 
 use vault_mirror::archive::export::{ExportSummary, export};
-use vault_mirror::archive::prune::{PruneSummary, human_bytes};
+use vault_mirror::archive::prune::PruneSummary;
+use vault_mirror::human_bytes;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, Settings};
 use vault_mirror::store::Store;
@@ -11,17 +12,8 @@ use super::Failure;
 
 /// `export`: the archive index from the database alone (no network, no key).
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
-    if !settings.db.is_file() {
-        return Err(Failure::new(
-            anyhow::anyhow!(
-                "no vault-mirror archive at {}: the database {} does not exist",
-                settings.out.display(),
-                settings.db.display()
-            ),
-            2,
-        )
-        .hint("pass the archive folder with --out (or --db), or run `vault-mirror mirror` first"));
-    }
+    // No archive there (a typo in `--out`): say so, and create nothing.
+    drop(super::status::open(settings)?);
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock(settings, "export")?;
     let store = Store::open(&settings.db).map_err(MirrorError::from)?;
@@ -59,9 +51,9 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
 pub fn print_export(summary: &ExportSummary, output: Output) {
     if !output.quiet {
         eprintln!(
-            "exported {} media ({} files, {}) into {}: {}",
+            "exported {} media ({}, {}) into {}: {}",
             summary.media,
-            summary.variants + summary.versions,
+            vault_mirror::counted((summary.variants + summary.versions) as u64, "file"),
             human_bytes(summary.bytes),
             summary.out.display(),
             summary.written.join(", ")

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use indicatif::HumanBytes;
 use serde::Serialize;
 use vault_mirror::api::ApiClient;
 use vault_mirror::pipeline::MirrorError;
@@ -86,7 +85,7 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
             Some(local) => (
                 local.members.to_string(),
                 local.verified.to_string(),
-                HumanBytes(local.bytes).to_string(),
+                vault_mirror::human_bytes(local.bytes),
                 local
                     .last_synced_at
                     .map(vault_mirror::utc_time)

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use indicatif::HumanBytes;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
 use vault_mirror::pipeline::dry_run::{Plan, dry_run};
 use vault_mirror::pipeline::{self, Summary};
@@ -18,7 +17,7 @@ use super::{Failure, lock, logging, settings as cli_settings};
 /// [`super::graceful_stop`]), with a summary and exit 130 or 143.
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     let display = Arc::new(progress::display_for(settings.output));
-    let stop = super::graceful_stop();
+    let stop = super::graceful_stop(display.clone());
     let result = pipeline::mirror_until(settings, display.clone(), stop).await;
     display.finish();
     let summary = result?;
@@ -88,15 +87,22 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     }
     let code = run(&settings).await?;
     if talk {
-        eprint!("{}", what_to_open(&settings));
+        eprint!("{}", what_to_open(&settings, code));
     }
     Ok(code)
 }
 
-/// The demo's last words: where the mirror is and what to open.
-fn what_to_open(settings: &Settings) -> String {
+/// The demo's last words: where the mirror is and what to open — only
+/// what is there (an interrupted demo has no gallery yet).
+fn what_to_open(settings: &Settings, code: i32) -> String {
     let out = settings.out.display();
-    let mut text = format!("\nThe mirror is in {out}. Open these to see what it holds:\n");
+    let mut text = if matches!(code, 130 | 143) {
+        format!(
+            "\nThe demo was stopped; what it verified is in {out}. Run the demo again to finish it.\n"
+        )
+    } else {
+        format!("\nThe mirror is in {out}. Open these to see what it holds:\n")
+    };
     let files = Store::open_existing(&settings.db)
         .ok()
         .flatten()
@@ -113,34 +119,36 @@ fn what_to_open(settings: &Settings) -> String {
             "a two-second clip; thumb.jpg is one of its frames",
         ),
     ];
-    let mut width = 0;
-    let mut lines = Vec::new();
+    let mut lines: Vec<(String, &str)> = Vec::new();
     for (name, what) in examples {
         if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
-            let path = settings.out.join(&file.local_path).display().to_string();
-            width = width.max(path.chars().count());
-            lines.push((path, what));
+            lines.push((
+                settings.out.join(&file.local_path).display().to_string(),
+                what,
+            ));
         }
     }
+    for (place, what) in [
+        ("media/", "every file, by media id"),
+        ("index.html", "the offline gallery: open it in a browser"),
+        ("lists/", "one folder of links per list"),
+        (
+            "SHA256SUMS",
+            "check every file with `sha256sum -c SHA256SUMS`",
+        ),
+    ] {
+        if settings.out.join(place).exists() {
+            lines.push((format!("{out}/{place}"), what));
+        }
+    }
+    let width = lines
+        .iter()
+        .map(|(path, _)| path.chars().count())
+        .max()
+        .unwrap_or(0);
     for (path, what) in lines {
         text.push_str(&format!("  {path:width$}   {what}\n"));
     }
-    text.push_str(&format!(
-        "  {:width$}   every file, by media id\n",
-        format!("{out}/media/"),
-    ));
-    text.push_str(&format!(
-        "  {:width$}   the offline gallery: open it in a browser\n",
-        format!("{out}/index.html"),
-    ));
-    text.push_str(&format!(
-        "  {:width$}   one folder of links per list\n",
-        format!("{out}/lists/"),
-    ));
-    text.push_str(&format!(
-        "  {:width$}   check every file with `sha256sum -c SHA256SUMS`\n",
-        format!("{out}/SHA256SUMS"),
-    ));
     text.push_str(&format!(
         "Then try `vault-mirror status --out {out}` and `vault-mirror verify --out {out}`;\n\
          run the demo again and nothing is downloaded twice.\n"
@@ -210,9 +218,10 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             )
         })?;
     }
-    println!("OFAUTH_BASE_URL={}", server.base_url());
-    println!("OFAUTH_API_KEY={}", server.api_key());
-    println!("OFAUTH_CONNECTION_ID={}", server.connection_id());
+    // Lines a shell takes as they are: paste them, or `eval "$(…)"`.
+    println!("export OFAUTH_BASE_URL={}", server.base_url());
+    println!("export OFAUTH_API_KEY={}", server.api_key());
+    println!("export OFAUTH_CONNECTION_ID={}", server.connection_id());
     eprintln!(
         "serving {} media until interrupted (Ctrl-C or SIGTERM)",
         args.media
@@ -244,18 +253,18 @@ pub fn print_summary(summary: &Summary, output: Output) {
         eprintln!(
             "interrupted after {} downloaded ({}) in {:.1}s: what was verified is kept, transfers in flight are kept as .part files; run the same command again to resume",
             summary.downloaded,
-            HumanBytes(summary.bytes),
+            vault_mirror::human_bytes(summary.bytes),
             summary.seconds
         );
         return;
     }
     if !output.quiet {
         eprintln!(
-            "mirrored {} lists into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s",
-            summary.lists.len(),
+            "mirrored {} into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s",
+            vault_mirror::counted(summary.lists.len() as u64, "list"),
             summary.out.display(),
             summary.downloaded,
-            HumanBytes(summary.bytes),
+            vault_mirror::human_bytes(summary.bytes),
             summary.already_verified,
             summary.pending.len(),
             summary.failed.len(),
@@ -321,9 +330,9 @@ pub fn print_summary(summary: &Summary, output: Output) {
 fn render_plan(plan: &Plan) -> String {
     let mut text = format!(
         "dry run: nothing was changed (no sync, no download, no database write)\n\
-         plan for {}: {} lists, {} media, labels {}, {} transfers at a time\n",
+         plan for {}: {}, {} media, labels {}, {} transfers at a time\n",
         plan.out.display(),
-        plan.lists.len(),
+        vault_mirror::counted(plan.lists.len() as u64, "list"),
         plan.media,
         plan.quality,
         plan.jobs
@@ -334,9 +343,7 @@ fn render_plan(plan: &Plan) -> String {
         } else {
             noun
         };
-        let bytes = bytes
-            .map(|bytes| HumanBytes(bytes).to_string())
-            .unwrap_or_default();
+        let bytes = bytes.map(vault_mirror::human_bytes).unwrap_or_default();
         format!("{count:>6} {noun:<8} {bytes:>11}")
     };
     let mut resume = String::new();
@@ -344,7 +351,7 @@ fn render_plan(plan: &Plan) -> String {
         resume = format!(
             "  ({} resume from {} already on disk)",
             plan.resume.variants,
-            HumanBytes(plan.resume.bytes)
+            vault_mirror::human_bytes(plan.resume.bytes)
         );
     }
     let rows = [

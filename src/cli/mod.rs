@@ -53,6 +53,9 @@ impl From<MirrorError> for Failure {
         match &error {
             MirrorError::Api(api) => hints.extend(api.hint()),
             MirrorError::Store(store) => hints.extend(store_hint(store)),
+            MirrorError::UnknownLists { .. } => hints.push(
+                "`vault-mirror lists` shows the connection's lists with their ids".into(),
+            ),
             MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
                 "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
             ),
@@ -94,6 +97,9 @@ fn store_hint(error: &StoreError) -> Option<String> {
         ),
         StoreError::ReadOnly { .. } => Some(
             "nothing was changed; make the folder writable, or point `--db` at a writable place".into(),
+        ),
+        StoreError::DiskFull { .. } => Some(
+            "free some space on that disk, or move the database to another disk with `--db`; files already verified stay verified".into(),
         ),
         StoreError::NotOurs { .. } => Some(
             "point `--db` at another file to start a fresh database; the damaged one was not changed".into(),
@@ -140,6 +146,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if settings.mirror.dry_run {
                 return mirror::run_dry(&settings).await;
             }
+            // A run that cannot start creates nothing: no folder, no lock.
+            settings.api_config()?;
             let _lock = lock(&settings, "mirror")?;
             // Stops gracefully on a signal by itself.
             mirror::run(&settings).await
@@ -152,6 +160,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Verify(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            // No archive there (a typo in `--out`): say so, and create
+            // nothing, not even the lock's folder.
+            drop(status::open(&settings)?);
             let _lock = lock(&settings, "verify")?;
             interruptible(verify::run(&settings, args)).await
         }
@@ -168,7 +179,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         // `mirror::run` stops gracefully on a signal by itself.
         Command::Demo(args) => mirror::run_demo(&cli.global, args).await,
         Command::Completions(args) => {
-            let mut command = Cli::command();
+            let mut command = without_hidden_commands(Cli::command());
             clap_complete::generate(
                 args.shell,
                 &mut command,
@@ -179,6 +190,23 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::FakeServer(args) => mirror::run_fake_server(args).await,
     }
+}
+
+/// `command` without its hidden subcommands (clap_complete would offer
+/// them): completion scripts name only what `--help` shows.
+fn without_hidden_commands(command: clap::Command) -> clap::Command {
+    let visible: Vec<clap::Command> = command
+        .get_subcommands()
+        .filter(|subcommand| !subcommand.is_hide_set())
+        .cloned()
+        .collect();
+    let mut shown = clap::Command::new("vault-mirror")
+        .args(command.get_arguments().cloned())
+        .subcommands(visible);
+    if let Some(about) = command.get_about() {
+        shown = shown.about(about.clone());
+    }
+    shown
 }
 
 /// Takes the archive's lock for a command that writes.
@@ -219,15 +247,16 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// work can stop in order; a second signal, or the work still running
 /// [`STOP_GRACE`] later, exits at once — safe too, only less tidy (the
 /// run stays unfinished in the database, like after a crash).
-pub(crate) fn graceful_stop() -> impl std::future::Future<Output = i32> + Send + 'static {
+/// `display` clears its bars and shows the "stopping" line.
+pub(crate) fn graceful_stop(
+    display: std::sync::Arc<progress::Display>,
+) -> impl std::future::Future<Output = i32> + Send + 'static {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let code = stop_signal().await;
-        eprintln!();
-        eprintln!(
-            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)"
+        display.stopping(
+            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
         );
-        tracing::warn!(target: progress::EVENTS, "stopping on a signal");
         let _ = sender.send(code);
         let code = tokio::select! {
             second = stop_signal() => second,

@@ -15,10 +15,10 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vault_mirror::report::{Reporter, Stage, TransferId};
 use vault_mirror::settings::Output;
 
@@ -36,7 +36,10 @@ pub fn display_for(output: Output) -> Display {
         && std::io::stderr().is_terminal()
         && std::env::var_os("VAULT_MIRROR_NO_PROGRESS").is_none()
     {
-        Display::Bars(Box::new(Bars::new(colour_wanted())))
+        Display::Bars(Box::new(Bars::new(
+            colour_wanted(),
+            ProgressDrawTarget::stderr_with_hz(10),
+        )))
     } else {
         Display::Lines(Counts::default())
     }
@@ -65,6 +68,8 @@ pub enum Display {
 
 /// What a plain display counts for its occasional progress line.
 pub struct Counts {
+    /// Whether every transfer is planned (`files_total` is final).
+    planned: AtomicBool,
     files_total: AtomicU64,
     files_done: AtomicU64,
     bytes: AtomicU64,
@@ -74,6 +79,7 @@ pub struct Counts {
 impl Default for Counts {
     fn default() -> Self {
         Counts {
+            planned: AtomicBool::new(false),
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -86,17 +92,19 @@ impl Display {
     /// Clears the bars before the summary is printed.
     pub fn finish(&self) {
         if let Display::Bars(bars) = self {
-            bars.overall.finish_and_clear();
-            for (_, bar) in bars
-                .transfers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain()
-            {
-                bar.finish_and_clear();
-            }
-            let _ = bars.multi.clear();
+            bars.clear();
         }
+    }
+
+    /// A stop signal: the bars go (transfers in flight are dropped, so
+    /// they would stay drawn as they were), then `text` is shown.
+    pub fn stopping(&self, text: &str) {
+        tracing::warn!(target: EVENTS, "{text}");
+        if let Display::Bars(bars) = self {
+            bars.clear();
+        }
+        // Shown whatever the output mode: a stop is worth a line.
+        eprintln!("{text}");
     }
 
     /// A line for a person (and the log), above the bars if there are any.
@@ -105,6 +113,7 @@ impl Display {
         match self {
             Display::Silent => {}
             Display::Lines(_) => eprintln!("{text}"),
+            Display::Bars(bars) if bars.stopped.load(Ordering::Relaxed) => eprintln!("{text}"),
             Display::Bars(bars) => bars.multi.suspend(|| eprintln!("{text}")),
         }
     }
@@ -113,45 +122,61 @@ impl Display {
 pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
-    /// The overall bar's look once there is something to count (before,
-    /// an empty bar would draw as full).
-    overall_style: ProgressStyle,
-    counting: std::sync::atomic::AtomicBool,
+    /// The overall bar's looks once there is something to count (before,
+    /// an empty bar would draw as full): while the plan still grows (no
+    /// ETA: it would be taken as final) and once it is whole.
+    growing_style: ProgressStyle,
+    planned_style: ProgressStyle,
+    counting: AtomicBool,
+    /// Whether every transfer is planned (the totals are final).
+    planned: AtomicBool,
+    /// Set once a stop signal cleared the bars: nothing is drawn again.
+    stopped: AtomicBool,
     transfers: Mutex<HashMap<TransferId, ProgressBar>>,
     transfer_style: ProgressStyle,
     files_total: AtomicU64,
     files_done: AtomicU64,
 }
 
+/// The overall line's parts, which fit 80 columns with room for the bar
+/// (at most 19 + 8 + 23 + 13 + 8 + 20 columns besides it). The bar
+/// takes what the terminal has left (`wide_bar`).
+const OVERALL_HEAD: &str = "{spinner} {elapsed_precise} ";
+const OVERALL_GROWING: &str = " {bytes}/≥{total_bytes} {binary_bytes_per_sec} {msg}";
+const OVERALL_PLANNED: &str = " {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+
 impl Bars {
-    fn new(colour: bool) -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    fn new(colour: bool, target: ProgressDrawTarget) -> Self {
+        let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(0));
-        let template = if colour {
-            "{spinner:.green} [{elapsed_precise}] {bar:32.cyan/blue} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
+        let (spinner, bar) = if colour {
+            ("{spinner:.green}", "{wide_bar:.cyan/blue}")
         } else {
-            "{spinner} [{elapsed_precise}] {bar:32} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
+            ("{spinner}", "{wide_bar}")
         };
-        let overall_style = ProgressStyle::with_template(template)
-            .expect("the overall template parses")
-            .progress_chars("=> ");
-        let waiting = if colour {
-            "{spinner:.green} [{elapsed_precise}] {msg}"
-        } else {
-            "{spinner} [{elapsed_precise}] {msg}"
+        let head = OVERALL_HEAD.replace("{spinner}", spinner);
+        let style = |tail: &str| {
+            ProgressStyle::with_template(&format!("{head}{bar}{tail}"))
+                .expect("the overall template parses")
+                .progress_chars("=> ")
         };
-        overall
-            .set_style(ProgressStyle::with_template(waiting).expect("the waiting template parses"));
+        let waiting = format!("{head}{{wide_msg}}");
+        overall.set_style(
+            ProgressStyle::with_template(&waiting).expect("the waiting template parses"),
+        );
         overall.enable_steady_tick(Duration::from_millis(120));
         let transfer_style =
-            ProgressStyle::with_template("  {msg:32!} {bar:24} {bytes:>10}/{total_bytes:<10}")
+            ProgressStyle::with_template("  {msg:30!} {bar:20} {bytes:>10}/{total_bytes:<10}")
                 .expect("the transfer template parses")
                 .progress_chars("=> ");
         Bars {
             multi,
             overall,
-            overall_style,
-            counting: std::sync::atomic::AtomicBool::new(false),
+            growing_style: style(OVERALL_GROWING),
+            planned_style: style(OVERALL_PLANNED),
+            counting: AtomicBool::new(false),
+            planned: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             transfers: Mutex::new(HashMap::new()),
             transfer_style,
             files_total: AtomicU64::new(0),
@@ -159,12 +184,32 @@ impl Bars {
         }
     }
 
+    /// `12/≥4,200 files` while the plan grows, `12/4,200 files` once whole.
     fn files_message(&self) {
+        let at_least = if self.planned.load(Ordering::Relaxed) {
+            ""
+        } else {
+            "≥"
+        };
         self.overall.set_message(format!(
-            "files {}/{}",
-            self.files_done.load(Ordering::Relaxed),
-            self.files_total.load(Ordering::Relaxed)
+            "{}/{at_least}{} files",
+            grouped(self.files_done.load(Ordering::Relaxed)),
+            grouped(self.files_total.load(Ordering::Relaxed))
         ));
+    }
+
+    /// Picks the overall bar's look for where the plan stands.
+    fn restyle(&self) {
+        if !self.counting.load(Ordering::Relaxed) {
+            return;
+        }
+        let style = if self.planned.load(Ordering::Relaxed) {
+            &self.planned_style
+        } else {
+            &self.growing_style
+        };
+        self.overall.set_style(style.clone());
+        self.files_message();
     }
 
     fn transfer(&self, id: TransferId) -> Option<ProgressBar> {
@@ -185,6 +230,35 @@ impl Bars {
         self.multi.remove(&bar);
         Some(bar)
     }
+
+    /// Clears every bar and draws none again.
+    fn clear(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.overall.finish_and_clear();
+        for (_, bar) in self
+            .transfers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+}
+
+/// `4200` → `4,200`.
+fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
 }
 
 impl Counts {
@@ -195,11 +269,16 @@ impl Counts {
             return None;
         }
         *last = Instant::now();
+        let at_least = if self.planned.load(Ordering::Relaxed) {
+            ""
+        } else {
+            "≥"
+        };
         Some(format!(
-            "progress: files {}/{}, {} received",
-            self.files_done.load(Ordering::Relaxed),
-            self.files_total.load(Ordering::Relaxed),
-            HumanBytes(self.bytes.load(Ordering::Relaxed))
+            "progress: {}/{at_least}{} files, {} received",
+            grouped(self.files_done.load(Ordering::Relaxed)),
+            grouped(self.files_total.load(Ordering::Relaxed)),
+            vault_mirror::human_bytes(self.bytes.load(Ordering::Relaxed))
         ))
     }
 }
@@ -219,16 +298,32 @@ impl Reporter for Display {
     fn on_queued(&self, files: u64, bytes: u64) {
         match self {
             Display::Bars(bars) => {
-                if !bars.counting.swap(true, Ordering::Relaxed) {
-                    bars.overall.set_style(bars.overall_style.clone());
-                }
                 bars.overall.inc_length(bytes);
                 bars.files_total.fetch_add(files, Ordering::Relaxed);
-                bars.files_message();
+                let first = !bars.counting.swap(true, Ordering::Relaxed);
+                let was_planned = bars.planned.swap(false, Ordering::Relaxed);
+                if first || was_planned {
+                    bars.restyle();
+                } else {
+                    bars.files_message();
+                }
             }
             Display::Lines(counts) => {
                 counts.files_total.fetch_add(files, Ordering::Relaxed);
+                counts.planned.store(false, Ordering::Relaxed);
             }
+            Display::Silent => {}
+        }
+    }
+
+    fn on_planned(&self) {
+        match self {
+            Display::Bars(bars) => {
+                if !bars.planned.swap(true, Ordering::Relaxed) {
+                    bars.restyle();
+                }
+            }
+            Display::Lines(counts) => counts.planned.store(true, Ordering::Relaxed),
             Display::Silent => {}
         }
     }
@@ -237,7 +332,9 @@ impl Reporter for Display {
         if resumed_from > 0 {
             tracing::debug!(target: EVENTS, "{name}: resuming from byte {resumed_from} of {size}");
         }
-        if let Display::Bars(bars) = self {
+        if let Display::Bars(bars) = self
+            && !bars.stopped.load(Ordering::Relaxed)
+        {
             let bar = bars.multi.insert_from_back(0, ProgressBar::new(size));
             bar.set_style(bars.transfer_style.clone());
             bar.set_message(name.to_owned());
@@ -321,5 +418,120 @@ impl Reporter for Display {
 
     fn on_note(&self, text: &str) {
         self.line(&format!("note: {text}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// An 80-column terminal that keeps every line drawn.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(Arc<Mutex<Vec<String>>>);
+
+    impl Screen {
+        fn lines(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, line: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(line.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            if !text.trim().is_empty() {
+                self.0.lock().unwrap().push(text.to_owned());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The widest figures a run can show still leave the bar room in 80
+    /// columns; the total reads as a lower bound (`≥`, no ETA) until the
+    /// plan is whole.
+    #[test]
+    fn the_overall_line_fits_80_columns_and_says_when_the_total_is_final() {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let display = Display::Bars(Box::new(Bars::new(false, target)));
+        display.on_stage(Stage::Resolve, &"a long stage description ".repeat(8));
+        // 1023.99 GiB in 12,345 files: the widest the byte figures get.
+        display.on_queued(12_345, 1_099_500_000_000);
+        let transfer = TransferId::next();
+        display.on_start(transfer, &"4492994399".repeat(8), 1 << 30, 0);
+        display.on_bytes(transfer, 1_073_700_000);
+        let growing = screen.lines();
+        let overall = |lines: &[String]| {
+            lines
+                .iter()
+                .rfind(|line| line.contains(" files"))
+                .cloned()
+                .expect("the overall line was drawn")
+        };
+        let line = overall(&growing);
+        assert!(
+            line.contains("/≥") && line.contains("/≥12,345 files") && !line.contains("ETA"),
+            "{line:?}"
+        );
+        display.on_planned();
+        display.on_bytes(transfer, 1);
+        let planned = screen.lines();
+        let line = overall(&planned);
+        assert!(
+            line.contains("ETA") && line.contains("/12,345 files") && !line.contains('≥'),
+            "{line:?}"
+        );
+        let bar: String = line
+            .split_once(' ')
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .map(|(_, rest)| rest.chars().take_while(|c| !c.is_ascii_digit()).collect())
+            .unwrap_or_default();
+        assert!(
+            bar.chars().count() >= 10,
+            "no room left for the bar: {line:?}"
+        );
+        for line in &planned {
+            assert!(
+                line.chars().count() <= 80,
+                "wider than 80 columns: {line:?}"
+            );
+        }
+        // More work planned (--wait-pending): a lower bound again.
+        display.on_queued(1, 10);
+        display.on_bytes(transfer, 1);
+        assert!(overall(&screen.lines()).contains("/≥12,346 files"));
+        display.finish();
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(4_200), "4,200");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }

@@ -2,7 +2,6 @@
 //! went. Reads only the database (and peeks at the lock): instant, offline,
 //! and safe while a run is going on.
 
-use indicatif::HumanBytes;
 use serde::Serialize;
 use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
@@ -139,7 +138,7 @@ fn render(status: &Status<'_>, now: i64) -> String {
                 list.pending.to_string(),
                 list.failed.to_string(),
                 list.gone.to_string(),
-                HumanBytes(list.bytes).to_string(),
+                vault_mirror::human_bytes(list.bytes),
             ]);
         }
         let total = &status.total;
@@ -151,7 +150,7 @@ fn render(status: &Status<'_>, now: i64) -> String {
             total.pending.to_string(),
             total.failed.to_string(),
             total.gone.to_string(),
-            HumanBytes(total.bytes).to_string(),
+            vault_mirror::human_bytes(total.bytes),
         ]);
         text.push_str(&table.render());
         text.push_str(

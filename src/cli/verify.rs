@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::HumanBytes;
 use serde::Serialize;
 use vault_mirror::archive::paths::safe_name;
 use vault_mirror::archive::verify::{Checked, Depth, Finding, Problem, verify_files};
@@ -74,14 +73,14 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
     display.on_stage(
         Stage::Verify,
         &format!(
-            "{} {} files ({})",
+            "{} {} ({})",
             if args.fast {
                 "checking the sizes of"
             } else {
                 "re-hashing"
             },
-            files.len(),
-            HumanBytes(total)
+            vault_mirror::counted(files.len() as u64, "file"),
+            vault_mirror::human_bytes(total)
         ),
     );
     let checked = {
@@ -165,7 +164,9 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
     if settings.output.json {
         println!("{text}");
     } else if !settings.output.quiet || exit_code != 0 {
-        print!("{}", render(&report, args));
+        // The summary is for a person, on stderr like every command's;
+        // stdout carries only `--json`.
+        eprint!("{}", render(&report, args));
     }
     Ok(exit_code)
 }
@@ -273,9 +274,9 @@ fn render(report: &Report<'_>, args: &VerifyArgs) -> String {
         "re-hashed"
     };
     let mut text = format!(
-        "verify: {} files ({}) {what} in {}: {} intact, {missing} missing, {damaged} damaged\n",
-        report.checked,
-        HumanBytes(report.bytes),
+        "verify: {} ({}) {what} in {}: {} intact, {missing} missing, {damaged} damaged\n",
+        vault_mirror::counted(report.checked, "file"),
+        vault_mirror::human_bytes(report.bytes),
         report.out.display(),
         report.intact,
     );

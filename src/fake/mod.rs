@@ -98,6 +98,10 @@ pub struct Faults {
     /// `pending`/`storing` variants become `stored` this long after the
     /// server started (checked on each API call).
     pub pending_for: Option<Duration>,
+    /// Paging that never ends: the lists route answers every offset with
+    /// the first page and `hasMore: true`; the members route answers with
+    /// a `nextCursor` (`c1`, `c2`, … then `c1` again) and the same items.
+    pub endless_pages: bool,
 }
 
 /// After every `every` API calls, the next `burst` calls get 429.

@@ -218,8 +218,12 @@ async fn lists(
 ) -> Answer {
     let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
     let limit = number_param(&shared, &query, "limit", 24, 1..=40)?;
-    let offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
+    let mut offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
     shared.count(|stats| stats.list_calls += 1);
+    let endless = shared.faults().endless_pages;
+    if endless {
+        offset = 0;
+    }
     let vault = lock(&shared.vault);
     let page: Vec<Value> = vault
         .lists
@@ -244,7 +248,7 @@ async fn lists(
             .filter(|media| media.media_type == kind)
             .count()
     };
-    let has_more = offset.saturating_add(page.len()) < vault.lists.len();
+    let has_more = endless || offset.saturating_add(page.len()) < vault.lists.len();
     let body = json!({
         "list": page,
         "all": {"videosCount": count_type("video"), "photosCount": count_type("image"),
@@ -262,8 +266,18 @@ fn members(shared: &Shared, vault: &Vault, list_id: &str) -> Result<Vec<String>,
 
 async fn sync(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     list_id: Result<Path<String>, PathRejection>,
 ) -> Answer {
+    // As some front ends do: a PUT must say how long its body is.
+    if !headers.contains_key(axum::http::header::CONTENT_LENGTH) {
+        return Err(api_error(
+            &shared,
+            StatusCode::LENGTH_REQUIRED,
+            "LENGTH_REQUIRED",
+            "a PUT must carry Content-Length",
+        ));
+    }
     let list_id = path_text(&shared, list_id)?;
     shared.count(|stats| stats.sync_calls += 1);
     let current: BTreeSet<String> = members(&shared, &lock(&shared.vault), &list_id)?
@@ -285,6 +299,7 @@ async fn sync(
 
 async fn list_media(
     State(shared): State<Arc<Shared>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     list_id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let list_id = path_text(&shared, list_id)?;
@@ -296,6 +311,18 @@ async fn list_media(
         .iter()
         .map(|media_id| member_json(&shared, media_id, vault.media.get(media_id), now))
         .collect();
+    if shared.faults().endless_pages {
+        // c1 → c2 → c3 → c1 …, every page the same items.
+        let Query(query) =
+            query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
+        let at: u64 = query
+            .get("cursor")
+            .and_then(|cursor| cursor.strip_prefix('c'))
+            .and_then(|number| number.parse().ok())
+            .unwrap_or(0);
+        let next = format!("c{}", at % 3 + 1);
+        return Ok(Json(json!({"items": items, "nextCursor": next})).into_response());
+    }
     Ok(Json(json!({"items": items})).into_response())
 }
 

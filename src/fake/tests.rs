@@ -30,6 +30,8 @@ async fn api(server: &FakeServer, method: Method, path: &str, body: Value) -> (u
     request = request.header("x-connection-id", server.connection_id());
     if method == Method::POST {
         request = request.json(&body);
+    } else if method == Method::PUT {
+        request = request.header("content-length", "0");
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
@@ -189,6 +191,15 @@ async fn batch_limits_omits_unknown_and_answers_duplicates_once() {
 async fn sync_and_membership_follow_the_lists() {
     let server = start(Vault::sample(8, 2)).await;
     let sync_path = "/v2/vault-plus/lists/28489180/sync";
+    // As some front ends do, a PUT without Content-Length is refused.
+    let bare = client()
+        .put(format!("{}{sync_path}", server.base_url()))
+        .header("apiKey", server.api_key())
+        .header("x-connection-id", server.connection_id())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 411);
     let (_, first) = api(&server, Method::PUT, sync_path, Value::Null).await;
     let seen = first["seen"].as_u64().unwrap();
     assert_eq!((first["addedItems"].as_u64(), seen > 2), (Some(seen), true));

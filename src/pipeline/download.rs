@@ -14,7 +14,6 @@
 //! The media host never sees the API key or connection id: it is reached
 //! through its own HTTP client without them.
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,13 +28,14 @@ use crate::api::models::MediaItem;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::paths::{part_path, safe_name};
 use crate::archive::versions::keep_previous;
+use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::commit::PartFile;
 use crate::pipeline::plan::{Decision, Job, decide};
 use crate::pipeline::resolve::{Resigner, keep_asked, note};
 use crate::pipeline::{Context, ItemNote, MirrorError, display_name};
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
-use crate::store::{LocalState, LocalVariant};
+use crate::store::{LocalState, LocalVariant, StoreError};
 
 /// How one job ended.
 #[derive(Debug)]
@@ -88,6 +88,16 @@ fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
         });
     }
     AttemptError::Local(error.to_string())
+}
+
+/// A database error of an attempt: the disk holding the database being
+/// full stops the run (every other transfer would fail to record the same
+/// way); anything else fails the item.
+fn store_error(error: StoreError) -> AttemptError {
+    match error {
+        StoreError::DiskFull { .. } => AttemptError::DiskFull(error.into()),
+        error => AttemptError::Local(error.to_string()),
+    }
 }
 
 /// Test suites: `VAULT_MIRROR_TEST_DISK_FULL_AFTER=<bytes>` makes writes
@@ -158,7 +168,7 @@ struct Inner {
     throughput: Throughput,
     /// `--limit-rate`: one bucket of bytes shared by every transfer, and
     /// its capacity (one second of bytes).
-    bandwidth: Option<(governor::DefaultDirectRateLimiter, NonZeroU32)>,
+    bandwidth: Option<Bandwidth>,
     /// `--jobs` permits: held from an attempt's request to its last body
     /// byte and checks, and given back before the commit, so the next
     /// transfer uses the network while this file's fsync waits on the disk.
@@ -184,14 +194,7 @@ impl Transfers {
                 source: std::io::Error::other(error),
             })?;
         let jobs = context.settings.mirror.jobs.max(1);
-        let bandwidth = context.settings.mirror.limit_rate.map(|rate| {
-            let rate =
-                NonZeroU32::new(u32::try_from(rate).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-            (
-                governor::RateLimiter::direct(governor::Quota::per_second(rate)),
-                rate,
-            )
-        });
+        let bandwidth = context.settings.mirror.limit_rate.map(Bandwidth::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 resigner: Resigner::spawn(context.clone()),
@@ -589,7 +592,7 @@ impl Transfers {
                 fresh_validator.as_ref().map(Option::as_deref),
                 crate::now_ms(),
             )
-            .map_err(|error| AttemptError::Local(error.to_string()))?;
+            .map_err(store_error)?;
 
         // Checks that need no body: fail before spending the bandwidth.
         let header_type = response
@@ -732,21 +735,14 @@ impl Transfers {
                 size as i64,
                 crate::now_ms(),
             )
-            .map_err(|error| AttemptError::Local(error.to_string()))?;
+            .map_err(store_error)?;
         Ok(())
     }
 
     /// Waits until `--limit-rate` allows `bytes` more (no-op without a cap).
     async fn spend_bandwidth(&self, bytes: usize) {
-        let Some((bucket, capacity)) = &self.inner.bandwidth else {
-            return;
-        };
-        // The bucket holds one second of bytes; larger chunks wait in pieces.
-        let mut left = u32::try_from(bytes).unwrap_or(u32::MAX);
-        while let Some(wanted) = NonZeroU32::new(left) {
-            let piece = wanted.min(*capacity);
-            let _ = bucket.until_n_ready(piece).await;
-            left -= piece.get();
+        if let Some(bandwidth) = &self.inner.bandwidth {
+            bandwidth.spend(bytes).await;
         }
     }
 

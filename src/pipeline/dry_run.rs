@@ -163,10 +163,18 @@ pub async fn dry_run(
     let lanes = settings.mirror.jobs.max(1) as f64;
     let mut queued_bytes = 0u64;
     let archive = ArchiveDir::open(&settings.out);
-    for chunk in media_ids.chunks(BATCH_LIMIT) {
+    let mut labels_seen = std::collections::BTreeSet::new();
+    for (index, chunk) in media_ids.chunks(BATCH_LIMIT).enumerate() {
+        // Each batch's own line: `media 101-200 of 250`, not the same
+        // words once per batch.
+        let first = index * BATCH_LIMIT + 1;
         reporter.on_stage(
             Stage::Plan,
-            &format!("describing {} media (of {})", chunk.len(), media_ids.len()),
+            &format!(
+                "describing media {first}-{} of {}",
+                first + chunk.len() - 1,
+                media_ids.len()
+            ),
         );
         let batch = match api.media_batch(chunk).await {
             Ok(batch) => batch,
@@ -194,6 +202,9 @@ pub async fn dry_run(
                 continue;
             };
             for (label, variant) in &item.media {
+                if !labels_seen.contains(label) {
+                    labels_seen.insert(label.clone());
+                }
                 if !settings.mirror.quality.wants(label) {
                     continue;
                 }
@@ -234,6 +245,8 @@ pub async fn dry_run(
         }
     }
 
+    plan.errors
+        .extend(settings.mirror.quality.unmatched(&labels_seen));
     if let Some(store) = &store {
         let list_ids: Vec<String> = selected.iter().map(|(id, _)| id.clone()).collect();
         let current: HashSet<String> = media_ids.iter().cloned().collect();

@@ -11,15 +11,15 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
     context
         .reporter
         .on_stage(Stage::Lists, "reading the connection's vault lists");
-    let remote = match context.api.vault_lists().await {
-        Ok(remote) => remote,
+    let (remote, listing_read) = match context.api.vault_lists().await {
+        Ok(remote) => (remote, true),
         // With `--list` the ids are known: a listing we may not read (a key
         // without `vault:read`) costs only the names.
         Err(error) if !wanted.is_empty() && !error.is_auth() => {
             context.reporter.on_note(&format!(
                 "could not read list names ({error}); using the ids given"
             ));
-            Vec::new()
+            (Vec::new(), false)
         }
         Err(error) => return Err(error.into()),
     };
@@ -39,6 +39,23 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
             .store
             .record_lists(&records, !records.is_empty(), now)?;
         return Ok(records);
+    }
+    // An id the listing does not hold is a typo or another connection's
+    // list: stop before anything is recorded (a row for it would stay
+    // behind as a list "gone" upstream).
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|list_id| !records.iter().any(|record| &&record.list_id == list_id))
+        .cloned()
+        .collect();
+    if listing_read && !missing.is_empty() {
+        return Err(MirrorError::UnknownLists {
+            missing,
+            known: records
+                .iter()
+                .map(|record| record.list_id.clone())
+                .collect(),
+        });
     }
     let mut selected = Vec::new();
     for list_id in wanted {

@@ -43,6 +43,17 @@ pub async fn read_members(
                     .record_membership(&list.list_id, &records, crate::now_ms())?
             }
             Err(error) if is_fatal(&error) => return Err(error.into()),
+            // Only when the listing could not be read do `--list` ids reach
+            // this far unchecked: a list Vault+ does not know leaves no row.
+            Err(error)
+                if error.status() == Some(reqwest::StatusCode::NOT_FOUND)
+                    && context.store.forget_unknown_list(&list.list_id)? =>
+            {
+                let text = format!("there is no list {} upstream ({error})", list.list_id);
+                context.reporter.on_note(&text);
+                errors.push(text);
+                continue;
+            }
             Err(error) => {
                 let text = format!(
                     "members of list {} could not be read ({error}); using the last known members",

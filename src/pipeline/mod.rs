@@ -10,6 +10,7 @@
 //! used. One failed item is recorded and the run goes on; only a refused
 //! key, an unreachable API or a broken database stop a run.
 
+pub mod bandwidth;
 pub mod commit;
 pub mod download;
 pub mod dry_run;
@@ -47,6 +48,13 @@ pub enum MirrorError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// `--list` names lists the connection does not have (nothing was
+    /// recorded for them).
+    #[error("the connection has no list {}; its lists are {}", quoted(.missing), if .known.is_empty() { "none".to_owned() } else { quoted(.known) })]
+    UnknownLists {
+        missing: Vec<String>,
+        known: Vec<String>,
+    },
     #[error("{context}")]
     Io {
         context: String,
@@ -59,11 +67,24 @@ impl MirrorError {
     /// The exit code `DESIGN.md` assigns to this kind of failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            MirrorError::Settings(_) => 2,
+            MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
             MirrorError::Api(error) if error.is_auth() => 4,
             _ => 1,
         }
     }
+}
+
+/// `a`, `b`, `c` for a message (at most 20 named).
+fn quoted(items: &[String]) -> String {
+    let mut text: Vec<String> = items
+        .iter()
+        .take(20)
+        .map(|item| format!("`{item}`"))
+        .collect();
+    if items.len() > 20 {
+        text.push(format!("and {} more", items.len() - 20));
+    }
+    text.join(", ")
 }
 
 /// How a run ended.
@@ -354,7 +375,11 @@ async fn run_stages(
             let media_ids = context.store.current_members(&list_ids)?;
             context.reporter.on_stage(
                 Stage::Resolve,
-                &format!("{} media in {} lists", media_ids.len(), selected.len()),
+                &format!(
+                    "{} media in {}",
+                    media_ids.len(),
+                    crate::counted(selected.len() as u64, "list")
+                ),
             );
             (list_summaries, media_ids)
         }
@@ -372,6 +397,15 @@ async fn run_stages(
         wait_for_pending(context, &transfers, &mut round, limit).await?;
     }
 
+    // A label nothing carries is most likely a typo: the run is not
+    // complete, whatever else it did (exit 3).
+    errors.extend(
+        context
+            .settings
+            .mirror
+            .quality
+            .unmatched(&round.labels_seen),
+    );
     let mut summary = Summary {
         lists: list_summaries,
         variants_seen: round.variants_seen,
@@ -411,6 +445,7 @@ struct Round {
     pending: Vec<ItemNote>,
     failed: Vec<ItemNote>,
     unavailable: Vec<ItemNote>,
+    labels_seen: std::collections::BTreeSet<String>,
 }
 
 /// Resolves `media_ids` and downloads what they need; the two stages run
@@ -428,6 +463,7 @@ async fn transfer_round(
             queue.abandon();
         } else {
             queue.close();
+            context.reporter.on_planned();
         }
         resolved
     };
@@ -440,6 +476,7 @@ async fn transfer_round(
         pending: resolved.pending,
         failed: resolved.failed,
         unavailable: resolved.unavailable,
+        labels_seen: resolved.labels_seen,
         ..Round::default()
     };
     for ended in finished {
@@ -512,6 +549,7 @@ async fn wait_for_pending(
         round.bytes += next.bytes;
         round.failed.extend(next.failed);
         round.unavailable.extend(next.unavailable);
+        round.labels_seen.extend(next.labels_seen);
         round.pending = next.pending;
     }
     Ok(())

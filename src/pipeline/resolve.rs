@@ -30,6 +30,9 @@ pub struct Resolved {
     pub pending: Vec<ItemNote>,
     pub failed: Vec<ItemNote>,
     pub unavailable: Vec<ItemNote>,
+    /// Every variant label the API described, wanted or not (to tell a
+    /// `--quality` typo from an empty vault).
+    pub labels_seen: std::collections::BTreeSet<String>,
 }
 
 pub async fn resolve_all(
@@ -130,6 +133,9 @@ fn record_items(
         for (label, variant) in &item.media {
             let local = &locals[index];
             index += 1;
+            if !resolved.labels_seen.contains(label) {
+                resolved.labels_seen.insert(label.clone());
+            }
             if !quality.wants(label) {
                 continue;
             }

@@ -64,6 +64,10 @@ pub enum StoreError {
     Busy { path: PathBuf, reason: String },
     #[error("the state database {path} is read-only: {reason}")]
     ReadOnly { path: PathBuf, reason: String },
+    #[error(
+        "no space left on the disk holding the state database {path}; what was verified before is recorded, and the same command resumes once there is room"
+    )]
+    DiskFull { path: PathBuf },
     #[error("state database {path}: {source}")]
     Sql {
         path: PathBuf,
@@ -171,6 +175,21 @@ impl Store {
             .map_err(|error| classify(path, error))?;
         // Room for every statement the pipeline repeats (rusqlite keeps 16).
         connection.set_prepared_statement_cache_capacity(64);
+        // Test suites: `VAULT_MIRROR_TEST_DB_MAX_PAGES=<pages>` caps the
+        // database's size, so a full disk under it can be tested without
+        // filling one.
+        if let Some(pages) = std::env::var("VAULT_MIRROR_TEST_DB_MAX_PAGES")
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+        {
+            connection
+                .pragma_update(
+                    None,
+                    "max_page_count",
+                    i64::try_from(pages).unwrap_or(i64::MAX),
+                )
+                .map_err(|error| classify(path, error))?;
+        }
         let store = Store {
             path: path.to_owned(),
             connection: Mutex::new(connection),
@@ -357,6 +376,21 @@ impl Store {
                 .map_err(|error| self.sql(error))?;
         }
         transaction.commit().map_err(|error| self.sql(error))
+    }
+
+    /// Forgets `list_id` if nothing was ever recorded of it (no sync, no
+    /// member): an id given with `--list` that turned out not to exist
+    /// upstream leaves no row behind. Returns whether it was forgotten.
+    pub fn forget_unknown_list(&self, list_id: &str) -> Result<bool, StoreError> {
+        let forgotten = self
+            .lock()
+            .execute(
+                "DELETE FROM lists WHERE list_id = ?1 AND last_synced_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM membership WHERE list_id = ?1)",
+                params![list_id],
+            )
+            .map_err(|error| self.sql(error))?;
+        Ok(forgotten > 0)
     }
 
     /// Known lists by id (for `--list` ids the API listing does not name).
@@ -790,6 +824,9 @@ fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
             path,
             reason: error.to_string(),
         },
+        // SQLITE_FULL: the disk (or a size limit) is full. The write that
+        // failed rolled back whole, so nothing recorded is lost.
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::NotOurs {
             path,
             reason: error.to_string(),
