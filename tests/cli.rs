@@ -503,6 +503,31 @@ fn stops_then_the_next_run_completes(
 }
 
 #[test]
+fn an_unknown_list_given_while_list_names_cannot_be_read_leaves_no_row_either() {
+    let vault = Vault::sample(4, 1);
+    let options = FakeOptions {
+        faults: Faults {
+            lists_unavailable: true,
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join(".vault-mirror/state.sqlite");
+    let known = vault.lists[0].id.clone();
+    mirror_against(&server, out.path())
+        .args(["--list", "999", "--list", &known])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("could not read list names")
+                .and(predicate::str::contains("there is no list 999 upstream")),
+        );
+    assert_eq!(db_list_ids(&db), vec![known]);
+}
+
+#[test]
 fn a_full_disk_stops_the_run_with_the_path_and_a_run_with_room_completes() {
     let stderr = stops_then_the_next_run_completes(
         ("VAULT_MIRROR_TEST_DISK_FULL_AFTER", "400000"),

@@ -102,6 +102,9 @@ pub struct Faults {
     /// the first page and `hasMore: true`; the members route answers with
     /// a `nextCursor` (`c1`, `c2`, … then `c1` again) and the same items.
     pub endless_pages: bool,
+    /// The lists route (Access API) answers 503 every time: the list names
+    /// cannot be read, so `--list` ids go on unchecked.
+    pub lists_unavailable: bool,
 }
 
 /// After every `every` API calls, the next `burst` calls get 429.

@@ -220,6 +220,14 @@ async fn lists(
     let limit = number_param(&shared, &query, "limit", 24, 1..=40)?;
     let mut offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
     shared.count(|stats| stats.list_calls += 1);
+    if shared.faults().lists_unavailable {
+        return Err(api_error(
+            &shared,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the Access API is unavailable",
+        ));
+    }
     let endless = shared.faults().endless_pages;
     if endless {
         offset = 0;
