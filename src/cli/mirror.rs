@@ -134,7 +134,7 @@ fn what_to_open(settings: &Settings) -> String {
         format!("{out}/index.html"),
     ));
     text.push_str(&format!(
-        "  {:width$}   one folder of links per list\n",
+        "  {:width$}   one folder per list: links into media/, or an index.html where the disk has no links\n",
         format!("{out}/lists/"),
     ));
     text.push_str(&format!(
@@ -303,7 +303,7 @@ pub fn print_summary(summary: &Summary, output: Output) {
         }
         if let Some(views) = &summary.views {
             for path in &views.left_alone {
-                eprintln!("  note: {path} is not a link vault-mirror made; left alone");
+                eprintln!("  note: {path} is not a link or index vault-mirror made; left alone");
             }
         }
     }
