@@ -1,9 +1,10 @@
 //! The archive on disk: where files go ([`paths`]), what makes a file
 //! acceptable ([`content`]), whether files are still as they were
 //! verified ([`verify`]), and the offline archive a person keeps —
-//! per-list [`views`], the [`export`] (manifest, `SHA256SUMS`, the
-//! [`gallery`]), [`prune`] of media gone upstream, and kept [`versions`]
-//! of bytes a change upstream replaced.
+//! per-list [`views`] (indexes where the disk makes no links), the
+//! [`export`] (manifest, `SHA256SUMS`, the [`gallery`]), [`prune`] of
+//! media gone upstream, and kept [`versions`] of bytes a change upstream
+//! replaced.
 //!
 //! Invariants: every path read from the database is checked with
 //! [`archive_path`] before a file is touched, so nothing here reads,
@@ -18,6 +19,7 @@ pub mod prune;
 pub mod space;
 pub mod verify;
 pub mod versions;
+mod view_index;
 pub mod views;
 
 use std::io::Write;

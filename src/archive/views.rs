@@ -1,14 +1,25 @@
 //! Per-list views: `lists/<list id>-<slug>/` holds one relative link per
 //! verified file of the list's current members, named
 //! `<media dir>.<label>.<ext>`, pointing at `../../media/<media dir>/…`
-//! (hard links where the file system refuses symbolic ones).
+//! (hard links where the file system refuses symbolic ones). Where it
+//! makes no link at all (exFAT and FAT drives, some network shares), each
+//! view is an index instead: an `index.html` to browse and a `files.txt`
+//! to script, one relative path into `media/` per file, so a run there
+//! still succeeds.
 //!
 //! Invariants:
 //! - `lists/` is ours and derived: [`update_views`] makes it match the
 //!   database after every run (links added, stale ones and views of lists
 //!   gone upstream removed). It never removes bytes: a regular file there
-//!   is removed only when it is one of several hard links to its bytes;
-//!   anything else unexpected is left alone and reported.
+//!   is removed only when it is one of several hard links to its bytes, or
+//!   an index file of ours (recognised by its content, so a person's own
+//!   `index.html` is never taken for one); anything else unexpected is
+//!   left alone and reported.
+//! - What links the disk makes is found once per run by making one
+//!   ([`probe_links`]), judged by the error's kind, never by the file
+//!   system's name; every view of the run takes that form, and a view
+//!   whose form changed (the archive moved to a disk with or without
+//!   links) is rewritten, its old entries removed.
 //! - A view is read only when it may differ: the database keeps, per view,
 //!   a digest of the files it is made from and its folder's inode and
 //!   modification time after it was last written (`view_state`). Any
@@ -34,7 +45,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::paths::safe_name;
-use crate::archive::{ArchiveDir, ArchiveError, archive_path};
+use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
+use crate::archive::{ArchiveDir, ArchiveError, archive_path, write_atomically};
 use crate::pipeline::commit::sync_folder;
 use crate::store::{Store, ViewState};
 
@@ -54,16 +66,35 @@ pub struct ViewsSummary {
     pub removed: usize,
     /// Links made as hard links because symbolic links failed.
     pub hard_links: usize,
+    /// Views written as an index (`index.html` and `files.txt`) because
+    /// the file system makes no links; `links` then counts their entries.
+    pub indexes: usize,
     /// Entries under `lists/` that are not ours and were left alone.
     pub left_alone: Vec<String>,
 }
 
-/// How links are made; tests force hard links to cover the fallback.
+/// The one line a run on a disk without links says, once (its views
+/// are indexes then).
+pub const NO_LINKS_NOTE: &str = "the archive's disk makes neither symbolic nor hard links, so each \
+list view is an index instead: lists/<list>/index.html to browse and files.txt to script, \
+both pointing into media/; hint: exFAT and FAT drives and some network shares cannot hold \
+links; on a disk that can (ext4, APFS, NTFS…) the next run writes links again";
+
+/// What a view is made of, the same for every view of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LinkMode {
-    SymbolicFirst,
-    #[cfg_attr(not(test), allow(dead_code))]
-    HardOnly,
+enum Form {
+    /// Symbolic links (a hard link where one fails).
+    Symbolic,
+    /// Hard links: this disk refuses symbolic ones.
+    Hard,
+    /// No link works here: an index of relative paths.
+    Index,
+}
+
+/// A file a view shows: its path inside the archive and its size.
+pub(super) struct Wanted {
+    pub(super) target: PathBuf,
+    pub(super) size: u64,
 }
 
 /// A readable, file-system-safe slug of a list name: lowercase ASCII
@@ -103,19 +134,25 @@ pub fn view_name(list_id: &str, name: &str) -> String {
 /// Makes `<out>/lists/` match the database: one view per live list, one
 /// link per verified file (present on disk) of its current members.
 pub fn update_views(store: &Store, out: &Path) -> Result<ViewsSummary, ArchiveError> {
-    update_views_with(store, out, LinkMode::SymbolicFirst)
+    update_views_with(store, out, None)
 }
 
+/// [`update_views`] in `forced` form, or the form [`probe_links`] finds.
 fn update_views_with(
     store: &Store,
     out: &Path,
-    mode: LinkMode,
+    forced: Option<Form>,
 ) -> Result<ViewsSummary, ArchiveError> {
-    let wanted: BTreeMap<String, String> = store
+    let wanted: BTreeMap<String, (String, String)> = store
         .archive_lists()?
         .into_iter()
         .filter(|list| list.gone_at.is_none())
-        .map(|list| (view_name(&list.list_id, &list.name), list.list_id))
+        .map(|list| {
+            (
+                view_name(&list.list_id, &list.name),
+                (list.list_id, list.name),
+            )
+        })
         .collect();
     let root = out.join("lists");
     let mut summary = ViewsSummary {
@@ -126,14 +163,18 @@ fn update_views_with(
         return Ok(summary);
     }
     ensure_real_folder(&root, out)?;
+    let mut form = match forced {
+        Some(form) => form,
+        None => probe_links(out)?,
+    };
     let archive = ArchiveDir::open(out);
     let mut last_written = store.view_states()?;
     let mut written = Vec::new();
     let mut newest_stamp = i64::MIN;
     let mut folders_changed = false;
-    for (view, list_id) in &wanted {
+    for (view, (list_id, name)) in &wanted {
         let folder = root.join(view);
-        let digest = files_digest(store, list_id)?;
+        let mut digest = view_digest(store, list_id, name, form)?;
         match fs_err::symlink_metadata(&folder) {
             Ok(metadata) if metadata.is_dir() => {
                 // Nothing to do when the view was written from the same
@@ -143,6 +184,7 @@ fn update_views_with(
                     && folder_stamp(&metadata) == (state.folder_inode, state.folder_mtime)
                 {
                     summary.links += state.links as usize;
+                    summary.indexes += usize::from(form == Form::Index);
                     written.push((view.clone(), state));
                     continue;
                 }
@@ -156,9 +198,20 @@ fn update_views_with(
                 folders_changed = true;
             }
         }
-        let links = present_files(store, &archive, list_id)?;
+        let files = present_files(store, &archive, list_id)?;
         let (links_before, left_alone_before) = (summary.links, summary.left_alone.len());
-        sync_view(out, &folder, &links, mode, &mut summary)?;
+        if sync_view(out, &folder, name, &files, form, &mut summary)? == Synced::NoLinks {
+            // Links failed here although the probe made one (`lists/` on
+            // another mount than `media/`): this view and the rest of the
+            // run are indexes. What the first try did stays counted, but
+            // not twice.
+            summary.links = links_before;
+            summary.left_alone.truncate(left_alone_before);
+            form = Form::Index;
+            digest = view_digest(store, list_id, name, form)?;
+            sync_view(out, &folder, name, &files, form, &mut summary)?;
+        }
+        summary.indexes += usize::from(form == Form::Index);
         // A view holding things not ours is read in full each time, so
         // they are reported each time.
         if summary.left_alone.len() == left_alone_before {
@@ -193,7 +246,16 @@ fn update_views_with(
             summary.left_alone.push(relative_to(out, &path));
             continue;
         }
-        sync_view(out, &path, &BTreeMap::new(), mode, &mut summary)?;
+        // Emptied of links and index files alike (the link form with no
+        // link wanted makes none).
+        sync_view(
+            out,
+            &path,
+            "",
+            &BTreeMap::new(),
+            Form::Symbolic,
+            &mut summary,
+        )?;
         if fs_err::remove_dir(&path).is_ok() {
             folders_changed = true;
         }
@@ -218,9 +280,23 @@ fn update_views_with(
 
 /// sha256 of what a list's view is made from: each verified file of its
 /// current members, with its size and when it was verified (a file fetched
-/// anew changes the digest, even with the same bytes).
-fn files_digest(store: &Store, list_id: &str) -> Result<String, ArchiveError> {
+/// anew changes the digest, even with the same bytes); for an index, also
+/// the list's name (the page's title) and the page's version. Links of
+/// either kind hash alike, so a view of links is not rewritten for being
+/// of hard ones.
+fn view_digest(
+    store: &Store,
+    list_id: &str,
+    name: &str,
+    form: Form,
+) -> Result<String, ArchiveError> {
     let mut hasher = Sha256::new();
+    if form == Form::Index {
+        hasher.update(PAGE_VERSION.as_bytes());
+        hasher.update([0]);
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+    }
     store.view_files(list_id, |file| {
         hasher.update(file.local_path.as_bytes());
         hasher.update([0]);
@@ -230,14 +306,14 @@ fn files_digest(store: &Store, list_id: &str) -> Result<String, ArchiveError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Link name → target (relative to the archive root) of a list's view:
+/// Entry name → file (relative to the archive root) of a list's view:
 /// each verified file of its current members that is on disk, a regular
 /// file at the size it was verified at.
 fn present_files(
     store: &Store,
     archive: &ArchiveDir,
     list_id: &str,
-) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
+) -> Result<BTreeMap<String, Wanted>, ArchiveError> {
     let mut links = BTreeMap::new();
     store.view_files(list_id, |file| {
         let Ok(path) = archive_path(file.local_path) else {
@@ -246,8 +322,10 @@ fn present_files(
         if !path.starts_with("media") {
             return;
         }
-        let present = u64::try_from(file.size).is_ok_and(|len| archive.has_file(&path, len));
-        if !present {
+        let Ok(size) = u64::try_from(file.size) else {
+            return;
+        };
+        if !archive.has_file(&path, size) {
             return;
         }
         let components: Vec<String> = path
@@ -255,7 +333,7 @@ fn present_files(
             .skip(1)
             .map(|component| component.as_os_str().to_string_lossy().into_owned())
             .collect();
-        links.insert(components.join("."), path);
+        links.insert(components.join("."), Wanted { target: path, size });
     })?;
     Ok(links)
 }
@@ -292,54 +370,147 @@ fn folder_stamp(metadata: &std::fs::Metadata) -> (i64, i64) {
     }
 }
 
-/// Makes one view folder hold exactly `links`.
+/// How one view folder's update went.
+#[derive(Debug, PartialEq, Eq)]
+enum Synced {
+    Done,
+    /// In a link form, a link could not be made because this disk makes
+    /// none (see [`links_unsupported`]): write the view as an index.
+    NoLinks,
+}
+
+/// Makes one view folder hold exactly `files` in `form`: links to them, or
+/// an index of them (`name` is the list's, the page's title). Entries of
+/// ours that do not belong (stale links, an index where links are made,
+/// links where an index is) are removed.
 fn sync_view(
     out: &Path,
     folder: &Path,
-    links: &BTreeMap<String, PathBuf>,
-    mode: LinkMode,
+    name: &str,
+    files: &BTreeMap<String, Wanted>,
+    form: Form,
     summary: &mut ViewsSummary,
-) -> Result<(), ArchiveError> {
+) -> Result<Synced, ArchiveError> {
     let mut changed = false;
     // Names already taken: by the right link, or by something not ours.
     let mut taken = BTreeSet::new();
+    // The index as it is, when it is ours.
+    let mut page = None;
+    let mut list = None;
     for entry in fs_err::read_dir(folder)? {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         let metadata = fs_err::symlink_metadata(&path)?;
-        if let Some(target) = links.get(&name)
-            && points_at(&path, &metadata, &out.join(target), target)
+        if form != Form::Index
+            && let Some(wanted) = files.get(&entry_name)
+            && points_at(&path, &metadata, &out.join(&wanted.target), &wanted.target)
         {
-            taken.insert(name);
+            taken.insert(entry_name);
             summary.links += 1;
             continue;
         }
-        if is_our_link(&metadata) {
-            fs_err::remove_file(&path)?;
-            summary.removed += 1;
-            changed = true;
-        } else {
-            summary.left_alone.push(relative_to(out, &path));
-            taken.insert(name);
+        match classify(&entry_name, &path, &metadata) {
+            Found::Link => {
+                fs_err::remove_file(&path)?;
+                summary.removed += 1;
+                changed = true;
+            }
+            Found::Index(IndexFile::Page(bytes)) if form == Form::Index => page = Some(bytes),
+            Found::Index(IndexFile::List(bytes)) if form == Form::Index => list = Some(bytes),
+            Found::Index(file) => {
+                // Not wanted in this form, or what a stopped write left.
+                fs_err::remove_file(&path)?;
+                if let IndexFile::List(bytes) = file {
+                    summary.removed += view_index::list_lines(&bytes).count();
+                }
+                changed = true;
+            }
+            Found::Foreign => {
+                summary.left_alone.push(relative_to(out, &path));
+                taken.insert(entry_name);
+            }
         }
     }
-    for (name, target) in links {
-        if taken.contains(name) {
-            continue;
+    if form == Form::Index {
+        write_index(folder, name, files, page, list, &taken, summary)?;
+    } else {
+        for (entry_name, wanted) in files {
+            if taken.contains(entry_name) {
+                continue;
+            }
+            let at = folder.join(entry_name);
+            let from_view = Path::new("../..").join(&wanted.target);
+            match make_link(&from_view, &out.join(&wanted.target), &at, form)? {
+                Linked::Unsupported => {
+                    if changed {
+                        sync_folder(folder)?;
+                    }
+                    return Ok(Synced::NoLinks);
+                }
+                linked => summary.hard_links += usize::from(linked == Linked::Hard),
+            }
+            summary.added += 1;
+            summary.links += 1;
+            changed = true;
         }
-        let at = folder.join(name);
-        let from_view = Path::new("../..").join(target);
-        let hard = make_link(&from_view, &out.join(target), &at, mode)?;
-        summary.added += 1;
-        summary.links += 1;
-        summary.hard_links += usize::from(hard);
-        changed = true;
     }
     if changed {
         sync_folder(folder)?;
     }
+    Ok(Synced::Done)
+}
+
+/// Writes a view's `files.txt` and `index.html` where they differ from
+/// what they hold (`list`, `page`: ours as found), so an unchanged view is
+/// not rewritten. A name taken by a file not ours is left to it.
+fn write_index(
+    folder: &Path,
+    name: &str,
+    files: &BTreeMap<String, Wanted>,
+    page: Option<Vec<u8>>,
+    list: Option<Vec<u8>>,
+    taken: &BTreeSet<String>,
+    summary: &mut ViewsSummary,
+) -> Result<(), ArchiveError> {
+    let new_list = view_index::file_list(files);
+    let before: BTreeSet<&str> = list
+        .as_deref()
+        .map(view_index::list_lines)
+        .into_iter()
+        .flatten()
+        .collect();
+    let after: BTreeSet<&str> = view_index::list_lines(new_list.as_bytes()).collect();
+    summary.added += after.difference(&before).count();
+    summary.removed += before.difference(&after).count();
+    summary.links += files.len();
+    let new_page = view_index::page(name, files);
+    for (file_name, old, new) in [(LIST_NAME, list, new_list), (PAGE_NAME, page, new_page)] {
+        if taken.contains(file_name) || old.as_deref() == Some(new.as_bytes()) {
+            continue;
+        }
+        write_atomically(&folder.join(file_name), |writer| {
+            writer.write_all(new.as_bytes())
+        })?;
+    }
     Ok(())
+}
+
+/// What an entry of a view folder is to us.
+enum Found {
+    /// A link: ours to replace or remove.
+    Link,
+    /// An index file of ours.
+    Index(IndexFile),
+    /// Anything else: not ours, left alone.
+    Foreign,
+}
+
+fn classify(name: &str, path: &Path, metadata: &std::fs::Metadata) -> Found {
+    if is_our_link(metadata) {
+        return Found::Link;
+    }
+    view_index::recognise(name, path, metadata).map_or(Found::Foreign, Found::Index)
 }
 
 /// Whether an entry already is the link we want: a symbolic link with
@@ -385,30 +556,146 @@ fn is_our_link(metadata: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Creates a link at `at`; returns whether it is a hard link.
-fn make_link(from_view: &Path, target: &Path, at: &Path, mode: LinkMode) -> std::io::Result<bool> {
-    if mode == LinkMode::SymbolicFirst {
-        #[cfg(unix)]
-        let symbolic = fs_err::os::unix::fs::symlink(from_view, at);
-        #[cfg(windows)]
-        let symbolic = fs_err::os::windows::fs::symlink_file(from_view, at);
-        #[cfg(not(any(unix, windows)))]
-        let symbolic: std::io::Result<()> = Err(std::io::ErrorKind::Unsupported.into());
-        match symbolic {
-            Ok(()) => return Ok(false),
-            Err(symbolic_error) => {
-                return fs_err::hard_link(target, at)
-                    .map(|()| true)
-                    .map_err(|hard_error| {
-                        std::io::Error::other(format!(
-                            "cannot link {}: {symbolic_error}; a hard link failed too: {hard_error}",
-                            at.display()
-                        ))
-                    });
-            }
+/// What [`make_link`] made.
+#[derive(Debug, PartialEq, Eq)]
+enum Linked {
+    Symbolic,
+    Hard,
+    /// Nothing: this disk makes neither kind of link.
+    Unsupported,
+}
+
+/// Creates a link at `at` in a link `form`: a symbolic one to `from_view`
+/// (a hard one to `target` if that fails), or a hard one. Fails only on
+/// an error other than the disk making no links.
+fn make_link(from_view: &Path, target: &Path, at: &Path, form: Form) -> std::io::Result<Linked> {
+    let symbolic_error = if form == Form::Symbolic {
+        match symlink(from_view, at) {
+            Ok(()) => return Ok(Linked::Symbolic),
+            Err(error) => Some(error),
         }
+    } else {
+        None
+    };
+    match hard_link(target, at) {
+        Ok(()) => Ok(Linked::Hard),
+        Err(hard_error)
+            if links_unsupported(&hard_error)
+                && symbolic_error.as_ref().is_none_or(links_unsupported) =>
+        {
+            Ok(Linked::Unsupported)
+        }
+        Err(hard_error) => Err(std::io::Error::new(
+            hard_error.kind(),
+            match symbolic_error {
+                Some(symbolic_error) => format!(
+                    "cannot link {}: {symbolic_error}; a hard link failed too: {hard_error}",
+                    at.display()
+                ),
+                None => format!(
+                    "cannot link {} to {}: {hard_error}",
+                    at.display(),
+                    target.display()
+                ),
+            },
+        )),
     }
-    fs_err::hard_link(target, at).map(|()| true)
+}
+
+/// Whether making a link failed because the disk makes no such link, not
+/// for a problem a person must fix (a folder not writable, a full disk):
+/// `EPERM` (the kernel's answer where a file system has no links: FAT,
+/// exFAT), `ENOSYS` (FUSE file systems that do not implement them),
+/// `EOPNOTSUPP`/`ENOTSUP` (network shares), `EXDEV` (a hard link across
+/// mounts). `EACCES` is a permission problem, so it is not one.
+fn links_unsupported(error: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if let Some(code) = error.raw_os_error() {
+        use rustix::io::Errno;
+        return [
+            Errno::PERM,
+            Errno::NOSYS,
+            Errno::NOTSUP,
+            Errno::OPNOTSUPP,
+            Errno::XDEV,
+        ]
+        .iter()
+        .any(|unsupported| unsupported.raw_os_error() == code);
+    }
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::Unsupported | std::io::ErrorKind::CrossesDevices
+    )
+}
+
+/// Which form views take on this disk, found by making a link in
+/// `.vault-mirror/` (ours, so `lists/` is not touched when no view
+/// changed): a symbolic one, else a hard one, else none (an index).
+fn probe_links(out: &Path) -> Result<Form, ArchiveError> {
+    let folder = out.join(".vault-mirror");
+    fs_err::create_dir_all(&folder)?;
+    let target = folder.join("link-probe");
+    let link = folder.join("link-probe.link");
+    // What a run stopped in the middle of this left.
+    remove_if_present(&link)?;
+    remove_if_present(&target)?;
+    fs_err::File::create(&target)?;
+    let made = make_link(Path::new("link-probe"), &target, &link, Form::Symbolic);
+    remove_if_present(&link)?;
+    fs_err::remove_file(&target)?;
+    Ok(match made? {
+        Linked::Symbolic => Form::Symbolic,
+        Linked::Hard => Form::Hard,
+        Linked::Unsupported => Form::Index,
+    })
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match fs_err::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// The two ways a link is made; errors keep their OS error number for
+/// [`links_unsupported`].
+fn symlink(from_view: &Path, at: &Path) -> std::io::Result<()> {
+    simulated_no_links()?;
+    #[cfg(unix)]
+    return std::os::unix::fs::symlink(from_view, at);
+    #[cfg(windows)]
+    return std::os::windows::fs::symlink_file(from_view, at);
+    #[cfg(not(any(unix, windows)))]
+    return Err(std::io::ErrorKind::Unsupported.into());
+}
+
+fn hard_link(target: &Path, at: &Path) -> std::io::Result<()> {
+    simulated_no_links()?;
+    std::fs::hard_link(target, at)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests' [`simulated_no_links`], per test thread.
+    static NO_LINKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test suites: `VAULT_MIRROR_TEST_NO_LINKS=1` makes every link fail as
+/// on an exFAT drive (`EPERM`), so the index form can be run on any disk.
+fn simulated_no_links() -> std::io::Result<()> {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let set = *SET.get_or_init(|| {
+        std::env::var_os("VAULT_MIRROR_TEST_NO_LINKS").is_some_and(|value| value == "1")
+    });
+    #[cfg(test)]
+    let set = set || NO_LINKS.with(std::cell::Cell::get);
+    if !set {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    return Err(rustix::io::Errno::PERM.into());
+    #[cfg(not(unix))]
+    return Err(std::io::ErrorKind::Unsupported.into());
 }
 
 /// `lists/` (or any folder we write links into) must be a real folder
@@ -441,6 +728,7 @@ fn relative_to(out: &Path, path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::api::models::RemoteStatus;
+    use crate::archive::view_index::PAGE_MARK;
     use crate::store::{ListRecord, MediaRecord, RemoteVariant};
 
     #[test]
@@ -646,7 +934,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
         let store = archive_with(out);
-        let summary = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        let summary = update_views_with(&store, out, Some(Form::Hard)).unwrap();
         assert_eq!(summary.hard_links, 3);
         assert!(
             !std::fs::symlink_metadata(out.join("lists/2-drafts/11.full.jpg"))
@@ -655,7 +943,7 @@ mod tests {
                 .is_symlink()
         );
         // Hard links already in place are recognised, then removed when stale.
-        let again = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        let again = update_views_with(&store, out, Some(Form::Hard)).unwrap();
         assert_eq!((again.added, again.removed), (0, 0));
         store
             .record_lists(
@@ -668,7 +956,7 @@ mod tests {
                 3,
             )
             .unwrap();
-        let gone = update_views_with(&store, out, LinkMode::HardOnly).unwrap();
+        let gone = update_views_with(&store, out, Some(Form::Hard)).unwrap();
         assert_eq!(gone.removed, 1);
         assert!(!out.join("lists/2-drafts").exists());
         assert_eq!(
@@ -693,6 +981,213 @@ mod tests {
                 Err(ArchiveError::UnsafePath { .. })
             ));
             assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        }
+    }
+
+    /// Every link fails on this thread (as on exFAT) while it is held.
+    struct NoLinks;
+
+    impl NoLinks {
+        fn set() -> NoLinks {
+            NO_LINKS.with(|flag| flag.set(true));
+            NoLinks
+        }
+    }
+
+    impl Drop for NoLinks {
+        fn drop(&mut self) {
+            NO_LINKS.with(|flag| flag.set(false));
+        }
+    }
+
+    /// The targets a page links to, but its own `files.txt`.
+    fn page_targets(page: &str) -> Vec<String> {
+        page.split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| *href != LIST_NAME)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// (name, inode, modification time) of every entry of every view.
+    fn view_stamps(out: &Path) -> Vec<(String, i64, i64)> {
+        let mut found = Vec::new();
+        for view in std::fs::read_dir(out.join("lists")).unwrap().flatten() {
+            for entry in std::fs::read_dir(view.path()).unwrap().flatten() {
+                let (inode, mtime) = folder_stamp(&entry.metadata().unwrap());
+                found.push((entry.path().display().to_string(), inode, mtime));
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn link_errors_are_told_from_real_failures() {
+        use std::io::{Error, ErrorKind};
+        #[cfg(unix)]
+        {
+            use rustix::io::Errno;
+            for unsupported in [
+                Errno::PERM,
+                Errno::NOSYS,
+                Errno::NOTSUP,
+                Errno::OPNOTSUPP,
+                Errno::XDEV,
+            ] {
+                assert!(
+                    links_unsupported(&Error::from(unsupported)),
+                    "{unsupported:?}"
+                );
+            }
+            for failure in [
+                Errno::ACCESS,
+                Errno::NOSPC,
+                Errno::EXIST,
+                Errno::IO,
+                Errno::ROFS,
+                Errno::NAMETOOLONG,
+            ] {
+                assert!(!links_unsupported(&Error::from(failure)), "{failure:?}");
+            }
+        }
+        assert!(links_unsupported(&Error::new(ErrorKind::Unsupported, "x")));
+        // Without its number, a refusal may be a folder a person must fix.
+        assert!(!links_unsupported(&Error::new(
+            ErrorKind::PermissionDenied,
+            "x"
+        )));
+    }
+
+    #[test]
+    fn views_are_indexes_where_no_link_works_and_links_again_where_they_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive_with(out);
+        let no_links = NoLinks::set();
+        let summary = update_views(&store, out).unwrap();
+        assert_eq!(
+            (summary.lists, summary.indexes, summary.links, summary.added),
+            (2, 2, 3, 3)
+        );
+        assert_eq!(summary.hard_links, 0);
+        let folder = out.join("lists/1-summer-trip");
+        assert_eq!(
+            std::fs::read_to_string(folder.join(LIST_NAME)).unwrap(),
+            "../../media/10/full.jpg\n../../media/11/full.jpg\n"
+        );
+        let page = std::fs::read_to_string(folder.join(PAGE_NAME)).unwrap();
+        assert!(page.starts_with(PAGE_MARK), "{page}");
+        assert!(page.contains("<title>Summer trip</title>"), "{page}");
+        let targets = page_targets(&page);
+        assert_eq!(
+            targets,
+            ["../../media/10/full.jpg", "../../media/11/full.jpg"]
+        );
+        for target in &targets {
+            assert!(folder.join(target).is_file(), "{target}");
+        }
+        // Only the index files, and the probe left nothing behind.
+        let names: BTreeSet<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, BTreeSet::from([PAGE_NAME.into(), LIST_NAME.into()]));
+        let probes = std::fs::read_dir(out.join(".vault-mirror"))
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().contains("probe"))
+            .count();
+        assert_eq!(probes, 0);
+
+        // Unchanged, nothing is written again.
+        let stamps = view_stamps(out);
+        let again = update_views(&store, out).unwrap();
+        assert_eq!(
+            (again.added, again.removed, again.links, again.indexes),
+            (0, 0, 3, 2)
+        );
+        assert_eq!(view_stamps(out), stamps);
+
+        // A member leaves; a person's own index.html is left alone (and
+        // never overwritten), and what a stopped write left is cleared.
+        let media = |id: &str| MediaRecord {
+            media_id: id.into(),
+            media_type: None,
+            duration: None,
+        };
+        store.record_membership("1", &[media("11")], 2).unwrap();
+        let drafts = out.join("lists/2-drafts");
+        std::fs::write(drafts.join(PAGE_NAME), "<html>mine</html>").unwrap();
+        std::fs::write(drafts.join(".files.txt.4242.tmp"), "../../media/1").unwrap();
+        let changed = update_views(&store, out).unwrap();
+        assert_eq!((changed.added, changed.removed, changed.links), (0, 1, 2));
+        assert_eq!(changed.left_alone, ["lists/2-drafts/index.html"]);
+        assert_eq!(
+            std::fs::read_to_string(folder.join(LIST_NAME)).unwrap(),
+            "../../media/11/full.jpg\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(drafts.join(PAGE_NAME)).unwrap(),
+            "<html>mine</html>"
+        );
+        assert!(!drafts.join(".files.txt.4242.tmp").exists());
+        std::fs::remove_file(drafts.join(PAGE_NAME)).unwrap();
+
+        // Links work again (the archive moved to a disk with links): the
+        // views are links, and the index files are gone.
+        drop(no_links);
+        let back = update_views(&store, out).unwrap();
+        assert_eq!((back.indexes, back.added, back.links), (0, 2, 2));
+        assert_eq!(
+            view_entries(out),
+            [
+                "1-summer-trip/11.full.jpg 1111",
+                "2-drafts/11.full.jpg 1111"
+            ]
+        );
+        assert!(std::fs::read_link(folder.join("11.full.jpg")).is_ok());
+
+        // And back to an index, the links removed; a list gone upstream
+        // takes its index with it.
+        let _no_links = NoLinks::set();
+        store
+            .record_lists(
+                &[ListRecord {
+                    list_id: "1".into(),
+                    name: "Summer trip".into(),
+                    list_type: None,
+                }],
+                true,
+                3,
+            )
+            .unwrap();
+        let index = update_views(&store, out).unwrap();
+        assert_eq!((index.indexes, index.removed, index.links), (1, 2, 1));
+        assert!(!drafts.exists());
+        assert!(std::fs::symlink_metadata(folder.join("11.full.jpg")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(folder.join(LIST_NAME)).unwrap(),
+            "../../media/11/full.jpg\n"
+        );
+        // The bytes themselves never move.
+        assert_eq!(
+            std::fs::read(out.join("media/11/full.jpg")).unwrap(),
+            b"1111"
+        );
+    }
+
+    #[test]
+    fn links_that_fail_after_the_probe_made_one_give_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let store = archive_with(out);
+        let _no_links = NoLinks::set();
+        for form in [Form::Symbolic, Form::Hard] {
+            let summary = update_views_with(&store, out, Some(form)).unwrap();
+            assert_eq!((summary.indexes, summary.links), (2, 3), "{form:?}");
+            assert!(out.join("lists/2-drafts").join(PAGE_NAME).is_file());
         }
     }
 }

@@ -131,7 +131,10 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     for (place, what) in [
         ("media/", "every file, by media id"),
         ("index.html", "the offline gallery: open it in a browser"),
-        ("lists/", "one folder of links per list"),
+        (
+            "lists/",
+            "one folder per list: links into media/, or an index.html where the disk has no links",
+        ),
         (
             "SHA256SUMS",
             "check every file with `sha256sum -c SHA256SUMS`",
@@ -312,7 +315,7 @@ pub fn print_summary(summary: &Summary, output: Output) {
         }
         if let Some(views) = &summary.views {
             for path in &views.left_alone {
-                eprintln!("  note: {path} is not a link vault-mirror made; left alone");
+                eprintln!("  note: {path} is not a link or index vault-mirror made; left alone");
             }
         }
     }

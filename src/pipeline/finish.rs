@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::archive::ArchiveError;
 use crate::archive::export::{ExportSummary, export};
 use crate::archive::prune::{PruneSummary, prune};
-use crate::archive::views::{ViewsSummary, update_views};
+use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::pipeline::{Context, MirrorError};
 use crate::store::VersionRecord;
 
@@ -49,7 +49,13 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
     };
     if !mirror.dry_run {
         match update_views(store, out) {
-            Ok(views) => finished.views = Some(views),
+            Ok(views) => {
+                // Once per run, not per file or view.
+                if views.indexes > 0 {
+                    context.reporter.on_note(NO_LINKS_NOTE);
+                }
+                finished.views = Some(views);
+            }
             Err(error) => report(
                 context,
                 &mut finished.errors,
