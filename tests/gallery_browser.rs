@@ -2,11 +2,12 @@
 //! chromedriver's WebDriver HTTP API on 127.0.0.1, opens `index.html` from
 //! disk (`file://`, no server) and checks that thumbnails render (natural
 //! sizes of the decoded images), that a click opens the full image, that a
-//! video plays, that the viewer fills the window with the sample vault's
-//! 320×240 pictures and 160×120 clips, and that 50,000 media stay fast.
-//! Screenshots are saved next to the build:
-//! `target/gallery-screenshot.png`, `target/gallery-dark.png`,
-//! `target/gallery-lightbox.png`, `target/gallery-viewer.png`,
+//! video plays, that tiles and the viewer show pictures at least as large
+//! as they are drawn (the sample vault's 80×60 thumbs and 320×240
+//! pictures), and that 50,000 media stay fast. Screenshots are saved next
+//! to the build: `target/gallery-screenshot.png`,
+//! `target/gallery-dark.png`, `target/gallery-lightbox.png`,
+//! `target/gallery-tiles.png`, `target/gallery-viewer.png`,
 //! `target/gallery-viewer-narrow.png`, `target/gallery-viewer-clip.png`,
 //! `target/gallery-50k.png`.
 //!
@@ -183,6 +184,88 @@ const WINDOW: (u32, u32) = (1400, 900);
 /// The most of the window's limiting side that the viewer's chrome may
 /// take (paddings around the stage, the details bar below it).
 const VIEWER_MARGINS: f64 = 160.0;
+
+#[tokio::test]
+async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let out = sample_archive().await;
+    let mut session = browser.session().await;
+    session.set_viewport(WINDOW).await;
+    session.open(&out.path().join("index.html")).await;
+
+    // Every tile in view, once its picture has stopped changing.
+    let grid = session
+        .settled(
+            "the tiles in view to load",
+            r#"
+            const tiles = [...document.querySelectorAll('#grid .tile')].filter(tile => {
+                const box = tile.getBoundingClientRect();
+                return box.top < innerHeight && box.bottom > 0;
+            });
+            const images = tiles.map(tile => tile.querySelector('img.thumb'));
+            if (!tiles.length || images.some(image => !image || !image.complete)) return null;
+            return {density: devicePixelRatio, tiles: tiles.map((tile, n) => {
+                const image = images[n], box = image.getBoundingClientRect();
+                return [tile.classList.contains('video') ? 'video' : 'image', image.getAttribute('src'),
+                        image.naturalWidth, image.naturalHeight, box.width, box.height];
+            })};
+            "#,
+        )
+        .await;
+    session.screenshot(&artifact("gallery-tiles.png")).await;
+    let density = grid["density"].as_f64().unwrap();
+    let tiles = grid["tiles"].as_array().unwrap();
+    assert!(tiles.len() >= 15, "{grid}");
+    let mut videos = 0;
+    for tile in tiles {
+        let natural = (tile[2].as_f64().unwrap(), tile[3].as_f64().unwrap());
+        let rendered = (tile[4].as_f64().unwrap(), tile[5].as_f64().unwrap());
+        eprintln!(
+            "tile: {} natural {}×{}, rendered {:.1}×{:.1}",
+            tile[1], natural.0, natural.1, rendered.0, rendered.1
+        );
+        if tile[0] == "video" {
+            // A clip's tile shows its thumb, the only picture it has.
+            videos += 1;
+            assert!(tile[1].as_str().unwrap().ends_with("/thumb.jpg"), "{tile}");
+            continue;
+        }
+        assert!(
+            natural.0 >= rendered.0 * density && natural.1 >= rendered.1 * density,
+            "a tile's picture is stretched: {tile} at {density}× ({grid})"
+        );
+    }
+    assert!(videos > 0, "no clip in view: {grid}");
+
+    // Light: tiles far from the view load nothing, so they still name
+    // their thumbnail; no tile loads a clip.
+    let page = session
+        .script(
+            r#"
+            return [...document.querySelectorAll('#grid img.thumb')].map(image =>
+                [image.getAttribute('src'), image.naturalWidth, image.getBoundingClientRect().top]);
+            "#,
+        )
+        .await;
+    let page: Vec<(String, u32, f64)> = serde_json::from_value(page).unwrap();
+    assert_eq!(page.len(), 120);
+    assert!(page.iter().all(|(source, ..)| !source.ends_with(".mp4")));
+    // Chromium loads lazy images up to 1,250 or 2,500 pixels below the view.
+    let far: Vec<_> = page
+        .iter()
+        .filter(|(.., top)| *top > f64::from(WINDOW.1) + 2_500.0)
+        .collect();
+    assert!(far.len() >= 20, "{page:?}");
+    for (source, natural_width, _) in far {
+        assert!(
+            source.contains("/thumb.") && *natural_width == 0,
+            "a tile far from the view loaded: {source}"
+        );
+    }
+    session.close().await;
+}
 
 #[tokio::test]
 async fn the_viewer_fits_pictures_and_clips_to_the_window() {
