@@ -162,18 +162,7 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
         .script("const v = document.getElementById('lightbox-video'); return [v.getAttribute('preload'), v.hasAttribute('controls'), v.readyState];")
         .await;
     assert_eq!(attributes, json!(["none", true, 0]));
-    let played = session
-        .script_async(
-            r#"
-            const done = arguments[arguments.length - 1];
-            const video = document.getElementById('lightbox-video');
-            video.muted = true;
-            video.play()
-                .then(() => setTimeout(() => done([video.videoWidth, video.videoHeight, video.currentTime > 0]), 400))
-                .catch(error => done(String(error)));
-            "#,
-        )
-        .await;
+    let played = session.play_viewer_video().await;
     assert_eq!(played, json!([320, 180, true]), "the video did not play");
     session.close().await;
 }
@@ -190,10 +179,7 @@ async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
     let Some(browser) = Browser::find() else {
         return;
     };
-    let out = sample_archive().await;
-    let mut session = browser.session().await;
-    session.set_viewport(WINDOW).await;
-    session.open(&out.path().join("index.html")).await;
+    let (_archive, session) = sample_gallery(&browser).await;
 
     // Every tile in view, once its picture has stopped changing.
     let grid = session
@@ -272,10 +258,7 @@ async fn the_viewer_fits_pictures_and_clips_to_the_window() {
     let Some(browser) = Browser::find() else {
         return;
     };
-    let out = sample_archive().await;
-    let mut session = browser.session().await;
-    session.set_viewport(WINDOW).await;
-    session.open(&out.path().join("index.html")).await;
+    let (_archive, session) = sample_gallery(&browser).await;
 
     // A 320×240 picture in a 1400×900 window: scaled up to the stage's
     // height, its proportions kept.
@@ -311,19 +294,8 @@ async fn the_viewer_fits_pictures_and_clips_to_the_window() {
         "the clip loaded: {poster}"
     );
     assert_fitted(&poster, (160.0, 120.0), (1400.0, 900.0));
-    let played = session
-        .script_async(
-            r#"
-            const done = arguments[arguments.length - 1];
-            const video = document.getElementById('lightbox-video');
-            video.muted = true;
-            video.play()
-                .then(() => setTimeout(() => done(video.currentTime > 0), 400))
-                .catch(error => done(String(error)));
-            "#,
-        )
-        .await;
-    assert_eq!(played, true, "the clip did not play");
+    let played = session.play_viewer_video().await;
+    assert_eq!(played, json!([160, 120, true]), "the clip did not play");
     let playing = session.settled("the playing clip", VIEWER_BOX).await;
     session
         .screenshot(&artifact("gallery-viewer-clip.png"))
@@ -417,11 +389,12 @@ fn assert_fitted(viewer: &Value, natural: (f64, f64), window: (f64, f64)) {
     }
 }
 
-/// The demo's kind of archive: the sample vault (JPEG and PNG pictures of
-/// 320×240 with 80×60 thumbs, 160×120 clips whose thumb is a 160×120
-/// frame), one full page of it (120 media), mirrored with every label, so
-/// every tenth media has a 96×96 square preview too.
-async fn sample_archive() -> tempfile::TempDir {
+/// The gallery of the demo's kind of archive, open in a [`WINDOW`]-sized
+/// viewport: the sample vault (JPEG and PNG pictures of 320×240 with 80×60
+/// thumbs, 160×120 clips whose thumb is a 160×120 frame), one full page of
+/// it (120 media), mirrored with every label, so every tenth media has a
+/// 96×96 square preview too. The archive lives as long as its directory.
+async fn sample_gallery(browser: &Browser) -> (tempfile::TempDir, Session) {
     let server = FakeServer::start(Vault::sample(120, 4), FakeOptions::default())
         .await
         .unwrap();
@@ -433,7 +406,10 @@ async fn sample_archive() -> tempfile::TempDir {
         .await
         .unwrap();
     assert_eq!(summary.exit_code, 0, "{summary:?}");
-    out
+    let mut session = browser.session().await;
+    session.set_viewport(WINDOW).await;
+    session.open(&out.path().join("index.html")).await;
+    (out, session)
 }
 
 #[tokio::test]
@@ -879,6 +855,22 @@ impl Session {
             &format!("return innerWidth === {width} && innerHeight === {height} || null"),
         )
         .await;
+    }
+
+    /// Plays the viewer's video, muted, for 400 ms: its
+    /// `[videoWidth, videoHeight, played]`, or why it did not play.
+    async fn play_viewer_video(&self) -> Value {
+        self.script_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            const video = document.getElementById('lightbox-video');
+            video.muted = true;
+            video.play()
+                .then(() => setTimeout(() => done([video.videoWidth, video.videoHeight, video.currentTime > 0]), 400))
+                .catch(error => done(String(error)));
+            "#,
+        )
+        .await
     }
 
     async fn find(&self, selector: &str) -> String {
