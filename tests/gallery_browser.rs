@@ -2,9 +2,13 @@
 //! chromedriver's WebDriver HTTP API on 127.0.0.1, opens `index.html` from
 //! disk (`file://`, no server) and checks that thumbnails render (natural
 //! sizes of the decoded images), that a click opens the full image, that a
-//! video plays, and that 50,000 media stay fast. Screenshots are saved
-//! next to the build: `target/gallery-screenshot.png`,
+//! video plays, that tiles and the viewer show pictures at least as large
+//! as they are drawn (the sample vault's 80×60 thumbs and 320×240
+//! pictures), and that 50,000 media stay fast. Screenshots are saved next
+//! to the build: `target/gallery-screenshot.png`,
 //! `target/gallery-dark.png`, `target/gallery-lightbox.png`,
+//! `target/gallery-tiles.png`, `target/gallery-viewer.png`,
+//! `target/gallery-viewer-narrow.png`, `target/gallery-viewer-clip.png`,
 //! `target/gallery-50k.png`.
 //!
 //! Without chromium the test is skipped with a loud message, unless `CI`
@@ -30,6 +34,7 @@ use serde_json::{Value, json};
 use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVariant, Vault};
 use vault_mirror::pipeline;
 use vault_mirror::report::SilentReporter;
+use vault_mirror::settings::Quality;
 
 const FULL: (u32, u32) = (800, 600);
 const THUMB: (u32, u32) = (320, 240);
@@ -157,20 +162,254 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
         .script("const v = document.getElementById('lightbox-video'); return [v.getAttribute('preload'), v.hasAttribute('controls'), v.readyState];")
         .await;
     assert_eq!(attributes, json!(["none", true, 0]));
-    let played = session
-        .script_async(
+    let played = session.play_viewer_video().await;
+    assert_eq!(played, json!([320, 180, true]), "the video did not play");
+    session.close().await;
+}
+
+/// The window of the issue, as the page sees it (its viewport): wide, so
+/// that a 4:3 picture is limited by its height.
+const WINDOW: (u32, u32) = (1400, 900);
+/// The most of the window's limiting side that the viewer's chrome may
+/// take (paddings around the stage, the details bar below it).
+const VIEWER_MARGINS: f64 = 160.0;
+
+#[tokio::test]
+async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let (_archive, session) = sample_gallery(&browser).await;
+
+    // Every tile in view, once its picture has stopped changing.
+    let grid = session
+        .settled(
+            "the tiles in view to load",
             r#"
-            const done = arguments[arguments.length - 1];
-            const video = document.getElementById('lightbox-video');
-            video.muted = true;
-            video.play()
-                .then(() => setTimeout(() => done([video.videoWidth, video.videoHeight, video.currentTime > 0]), 400))
-                .catch(error => done(String(error)));
+            const tiles = [...document.querySelectorAll('#grid .tile')].filter(tile => {
+                const box = tile.getBoundingClientRect();
+                return box.top < innerHeight && box.bottom > 0;
+            });
+            const images = tiles.map(tile => tile.querySelector('img.thumb'));
+            if (!tiles.length || images.some(image => !image || !image.complete)) return null;
+            return {density: devicePixelRatio, tiles: tiles.map((tile, n) => {
+                const image = images[n], box = image.getBoundingClientRect();
+                return [tile.classList.contains('video') ? 'video' : 'image', image.getAttribute('src'),
+                        image.naturalWidth, image.naturalHeight, box.width, box.height];
+            })};
             "#,
         )
         .await;
-    assert_eq!(played, json!([320, 180, true]), "the video did not play");
+    session.screenshot(&artifact("gallery-tiles.png")).await;
+    let density = grid["density"].as_f64().unwrap();
+    let tiles = grid["tiles"].as_array().unwrap();
+    assert!(tiles.len() >= 15, "{grid}");
+    let mut videos = 0;
+    for tile in tiles {
+        let natural = (tile[2].as_f64().unwrap(), tile[3].as_f64().unwrap());
+        let rendered = (tile[4].as_f64().unwrap(), tile[5].as_f64().unwrap());
+        eprintln!(
+            "tile: {} natural {}×{}, rendered {:.1}×{:.1}",
+            tile[1], natural.0, natural.1, rendered.0, rendered.1
+        );
+        if tile[0] == "video" {
+            // A clip's tile shows its thumb, the only picture it has.
+            videos += 1;
+            assert!(tile[1].as_str().unwrap().ends_with("/thumb.jpg"), "{tile}");
+            continue;
+        }
+        assert!(
+            natural.0 >= rendered.0 * density && natural.1 >= rendered.1 * density,
+            "a tile's picture is stretched: {tile} at {density}× ({grid})"
+        );
+    }
+    assert!(videos > 0, "no clip in view: {grid}");
+
+    // Light: tiles far from the view load nothing, so they still name
+    // their thumbnail; no tile loads a clip.
+    let page = session
+        .script(
+            r#"
+            return [...document.querySelectorAll('#grid img.thumb')].map(image =>
+                [image.getAttribute('src'), image.naturalWidth, image.getBoundingClientRect().top]);
+            "#,
+        )
+        .await;
+    let page: Vec<(String, u32, f64)> = serde_json::from_value(page).unwrap();
+    assert_eq!(page.len(), 120);
+    assert!(page.iter().all(|(source, ..)| !source.ends_with(".mp4")));
+    // Chromium loads lazy images up to 1,250 or 2,500 pixels below the view.
+    let far: Vec<_> = page
+        .iter()
+        .filter(|(.., top)| *top > f64::from(WINDOW.1) + 2_500.0)
+        .collect();
+    assert!(far.len() >= 20, "{page:?}");
+    for (source, natural_width, _) in far {
+        assert!(
+            source.contains("/thumb.") && *natural_width == 0,
+            "a tile far from the view loaded: {source}"
+        );
+    }
     session.close().await;
+}
+
+#[tokio::test]
+async fn the_viewer_fits_pictures_and_clips_to_the_window() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let (_archive, session) = sample_gallery(&browser).await;
+
+    // A 320×240 picture in a 1400×900 window: scaled up to the stage's
+    // height, its proportions kept.
+    let tile = session.find("#grid .tile.image").await;
+    session.click(&tile).await;
+    let picture = session.settled("the picture", VIEWER_BOX).await;
+    session.screenshot(&artifact("gallery-viewer.png")).await;
+    assert_eq!(picture["natural"], json!([320, 240]), "{picture}");
+    assert_fitted(&picture, (320.0, 240.0), (1400.0, 900.0));
+
+    // A narrow window: limited by its width now, refitted without reopening.
+    session.set_viewport((700, 900)).await;
+    let narrow = session
+        .settled("the picture in a narrow window", VIEWER_BOX)
+        .await;
+    session
+        .screenshot(&artifact("gallery-viewer-narrow.png"))
+        .await;
+    assert_fitted(&narrow, (320.0, 240.0), (700.0, 900.0));
+    session.set_viewport(WINDOW).await;
+
+    // A 160×120 clip: fitted from its poster before it plays (nothing of
+    // the clip loads until then), and while it plays.
+    session
+        .script("document.getElementById('lightbox-close').click(); document.querySelector('#kinds [data-kind=video]').click(); return 0;")
+        .await;
+    let tile = session.find("#grid .tile").await;
+    session.click(&tile).await;
+    let poster = session.settled("the clip's poster", VIEWER_BOX).await;
+    assert_eq!(
+        poster["natural"],
+        json!([0, 0]),
+        "the clip loaded: {poster}"
+    );
+    assert_fitted(&poster, (160.0, 120.0), (1400.0, 900.0));
+    let played = session.play_viewer_video().await;
+    assert_eq!(played, json!([160, 120, true]), "the clip did not play");
+    let playing = session.settled("the playing clip", VIEWER_BOX).await;
+    session
+        .screenshot(&artifact("gallery-viewer-clip.png"))
+        .await;
+    assert_eq!(playing["natural"], json!([160, 120]), "{playing}");
+    assert_fitted(&playing, (160.0, 120.0), (1400.0, 900.0));
+    session.close().await;
+}
+
+/// The viewer's picture or clip: its natural size, its rendered box, the
+/// stage's content box, where the details bar starts, the window's size.
+const VIEWER_BOX: &str = r#"
+    const element = document.querySelector('#lightbox-stage img, #lightbox-stage video');
+    if (document.getElementById('lightbox').hidden || !element) return null;
+    if (element.tagName === 'IMG' && (!element.complete || !element.naturalWidth)) return null;
+    const stage = document.getElementById('lightbox-stage'), style = getComputedStyle(stage);
+    const outer = stage.getBoundingClientRect(), box = element.getBoundingClientRect();
+    const [left, right, top, bottom] = ['Left', 'Right', 'Top', 'Bottom'].map(side => parseFloat(style['padding' + side]));
+    return {
+        natural: element.tagName === 'IMG' ? [element.naturalWidth, element.naturalHeight] : [element.videoWidth, element.videoHeight],
+        box: [box.left, box.top, box.width, box.height],
+        stage: [outer.left + left, outer.top + top, outer.width - left - right, outer.height - top - bottom],
+        details: document.getElementById('lightbox-info').getBoundingClientRect().top,
+        window: [innerWidth, innerHeight],
+    };
+"#;
+
+/// `viewer` (a [`VIEWER_BOX`]) shows a picture of proportions `natural`
+/// as large as the stage allows in a `window` of that size: within the
+/// stage and the window, touching the stage on its limiting side, which
+/// is the window's minus at most [`VIEWER_MARGINS`].
+fn assert_fitted(viewer: &Value, natural: (f64, f64), window: (f64, f64)) {
+    let numbers = |key: &str| -> Vec<f64> {
+        viewer[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key}: {viewer}"))
+            .iter()
+            .map(|number| number.as_f64().unwrap())
+            .collect()
+    };
+    let (shown, stage) = (numbers("box"), numbers("stage"));
+    let inner = numbers("window");
+    eprintln!(
+        "viewer: natural {}×{}, rendered {:.1}×{:.1} at ({:.1}, {:.1}), stage {:.1}×{:.1}, window {}×{}",
+        natural.0,
+        natural.1,
+        shown[2],
+        shown[3],
+        shown[0],
+        shown[1],
+        stage[2],
+        stage[3],
+        inner[0],
+        inner[1]
+    );
+    assert_eq!((inner[0], inner[1]), window, "{viewer}");
+    let (width, height) = (shown[2], shown[3]);
+    let ratio = natural.0 / natural.1;
+    assert!(
+        (width / height - ratio).abs() <= ratio * 0.01,
+        "proportions not kept: {viewer}"
+    );
+    let slack = 1.0;
+    assert!(
+        shown[0] >= stage[0] - slack
+            && shown[1] >= stage[1] - slack
+            && shown[0] + width <= stage[0] + stage[2] + slack
+            && shown[1] + height <= stage[1] + stage[3] + slack,
+        "outside the stage: {viewer}"
+    );
+    assert!(
+        shown[0] >= 0.0
+            && shown[1] >= 0.0
+            && shown[0] + width <= window.0
+            && shown[1] + height <= viewer["details"].as_f64().unwrap() + slack,
+        "overflows the window or covers the details: {viewer}"
+    );
+    let width_limited = stage[2] / stage[3] < ratio;
+    if width_limited {
+        assert!(
+            width >= stage[2] - slack,
+            "not as wide as the stage: {viewer}"
+        );
+        assert!(width >= window.0 - VIEWER_MARGINS, "{viewer}");
+    } else {
+        assert!(
+            height >= stage[3] - slack,
+            "not as tall as the stage: {viewer}"
+        );
+        assert!(height >= window.1 - VIEWER_MARGINS, "{viewer}");
+    }
+}
+
+/// The gallery of the demo's kind of archive, open in a [`WINDOW`]-sized
+/// viewport: the sample vault (JPEG and PNG pictures of 320×240 with 80×60
+/// thumbs, 160×120 clips whose thumb is a 160×120 frame), one full page of
+/// it (120 media), mirrored with every label, so every tenth media has a
+/// 96×96 square preview too. The archive lives as long as its directory.
+async fn sample_gallery(browser: &Browser) -> (tempfile::TempDir, Session) {
+    let server = FakeServer::start(Vault::sample(120, 4), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, out.path());
+    settings.mirror.export = true;
+    settings.mirror.quality = Quality::All;
+    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap();
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    let mut session = browser.session().await;
+    session.set_viewport(WINDOW).await;
+    session.open(&out.path().join("index.html")).await;
+    (out, session)
 }
 
 #[tokio::test]
@@ -575,6 +814,63 @@ impl Session {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Runs `script` until it returns something other than null twice in
+    /// a row, the same both times: pictures swapped or refitted after a
+    /// load have settled.
+    async fn settled(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = Value::Null;
+        loop {
+            let value = self.wait_for(what, script).await;
+            if value == last {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{what} never settled: {value}");
+            last = value;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sizes the window so that the page's viewport is `width` × `height`:
+    /// headless Chromium's window is larger than its viewport.
+    async fn set_viewport(&self, (width, height): (u32, u32)) {
+        let window = self
+            .call("GET", &self.path("/window/rect"), json!(null))
+            .await;
+        let viewport = self.script("return [innerWidth, innerHeight]").await;
+        let frame = |side: &str, index: usize| {
+            window[side].as_i64().unwrap() - viewport[index].as_i64().unwrap()
+        };
+        self.call(
+            "POST",
+            &self.path("/window/rect"),
+            json!({"width": i64::from(width) + frame("width", 0),
+                   "height": i64::from(height) + frame("height", 1)}),
+        )
+        .await;
+        self.wait_for(
+            "the viewport's new size",
+            &format!("return innerWidth === {width} && innerHeight === {height} || null"),
+        )
+        .await;
+    }
+
+    /// Plays the viewer's video, muted, for 400 ms: its
+    /// `[videoWidth, videoHeight, played]`, or why it did not play.
+    async fn play_viewer_video(&self) -> Value {
+        self.script_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            const video = document.getElementById('lightbox-video');
+            video.muted = true;
+            video.play()
+                .then(() => setTimeout(() => done([video.videoWidth, video.videoHeight, video.currentTime > 0]), 400))
+                .catch(error => done(String(error)));
+            "#,
+        )
+        .await
     }
 
     async fn find(&self, selector: &str) -> String {

@@ -7,8 +7,9 @@
 //! Invariants: the embedded JSON can never end its `<script>` element
 //! early (every `<` is written `\u003c`); the page renders one page of
 //! tiles at a time with lazy-loaded thumbnails, so tens of thousands of
-//! media stay fast; paths in it are the checked relative paths of the
-//! export snapshot.
+//! media stay fast, and a tile loads a larger picture only once its
+//! thumbnail has loaded and proved smaller than the tile; paths in it are
+//! the checked relative paths of the export snapshot.
 
 use std::collections::HashMap;
 
