@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::archive::archive_path;
-use crate::human_bytes;
 use crate::archive::views::Wanted;
+use crate::human_bytes;
 
 /// The index files of a view.
 pub const PAGE_NAME: &str = "index.html";
