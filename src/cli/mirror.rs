@@ -152,11 +152,32 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     for (path, what) in lines {
         text.push_str(&format!("  {path:width$}   {what}\n"));
     }
+    let command = invoked_as();
     text.push_str(&format!(
-        "Then try `vault-mirror status --out {out}` and `vault-mirror verify --out {out}`;\n\
+        "Then try `{command} status --out {out}` and `{command} verify --out {out}`;\n\
          run the demo again and nothing is downloaded twice.\n"
     ));
     text
+}
+
+/// How the user can run this binary again: `vault-mirror` once installed,
+/// `cargo run --release --` when it runs from a cargo build folder (a
+/// fresh clone's `cargo run --release -- demo` puts nothing on the PATH).
+fn invoked_as() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let parts: Vec<String> = exe
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    match parts.iter().rev().nth(1).map(String::as_str) {
+        Some("release") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
+            "cargo run --release --".to_owned()
+        }
+        Some("debug") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
+            "cargo run --".to_owned()
+        }
+        _ => "vault-mirror".to_owned(),
+    }
 }
 
 pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
