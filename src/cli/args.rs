@@ -255,7 +255,7 @@ fn parse_clock_skew(text: &str) -> Result<i64, String> {
     let duration = humantime::parse_duration(magnitude).map_err(|error| error.to_string())?;
     i64::try_from(duration.as_millis())
         .map(|millis| sign * millis)
-        .map_err(|_| "give a skew of at most a few years".to_owned())
+        .map_err(|_| "the skew is too large".to_owned())
 }
 
 fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -504,13 +504,12 @@ impl Shared {
 /// machine's clock, so the fake writes its own.
 async fn server_date(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    // httpdate writes years 1970 to 9999 only; a skew beyond is pinned there.
-    let now = shared.now_ms().clamp(0, 253_402_300_799_000) as u64;
-    let now = std::time::UNIX_EPOCH + Duration::from_millis(now);
     let date = if shared.faults().garbled_date {
         "sometime".to_owned()
     } else {
-        httpdate::fmt_http_date(now)
+        // httpdate writes years 1970 to 9999 only; a skew beyond is pinned.
+        let now = shared.now_ms().clamp(0, 253_402_300_799_000) as u64;
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(now))
     };
     if let Ok(date) = axum::http::HeaderValue::from_str(&date) {
         response

@@ -8,6 +8,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
+use crate::api::clock::parse_date;
 
 /// reqwest is built without a TLS crypto provider and refuses to build a
 /// client until one is installed, even for plain http.
@@ -84,13 +85,6 @@ async fn signed_url(server: &FakeServer, media_id: &str, label: &str) -> String 
     let (_, body) = batch(server, json!([media_id])).await;
     let url = &body["items"][0]["media"][label]["url"];
     url.as_str().unwrap().to_owned()
-}
-
-/// An HTTP date as epoch ms.
-fn epoch_ms(date: &str) -> i64 {
-    let when = httpdate::parse_http_date(date).unwrap();
-    let since = when.duration_since(std::time::UNIX_EPOCH).unwrap();
-    i64::try_from(since.as_millis()).unwrap()
 }
 
 fn first_id(server: &FakeServer) -> String {
@@ -328,7 +322,8 @@ async fn a_skewed_clock_shows_in_dates_expiry_and_signature_checks() {
         .await
         .unwrap();
     let local = crate::now_ms();
-    let date = epoch_ms(response.headers()["date"].to_str().unwrap());
+    let date = response.headers()["date"].to_str().unwrap();
+    let date = parse_date(date).unwrap();
     assert!((local - 600_000 - date).abs() < 2_000, "{date} vs {local}");
     let body: Value = response.json().await.unwrap();
     let thumb = &body["items"][0]["media"]["thumb"];
@@ -338,7 +333,7 @@ async fn a_skewed_clock_shows_in_dates_expiry_and_signature_checks() {
     let url = thumb["url"].as_str().unwrap();
     let fetched = fetch(url, &[]).await;
     assert_eq!(fetched.status, 200);
-    let media_date = epoch_ms(fetched.header("date"));
+    let media_date = parse_date(fetched.header("date")).unwrap();
     assert!((local - 600_000 - media_date).abs() < 2_000);
     // Its clock set twenty minutes on, the same URL is past its time.
     server.set_faults(skew(600_000));
