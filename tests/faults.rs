@@ -310,3 +310,71 @@ async fn refused_urls_are_re_signed_and_transfers_resume() {
     // Re-signing does not cost the bytes already on disk.
     assert!(stats.range_requests >= 1, "{stats:?}");
 }
+
+/// Ten minutes in ms: how far the fake's clock is set off this machine's.
+const TEN_MINUTES_MS: i64 = 10 * 60 * 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_expiry_is_judged_by_the_servers_clock() {
+    // `expiresAt` is in the server's time. URLs live 2 s and transfers are
+    // slow, so the run outlasts several lifetimes and URLs must be
+    // re-signed ahead of their transfers. A server clock 10 minutes behind
+    // made every URL look expired on arrival (a re-sign per job); 10
+    // minutes ahead, none looked close to expiring (transfers hit expired
+    // URLs). Read from the API's `Date`, both runs go like the one with
+    // the clocks in step. Without a `Date` to read, the local clock is all
+    // there is: a URL that looks expired on arrival is used as it is and
+    // re-signed only when refused, never re-signed per job ahead of time.
+    let run = |clock_skew_ms, garbled_date| {
+        let faults = Faults {
+            url_ttl: Some(Duration::from_secs(2)),
+            bandwidth_per_transfer: Some(32 * 1024),
+            clock_skew_ms,
+            garbled_date,
+            ..Faults::default()
+        };
+        mirror_through(Vault::sample(24, 2), faults, |settings| {
+            settings.mirror.jobs = 4;
+            settings.network.expiry_margin = Duration::from_secs(1);
+        })
+    };
+    let (in_step, behind, ahead, behind_without_date) = tokio::join!(
+        run(0, false),
+        run(-TEN_MINUTES_MS, false),
+        run(TEN_MINUTES_MS, false),
+        run(-TEN_MINUTES_MS, true),
+    );
+    let runs = [
+        ("0", &in_step),
+        ("-10m", &behind),
+        ("+10m", &ahead),
+        ("-10m, Date unreadable", &behind_without_date),
+    ];
+    for (skew, (summary, stats)) in runs {
+        eprintln!(
+            "clock skew {skew}: {} batch calls ({} to re-sign), {} expired hits",
+            stats.batch_calls, summary.resign_calls, stats.expired_hits
+        );
+    }
+    let (summary, stats) = &in_step;
+    assert!(summary.resign_calls > 0, "the run must need re-signing");
+    assert_eq!(stats.expired_hits, 0, "{stats:?}");
+    for (skew, (summary, stats)) in &runs[1..3] {
+        assert_eq!(stats.expired_hits, 0, "skew {skew}: {stats:?}");
+        assert!(
+            stats.batch_calls <= 2 * in_step.1.batch_calls,
+            "skew {skew}: {} batch calls, {} in step ({summary:?})",
+            stats.batch_calls,
+            in_step.1.batch_calls
+        );
+    }
+    let (summary, stats) = &behind_without_date;
+    assert_eq!(
+        summary.urls_resigned, summary.expired_urls,
+        "only refused URLs are re-signed: {summary:?}"
+    );
+    assert!(
+        stats.batch_calls < summary.variants_seen,
+        "{stats:?} {summary:?}"
+    );
+}

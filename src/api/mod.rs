@@ -1,11 +1,13 @@
 //! The OFAuth API client: every route the pipeline uses, with the key and
-//! connection headers, typed errors that keep the HTTP status, and retries
-//! of transient failures.
+//! connection headers, typed errors that keep the HTTP status, retries of
+//! transient failures, and the server's clock as the answers' `Date`
+//! headers show it ([`clock`]).
 //!
 //! Invariants: the API key and connection id are sent only to the API's own
 //! origin (redirects to another origin are not followed), and the key is
 //! held in a [`SecretString`] so it never shows in a `Debug` dump.
 
+pub mod clock;
 pub mod models;
 
 use std::num::NonZeroU32;
@@ -20,6 +22,7 @@ use url::Url;
 
 use crate::redact::{Redacted, scrub};
 use crate::report::Reporter;
+use clock::ServerClock;
 use models::{
     ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport, VaultList, VaultListPage, VaultStatus,
     parse_item,
@@ -185,6 +188,8 @@ pub struct ApiClient {
     /// After a 429, no call leaves before this instant: the whole client
     /// backs off, not only the call that was refused.
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The server's clock, learnt from every answer's `Date`.
+    clock: ServerClock,
 }
 
 impl ApiClient {
@@ -218,6 +223,7 @@ impl ApiClient {
             reporter,
             limiter: governor::RateLimiter::direct(quota),
             paused_until: std::sync::Mutex::new(None),
+            clock: ServerClock::default(),
         })
     }
 
@@ -246,6 +252,11 @@ impl ApiClient {
 
     pub fn base_url(&self) -> &Url {
         &self.config.base_url
+    }
+
+    /// The API's clock: `expiresAt` and the like are instants in its time.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
     }
 
     /// Every vault list of the connection (Access API, offset paging).
@@ -462,9 +473,12 @@ impl ApiClient {
             url: Redacted::new(&url),
             reason: scrub(&error_chain(&error.without_url())),
         };
+        let sent_at = crate::now_ms();
         let response = request.send().await.map_err(transport)?;
+        self.clock
+            .observe(response.headers(), sent_at, crate::now_ms());
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), self.clock.now_ms());
         let bytes = response.bytes().await.map_err(transport)?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Without a word from the server, pause at least the base delay.
@@ -550,16 +564,20 @@ impl Pager {
     }
 }
 
-/// `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset` (delta
-/// seconds, or epoch seconds when it is larger than a day).
-pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+/// `Retry-After` (seconds or a date), else `X-RateLimit-Reset` (delta
+/// seconds, or epoch seconds when it is larger than a day). Dates and
+/// epochs are the server's: they are counted from `server_now_ms`, the
+/// server's time (see [`ServerClock`]), so a server whose clock is off
+/// neither holds us back for minutes nor lets us hammer it.
+pub fn retry_after(headers: &header::HeaderMap, server_now_ms: i64) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     if let Some(value) = text("retry-after") {
         if let Ok(seconds) = value.trim().parse::<u64>() {
             return Some(Duration::from_secs(seconds));
         }
-        if let Ok(when) = httpdate_parse(value) {
-            return Some(when);
+        if let Some(date) = clock::parse_date(value) {
+            let wait = u64::try_from(date.saturating_sub(server_now_ms)).unwrap_or(0);
+            return Some(Duration::from_millis(wait));
         }
     }
     let reset: f64 = text("x-ratelimit-reset")?.trim().parse().ok()?;
@@ -567,32 +585,9 @@ pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         return None;
     }
     const DAY: f64 = 86_400.0;
-    let now = crate::now_ms() as f64 / 1000.0;
+    let now = server_now_ms as f64 / 1000.0;
     let seconds = if reset > DAY { reset - now } else { reset };
     Some(Duration::from_secs_f64(seconds.clamp(0.0, DAY)))
-}
-
-fn httpdate_parse(value: &str) -> Result<Duration, ()> {
-    let when = humantime::parse_rfc3339_weak(value)
-        .or_else(|_| parse_http_date(value))
-        .map_err(|_| ())?;
-    Ok(when
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default())
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
-fn parse_http_date(value: &str) -> Result<std::time::SystemTime, ()> {
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return Err(());
-    };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = months.iter().position(|m| m == month).ok_or(())? + 1;
-    let text = format!("{year}-{month:02}-{day:0>2}T{time}Z");
-    humantime::parse_rfc3339(&text).map_err(|_| ())
 }
 
 /// The first bytes of a body, as text, for an error message.
@@ -635,18 +630,19 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_dates_and_rate_limit_reset() {
+        let now = crate::now_ms();
         let mut headers = header::HeaderMap::new();
         headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
 
         let mut headers = header::HeaderMap::new();
         headers.insert("x-ratelimit-reset", "3".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
 
         let mut headers = header::HeaderMap::new();
-        let epoch = crate::now_ms() / 1000 + 5;
+        let epoch = now / 1000 + 5;
         headers.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
-        let wait = retry_after(&headers).unwrap();
+        let wait = retry_after(&headers, now).unwrap();
         assert!(
             wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3),
             "{wait:?}"
@@ -657,8 +653,31 @@ mod tests {
             "retry-after",
             "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-        assert_eq!(retry_after(&header::HeaderMap::new()), None);
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&header::HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_dates_count_from_the_servers_clock() {
+        // 2026-01-01 00:00:00 UTC on the server; this machine's clock is
+        // ten minutes off either way, which must not matter.
+        let server_now = 1_767_225_600_000;
+        let mut reset = header::HeaderMap::new();
+        reset.insert("x-ratelimit-reset", "1767225605".parse().unwrap());
+        let mut date = header::HeaderMap::new();
+        date.insert(
+            "retry-after",
+            "Thu, 01 Jan 2026 00:00:05 GMT".parse().unwrap(),
+        );
+        let mut rfc3339 = header::HeaderMap::new();
+        rfc3339.insert("retry-after", "2026-01-01T00:00:05Z".parse().unwrap());
+        for headers in [reset, date, rfc3339] {
+            assert_eq!(
+                retry_after(&headers, server_now),
+                Some(Duration::from_secs(5)),
+                "{headers:?}"
+            );
+        }
     }
 
     #[test]

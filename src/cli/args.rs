@@ -220,6 +220,10 @@ pub struct FakeServerArgs {
     /// Ignore Range requests
     #[arg(long)]
     pub no_range: bool,
+    /// Run the server's clock this far ahead of this machine's (e.g. 10m),
+    /// or behind with a minus (-10m): its Date headers and URL expiry follow it
+    #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = parse_clock_skew)]
+    pub clock_skew: i64,
     /// Serve the benchmark's data set instead of the sample: write its
     /// files under DIR (kept if already there) and sign URLs for
     /// --media-base
@@ -242,10 +246,42 @@ fn parse_rate(text: &str) -> Result<u64, String> {
     vault_mirror::settings::parse_rate(text).map_err(|error| error.to_string())
 }
 
+/// A duration with an optional leading minus, in milliseconds.
+fn parse_clock_skew(text: &str) -> Result<i64, String> {
+    let (sign, magnitude) = match text.trim().strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text.trim()),
+    };
+    let duration = humantime::parse_duration(magnitude).map_err(|error| error.to_string())?;
+    i64::try_from(duration.as_millis())
+        .map(|millis| sign * millis)
+        .map_err(|_| "the skew is too large".to_owned())
+}
+
 fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
     match vault_mirror::settings::parse_duration(text) {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err("give a duration above zero, e.g. `30s`".to_owned()),
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_skews_take_a_sign() {
+        assert_eq!(parse_clock_skew("10m"), Ok(600_000));
+        assert_eq!(parse_clock_skew("-10m"), Ok(-600_000));
+        assert_eq!(parse_clock_skew("-1h 30s"), Ok(-3_630_000));
+        assert_eq!(parse_clock_skew("0s"), Ok(0));
+        assert!(parse_clock_skew("--10m").is_err());
+        assert!(parse_clock_skew("ten").is_err());
+        let args = Cli::try_parse_from(["vault-mirror", "fake-server", "--clock-skew", "-10m"]);
+        let Command::FakeServer(args) = args.unwrap().command else {
+            panic!("expected fake-server");
+        };
+        assert_eq!(args.clock_skew, -600_000);
     }
 }

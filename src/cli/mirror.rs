@@ -198,6 +198,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
                 reset_after: None,
             }),
             ignore_range: args.no_range,
+            clock_skew_ms: args.clock_skew,
             ..Faults::default()
         },
         media_base: args.media_base.clone(),

@@ -62,7 +62,7 @@ pub(super) async fn serve(
     if !shared.signature_is_valid(media_id, label, expires, param("sig")) {
         return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
     }
-    if expires < crate::now_ms() || shared.roll(shared.faults().refused_urls) {
+    if expires < shared.now_ms() || shared.roll(shared.faults().refused_urls) {
         return refuse(&shared, "AccessDenied", "Request has expired");
     }
     let vault = lock(&shared.vault);

@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -105,6 +108,13 @@ pub struct Faults {
     /// The lists route (Access API) answers 503 every time: the list names
     /// cannot be read, so `--list` ids go on unchecked.
     pub lists_unavailable: bool,
+    /// How far the server's clock is ahead of this machine's, in ms
+    /// (negative: behind). Its `Date` headers, `expiresAt` values and
+    /// signature checks all keep that clock, as a real API's would.
+    pub clock_skew_ms: i64,
+    /// Answers carry a `Date` no client can read: as good as none (hyper
+    /// adds a `Date` to any answer without one, so none cannot be sent).
+    pub garbled_date: bool,
 }
 
 /// After every `every` API calls, the next `burst` calls get 429.
@@ -298,6 +308,10 @@ impl FakeServer {
         let app = routes::api(&shared)
             .route("/media", axum::routing::get(media_host::serve))
             .fallback(routes::route_not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                server_date,
+            ))
             .with_state(Arc::clone(&shared));
         let (stop_sender, stop_receiver) = oneshot::channel();
         let server = FakeServer {
@@ -336,7 +350,7 @@ impl FakeServer {
     /// Every stored variant as (signed URL, path relative to the data
     /// directory), for the benchmark's curl and aria2c runs.
     pub fn signed_urls(&self) -> Vec<(String, String)> {
-        let now = crate::now_ms();
+        let now = self.shared.now_ms();
         let ttl = i64::try_from(self.shared.url_ttl.as_millis()).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl);
         let vault = lock(&self.shared.vault);
@@ -432,6 +446,11 @@ impl Shared {
         lock(&self.faults).clone()
     }
 
+    /// The server's time (epoch ms): this machine's, skewed by the fault.
+    fn now_ms(&self) -> i64 {
+        crate::now_ms().saturating_add(lock(&self.faults).clock_skew_ms)
+    }
+
     fn request_id(&self) -> String {
         format!(
             "req_{}",
@@ -485,6 +504,26 @@ impl Shared {
                 .is_ok()
         })
     }
+}
+
+/// Every answer carries `Date` in the server's own (maybe skewed) clock.
+/// hyper adds a `Date` only to answers without one, and from this
+/// machine's clock, so the fake writes its own.
+async fn server_date(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let date = if shared.faults().garbled_date {
+        "sometime".to_owned()
+    } else {
+        // httpdate writes years 1970 to 9999 only; a skew beyond is pinned.
+        let now = shared.now_ms().clamp(0, 253_402_300_799_000) as u64;
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(now))
+    };
+    if let Ok(date) = axum::http::HeaderValue::from_str(&date) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, date);
+    }
+    response
 }
 
 /// A poisoned lock only means a test's closure panicked; the data is still

@@ -112,7 +112,7 @@ fn api_fault(shared: &Shared) -> Option<Response> {
     if let Some(delay) = faults.pending_for
         && shared.started.elapsed() >= delay
     {
-        let now = crate::now_ms();
+        let now = shared.now_ms();
         for media in lock(&shared.vault).media.values_mut() {
             for variant in media.variants.values_mut() {
                 if matches!(variant.status.as_str(), "pending" | "storing") {
@@ -313,7 +313,7 @@ async fn list_media(
     let list_id = path_text(&shared, list_id)?;
     shared.count(|stats| stats.member_calls += 1);
     let vault = lock(&shared.vault);
-    let now = crate::now_ms();
+    let now = shared.now_ms();
     let members = members(&shared, &vault, &list_id)?;
     let items: Vec<Value> = members
         .iter()
@@ -371,7 +371,7 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         stats.batch_ids += request.media_ids.len() as u64;
     });
     let vault = lock(&shared.vault);
-    let now = crate::now_ms();
+    let now = shared.now_ms();
     let mut answered = HashSet::new();
     let items: Vec<Value> = request
         .media_ids
@@ -409,7 +409,7 @@ async fn media_item(
         .media
         .get(&media_id)
         .ok_or_else(|| resource_not_found(&shared, "Media"))?;
-    Ok(Json(media_json(&shared, media, crate::now_ms())).into_response())
+    Ok(Json(media_json(&shared, media, shared.now_ms())).into_response())
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {

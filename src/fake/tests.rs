@@ -8,6 +8,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
+use crate::api::clock::parse_date;
 
 /// reqwest is built without a TLS crypto provider and refuses to build a
 /// client until one is installed, even for plain http.
@@ -304,6 +305,51 @@ async fn expired_and_tampered_urls_are_refused_in_xml() {
     let unsigned = format!("{}/media?id={media_id}&label=thumb", server.base_url());
     assert_eq!(fetch(&unsigned, &[]).await.status, 403);
     assert_eq!(server.stats().expired_hits, 3);
+}
+
+#[tokio::test]
+async fn a_skewed_clock_shows_in_dates_expiry_and_signature_checks() {
+    let skew = |clock_skew_ms| Faults {
+        clock_skew_ms,
+        ..Faults::default()
+    };
+    // Ten minutes behind, with URLs that live ten minutes: by this
+    // machine's clock each URL expires as it is handed out.
+    let options = FakeOptions {
+        url_ttl: Duration::from_secs(600),
+        faults: skew(-600_000),
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start(Vault::sample(2, 1), options)
+        .await
+        .unwrap();
+    let media_id = first_id(&server);
+    let response = client()
+        .post(format!("{}/v2/vault-plus/media/batch", server.base_url()))
+        .header("apiKey", server.api_key())
+        .header("x-connection-id", server.connection_id())
+        .json(&json!({"mediaIds": [media_id]}))
+        .send()
+        .await
+        .unwrap();
+    let local = crate::now_ms();
+    let date = response.headers()["date"].to_str().unwrap();
+    let date = parse_date(date).unwrap();
+    assert!((local - 600_000 - date).abs() < 2_000, "{date} vs {local}");
+    let body: Value = response.json().await.unwrap();
+    let thumb = &body["items"][0]["media"]["thumb"];
+    let expires = thumb["expiresAt"].as_i64().unwrap();
+    assert!((expires - local).abs() < 2_000, "{expires} vs {local}");
+    // The server's clock judges it: the URL is good for ten minutes.
+    let url = thumb["url"].as_str().unwrap();
+    let fetched = fetch(url, &[]).await;
+    assert_eq!(fetched.status, 200);
+    let media_date = parse_date(fetched.header("date")).unwrap();
+    assert!((local - 600_000 - media_date).abs() < 2_000);
+    // Its clock set twenty minutes on, the same URL is past its time.
+    server.set_faults(skew(600_000));
+    assert_eq!(fetch(url, &[]).await.status, 403);
+    assert_eq!(server.stats().expired_hits, 1);
 }
 
 #[tokio::test]

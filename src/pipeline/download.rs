@@ -352,16 +352,29 @@ impl Transfers {
         fs_err::metadata(part_path(&final_path)).map_or(0, |meta| meta.len())
     }
 
+    /// `Some(threshold)` (ms) when the job's URL has less than that left
+    /// by the server's clock and must be re-signed before its transfer.
+    /// A URL without a trusted lifetime never is: it is re-signed only
+    /// when the media host refuses it.
     pub fn resign_threshold(&self, job: &Job) -> Option<i64> {
-        let expires_at = job.expires_at?;
+        let lifetime = job.lifetime.as_ref()?;
         let network = &self.inner.context.settings.network;
         let needed = job.size as f64 / self.inner.throughput.per_transfer();
         let wanted = ((network.expiry_margin.as_secs_f64() + needed) * 1000.0) as i64;
         // Never more than half the URL's whole lifetime: a fresh URL is never
         // stale, however short-lived URLs are (a transfer longer than a URL's
         // life is re-signed when refused, and resumes).
-        let threshold = wanted.min((expires_at - job.signed_at).max(0) / 2);
-        (expires_at - crate::now_ms() < threshold).then_some(threshold)
+        let threshold = wanted.min(lifetime.length_ms() / 2);
+        (self.time_left(job)? < threshold).then_some(threshold)
+    }
+
+    /// How long the job's URL has left by the server's clock (ms; negative
+    /// once expired), when its lifetime is known.
+    pub fn time_left(&self, job: &Job) -> Option<i64> {
+        let clock = self.inner.context.api.clock();
+        job.lifetime
+            .as_ref()
+            .map(|lifetime| clock.left_ms(lifetime))
     }
 
     /// Bytes the transfers can receive in half of `job`'s URL lifetime:
@@ -369,10 +382,7 @@ impl Transfers {
     /// half spent, so they are worth re-signing in the same call.
     pub fn resign_budget(&self, job: &Job) -> u64 {
         let jobs = self.inner.context.settings.mirror.jobs.max(1) as f64;
-        let lifetime = job
-            .expires_at
-            .map_or(0, |expires_at| expires_at - job.signed_at)
-            .max(0) as f64;
+        let lifetime = job.lifetime.map_or(0, |lifetime| lifetime.length_ms()) as f64;
         (self.inner.throughput.per_transfer() * jobs * lifetime / 2000.0) as u64
     }
 
@@ -465,6 +475,7 @@ impl Transfers {
             &job.label,
             variant,
             &unknown,
+            context.api.clock().now_ms(),
         ) {
             Decision::Fetch(fresh) => {
                 if fresh.size != job.size || fresh.content_type != job.content_type {

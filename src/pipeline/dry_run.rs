@@ -158,8 +158,9 @@ pub async fn dry_run(
     plan.media = media_ids.len() as u64;
 
     // Transfers start in expiry order per batch, `jobs` at a time: this is
-    // when each would start, roughly, and whether its URL would last.
-    let now = crate::now_ms();
+    // when each would start, roughly, and whether its URL would last (by
+    // the server's clock, which `expiresAt` keeps).
+    let now = api.clock().now_ms();
     let lanes = settings.mirror.jobs.max(1) as f64;
     let mut queued_bytes = 0u64;
     let archive = ArchiveDir::open(&settings.out);
@@ -188,6 +189,7 @@ pub async fn dry_run(
             Some(store) => store.local_variants(chunk)?,
             None => Default::default(),
         };
+        let server_now = api.clock().now_ms();
         let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
         let items: Vec<&MediaItem> = batch
             .items
@@ -212,7 +214,7 @@ pub async fn dry_run(
                     .get(&(media_id.to_owned(), label.clone()))
                     .cloned()
                     .unwrap_or_else(never_seen);
-                match decide(&archive, media_id, label, variant, &local) {
+                match decide(&archive, media_id, label, variant, &local, server_now) {
                     Decision::Fetch(job) => fetches.push(job),
                     Decision::AlreadyVerified => plan
                         .skip
@@ -223,7 +225,7 @@ pub async fn dry_run(
                 }
             }
         }
-        fetches.sort_by_key(|job| job.expires_at.unwrap_or(i64::MAX));
+        fetches.sort_by_key(|job| job.expiry_order());
         for job in fetches {
             let on_disk = fs_err::metadata(part_path(&settings.out.join(&job.relative_path)))
                 .map(|meta| meta.len().min(job.size))
@@ -236,8 +238,8 @@ pub async fn dry_run(
             let starts = queued_bytes as f64 / (ASSUMED_RATE * lanes);
             let lasts = remaining as f64 / ASSUMED_RATE;
             let margin = settings.network.expiry_margin.as_secs_f64();
-            if let Some(expires_at) = job.expires_at
-                && (expires_at - now) as f64 / 1000.0 < starts + lasts + margin
+            if let Some(lifetime) = job.lifetime
+                && (lifetime.expires_at - now) as f64 / 1000.0 < starts + lasts + margin
             {
                 plan.resign += 1;
             }

@@ -1,12 +1,14 @@
 //! Stage 4, plan: for each variant the API described, decide what to do —
 //! fetch it, count it as already verified, or report it pending or
-//! unavailable. Pure logic over what the API said and what the database
-//! holds (plus one `stat` of the file that is supposed to be there).
+//! unavailable. Pure logic over what the API said, when (by the server's
+//! clock) it said it, and what the database holds (plus one `stat` of the
+//! file that is supposed to be there).
 
 use std::path::PathBuf;
 
 use url::Url;
 
+use crate::api::clock::UrlLifetime;
 use crate::api::models::{RemoteStatus, Variant};
 use crate::archive::paths::variant_path;
 use crate::archive::{ArchiveDir, archive_path};
@@ -19,16 +21,25 @@ pub struct Job {
     pub label: String,
     /// Signed URL: a secret, never shown or stored.
     pub url: Url,
-    /// When the URL stops working (epoch ms), if the API said.
-    pub expires_at: Option<i64>,
-    /// When we got the URL (epoch ms): `expires_at - signed_at` is its lifetime.
-    pub signed_at: i64,
+    /// When the URL was given and when it stops working, by the server's
+    /// clock; None when the API did not say or said something implausible
+    /// (the URL is then re-signed only when the media host refuses it).
+    pub lifetime: Option<UrlLifetime>,
     pub size: u64,
     pub content_type: String,
     /// Final path, relative to the archive root.
     pub relative_path: PathBuf,
     /// ETag or Last-Modified of the bytes already in `.part`.
     pub part_validator: Option<String>,
+}
+
+impl Job {
+    /// The job's place in the earliest-expiry-first order: its URL's
+    /// expiry by the server's clock, URLs of unknown lifetime last.
+    pub fn expiry_order(&self) -> i64 {
+        self.lifetime
+            .map_or(i64::MAX, |lifetime| lifetime.expires_at)
+    }
 }
 
 #[derive(Debug)]
@@ -43,12 +54,15 @@ pub enum Decision {
     Invalid(String),
 }
 
+/// What to do with one variant the API described when the server's clock
+/// read `server_now` (epoch ms).
 pub fn decide(
     archive: &ArchiveDir,
     media_id: &str,
     label: &str,
     remote: &Variant,
     local: &LocalVariant,
+    server_now: i64,
 ) -> Decision {
     if local.state == LocalState::Verified && verified_file_present(archive, local) {
         return Decision::AlreadyVerified;
@@ -84,8 +98,7 @@ pub fn decide(
         media_id: media_id.to_owned(),
         label: label.to_owned(),
         url,
-        expires_at: remote.expires_at,
-        signed_at: crate::now_ms(),
+        lifetime: UrlLifetime::new(remote.expires_at, server_now),
         size,
         content_type: content_type.to_owned(),
         relative_path: variant_path(media_id, label, content_type),
@@ -141,6 +154,7 @@ mod tests {
             "full",
             &stored(),
             &local(LocalState::Missing),
+            0,
         ) else {
             panic!("expected a fetch")
         };
@@ -149,6 +163,18 @@ mod tests {
             Path::new("media/~2e~2e~2f~2e~2e~2fx/full.jpg")
         );
         assert_eq!(job.size, 10);
+        assert_eq!(job.lifetime.map(|l| l.length_ms()), Some(5));
+    }
+
+    #[test]
+    fn an_expiry_already_past_by_the_servers_clock_is_no_lifetime() {
+        // Still fetched: the URL is used as it is, re-signed if refused.
+        let out = ArchiveDir::open(Path::new("/nonexistent"));
+        let missing = local(LocalState::Missing);
+        let Decision::Fetch(job) = decide(&out, "1", "full", &stored(), &missing, 5) else {
+            panic!("expected a fetch")
+        };
+        assert_eq!(job.lifetime, None);
     }
 
     #[test]
@@ -162,6 +188,7 @@ mod tests {
                 "full",
                 &stored(),
                 &local(LocalState::Verified),
+                0,
             )
         };
         assert!(matches!(decision(), Decision::Fetch(_)));
@@ -188,7 +215,7 @@ mod tests {
         let with = |change: fn(&mut Variant)| {
             let mut variant = stored();
             change(&mut variant);
-            decide(&out, "1", "full", &variant, &missing)
+            decide(&out, "1", "full", &variant, &missing, 0)
         };
         assert!(matches!(
             with(|v| v.status = RemoteStatus::Pending),

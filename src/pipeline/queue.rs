@@ -91,7 +91,7 @@ impl JobQueue {
         let mut state = self.lock();
         for job in jobs {
             state.sequence += 1;
-            let place = (job.expires_at.unwrap_or(i64::MAX), state.sequence);
+            let place = (job.expiry_order(), state.sequence);
             state.heap.push(Reverse(Entry { place, job }));
         }
         drop(state);
@@ -224,8 +224,8 @@ async fn fresh_enough(
     let threshold = transfers.resign_threshold(&entry.job);
     tracing::debug!(
         media = %entry.job.media_id,
-        left_ms = entry.job.expires_at.map(|at| at - crate::now_ms()),
-        lifetime_ms = entry.job.expires_at.map(|at| at - entry.job.signed_at),
+        left_ms = transfers.time_left(&entry.job),
+        lifetime_ms = entry.job.lifetime.map(|lifetime| lifetime.length_ms()),
         ?threshold,
         "dispatching"
     );

@@ -121,6 +121,8 @@ fn record_items(
             variants.push(remote_variant(media_id, label, variant));
         }
     }
+    // The answer's time, for the URLs' lifetimes: before the database write.
+    let server_now = context.api.clock().now_ms();
     let locals = context
         .store
         .record_remote(&media, &variants, crate::now_ms())?;
@@ -140,7 +142,14 @@ fn record_items(
                 continue;
             }
             resolved.variants_seen += 1;
-            let decision = decide(&context.archive, media_id, label, variant, local);
+            let decision = decide(
+                &context.archive,
+                media_id,
+                label,
+                variant,
+                local,
+                server_now,
+            );
             if local.state == LocalState::Verified && !matches!(decision, Decision::AlreadyVerified)
             {
                 // The file is gone or not the size it was verified at: the
