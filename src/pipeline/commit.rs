@@ -163,11 +163,17 @@ fn fill_head(head: &mut Vec<u8>, bytes: &[u8]) {
 pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        fs_err::File::open(folder)?.sync_all()?;
+        sync_open_folder(&fs_err::File::open(folder)?)?;
     }
     #[cfg(not(unix))]
     let _ = folder;
     Ok(())
+}
+
+/// What [`sync_folder`] does once the folder is open: the one folder
+/// fsync, also used on folders held open by [`crate::archive::Folder`].
+pub fn sync_open_folder(folder: &fs_err::File) -> std::io::Result<()> {
+    folder.sync_all()
 }
 
 #[cfg(test)]
