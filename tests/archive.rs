@@ -624,6 +624,19 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     std::os::unix::fs::symlink(&outside, out.join("media").join(&id)).unwrap();
     let outside_before = tree(&outside);
     assert!(!outside_before.is_empty());
+    // export does not index bytes outside the archive.
+    let (code, stdout, stderr) = run_binary(&server, &out, &["export", "--json"]).await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        export["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&format!("media/{id}/full.jpg").into()),
+        "{export}"
+    );
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(!sums.contains(&format!("media/{id}/")), "{sums}");
     change_upstream(&server, &id);
 
     let (code, _, stderr) = run_binary(&server, &out, &["mirror"]).await;
