@@ -43,6 +43,7 @@ pub const STATE_FOLDER: &str = ".vault-mirror";
 
 /// How often a step is tried again when the entry it is about changes
 /// under it (another transfer replacing the same link, say).
+#[cfg(unix)]
 const ATTEMPTS: usize = 4;
 
 /// A link inside the archive where vault-mirror only reads: not followed.
