@@ -509,3 +509,284 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
     let again = mirror(&settings).await;
     assert_eq!((again.downloaded, again.versions_kept.len()), (0, 0));
 }
+
+/// A stored JPEG `full` variant of a listed media (`skip` of them passed over).
+fn listed_jpeg(vault: &Vault, skip: usize) -> String {
+    common::listed_media(vault)
+        .filter(|media| {
+            media
+                .variants
+                .get("full")
+                .is_some_and(|full| full.status == "stored" && full.content_type == "image/jpeg")
+        })
+        .nth(skip)
+        .unwrap()
+        .id
+        .clone()
+}
+
+/// The media's `full` bytes change upstream: new bytes, new size, a later storedAt.
+fn change_upstream(server: &FakeServer, media_id: &str) {
+    server.with_vault(|vault| {
+        let variant = vault
+            .media
+            .get_mut(media_id)
+            .unwrap()
+            .variants
+            .get_mut("full")
+            .unwrap();
+        let mut body = variant.body.to_vec();
+        body.splice(body.len() - 2..body.len() - 2, *b"edited");
+        variant.body = body.into();
+        variant.stored_at = variant.stored_at.map(|at| at + 86_400_000);
+    });
+}
+
+/// Every file under `folder` with the sha256 of its bytes, links not followed.
+fn tree(folder: &Path) -> Vec<(PathBuf, String)> {
+    use sha2::Digest;
+    let mut found = Vec::new();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let bytes = if kind.is_file() {
+                    std::fs::read(entry.path()).unwrap()
+                } else {
+                    Vec::new()
+                };
+                found.push((entry.path(), hex::encode(sha2::Sha256::digest(bytes))));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn is_real_folder(path: &Path) -> bool {
+    let metadata = std::fs::symlink_metadata(path).unwrap();
+    metadata.is_dir() && !metadata.file_type().is_symlink()
+}
+
+fn versions_recorded(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM versions", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// The binary, run beside the test's runtime (which keeps serving the fake).
+async fn run_binary(
+    server: &FakeServer,
+    out: &Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
+    command
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id())
+        .env_remove("VAULT_MIRROR_DB")
+        .env_remove("VAULT_MIRROR_LOG");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_touched() {
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    let settings = settings_for(&server, &out);
+    assert_eq!(mirror(&settings).await.exit_code, 0);
+
+    // `media/<id>` becomes a link to a folder outside the archive, holding
+    // the very files that were there; then the media changes upstream.
+    let id = listed_jpeg(&vault, 0);
+    let outside = dir.path().join("outside");
+    std::fs::rename(out.join("media").join(&id), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("media").join(&id)).unwrap();
+    let outside_before = tree(&outside);
+    assert!(!outside_before.is_empty());
+    // export does not index bytes outside the archive.
+    let (code, stdout, stderr) = run_binary(&server, &out, &["export", "--json"]).await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        export["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&format!("media/{id}/full.jpg").into()),
+        "{export}"
+    );
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(!sums.contains(&format!("media/{id}/")), "{sums}");
+    change_upstream(&server, &id);
+
+    let (code, _, stderr) = run_binary(&server, &out, &["mirror"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // Nothing outside was read into .versions/, written, renamed or deleted.
+    assert_eq!(tree(&outside), outside_before);
+    let planted = out.join("media").join(&id);
+    assert!(is_real_folder(&planted));
+    assert!(
+        stderr.contains(&format!(
+            "{} was a link (to {})",
+            planted.display(),
+            outside.display()
+        )) && stderr.contains("replaced it by a real folder"),
+        "{stderr}"
+    );
+    assert_eq!(versions_recorded(&settings.db), 0);
+    assert!(!out.join(".versions").exists());
+    // The media is mirrored again, inside the archive, from upstream.
+    let current = server.with_vault(|vault| vault.clone());
+    assert_eq!(
+        common::assert_archive_matches(&out, &settings.db, &current),
+        stored_variants(&current, &["full", "thumb"])
+    );
+    assert_eq!(
+        std::fs::read(planted.join("full.jpg")).unwrap(),
+        current.body(&id, "full").unwrap().as_ref()
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    let settings = settings_for(&server, &out);
+    assert_eq!(mirror(&settings).await.exit_code, 0);
+
+    // `full.jpg` becomes a link to a copy of its bytes outside the archive,
+    // and a `.part` beside it a link to another outside file.
+    let id = listed_jpeg(&vault, 0);
+    let folder = out.join("media").join(&id);
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::rename(folder.join("full.jpg"), outside.join("full.jpg")).unwrap();
+    std::fs::write(outside.join("notes.txt"), b"someone's notes").unwrap();
+    std::os::unix::fs::symlink(outside.join("full.jpg"), folder.join("full.jpg")).unwrap();
+    std::os::unix::fs::symlink(outside.join("notes.txt"), folder.join("full.jpg.part")).unwrap();
+    let outside_before = tree(&outside);
+
+    // verify does not vouch for bytes outside the archive.
+    let (code, stdout, stderr) = run_binary(&server, &out, &["verify"]).await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("damaged: media/{id}/full.jpg")) && stderr.contains("link"),
+        "{stderr}"
+    );
+
+    change_upstream(&server, &id);
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    assert!(summary.versions_kept.is_empty(), "{summary:?}");
+    assert_eq!(versions_recorded(&settings.db), 0);
+    assert_eq!(tree(&outside), outside_before);
+    // Links replaced by the real, verified file; no `.part` left.
+    let current = server.with_vault(|vault| vault.clone());
+    let metadata = std::fs::symlink_metadata(folder.join("full.jpg")).unwrap();
+    assert!(metadata.is_file() && !metadata.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read(folder.join("full.jpg")).unwrap(),
+        current.body(&id, "full").unwrap().as_ref()
+    );
+    assert!(std::fs::symlink_metadata(folder.join("full.jpg.part")).is_err());
+    common::assert_archive_matches(&out, &settings.db, &current);
+}
+
+#[tokio::test]
+async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start(vault.clone(), FakeOptions::default())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path();
+    let mut settings = settings_for(&server, out);
+    settings.mirror.export = true;
+    assert_eq!(mirror(&settings).await.exit_code, 0);
+    let corrupt = |id: &str| {
+        let path = out.join("media").join(id).join("full.jpg");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle..middle + 4].copy_from_slice(b"XXXX");
+        std::fs::write(&path, &bytes).unwrap();
+        bytes
+    };
+
+    // One found damaged by `verify`, then fetched again (same bytes upstream).
+    let found = listed_jpeg(&vault, 0);
+    let found_bytes = corrupt(&found);
+    Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+        .args(["verify", "--out"])
+        .arg(out)
+        .env_remove("VAULT_MIRROR_DB")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(format!(
+            "damaged: media/{found}/full.jpg"
+        )));
+    // One damaged unnoticed, then changed upstream.
+    let changed = listed_jpeg(&vault, 1);
+    let changed_bytes = corrupt(&changed);
+    change_upstream(&server, &changed);
+
+    let summary = mirror(&settings).await;
+    assert_eq!(summary.exit_code, 0, "{summary:?}");
+    assert!(summary.versions_kept.is_empty(), "{summary:?}");
+    assert_eq!(versions_recorded(&settings.db), 0);
+    assert!(!out.join(".versions").exists());
+    for (id, bytes) in [(&found, &found_bytes), (&changed, &changed_bytes)] {
+        assert_eq!(
+            &std::fs::read(
+                out.join(".vault-mirror/quarantine")
+                    .join(id)
+                    .join("full.jpg")
+            )
+            .unwrap(),
+            bytes,
+            "the damaged bytes of {id} are in the quarantine"
+        );
+    }
+    // The index names only verified bytes, and checks out.
+    let current = server.with_vault(|vault| vault.clone());
+    let expected = stored_variants(&current, &["full", "thumb"]);
+    assert_eq!(sha256sum_check(out), expected);
+    let entries = manifest(out);
+    assert!(entries.iter().all(|entry| entry["kind"] == "variant"));
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for bytes in [&found_bytes, &changed_bytes] {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        assert!(!sums.contains(&digest));
+        assert!(
+            entries
+                .iter()
+                .all(|entry| entry["sha256"] != digest.as_str())
+        );
+    }
+    common::assert_archive_matches(out, &settings.db, &current);
+}

@@ -8,10 +8,14 @@
 //!   checks from the root;
 //! - `index.html`: the offline gallery ([`super::gallery`]).
 //!
-//! Invariants: each file is written atomically; only files present on disk
-//! at their recorded size are indexed (the others are reported as
-//! missing, so `sha256sum -c` passes on a healthy archive); every path is
-//! checked with [`archive_path`] first.
+//! Invariants: each file is written atomically, through [`ArchiveDir`]
+//! (a link at its name is replaced, never written through); only files
+//! present on disk at their recorded size are indexed, reached without
+//! following links (the others are reported as missing, so `sha256sum -c`
+//! passes on a healthy archive); every path is checked with
+//! [`archive_path`] first. Only verified bytes are named: variants as
+//! verified, and versions, which hold only verified bytes (see
+//! [`super::versions`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::{ArchiveError, archive_path, gallery, utc, write_atomically};
+use crate::archive::{ArchiveDir, ArchiveError, archive_path, gallery, utc};
 use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
 
 /// The files `export` writes at the archive root.
@@ -77,11 +81,11 @@ impl Snapshot {
                     .push((list, row.gone_at));
             }
         }
+        let archive = ArchiveDir::open(out);
         let mut missing = Vec::new();
         let mut present = |path: &str, size: i64| match archive_path(path) {
             Ok(relative) => {
-                let ok = fs_err::symlink_metadata(out.join(relative))
-                    .is_ok_and(|meta| meta.is_file() && meta.len() as i64 == size);
+                let ok = u64::try_from(size).is_ok_and(|len| archive.has_file(&relative, len));
                 if !ok {
                     missing.push(path.to_owned());
                 }
@@ -201,14 +205,15 @@ pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, Arch
         .map(|size| size.max(0) as u64)
         .sum();
 
-    write_atomically(&out.join(MANIFEST), |writer| {
+    let archive = ArchiveDir::open(out);
+    archive.write_atomically(Path::new(MANIFEST), |writer| {
         write_manifest(&snapshot, writer)
     })?;
-    write_atomically(&out.join(CHECKSUMS), |writer| {
+    archive.write_atomically(Path::new(CHECKSUMS), |writer| {
         write_checksums(&snapshot, writer)
     })?;
     let page = gallery::render(&snapshot, now);
-    write_atomically(&out.join(GALLERY), |writer| {
+    archive.write_atomically(Path::new(GALLERY), |writer| {
         writer.write_all(page.as_bytes())
     })?;
     summary.written = [MANIFEST, CHECKSUMS, GALLERY].map(str::to_owned).to_vec();

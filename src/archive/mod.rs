@@ -6,12 +6,16 @@
 //! media gone upstream, and kept [`versions`] of bytes a change upstream
 //! replaced.
 //!
-//! Invariants: every path read from the database is checked with
-//! [`archive_path`] before a file is touched, so nothing here reads,
-//! links or deletes outside `<out>/media` and `<out>/.versions`; every file
-//! written at a final path goes through [`write_atomically`].
+//! Invariants: everything under `<out>` is reached through [`dir`]
+//! ([`ArchiveDir`]), never through a link, so nothing is read, written,
+//! renamed or deleted outside the archive; every path read from the
+//! database is checked with [`archive_path`] before a file is touched, so
+//! nothing here reads, links or deletes outside `<out>/media` and
+//! `<out>/.versions`; every file written at a final path goes through
+//! [`Folder::write_atomically`].
 
 pub mod content;
+pub mod dir;
 pub mod export;
 pub mod gallery;
 pub mod paths;
@@ -25,7 +29,8 @@ pub mod views;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use crate::pipeline::commit::sync_folder;
+pub use dir::{ArchiveDir, Folder};
+
 use crate::store::StoreError;
 
 /// Why an archive step could not be done.
@@ -38,49 +43,6 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("refusing to use the path {path:?}: {reason}")]
     UnsafePath { path: String, reason: String },
-}
-
-/// The archive folder, held open so that checking a file walks only its
-/// path inside the archive (a re-run checks every verified file).
-pub struct ArchiveDir {
-    path: PathBuf,
-    /// `None` where the folder could not be opened (it may not exist yet):
-    /// checks then use whole paths.
-    #[cfg(unix)]
-    fd: Option<rustix::fd::OwnedFd>,
-}
-
-impl ArchiveDir {
-    pub fn open(path: &Path) -> Self {
-        ArchiveDir {
-            path: path.to_owned(),
-            #[cfg(unix)]
-            fd: rustix::fs::open(
-                path,
-                rustix::fs::OFlags::PATH
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .ok(),
-        }
-    }
-
-    /// Whether `relative` (inside the archive) is a regular file of `len`
-    /// bytes; links are not followed.
-    pub fn has_file(&self, relative: &Path, len: u64) -> bool {
-        #[cfg(unix)]
-        if let Some(fd) = &self.fd {
-            return rustix::fs::statat(fd, relative, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok_and(|stat| {
-                    rustix::fs::FileType::from_raw_mode(stat.st_mode)
-                        == rustix::fs::FileType::RegularFile
-                        && stat.st_size as u64 == len
-                });
-        }
-        fs_err::symlink_metadata(self.path.join(relative))
-            .is_ok_and(|meta| meta.is_file() && meta.len() == len)
-    }
 }
 
 /// The top-level folders that hold archived bytes.
@@ -123,9 +85,8 @@ pub fn is_name_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '~' | '.' | '-')
 }
 
-/// Writes `path` atomically: a temporary file in the same folder, filled
-/// by `fill`, flushed and fsynced, renamed over `path`, then the folder
-/// fsynced. A failure leaves the old file (if any) untouched.
+/// Writes `path` atomically, as [`Folder::write_atomically`] does in the
+/// folder that holds it (reached by its path: it is the root here).
 pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -134,26 +95,8 @@ pub fn write_atomically(
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let file = fs_err::File::create(&temporary)?;
-        let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
-        fill(&mut writer)?;
-        writer.flush()?;
-        let file = writer.into_inner().map_err(|error| error.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs_err::rename(&temporary, path)?;
-        sync_folder(folder)
-    })();
-    if result.is_err() {
-        let _ = fs_err::remove_file(&temporary);
-    }
-    result
+    let (_, name) = dir::split_file(path)?;
+    ArchiveDir::open(folder).write_atomically(Path::new(name), fill)
 }
 
 /// An epoch-ms time as RFC 3339 UTC with milliseconds.

@@ -6,7 +6,9 @@
 //! (in the summary) whether deleted or not; with `dry_run` nothing changes;
 //! when more than `max_delete` files would go, nothing is deleted at all
 //! and the summary says so. Only regular files directly in those two
-//! folders are touched (folders are removed once empty); the database
+//! folders are touched (folders are removed once empty), reached through
+//! [`ArchiveDir`]: a link there, or in place of a folder, is never
+//! followed, so nothing outside the archive is deleted; the database
 //! records every deleted file, and sets the media's variants back to
 //! `missing`, so media returning upstream is fetched again.
 
@@ -15,9 +17,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::archive::dir::{EntryKind, LinkInside};
 use crate::archive::paths::safe_name;
-use crate::archive::{ArchiveError, BYTE_FOLDERS};
-use crate::pipeline::commit::sync_folder;
+use crate::archive::{ArchiveDir, ArchiveError, BYTE_FOLDERS};
 use crate::store::{PrunedFile, Store};
 
 /// The default of `--max-delete`.
@@ -78,6 +80,7 @@ pub fn prune(
         max_delete,
         ..PruneSummary::default()
     };
+    let archive = ArchiveDir::open(out);
     // Media to record as pruned, each with the files found for it.
     let mut plan: Vec<(String, Vec<PrunedFile>)> = Vec::new();
     for gone in store.gone_from_every_list()? {
@@ -89,22 +92,29 @@ pub fn prune(
         let dir = safe_name(&gone.media_id);
         let mut files = Vec::new();
         for top in BYTE_FOLDERS {
-            let folder = out.join(top).join(&dir);
-            let Ok(entries) = fs_err::read_dir(&folder) else {
-                continue;
-            };
-            for entry in entries {
-                let entry = entry?;
-                let metadata = fs_err::symlink_metadata(entry.path())?;
-                if !metadata.is_file() {
+            let folder = match archive.folder(&Path::new(top).join(&dir)) {
+                Ok(Some(folder)) => folder,
+                Ok(None) => continue,
+                Err(error) if LinkInside::of(&error).is_some() => {
+                    // Whatever it leads to is not ours to delete.
+                    tracing::warn!("prune: {error}; left alone");
                     continue;
                 }
-                let path = format!("{top}/{dir}/{}", entry.file_name().to_string_lossy());
+                Err(error) => return Err(error.into()),
+            };
+            for name in folder.names()? {
+                let Some(entry) = folder.entry(&name)? else {
+                    continue;
+                };
+                if entry.kind != EntryKind::File {
+                    continue;
+                }
+                let path = format!("{top}/{dir}/{}", name.to_string_lossy());
                 files.push(PrunedFile {
                     media_id: gone.media_id.clone(),
                     sha256: recorded.get(&path).cloned().flatten(),
                     path,
-                    size: metadata.len(),
+                    size: entry.len,
                 });
             }
         }
@@ -130,22 +140,27 @@ pub fn prune(
     'media: for (media_id, files) in &plan {
         pruned_media.push(media_id.clone());
         for file in files {
-            if let Err(error) = fs_err::remove_file(out.join(&file.path)) {
-                failure = Some(error);
-                break 'media;
+            match remove_listed(&archive, &file.path) {
+                Ok(true) => deleted.push(file.clone()),
+                Ok(false) => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break 'media;
+                }
             }
-            deleted.push(file.clone());
         }
         let dir = safe_name(media_id);
         for top in BYTE_FOLDERS {
-            // Fails while something else is left there; that is fine.
-            let _ = fs_err::remove_dir(out.join(top).join(&dir));
+            // Fails while something else is left there (or it is a link,
+            // not a folder); that is fine.
+            if let Ok(Some(folder)) = archive.folder(Path::new(top)) {
+                let _ = folder.remove_folder(&dir);
+            }
         }
     }
     for top in BYTE_FOLDERS {
-        let folder = out.join(top);
-        if folder.is_dir() {
-            sync_folder(&folder)?;
+        if let Ok(Some(folder)) = archive.folder(Path::new(top)) {
+            folder.sync()?;
         }
     }
     // Record what went even when a deletion failed part way.
@@ -154,6 +169,18 @@ pub fn prune(
         return Err(error.into());
     }
     Ok(summary)
+}
+
+/// Removes a file listed for deletion if it still is a regular file (a
+/// link put there since is not what was listed); returns whether it did.
+fn remove_listed(archive: &ArchiveDir, relative: &str) -> std::io::Result<bool> {
+    let relative = Path::new(relative);
+    match archive.entry(relative)? {
+        Some(entry) if entry.kind == EntryKind::File => {
+            archive.remove_file(relative).map(|()| true)
+        }
+        _ => Ok(false),
+    }
 }
 
 #[cfg(test)]
@@ -265,5 +292,31 @@ mod tests {
         assert_eq!(gone[0].pruned_at, Some(4));
         // Pruned once, nothing left to list.
         assert!(prune(&store, out, 50, false, 5).unwrap().files.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn nothing_is_listed_or_deleted_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("archive");
+        let store = archive(&out);
+        store.record_membership("a", &[media("2")], 2).unwrap();
+        // `.versions/1` leads outside; `media/1` holds a link to a file outside.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("full-old.jpg"), b"not yours").unwrap();
+        std::fs::remove_dir_all(out.join(".versions/1")).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join(".versions/1")).unwrap();
+        std::os::unix::fs::symlink(outside.join("full-old.jpg"), out.join("media/1/thumb.jpg"))
+            .unwrap();
+
+        let done = prune(&store, &out, 50, false, 3).unwrap();
+        let paths: Vec<&str> = done.files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(paths, ["media/1/full.jpg"]);
+        assert_eq!(
+            std::fs::read(outside.join("full-old.jpg")).unwrap(),
+            b"not yours"
+        );
+        assert!(!out.join("media/1/full.jpg").exists());
     }
 }

@@ -5,7 +5,9 @@
 //! Invariants: this module never changes a file and never writes the
 //! database; it only reports what it found. Recorded paths are trusted
 //! only when they stay inside the archive (plain relative components), so
-//! a tampered database cannot make it read elsewhere.
+//! a tampered database cannot make it read elsewhere; files are reached
+//! through [`ArchiveDir`], so a link on the way (or in place of the file)
+//! is reported as damage, never followed.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::archive::dir::{Access, ArchiveDir, EntryKind};
 use crate::report::{Reporter, TransferId};
 use crate::store::VerifiedFile;
 
@@ -72,6 +75,8 @@ pub fn verify_files(
 ) -> Checked {
     let total: u64 = files.iter().map(|file| file.size).sum();
     reporter.on_queued(files.len() as u64, total);
+    let archive = ArchiveDir::open(out);
+    let archive = &archive;
     let next = AtomicUsize::new(0);
     let checked = Mutex::new(Checked::default());
     std::thread::scope(|scope| {
@@ -87,7 +92,7 @@ pub fn verify_files(
                     } else {
                         depth
                     };
-                    let result = check(out, file, depth, transfer, reporter);
+                    let result = check(archive, file, depth, transfer, reporter);
                     reporter.on_done(transfer);
                     let mut checked = checked.lock().unwrap_or_else(|p| p.into_inner());
                     checked.checked += 1;
@@ -115,38 +120,45 @@ pub fn verify_files(
 
 /// Checks one file; returns the bytes read.
 fn check(
-    out: &Path,
+    archive: &ArchiveDir,
     file: &VerifiedFile,
     depth: Depth,
     transfer: TransferId,
     reporter: &dyn Reporter,
 ) -> Result<u64, (Problem, String)> {
     let damaged = |reason: String| (Problem::Damaged, reason);
-    let path = inside(out, &file.local_path).ok_or_else(|| {
+    let path = inside(&file.local_path).ok_or_else(|| {
         damaged("the recorded path leaves the archive; the database may be damaged".into())
     })?;
-    let metadata = match fs_err::metadata(&path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err((Problem::Missing, "the file is gone".into()));
-        }
+    let entry = match archive.entry(&path) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return Err((Problem::Missing, "the file is gone".into())),
+        // A link on the way says so itself.
         Err(error) => return Err(damaged(format!("cannot read it: {error}"))),
     };
-    if !metadata.is_file() {
-        return Err(damaged("it is not a regular file".into()));
+    match entry.kind {
+        EntryKind::File => {}
+        EntryKind::Link => {
+            return Err(damaged(
+                "it is a link, not the file vault-mirror wrote (links inside the archive are not followed)"
+                    .into(),
+            ));
+        }
+        _ => return Err(damaged("it is not a regular file".into())),
     }
-    if metadata.len() != file.size {
+    if entry.len != file.size {
         return Err(damaged(format!(
             "{} bytes, not the {} verified",
-            metadata.len(),
-            file.size
+            entry.len, file.size
         )));
     }
     if depth == Depth::Fast {
         reporter.on_bytes(transfer, file.size);
         return Ok(file.size);
     }
-    let sha256 = hash(&path, transfer, reporter)
+    let sha256 = archive
+        .open_file(&path, Access::Read)
+        .and_then(|opened| hash(opened, transfer, reporter))
         .map_err(|error| damaged(format!("cannot read it: {error}")))?;
     if !sha256.eq_ignore_ascii_case(&file.sha256) {
         return Err(damaged(format!(
@@ -158,18 +170,21 @@ fn check(
     Ok(file.size)
 }
 
-/// The archive path of a recorded relative path, if it stays inside.
-fn inside(out: &Path, relative: &str) -> Option<PathBuf> {
+/// A recorded relative path, if it stays inside.
+fn inside(relative: &str) -> Option<PathBuf> {
     let relative = Path::new(relative);
     let plain = relative.components().next().is_some()
         && relative
             .components()
             .all(|component| matches!(component, Component::Normal(_)));
-    plain.then(|| out.join(relative))
+    plain.then(|| relative.to_path_buf())
 }
 
-fn hash(path: &Path, transfer: TransferId, reporter: &dyn Reporter) -> std::io::Result<String> {
-    let mut file = fs_err::File::open(path)?;
+fn hash(
+    mut file: impl Read,
+    transfer: TransferId,
+    reporter: &dyn Reporter,
+) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 256 * 1024];
     loop {
@@ -236,6 +251,31 @@ mod tests {
         // Sizes only: the rotten file passes.
         let fast = verify_files(out, &files, Depth::Fast, 1, &SilentReporter);
         assert_eq!((fast.intact, fast.findings.len()), (2, 2));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_damage_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("archive");
+        let outside = dir.path().join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        // The same bytes outside: a followed link would pass as intact.
+        let files = vec![
+            recorded(&out, "media/1/full.jpg", b"bytes"),
+            recorded(&out, "media/2/full.jpg", b"bytes"),
+        ];
+        fs_err::copy(out.join("media/1/full.jpg"), outside.join("full.jpg")).unwrap();
+        fs_err::remove_file(out.join("media/1/full.jpg")).unwrap();
+        std::os::unix::fs::symlink(outside.join("full.jpg"), out.join("media/1/full.jpg")).unwrap();
+        fs_err::remove_dir_all(out.join("media/2")).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join("media/2")).unwrap();
+        let checked = verify_files(&out, &files, Depth::Full, 1, &SilentReporter);
+        assert_eq!(checked.intact, 0);
+        for finding in &checked.findings {
+            assert_eq!(finding.problem, Problem::Damaged);
+            assert!(finding.reason.contains("link"), "{}", finding.reason);
+        }
     }
 
     #[test]

@@ -29,8 +29,9 @@
 //!   only once the clock has moved past them (a change in the same tick
 //!   would not show), and never on file systems with whole-second times.
 //! - Links only ever point at checked paths under `media/` (see
-//!   [`super::archive_path`]), and `lists/` and its views must be real
-//!   folders, never links leading elsewhere.
+//!   [`super::archive_path`]), and `lists/` and its views are real
+//!   folders, reached and made through [`ArchiveDir`]: a link in their
+//!   place is reported and replaced, never followed.
 //! - View names are unique per list id whatever the list names: the id is
 //!   written with [`safe_name`] and its `-` escaped as `~2d`, so the first
 //!   `-` of a view name always ends the id; the slug is readable only.
@@ -162,12 +163,13 @@ fn update_views_with(
     if wanted.is_empty() && fs_err::symlink_metadata(&root).is_err() {
         return Ok(summary);
     }
-    ensure_real_folder(&root, out)?;
+    let archive = ArchiveDir::open(out);
+    // A link in its place is replaced, never followed.
+    archive.create_folder(Path::new("lists"))?;
     let mut form = match forced {
         Some(form) => form,
         None => probe_links(out)?,
     };
-    let archive = ArchiveDir::open(out);
     let mut last_written = store.view_states()?;
     let mut written = Vec::new();
     let mut newest_stamp = i64::MIN;
@@ -189,12 +191,13 @@ fn update_views_with(
                     continue;
                 }
             }
-            Ok(_) => {
+            Ok(metadata) if !metadata.file_type().is_symlink() => {
                 summary.left_alone.push(relative_to(out, &folder));
                 continue;
             }
-            Err(_) => {
-                fs_err::create_dir(&folder)?;
+            // Missing, or a link (replaced, never followed).
+            _ => {
+                archive.create_folder(&Path::new("lists").join(view))?;
                 folders_changed = true;
             }
         }
@@ -698,25 +701,6 @@ fn simulated_no_links() -> std::io::Result<()> {
     return Err(std::io::ErrorKind::Unsupported.into());
 }
 
-/// `lists/` (or any folder we write links into) must be a real folder
-/// inside the archive, never a link that would lead elsewhere.
-fn ensure_real_folder(folder: &Path, out: &Path) -> Result<(), ArchiveError> {
-    match fs_err::symlink_metadata(folder) {
-        Ok(metadata) if metadata.is_dir() => Ok(()),
-        Ok(_) => Err(ArchiveError::UnsafePath {
-            path: folder.display().to_string(),
-            reason: "it is not a folder (a link or a file); vault-mirror keeps its list views \
-                     there — move it away"
-                .into(),
-        }),
-        Err(_) => {
-            fs_err::create_dir_all(folder)?;
-            sync_folder(out)?;
-            Ok(())
-        }
-    }
-}
-
 fn relative_to(out: &Path, path: &Path) -> String {
     path.strip_prefix(out)
         .unwrap_or(path)
@@ -966,7 +950,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lists_folder_that_is_a_link_is_refused() {
+    fn a_lists_folder_or_view_that_is_a_link_is_replaced_never_followed() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("archive");
         std::fs::create_dir_all(&out).unwrap();
@@ -976,10 +960,24 @@ mod tests {
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&elsewhere, out.join("lists")).unwrap();
-            assert!(matches!(
-                update_views(&store, &out),
-                Err(ArchiveError::UnsafePath { .. })
-            ));
+            let summary = update_views(&store, &out).unwrap();
+            assert_eq!(summary.added, 3);
+            assert!(
+                std::fs::symlink_metadata(out.join("lists"))
+                    .unwrap()
+                    .is_dir()
+            );
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+            std::fs::remove_dir_all(out.join("lists/2-drafts")).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, out.join("lists/2-drafts")).unwrap();
+            let summary = update_views(&store, &out).unwrap();
+            assert_eq!(summary.added, 1);
+            assert!(
+                std::fs::symlink_metadata(out.join("lists/2-drafts"))
+                    .unwrap()
+                    .is_dir()
+            );
             assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         }
     }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use vault_mirror::archive::paths::safe_name;
+use vault_mirror::archive::ArchiveDir;
+use vault_mirror::archive::dir::split_file;
 use vault_mirror::archive::verify::{Checked, Depth, Finding, Problem, verify_files};
 use vault_mirror::pipeline::{self, Summary};
 use vault_mirror::report::{Reporter, Stage};
@@ -173,9 +174,10 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
 
 /// Moves damaged bytes aside and fetches the findings again.
 async fn repair(settings: &Settings, store: &Store, checked: &Checked) -> Result<Repair, Failure> {
+    let archive = ArchiveDir::open(&settings.out);
     for finding in &checked.findings {
         if finding.problem == Problem::Damaged {
-            set_aside(settings, finding);
+            set_aside(&archive, finding);
         }
     }
     let media_ids: Vec<String> = checked
@@ -233,22 +235,20 @@ async fn repair(settings: &Settings, store: &Store, checked: &Checked) -> Result
     })
 }
 
-/// Moves a damaged file to `.vault-mirror/quarantine/<media>/<name>`, so
-/// nothing broken sits at a final path while it is fetched again (and its
-/// bytes stay for inspection if that fails). Best effort: the commit of the
-/// refetched file replaces it anyway.
-fn set_aside(settings: &Settings, finding: &Finding) {
-    let from = settings.out.join(&finding.path);
-    let Some(name) = std::path::Path::new(&finding.path).file_name() else {
-        return;
-    };
-    let folder = settings
-        .out
-        .join(".vault-mirror")
-        .join("quarantine")
-        .join(safe_name(&finding.id));
-    let moved =
-        fs_err::create_dir_all(&folder).and_then(|()| fs_err::rename(&from, folder.join(name)));
+/// Moves a damaged file to the quarantine (as the download does with
+/// bytes that fail a check), so nothing broken sits at a final path while
+/// it is fetched again (and its bytes stay for inspection if that fails).
+/// Best effort: the commit of the refetched file moves it there anyway.
+fn set_aside(archive: &ArchiveDir, finding: &Finding) {
+    let moved = (|| {
+        let (folder, name) = split_file(std::path::Path::new(&finding.path))?;
+        match archive.folder(folder)? {
+            Some(folder) => archive
+                .quarantine(&folder, name, &finding.id, name)
+                .map(drop),
+            None => Ok(()),
+        }
+    })();
     if let Err(error) = moved {
         tracing::warn!("could not set the damaged file aside: {error}");
     }

@@ -5,21 +5,28 @@
 //! [`PartFile::commit`] runs only after every check passed, and does
 //! `sync_data` → rename → fsync of the folder, so a file at a final path
 //! is whole and durable. A file that fails a check is moved to the
-//! quarantine folder with its reason, never to the final path.
+//! quarantine folder with its reason, never to the final path. The
+//! `.part`, its rename and the folder's fsync all go through the folder
+//! held open ([`Folder`]), so none of them follows a link out of the
+//! archive.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::archive::content::SNIFF_LEN;
+use crate::archive::dir::{Access, ArchiveDir, Folder};
 
 /// Write buffer: large enough that a write is rarely a system call per chunk.
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// An in-progress download at `<final>.part`.
 pub struct PartFile {
-    path: PathBuf,
+    /// The folder of the `.part` and of its final path.
+    folder: Folder,
+    name: OsString,
     writer: std::io::BufWriter<fs_err::File>,
     hasher: Sha256,
     length: u64,
@@ -28,17 +35,13 @@ pub struct PartFile {
 }
 
 impl PartFile {
-    /// Opens `path` to continue it. Bytes already there are re-hashed. A
-    /// file longer than `expected` is started over; a complete one keeps all
+    /// Opens `name` in `folder` to continue it (a link there is replaced,
+    /// never written through). Bytes already there are re-hashed. A file
+    /// longer than `expected` is started over; a complete one keeps all
     /// but its last byte, so that resuming re-reads the headers and checks
     /// the server still has the same object before anything is committed.
-    pub fn open(path: &Path, expected: u64) -> std::io::Result<Self> {
-        let mut file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+    pub fn open(folder: Folder, name: &OsStr, expected: u64) -> std::io::Result<Self> {
+        let mut file = folder.open_file(name, Access::Resume)?;
         let found = file.metadata()?.len();
         let length = if found > expected {
             0
@@ -72,7 +75,8 @@ impl PartFile {
         }
         file.seek(SeekFrom::Start(length))?;
         Ok(Self {
-            path: path.to_owned(),
+            folder,
+            name: name.to_owned(),
             writer: std::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             hasher,
             length,
@@ -124,20 +128,24 @@ impl PartFile {
         self.writer.get_ref().sync_data()
     }
 
-    /// Moves the bytes aside into `quarantine_path` (they failed a check).
-    pub fn quarantine(mut self, quarantine_path: &Path) -> std::io::Result<()> {
+    /// Moves the bytes aside into the quarantine of `media_id`, named
+    /// `file_name` (they failed a check). Returns where they went,
+    /// relative to the archive root.
+    pub fn quarantine(
+        mut self,
+        archive: &ArchiveDir,
+        media_id: &str,
+        file_name: &OsStr,
+    ) -> std::io::Result<PathBuf> {
         self.writer.flush()?;
         drop(self.writer);
-        if let Some(parent) = quarantine_path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        fs_err::rename(&self.path, quarantine_path)
+        archive.quarantine(&self.folder, &self.name, media_id, file_name)
     }
 
-    /// `sync_data` → rename onto `final_path` → fsync the folder. Returns
-    /// the sha256 (lowercase hex) of the committed file. Blocking: run it
-    /// off the async threads.
-    pub fn commit(mut self, final_path: &Path) -> std::io::Result<String> {
+    /// `sync_data` → rename onto `final_name` (in the same folder) → fsync
+    /// the folder. Returns the sha256 (lowercase hex) of the committed
+    /// file. Blocking: run it off the async threads.
+    pub fn commit(mut self, final_name: &OsStr) -> std::io::Result<String> {
         self.writer.flush()?;
         let file = self
             .writer
@@ -145,8 +153,8 @@ impl PartFile {
             .map_err(|error| error.into_error())?;
         file.sync_data()?;
         drop(file);
-        fs_err::rename(&self.path, final_path)?;
-        sync_folder(final_path.parent().unwrap_or(Path::new(".")))?;
+        self.folder.rename(&self.name, &self.folder, final_name)?;
+        self.folder.sync()?;
         Ok(hex::encode(self.hasher.finalize()))
     }
 }
@@ -166,14 +174,22 @@ fn fill_head(head: &mut Vec<u8>, bytes: &[u8]) {
 pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        match fs_err::File::open(folder)?.sync_all() {
-            Err(error) if !folder_sync_refused(&error) => return Err(error),
-            _ => {}
-        }
+        sync_open_folder(&fs_err::File::open(folder)?)?;
     }
     #[cfg(not(unix))]
     let _ = folder;
     Ok(())
+}
+
+/// What [`sync_folder`] does once the folder is open: the one folder
+/// fsync, also used on folders held open by [`Folder`]. A file system that
+/// does not sync folders at all is taken as it is (see
+/// [`folder_sync_refused`]).
+pub fn sync_open_folder(folder: &fs_err::File) -> std::io::Result<()> {
+    match folder.sync_all() {
+        Err(error) if !folder_sync_refused(&error) => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a folder's fsync failed only because its file system does not
@@ -199,6 +215,10 @@ pub fn folder_sync_refused(error: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn folder(dir: &Path) -> Folder {
+        ArchiveDir::open(dir).create_folder(Path::new("")).unwrap()
+    }
 
     #[test]
     fn only_a_file_system_that_cannot_sync_folders_is_excused() {
@@ -246,10 +266,11 @@ mod tests {
         let part_path = dir.path().join("full.jpg.part");
         let body = b"0123456789abcdef";
         std::fs::write(&part_path, &body[..6]).unwrap();
-        let mut part = PartFile::open(&part_path, body.len() as u64).unwrap();
+        let name = OsStr::new("full.jpg.part");
+        let mut part = PartFile::open(folder(dir.path()), name, body.len() as u64).unwrap();
         assert_eq!(part.len(), 6);
         part.write(&body[6..]).unwrap();
-        let digest = part.commit(&final_path).unwrap();
+        let digest = part.commit(OsStr::new("full.jpg")).unwrap();
         assert_eq!(digest, hex::encode(Sha256::digest(body)));
         assert_eq!(std::fs::read(&final_path).unwrap(), body);
         assert!(!part_path.exists());
@@ -259,9 +280,16 @@ mod tests {
     fn complete_or_overlong_parts_are_not_trusted_whole() {
         let dir = tempfile::tempdir().unwrap();
         let part_path = dir.path().join("x.part");
+        let name = OsStr::new("x.part");
         std::fs::write(&part_path, b"12345").unwrap();
-        assert_eq!(PartFile::open(&part_path, 5).unwrap().len(), 4);
+        assert_eq!(
+            PartFile::open(folder(dir.path()), name, 5).unwrap().len(),
+            4
+        );
         std::fs::write(&part_path, b"1234567").unwrap();
-        assert_eq!(PartFile::open(&part_path, 5).unwrap().len(), 0);
+        assert_eq!(
+            PartFile::open(folder(dir.path()), name, 5).unwrap().len(),
+            0
+        );
     }
 }

@@ -14,7 +14,6 @@
 //! The media host never sees the API key or connection id: it is reached
 //! through its own HTTP client without them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +25,8 @@ use reqwest::{StatusCode, header};
 use crate::api::error_chain;
 use crate::api::models::MediaItem;
 use crate::archive::content::{Sniff, header_agrees, sniff};
-use crate::archive::paths::{part_path, safe_name};
+use crate::archive::dir::split_file;
+use crate::archive::paths::part_path;
 use crate::archive::versions::keep_previous;
 use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::commit::PartFile;
@@ -348,8 +348,8 @@ impl Transfers {
 
     /// Bytes in the job's `.part` file (0 if there is none).
     fn part_length(&self, job: &Job) -> u64 {
-        let final_path = self.inner.context.settings.out.join(&job.relative_path);
-        fs_err::metadata(part_path(&final_path)).map_or(0, |meta| meta.len())
+        let part = part_path(&job.relative_path);
+        self.inner.context.archive.file_len(&part).unwrap_or(0)
     }
 
     /// `Some(threshold)` (ms) when the job's URL has less than that left
@@ -480,8 +480,7 @@ impl Transfers {
             Decision::Fetch(fresh) => {
                 if fresh.size != job.size || fresh.content_type != job.content_type {
                     // Changed upstream meanwhile: the bytes on disk are of the old object.
-                    let old_part = part_path(&context.settings.out.join(&job.relative_path));
-                    let _ = fs_err::remove_file(old_part);
+                    let _ = context.archive.remove_file(&part_path(&job.relative_path));
                 }
                 context
                     .counters
@@ -501,9 +500,9 @@ impl Transfers {
         let name = display_name(&job.media_id, &job.label);
         context.reporter.on_failed(&name, reason);
         // An empty `.part` holds nothing worth resuming: leave no litter.
-        let part = part_path(&context.settings.out.join(&job.relative_path));
-        if fs_err::metadata(&part).is_ok_and(|meta| meta.len() == 0) {
-            let _ = fs_err::remove_file(&part);
+        let part = part_path(&job.relative_path);
+        if context.archive.has_file(&part, 0) {
+            let _ = context.archive.remove_file(&part);
         }
         if let Err(error) =
             context
@@ -530,13 +529,13 @@ impl Transfers {
         let inner = &*self.inner;
         let context = &*inner.context;
         let stall = context.settings.network.stall_timeout;
-        let final_path = context.settings.out.join(&job.relative_path);
-        let part_path = part_path(&final_path);
+        let part_relative = part_path(&job.relative_path);
+        let part_path = context.settings.out.join(&part_relative);
         let local = |error: std::io::Error| local_error(error, &part_path);
-        if let Some(folder) = final_path.parent() {
-            fs_err::create_dir_all(folder).map_err(local)?;
-        }
-        let mut part = PartFile::open(&part_path, job.size).map_err(local)?;
+        let (folder, part_name) = split_file(&part_relative).map_err(local)?;
+        // Made where missing; a link in the way is replaced, never followed.
+        let folder = context.archive.create_folder(folder).map_err(local)?;
+        let mut part = PartFile::open(folder, part_name, job.size).map_err(local)?;
         context
             .reporter
             .on_start(transfer, name, job.size, part.len());
@@ -712,29 +711,37 @@ impl Transfers {
         // transfer while this one waits on the disk.
         drop(slot);
         let size = part.len();
-        let commit_path = final_path.clone();
         let keeper = (
             inner.context.clone(),
             job.media_id.clone(),
             job.label.clone(),
+            job.relative_path.clone(),
         );
-        let sha256 = tokio::task::spawn_blocking(move || {
-            // Changed upstream: the bytes about to be replaced go to .versions/.
-            let (context, media_id, label) = keeper;
-            keep_previous(
+        let (sha256, replaced) = tokio::task::spawn_blocking(move || {
+            // Changed upstream: the bytes about to be replaced go to
+            // .versions/ (or, not as verified, to the quarantine).
+            let (context, media_id, label, final_path) = keeper;
+            let replaced = keep_previous(
                 &context.store,
-                &context.settings.out,
+                &context.archive,
                 &media_id,
                 &label,
-                &commit_path,
+                &final_path,
                 &part.sha256(),
             )
             .map_err(std::io::Error::other)?;
-            part.commit(&commit_path)
+            let final_name = final_path.file_name().unwrap_or_default();
+            part.commit(final_name).map(|sha256| (sha256, replaced))
         })
         .await
         .map_err(|error| AttemptError::Local(error.to_string()))?
         .map_err(local)?;
+        for aside in &replaced.quarantined {
+            context.reporter.on_note(&format!(
+                "{name}: the bytes at {} were not kept as a previous version ({}); they are in {}",
+                aside.from, aside.reason, aside.to
+            ));
+        }
         let relative = job.relative_path.to_string_lossy().replace('\\', "/");
         context
             .store
@@ -793,8 +800,8 @@ impl Transfers {
     /// inspection; the next quarantine of the same variant replaces them).
     fn quarantine(&self, job: &Job, part: PartFile, reason: String) -> AttemptError {
         let context = &*self.inner.context;
-        let aside = quarantine_path(&context.settings.out, job);
-        if let Err(error) = part.quarantine(&aside) {
+        let file_name = job.relative_path.file_name().unwrap_or_default();
+        if let Err(error) = part.quarantine(&context.archive, &job.media_id, file_name) {
             return AttemptError::Local(format!(
                 "{reason}; and setting the bytes aside failed: {error}"
             ));
@@ -808,19 +815,6 @@ impl Transfers {
         );
         AttemptError::Verification(reason)
     }
-}
-
-/// Where quarantined bytes of a variant go.
-pub fn quarantine_path(out: &std::path::Path, job: &Job) -> PathBuf {
-    let file_name = job
-        .relative_path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| safe_name(&job.label));
-    out.join(".vault-mirror")
-        .join("quarantine")
-        .join(safe_name(&job.media_id))
-        .join(file_name)
 }
 
 /// A strong ETag, else Last-Modified: what `If-Range` may carry.

@@ -227,9 +227,9 @@ pub async fn dry_run(
         }
         fetches.sort_by_key(|job| job.expiry_order());
         for job in fetches {
-            let on_disk = fs_err::metadata(part_path(&settings.out.join(&job.relative_path)))
-                .map(|meta| meta.len().min(job.size))
-                .unwrap_or(0);
+            let on_disk = archive
+                .file_len(&part_path(&job.relative_path))
+                .map_or(0, |len| len.min(job.size));
             if on_disk > 0 {
                 plan.resume.add(on_disk);
             }

@@ -164,8 +164,8 @@ fn record_items(
             }
             match decision {
                 Decision::Fetch(job) => {
-                    let part = part_path(&context.settings.out.join(&job.relative_path));
-                    let already = fs_err::metadata(&part).map_or(0, |meta| meta.len());
+                    let part = part_path(&job.relative_path);
+                    let already = context.archive.file_len(&part).unwrap_or(0);
                     match budget.plan(job.size, already) {
                         Verdict::Fits => jobs.push(*job),
                         Verdict::Warn(warning) => {
