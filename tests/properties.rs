@@ -11,7 +11,7 @@ use vault_mirror::api::models::{
     parse_item,
 };
 use vault_mirror::archive::paths::{part_path, safe_name, variant_path};
-use vault_mirror::pipeline::download::parse_content_range;
+use vault_mirror::pipeline::transfer::parse_content_range;
 
 /// Ids and labels as a hostile server might send them: path characters,
 /// dots, control characters, unicode, case, and great lengths.

@@ -7,7 +7,7 @@ use vault_mirror::api::models::{
     ErrorBody, ItemsPage, ListMember, MediaItem, VaultList, VaultListPage, VaultStatus, parse_item,
 };
 use vault_mirror::archive::paths::{safe_name, variant_path};
-use vault_mirror::pipeline::download::parse_content_range;
+use vault_mirror::pipeline::transfer::parse_content_range;
 
 fuzz_target!(|data: &[u8]| {
     let _ = ItemsPage::<MediaItem>::parse(data);

@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod models;
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -345,7 +346,8 @@ impl ApiClient {
     }
 
     /// `POST /v2/vault-plus/media/batch` for at most [`BATCH_LIMIT`] ids.
-    /// Ids that Vault+ does not hold are simply absent from the answer.
+    /// Ids that Vault+ does not hold are simply absent from the answer;
+    /// items nobody asked for, and repeats, are dropped.
     pub async fn media_batch(&self, ids: &[String]) -> Result<Batch, ApiError> {
         assert!(
             ids.len() <= BATCH_LIMIT,
@@ -357,13 +359,15 @@ impl ApiClient {
             .call_parsed(Method::POST, url, Some(body), ItemsPage::parse)
             .await?;
         let mut batch = Batch::default();
+        let mut items = Vec::new();
         for item in page.items {
             match item {
-                Ok(item) if item.id.is_some() => batch.items.push(item),
+                Ok(item) if item.id.is_some() => items.push(item),
                 Ok(_) => batch.malformed.push("an item without an id".to_owned()),
                 Err(reason) => batch.malformed.push(reason),
             }
         }
+        batch.items = keep_asked(ids, items);
         Ok(batch)
     }
 
@@ -510,6 +514,21 @@ impl ApiClient {
     }
 }
 
+/// Keeps the items that answer ids we asked for, each id once: extra or
+/// repeated items from a misbehaving server are dropped.
+fn keep_asked(asked: &[String], items: Vec<MediaItem>) -> Vec<MediaItem> {
+    let asked: HashSet<&str> = asked.iter().map(String::as_str).collect();
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| {
+            item.id
+                .as_deref()
+                .is_some_and(|id| asked.contains(id) && seen.insert(id.to_owned()))
+        })
+        .collect()
+}
+
 /// The guard of a paged read: every page must bring an item not seen
 /// before, and no cursor (or offset) may come back, so a server that
 /// repeats itself stops the read with [`ApiError::Paging`] at once
@@ -627,6 +646,20 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_asked_ids_once() {
+        let item = |id: &str| MediaItem {
+            id: Some(id.into()),
+            ..MediaItem::default()
+        };
+        let kept = keep_asked(
+            &["1".into(), "2".into()],
+            vec![item("1"), item("3"), item("1"), item("2")],
+        );
+        let ids: Vec<_> = kept.iter().map(|i| i.id.clone().unwrap()).collect();
+        assert_eq!(ids, ["1", "2"]);
+    }
 
     #[test]
     fn retry_after_reads_seconds_dates_and_rate_limit_reset() {

@@ -707,7 +707,7 @@ impl Folder {
 
     /// fsync, so renames and removals in it survive a crash.
     pub fn sync(&self) -> io::Result<()> {
-        crate::pipeline::commit::sync_open_folder(&self.file)
+        crate::archive::durable::sync_open_folder(&self.file)
     }
 }
 
@@ -838,7 +838,7 @@ impl Folder {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        crate::pipeline::commit::sync_folder(&self.path)
+        crate::archive::durable::sync_folder(&self.path)
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod content;
 pub mod dir;
+pub mod durable;
 pub mod export;
 pub mod gallery;
 pub mod paths;

@@ -45,10 +45,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::archive::durable::sync_folder;
 use crate::archive::paths::safe_name;
 use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
 use crate::archive::{ArchiveDir, ArchiveError, archive_path, write_atomically};
-use crate::pipeline::commit::sync_folder;
 use crate::store::{Store, ViewState};
 
 /// Longest slug kept from a list name.

@@ -1,190 +1,44 @@
 //! The mirror pipeline, one module per stage, in the order data flows:
 //!
 //! ```text
-//! lists ─▶ sync ─▶ membership ─▶ plan ─▶ resolve ─▶ download ─▶ commit ─▶ finish
+//! lists ─▶ sync ─▶ membership ─▶ resolve ─▶ queue ─▶ transfer ─▶ finish
+//!                                 (plan)    (resign)  (attempt, part, writer)
 //! ```
 //!
-//! [`mirror`] drives them. Stages before `resolve` run one after another;
-//! `resolve` feeds `download` through a bounded channel, so transfers start
-//! as soon as the first batch is resolved and signed URLs are fresh when
-//! used. One failed item is recorded and the run goes on; only a refused
-//! key, an unreachable API or a broken database stop a run.
+//! This file is the driver only: [`mirror`] runs the stages. Stages before
+//! `resolve` run one after another; `resolve` feeds the transfers through
+//! the [`queue`], so transfers start as soon as the first batch is
+//! resolved and signed URLs are fresh when used. What the stages share
+//! lives in [`context`]; what a run reports, in [`outcome`]. One failed
+//! item is recorded and the run goes on; only a refused key, an
+//! unreachable API, a full disk or a broken database stop a run.
 
 pub mod bandwidth;
-pub mod commit;
-pub mod download;
+pub mod context;
 pub mod dry_run;
 pub mod finish;
 pub mod lists;
 pub mod membership;
+pub mod outcome;
 pub mod plan;
 pub mod queue;
+pub mod resign;
 pub mod resolve;
 pub mod sync;
+pub mod transfer;
 
-use std::path::PathBuf;
+pub use context::{Context, Counters, MirrorError};
+pub use outcome::{Ended, ItemNote, ListSummary, Outcome, Summary, display_name};
+
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use serde::Serialize;
-
-use crate::api::{ApiClient, ApiError};
+use crate::api::ApiClient;
 use crate::archive::ArchiveDir;
-use crate::archive::export::ExportSummary;
-use crate::archive::prune::PruneSummary;
-use crate::archive::views::ViewsSummary;
 use crate::report::{Reporter, Stage};
-use crate::settings::{Settings, SettingsError};
-use crate::store::{Store, StoreError, VersionRecord};
-
-/// Why a run could not go on.
-#[derive(Debug, thiserror::Error)]
-pub enum MirrorError {
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// `--list` names lists the connection does not have (nothing was
-    /// recorded for them).
-    #[error("the connection has no list {}; its lists are {}", quoted(.missing), if .known.is_empty() { "none".to_owned() } else { quoted(.known) })]
-    UnknownLists {
-        missing: Vec<String>,
-        known: Vec<String>,
-    },
-    #[error("{context}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl MirrorError {
-    /// The exit code `DESIGN.md` assigns to this kind of failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
-            MirrorError::Api(error) if error.is_auth() => 4,
-            _ => 1,
-        }
-    }
-}
-
-/// `a`, `b`, `c` for a message (at most 20 named).
-fn quoted(items: &[String]) -> String {
-    let mut text: Vec<String> = items
-        .iter()
-        .take(20)
-        .map(|item| format!("`{item}`"))
-        .collect();
-    if items.len() > 20 {
-        text.push(format!("and {} more", items.len() - 20));
-    }
-    text.join(", ")
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Every selected variant is mirrored and verified.
-    Complete,
-    /// The run finished, but some variants failed or are still pending.
-    Partial,
-    /// A stop signal ended the run early; the next run resumes it.
-    Interrupted,
-}
-
-/// One item of the summary that needs a word of explanation.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ItemNote {
-    pub id: String,
-    pub label: String,
-    pub reason: String,
-}
-
-/// Per-list figures of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ListSummary {
-    pub id: String,
-    pub name: String,
-    pub members: usize,
-    pub gone: usize,
-}
-
-/// What a `mirror` run did; `--json` prints it as one object. The fields
-/// are documented in the README and stable.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub command: &'static str,
-    pub outcome: Outcome,
-    pub exit_code: i32,
-    pub out: PathBuf,
-    pub run_id: i64,
-    pub lists: Vec<ListSummary>,
-    /// Variants of the selected labels that the API described this run.
-    pub variants_seen: u64,
-    /// Variants fetched and verified this run.
-    pub downloaded: u64,
-    /// Variants that were already verified on disk.
-    pub already_verified: u64,
-    /// Not stored upstream yet (pending, storing, or not cached by Vault+).
-    pub pending: Vec<ItemNote>,
-    /// Gave up this run (the reason says why); retried by the next run.
-    pub failed: Vec<ItemNote>,
-    /// Not downloadable upstream (removed, edge-only, or an unknown status).
-    pub unavailable: Vec<ItemNote>,
-    /// Problems with whole lists (a sync or membership read that failed).
-    pub errors: Vec<String>,
-    /// Bytes received this run.
-    pub bytes: u64,
-    /// Signed URLs replaced before or during their transfer.
-    pub urls_resigned: u64,
-    /// Batch calls made to re-sign them.
-    pub resign_calls: u64,
-    /// Times the media host refused a URL (401/403/410) and it was re-signed.
-    pub expired_urls: u64,
-    /// Transfer attempts retried after a transient failure.
-    pub transfer_retries: u64,
-    pub seconds: f64,
-    /// Seconds from the start of the run to the first media byte received
-    /// (`None` when nothing was downloaded).
-    pub first_byte_seconds: Option<f64>,
-    /// The list views after the run (`null` with `--dry-run`).
-    pub views: Option<ViewsSummary>,
-    /// What `--prune` deleted, would delete, or refused to (`null` without it).
-    pub prune: Option<PruneSummary>,
-    /// What `--export` wrote (`null` without it).
-    pub export: Option<ExportSummary>,
-    /// Bytes a change upstream replaced this run, kept under `.versions/`.
-    pub versions_kept: Vec<VersionRecord>,
-}
-
-/// Counts the core keeps while a run goes on (for the summary).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub urls_resigned: AtomicU64,
-    pub resign_calls: AtomicU64,
-    pub expired_urls: AtomicU64,
-    pub transfer_retries: AtomicU64,
-    /// When the first media byte of the run arrived (epoch ms; 0: not yet).
-    pub first_byte_at: std::sync::atomic::AtomicI64,
-}
-
-/// Everything the stages share.
-pub struct Context {
-    pub settings: Settings,
-    pub api: ApiClient,
-    pub store: Store,
-    /// `settings.out`, held open for the per-file checks.
-    pub archive: ArchiveDir,
-    pub reporter: Arc<dyn Reporter>,
-    pub counters: Counters,
-}
+use crate::settings::Settings;
+use crate::store::Store;
 
 /// What a run covers.
 enum Scope {
@@ -323,40 +177,6 @@ fn interrupted_summary(
     })
 }
 
-impl Summary {
-    /// A summary of run `run_id` with nothing done yet, carrying the
-    /// counters the core kept (re-signs, retries).
-    fn of_run(context: &Context, run_id: i64) -> Summary {
-        let counters = &context.counters;
-        Summary {
-            command: "mirror",
-            outcome: Outcome::Complete,
-            exit_code: 0,
-            out: context.settings.out.clone(),
-            run_id,
-            lists: Vec::new(),
-            variants_seen: 0,
-            downloaded: 0,
-            already_verified: 0,
-            pending: Vec::new(),
-            failed: Vec::new(),
-            unavailable: Vec::new(),
-            errors: Vec::new(),
-            bytes: 0,
-            urls_resigned: counters.urls_resigned.load(Ordering::Relaxed),
-            resign_calls: counters.resign_calls.load(Ordering::Relaxed),
-            expired_urls: counters.expired_urls.load(Ordering::Relaxed),
-            transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
-            seconds: 0.0,
-            first_byte_seconds: None,
-            views: None,
-            prune: None,
-            export: None,
-            versions_kept: Vec::new(),
-        }
-    }
-}
-
 async fn run_stages(
     context: &Arc<Context>,
     run_id: i64,
@@ -391,7 +211,7 @@ async fn run_stages(
         }
     };
 
-    let transfers = download::Transfers::new(context.clone())?;
+    let transfers = transfer::Transfers::new(context.clone())?;
     let mut round = transfer_round(context, &transfers, media_ids).await?;
     if let Some(limit) = context.settings.mirror.wait_pending {
         wait_for_pending(context, &transfers, &mut round, limit).await?;
@@ -452,7 +272,7 @@ struct Round {
 /// together, joined by the queue.
 async fn transfer_round(
     context: &Arc<Context>,
-    transfers: &download::Transfers,
+    transfers: &transfer::Transfers,
     media_ids: Vec<String>,
 ) -> Result<Round, MirrorError> {
     let jobs = context.settings.mirror.jobs.max(1);
@@ -481,20 +301,20 @@ async fn transfer_round(
     };
     for ended in finished {
         match ended {
-            download::Finished::Verified { received } => {
+            Ended::Verified { received } => {
                 round.downloaded += 1;
                 round.bytes += received;
             }
-            download::Finished::Failed { note, received } => {
+            Ended::Failed { note, received } => {
                 round.bytes += received;
                 round.failed.push(note);
             }
-            download::Finished::Pending { note, received } => {
+            Ended::Pending { note, received } => {
                 round.bytes += received;
                 round.pending.push(note);
             }
-            download::Finished::Fatal(error) => return Err(error),
-            download::Finished::Crashed(reason) => round.failed.push(ItemNote {
+            Ended::Fatal(error) => return Err(error),
+            Ended::Crashed(reason) => round.failed.push(ItemNote {
                 id: String::new(),
                 label: String::new(),
                 reason: format!("internal error: {reason}"),
@@ -509,7 +329,7 @@ async fn transfer_round(
 /// is pending or the time is up.
 async fn wait_for_pending(
     context: &Arc<Context>,
-    transfers: &download::Transfers,
+    transfers: &transfer::Transfers,
     round: &mut Round,
     limit: std::time::Duration,
 ) -> Result<(), MirrorError> {
@@ -553,19 +373,4 @@ async fn wait_for_pending(
         round.pending = next.pending;
     }
     Ok(())
-}
-
-/// A name for messages: the raw id and label with control characters
-/// escaped and great lengths cut, so server text cannot garble a terminal.
-pub fn display_name(media_id: &str, label: &str) -> String {
-    fn shown(text: &str) -> String {
-        let escaped: String = text.chars().flat_map(char::escape_debug).collect();
-        if escaped.chars().count() > 40 {
-            let head: String = escaped.chars().take(37).collect();
-            format!("{head}…")
-        } else {
-            escaped
-        }
-    }
-    format!("{}/{}", shown(media_id), shown(label))
 }

@@ -1,8 +1,9 @@
-//! Part of stage 6, download: the queue between resolve and the
-//! transfers. Jobs leave earliest `expiresAt` first, at most `--jobs` are
-//! on the network at once (a few more may be committing), and a job whose URL would expire before it could finish is
-//! re-signed first — together with every queued job close to expiring, in
-//! one batch call, so re-signing costs one API call per hundred URLs.
+//! Between resolve and the transfers: the earliest-deadline queue and its
+//! dispatch. Jobs leave earliest `expiresAt` first, at most `--jobs` are
+//! on the network at once (a few more may be committing), and a job whose
+//! URL would expire before it could finish is re-signed first — together
+//! with every queued job close to expiring, in one batch call (the maths
+//! is [`crate::pipeline::resign`]'s).
 //!
 //! Resolve runs ahead of the transfers by a bounded number of jobs
 //! ([`JobQueue::push`] waits above the high-water mark), so memory stays
@@ -17,32 +18,33 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::Notify;
 
 use crate::api::BATCH_LIMIT;
-use crate::pipeline::download::{COMMITS_PER_SLOT, Finished, Transfers};
+use crate::pipeline::outcome::Ended;
 use crate::pipeline::plan::Job;
+use crate::pipeline::transfer::{COMMITS_PER_SLOT, Transfers};
 
 /// A queued job. Its place in line is the `expiresAt` it was queued with:
 /// re-signing gives a job a later expiry but must not send it to the back
 /// of the line, or the queue would be re-signed over and over.
-struct Entry {
+struct Queued {
     place: (i64, u64),
     job: Job,
 }
 
-impl PartialEq for Entry {
+impl PartialEq for Queued {
     fn eq(&self, other: &Self) -> bool {
         self.place == other.place
     }
 }
 
-impl Eq for Entry {}
+impl Eq for Queued {}
 
-impl PartialOrd for Entry {
+impl PartialOrd for Queued {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Entry {
+impl Ord for Queued {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.place.cmp(&other.place)
     }
@@ -50,7 +52,7 @@ impl Ord for Entry {
 
 #[derive(Default)]
 struct State {
-    heap: BinaryHeap<Reverse<Entry>>,
+    heap: BinaryHeap<Reverse<Queued>>,
     sequence: u64,
     closed: bool,
 }
@@ -92,14 +94,14 @@ impl JobQueue {
         for job in jobs {
             state.sequence += 1;
             let place = (job.expiry_order(), state.sequence);
-            state.heap.push(Reverse(Entry { place, job }));
+            state.heap.push(Reverse(Queued { place, job }));
         }
         drop(state);
         self.arrived.notify_one();
     }
 
     /// Puts jobs back in their places (re-signed jobs keep their turn).
-    fn put_back(&self, entries: Vec<Entry>) {
+    fn put_back(&self, entries: Vec<Queued>) {
         let mut state = self.lock();
         state.heap.extend(entries.into_iter().map(Reverse));
         drop(state);
@@ -120,7 +122,7 @@ impl JobQueue {
         self.arrived.notify_one();
     }
 
-    fn pop(&self) -> Option<Entry> {
+    fn pop(&self) -> Option<Queued> {
         let job = self.lock().heap.pop().map(|Reverse(entry)| entry);
         if job.is_some() {
             self.drained.notify_one();
@@ -136,7 +138,7 @@ impl JobQueue {
         budget: u64,
         media: &mut std::collections::HashSet<String>,
         media_limit: usize,
-    ) -> Vec<Entry> {
+    ) -> Vec<Queued> {
         let mut state = self.lock();
         let mut taken = Vec::new();
         let mut spent = 0u64;
@@ -169,12 +171,12 @@ impl JobQueue {
 
 /// Runs the queue's jobs, at most `jobs` at once, until the queue is
 /// closed and empty. Returns how each job ended.
-pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> Vec<Finished> {
+pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> Vec<Ended> {
     let mut running = FuturesUnordered::new();
     let mut finished = Vec::new();
     loop {
         // More items than transfer slots: those past `jobs` wait for a slot
-        // or are committing (see `download::COMMITS_PER_SLOT`).
+        // or are committing (see `transfer::COMMITS_PER_SLOT`).
         // A job leaves the queue only with a free transfer slot in hand, so
         // its URL is judged fresh (and its stale neighbours re-signed in one
         // call) right before it uses the network, not long before.
@@ -199,7 +201,7 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
         tokio::select! {
             Some(joined) = running.next(), if !running.is_empty() => {
                 finished.push(joined.unwrap_or_else(|error| {
-                    Finished::Crashed(format!("a transfer task ended abnormally: {error}"))
+                    Ended::Crashed(format!("a transfer task ended abnormally: {error}"))
                 }))
             }
             _ = queue.arrived.notified() => {}
@@ -212,19 +214,19 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
 /// Returns `job` ready to start: re-signed first if its URL would expire
 /// before the transfer could finish, along with every queued job close to
 /// expiring (one batch call for up to a hundred ids). Jobs that ended on
-/// the way (no longer stored upstream) come back as `Finished`.
+/// the way (no longer stored upstream) come back as `Ended`.
 async fn fresh_enough(
     transfers: &Transfers,
     queue: &JobQueue,
-    entry: Entry,
-) -> (Option<Job>, Vec<Finished>) {
+    entry: Queued,
+) -> (Option<Job>, Vec<Ended>) {
     // The jobs next in line would go stale too before they start: re-sign
     // them in the same call, but only as many as will start while a URL
     // signed now is young, or they would be re-signed over and over.
-    let threshold = transfers.resign_threshold(&entry.job);
+    let threshold = transfers.resign().threshold(&entry.job);
     tracing::debug!(
         media = %entry.job.media_id,
-        left_ms = transfers.time_left(&entry.job),
+        left_ms = transfers.resign().time_left(&entry.job),
         lifetime_ms = entry.job.lifetime.map(|lifetime| lifetime.length_ms()),
         ?threshold,
         "dispatching"
@@ -232,7 +234,7 @@ async fn fresh_enough(
     if threshold.is_none() {
         return (Some(entry.job), Vec::new());
     }
-    let budget = transfers.resign_budget(&entry.job);
+    let budget = transfers.resign().budget(&entry.job);
     let mut media = std::collections::HashSet::from([entry.job.media_id.clone()]);
     let mut places = vec![entry.place];
     let mut group = vec![entry.job];
@@ -243,11 +245,11 @@ async fn fresh_enough(
     let mut first = None;
     let mut back = Vec::new();
     let mut ended = Vec::new();
-    let results = transfers.resign_all(group).await;
+    let results = transfers.resign().all(group).await;
     for (index, (place, result)) in places.into_iter().zip(results).enumerate() {
         match result {
             Ok(job) if index == 0 => first = Some(job),
-            Ok(job) => back.push(Entry { place, job }),
+            Ok(job) => back.push(Queued { place, job }),
             Err(finished) => ended.push(finished),
         }
     }

@@ -12,7 +12,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -166,97 +166,13 @@ fn fill_head(head: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// fsync a folder so a rename in it survives a crash (a no-op where
-/// folders cannot be opened, as on Windows). A file system that refuses to
-/// sync folders at all (see [`folder_sync_refused`]) is taken as it is:
-/// its renames are as durable as it makes them, and the files' own
-/// `sync_data` still stands.
-pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        sync_open_folder(&fs_err::File::open(folder)?)?;
-    }
-    #[cfg(not(unix))]
-    let _ = folder;
-    Ok(())
-}
-
-/// What [`sync_folder`] does once the folder is open: the one folder
-/// fsync, also used on folders held open by [`Folder`]. A file system that
-/// does not sync folders at all is taken as it is (see
-/// [`folder_sync_refused`]).
-pub fn sync_open_folder(folder: &fs_err::File) -> std::io::Result<()> {
-    match folder.sync_all() {
-        Err(error) if !folder_sync_refused(&error) => Err(error),
-        _ => Ok(()),
-    }
-}
-
-/// Whether a folder's fsync failed only because its file system does not
-/// sync folders: some FUSE and network file systems answer `EINVAL` (the
-/// error fsync gives for a descriptor that cannot be synced) or
-/// `ENOTSUP`/`EOPNOTSUPP`. Any other error (`EIO`, `ENOSPC`…) means the
-/// rename may not last, and is one.
-pub fn folder_sync_refused(error: &std::io::Error) -> bool {
-    #[cfg(unix)]
-    if let Some(code) = error.raw_os_error() {
-        use rustix::io::Errno;
-        return [Errno::INVAL, Errno::NOTSUP, Errno::OPNOTSUPP]
-            .iter()
-            .any(|refusal| refusal.raw_os_error() == code);
-    }
-    // fs-err's errors keep the kind but not the number.
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn folder(dir: &Path) -> Folder {
         ArchiveDir::open(dir).create_folder(Path::new("")).unwrap()
-    }
-
-    #[test]
-    fn only_a_file_system_that_cannot_sync_folders_is_excused() {
-        use std::io::{Error, ErrorKind};
-        #[cfg(unix)]
-        {
-            use rustix::io::Errno;
-            for refusal in [Errno::INVAL, Errno::NOTSUP, Errno::OPNOTSUPP] {
-                assert!(folder_sync_refused(&Error::from(refusal)), "{refusal:?}");
-            }
-            for failure in [
-                Errno::IO,
-                Errno::NOSPC,
-                Errno::DQUOT,
-                Errno::BADF,
-                Errno::ROFS,
-            ] {
-                assert!(!folder_sync_refused(&Error::from(failure)), "{failure:?}");
-            }
-        }
-        // As fs-err hands them on: the kind without the number.
-        assert!(folder_sync_refused(&Error::new(
-            ErrorKind::InvalidInput,
-            "x"
-        )));
-        assert!(folder_sync_refused(&Error::new(
-            ErrorKind::Unsupported,
-            "x"
-        )));
-        assert!(!folder_sync_refused(&Error::other("x")));
-        assert!(!folder_sync_refused(&Error::new(
-            ErrorKind::StorageFull,
-            "x"
-        )));
-        // And a folder that can be synced is.
-        let dir = tempfile::tempdir().unwrap();
-        sync_folder(dir.path()).unwrap();
-        assert!(sync_folder(&dir.path().join("absent")).is_err());
     }
 
     #[test]

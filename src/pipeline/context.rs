@@ -1,0 +1,82 @@
+//! What every stage of a run shares: the [`Context`] (settings, API
+//! client, store, the archive folder held open, the reporter), the
+//! counters the core keeps while a run goes on, and [`MirrorError`], why a
+//! run could not go on (which picks the exit code).
+
+use std::sync::atomic::AtomicU64;
+
+use crate::api::{ApiClient, ApiError};
+use crate::archive::ArchiveDir;
+use crate::report::Reporter;
+use crate::settings::{Settings, SettingsError};
+use crate::store::{Store, StoreError};
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// `--list` names lists the connection does not have (nothing was
+    /// recorded for them).
+    #[error("the connection has no list {}; its lists are {}", quoted(.missing), if .known.is_empty() { "none".to_owned() } else { quoted(.known) })]
+    UnknownLists {
+        missing: Vec<String>,
+        known: Vec<String>,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl MirrorError {
+    /// The exit code `DESIGN.md` assigns to this kind of failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
+            MirrorError::Api(error) if error.is_auth() => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// `a`, `b`, `c` for a message (at most 20 named).
+fn quoted(items: &[String]) -> String {
+    let mut text: Vec<String> = items
+        .iter()
+        .take(20)
+        .map(|item| format!("`{item}`"))
+        .collect();
+    if items.len() > 20 {
+        text.push(format!("and {} more", items.len() - 20));
+    }
+    text.join(", ")
+}
+
+/// Counts the core keeps while a run goes on (for the summary).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub urls_resigned: AtomicU64,
+    pub resign_calls: AtomicU64,
+    pub expired_urls: AtomicU64,
+    pub transfer_retries: AtomicU64,
+    /// When the first media byte of the run arrived (epoch ms; 0: not yet).
+    pub first_byte_at: std::sync::atomic::AtomicI64,
+}
+
+/// Everything the stages share.
+pub struct Context {
+    pub settings: Settings,
+    pub api: ApiClient,
+    pub store: Store,
+    /// `settings.out`, held open for the per-file checks.
+    pub archive: ArchiveDir,
+    pub reporter: std::sync::Arc<dyn Reporter>,
+    pub counters: Counters,
+}

@@ -1,0 +1,478 @@
+//! One attempt of a transfer, in the order of the fixed transaction:
+//! open the `.part` (re-hashing what it holds) → ask for the bytes not on
+//! disk yet, accepting a resume only as a matching 206 → record the
+//! answer → check the headers (type, length) before any body byte → stream
+//! into the `.part` through its [`PartWriter`] → check the size and the
+//! magic bytes → keep the bytes a change upstream replaces → `sync_data`,
+//! rename, fsync the folder → mark verified.
+//!
+//! Invariants: a check that fails quarantines the bytes, they never reach
+//! the final path; a transient failure keeps (and syncs) the `.part` to
+//! resume from; file and database work runs off the async workers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{StatusCode, header};
+
+use crate::api::error_chain;
+use crate::archive::content::{Sniff, header_agrees, sniff};
+use crate::archive::dir::split_file;
+use crate::archive::paths::part_path;
+use crate::archive::versions::keep_previous;
+use crate::pipeline::context::MirrorError;
+use crate::pipeline::plan::Job;
+use crate::pipeline::transfer::Transfers;
+use crate::pipeline::transfer::part::PartFile;
+use crate::pipeline::transfer::range::{parse_content_range, validator};
+use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
+use crate::redact::{Redacted, scrub};
+use crate::report::TransferId;
+use crate::store::{LocalState, Store, StoreError};
+
+/// Why an attempt did not end in a committed file.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// The media host refused the signed URL: get a fresh one.
+    Expired(StatusCode),
+    /// Worth another attempt after a pause; the `.part` is kept.
+    Transient(String),
+    /// Another attempt would fail the same way.
+    Permanent(String),
+    /// The bytes are not what Vault+ declared; they were quarantined.
+    Verification(String),
+    /// Local trouble (disk, database): the item cannot go on.
+    Local(String),
+    /// A disk is full (the archive's, or the database's): no item can go
+    /// on, so the run stops.
+    DiskFull(MirrorError),
+}
+
+/// A local IO error of an attempt on `part`: a full disk stops the run
+/// (every other transfer would fail the same way), anything else fails
+/// the item.
+fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        return AttemptError::DiskFull(MirrorError::Io {
+            context: format!(
+                "no space left on the disk while writing {}; the bytes so far are kept there to resume when there is room",
+                part.display()
+            ),
+            source: error,
+        });
+    }
+    AttemptError::Local(error.to_string())
+}
+
+/// A database error of an attempt: the disk holding the database being
+/// full stops the run (every other transfer would fail to record the same
+/// way); anything else fails the item.
+fn store_error(error: StoreError) -> AttemptError {
+    match error {
+        StoreError::DiskFull { .. } => AttemptError::DiskFull(error.into()),
+        error => AttemptError::Local(error.to_string()),
+    }
+}
+
+/// A strike against the media host: what its status means for the attempt.
+fn check_status(job: &Job, status: StatusCode) -> Result<(), AttemptError> {
+    match status.as_u16() {
+        200 | 206 => Ok(()),
+        401 | 403 | 410 => Err(AttemptError::Expired(status)),
+        408 | 425 | 429 | 500..=599 => Err(AttemptError::Transient(format!(
+            "the media host answered HTTP {status}"
+        ))),
+        _ => Err(AttemptError::Permanent(format!(
+            "the media host answered HTTP {status} for {}",
+            Redacted::new(&job.url)
+        ))),
+    }
+}
+
+/// Whether a 206 continues the `.part` exactly where it stops.
+fn continues(headers: &header::HeaderMap, resumed: u64, size: u64) -> bool {
+    headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_content_range)
+        .is_some_and(|(first, _, total)| first == resumed && total.is_none_or(|t| t == size))
+}
+
+impl Transfers {
+    /// One attempt: the whole transaction (see the module docs). `slot`
+    /// is given back once every byte is in and checked, so the network
+    /// serves the next transfer while this one waits on the disk.
+    pub(super) async fn attempt(
+        &self,
+        job: &Job,
+        transfer: TransferId,
+        name: &str,
+        received: &mut u64,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), AttemptError> {
+        let part = self.open_part(job).await?;
+        self.context()
+            .reporter
+            .on_start(transfer, name, job.size, part.len());
+        let (response, part, start) = self.negotiate(job, part, transfer).await?;
+        self.record_answer(job, response.headers(), start).await?;
+        let part = self.check_headers(job, &response, part, start).await?;
+        let part = self.stream(job, response, part, transfer, received).await?;
+        let part = self.check_bytes(job, part).await?;
+        drop(slot);
+        self.commit(job, name, part).await
+    }
+
+    /// The job's `.part`, made where missing (a link in the way is
+    /// replaced, never followed) and re-hashed, off the async workers.
+    async fn open_part(&self, job: &Job) -> Result<PartFile, AttemptError> {
+        let context = self.inner.context.clone();
+        let relative = part_path(&job.relative_path);
+        let shown = context.settings.out.join(&relative);
+        let size = job.size;
+        off_reactor(move || {
+            let (folder, name) = split_file(&relative)?;
+            let folder = context.archive.create_folder(folder)?;
+            PartFile::open(folder, name, size)
+        })
+        .await
+        .map_err(|error| local_error(error, &shown))
+    }
+
+    /// Asks for the bytes not on disk yet. A 206 that continues the
+    /// `.part` exactly is taken; any other answer to a resume starts the
+    /// `.part` over from zero. Returns the answer and where it starts.
+    async fn negotiate(
+        &self,
+        job: &Job,
+        mut part: PartFile,
+        transfer: TransferId,
+    ) -> Result<(reqwest::Response, PartFile, u64), AttemptError> {
+        let resumed = part.len();
+        let mut response = self.request(job, resumed).await?;
+        let status = response.status();
+        let start = match status {
+            StatusCode::PARTIAL_CONTENT if resumed > 0 => {
+                if continues(response.headers(), resumed, job.size) {
+                    resumed
+                } else {
+                    // Not the bytes we asked for: start over from zero.
+                    part = self.restart(part, transfer).await?;
+                    response = self.request(job, 0).await?;
+                    0
+                }
+            }
+            StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+                if resumed > 0 {
+                    part = self.restart(part, transfer).await?;
+                }
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    response = self.request(job, 0).await?;
+                }
+                0
+            }
+            _ => 0,
+        };
+        check_status(job, response.status())?;
+        Ok((response, part, start))
+    }
+
+    /// One database write per attempt the media host answered: it is
+    /// counted, and bytes starting from zero get their validator, for a
+    /// later resume.
+    async fn record_answer(
+        &self,
+        job: &Job,
+        headers: &header::HeaderMap,
+        start: u64,
+    ) -> Result<(), AttemptError> {
+        let fresh_validator = (start == 0).then(|| validator(headers));
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| {
+            store.mark_downloading(
+                &media_id,
+                &label,
+                fresh_validator.as_ref().map(Option::as_deref),
+                crate::now_ms(),
+            )
+        })
+        .await
+    }
+
+    /// Checks that need no body, before any bandwidth is spent: the
+    /// `Content-Type` and the announced length.
+    async fn check_headers(
+        &self,
+        job: &Job,
+        response: &reqwest::Response,
+        part: PartFile,
+        start: u64,
+    ) -> Result<PartFile, AttemptError> {
+        let header_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        if !header_agrees(&job.content_type, header_type) {
+            let reason = format!(
+                "the media host sent Content-Type `{}`, Vault+ declared `{}`",
+                header_type.unwrap_or_default(),
+                job.content_type
+            );
+            return Err(self.quarantine(job, part, reason).await);
+        }
+        let remaining = job.size - start;
+        if let Some(announced) = response.content_length()
+            && announced != remaining
+        {
+            let reason = format!(
+                "the media host announced {announced} bytes, {remaining} were expected (Vault+ declared {} in all)",
+                job.size
+            );
+            return Err(self.quarantine(job, part, reason).await);
+        }
+        Ok(part)
+    }
+
+    /// Streams the body into the `.part` (written and hashed on its own
+    /// thread), within `--limit-rate` and the stall timeout. Returns the
+    /// `.part` holding every declared byte.
+    async fn stream(
+        &self,
+        job: &Job,
+        response: reqwest::Response,
+        part: PartFile,
+        transfer: TransferId,
+        received: &mut u64,
+    ) -> Result<PartFile, AttemptError> {
+        let stall = self.context().settings.network.stall_timeout;
+        let shown = self
+            .context()
+            .settings
+            .out
+            .join(part_path(&job.relative_path));
+        let local = |error| local_error(error, &shown);
+        let mut written = part.len();
+        let mut writer = PartWriter::start(part);
+        let mut body = response.bytes_stream();
+        loop {
+            let chunk = match tokio::time::timeout(stall, body.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    let reason = format!(
+                        "the body was cut off at {written} of {} bytes: {}",
+                        job.size,
+                        scrub(&error_chain(&error.without_url()))
+                    );
+                    return Err(self.keep(writer, reason, &shown).await);
+                }
+                Err(_) => {
+                    let reason = format!("stalled: no data for {}s", stall.as_secs());
+                    return Err(self.keep(writer, reason, &shown).await);
+                }
+            };
+            let length = chunk.len() as u64;
+            if written + length > job.size {
+                let part = writer.finish().await.map_err(local)?;
+                let reason = format!(
+                    "the media host sent more than the {} bytes Vault+ declared",
+                    job.size
+                );
+                return Err(self.quarantine(job, part, reason).await);
+            }
+            self.spend_bandwidth(chunk.len()).await;
+            writer.write(chunk).await.map_err(local)?;
+            written += length;
+            *received += length;
+            self.count_bytes(transfer, length);
+        }
+        if written < job.size {
+            let reason = format!("the body ended at {written} of {} bytes", job.size);
+            return Err(self.keep(writer, reason, &shown).await);
+        }
+        writer.finish().await.map_err(local)
+    }
+
+    /// Counts `length` new bytes of `transfer`: for the summary's first
+    /// byte, the re-sign rate, and the reporter.
+    fn count_bytes(&self, transfer: TransferId, length: u64) {
+        let context = self.context();
+        let first_byte_at = &context.counters.first_byte_at;
+        if first_byte_at.load(Ordering::Relaxed) == 0 {
+            let _ = first_byte_at.compare_exchange(
+                0,
+                crate::now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        self.resign()
+            .throughput
+            .bytes
+            .fetch_add(length, Ordering::Relaxed);
+        context.reporter.on_bytes(transfer, length);
+    }
+
+    /// The checks on the whole file: the magic bytes against the declared
+    /// content type.
+    async fn check_bytes(&self, job: &Job, part: PartFile) -> Result<PartFile, AttemptError> {
+        let reason = match sniff(&job.content_type, part.head()) {
+            Sniff::Agrees | Sniff::NotCheckable => return Ok(part),
+            Sniff::Disagrees(found) => format!(
+                "the file's bytes are {found}, Vault+ declared `{}`",
+                job.content_type
+            ),
+            Sniff::Unrecognised => format!(
+                "the file's bytes are not {} (unrecognised signature)",
+                job.content_type
+            ),
+        };
+        Err(self.quarantine(job, part, reason).await)
+    }
+
+    /// Every byte is in and checked: the bytes a change upstream replaces
+    /// go to `.versions/` (or, no longer as verified, to the quarantine),
+    /// the `.part` takes the final name, and the variant is verified.
+    async fn commit(&self, job: &Job, name: &str, part: PartFile) -> Result<(), AttemptError> {
+        let context = self.inner.context.clone();
+        let shown = context.settings.out.join(&job.relative_path);
+        let size = part.len();
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let final_path = job.relative_path.clone();
+        let (sha256, replaced) = off_reactor(move || {
+            let replaced = keep_previous(
+                &context.store,
+                &context.archive,
+                &media_id,
+                &label,
+                &final_path,
+                &part.sha256(),
+            )
+            .map_err(std::io::Error::other)?;
+            let final_name = final_path.file_name().unwrap_or_default();
+            part.commit(final_name).map(|sha256| (sha256, replaced))
+        })
+        .await
+        .map_err(|error| local_error(error, &shown))?;
+        for aside in &replaced.quarantined {
+            self.context().reporter.on_note(&format!(
+                "{name}: the bytes at {} were not kept as a previous version ({}); they are in {}",
+                aside.from, aside.reason, aside.to
+            ));
+        }
+        let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| {
+            store.mark_verified(
+                &media_id,
+                &label,
+                &relative,
+                &sha256,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                crate::now_ms(),
+            )
+        })
+        .await
+    }
+
+    /// A database write, off the async workers.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AttemptError> {
+        let context = Arc::clone(&self.inner.context);
+        tokio::task::spawn_blocking(move || write(&context.store))
+            .await
+            .map_err(|error| AttemptError::Local(error.to_string()))?
+            .map_err(store_error)
+    }
+
+    /// Waits until `--limit-rate` allows `bytes` more (no-op without a cap).
+    async fn spend_bandwidth(&self, bytes: usize) {
+        if let Some(bandwidth) = &self.inner.bandwidth {
+            bandwidth.spend(bytes).await;
+        }
+    }
+
+    /// Asks the media host for the job's bytes from `offset` on.
+    async fn request(&self, job: &Job, offset: u64) -> Result<reqwest::Response, AttemptError> {
+        let stall: Duration = self.context().settings.network.stall_timeout;
+        let mut request = self.inner.http.get(job.url.clone());
+        if offset > 0 {
+            request = request.header(header::RANGE, format!("bytes={offset}-"));
+            if let Some(validator) = &job.part_validator {
+                request = request.header(header::IF_RANGE, validator);
+            }
+        }
+        match tokio::time::timeout(stall, request.send()).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(AttemptError::Transient(format!(
+                "request failed: {}",
+                scrub(&error_chain(&error.without_url()))
+            ))),
+            Err(_) => Err(AttemptError::Transient(format!(
+                "no answer from the media host within {}s",
+                stall.as_secs()
+            ))),
+        }
+    }
+
+    /// Drops every byte of the `.part`: the transfer starts over.
+    async fn restart(
+        &self,
+        mut part: PartFile,
+        transfer: TransferId,
+    ) -> Result<PartFile, AttemptError> {
+        self.context().reporter.on_rewind(transfer, part.len());
+        off_reactor(move || part.reset().map(|()| part))
+            .await
+            .map_err(|error| AttemptError::Local(error.to_string()))
+    }
+
+    /// A transient failure mid-body: the bytes so far are made durable to
+    /// resume from, and the attempt ends with `reason`.
+    async fn keep(
+        &self,
+        writer: PartWriter,
+        reason: String,
+        shown: &std::path::Path,
+    ) -> AttemptError {
+        let kept = match writer.finish().await {
+            Ok(mut part) => off_reactor(move || part.keep()).await,
+            Err(error) => Err(error),
+        };
+        match kept {
+            Ok(()) => AttemptError::Transient(reason),
+            Err(error) => local_error(error, shown),
+        }
+    }
+
+    /// Sets failed bytes aside under `.vault-mirror/quarantine/` (kept for
+    /// inspection; the next quarantine of the same variant replaces them).
+    async fn quarantine(&self, job: &Job, part: PartFile, reason: String) -> AttemptError {
+        let context = self.inner.context.clone();
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let file_name = job.relative_path.file_name().unwrap_or_default().to_owned();
+        let recorded = reason.clone();
+        let set_aside = off_reactor(move || {
+            part.quarantine(&context.archive, &media_id, &file_name)?;
+            let _ = context.store.mark_unfinished(
+                &media_id,
+                &label,
+                LocalState::Quarantined,
+                &recorded,
+                crate::now_ms(),
+            );
+            Ok(())
+        })
+        .await;
+        match set_aside {
+            Ok(()) => AttemptError::Verification(reason),
+            Err(error) => AttemptError::Local(format!(
+                "{reason}; and setting the bytes aside failed: {error}"
+            )),
+        }
+    }
+}

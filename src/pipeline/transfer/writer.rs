@@ -1,0 +1,108 @@
+//! The blocking half of a transfer: a `.part` is written, hashed (sha256)
+//! and counted on a blocking thread, fed chunks by the network task
+//! through a short channel, so a slow disk or a CPU without SHA
+//! extensions never stalls the async workers, and the hashing of
+//! concurrent transfers runs on every core.
+//!
+//! Invariants: chunks are written in the order they arrived; when the
+//! network task goes away (an error, a stop signal), the writer still
+//! writes what it was handed and flushes, so a later run resumes from
+//! every byte received.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::pipeline::transfer::part::PartFile;
+
+/// Chunks in flight between the network and the disk: enough to ride out
+/// a short stall of either, little enough to hold no more than a few
+/// hundred kilobytes per transfer.
+const IN_FLIGHT: usize = 16;
+
+/// Runs blocking file-system work off the async workers.
+pub async fn off_reactor<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// The writer of one attempt's `.part`.
+pub struct PartWriter {
+    chunks: Option<mpsc::Sender<Bytes>>,
+    task: Option<JoinHandle<std::io::Result<PartFile>>>,
+}
+
+impl PartWriter {
+    /// Starts writing after the bytes `part` already holds.
+    pub fn start(mut part: PartFile) -> Self {
+        let (chunks, mut incoming) = mpsc::channel::<Bytes>(IN_FLIGHT);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = incoming.blocking_recv() {
+                simulated_disk_full(chunk.len())?;
+                part.write(&chunk)?;
+            }
+            Ok(part)
+        });
+        PartWriter {
+            chunks: Some(chunks),
+            task: Some(task),
+        }
+    }
+
+    /// Hands `chunk` to the writer (waits while it is behind). An error
+    /// is the writer's own: it stopped on it.
+    pub async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        let sent = match &self.chunks {
+            Some(chunks) => chunks.send(chunk).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.chunks = None;
+        match self.join().await {
+            Err(error) => Err(error),
+            Ok(_) => Err(std::io::Error::other("the .part writer stopped")),
+        }
+    }
+
+    /// Waits until every chunk is written; gives the `.part` back.
+    pub async fn finish(mut self) -> std::io::Result<PartFile> {
+        self.chunks = None;
+        self.join().await
+    }
+
+    async fn join(&mut self) -> std::io::Result<PartFile> {
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Err(std::io::Error::other("the .part writer already stopped")),
+        }
+    }
+}
+
+/// Test suites: `VAULT_MIRROR_TEST_DISK_FULL_AFTER=<bytes>` makes writes
+/// fail as on a full disk once that many bytes were written by this
+/// process, so a full disk can be tested without filling one.
+fn simulated_disk_full(bytes: usize) -> std::io::Result<()> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = *LIMIT.get_or_init(|| {
+        std::env::var("VAULT_MIRROR_TEST_DISK_FULL_AFTER")
+            .ok()
+            .and_then(|text| text.parse().ok())
+    }) else {
+        return Ok(());
+    };
+    if WRITTEN.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device (simulated)",
+        ));
+    }
+    Ok(())
+}
