@@ -13,19 +13,17 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::api::models::MediaItem;
 use crate::api::{ApiClient, BATCH_LIMIT};
 use crate::archive::ArchiveDir;
 use crate::archive::paths::part_path;
+use crate::pipeline::context::MirrorError;
+use crate::pipeline::lists;
+use crate::pipeline::membership::{self, Members};
 use crate::pipeline::plan::{Decision, decide};
-use crate::pipeline::{MirrorError, lists::is_fatal};
+use crate::pipeline::resign::ASSUMED_RATE;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Quality, Settings};
 use crate::store::{LocalState, LocalVariant, Store};
-
-/// Until a real run measures better, transfers are assumed to go this fast
-/// each (the download stage assumes the same).
-const ASSUMED_RATE: f64 = 512.0 * 1024.0;
 
 /// A number of variants (or files) and their bytes.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -123,33 +121,33 @@ pub async fn dry_run(
         errors: Vec::new(),
     };
 
-    reporter.on_stage(Stage::Lists, "reading the connection's vault lists");
-    let selected = select_lists(settings, &api, store.as_ref(), reporter.as_ref()).await?;
+    let selected = lists::read(
+        &api,
+        &settings.mirror.lists,
+        store.as_ref(),
+        reporter.as_ref(),
+    )
+    .await?
+    .lists;
     let mut media_ids = std::collections::BTreeSet::new();
-    for (list_id, name) in &selected {
-        reporter.on_stage(
-            Stage::Membership,
-            &format!("reading members of list {list_id}"),
-        );
-        let members: Vec<String> = match api.list_members(list_id).await {
-            Ok((members, _)) => members
-                .iter()
-                .filter_map(|member| member.id().map(str::to_owned))
-                .collect(),
-            Err(error) if is_fatal(&error) => return Err(error.into()),
-            Err(error) => {
-                plan.errors.push(format!(
-                    "members of list {list_id} could not be read ({error}); using the last known members"
-                ));
+    for list in &selected {
+        let members: Vec<String> = match membership::read(&api, reporter.as_ref(), &list.list_id)
+            .await?
+        {
+            Members::Read { members, .. } => {
+                members.into_iter().map(|member| member.media_id).collect()
+            }
+            Members::Unreadable { text, .. } => {
+                plan.errors.push(text);
                 match &store {
-                    Some(store) => store.current_members(std::slice::from_ref(list_id))?,
+                    Some(store) => store.current_members(std::slice::from_ref(&list.list_id))?,
                     None => Vec::new(),
                 }
             }
         };
         plan.lists.push(ListPlan {
-            id: list_id.clone(),
-            name: name.clone(),
+            id: list.list_id.clone(),
+            name: list.name.clone(),
             members: members.len(),
         });
         media_ids.extend(members);
@@ -190,14 +188,9 @@ pub async fn dry_run(
             None => Default::default(),
         };
         let server_now = api.clock().now_ms();
-        let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
-        let items: Vec<&MediaItem> = batch
-            .items
-            .iter()
-            .filter(|item| item.id.as_deref().is_some_and(|id| asked.contains(id)))
-            .collect();
-        let described: HashSet<&str> = items.iter().filter_map(|item| item.id.as_deref()).collect();
-        plan.pending += asked.difference(&described).count() as u64;
+        // The client keeps only asked ids, each once: the rest are pending.
+        let items = &batch.items;
+        plan.pending += (chunk.len() - items.len()) as u64;
         let mut fetches = Vec::new();
         for item in items {
             let Some(media_id) = item.id.as_deref() else {
@@ -250,7 +243,7 @@ pub async fn dry_run(
     plan.errors
         .extend(settings.mirror.quality.unmatched(&labels_seen));
     if let Some(store) = &store {
-        let list_ids: Vec<String> = selected.iter().map(|(id, _)| id.clone()).collect();
+        let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
         let current: HashSet<String> = media_ids.iter().cloned().collect();
         for file in store.prune_candidates(&list_ids, &current)? {
             plan.prune.add(file.size);
@@ -262,48 +255,6 @@ pub async fn dry_run(
             settings.mirror.prune && plan.prune_files.len() > settings.mirror.max_delete;
     }
     Ok(plan)
-}
-
-/// The lists a run would mirror: `--list` ids, or every list of the
-/// connection, as (id, name).
-async fn select_lists(
-    settings: &Settings,
-    api: &ApiClient,
-    store: Option<&Store>,
-    reporter: &dyn Reporter,
-) -> Result<Vec<(String, String)>, MirrorError> {
-    let wanted = &settings.mirror.lists;
-    let remote: Vec<(String, String)> = match api.vault_lists().await {
-        Ok(lists) => lists
-            .into_iter()
-            .filter_map(|list| Some((list.id?, list.name.unwrap_or_default())))
-            .collect(),
-        Err(error) if !wanted.is_empty() && !error.is_auth() => {
-            reporter.on_note(&format!(
-                "could not read list names ({error}); using the ids given"
-            ));
-            Vec::new()
-        }
-        Err(error) => return Err(error.into()),
-    };
-    if wanted.is_empty() {
-        return Ok(remote);
-    }
-    let mut selected: Vec<(String, String)> = Vec::new();
-    for list_id in wanted {
-        if selected.iter().any(|(id, _)| id == list_id) {
-            continue;
-        }
-        let name = match remote.iter().find(|(id, _)| id == list_id) {
-            Some((_, name)) => name.clone(),
-            None => match store {
-                Some(store) => store.list_name(list_id)?.unwrap_or_default(),
-                None => String::new(),
-            },
-        };
-        selected.push((list_id.clone(), name));
-    }
-    Ok(selected)
 }
 
 fn never_seen() -> LocalVariant {

@@ -14,7 +14,7 @@ use crate::archive::ArchiveError;
 use crate::archive::export::{ExportSummary, export};
 use crate::archive::prune::{PruneSummary, prune};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
-use crate::pipeline::{Context, MirrorError};
+use crate::pipeline::context::{Context, MirrorError};
 use crate::store::VersionRecord;
 
 /// What the finish stage did.

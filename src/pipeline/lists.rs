@@ -1,22 +1,43 @@
 //! Stage 1, lists: which lists this run mirrors — those named by `--list`,
 //! or every list of the connection (Access API, offset paging).
+//!
+//! A read half ([`read`]: the API, and the database for names only, never
+//! written) that `mirror --dry-run` shares, and a record half ([`select`]
+//! records what was read).
 
-use crate::api::ApiError;
-use crate::pipeline::{Context, MirrorError};
-use crate::report::Stage;
-use crate::store::ListRecord;
+use crate::api::{ApiClient, ApiError};
+use crate::pipeline::context::{Context, MirrorError};
+use crate::report::{Reporter, Stage};
+use crate::store::{ListRecord, Store};
 
-pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
-    let wanted = &context.settings.mirror.lists;
-    context
-        .reporter
-        .on_stage(Stage::Lists, "reading the connection's vault lists");
-    let (remote, listing_read) = match context.api.vault_lists().await {
+/// What the lists stage read.
+pub struct Selection {
+    /// The lists to mirror, each once, in the order asked.
+    pub lists: Vec<ListRecord>,
+    /// Whether these are every list of the connection, as its own listing
+    /// gave them (then lists missing from it are gone upstream).
+    pub whole_connection: bool,
+}
+
+/// The read half: the connection's listing, and the `--list` ids checked
+/// against it. An id the listing does not hold is a typo or another
+/// connection's list: an error, before anything is recorded (a row for
+/// it would stay behind as a list "gone" upstream). Where the listing
+/// cannot be read (a key without `vault:read`), `--list` ids go on with
+/// the names `store` knows.
+pub async fn read(
+    api: &ApiClient,
+    wanted: &[String],
+    store: Option<&Store>,
+    reporter: &dyn Reporter,
+) -> Result<Selection, MirrorError> {
+    reporter.on_stage(Stage::Lists, "reading the connection's vault lists");
+    let (remote, listing_read) = match api.vault_lists().await {
         Ok(remote) => (remote, true),
-        // With `--list` the ids are known: a listing we may not read (a key
-        // without `vault:read`) costs only the names.
+        // With `--list` the ids are known: a listing we may not read costs
+        // only the names.
         Err(error) if !wanted.is_empty() && !error.is_auth() => {
-            context.reporter.on_note(&format!(
+            reporter.on_note(&format!(
                 "could not read list names ({error}); using the ids given"
             ));
             (Vec::new(), false)
@@ -33,16 +54,13 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
             })
         })
         .collect();
-    let now = crate::now_ms();
     if wanted.is_empty() {
-        context
-            .store
-            .record_lists(&records, !records.is_empty(), now)?;
-        return Ok(records);
+        let whole_connection = !records.is_empty();
+        return Ok(Selection {
+            lists: records,
+            whole_connection,
+        });
     }
-    // An id the listing does not hold is a typo or another connection's
-    // list: stop before anything is recorded (a row for it would stay
-    // behind as a list "gone" upstream).
     let missing: Vec<String> = wanted
         .iter()
         .filter(|list_id| !records.iter().any(|record| &&record.list_id == list_id))
@@ -57,25 +75,46 @@ pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
                 .collect(),
         });
     }
-    let mut selected = Vec::new();
+    let mut selected: Vec<ListRecord> = Vec::new();
     for list_id in wanted {
+        if selected.iter().any(|known| &known.list_id == list_id) {
+            continue;
+        }
         let record = match records.iter().find(|record| &record.list_id == list_id) {
             Some(record) => record.clone(),
             None => ListRecord {
                 list_id: list_id.clone(),
-                name: context.store.list_name(list_id)?.unwrap_or_default(),
+                name: match store {
+                    Some(store) => store.list_name(list_id)?.unwrap_or_default(),
+                    None => String::new(),
+                },
                 list_type: None,
             },
         };
-        if !selected
-            .iter()
-            .any(|known: &ListRecord| known.list_id == record.list_id)
-        {
-            selected.push(record);
-        }
+        selected.push(record);
     }
-    context.store.record_lists(&selected, false, now)?;
-    Ok(selected)
+    Ok(Selection {
+        lists: selected,
+        whole_connection: false,
+    })
+}
+
+/// The stage: [`read`], then the lists recorded (and, when the whole
+/// connection was read, the lists it no longer has marked gone).
+pub async fn select(context: &Context) -> Result<Vec<ListRecord>, MirrorError> {
+    let selection = read(
+        &context.api,
+        &context.settings.mirror.lists,
+        Some(&context.store),
+        context.reporter.as_ref(),
+    )
+    .await?;
+    context.store.record_lists(
+        &selection.lists,
+        selection.whole_connection,
+        crate::now_ms(),
+    )?;
+    Ok(selection.lists)
 }
 
 /// Whether an error for one list should stop the whole run.

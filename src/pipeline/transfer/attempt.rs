@@ -22,9 +22,11 @@ use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
 use crate::archive::paths::part_path;
 use crate::archive::versions::keep_previous;
+use crate::pipeline::bandwidth::Bandwidth;
+use crate::pipeline::context::Context;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::plan::Job;
-use crate::pipeline::transfer::Transfers;
+use crate::pipeline::resign::Resign;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::range::{parse_content_range, validator};
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
@@ -100,11 +102,20 @@ fn continues(headers: &header::HeaderMap, resumed: u64, size: u64) -> bool {
         .is_some_and(|(first, _, total)| first == resumed && total.is_none_or(|t| t == size))
 }
 
-impl Transfers {
+/// What one attempt works with: the run's context, the media host's
+/// HTTP client, `--limit-rate`, and re-signing's rate measurement.
+pub struct Attempt<'a> {
+    pub context: &'a Arc<Context>,
+    pub http: &'a reqwest::Client,
+    pub bandwidth: Option<&'a Bandwidth>,
+    pub resign: &'a Resign,
+}
+
+impl Attempt<'_> {
     /// One attempt: the whole transaction (see the module docs). `slot`
     /// is given back once every byte is in and checked, so the network
     /// serves the next transfer while this one waits on the disk.
-    pub(super) async fn attempt(
+    pub async fn run(
         &self,
         job: &Job,
         transfer: TransferId,
@@ -113,7 +124,7 @@ impl Transfers {
         slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), AttemptError> {
         let part = self.open_part(job).await?;
-        self.context()
+        self.context
             .reporter
             .on_start(transfer, name, job.size, part.len());
         let (response, part, start) = self.negotiate(job, part, transfer).await?;
@@ -128,7 +139,7 @@ impl Transfers {
     /// The job's `.part`, made where missing (a link in the way is
     /// replaced, never followed) and re-hashed, off the async workers.
     async fn open_part(&self, job: &Job) -> Result<PartFile, AttemptError> {
-        let context = self.inner.context.clone();
+        let context = self.context.clone();
         let relative = part_path(&job.relative_path);
         let shown = context.settings.out.join(&relative);
         let size = job.size;
@@ -246,9 +257,9 @@ impl Transfers {
         transfer: TransferId,
         received: &mut u64,
     ) -> Result<PartFile, AttemptError> {
-        let stall = self.context().settings.network.stall_timeout;
+        let stall = self.context.settings.network.stall_timeout;
         let shown = self
-            .context()
+            .context
             .settings
             .out
             .join(part_path(&job.relative_path));
@@ -298,7 +309,7 @@ impl Transfers {
     /// Counts `length` new bytes of `transfer`: for the summary's first
     /// byte, the re-sign rate, and the reporter.
     fn count_bytes(&self, transfer: TransferId, length: u64) {
-        let context = self.context();
+        let context = self.context;
         let first_byte_at = &context.counters.first_byte_at;
         if first_byte_at.load(Ordering::Relaxed) == 0 {
             let _ = first_byte_at.compare_exchange(
@@ -308,7 +319,7 @@ impl Transfers {
                 Ordering::Relaxed,
             );
         }
-        self.resign()
+        self.resign
             .throughput
             .bytes
             .fetch_add(length, Ordering::Relaxed);
@@ -336,7 +347,7 @@ impl Transfers {
     /// go to `.versions/` (or, no longer as verified, to the quarantine),
     /// the `.part` takes the final name, and the variant is verified.
     async fn commit(&self, job: &Job, name: &str, part: PartFile) -> Result<(), AttemptError> {
-        let context = self.inner.context.clone();
+        let context = self.context.clone();
         let shown = context.settings.out.join(&job.relative_path);
         let size = part.len();
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
@@ -357,7 +368,7 @@ impl Transfers {
         .await
         .map_err(|error| local_error(error, &shown))?;
         for aside in &replaced.quarantined {
-            self.context().reporter.on_note(&format!(
+            self.context.reporter.on_note(&format!(
                 "{name}: the bytes at {} were not kept as a previous version ({}); they are in {}",
                 aside.from, aside.reason, aside.to
             ));
@@ -382,7 +393,7 @@ impl Transfers {
         &self,
         write: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, AttemptError> {
-        let context = Arc::clone(&self.inner.context);
+        let context = Arc::clone(self.context);
         tokio::task::spawn_blocking(move || write(&context.store))
             .await
             .map_err(|error| AttemptError::Local(error.to_string()))?
@@ -391,15 +402,15 @@ impl Transfers {
 
     /// Waits until `--limit-rate` allows `bytes` more (no-op without a cap).
     async fn spend_bandwidth(&self, bytes: usize) {
-        if let Some(bandwidth) = &self.inner.bandwidth {
+        if let Some(bandwidth) = &self.bandwidth {
             bandwidth.spend(bytes).await;
         }
     }
 
     /// Asks the media host for the job's bytes from `offset` on.
     async fn request(&self, job: &Job, offset: u64) -> Result<reqwest::Response, AttemptError> {
-        let stall: Duration = self.context().settings.network.stall_timeout;
-        let mut request = self.inner.http.get(job.url.clone());
+        let stall: Duration = self.context.settings.network.stall_timeout;
+        let mut request = self.http.get(job.url.clone());
         if offset > 0 {
             request = request.header(header::RANGE, format!("bytes={offset}-"));
             if let Some(validator) = &job.part_validator {
@@ -425,7 +436,7 @@ impl Transfers {
         mut part: PartFile,
         transfer: TransferId,
     ) -> Result<PartFile, AttemptError> {
-        self.context().reporter.on_rewind(transfer, part.len());
+        self.context.reporter.on_rewind(transfer, part.len());
         off_reactor(move || part.reset().map(|()| part))
             .await
             .map_err(|error| AttemptError::Local(error.to_string()))
@@ -452,7 +463,7 @@ impl Transfers {
     /// Sets failed bytes aside under `.vault-mirror/quarantine/` (kept for
     /// inspection; the next quarantine of the same variant replaces them).
     async fn quarantine(&self, job: &Job, part: PartFile, reason: String) -> AttemptError {
-        let context = self.inner.context.clone();
+        let context = self.context.clone();
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let file_name = job.relative_path.file_name().unwrap_or_default().to_owned();
         let recorded = reason.clone();

@@ -35,7 +35,7 @@ use crate::pipeline::plan::Job;
 use crate::pipeline::resign::Resign;
 use crate::report::TransferId;
 use crate::store::LocalState;
-use attempt::AttemptError;
+use attempt::{Attempt, AttemptError};
 
 /// The transfers of one run: the media host's HTTP client, the transfer
 /// slots (`--jobs`), `--limit-rate`, and re-signing. Cheap to clone (one
@@ -182,8 +182,14 @@ impl Transfers {
             }
             let transfer = TransferId::next();
             let (started, before) = (Instant::now(), tries.received);
-            let result = self
-                .attempt(&job, transfer, &name, &mut tries.received, slot)
+            let attempt = Attempt {
+                context: &self.inner.context,
+                http: &self.inner.http,
+                bandwidth: self.inner.bandwidth.as_ref(),
+                resign: &self.inner.resign,
+            };
+            let result = attempt
+                .run(&job, transfer, &name, &mut tries.received, slot)
                 .await;
             self.resign()
                 .throughput
