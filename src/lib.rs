@@ -23,6 +23,7 @@ pub mod redact;
 pub mod report;
 pub mod settings;
 pub mod store;
+pub mod units;
 
 /// Milliseconds since the Unix epoch, the unit the API uses for timestamps.
 pub fn now_ms() -> i64 {

@@ -1,0 +1,111 @@
+//! The `runs` table: one row per command run, begun when it starts and
+//! finished with its outcome, exit code and JSON summary.
+//!
+//! Invariant: a row without `finished_at` is a run still going, or one that
+//! was killed; nothing else marks a run as interrupted.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, rows};
+
+/// One row of the `runs` table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunRecord {
+    pub run_id: i64,
+    pub command: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// `complete`, `partial`, `failed`, …; None while running or if it was killed.
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+impl Store {
+    /// Starts a run record; returns its id.
+    pub fn begin_run(&self, command: &str, now: i64) -> Result<i64, StoreError> {
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO runs (command, started_at) VALUES (?1, ?2)",
+                params![command, now],
+            )?;
+            Ok(connection.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &str,
+        exit_code: i32,
+        summary: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, exit_code = ?4, summary = ?5
+                 WHERE run_id = ?1",
+                params![run_id, now, outcome, exit_code, summary],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The latest run of each command, the most recent first.
+    pub fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.with(|connection| {
+            rows(
+                connection,
+                "SELECT run_id, command, started_at, finished_at, outcome, exit_code FROM runs
+                 WHERE run_id IN (SELECT max(run_id) FROM runs GROUP BY command)
+                 ORDER BY run_id DESC",
+                [],
+                |row| {
+                    Ok(RunRecord {
+                        run_id: row.get(0)?,
+                        command: row.get(1)?,
+                        started_at: row.get(2)?,
+                        finished_at: row.get(3)?,
+                        outcome: row.get(4)?,
+                        exit_code: row.get(5)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// The summary JSON a run recorded, if any.
+    pub fn run_summary(&self, run_id: i64) -> Result<Option<String>, StoreError> {
+        self.with(|connection| {
+            connection
+                .query_row(
+                    "SELECT summary FROM runs WHERE run_id = ?1",
+                    params![run_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map(Option::flatten)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing;
+
+    #[test]
+    fn the_latest_run_of_each_command_with_its_summary() {
+        let (_dir, store) = testing::open();
+        let first = store.begin_run("mirror", 1).unwrap();
+        store.finish_run(first, "partial", 4, "{}", 2).unwrap();
+        let second = store.begin_run("mirror", 3).unwrap();
+        let verify = store.begin_run("verify", 4).unwrap();
+        let runs = store.last_runs().unwrap();
+        let ids: Vec<i64> = runs.iter().map(|run| run.run_id).collect();
+        assert_eq!(ids, [verify, second]);
+        assert_eq!(runs[1].finished_at, None);
+        assert_eq!(store.run_summary(first).unwrap().as_deref(), Some("{}"));
+        assert_eq!(store.run_summary(second).unwrap(), None);
+        assert_eq!(store.run_summary(99).unwrap(), None);
+    }
+}
