@@ -21,6 +21,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use toml::de::{DeTable, DeValue};
 
+use crate::settings::ConfigError;
 use crate::settings::{Quality, Settings, parse_base_url};
 
 /// `<out>/vault-mirror.toml`: read when no `--config` is given.
@@ -140,29 +141,6 @@ pub const OPTIONS: &[ConfigOption] = &[
     }),
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {}, line {line}: {reason}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-    #[error("config file {}, line {line}, `{key}`: {reason}", path.display())]
-    Key {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        reason: String,
-    },
-}
-
 /// Where the file came from, which decides what it may set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -177,11 +155,11 @@ pub enum Origin {
 pub struct ConfigFile {
     path: PathBuf,
     folder: PathBuf,
-    entries: Vec<Entry>,
+    entries: Vec<Setting>,
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Setting {
     key: String,
     line: usize,
     value: Raw,
@@ -259,7 +237,7 @@ impl ConfigFile {
     }
 
     fn add(&mut self, key: String, line: usize, value: &DeValue<'_>) -> Result<(), ConfigError> {
-        let entry = Entry {
+        let entry = Setting {
             key,
             line,
             value: Raw::from_toml(value),
@@ -281,7 +259,7 @@ impl ConfigFile {
         self.entry(key).is_some()
     }
 
-    fn entry(&self, key: &str) -> Option<&Entry> {
+    fn entry(&self, key: &str) -> Option<&Setting> {
         self.entries.iter().find(|entry| entry.key == key)
     }
 
@@ -300,7 +278,7 @@ impl ConfigFile {
         Ok(())
     }
 
-    fn error(&self, entry: &Entry, reason: String) -> ConfigError {
+    fn error(&self, entry: &Setting, reason: String) -> ConfigError {
         ConfigError::Key {
             path: self.path.clone(),
             line: entry.line,

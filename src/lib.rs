@@ -18,6 +18,7 @@ pub mod archive;
 pub mod config;
 pub mod fake;
 pub mod lock;
+pub mod names;
 pub mod pipeline;
 pub mod redact;
 pub mod report;

@@ -23,6 +23,10 @@ pub struct Output {
     pub verbose: u8,
 }
 
+/// The default of `--max-delete`: a prune that would delete more files
+/// than this deletes none (the guard against a list emptied by mistake).
+pub const DEFAULT_MAX_DELETE: usize = 50;
+
 /// Which variant labels to mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Quality {
@@ -128,7 +132,7 @@ impl Default for MirrorSettings {
             limit_rate: None,
             dry_run: false,
             prune: false,
-            max_delete: crate::archive::prune::DEFAULT_MAX_DELETE,
+            max_delete: DEFAULT_MAX_DELETE,
             export: false,
             min_free: None,
             assume_free: None,
@@ -204,7 +208,31 @@ pub enum SettingsError {
     #[error("invalid {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
+}
+
+/// Why the config file could not be used (its path and line named).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}, line {line}: {reason}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("config file {}, line {line}, `{key}`: {reason}", path.display())]
+    Key {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
 }
 
 impl Settings {

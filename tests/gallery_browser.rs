@@ -417,7 +417,7 @@ async fn fifty_thousand_media_render_one_page_at_a_time() {
     let Some(browser) = Browser::find() else {
         return;
     };
-    use vault_mirror::archive::export::Snapshot;
+    use vault_mirror::archive::snapshot::Snapshot;
     use vault_mirror::store::{ArchiveList, ArchivedVariant};
     let out = tempfile::tempdir().unwrap();
     let count = 50_000;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::archive::export::Snapshot;
+use crate::archive::snapshot::Snapshot;
 
 const TEMPLATE: &str = include_str!("gallery.html");
 const DATA_SLOT: &str = "{{VAULT_DATA}}";

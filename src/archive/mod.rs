@@ -21,6 +21,7 @@ pub mod export;
 pub mod gallery;
 pub mod paths;
 pub mod prune;
+pub mod snapshot;
 pub mod space;
 pub mod verify;
 pub mod versions;

@@ -22,9 +22,6 @@ use crate::archive::paths::safe_name;
 use crate::archive::{ArchiveDir, ArchiveError, BYTE_FOLDERS};
 use crate::store::{PrunedFile, Store};
 
-/// The default of `--max-delete`.
-pub const DEFAULT_MAX_DELETE: usize = 50;
-
 /// What a prune did, or would do.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct PruneSummary {

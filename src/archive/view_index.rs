@@ -16,11 +16,16 @@
 //!   `index.html` is never taken for one.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::archive::archive_path;
-use crate::archive::views::Wanted;
 use crate::human_bytes;
+
+/// A file a view shows: its path inside the archive and its size.
+pub struct Wanted {
+    pub target: PathBuf,
+    pub size: u64,
+}
 
 /// The index files of a view.
 pub const PAGE_NAME: &str = "index.html";

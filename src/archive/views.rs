@@ -40,13 +40,14 @@
 //!   ever sees half of one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::durable::sync_folder;
 use crate::archive::paths::safe_name;
+use crate::archive::view_index::Wanted;
 use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
 use crate::archive::{ArchiveDir, ArchiveError, archive_path, write_atomically};
 use crate::store::{Store, ViewState};
@@ -90,12 +91,6 @@ enum Form {
     Hard,
     /// No link works here: an index of relative paths.
     Index,
-}
-
-/// A file a view shows: its path inside the archive and its size.
-pub(super) struct Wanted {
-    pub(super) target: PathBuf,
-    pub(super) size: u64,
 }
 
 /// A readable, file-system-safe slug of a list name: lowercase ASCII

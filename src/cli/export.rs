@@ -8,14 +8,14 @@ use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, Settings};
 use vault_mirror::store::Store;
 
-use super::Failure;
+use super::failure::Failure;
 
 /// `export`: the archive index from the database alone (no network, no key).
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     // No archive there (a typo in `--out`): say so, and create nothing.
     drop(super::status::open(settings)?);
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
-    let _lock = super::lock(settings, "export")?;
+    let _lock = super::lock::lock(settings, "export")?;
     let store = Store::open(&settings.db).map_err(MirrorError::from)?;
     let out = settings.out.clone();
     let summary = tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))

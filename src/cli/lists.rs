@@ -10,7 +10,7 @@ use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::Settings;
 use vault_mirror::store::{ListFigures, Store};
 
-use super::Failure;
+use super::failure::Failure;
 use super::progress;
 use super::table::{Align, Table, shown};
 

@@ -19,7 +19,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use vault_mirror::redact;
 use vault_mirror::settings::Settings;
 
-use super::Failure;
+use super::failure::Failure;
 use super::progress::{EVENTS, colour_wanted};
 
 /// Starts logging for this process (once; later calls do nothing).

@@ -10,14 +10,16 @@ use vault_mirror::settings::{Output, Settings};
 use vault_mirror::store::Store;
 
 use super::args::{DemoArgs, FakeServerArgs};
+use super::failure::Failure;
+use super::lock::lock;
 use super::progress::{self, EVENTS};
-use super::{Failure, lock, logging, settings as cli_settings};
+use super::{logging, settings as cli_settings};
 
 /// Runs the pipeline; the first stop signal ends it gracefully (see
-/// [`super::graceful_stop`]), with a summary and exit 130 or 143.
+/// [`super::stop::graceful_stop`]), with a summary and exit 130 or 143.
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     let display = Arc::new(progress::display_for(settings.output));
-    let stop = super::graceful_stop(display.clone());
+    let stop = super::stop::graceful_stop(display.clone());
     let result = pipeline::mirror_until(settings, display.clone(), stop).await;
     display.finish();
     let summary = result?;
@@ -251,7 +253,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
         "serving {} media until interrupted (Ctrl-C or SIGTERM)",
         args.media
     );
-    super::stop_signal().await;
+    super::stop::stop_signal().await;
     // What the server saw, for whoever measures a run against it.
     eprintln!(
         "{}",

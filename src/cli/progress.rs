@@ -208,6 +208,10 @@ impl Bars {
         } else {
             &self.growing_style
         };
+        // The counter first: a frame drawn in between would show the
+        // stage text in a line that has no room for it; then again, so the
+        // new look is drawn at once.
+        self.files_message();
         self.overall.set_style(style.clone());
         self.files_message();
     }
@@ -287,7 +291,10 @@ impl Reporter for Display {
     fn on_stage(&self, stage: Stage, detail: &str) {
         let text = format!("{}: {detail}", stage.name());
         match self {
-            Display::Bars(bars) => {
+            // Before counting starts, the stage is the overall line's
+            // message (`{wide_msg}` fits it to the width); after, that
+            // message is the file counter, so a stage gets a line above.
+            Display::Bars(bars) if !bars.counting.load(Ordering::Relaxed) => {
                 tracing::info!(target: EVENTS, "{text}");
                 bars.overall.set_message(text);
             }

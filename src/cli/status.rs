@@ -7,7 +7,7 @@ use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
 use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
 
-use super::Failure;
+use super::failure::Failure;
 use super::table::{Align, Table, shown};
 
 #[derive(Serialize)]

@@ -2,28 +2,23 @@
 //! then re-reads every verified file and checks it against the database;
 //! reports missing and damaged files (exit 3 if any).
 //!
-//! What it finds is recorded: those variants go back to `missing`, so the
-//! next `mirror` fetches them even if nobody reads this report. Files are
-//! left as they are, except with `--repair`, which moves damaged bytes to
-//! `.vault-mirror/quarantine/` (kept for inspection) and fetches the
-//! variants again through the mirror pipeline — the same fresh URLs,
-//! checks and commit as any run.
+//! What it finds is recorded, and `--repair` fetches it again, by the
+//! core ([`vault_mirror::pipeline::repair`]); this file checks, calls and
+//! prints.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use vault_mirror::archive::ArchiveDir;
-use vault_mirror::archive::dir::split_file;
-use vault_mirror::archive::verify::{Checked, Depth, Finding, Problem, verify_files};
-use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::archive::verify::{Depth, Finding, Problem, verify_files};
+use vault_mirror::pipeline;
+use vault_mirror::pipeline::repair::{self, Repair, problem_word};
 use vault_mirror::report::{Reporter, Stage};
-use vault_mirror::settings::{Quality, Settings};
-use vault_mirror::store::{LocalState, Store};
+use vault_mirror::settings::Settings;
 
 use super::args::VerifyArgs;
-use super::{Failure, progress, status};
+use super::failure::Failure;
+use super::{progress, status};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -44,16 +39,6 @@ struct Report<'a> {
     /// With `--repair`: how the refetch went.
     repair: Option<Repair>,
     seconds: f64,
-}
-
-#[derive(Serialize)]
-struct Repair {
-    /// Findings that are verified again.
-    repaired: u64,
-    /// Findings still missing or damaged, with why.
-    unrepaired: Vec<Finding>,
-    /// The refetch run's own summary (as `mirror --json` prints it).
-    summary: Summary,
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
@@ -100,40 +85,17 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
     };
     display.finish();
 
-    // Found broken before, intact now (put back by hand): verified again.
-    for file in files.iter().filter(|file| file.found_broken) {
-        let still_broken = checked
-            .findings
-            .iter()
-            .any(|finding| finding.id == file.media_id && finding.label == file.label);
-        if !still_broken {
-            store.mark_verified(
-                &file.media_id,
-                &file.label,
-                &file.local_path,
-                &file.sha256,
-                file.size as i64,
-                vault_mirror::now_ms(),
-            )?;
-        }
-    }
-
-    for finding in &checked.findings {
-        store.mark_unfinished(
-            &finding.id,
-            &finding.label,
-            LocalState::Missing,
-            &format!(
-                "verify: {}: {}",
-                problem_word(finding.problem),
-                finding.reason
-            ),
-            vault_mirror::now_ms(),
-        )?;
-    }
+    repair::record_findings(&store, &files, &checked)?;
 
     let repair = if args.repair && !checked.findings.is_empty() {
-        Some(repair(settings, &store, &checked).await?)
+        let display = Arc::new(progress::display_for(settings.output));
+        display.on_stage(
+            Stage::Resolve,
+            &format!("fetching {} files again", checked.findings.len()),
+        );
+        let repaired = repair::repair(settings, &store, &checked, display.clone()).await;
+        display.finish();
+        Some(repaired?)
     } else {
         None
     };
@@ -170,95 +132,6 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
         eprint!("{}", render(&report, args));
     }
     Ok(exit_code)
-}
-
-/// Moves damaged bytes aside and fetches the findings again.
-async fn repair(settings: &Settings, store: &Store, checked: &Checked) -> Result<Repair, Failure> {
-    let archive = ArchiveDir::open(&settings.out);
-    for finding in &checked.findings {
-        if finding.problem == Problem::Damaged {
-            set_aside(&archive, finding);
-        }
-    }
-    let media_ids: Vec<String> = checked
-        .findings
-        .iter()
-        .map(|finding| finding.id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let labels: Vec<String> = checked
-        .findings
-        .iter()
-        .map(|finding| finding.label.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut repair_settings = settings.clone();
-    repair_settings.mirror.quality = Quality::Labels(labels);
-    let display = Arc::new(progress::display_for(settings.output));
-    display.on_stage(
-        Stage::Resolve,
-        &format!("fetching {} files again", checked.findings.len()),
-    );
-    let result = pipeline::refetch(&repair_settings, media_ids.clone(), display.clone()).await;
-    display.finish();
-    let summary = result?;
-    let now_held = store.local_variants(&media_ids)?;
-    let mut repaired = 0;
-    let mut unrepaired = Vec::new();
-    for finding in &checked.findings {
-        let local = now_held.get(&(finding.id.clone(), finding.label.clone()));
-        if local.is_some_and(|local| local.state == LocalState::Verified) {
-            repaired += 1;
-            continue;
-        }
-        let why = summary
-            .failed
-            .iter()
-            .chain(&summary.pending)
-            .chain(&summary.unavailable)
-            .find(|note| {
-                note.id == finding.id && (note.label == finding.label || note.label == "*")
-            })
-            .map(|note| note.reason.clone())
-            .unwrap_or_else(|| "Vault+ did not offer it (no longer in its cache?)".into());
-        unrepaired.push(Finding {
-            reason: format!("{}; fetching it again failed: {why}", finding.reason),
-            ..finding.clone()
-        });
-    }
-    Ok(Repair {
-        repaired,
-        unrepaired,
-        summary,
-    })
-}
-
-/// Moves a damaged file to the quarantine (as the download does with
-/// bytes that fail a check), so nothing broken sits at a final path while
-/// it is fetched again (and its bytes stay for inspection if that fails).
-/// Best effort: the commit of the refetched file moves it there anyway.
-fn set_aside(archive: &ArchiveDir, finding: &Finding) {
-    let moved = (|| {
-        let (folder, name) = split_file(std::path::Path::new(&finding.path))?;
-        match archive.folder(folder)? {
-            Some(folder) => archive
-                .quarantine(&folder, name, &finding.id, name)
-                .map(drop),
-            None => Ok(()),
-        }
-    })();
-    if let Err(error) = moved {
-        tracing::warn!("could not set the damaged file aside: {error}");
-    }
-}
-
-fn problem_word(problem: Problem) -> &'static str {
-    match problem {
-        Problem::Missing => "missing",
-        Problem::Damaged => "damaged",
-    }
 }
 
 fn render(report: &Report<'_>, args: &VerifyArgs) -> String {

@@ -22,6 +22,7 @@ pub mod membership;
 pub mod outcome;
 pub mod plan;
 pub mod queue;
+pub mod repair;
 pub mod resign;
 pub mod resolve;
 pub mod sync;

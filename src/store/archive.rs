@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, rows};
+use crate::store::handle::{Store, StoreError, rows};
 use crate::units::ByteSize;
 
 /// A verified variant, with what the archive index says about it.

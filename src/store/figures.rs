@@ -10,7 +10,7 @@
 use rusqlite::Row;
 use serde::Serialize;
 
-use super::{Store, StoreError, rows};
+use crate::store::handle::{Store, StoreError, rows};
 use crate::units::ByteSize;
 
 /// One list as the database knows it.

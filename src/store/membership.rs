@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{MediaRecord, Store, StoreError, dir_name, rows};
+use crate::store::handle::{MediaRecord, Store, StoreError, dir_name, rows};
 
 /// A list as the API described it.
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@
 
 mod archive;
 mod figures;
+mod handle;
 mod membership;
 mod open;
 mod prune;
@@ -31,11 +32,6 @@ mod runs;
 #[cfg(test)]
 pub(crate) mod testing;
 mod variants;
-
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-
-use rusqlite::{Connection, Transaction};
 
 pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
@@ -46,166 +42,7 @@ pub use prune::{GoneMedia, PrunedFile, RecordedFile};
 pub use runs::RunRecord;
 pub use variants::{LocalState, LocalVariant, RemoteVariant};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the state database {path}: {reason}")]
-    Open { path: PathBuf, reason: String },
-    #[error(
-        "the state database {path} is damaged or is not a vault-mirror database ({reason}); it was left untouched"
-    )]
-    NotOurs { path: PathBuf, reason: String },
-    #[error(
-        "the state database {path} was written by a newer vault-mirror (schema {found}, this one knows {known})"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error("the state database {path} is busy or locked by another program: {reason}")]
-    Busy { path: PathBuf, reason: String },
-    #[error("the state database {path} is read-only: {reason}")]
-    ReadOnly { path: PathBuf, reason: String },
-    #[error(
-        "no space left on the disk holding the state database {path}; what was verified before is recorded, and the same command resumes once there is room"
-    )]
-    DiskFull { path: PathBuf },
-    #[error("state database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-}
-
-/// One media row, as a list or a batch answer describes it.
-#[derive(Debug, Clone)]
-pub struct MediaRecord {
-    pub media_id: String,
-    pub media_type: Option<String>,
-    pub duration: Option<f64>,
-}
-
-pub struct Store {
-    path: PathBuf,
-    connection: Mutex<Connection>,
-}
-
-impl Store {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (the
-        // transaction rolls back on drop), so the poison can be ignored.
-        self.connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs `work` on the connection (reads, or one statement, which SQLite
-    /// commits on its own) and classifies its error: with
-    /// [`Store::transaction`], the one way SQL reaches the database.
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        work(&self.lock()).map_err(|error| classify(&self.path, error))
-    }
-
-    /// Runs `work` in one transaction: committed when it returns `Ok`,
-    /// rolled back whole on an error (or a panic), so a batch is recorded
-    /// entirely or not at all.
-    fn transaction<T>(
-        &self,
-        work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        let mut connection = self.lock();
-        let run = || {
-            let transaction = connection.transaction()?;
-            let value = work(&transaction)?;
-            transaction.commit()?;
-            Ok(value)
-        };
-        run().map_err(|error| classify(&self.path, error))
-    }
-
-    /// `error` as [`StoreError::NotOurs`] when SQLite could not make sense
-    /// of the file (a plain SQL error where only well-formed reads were
-    /// made); a busy, read-only or full database stays what it is.
-    fn unreadable_is_not_ours(&self, error: StoreError) -> StoreError {
-        match error {
-            StoreError::Sql { source, .. } => StoreError::NotOurs {
-                path: self.path.clone(),
-                reason: source.to_string(),
-            },
-            other => other,
-        }
-    }
-}
-
-/// Runs `sql` with `values`, prepared once per connection, and maps every
-/// row: the one way lists of rows are read.
-fn rows<T>(
-    connection: &Connection,
-    sql: &str,
-    values: impl rusqlite::Params,
-    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Vec<T>> {
-    connection
-        .prepare_cached(sql)?
-        .query_map(values, map)?
-        .collect()
-}
-
-/// A media's folder name under `media/`, sanitised once when it is first
-/// recorded (and kept: a folder never moves).
-fn dir_name(media_id: &str) -> String {
-    crate::archive::paths::safe_name(media_id)
-}
-
-/// Sorts SQLite errors into the kinds a person acts on differently.
-fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode;
-    let path = path.to_owned();
-    match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
-            path,
-            reason: error.to_string(),
-        },
-        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly {
-            path,
-            reason: error.to_string(),
-        },
-        // SQLITE_FULL: the disk (or a size limit) is full. The write that
-        // failed rolled back whole, so nothing recorded is lost.
-        Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::NotOurs {
-            path,
-            reason: error.to_string(),
-        },
-        // SQLite says only "unable to open database file"; a read-only
-        // mount is the common cause worth naming.
-        Some(ErrorCode::CannotOpen) if on_read_only_mount(&path) => StoreError::ReadOnly {
-            path,
-            reason: "it is on a read-only file system".into(),
-        },
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::Open {
-            path,
-            reason: error.to_string(),
-        },
-        _ => StoreError::Sql {
-            path,
-            source: error,
-        },
-    }
-}
-
-fn on_read_only_mount(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
-        .is_ok_and(|stats| stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-}
+pub use handle::{MediaRecord, Store, StoreError};
 
 #[cfg(test)]
 mod tests {

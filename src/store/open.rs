@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Store, StoreError, classify};
+use crate::store::handle::{Store, StoreError, classify};
 
 /// Marks the file as a vault-mirror database ("VMIR").
 const APPLICATION_ID: i64 = 0x564D_4952;

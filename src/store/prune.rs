@@ -11,7 +11,8 @@ use std::collections::HashSet;
 
 use rusqlite::params;
 
-use super::{Store, StoreError, VerifiedFile, rows};
+use crate::store::archive::VerifiedFile;
+use crate::store::handle::{Store, StoreError, rows};
 use crate::units::ByteSize;
 
 /// Media that no live list holds any more.

@@ -7,7 +7,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, rows};
+use crate::store::handle::{Store, StoreError, rows};
 
 /// One row of the `runs` table.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -16,7 +16,7 @@ use rusqlite::{Row, Transaction, params};
 
 use crate::api::models::RemoteStatus;
 
-use super::{MediaRecord, Store, StoreError, dir_name, rows};
+use crate::store::handle::{MediaRecord, Store, StoreError, dir_name, rows};
 
 /// Local state of a variant (the `local_state` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

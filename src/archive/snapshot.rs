@@ -1,0 +1,102 @@
+//! What the archive holds, for the export and the gallery: the database's
+//! lists, membership, verified variants and kept versions, each checked
+//! against the disk (a file missing at its recorded size is reported, not
+//! indexed).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::archive::{ArchiveDir, ArchiveError, archive_path};
+use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
+
+/// What the database says the archive holds, checked against the disk.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub lists: Vec<ArchiveList>,
+    /// Per media id: (index into `lists`, gone from that list since).
+    pub membership: HashMap<String, Vec<(usize, Option<i64>)>>,
+    /// Present on disk, by media id then label.
+    pub variants: Vec<ArchivedVariant>,
+    /// Present on disk, by media id, label, time.
+    pub versions: Vec<VersionRecord>,
+    /// Recorded but not on disk as recorded.
+    pub missing: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn read(store: &Store, out: &Path) -> Result<Snapshot, ArchiveError> {
+        let lists = store.archive_lists()?;
+        let index: HashMap<&str, usize> = lists
+            .iter()
+            .enumerate()
+            .map(|(index, list)| (list.list_id.as_str(), index))
+            .collect();
+        let mut membership: HashMap<String, Vec<(usize, Option<i64>)>> = HashMap::new();
+        for row in store.archive_membership()? {
+            if let Some(&list) = index.get(row.list_id.as_str()) {
+                membership
+                    .entry(row.media_id)
+                    .or_default()
+                    .push((list, row.gone_at));
+            }
+        }
+        let archive = ArchiveDir::open(out);
+        let mut missing = Vec::new();
+        let mut present = |path: &str, size: i64| match archive_path(path) {
+            Ok(relative) => {
+                let ok = u64::try_from(size).is_ok_and(|len| archive.has_file(&relative, len));
+                if !ok {
+                    missing.push(path.to_owned());
+                }
+                ok
+            }
+            Err(error) => {
+                missing.push(format!("{path} ({error})"));
+                false
+            }
+        };
+        let variants: Vec<ArchivedVariant> = store
+            .archived_variants()?
+            .into_iter()
+            .filter(|variant| present(&variant.local_path, variant.size))
+            .collect();
+        let versions: Vec<VersionRecord> = store
+            .kept_versions()?
+            .into_iter()
+            .filter(|version| present(&version.local_path, version.size))
+            .collect();
+        Ok(Snapshot {
+            lists,
+            membership,
+            variants,
+            versions,
+            missing,
+        })
+    }
+
+    /// Ids of the lists that hold `media_id` now (not gone from them).
+    pub fn current_lists(&self, media_id: &str) -> Vec<usize> {
+        self.membership
+            .get(media_id)
+            .into_iter()
+            .flatten()
+            .filter(|(_, gone_at)| gone_at.is_none())
+            .map(|(list, _)| *list)
+            .collect()
+    }
+
+    /// When `media_id` left the last live list that held it, if no live
+    /// list holds it now (what `--prune` calls gone from every list).
+    pub fn gone_from_every_list(&self, media_id: &str) -> Option<i64> {
+        let rows = self.membership.get(media_id)?;
+        let mut last = None;
+        for (list, gone_at) in rows {
+            let list_gone = self.lists[*list].gone_at;
+            match gone_at.or(list_gone) {
+                None => return None,
+                Some(when) => last = last.max(Some(when)),
+            }
+        }
+        last
+    }
+}

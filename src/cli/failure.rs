@@ -1,0 +1,113 @@
+//! A failure to show the user: the error chain, hints, and the exit code
+//! its kind picks; printed as `error:` / `caused by:` / `hint:` lines (and
+//! as one JSON object with `--json`).
+
+use vault_mirror::lock::LockError;
+use vault_mirror::pipeline::MirrorError;
+use vault_mirror::settings::{Output, SettingsError};
+use vault_mirror::store::StoreError;
+
+use super::progress;
+
+/// A failure to show the user: the error chain, hints, and the exit code.
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub hints: Vec<String>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(error: impl Into<anyhow::Error>, code: i32) -> Self {
+        Failure {
+            error: error.into(),
+            hints: Vec::new(),
+            code,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+}
+
+impl From<MirrorError> for Failure {
+    fn from(error: MirrorError) -> Self {
+        let code = error.exit_code();
+        let mut hints = Vec::new();
+        match &error {
+            MirrorError::Api(api) => hints.extend(api.hint()),
+            MirrorError::Store(store) => hints.extend(store_hint(store)),
+            MirrorError::UnknownLists { .. } => hints.push(
+                "`vault-mirror lists` shows the connection's lists with their ids".into(),
+            ),
+            MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
+                "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
+            ),
+            _ => {}
+        }
+        Failure {
+            error: error.into(),
+            hints,
+            code,
+        }
+    }
+}
+
+impl From<SettingsError> for Failure {
+    fn from(error: SettingsError) -> Self {
+        MirrorError::from(error).into()
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        MirrorError::from(error).into()
+    }
+}
+
+impl From<LockError> for Failure {
+    fn from(error: LockError) -> Self {
+        let hint = error.hint();
+        let mut failure = Failure::new(error, 1);
+        failure.hints.extend(hint);
+        failure
+    }
+}
+
+fn store_hint(error: &StoreError) -> Option<String> {
+    match error {
+        StoreError::Busy { .. } => Some(
+            "another program holds the database; a database on a network share (NFS, SMB) is best moved to a local disk with `--db`".into(),
+        ),
+        StoreError::ReadOnly { .. } => Some(
+            "nothing was changed; make the folder writable, or point `--db` at a writable place".into(),
+        ),
+        StoreError::DiskFull { .. } => Some(
+            "free some space on that disk, or move the database to another disk with `--db`; files already verified stay verified".into(),
+        ),
+        StoreError::NotOurs { .. } => Some(
+            "point `--db` at another file to start a fresh database; the damaged one was not changed".into(),
+        ),
+        _ => None,
+    }
+}
+
+pub fn print_failure(failure: &Failure, output: Output) {
+    if output.json {
+        let body = serde_json::json!({
+            "outcome": "failed",
+            "exit_code": failure.code,
+            "error": format!("{:#}", failure.error),
+        });
+        println!("{body}");
+    }
+    tracing::error!(target: progress::EVENTS, "{:#}", failure.error);
+    eprintln!("error: {}", failure.error);
+    for cause in failure.error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    for hint in &failure.hints {
+        eprintln!("hint: {hint}");
+    }
+}

@@ -1,0 +1,80 @@
+//! Stopping on a signal: the first Ctrl-C (SIGINT) or SIGTERM stops a run
+//! in order, a second (or a run still busy 10 s later) exits at once.
+//! Stopping anywhere is safe — files reach their final path only whole
+//! and verified, and the next run resumes from the `.part` bytes and the
+//! database.
+
+use super::failure::Failure;
+use super::progress;
+
+/// Runs `work` until it ends or the process is asked to stop (Ctrl-C,
+/// SIGTERM): then exits 130 or 143 at once. Stopping anywhere is safe —
+/// files reach their final path only whole and verified, and the next run
+/// resumes from the `.part` bytes and the database.
+pub async fn interruptible(
+    work: impl std::future::Future<Output = Result<i32, Failure>>,
+) -> Result<i32, Failure> {
+    let code = tokio::select! {
+        result = work => return result,
+        code = stop_signal() => code,
+    };
+    eprintln!();
+    eprintln!("interrupted: what was verified is kept; run the same command again to resume");
+    tracing::warn!(target: progress::EVENTS, "interrupted by a signal");
+    Ok(code)
+}
+
+/// How long a run may take to stop after the first signal before the
+/// process exits anyway.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Listens for stop signals from now until the process ends. The first
+/// resolves the returned future with its exit code (130 or 143), so the
+/// work can stop in order; a second signal, or the work still running
+/// [`STOP_GRACE`] later, exits at once — safe too, only less tidy (the
+/// run stays unfinished in the database, like after a crash).
+/// `display` clears its bars and shows the "stopping" line.
+pub(crate) fn graceful_stop(
+    display: std::sync::Arc<progress::Display>,
+) -> impl std::future::Future<Output = i32> + Send + 'static {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let code = stop_signal().await;
+        display.stopping(
+            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
+        );
+        let _ = sender.send(code);
+        let code = tokio::select! {
+            second = stop_signal() => second,
+            () = tokio::time::sleep(STOP_GRACE) => code,
+        };
+        eprintln!("stopped at once");
+        std::process::exit(code);
+    });
+    async move {
+        match receiver.await {
+            Ok(code) => code,
+            // The listener ended without a signal: never stop.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Resolves with the exit code for the first stop signal.
+pub(crate) async fn stop_signal() -> i32 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => 130,
+                _ = terminate.recv() => 143,
+            };
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => 130,
+        // No signal handling here: wait for the work instead.
+        Err(_) => std::future::pending().await,
+    }
+}
