@@ -68,7 +68,7 @@ pub const OPTIONS: &[ConfigOption] = &[
         v.boolean().map(|quiet| s.output.quiet = quiet)
     }),
     option("verbose", |s, v| {
-        v.integer(0..=3).map(|level| s.output.verbose = level as u8)
+        v.integer_as(0..=3).map(|level| s.output.verbose = level)
     }),
     option("mirror.lists", |s, v| {
         v.strings().map(|lists| s.mirror.lists = lists)
@@ -80,7 +80,7 @@ pub const OPTIONS: &[ConfigOption] = &[
             .map_err(|error| error.to_string())
     }),
     option("mirror.jobs", |s, v| {
-        v.integer(1..=256).map(|jobs| s.mirror.jobs = jobs as usize)
+        v.integer_as(1..=256).map(|jobs| s.mirror.jobs = jobs)
     }),
     option("mirror.sync", |s, v| {
         v.boolean().map(|sync| s.mirror.sync = sync)
@@ -106,12 +106,11 @@ pub const OPTIONS: &[ConfigOption] = &[
         v.rate().map(|rate| s.mirror.limit_rate = rate)
     }),
     option("network.api_attempts", |s, v| {
-        v.integer(1..=100)
-            .map(|n| s.network.api_attempts = n as usize)
+        v.integer_as(1..=100).map(|n| s.network.api_attempts = n)
     }),
     option("network.transfer_attempts", |s, v| {
-        v.integer(1..=100)
-            .map(|n| s.network.transfer_attempts = n as usize)
+        v.integer_as(1..=100)
+            .map(|n| s.network.transfer_attempts = n)
     }),
     option("network.retry_delay", |s, v| {
         v.duration().map(|d| s.network.retry_delay = d)
@@ -129,12 +128,11 @@ pub const OPTIONS: &[ConfigOption] = &[
         v.duration().map(|d| s.network.expiry_margin = d)
     }),
     option("network.api_rate_per_minute", |s, v| {
-        v.integer(1..=100_000)
-            .map(|n| s.network.api_rate_per_minute = n as u32)
+        v.integer_as(1..=100_000)
+            .map(|n| s.network.api_rate_per_minute = n)
     }),
     option("network.api_burst", |s, v| {
-        v.integer(1..=100_000)
-            .map(|n| s.network.api_burst = n as u32)
+        v.integer_as(1..=100_000).map(|n| s.network.api_burst = n)
     }),
     option("network.poll_interval", |s, v| {
         v.positive_duration().map(|d| s.network.poll_interval = d)
@@ -383,10 +381,17 @@ impl Value<'_> {
         Ok(number)
     }
 
+    /// [`Self::integer`] as the type the setting holds (the range keeps
+    /// it representable).
+    pub fn integer_as<T: TryFrom<i64>>(&self, range: RangeInclusive<i64>) -> Result<T, String> {
+        let number = self.integer(range)?;
+        T::try_from(number).map_err(|_| format!("{number} is out of range"))
+    }
+
     /// `"90s"`, `"10m"`, `"1h 30m"`, `"500ms"`, or an integer of seconds.
     pub fn duration(&self) -> Result<Duration, String> {
         match self.value {
-            Raw::Integer { .. } => Ok(Duration::from_secs(self.integer(0..=i64::MAX)? as u64)),
+            Raw::Integer { .. } => Ok(Duration::from_secs(self.integer_as(0..=i64::MAX)?)),
             Raw::String(_) => crate::settings::parse_duration(&self.string()?),
             _ => Err(self.wrong("a duration such as \"90s\" or \"10m\"")),
         }

@@ -13,6 +13,17 @@
 //!
 //! `fake` is a Vault+ server of our own for tests and `demo`.
 
+// Unit tests may use std::fs, long functions and casts of test numbers.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::disallowed_methods,
+        clippy::too_many_lines,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
+
 pub mod api;
 pub mod archive;
 pub mod config;
@@ -25,6 +36,12 @@ pub mod report;
 pub mod settings;
 pub mod store;
 pub mod units;
+
+/// An epoch-milliseconds time as a `SystemTime` (times before 1970 as
+/// the epoch itself).
+pub fn epoch_time(epoch_ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0))
+}
 
 /// Milliseconds since the Unix epoch, the unit the API uses for timestamps.
 pub fn now_ms() -> i64 {

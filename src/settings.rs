@@ -278,6 +278,10 @@ pub fn default_db(out: &std::path::Path) -> PathBuf {
 
 /// Parses a bandwidth such as `20M`, `512K`, `1.5M/s` or `100000` into
 /// bytes per second (K, M, G are binary multiples, as in rclone).
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "checked to lie between 1K and 4G first"
+)]
 pub fn parse_rate(text: &str) -> Result<u64, SettingsError> {
     let invalid = || SettingsError::Invalid {
         name: "rate",
@@ -311,6 +315,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a size such as `5G`, `500M`, `512K` or a number of bytes (K, M,
 /// G are binary multiples, as for rates).
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "never negative, checked against u64::MAX first"
+)]
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let invalid =
         || format!("{text:?} is not a size: write e.g. `5G`, `500M`, `512K`, or a number of bytes");

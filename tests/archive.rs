@@ -3,6 +3,14 @@
 //! removals kept then pruned only on request, and changes upstream fetched
 //! anew with the old bytes kept.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

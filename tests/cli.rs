@@ -1,5 +1,13 @@
 //! The real binary, as a user runs it (loopback only).
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 mod common;
 
 use std::process::Command as StdCommand;

@@ -19,6 +19,14 @@
 //! `ffmpeg -f lavfi -i "gradients=s=320x180:d=2:speed=0.05:n=3:seed=7"
 //! -r 12 -c:v libvpx-vp9 -b:v 60k -pix_fmt yuv420p -an clip.webm`.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 mod common;
 
 use std::net::TcpListener;

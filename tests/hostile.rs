@@ -1,6 +1,14 @@
 //! Hostile conditions that need the fake server: absurd sizes, a disk with
 //! too little room, secrets and redirects (loopback only).
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 mod common;
 
 use std::sync::Arc;

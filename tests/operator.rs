@@ -2,6 +2,14 @@
 //! dry runs, the config file, the archive lock, logging, completions and
 //! the progress display in a real pseudo-terminal (loopback only).
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 mod common;
 
 use std::path::Path;

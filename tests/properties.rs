@@ -1,6 +1,14 @@
 //! Properties over wide inputs (proptest): path sanitising, API model
 //! parsing, and `Content-Range` parsing. Pure; no network.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
 use std::collections::HashMap;
 use std::path::{Component, Path};
 

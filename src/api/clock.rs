@@ -188,7 +188,7 @@ mod tests {
     }
 
     fn date_at(epoch_ms: i64) -> String {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms as u64);
+        let when = crate::epoch_time(epoch_ms);
         httpdate::fmt_http_date(when)
     }
 

@@ -271,7 +271,7 @@ impl ApiClient {
                 .append_pair("limit", &LIST_PAGE_LIMIT.to_string())
                 .append_pair("offset", &offset.to_string());
             let page: VaultListPage = self.call(Method::GET, url, None).await?;
-            let count = page.list.len() as i64;
+            let count = i64::try_from(page.list.len()).unwrap_or(i64::MAX);
             let mut new = 0;
             for value in page.list {
                 if let Ok(list) = parse_item::<VaultList>(&value)

@@ -111,7 +111,7 @@ pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, Arch
         .iter()
         .map(|variant| variant.size)
         .chain(snapshot.versions.iter().map(|version| version.size))
-        .map(|size| size.max(0) as u64)
+        .map(|size| u64::try_from(size).unwrap_or(0))
         .sum();
 
     let archive = ArchiveDir::open(out);

@@ -103,7 +103,7 @@ pub fn write_atomically(
 
 /// An epoch-ms time as RFC 3339 UTC with milliseconds.
 pub fn utc(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let time = crate::epoch_time(ms);
     humantime::format_rfc3339_millis(time).to_string()
 }
 
@@ -111,7 +111,7 @@ pub fn utc(ms: i64) -> String {
 /// characters, so it is safe in file names on any file system
 /// (`20260101-000005` for 2026-01-01T00:00:05Z).
 pub fn file_stamp(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let time = crate::epoch_time(ms);
     // `2026-01-01T00:00:05Z` → `20260101-000005`.
     humantime::format_rfc3339_seconds(time)
         .to_string()

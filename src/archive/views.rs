@@ -133,6 +133,53 @@ pub fn update_views(store: &Store, out: &Path) -> Result<ViewsSummary, ArchiveEr
     update_views_with(store, out, None)
 }
 
+/// The state a view was just written in: its digest, and its folder's
+/// identity and time (whole-second times are never trusted: a file system
+/// whose clock ticks that coarsely could hide a change in the same
+/// second, so such a view is read every run).
+fn written_state(folder: &Path, digest: String, links: usize) -> Result<ViewState, ArchiveError> {
+    let (folder_inode, mut folder_mtime) = folder_stamp(&fs_err::symlink_metadata(folder)?);
+    if folder_mtime % 1_000_000_000 == 0 {
+        folder_mtime = i64::MIN;
+    }
+    Ok(ViewState {
+        digest,
+        folder_inode,
+        folder_mtime,
+        links: i64::try_from(links).unwrap_or(i64::MAX),
+    })
+}
+
+/// Views of lists gone upstream, or renamed: their links and index files
+/// go, and the folder too once empty. Returns whether a folder went.
+fn remove_unwanted_views(
+    out: &Path,
+    root: &Path,
+    wanted: &BTreeMap<String, (String, String)>,
+    summary: &mut ViewsSummary,
+) -> Result<bool, ArchiveError> {
+    let mut removed = false;
+    for entry in fs_err::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if wanted.contains_key(&name) {
+            continue;
+        }
+        let path = entry.path();
+        if !fs_err::symlink_metadata(&path)?.is_dir() {
+            summary.left_alone.push(relative_to(out, &path));
+            continue;
+        }
+        // The link form with no link wanted makes none, and removes index
+        // files alike.
+        sync_view(out, &path, "", &BTreeMap::new(), Form::Symbolic, summary)?;
+        if fs_err::remove_dir(&path).is_ok() {
+            removed = true;
+        }
+    }
+    Ok(removed)
+}
+
 /// [`update_views`] in `forced` form, or the form [`probe_links`] finds.
 fn update_views_with(
     store: &Store,
@@ -180,7 +227,7 @@ fn update_views_with(
                     && state.digest == digest
                     && folder_stamp(&metadata) == (state.folder_inode, state.folder_mtime)
                 {
-                    summary.links += state.links as usize;
+                    summary.links += usize::try_from(state.links).unwrap_or(0);
                     summary.indexes += usize::from(form == Form::Index);
                     written.push((view.clone(), state));
                     continue;
@@ -213,50 +260,13 @@ fn update_views_with(
         // A view holding things not ours is read in full each time, so
         // they are reported each time.
         if summary.left_alone.len() == left_alone_before {
-            let (folder_inode, mut folder_mtime) =
-                folder_stamp(&fs_err::symlink_metadata(&folder)?);
-            if folder_mtime % 1_000_000_000 == 0 {
-                // Whole seconds: a file system whose clock ticks that
-                // coarsely could hide a change in the same second. Such a
-                // view is read every run.
-                folder_mtime = i64::MIN;
-            }
-            newest_stamp = newest_stamp.max(folder_mtime);
-            let state = ViewState {
-                digest,
-                folder_inode,
-                folder_mtime,
-                links: (summary.links - links_before) as i64,
-            };
+            let state = written_state(&folder, digest, summary.links - links_before)?;
+            newest_stamp = newest_stamp.max(state.folder_mtime);
             written.push((view.clone(), state));
         }
     }
-    // Views of lists gone upstream, or renamed: their links go, and the
-    // folder too once empty.
-    for entry in fs_err::read_dir(&root)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if wanted.contains_key(&name) {
-            continue;
-        }
-        let path = entry.path();
-        if !fs_err::symlink_metadata(&path)?.is_dir() {
-            summary.left_alone.push(relative_to(out, &path));
-            continue;
-        }
-        // Emptied of links and index files alike (the link form with no
-        // link wanted makes none).
-        sync_view(
-            out,
-            &path,
-            "",
-            &BTreeMap::new(),
-            Form::Symbolic,
-            &mut summary,
-        )?;
-        if fs_err::remove_dir(&path).is_ok() {
-            folders_changed = true;
-        }
+    if remove_unwanted_views(out, &root, &wanted, &mut summary)? {
+        folders_changed = true;
     }
     if folders_changed {
         sync_folder(&root)?;
@@ -268,7 +278,7 @@ fn update_views_with(
     let since = now_ns().saturating_sub(newest_stamp);
     if since < CLOCK_TICK_NS {
         std::thread::sleep(std::time::Duration::from_nanos(
-            (CLOCK_TICK_NS - since) as u64,
+            u64::try_from(CLOCK_TICK_NS - since).unwrap_or(0),
         ));
     }
     store.replace_view_states(&written)?;
@@ -353,7 +363,7 @@ fn folder_stamp(metadata: &std::fs::Metadata) -> (i64, i64) {
     {
         use std::os::unix::fs::MetadataExt;
         (
-            metadata.ino() as i64,
+            i64::from_ne_bytes(metadata.ino().to_ne_bytes()),
             metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec(),
         )
     }
@@ -667,6 +677,10 @@ fn symlink(from_view: &Path, at: &Path) -> std::io::Result<()> {
     return Err(std::io::ErrorKind::Unsupported.into());
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the raw errno tells a disk without links from a real failure; fs-err keeps only the kind (callers name the paths)"
+)]
 fn hard_link(target: &Path, at: &Path) -> std::io::Result<()> {
     simulated_no_links()?;
     std::fs::hard_link(target, at)
@@ -889,7 +903,8 @@ mod tests {
         // Changed behind the stamp's back (its time put back): not read,
         // which is what saves a re-run from reading every view.
         let put_back = |folder: &Path| {
-            let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(stamp as u64);
+            let time = std::time::UNIX_EPOCH
+                + std::time::Duration::from_nanos(u64::try_from(stamp).unwrap_or(0));
             std::fs::File::open(folder)
                 .unwrap()
                 .set_modified(time)

@@ -202,7 +202,8 @@ fn render(status: &Status<'_>, now: i64) -> String {
 
 /// `40ms`, `12.3s`, `4m 05s`, `2h 10m`.
 pub fn duration_text(seconds: f64) -> String {
-    let whole = seconds.max(0.0).round() as u64;
+    let whole = std::time::Duration::try_from_secs_f64(seconds.max(0.0).round())
+        .map_or(u64::MAX, |duration| duration.as_secs());
     if seconds < 1.0 {
         return format!("{:.0}ms", seconds.max(0.0) * 1000.0);
     }

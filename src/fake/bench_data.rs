@@ -91,11 +91,11 @@ fn bench_media(index: usize, scale: BenchScale) -> FakeMedia {
         (BenchScale::Tiny, true) => (between(4 * KB, 16 * KB), between(KB, 2 * KB)),
         (BenchScale::Tiny, false) => (between(KB, 4 * KB), between(200, 800)),
     };
-    let created_at = BENCH_EPOCH_MS + index as i64 * 60_000;
+    let created_at = BENCH_EPOCH_MS + i64::try_from(index).unwrap_or(0) * 60_000;
     let variant = |content_type: &str, size: u64| FakeVariant {
         status: "stored".to_owned(),
         content_type: content_type.to_owned(),
-        declared_size: Some(size as i64),
+        declared_size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
         served_content_type: None,
         body: bytes::Bytes::new(),
         created_at,
@@ -122,7 +122,7 @@ pub fn write_files(vault: &Vault, dir: &Path) -> std::io::Result<u64> {
         let media_dir = dir.join(&media.id);
         fs_err::create_dir_all(&media_dir)?;
         for (label, variant) in &media.variants {
-            let size = variant.declared_size.unwrap_or(0).max(0) as u64;
+            let size = u64::try_from(variant.declared_size.unwrap_or(0)).unwrap_or(0);
             total += size;
             let path = media_dir.join(file_name(label, &variant.content_type));
             if fs_err::metadata(&path).is_ok_and(|metadata| metadata.len() == size) {

@@ -17,13 +17,54 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{Shared, lock};
+use super::{Faults, Shared, lock};
 
 /// Fixed, so an If-Range carrying it stays valid across runs.
 const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
 const LARGEST_CHUNK: usize = 64 * 1024;
 const SIGNATURE_MISMATCH: &str =
     "The request signature we calculated does not match the signature you provided";
+
+/// `Faults::media_redirect_host`: a request for another host name is sent
+/// there (307, same path and query).
+fn redirect(shared: &Shared, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<Response> {
+    let host = shared.faults().media_redirect_host?;
+    let asked = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if asked.split(':').next() == Some(host.as_str()) {
+        return None;
+    }
+    let port = shared.media_url.port().unwrap_or(80);
+    let location = format!("http://{host}:{port}{uri}");
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    Some(response)
+}
+
+/// Where the connection dies, if it does: before any byte (a reset), or
+/// part-way (at least one byte gets through: a cut with nothing sent is a
+/// reset).
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "a fraction of a length, never negative"
+)]
+fn cut_point(shared: &Shared, faults: &Faults, length: usize) -> Option<usize> {
+    if shared.roll(faults.resets) {
+        shared.count(|stats| stats.resets += 1);
+        Some(0)
+    } else if length > 1 && shared.roll(faults.cut_bodies) {
+        shared.count(|stats| stats.cut_bodies += 1);
+        Some(1 + (shared.fraction() * (length - 1) as f64) as usize % (length - 1))
+    } else {
+        None
+    }
+}
 
 pub(super) async fn serve(
     State(shared): State<Arc<Shared>>,
@@ -36,22 +77,8 @@ pub(super) async fn serve(
         stats.media_requests += 1;
         stats.media_requests_with_api_key += u64::from(carries_secret);
     });
-    if let Some(host) = shared.faults().media_redirect_host {
-        let asked = headers
-            .get(axum::http::header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if asked.split(':').next() != Some(host.as_str()) {
-            let port = shared.media_url.port().unwrap_or(80);
-            let location = format!("http://{host}:{port}{uri}");
-            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
-            if let Ok(value) = HeaderValue::from_str(&location) {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::LOCATION, value);
-            }
-            return response;
-        }
+    if let Some(response) = redirect(&shared, &headers, &uri) {
+        return response;
     }
     let query = query.map(|Query(query)| query).unwrap_or_default();
     let param = |name: &str| query.get(name).map_or("", String::as_str);
@@ -116,17 +143,7 @@ pub(super) async fn serve(
     );
     let length = part.len();
     let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
-    // Where the connection dies, if it does: before any byte, or part-way.
-    let cut_at = if shared.roll(faults.resets) {
-        shared.count(|stats| stats.resets += 1);
-        Some(0)
-    } else if length > 1 && shared.roll(faults.cut_bodies) {
-        shared.count(|stats| stats.cut_bodies += 1);
-        // At least one byte gets through: a cut with nothing sent is a reset.
-        Some(1 + (shared.fraction() * (length - 1) as f64) as usize % (length - 1))
-    } else {
-        None
-    };
+    let cut_at = cut_point(&shared, &faults, length);
     let stream = body_stream(Arc::clone(&shared), variant.body.slice(part), rate, cut_at);
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;

@@ -515,7 +515,7 @@ async fn server_date(State(shared): State<Arc<Shared>>, request: Request, next: 
         "sometime".to_owned()
     } else {
         // httpdate writes years 1970 to 9999 only; a skew beyond is pinned.
-        let now = shared.now_ms().clamp(0, 253_402_300_799_000) as u64;
+        let now = u64::try_from(shared.now_ms().clamp(0, 253_402_300_799_000)).unwrap_or(0);
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(now))
     };
     if let Ok(date) = axum::http::HeaderValue::from_str(&date) {

@@ -442,7 +442,9 @@ fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires = now.saturating_add(ttl);
     let variants = media.variants.iter().map(|(label, variant)| {
-        let size = variant.declared_size.unwrap_or(variant.body.len() as i64);
+        let size = variant
+            .declared_size
+            .unwrap_or(i64::try_from(variant.body.len()).unwrap_or(i64::MAX));
         // `watermark` is not in the docs: it proves clients tolerate
         // unknown fields. Unstored variants get a URL too, as a trap.
         let url = shared.signed_url(&media.id, label, &variant.content_type, expires);

@@ -153,7 +153,7 @@ fn sample_media(index: usize) -> FakeMedia {
     // 104_729 is prime, so ids stay distinct and 10 digits for any index.
     let number = (4_100_000_000 + index as u64 * 104_729) % 10_000_000_000;
     let id = format!("{number:010}");
-    let created_at = SAMPLE_EPOCH_MS + index as i64 * 60_000;
+    let created_at = SAMPLE_EPOCH_MS + i64::try_from(index).unwrap_or(0) * 60_000;
     let variant = |content_type: &str, body: Bytes| FakeVariant {
         status: "stored".to_owned(),
         content_type: content_type.to_owned(),
@@ -302,6 +302,7 @@ impl Canvas {
     /// Picture number `design`: a two-colour gradient in a direction of
     /// its own, under three to six discs, rings, squares and bands in
     /// colours opposite the gradient's.
+    #[expect(clippy::cast_sign_loss, reason = "colour channels between 0 and 255")]
     fn design(design: usize) -> Canvas {
         let (width, height) = FULL_SIZE;
         let mut random = Xorshift::seeded(&design.to_string(), "design");
@@ -450,6 +451,10 @@ impl Canvas {
 }
 
 /// HSV (hue in degrees, saturation and value in 0–1) to RGB.
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "hue, saturation and value are never negative"
+)]
 fn hsv(hue: f32, saturation: f32, value: f32) -> [u8; 3] {
     let hue = hue.rem_euclid(360.0) / 60.0;
     let chroma = value * saturation;

@@ -7,12 +7,13 @@
 //! upstream), no database write (the database is not even created when
 //! missing), no file or folder, no media request.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::api::models::MediaItem;
 use crate::api::{ApiClient, BATCH_LIMIT};
 use crate::archive::ArchiveDir;
 use crate::archive::paths::part_path;
@@ -23,7 +24,7 @@ use crate::pipeline::plan::{Decision, decide};
 use crate::pipeline::resign::ASSUMED_RATE;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Quality, Settings};
-use crate::store::{LocalState, LocalVariant, Store};
+use crate::store::{ListRecord, LocalState, LocalVariant, Store};
 
 /// A number of variants (or files) and their bytes.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -96,31 +97,7 @@ pub async fn dry_run(
 ) -> Result<Plan, MirrorError> {
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
     let store = Store::open_existing(&settings.db)?;
-    let mut plan = Plan {
-        command: "mirror",
-        dry_run: true,
-        out: settings.out.clone(),
-        quality: match &settings.mirror.quality {
-            Quality::All => "all".to_owned(),
-            Quality::Labels(labels) => labels.join(","),
-        },
-        jobs: settings.mirror.jobs,
-        sync: settings.mirror.sync,
-        lists: Vec::new(),
-        media: 0,
-        download: Amount::default(),
-        resume: Amount::default(),
-        skip: Amount::default(),
-        resign: 0,
-        pending: 0,
-        unavailable: 0,
-        invalid: 0,
-        prune: Amount::default(),
-        prune_files: Vec::new(),
-        prune_refused: false,
-        errors: Vec::new(),
-    };
-
+    let mut plan = Plan::empty(settings);
     let selected = lists::read(
         &api,
         &settings.mirror.lists,
@@ -129,40 +106,22 @@ pub async fn dry_run(
     )
     .await?
     .lists;
-    let mut media_ids = std::collections::BTreeSet::new();
-    for list in &selected {
-        let members: Vec<String> = match membership::read(&api, reporter.as_ref(), &list.list_id)
-            .await?
-        {
-            Members::Read { members, .. } => {
-                members.into_iter().map(|member| member.media_id).collect()
-            }
-            Members::Unreadable { text, .. } => {
-                plan.errors.push(text);
-                match &store {
-                    Some(store) => store.current_members(std::slice::from_ref(&list.list_id))?,
-                    None => Vec::new(),
-                }
-            }
-        };
-        plan.lists.push(ListPlan {
-            id: list.list_id.clone(),
-            name: list.name.clone(),
-            members: members.len(),
-        });
-        media_ids.extend(members);
-    }
-    let media_ids: Vec<String> = media_ids.into_iter().collect();
-    plan.media = media_ids.len() as u64;
+    let media_ids = read_members(
+        &api,
+        reporter.as_ref(),
+        store.as_ref(),
+        &selected,
+        &mut plan,
+    )
+    .await?;
 
-    // Transfers start in expiry order per batch, `jobs` at a time: this is
-    // when each would start, roughly, and whether its URL would last (by
-    // the server's clock, which `expiresAt` keeps).
-    let now = api.clock().now_ms();
-    let lanes = settings.mirror.jobs.max(1) as f64;
-    let mut queued_bytes = 0u64;
-    let archive = ArchiveDir::open(&settings.out);
-    let mut labels_seen = std::collections::BTreeSet::new();
+    let mut planner = Planner {
+        settings,
+        archive: ArchiveDir::open(&settings.out),
+        now: api.clock().now_ms(),
+        queued_bytes: 0,
+        labels_seen: BTreeSet::new(),
+    };
     for (index, chunk) in media_ids.chunks(BATCH_LIMIT).enumerate() {
         // Each batch's own line: `media 101-200 of 250`, not the same
         // words once per batch.
@@ -187,31 +146,127 @@ pub async fn dry_run(
             Some(store) => store.local_variants(chunk)?,
             None => Default::default(),
         };
-        let server_now = api.clock().now_ms();
         // The client keeps only asked ids, each once: the rest are pending.
-        let items = &batch.items;
-        plan.pending += (chunk.len() - items.len()) as u64;
+        plan.pending += (chunk.len() - batch.items.len()) as u64;
+        planner.describe(&mut plan, &batch.items, &locals, api.clock().now_ms());
+    }
+    plan.errors
+        .extend(settings.mirror.quality.unmatched(&planner.labels_seen));
+    if let Some(store) = &store {
+        plan_prune(&mut plan, settings, store, &selected, &media_ids)?;
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// A plan of nothing yet, for `settings`.
+    fn empty(settings: &Settings) -> Plan {
+        Plan {
+            command: "mirror",
+            dry_run: true,
+            out: settings.out.clone(),
+            quality: match &settings.mirror.quality {
+                Quality::All => "all".to_owned(),
+                Quality::Labels(labels) => labels.join(","),
+            },
+            jobs: settings.mirror.jobs,
+            sync: settings.mirror.sync,
+            lists: Vec::new(),
+            media: 0,
+            download: Amount::default(),
+            resume: Amount::default(),
+            skip: Amount::default(),
+            resign: 0,
+            pending: 0,
+            unavailable: 0,
+            invalid: 0,
+            prune: Amount::default(),
+            prune_files: Vec::new(),
+            prune_refused: false,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The selected lists' members, through the membership stage's read half
+/// (a list that cannot be read counts with its last known members).
+async fn read_members(
+    api: &ApiClient,
+    reporter: &dyn Reporter,
+    store: Option<&Store>,
+    selected: &[ListRecord],
+    plan: &mut Plan,
+) -> Result<Vec<String>, MirrorError> {
+    let mut media_ids = BTreeSet::new();
+    for list in selected {
+        let members: Vec<String> = match membership::read(api, reporter, &list.list_id).await? {
+            Members::Read { members, .. } => {
+                members.into_iter().map(|member| member.media_id).collect()
+            }
+            Members::Unreadable { text, .. } => {
+                plan.errors.push(text);
+                match store {
+                    Some(store) => store.current_members(std::slice::from_ref(&list.list_id))?,
+                    None => Vec::new(),
+                }
+            }
+        };
+        plan.lists.push(ListPlan {
+            id: list.list_id.clone(),
+            name: list.name.clone(),
+            members: members.len(),
+        });
+        media_ids.extend(members);
+    }
+    plan.media = media_ids.len() as u64;
+    Ok(media_ids.into_iter().collect())
+}
+
+/// Counts what each described variant would come to.
+struct Planner<'a> {
+    settings: &'a Settings,
+    archive: ArchiveDir,
+    /// The server's clock when the run was planned.
+    now: i64,
+    /// Bytes planned before the current job, for when it would start.
+    queued_bytes: u64,
+    labels_seen: BTreeSet<String>,
+}
+
+impl Planner<'_> {
+    /// One batch's items: each variant through the plan's `decide`, then
+    /// the fetches in the order they would start. Transfers start in
+    /// expiry order, `jobs` at a time: this is when each would start,
+    /// roughly, and whether its URL would last (by the server's clock,
+    /// which `expiresAt` keeps).
+    fn describe(
+        &mut self,
+        plan: &mut Plan,
+        items: &[MediaItem],
+        locals: &HashMap<(String, String), LocalVariant>,
+        server_now: i64,
+    ) {
         let mut fetches = Vec::new();
         for item in items {
             let Some(media_id) = item.id.as_deref() else {
                 continue;
             };
             for (label, variant) in &item.media {
-                if !labels_seen.contains(label) {
-                    labels_seen.insert(label.clone());
+                if !self.labels_seen.contains(label) {
+                    self.labels_seen.insert(label.clone());
                 }
-                if !settings.mirror.quality.wants(label) {
+                if !self.settings.mirror.quality.wants(label) {
                     continue;
                 }
                 let local = locals
                     .get(&(media_id.to_owned(), label.clone()))
                     .cloned()
                     .unwrap_or_else(never_seen);
-                match decide(&archive, media_id, label, variant, &local, server_now) {
+                match decide(&self.archive, media_id, label, variant, &local, server_now) {
                     Decision::Fetch(job) => fetches.push(job),
                     Decision::AlreadyVerified => plan
                         .skip
-                        .add(local.verified_size.unwrap_or(0).max(0) as u64),
+                        .add(u64::try_from(local.verified_size.unwrap_or(0)).unwrap_or(0)),
                     Decision::Pending(_) => plan.pending += 1,
                     Decision::Unavailable(_) => plan.unavailable += 1,
                     Decision::Invalid(_) => plan.invalid += 1,
@@ -219,8 +274,11 @@ pub async fn dry_run(
             }
         }
         fetches.sort_by_key(|job| job.expiry_order());
+        let lanes = self.settings.mirror.jobs.max(1) as f64;
+        let margin = self.settings.network.expiry_margin.as_secs_f64();
         for job in fetches {
-            let on_disk = archive
+            let on_disk = self
+                .archive
                 .file_len(&part_path(&job.relative_path))
                 .map_or(0, |len| len.min(job.size));
             if on_disk > 0 {
@@ -228,33 +286,38 @@ pub async fn dry_run(
             }
             plan.download.add(job.size);
             let remaining = job.size - on_disk;
-            let starts = queued_bytes as f64 / (ASSUMED_RATE * lanes);
+            let starts = self.queued_bytes as f64 / (ASSUMED_RATE * lanes);
             let lasts = remaining as f64 / ASSUMED_RATE;
-            let margin = settings.network.expiry_margin.as_secs_f64();
             if let Some(lifetime) = job.lifetime
-                && (lifetime.expires_at - now) as f64 / 1000.0 < starts + lasts + margin
+                && (lifetime.expires_at - self.now) as f64 / 1000.0 < starts + lasts + margin
             {
                 plan.resign += 1;
             }
-            queued_bytes += remaining;
+            self.queued_bytes += remaining;
         }
     }
+}
 
-    plan.errors
-        .extend(settings.mirror.quality.unmatched(&labels_seen));
-    if let Some(store) = &store {
-        let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
-        let current: HashSet<String> = media_ids.iter().cloned().collect();
-        for file in store.prune_candidates(&list_ids, &current)? {
-            plan.prune.add(file.size);
-            if settings.mirror.prune {
-                plan.prune_files.push(file.local_path);
-            }
+/// What `--prune` would delete: files of media gone from every selected
+/// list (listed one by one only with `--prune`).
+fn plan_prune(
+    plan: &mut Plan,
+    settings: &Settings,
+    store: &Store,
+    selected: &[ListRecord],
+    media_ids: &[String],
+) -> Result<(), MirrorError> {
+    let list_ids: Vec<String> = selected.iter().map(|list| list.list_id.clone()).collect();
+    let current: HashSet<String> = media_ids.iter().cloned().collect();
+    for file in store.prune_candidates(&list_ids, &current)? {
+        plan.prune.add(file.size);
+        if settings.mirror.prune {
+            plan.prune_files.push(file.local_path);
         }
-        plan.prune_refused =
-            settings.mirror.prune && plan.prune_files.len() > settings.mirror.max_delete;
     }
-    Ok(plan)
+    plan.prune_refused =
+        settings.mirror.prune && plan.prune_files.len() > settings.mirror.max_delete;
+    Ok(())
 }
 
 fn never_seen() -> LocalVariant {

@@ -77,7 +77,7 @@ pub fn decide(
         }
     }
     let size = match remote.size_bytes {
-        Some(size) if size > 0 => size as u64,
+        Some(size) if size > 0 => size.unsigned_abs(),
         Some(size) => return Decision::Invalid(format!("Vault+ declares a size of {size} bytes")),
         None => return Decision::Invalid("Vault+ declares no size (`sizeBytes`)".into()),
     };

@@ -104,6 +104,10 @@ impl Resign {
     /// Bytes the transfers can receive in half of `job`'s URL lifetime:
     /// queued jobs within that many bytes start before a URL signed now is
     /// half spent, so they are worth re-signing in the same call.
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "a product of rates and a lifetime, never negative"
+    )]
     pub fn budget(&self, job: &Job) -> u64 {
         let jobs = self.context.settings.mirror.jobs.max(1) as f64;
         let lifetime = job.lifetime.map_or(0, |lifetime| lifetime.length_ms()) as f64;
