@@ -48,6 +48,10 @@ impl Stage {
     }
 }
 
+/// What the core tells whoever shows a run: stages, planned work,
+/// transfers (start, new bytes, done, abandoned), re-signs, retries,
+/// failures and notes. Every method has an empty default, so a reporter
+/// implements only what it shows; the core never prints.
 pub trait Reporter: Send + Sync {
     /// A stage began (or made progress worth a line): `detail` says what.
     fn on_stage(&self, _stage: Stage, _detail: &str) {}

@@ -181,6 +181,10 @@ impl Default for NetworkSettings {
     }
 }
 
+/// Everything a command needs to know, merged once from flags, the
+/// environment, the config file and defaults (in that order of weight)
+/// and validated before any network or disk IO; commands take
+/// `&Settings`, never the raw command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Archive root.

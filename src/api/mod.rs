@@ -180,6 +180,11 @@ pub struct Batch {
     pub malformed: Vec<String>,
 }
 
+/// The OFAuth API client of one run: every call goes through the token
+/// bucket (and a whole-client pause after a 429), is retried when the
+/// failure is transient, feeds the server's clock from its `Date`, and
+/// comes back as a typed [`ApiError`] that keeps the status. The key and
+/// connection id travel only to the API's own origin.
 pub struct ApiClient {
     http: reqwest::Client,
     config: ApiConfig,

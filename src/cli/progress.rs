@@ -29,28 +29,28 @@ pub const EVENTS: &str = "events";
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Picks the display for this output mode and terminal.
-pub fn display_for(output: Output) -> Display {
+pub fn display_for(output: Output) -> Progress {
     if output.quiet || output.json {
-        Display::Silent
+        Progress::Silent
     } else if output.verbose == 0
         && std::io::stderr().is_terminal()
         && std::env::var_os("VAULT_MIRROR_NO_PROGRESS").is_none()
     {
-        Display::Bars(Box::new(Bars::new(
+        Progress::Bars(Box::new(Bars::new(
             colour_wanted(),
             ProgressDrawTarget::stderr_with_hz(10),
         )))
     } else {
-        Display::Lines(Counts::default())
+        Progress::Lines(Counts::default())
     }
 }
 
 /// Messages (retries, notes) but no bars: for short commands.
-pub fn messages_for(output: Output) -> Display {
+pub fn messages_for(output: Output) -> Progress {
     if output.quiet || output.json {
-        Display::Silent
+        Progress::Silent
     } else {
-        Display::Lines(Counts::default())
+        Progress::Lines(Counts::default())
     }
 }
 
@@ -60,7 +60,7 @@ pub fn colour_wanted() -> bool {
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
-pub enum Display {
+pub enum Progress {
     Silent,
     Lines(Counts),
     Bars(Box<Bars>),
@@ -88,10 +88,10 @@ impl Default for Counts {
     }
 }
 
-impl Display {
+impl Progress {
     /// Clears the bars before the summary is printed.
     pub fn finish(&self) {
-        if let Display::Bars(bars) = self {
+        if let Progress::Bars(bars) = self {
             bars.clear();
         }
     }
@@ -100,7 +100,7 @@ impl Display {
     /// they would stay drawn as they were), then `text` is shown.
     pub fn stopping(&self, text: &str) {
         tracing::warn!(target: EVENTS, "{text}");
-        if let Display::Bars(bars) = self {
+        if let Progress::Bars(bars) = self {
             bars.clear();
         }
         // Shown whatever the output mode: a stop is worth a line.
@@ -111,10 +111,10 @@ impl Display {
     pub fn line(&self, text: &str) {
         tracing::info!(target: EVENTS, "{text}");
         match self {
-            Display::Silent => {}
-            Display::Lines(_) => eprintln!("{text}"),
-            Display::Bars(bars) if bars.stopped.load(Ordering::Relaxed) => eprintln!("{text}"),
-            Display::Bars(bars) => bars.multi.suspend(|| eprintln!("{text}")),
+            Progress::Silent => {}
+            Progress::Lines(_) => eprintln!("{text}"),
+            Progress::Bars(bars) if bars.stopped.load(Ordering::Relaxed) => eprintln!("{text}"),
+            Progress::Bars(bars) => bars.multi.suspend(|| eprintln!("{text}")),
         }
     }
 }
@@ -287,14 +287,14 @@ impl Counts {
     }
 }
 
-impl Reporter for Display {
+impl Reporter for Progress {
     fn on_stage(&self, stage: Stage, detail: &str) {
         let text = format!("{}: {detail}", stage.name());
         match self {
             // Before counting starts, the stage is the overall line's
             // message (`{wide_msg}` fits it to the width); after, that
             // message is the file counter, so a stage gets a line above.
-            Display::Bars(bars) if !bars.counting.load(Ordering::Relaxed) => {
+            Progress::Bars(bars) if !bars.counting.load(Ordering::Relaxed) => {
                 tracing::info!(target: EVENTS, "{text}");
                 bars.overall.set_message(text);
             }
@@ -304,7 +304,7 @@ impl Reporter for Display {
 
     fn on_queued(&self, files: u64, bytes: u64) {
         match self {
-            Display::Bars(bars) => {
+            Progress::Bars(bars) => {
                 bars.overall.inc_length(bytes);
                 bars.files_total.fetch_add(files, Ordering::Relaxed);
                 let first = !bars.counting.swap(true, Ordering::Relaxed);
@@ -315,23 +315,23 @@ impl Reporter for Display {
                     bars.files_message();
                 }
             }
-            Display::Lines(counts) => {
+            Progress::Lines(counts) => {
                 counts.files_total.fetch_add(files, Ordering::Relaxed);
                 counts.planned.store(false, Ordering::Relaxed);
             }
-            Display::Silent => {}
+            Progress::Silent => {}
         }
     }
 
     fn on_planned(&self) {
         match self {
-            Display::Bars(bars) => {
+            Progress::Bars(bars) => {
                 if !bars.planned.swap(true, Ordering::Relaxed) {
                     bars.restyle();
                 }
             }
-            Display::Lines(counts) => counts.planned.store(true, Ordering::Relaxed),
-            Display::Silent => {}
+            Progress::Lines(counts) => counts.planned.store(true, Ordering::Relaxed),
+            Progress::Silent => {}
         }
     }
 
@@ -339,7 +339,7 @@ impl Reporter for Display {
         if resumed_from > 0 {
             tracing::debug!(target: EVENTS, "{name}: resuming from byte {resumed_from} of {size}");
         }
-        if let Display::Bars(bars) = self
+        if let Progress::Bars(bars) = self
             && !bars.stopped.load(Ordering::Relaxed)
         {
             let bar = bars.multi.insert_from_back(0, ProgressBar::new(size));
@@ -357,21 +357,21 @@ impl Reporter for Display {
 
     fn on_bytes(&self, id: TransferId, new_bytes: u64) {
         match self {
-            Display::Bars(bars) => {
+            Progress::Bars(bars) => {
                 bars.overall.inc(new_bytes);
                 if let Some(bar) = bars.transfer(id) {
                     bar.inc(new_bytes);
                 }
             }
-            Display::Lines(counts) => {
+            Progress::Lines(counts) => {
                 counts.bytes.fetch_add(new_bytes, Ordering::Relaxed);
             }
-            Display::Silent => {}
+            Progress::Silent => {}
         }
     }
 
     fn on_rewind(&self, id: TransferId, lost_bytes: u64) {
-        if let Display::Bars(bars) = self {
+        if let Progress::Bars(bars) = self {
             bars.overall
                 .set_position(bars.overall.position().saturating_sub(lost_bytes));
             if let Some(bar) = bars.transfer(id) {
@@ -382,23 +382,23 @@ impl Reporter for Display {
 
     fn on_done(&self, id: TransferId) {
         match self {
-            Display::Bars(bars) => {
+            Progress::Bars(bars) => {
                 bars.end_transfer(id);
                 bars.files_done.fetch_add(1, Ordering::Relaxed);
                 bars.files_message();
             }
-            Display::Lines(counts) => {
+            Progress::Lines(counts) => {
                 counts.files_done.fetch_add(1, Ordering::Relaxed);
                 if let Some(text) = counts.maybe_line() {
                     self.line(&text);
                 }
             }
-            Display::Silent => {}
+            Progress::Silent => {}
         }
     }
 
     fn on_abandoned(&self, id: TransferId) {
-        if let Display::Bars(bars) = self
+        if let Progress::Bars(bars) = self
             && let Some(bar) = bars.end_transfer(id)
         {
             // Bytes of an abandoned attempt stay in .part and count again
@@ -484,7 +484,7 @@ mod tests {
     fn the_overall_line_fits_80_columns_and_says_when_the_total_is_final() {
         let screen = Screen::default();
         let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
-        let display = Display::Bars(Box::new(Bars::new(false, target)));
+        let display = Progress::Bars(Box::new(Bars::new(false, target)));
         display.on_stage(Stage::Resolve, &"a long stage description ".repeat(8));
         // 1023.99 GiB in 12,345 files: the widest the byte figures get.
         display.on_queued(12_345, 1_099_500_000_000);

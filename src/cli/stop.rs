@@ -35,7 +35,7 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// run stays unfinished in the database, like after a crash).
 /// `display` clears its bars and shows the "stopping" line.
 pub(crate) fn graceful_stop(
-    display: std::sync::Arc<progress::Display>,
+    display: std::sync::Arc<progress::Progress>,
 ) -> impl std::future::Future<Output = i32> + Send + 'static {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {

@@ -57,6 +57,9 @@ struct State {
     closed: bool,
 }
 
+/// The jobs resolve has planned and no transfer has taken yet, earliest
+/// `expiresAt` first, bounded above a high-water mark so resolve never
+/// runs far ahead of the transfers (memory stays flat, URLs stay fresh).
 pub struct JobQueue {
     state: Mutex<State>,
     high_water: usize,

@@ -48,6 +48,10 @@ pub struct MediaRecord {
     pub duration: Option<f64>,
 }
 
+/// The state database: one connection behind a mutex (one writer), every
+/// statement through [`Store::with`] or [`Store::transaction`], errors
+/// sorted into [`StoreError`]s a person can act on. Its methods, one
+/// concern a file, live beside this one in `store/`.
 pub struct Store {
     pub(super) path: PathBuf,
     pub(super) connection: Mutex<Connection>,
