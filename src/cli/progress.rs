@@ -60,6 +60,7 @@ pub fn colour_wanted() -> bool {
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
+/// How a run shows itself: nothing, plain lines, or bars (see the module docs).
 pub enum Progress {
     Silent,
     Lines(Counts),
