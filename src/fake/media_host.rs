@@ -44,6 +44,7 @@ pub(super) async fn serve(
         if asked.split(':').next() != Some(host.as_str()) {
             let port = shared.media_url.port().unwrap_or(80);
             let location = format!("http://{host}:{port}{uri}");
+            shared.count(|stats| stats.media_redirects += 1);
             let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response
@@ -62,7 +63,11 @@ pub(super) async fn serve(
     if !shared.signature_is_valid(media_id, label, expires, param("sig")) {
         return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
     }
-    if expires < shared.now_ms() || shared.roll(shared.faults().refused_urls) {
+    let expired = expires < shared.now_ms();
+    if expired || shared.roll(shared.faults().refused_urls) {
+        if !expired {
+            shared.count(|stats| stats.refused_urls += 1);
+        }
         return refuse(&shared, "AccessDenied", "Request has expired");
     }
     let vault = lock(&shared.vault);
@@ -77,7 +82,10 @@ pub(super) async fn serve(
     drop(vault);
     let faults = shared.faults();
     if shared.roll(faults.media_server_errors) {
-        shared.count(|stats| stats.server_errors += 1);
+        shared.count(|stats| {
+            stats.server_errors += 1;
+            stats.media_server_errors += 1;
+        });
         let message = "Please reduce your request rate.";
         return xml_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", message);
     }
@@ -94,7 +102,11 @@ pub(super) async fn serve(
     let total = variant.body.len();
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&variant.body)[..16]));
 
-    let range = requested_range(&headers, &etag).filter(|_| !faults.ignore_range);
+    let requested = requested_range(&headers, &etag);
+    if requested.is_some() && faults.ignore_range {
+        shared.count(|stats| stats.ignored_ranges += 1);
+    }
+    let range = requested.filter(|_| !faults.ignore_range);
     let (status, part) = match range.map(|range| range.within(total)) {
         None => (StatusCode::OK, 0..total),
         Some(Some(part)) => (StatusCode::PARTIAL_CONTENT, part),
@@ -116,6 +128,9 @@ pub(super) async fn serve(
     );
     let length = part.len();
     let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
+    if rate.is_some() {
+        shared.count(|stats| stats.throttled_bodies += 1);
+    }
     // Where the connection dies, if it does: before any byte, or part-way.
     let cut_at = if shared.roll(faults.resets) {
         shared.count(|stats| stats.resets += 1);

@@ -529,6 +529,7 @@ fn an_unknown_list_given_while_list_names_cannot_be_read_leaves_no_row_either() 
             predicate::str::contains("could not read list names")
                 .and(predicate::str::contains("there is no list 999 upstream")),
         );
+    assert!(server.stats().lists_unavailable > 0, "{:?}", server.stats());
     assert_eq!(db_list_ids(&db), vec![known]);
 }
 
@@ -908,7 +909,9 @@ fn paging_that_never_ends_stops_with_a_clear_error() {
         .stderr(predicate::str::contains(
             "/v2/access/vault/lists kept paging without progress (a page brought no item not seen before)",
         ));
-    assert!(server.stats().list_calls <= 2, "{:?}", server.stats());
+    let stats = server.stats();
+    assert!(stats.list_calls <= 2, "{stats:?}");
+    assert!(stats.endless_pages > 0, "{stats:?}");
     // Named lists: their members' cursor goes round in a circle; the last
     // known members stand and the run says why.
     let output = against(&server, out.path(), &["mirror"])
@@ -919,7 +922,10 @@ fn paging_that_never_ends_stops_with_a_clear_error() {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let errors = summary["errors"].to_string();
     assert!(errors.contains("kept paging without progress"), "{errors}");
-    assert!(server.stats().member_calls <= 3, "{:?}", server.stats());
+    let stats = server.stats();
+    assert!(stats.member_calls <= 3, "{stats:?}");
+    // Every list page paged without end, and so did some member page.
+    assert!(stats.endless_pages > stats.list_calls, "{stats:?}");
 }
 
 #[test]

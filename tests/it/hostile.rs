@@ -137,6 +137,7 @@ async fn a_media_redirect_to_another_host_is_followed_without_the_key() {
     );
     let stats = server.stats();
     // Each transfer was redirected once (to `localhost`) and then served.
+    assert_eq!(stats.media_redirects as usize, total, "{stats:?}");
     assert_eq!(stats.media_requests as usize, 2 * total);
     assert_eq!(stats.media_requests_with_api_key, 0);
 }
@@ -246,10 +247,12 @@ async fn bad_api_answers_fail_their_item_and_the_rest_of_the_run_goes_on() {
     settings.network.api_attempts = 12;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 3, "{summary:#?}");
+    let stats = server.stats();
     assert!(
-        server.stats().html_answers > 0,
-        "no truncated answer was served"
+        stats.truncated_answers > 0,
+        "no truncated answer: {stats:?}"
     );
+    assert!(stats.garbage_batches > 0, "no batch garbage: {stats:?}");
     let reason_for = |notes: &[pipeline::ItemNote], id: &str| {
         notes
             .iter()
