@@ -38,6 +38,7 @@ fn redirect(shared: &Shared, headers: &HeaderMap, uri: &axum::http::Uri) -> Opti
     }
     let port = shared.media_url.port().unwrap_or(80);
     let location = format!("http://{host}:{port}{uri}");
+    shared.count(|stats| stats.media_redirects += 1);
     let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response
@@ -89,7 +90,11 @@ pub(super) async fn serve(
     if !shared.signature_is_valid(media_id, label, expires, param("sig")) {
         return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
     }
-    if expires < shared.now_ms() || shared.roll(shared.faults().refused_urls) {
+    let expired = expires < shared.now_ms();
+    if expired || shared.roll(shared.faults().refused_urls) {
+        if !expired {
+            shared.count(|stats| stats.refused_urls += 1);
+        }
         return refuse(&shared, "AccessDenied", "Request has expired");
     }
     let vault = lock(&shared.vault);
@@ -104,7 +109,10 @@ pub(super) async fn serve(
     drop(vault);
     let faults = shared.faults();
     if shared.roll(faults.media_server_errors) {
-        shared.count(|stats| stats.server_errors += 1);
+        shared.count(|stats| {
+            stats.server_errors += 1;
+            stats.media_server_errors += 1;
+        });
         let message = "Please reduce your request rate.";
         return xml_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", message);
     }
@@ -121,7 +129,11 @@ pub(super) async fn serve(
     let total = variant.body.len();
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&variant.body)[..16]));
 
-    let range = requested_range(&headers, &etag).filter(|_| !faults.ignore_range);
+    let requested = requested_range(&headers, &etag);
+    if requested.is_some() && faults.ignore_range {
+        shared.count(|stats| stats.ignored_ranges += 1);
+    }
+    let range = requested.filter(|_| !faults.ignore_range);
     let (status, part) = match range.map(|range| range.within(total)) {
         None => (StatusCode::OK, 0..total),
         Some(Some(part)) => (StatusCode::PARTIAL_CONTENT, part),
@@ -136,32 +148,40 @@ pub(super) async fn serve(
             return response;
         }
     };
+    let length = part.len();
+    let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
+    if rate.is_some() {
+        shared.count(|stats| stats.throttled_bodies += 1);
+    }
+    let cut_at = cut_point(&shared, &faults, length);
     let content_range = format!(
         "bytes {}-{}/{total}",
         part.start,
         part.end.saturating_sub(1)
     );
-    let length = part.len();
-    let rate = faults.bandwidth_per_transfer.filter(|rate| *rate > 0);
-    let cut_at = cut_point(&shared, &faults, length);
     let stream = body_stream(Arc::clone(&shared), variant.body.slice(part), rate, cut_at);
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let content_type = variant.served_content_type.unwrap_or(variant.content_type);
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::CONTENT_TYPE, text_header(content_type));
-    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    response_headers.insert(header::ETAG, text_header(etag));
-    response_headers.insert(
+    add_headers(response.headers_mut(), content_type, length, etag);
+    if status == StatusCode::PARTIAL_CONTENT {
+        shared.count(|stats| stats.range_requests += 1);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_RANGE, text_header(content_range));
+    }
+    response
+}
+
+/// The headers every body is served with.
+fn add_headers(headers: &mut HeaderMap, content_type: String, length: usize, etag: String) {
+    headers.insert(header::CONTENT_TYPE, text_header(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::ETAG, text_header(etag));
+    headers.insert(
         header::LAST_MODIFIED,
         HeaderValue::from_static(LAST_MODIFIED),
     );
-    if status == StatusCode::PARTIAL_CONTENT {
-        shared.count(|stats| stats.range_requests += 1);
-        response_headers.insert(header::CONTENT_RANGE, text_header(content_range));
-    }
-    response
 }
 
 /// One `bytes=` range; anything else (several ranges, other units, garbage)

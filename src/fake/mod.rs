@@ -206,6 +206,33 @@ pub struct Stats {
     pub resets: u64,
     pub wrong_sizes: u64,
     pub wrong_types: u64,
+    // Where a counter above lumps faults together, or none counts a fault,
+    // these show each switched-on fault struck.
+    /// Of `server_errors`, those of the media host.
+    pub media_server_errors: u64,
+    /// Of `html_answers`, the JSON answers cut off mid-way.
+    pub truncated_answers: u64,
+    /// Of `expired_hits`, URLs refused as expired that were not.
+    pub refused_urls: u64,
+    /// Batch answers padded with repeats, an item nobody asked for and
+    /// malformed ones.
+    pub garbage_batches: u64,
+    /// List and member pages that promised more only because paging never ends.
+    pub endless_pages: u64,
+    /// List pages answered 503 because the lists route is down.
+    pub lists_unavailable: u64,
+    /// Media requests redirected to another host.
+    pub media_redirects: u64,
+    /// Media GETs with a `Range` the host ignored (200, the whole body).
+    pub ignored_ranges: u64,
+    /// Media bodies sent at a capped rate.
+    pub throttled_bodies: u64,
+    /// Variants the clock turned from pending or storing to stored.
+    pub stored_late: u64,
+    /// Answers whose `Date` keeps a skewed clock.
+    pub skewed_dates: u64,
+    /// Answers whose `Date` no client can read.
+    pub garbled_dates: u64,
 }
 
 /// A running fake; it stops when dropped.
@@ -511,9 +538,14 @@ impl Shared {
 /// machine's clock, so the fake writes its own.
 async fn server_date(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let date = if shared.faults().garbled_date {
+    let faults = shared.faults();
+    let date = if faults.garbled_date {
+        shared.count(|stats| stats.garbled_dates += 1);
         "sometime".to_owned()
     } else {
+        if faults.clock_skew_ms != 0 {
+            shared.count(|stats| stats.skewed_dates += 1);
+        }
         // httpdate writes years 1970 to 9999 only; a skew beyond is pinned.
         let now = u64::try_from(shared.now_ms().clamp(0, 253_402_300_799_000)).unwrap_or(0);
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(now))

@@ -118,6 +118,7 @@ fn api_fault(shared: &Shared) -> Option<Response> {
                 if matches!(variant.status.as_str(), "pending" | "storing") {
                     variant.status = "stored".to_owned();
                     variant.stored_at = Some(now);
+                    shared.count(|stats| stats.stored_late += 1);
                 }
             }
         }
@@ -155,7 +156,10 @@ fn api_fault(shared: &Shared) -> Option<Response> {
         return Some(error.into_response());
     }
     if shared.roll(faults.api_truncated) {
-        shared.count(|stats| stats.html_answers += 1);
+        shared.count(|stats| {
+            stats.html_answers += 1;
+            stats.truncated_answers += 1;
+        });
         let cut = r#"{"items":[{"id":"1","media":{"full":{"sizeB"#;
         return Some(([(header::CONTENT_TYPE, "application/json")], cut).into_response());
     }
@@ -221,6 +225,7 @@ async fn lists(
     let mut offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
     shared.count(|stats| stats.list_calls += 1);
     if shared.faults().lists_unavailable {
+        shared.count(|stats| stats.lists_unavailable += 1);
         return Err(api_error(
             &shared,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -230,6 +235,7 @@ async fn lists(
     }
     let endless = shared.faults().endless_pages;
     if endless {
+        shared.count(|stats| stats.endless_pages += 1);
         offset = 0;
     }
     let vault = lock(&shared.vault);
@@ -329,6 +335,7 @@ async fn list_media(
             .and_then(|number| number.parse().ok())
             .unwrap_or(0);
         let next = format!("c{}", at % 3 + 1);
+        shared.count(|stats| stats.endless_pages += 1);
         return Ok(Json(json!({"items": items, "nextCursor": next})).into_response());
     }
     Ok(Json(json!({"items": items})).into_response())
@@ -381,6 +388,7 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         .map(|media| media_json(&shared, media, now))
         .collect();
     if shared.faults().batch_garbage {
+        shared.count(|stats| stats.garbage_batches += 1);
         let mut garbage = items.clone();
         garbage.extend(items);
         garbage.push(json!({

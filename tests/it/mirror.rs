@@ -1,26 +1,15 @@
 //! The pipeline end to end against the fake Vault+ (loopback only).
 
-#![allow(
-    clippy::disallowed_methods,
-    clippy::too_many_lines,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
-)]
-
-mod common;
-
 use std::sync::Arc;
 
-use common::{assert_archive_matches, media_files, settings_for, stored_variants, variant_rows};
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
 use vault_mirror::pipeline::{self, MirrorError, Outcome};
 use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::Quality;
 
-fn silent() -> Arc<SilentReporter> {
-    Arc::new(SilentReporter)
-}
+use crate::common::{
+    assert_archive_matches, media_files, mirror, settings_for, stored_variants, variant_rows,
+};
 
 #[tokio::test]
 async fn full_mirror_of_overlapping_lists_then_a_rerun_that_downloads_nothing() {
@@ -31,7 +20,7 @@ async fn full_mirror_of_overlapping_lists_then_a_rerun_that_downloads_nothing() 
     let out = tempfile::tempdir().unwrap();
     let settings = settings_for(&server, out.path());
 
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     let expected = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(summary.outcome, Outcome::Complete, "{summary:?}");
     assert_eq!(summary.exit_code, 0);
@@ -57,7 +46,7 @@ async fn full_mirror_of_overlapping_lists_then_a_rerun_that_downloads_nothing() 
     }));
 
     let requests_before = server.stats().media_requests;
-    let again = pipeline::mirror(&settings, silent()).await.unwrap();
+    let again = mirror(&settings).await;
     assert_eq!(again.downloaded, 0);
     assert_eq!(again.already_verified as usize, expected);
     assert_eq!(
@@ -76,7 +65,7 @@ async fn a_file_deleted_by_hand_is_fetched_again_and_its_view_links_come_back() 
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let settings = settings_for(&server, out.path());
-    let first = pipeline::mirror(&settings, silent()).await.unwrap();
+    let first = mirror(&settings).await;
     assert_eq!(first.exit_code, 0, "{first:?}");
     let links = first.views.unwrap().links;
 
@@ -97,7 +86,7 @@ async fn a_file_deleted_by_hand_is_fetched_again_and_its_view_links_come_back() 
         .path();
     std::fs::remove_file(&link).unwrap();
 
-    let again = pipeline::mirror(&settings, silent()).await.unwrap();
+    let again = mirror(&settings).await;
     assert_eq!(again.downloaded, 1, "{again:?}");
     assert_eq!(again.exit_code, 0);
     assert!(victim.is_file());
@@ -129,7 +118,7 @@ async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
     let thumbs = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&server, thumbs.path());
     settings.mirror.quality = Quality::parse("thumb").unwrap();
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(
         summary.downloaded as usize,
         stored_variants(&vault, &["thumb"])
@@ -143,7 +132,7 @@ async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
     let everything = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&server, everything.path());
     settings.mirror.quality = Quality::All;
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     let labels: Vec<&str> = unusual.iter().map(String::as_str).collect();
     assert!(summary.downloaded as usize > stored_variants(&vault, &["full", "thumb"]));
@@ -172,7 +161,7 @@ async fn hostile_ids_and_list_names_stay_inside_the_archive() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("archive");
     let settings = settings_for(&server, &out);
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
 
     // Nothing was written beside the archive.
@@ -225,7 +214,7 @@ async fn a_file_failing_verification_never_reaches_its_final_path() {
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let settings = settings_for(&server, out.path());
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
 
     assert_eq!(summary.exit_code, 3);
     assert_eq!(summary.outcome, Outcome::Partial);
@@ -272,7 +261,7 @@ async fn pending_variants_end_the_run_with_exit_3_and_are_fetched_once_stored() 
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let settings = settings_for(&server, out.path());
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 3);
     assert_eq!(summary.pending.len(), 1);
     assert_eq!(
@@ -293,7 +282,7 @@ async fn pending_variants_end_the_run_with_exit_3_and_are_fetched_once_stored() 
             .unwrap()
             .status = "stored".into();
     });
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     assert_eq!(summary.downloaded, 1);
 }
@@ -319,7 +308,7 @@ async fn an_interrupted_part_file_is_resumed_with_range() {
     )
     .unwrap();
 
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     assert_eq!(server.stats().range_requests, 1);
     assert_archive_matches(out.path(), &settings.db, &vault);
@@ -334,7 +323,9 @@ async fn a_refused_key_is_an_auth_error() {
     let out = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&server, out.path());
     settings.api_key = Some("wrong".to_owned().into());
-    let error = pipeline::mirror(&settings, silent()).await.unwrap_err();
+    let error = pipeline::mirror(&settings, Arc::new(SilentReporter))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, MirrorError::Api(api) if api.is_auth()),
         "{error}"
@@ -350,10 +341,10 @@ async fn members_gone_upstream_are_kept_and_marked() {
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let settings = settings_for(&server, out.path());
-    pipeline::mirror(&settings, silent()).await.unwrap();
+    mirror(&settings).await;
     let files_before = media_files(out.path());
     let removed = server.with_vault(|vault| vault.lists[0].members.pop().unwrap());
-    let summary = pipeline::mirror(&settings, silent()).await.unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.lists[0].gone, 1);
     assert_eq!(
         media_files(out.path()),

@@ -1,11 +1,98 @@
-//! Shared helpers for the integration tests: a fake Vault+ on loopback and
-//! checks of an archive against the fake's data.
-#![allow(dead_code)]
+//! What the integration tests share: settings and a mirror run against a
+//! fake Vault+ on loopback, the binary with an environment scrubbed of the
+//! host's settings (one list of what a test must not inherit), and checks
+//! of an archive against the fake's data.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
 
 use vault_mirror::fake::{FakeMedia, FakeServer, Vault};
+use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::{Settings, parse_base_url};
+
+/// What a process a test starts must not inherit from the developer's
+/// shell: every variable the binary reads (its settings, and its test
+/// hooks, which a test sets only where it means them), what changes the
+/// colour and width of what it prints, and proxies (reqwest honours them,
+/// and the fake is on loopback). A test in `cli` keeps the first part in
+/// step with the names `src/` reads.
+pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
+    // Settings (clap's `env =`), logging and the progress display.
+    "OFAUTH_API_KEY",
+    "OFAUTH_API_KEY_FILE",
+    "OFAUTH_CONNECTION_ID",
+    "OFAUTH_BASE_URL",
+    "VAULT_MIRROR_OUT",
+    "VAULT_MIRROR_DB",
+    "VAULT_MIRROR_CONFIG",
+    "VAULT_MIRROR_LOG",
+    "VAULT_MIRROR_LOG_FILE",
+    "VAULT_MIRROR_NO_PROGRESS",
+    // Test hooks of the binary.
+    "VAULT_MIRROR_TEST_RETRY_DELAY_MS",
+    "VAULT_MIRROR_TEST_FREE_BYTES",
+    "VAULT_MIRROR_TEST_DISK_FULL_AFTER",
+    "VAULT_MIRROR_TEST_DB_MAX_PAGES",
+    "VAULT_MIRROR_TEST_NO_LINKS",
+    // Colour and width (clap's help, the progress bars).
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "COLUMNS",
+    "LINES",
+    // Proxies.
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Keeps [`SCRUBBED_ENVIRONMENT`] from reaching `command`'s process.
+pub fn scrub_environment(command: &mut Command) -> &mut Command {
+    for name in SCRUBBED_ENVIRONMENT {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// The binary with a scrubbed environment, fast retries, and help wrapped
+/// at 100 columns whatever the terminal. `assert_cmd::prelude` gives it
+/// `.assert()`.
+pub fn vault_mirror() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
+    scrub_environment(&mut command)
+        .env("VAULT_MIRROR_TEST_RETRY_DELAY_MS", "5")
+        .env("COLUMNS", "100");
+    command
+}
+
+/// `vault-mirror <args> --out <out>` with `server`'s API settings in its
+/// environment: the binary run against the fake.
+pub fn against(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
+    let mut command = vault_mirror();
+    command
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id());
+    command
+}
+
+/// A mirror run in this process, reporting nothing; panics if the run
+/// cannot start or is stopped by an error (its summary holds item failures).
+pub async fn mirror(settings: &Settings) -> Summary {
+    pipeline::mirror(settings, Arc::new(SilentReporter))
+        .await
+        .unwrap()
+}
 
 /// Settings that point at `server` and write into `out`, with fast retries.
 pub fn settings_for(server: &FakeServer, out: &Path) -> Settings {

@@ -2,63 +2,18 @@
 //! dry runs, the config file, the archive lock, logging, completions and
 //! the progress display in a real pseudo-terminal (loopback only).
 
-#![allow(
-    clippy::disallowed_methods,
-    clippy::too_many_lines,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
-)]
-
-mod common;
-
 use std::path::Path;
-use std::process::Command as StdCommand;
+use std::process::Command;
 
-use assert_cmd::Command;
-use common::{assert_archive_matches, stored_variants, variant_rows};
+use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
-/// The binary with a clean environment: no key, archive or config from the host.
-fn vault_mirror_std() -> StdCommand {
-    let mut command = StdCommand::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
-    for name in [
-        "OFAUTH_API_KEY",
-        "OFAUTH_API_KEY_FILE",
-        "OFAUTH_CONNECTION_ID",
-        "OFAUTH_BASE_URL",
-        "VAULT_MIRROR_OUT",
-        "VAULT_MIRROR_DB",
-        "VAULT_MIRROR_CONFIG",
-        "VAULT_MIRROR_LOG",
-        "VAULT_MIRROR_LOG_FILE",
-        "NO_COLOR",
-    ] {
-        command.env_remove(name);
-    }
-    command.env("VAULT_MIRROR_TEST_RETRY_DELAY_MS", "5");
-    command.env("COLUMNS", "100");
-    command
-}
-
-fn vault_mirror() -> Command {
-    Command::from_std(vault_mirror_std())
-}
-
-/// `vault-mirror <args> --out <out>` with the server's API settings in the environment.
-fn against(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
-    let mut command = vault_mirror();
-    command
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key())
-        .env("OFAUTH_CONNECTION_ID", server.connection_id());
-    command
-}
+use crate::common::{
+    against, assert_archive_matches, media_files, scrub_environment, stored_variants, variant_rows,
+    vault_mirror,
+};
 
 fn start(vault: &Vault) -> FakeServer {
     FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap()
@@ -531,7 +486,7 @@ fn settings_come_from_flag_then_environment_then_file() {
     against(&server, &archive, &["mirror", "-q"])
         .assert()
         .code(0);
-    let files = common::media_files(&archive);
+    let files = media_files(&archive);
     assert!(!files.is_empty());
     assert!(files.iter().all(|path| {
         path.file_name()
@@ -676,7 +631,7 @@ fn infer_kind(bytes: &[u8]) -> &'static str {
 /// pseudo-terminal of 80 columns (util-linux `script`) against `server`;
 /// `None` where `script` cannot run here.
 fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Output> {
-    if StdCommand::new("script").arg("--version").output().is_err() {
+    if Command::new("script").arg("--version").output().is_err() {
         eprintln!("skipped: util-linux `script` is not installed");
         return None;
     }
@@ -685,16 +640,10 @@ fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Outpu
         "stty cols 80 rows 24; {}",
         command.replace("{bin}", &format!("'{}'", binary.display()))
     );
-    let mut script = StdCommand::new("script");
-    for name in [
-        "OFAUTH_API_KEY_FILE",
-        "VAULT_MIRROR_OUT",
-        "VAULT_MIRROR_CONFIG",
-        "VAULT_MIRROR_LOG",
-    ] {
-        script.env_remove(name);
-    }
-    let output = script
+    let mut script = Command::new("script");
+    // `script` passes its environment on to the binary: scrubbed, and
+    // without a COLUMNS to beat the terminal's 80.
+    let output = scrub_environment(&mut script)
         .env("OFAUTH_BASE_URL", server.base_url())
         .env("OFAUTH_API_KEY", server.api_key())
         .env("OFAUTH_CONNECTION_ID", server.connection_id())

@@ -15,34 +15,22 @@
 //! is set: then it must run (`.ci/run` installs the Debian packages
 //! `chromium` and `chromium-driver`).
 //!
-//! `tests/fixtures/clip.webm` is 2 s of VP9 at 320×180, made with
+//! `tests/it/fixtures/clip.webm` is 2 s of VP9 at 320×180, made with
 //! `ffmpeg -f lavfi -i "gradients=s=320x180:d=2:speed=0.05:n=3:seed=7"
 //! -r 12 -c:v libvpx-vp9 -b:v 60k -pix_fmt yuv420p -an clip.webm`.
-
-#![allow(
-    clippy::disallowed_methods,
-    clippy::too_many_lines,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
-)]
-
-mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use common::settings_for;
 use serde_json::{Value, json};
 use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVariant, Vault};
-use vault_mirror::pipeline;
-use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::Quality;
+
+use crate::common::{mirror, settings_for};
 
 const FULL: (u32, u32) = (800, 600);
 const THUMB: (u32, u32) = (320, 240);
@@ -60,9 +48,7 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
     let out = tempfile::tempdir().unwrap();
     let mut settings = settings_for(&server, out.path());
     settings.mirror.export = true;
-    let first = pipeline::mirror(&settings, Arc::new(SilentReporter))
-        .await
-        .unwrap();
+    let first = mirror(&settings).await;
     assert_eq!(first.exit_code, 0, "{first:?}");
     // Something for every badge, among the newest so the screenshot shows
     // them: one media gone upstream, one changed.
@@ -76,9 +62,7 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
         full.body = painting(FULL, 99);
         full.stored_at = full.stored_at.map(|at| at + 3_600_000);
     });
-    let second = pipeline::mirror(&settings, Arc::new(SilentReporter))
-        .await
-        .unwrap();
+    let second = mirror(&settings).await;
     assert_eq!(second.exit_code, 0, "{second:?}");
     assert_eq!(second.versions_kept.len(), 1);
     let page = out.path().join("index.html");
@@ -410,9 +394,7 @@ async fn sample_gallery(browser: &Browser) -> (tempfile::TempDir, Session) {
     let mut settings = settings_for(&server, out.path());
     settings.mirror.export = true;
     settings.mirror.quality = Quality::All;
-    let summary = pipeline::mirror(&settings, Arc::new(SilentReporter))
-        .await
-        .unwrap();
+    let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     let mut session = browser.session().await;
     session.set_viewport(WINDOW).await;

@@ -3,32 +3,16 @@
 //! removals kept then pruned only on request, and changes upstream fetched
 //! anew with the old bytes kept.
 
-#![allow(
-    clippy::disallowed_methods,
-    clippy::too_many_lines,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
-)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use assert_cmd::Command;
-use common::{media_files, settings_for, stored_variants, variant_rows};
+use assert_cmd::prelude::*;
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
-use vault_mirror::pipeline;
-use vault_mirror::report::SilentReporter;
-use vault_mirror::settings::Settings;
 
-async fn mirror(settings: &Settings) -> pipeline::Summary {
-    pipeline::mirror(settings, Arc::new(SilentReporter))
-        .await
-        .unwrap()
-}
+use crate::common::{
+    against, assert_archive_matches, listed_media, media_files, mirror, settings_for,
+    stored_variants, variant_rows, vault_mirror,
+};
 
 /// Runs `sha256sum -c SHA256SUMS` in `out`; panics with its output on failure.
 fn sha256sum_check(out: &Path) -> usize {
@@ -166,11 +150,9 @@ async fn export_round_trip_is_checked_by_sha256sum() {
 
     // `export` alone (no key, no network) writes the same index.
     std::fs::remove_file(out.path().join("SHA256SUMS")).unwrap();
-    let output = Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+    let output = vault_mirror()
         .args(["export", "--json", "--out"])
         .arg(out.path())
-        .env_remove("OFAUTH_API_KEY")
-        .env_remove("VAULT_MIRROR_DB")
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -183,10 +165,9 @@ async fn export_round_trip_is_checked_by_sha256sum() {
 #[test]
 fn export_without_an_archive_is_a_usage_error() {
     let empty = tempfile::tempdir().unwrap();
-    Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+    vault_mirror()
         .args(["export", "--out"])
         .arg(empty.path().join("nothing-here"))
-        .env_remove("VAULT_MIRROR_DB")
         .assert()
         .code(2)
         .stderr(predicates::str::contains("no archive at"));
@@ -352,16 +333,8 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     }
     // The binary runs beside this test's runtime, which keeps serving the fake.
     let cli = |extra: &[&str]| {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
-        command
-            .arg("mirror")
-            .arg("--out")
-            .arg(out.path())
-            .args(extra)
-            .env("OFAUTH_BASE_URL", server.base_url())
-            .env("OFAUTH_API_KEY", server.api_key())
-            .env("OFAUTH_CONNECTION_ID", server.connection_id())
-            .env_remove("VAULT_MIRROR_DB");
+        let mut command = against(&server, out.path(), &["mirror"]);
+        command.args(extra);
         tokio::task::spawn_blocking(move || command.output().unwrap())
     };
     let dry = cli(&["--prune", "--dry-run"]).await.unwrap();
@@ -520,7 +493,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
 
 /// A stored JPEG `full` variant of a listed media (`skip` of them passed over).
 fn listed_jpeg(vault: &Vault, skip: usize) -> String {
-    common::listed_media(vault)
+    listed_media(vault)
         .filter(|media| {
             media
                 .variants
@@ -592,16 +565,7 @@ async fn run_binary(
     out: &Path,
     args: &[&str],
 ) -> (Option<i32>, String, String) {
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"));
-    command
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key())
-        .env("OFAUTH_CONNECTION_ID", server.connection_id())
-        .env_remove("VAULT_MIRROR_DB")
-        .env_remove("VAULT_MIRROR_LOG");
+    let mut command = against(server, out, args);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -666,7 +630,7 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     // The media is mirrored again, inside the archive, from upstream.
     let current = server.with_vault(|vault| vault.clone());
     assert_eq!(
-        common::assert_archive_matches(&out, &settings.db, &current),
+        assert_archive_matches(&out, &settings.db, &current),
         stored_variants(&current, &["full", "thumb"])
     );
     assert_eq!(
@@ -722,7 +686,7 @@ async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
         current.body(&id, "full").unwrap().as_ref()
     );
     assert!(std::fs::symlink_metadata(folder.join("full.jpg.part")).is_err());
-    common::assert_archive_matches(&out, &settings.db, &current);
+    assert_archive_matches(&out, &settings.db, &current);
 }
 
 #[tokio::test]
@@ -748,10 +712,9 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
     // One found damaged by `verify`, then fetched again (same bytes upstream).
     let found = listed_jpeg(&vault, 0);
     let found_bytes = corrupt(&found);
-    Command::new(assert_cmd::cargo::cargo_bin!("vault-mirror"))
+    vault_mirror()
         .args(["verify", "--out"])
         .arg(out)
-        .env_remove("VAULT_MIRROR_DB")
         .assert()
         .code(3)
         .stderr(predicates::str::contains(format!(
@@ -796,5 +759,5 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
                 .all(|entry| entry["sha256"] != digest.as_str())
         );
     }
-    common::assert_archive_matches(out, &settings.db, &current);
+    assert_archive_matches(out, &settings.db, &current);
 }

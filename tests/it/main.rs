@@ -1,0 +1,27 @@
+//! The integration tests, as one binary (ripgrep's shape): the crate is
+//! linked once, not once per file. Cargo builds `tests/it/main.rs` as the
+//! test target `it`; the modules beside it are not targets of their own.
+//! Run one module with `cargo test --test it faults::`.
+//!
+//! `common` owns what every module shares: the fake-server settings, the
+//! binary with a scrubbed environment, and the checks of an archive.
+//! Fixtures live in `fixtures/`, insta snapshots in `snapshots/`.
+
+#![allow(
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "tests may use std::fs directly, build fixtures at length, and cast test numbers"
+)]
+
+mod common;
+
+mod archive;
+mod cli;
+mod faults;
+mod gallery_browser;
+mod hostile;
+mod mirror;
+mod operator;
+mod properties;
