@@ -248,11 +248,13 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 
 /// A duration with an optional leading minus, in milliseconds.
 fn parse_clock_skew(text: &str) -> Result<i64, String> {
-    let (sign, magnitude) = match text.trim().strip_prefix('-') {
-        Some(rest) => (-1, rest),
-        None => (1, text.trim()),
+    let text = text.trim();
+    let (sign, magnitude) = match (text.strip_prefix('-'), text.strip_prefix('+')) {
+        (Some(rest), _) => (-1, rest),
+        (None, Some(rest)) => (1, rest),
+        (None, None) => (1, text),
     };
-    let duration = humantime::parse_duration(magnitude).map_err(|error| error.to_string())?;
+    let duration = vault_mirror::settings::parse_duration(magnitude)?;
     i64::try_from(duration.as_millis())
         .map(|millis| sign * millis)
         .map_err(|_| "the skew is too large".to_owned())
@@ -274,6 +276,8 @@ mod tests {
     fn clock_skews_take_a_sign() {
         assert_eq!(parse_clock_skew("10m"), Ok(600_000));
         assert_eq!(parse_clock_skew("-10m"), Ok(-600_000));
+        assert_eq!(parse_clock_skew("+10m"), Ok(600_000));
+        assert_eq!(parse_clock_skew("-90"), Ok(-90_000));
         assert_eq!(parse_clock_skew("-1h 30s"), Ok(-3_630_000));
         assert_eq!(parse_clock_skew("0s"), Ok(0));
         assert!(parse_clock_skew("--10m").is_err());
