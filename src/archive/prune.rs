@@ -225,7 +225,14 @@ mod tests {
             std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();
             std::fs::write(out.join(format!("media/{id}/full.jpg")), b"12345").unwrap();
             store
-                .mark_verified(id, "full", &format!("media/{id}/full.jpg"), "s", 5, 1)
+                .mark_verified(
+                    id,
+                    "full",
+                    &format!("media/{id}/full.jpg"),
+                    "s",
+                    crate::units::ByteSize(5),
+                    crate::units::EpochMillis(1),
+                )
                 .unwrap();
         }
         std::fs::create_dir_all(out.join(".versions/1")).unwrap();

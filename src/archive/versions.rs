@@ -270,7 +270,14 @@ mod tests {
         std::fs::write(&final_path, b"old").unwrap();
         let old_sha = hash_of(&final_path);
         store
-            .mark_verified("7", "full", "media/7/full.jpg", &old_sha, 3, 2)
+            .mark_verified(
+                "7",
+                "full",
+                "media/7/full.jpg",
+                &old_sha,
+                crate::units::ByteSize(3),
+                crate::units::EpochMillis(2),
+            )
             .unwrap();
 
         // The same bytes stored again upstream: kept once, not twice.
@@ -333,7 +340,14 @@ mod tests {
         std::fs::write(out.join(jpg), b"old").unwrap();
         let old_sha = hash_of(&out.join(jpg));
         store
-            .mark_verified("7", "full", "media/7/full.jpg", &old_sha, 3, 2)
+            .mark_verified(
+                "7",
+                "full",
+                "media/7/full.jpg",
+                &old_sha,
+                crate::units::ByteSize(3),
+                crate::units::EpochMillis(2),
+            )
             .unwrap();
         // Bit rot since it was verified, then a change upstream.
         std::fs::write(out.join(jpg), b"OLD").unwrap();
@@ -372,7 +386,14 @@ mod tests {
             .record_remote(&[media()], &[remote(1_767_225_605_000, "image/jpeg")], 1)
             .unwrap();
         store
-            .mark_verified("7", "full", "media/7/full.jpg", &hash_of(&outside), 3, 2)
+            .mark_verified(
+                "7",
+                "full",
+                "media/7/full.jpg",
+                &hash_of(&outside),
+                crate::units::ByteSize(3),
+                crate::units::EpochMillis(2),
+            )
             .unwrap();
         std::os::unix::fs::symlink(&outside, out.join(jpg)).unwrap();
         let replaced = keep_previous(&store, &archive, "7", "full", jpg, "bb").unwrap();

@@ -781,7 +781,16 @@ mod tests {
             let path = format!("media/{id}/full.jpg");
             std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();
             std::fs::write(out.join(&path), id.repeat(2)).unwrap();
-            store.mark_verified(id, "full", &path, "x", 4, 1).unwrap();
+            store
+                .mark_verified(
+                    id,
+                    "full",
+                    &path,
+                    "x",
+                    crate::units::ByteSize(4),
+                    crate::units::EpochMillis(1),
+                )
+                .unwrap();
         }
         store
     }

@@ -19,6 +19,7 @@ use crate::pipeline::outcome::Summary;
 use crate::report::Reporter;
 use crate::settings::{Quality, Settings};
 use crate::store::{LocalState, Store, StoreError, VerifiedFile};
+use crate::units::{ByteSize, EpochMillis};
 
 /// How `verify --repair` went.
 #[derive(Debug, Serialize)]
@@ -59,8 +60,8 @@ pub fn record_findings(
                 &file.label,
                 &file.local_path,
                 &file.sha256,
-                i64::try_from(file.size).unwrap_or(i64::MAX),
-                now,
+                ByteSize(file.size),
+                EpochMillis(now),
             )?;
         }
     }

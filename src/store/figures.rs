@@ -169,7 +169,14 @@ mod tests {
             .record_remote(&[media("1"), media("2")], &[stored("1", 10, 2), pending], 2)
             .unwrap();
         store
-            .mark_verified("1", "full", "media/1/full", "ab", 10, 3)
+            .mark_verified(
+                "1",
+                "full",
+                "media/1/full",
+                "ab",
+                crate::units::ByteSize(10),
+                crate::units::EpochMillis(3),
+            )
             .unwrap();
         let figures = store.archive_figures().unwrap();
         assert_eq!(

@@ -48,6 +48,13 @@ pub(crate) fn verified(store: &Store, id: &str, now: i64) {
         .record_remote(&[media(id)], &[stored(id, 10, now)], now)
         .unwrap();
     store
-        .mark_verified(id, "full", &format!("media/{id}/full.jpg"), "ab", 10, now)
+        .mark_verified(
+            id,
+            "full",
+            &format!("media/{id}/full.jpg"),
+            "ab",
+            crate::units::ByteSize(10),
+            crate::units::EpochMillis(now),
+        )
         .unwrap();
 }

@@ -17,6 +17,7 @@ use rusqlite::{Row, Transaction, params};
 use crate::api::models::RemoteStatus;
 
 use crate::store::handle::{MediaRecord, Store, StoreError, dir_name, rows};
+use crate::units::{ByteSize, EpochMillis};
 
 /// Local state of a variant (the `local_state` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +133,8 @@ impl Store {
         label: &str,
         local_path: &str,
         sha256: &str,
-        size: i64,
-        now: i64,
+        size: ByteSize,
+        now: EpochMillis,
     ) -> Result<(), StoreError> {
         self.with(|connection| {
             connection
@@ -380,7 +381,14 @@ mod tests {
         assert_eq!(locals[0].state, LocalState::Missing);
         store.mark_downloading("1", "full", None, 2).unwrap();
         store
-            .mark_verified("1", "full", "media/1/full.jpg", "ab", 10, 3)
+            .mark_verified(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "ab",
+                ByteSize(10),
+                EpochMillis(3),
+            )
             .unwrap();
         let same = store
             .record_remote(&[media("1")], &[stored("1", 10, 2)], 4)
@@ -416,7 +424,14 @@ mod tests {
             .unwrap();
         assert_eq!(local(&store).state, LocalState::Quarantined);
         store
-            .mark_verified("1", "full", "media/1/full.jpg", "ab", 10, 5)
+            .mark_verified(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "ab",
+                ByteSize(10),
+                EpochMillis(5),
+            )
             .unwrap();
         let verified = local(&store);
         assert_eq!(verified.state, LocalState::Verified);

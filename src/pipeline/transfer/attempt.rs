@@ -33,6 +33,7 @@ use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
 use crate::store::{LocalState, Store, StoreError};
+use crate::units::{ByteSize, EpochMillis};
 
 /// Why an attempt did not end in a committed file.
 #[derive(Debug)]
@@ -381,8 +382,8 @@ impl Attempt<'_> {
                 &label,
                 &relative,
                 &sha256,
-                i64::try_from(size).unwrap_or(i64::MAX),
-                crate::now_ms(),
+                ByteSize(size),
+                EpochMillis(crate::now_ms()),
             )
         })
         .await
