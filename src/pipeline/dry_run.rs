@@ -264,9 +264,9 @@ impl Planner<'_> {
                     .unwrap_or_else(never_seen);
                 match decide(&self.archive, media_id, label, variant, &local, server_now) {
                     Decision::Fetch(job) => fetches.push(job),
-                    Decision::AlreadyVerified => plan
-                        .skip
-                        .add(u64::try_from(local.verified_size.unwrap_or(0)).unwrap_or(0)),
+                    Decision::AlreadyVerified => {
+                        plan.skip.add(local.verified_size.map_or(0, |size| size.0))
+                    }
                     Decision::Pending(_) => plan.pending += 1,
                     Decision::Unavailable(_) => plan.unavailable += 1,
                     Decision::Invalid(_) => plan.invalid += 1,

@@ -114,10 +114,10 @@ fn verified_file_present(archive: &ArchiveDir, local: &LocalVariant) -> bool {
         return false;
     };
     // Paths in the database are ours, but checked all the same.
-    let (Ok(path), Ok(len)) = (archive_path(path), u64::try_from(size)) else {
+    let Ok(path) = archive_path(path) else {
         return false;
     };
-    archive.has_file(&path, len)
+    archive.has_file(&path, size.0)
 }
 
 #[cfg(test)]
@@ -140,7 +140,7 @@ mod tests {
         LocalVariant {
             state,
             local_path: Some("media/1/full.jpg".into()),
-            verified_size: Some(10),
+            verified_size: Some(crate::units::ByteSize(10)),
             part_validator: None,
         }
     }

@@ -68,7 +68,7 @@ pub struct RemoteVariant {
 pub struct LocalVariant {
     pub state: LocalState,
     pub local_path: Option<String>,
-    pub verified_size: Option<i64>,
+    pub verified_size: Option<ByteSize>,
     pub part_validator: Option<String>,
 }
 
@@ -344,7 +344,12 @@ fn read_local_at(row: &Row<'_>, first: usize) -> rusqlite::Result<LocalVariant> 
     Ok(LocalVariant {
         state: LocalState::parse(row.get_ref(first)?.as_str()?),
         local_path: row.get(first + 1)?,
-        verified_size: row.get(first + 2)?,
+        // A size no verified file can have (negative: a damaged row) is
+        // no size: the file then counts as absent and is fetched again.
+        verified_size: row
+            .get::<_, Option<i64>>(first + 2)?
+            .and_then(|size| u64::try_from(size).ok())
+            .map(ByteSize),
         part_validator: row.get(first + 3)?,
     })
 }
@@ -394,7 +399,7 @@ mod tests {
             .record_remote(&[media("1")], &[stored("1", 10, 2)], 4)
             .unwrap();
         assert_eq!(same[0].state, LocalState::Verified);
-        assert_eq!(same[0].verified_size, Some(10));
+        assert_eq!(same[0].verified_size, Some(ByteSize(10)));
         let changed = store
             .record_remote(&[media("1")], &[stored("1", 11, 2)], 5)
             .unwrap();
