@@ -12,10 +12,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 use vault_mirror::redact;
 use vault_mirror::settings::Settings;
 
@@ -26,16 +27,16 @@ use super::progress::{EVENTS, colour_wanted};
 pub fn init(settings: &Settings) -> Result<(), Failure> {
     let output = settings.output;
     let level = match (output.quiet, output.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        _ => "trace",
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, 2) => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    // `VAULT_MIRROR_LOG` (EnvFilter syntax) overrides the stderr level; the
-    // HTTP stack stays off whatever it says (it logs URLs with queries).
-    let stderr_filter = EnvFilter::try_from_env("VAULT_MIRROR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("vault_mirror={level}")));
+    // `VAULT_MIRROR_LOG` overrides the stderr level; the HTTP stack stays off
+    // whatever it says (it logs URLs with queries).
+    let stderr_filter = filter_from_env("VAULT_MIRROR_LOG")
+        .unwrap_or_else(|| Targets::new().with_target("vault_mirror", level));
     let stderr_filter = silence_http(stderr_filter);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(Scrubbed(std::io::stderr))
@@ -65,13 +66,15 @@ pub fn init(settings: &Settings) -> Result<(), Failure> {
                 )
             })?;
             let file_level = match output.verbose {
-                0 | 1 => "info",
-                2 => "debug",
-                _ => "trace",
+                0 | 1 => LevelFilter::INFO,
+                2 => LevelFilter::DEBUG,
+                _ => LevelFilter::TRACE,
             };
-            let filter = silence_http(EnvFilter::new(format!(
-                "vault_mirror={file_level},{EVENTS}=debug"
-            )));
+            let filter = silence_http(
+                Targets::new()
+                    .with_target("vault_mirror", file_level)
+                    .with_target(EVENTS, LevelFilter::DEBUG),
+            );
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_writer(Scrubbed(SharedFile(Arc::new(Mutex::new(log.into_file())))))
@@ -88,18 +91,25 @@ pub fn init(settings: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-fn silence_http(filter: EnvFilter) -> EnvFilter {
-    [
-        "reqwest=off",
-        "hyper=off",
-        "hyper_util=off",
-        "h2=off",
-        "rustls=off",
-    ]
-    .into_iter()
-    .fold(filter, |filter, directive| {
-        filter.add_directive(directive.parse().expect("a fixed directive parses"))
-    })
+/// The filter a variable holds: comma-separated `target=level` directives
+/// or a bare level (`vault_mirror=debug`, `debug`, `vault_mirror::api=trace,warn`),
+/// the static subset of tracing's `RUST_LOG` syntax. Unset or unparsable:
+/// `None`, and the defaults hold. (`Targets` rather than `EnvFilter`: the
+/// same prefix matching, without a regex engine in the build.)
+fn filter_from_env(name: &str) -> Option<Targets> {
+    let value = std::env::var(name).ok()?;
+    let directives: Vec<&str> = value.split(',').filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        // Set but empty: no directive, nothing enabled (as EnvFilter did).
+        return Some(Targets::new());
+    }
+    directives.join(",").parse().ok()
+}
+
+fn silence_http(filter: Targets) -> Targets {
+    filter.with_targets(
+        ["reqwest", "hyper", "hyper_util", "h2", "rustls"].map(|target| (target, LevelFilter::OFF)),
+    )
 }
 
 /// A writer whose lines lose any URL query string on the way out.
