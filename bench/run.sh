@@ -12,7 +12,14 @@
 #    and `sync` run between runs (the page cache cannot be dropped). For
 #    context, each round also times `curl … && sync` (the same durability
 #    as vault-mirror, which fsyncs every file) and the disk floor (`dd`
-#    writing and fsyncing as many bytes).
+#    writing and fsyncing as many bytes). vault-mirror's wall time is
+#    printed per round and as medians as a ratio to curl's (same round)
+#    and to the hashing floor: bytes / (single-core sha256 rate x nproc),
+#    the time sha256 alone would take on every core, so the figure can be
+#    read on CPUs with and without SHA extensions. The rate is measured
+#    first, by bench/sha256-rate (vault-mirror's own `sha2`, built with
+#    its Cargo.lock). Each round prints the load average, and each run the
+#    CPU time everything else on the machine took meanwhile.
 # 2. Re-run: 50,000 tiny media (100,000 variants): a first run (time to first
 #    byte = nginx's first request minus process start), then a timed no-op
 #    re-run (CPU seconds, database size).
@@ -58,6 +65,28 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 (cd "$REPO" && cargo build --release --locked -q)
 
+mkdir -p "$WORK"
+# The sha256 rate tool: a package of its own (bench/sha256-rate), so that
+# vault-mirror's `cargo test` never builds it. It is built in the work
+# folder with vault-mirror's Cargo.lock (cargo keeps the versions it needs
+# and drops the rest) into the same target folder, so it hashes with the
+# very `sha2` and `cpufeatures` the release binary was built with.
+RATE_DIR=$WORK/sha256-rate
+rm -rf "$RATE_DIR"
+mkdir -p "$RATE_DIR"
+cp -pR "$REPO/bench/sha256-rate/." "$RATE_DIR/"
+cp -p "$REPO/Cargo.lock" "$RATE_DIR/Cargo.lock"
+(cd "$RATE_DIR" && CARGO_TARGET_DIR=$TARGET cargo build --release -q)
+locked_version() { # crate, Cargo.lock
+    awk -v name="name = \"$1\"" '$0 == name { getline; gsub(/version = |"/, ""); print; exit }' "$2"
+}
+for crate in sha2 cpufeatures; do
+    if [ "$(locked_version "$crate" "$RATE_DIR/Cargo.lock")" != "$(locked_version "$crate" "$REPO/Cargo.lock")" ]; then
+        echo "bench/sha256-rate did not build with vault-mirror's $crate" >&2
+        exit 1
+    fi
+done
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -65,6 +94,7 @@ free_port() {
 mkdir -p "$WORK"/nginx/{temp,logs}
 chmod 755 "$WORK"
 PIDS=()
+FAKE_PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -104,7 +134,8 @@ http {
 }
 CONF
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
 
 # Starts a fake Vault+ API serving a bench data set; sets OFAUTH_* for the
 # mirror. Arguments: data dir, media count, scale, nginx port, URL list.
@@ -116,20 +147,43 @@ start_fake() {
         --media-base "http://127.0.0.1:$port/" --url-ttl 24h --url-list "$urls" \
         >"$env" 2>"$WORK/fake-$scale.log" &
     PIDS+=($!)
+    FAKE_PIDS+=($!)
     for _ in $(seq 1 600); do
         grep -q OFAUTH_CONNECTION_ID "$env" 2>/dev/null && break
         sleep 0.5
     done
-    set -a; . "$env"; set +a
+    set -a
+    # The fake wrote it just now.
+    # shellcheck source=/dev/null
+    . "$env"
+    set +a
 }
 
+# The 1-, 5- and 15-minute load averages: the machine may be shared.
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
 echo "== machine"
-echo "nproc: $(nproc)"
+NPROC=$(nproc)
+echo "nproc: $NPROC"
 lscpu | head -n 15
+CPU_MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+case $(uname -m) in
+    x86_64 | i?86) SHA_FLAG=sha_ni ;;
+    aarch64 | arm*) SHA_FLAG=sha2 ;;
+    *) SHA_FLAG= ;;
+esac
+if [ -n "$SHA_FLAG" ] && grep -q -w "$SHA_FLAG" /proc/cpuinfo; then SHA_EXT=yes; else SHA_EXT=no; fi
+echo "CPU: ${CPU_MODEL:-?}; SHA extensions: $SHA_EXT (/proc/cpuinfo flag ${SHA_FLAG:-?})"
+echo "load average (1, 5, 15 min): $(load); uptime: $(uptime)"
 free -h
 df -h "$WORK" | tail -n 1
 echo "$("$NGINX" -v 2>&1); $(curl --version | head -n 1); $(aria2c --version | head -n 1)"
 echo "vault-mirror $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+echo "== single-core sha256 rate (vault-mirror's sha2 $(locked_version sha2 "$REPO/Cargo.lock"), 3 passes of 512 MiB in 256 KiB updates)"
+"$TARGET/release/sha256-rate" 3 | tee "$WORK/sha256-rate.txt"
+read -r _ SHA_RATE SHA_RATE_WALL SHA_USED < <(grep '^rate ' "$WORK/sha256-rate.txt")
+echo "single-core sha256: $((SHA_RATE / 1000000)) MB/s per CPU second (fastest pass; $((SHA_RATE_WALL / 1000000)) MB/s of wall time in it), load $(load)"
 
 echo "== data set: $MEDIA media (writing it the first time takes a while)"
 start_fake "$WORK/data" "$MEDIA" full "$DATA_PORT" "$WORK/urls-full.tsv"
@@ -143,17 +197,28 @@ awk -F'\t' -v out="$WORK/out-curl" '{ printf "url = \"%s\"\noutput = \"%s/%s\"\n
     "$WORK/urls-full.tsv" >"$WORK/curl.conf"
 awk -F'\t' '{ printf "%s\n  out=%s\n", $1, $2 }' "$WORK/urls-full.tsv" >"$WORK/aria2.txt"
 
+# Clock ticks, so far, the machine spent busy (all CPUs), the hypervisor
+# stole, and the servers (nginx's workers, the fake API) spent.
+CLK_TCK=$(getconf CLK_TCK)
+ticks() {
+    local busy steal servers=0 pid
+    read -r busy steal < <(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat)
+    for pid in $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null || true) "${FAKE_PIDS[@]}"; do
+        servers=$((servers + $(awk '{ print $14 + $15 }' /proc/"$pid"/stat 2>/dev/null || echo 0)))
+    done
+    echo "$busy $steal $servers"
+}
+
 run_tool() {
-    local tool=$1
+    local tool=$1 round=$2 before after
     rm -rf "$WORK/out-$tool"
     sync
+    before=$(ticks)
     case $tool in
         vault-mirror)
             /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
                 "$BIN" mirror --out "$WORK/out-vault-mirror" --jobs "$JOBS" --json "${API_PACE[@]}" \
                 >"$WORK/summary.json" || true
-            python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["downloaded"]==int(sys.argv[2]) and not s["failed"] else "vault-mirror: "+str(s["downloaded"])+" downloaded, failed: "+str(s["failed"][:3]))' \
-                "$WORK/summary.json" "$VARIANTS"
             ;;
         curl)
             /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
@@ -164,6 +229,8 @@ run_tool() {
             # curl, then sync: every byte on disk when it ends, as with
             # vault-mirror (which fsyncs each file before recording it).
             sed "s#/out-curl/#/out-curl+sync/#" "$WORK/curl.conf" >"$WORK/curl-sync.conf"
+            # $1 and $2 are the inner sh's.
+            # shellcheck disable=SC2016
             /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" sh -c \
                 'curl --parallel --parallel-max "$1" --create-dirs --fail --silent --show-error --no-progress-meter -K "$2" && sync' \
                 sh "$JOBS" "$WORK/curl-sync.conf"
@@ -175,6 +242,11 @@ run_tool() {
                 --auto-file-renaming=false
             ;;
     esac
+    after=$(ticks)
+    if [ "$tool" = vault-mirror ]; then
+        python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["downloaded"]==int(sys.argv[2]) and not s["failed"] else "vault-mirror: "+str(s["downloaded"])+" downloaded, failed: "+str(s["failed"][:3]))' \
+            "$WORK/summary.json" "$VARIANTS"
+    fi
     local got
     got=$(find "$WORK/out-$tool" -path '*/.vault-mirror' -prune -o -type f \
         \( -name '*.jpg' -o -name '*.png' -o -name '*.mp4' \) -printf '%s\n' |
@@ -184,10 +256,16 @@ run_tool() {
         exit 1
     fi
     read -r wall user sys rss <"$WORK/time"
-    printf '%s %s %s %s %s\n' "$tool" "$wall" "$user" "$sys" "$rss" >>"$WORK/results"
-    printf '  %-13s wall %6.2fs  cpu %6.2fs (user %5.2f sys %5.2f)  peak RSS %4d MB\n' \
+    # CPU seconds the servers, and everything but them and the tool, took
+    # during the run (the latter is other people's work on a shared
+    # machine, plus the kernel's flusher threads), and the hypervisor stole.
+    read -r servers others steal < <(echo "$before $after" | awk -v tck="$CLK_TCK" -v user="$user" -v sys="$sys" '{
+        servers = ($6 - $3) / tck
+        printf "%.2f %.2f %.2f\n", servers, ($4 - $1) / tck - servers - user - sys, ($5 - $2) / tck }')
+    printf '%s %s %s %s %s %s %s %s %s\n' "$round" "$tool" "$wall" "$user" "$sys" "$rss" "$servers" "$others" "$steal" >>"$WORK/results"
+    printf '  %-13s wall %6.2fs  cpu %6.2fs (user %5.2f sys %5.2f)  peak RSS %4d MB  meanwhile: servers %5.2fs, others %5.2fs CPU, steal %.2fs\n' \
         "$tool" "$wall" "$(echo "$user + $sys" | bc -l 2>/dev/null || python3 -c "print($user+$sys)")" \
-        "$user" "$sys" "$((rss / 1024))"
+        "$user" "$sys" "$((rss / 1024))" "$servers" "$others" "$steal"
     rm -rf "$WORK/out-$tool"
 }
 
@@ -197,11 +275,12 @@ run_tool() {
 # is measured each round (disks vary), as is curl followed by `sync`, a
 # peer that ends with every byte on disk too.
 disk_floor() {
+    local round=$1
     sync
     /usr/bin/time -f '%e' -o "$WORK/time-disk" \
         dd if=/dev/zero of="$WORK/disk-floor" bs=1M count=$((BYTES / 1048576)) conv=fdatasync status=none
     rm -f "$WORK/disk-floor"
-    printf 'disk-floor %s 0 0 0\n' "$(cat "$WORK/time-disk")" >>"$WORK/results"
+    printf '%s disk-floor %s 0 0 0 0 0 0\n' "$round" "$(cat "$WORK/time-disk")" >>"$WORK/results"
     echo "  disk floor    wall $(cat "$WORK/time-disk")s to write and fsync $BYTES bytes (dd conv=fdatasync)"
 }
 
@@ -209,22 +288,31 @@ echo "== throughput: $ROUNDS rounds, --jobs $JOBS, order rotating"
 : >"$WORK/results"
 tools=(vault-mirror curl aria2c curl+sync)
 for round in $(seq 1 "$ROUNDS"); do
-    echo "round $round"
-    disk_floor
+    echo "round $round (load average $(load))"
+    printf '%s load %s 0 0 0 0 0 0\n' "$round" "$(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/results"
+    disk_floor "$round"
     for i in 0 1 2 3; do
-        run_tool "${tools[$(((i + round - 1) % 4))]}"
+        run_tool "${tools[$(((i + round - 1) % 4))]}" "$round"
     done
 done
+echo "load average after the rounds: $(load)"
 
-python3 - "$WORK/results" "$BYTES" <<'PY'
+python3 - "$WORK/results" "$BYTES" "$SHA_RATE" "$NPROC" "$SHA_EXT" "$SHA_USED" "$CPU_MODEL" <<'PY'
 import sys, statistics
 rows = [line.split() for line in open(sys.argv[1])]
-gb = int(sys.argv[2]) / 1e9
-by = {}
-for tool, wall, user, sys_, rss in rows:
-    by.setdefault(tool, []).append((float(wall), float(user), float(sys_), int(rss) / 1024))
+data_bytes, rate, nproc = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sha_ext, sha_used, cpu_model = sys.argv[5], sys.argv[6], sys.argv[7]
+gb = data_bytes / 1e9
+by, rounds = {}, {}
+for round_, tool, wall, user, sys_, rss, servers, others, steal in rows:
+    if tool == "load":
+        rounds.setdefault(round_, {})["load"] = float(wall)
+        continue
+    run = (float(wall), float(user), float(sys_), int(rss) / 1024, float(servers), float(others), float(steal))
+    by.setdefault(tool, []).append(run)
+    rounds.setdefault(round_, {})[tool] = run
 print(f"== summary (median of {len(by['curl'])} rounds, {gb:.2f} GB)")
-print(f"{'tool':<13} {'wall s':>8} {'MB/s':>7} {'cpu s':>7} {'cpu s/GB':>9} {'user s/GB':>10} {'peak RSS MB':>12}")
+print(f"{'tool':<13} {'wall s':>8} {'MB/s':>7} {'cpu s':>7} {'cpu s/GB':>9} {'user s/GB':>10} {'peak RSS MB':>12} {'others cpu s':>13}")
 median = {}
 for tool in ("vault-mirror", "curl", "aria2c", "curl+sync", "disk-floor"):
     runs = by[tool]
@@ -232,11 +320,13 @@ for tool in ("vault-mirror", "curl", "aria2c", "curl+sync", "disk-floor"):
     cpu = statistics.median(r[1] + r[2] for r in runs)
     user = statistics.median(r[1] for r in runs)
     rss = max(r[3] for r in runs)
+    others = statistics.median(r[5] for r in runs)
     median[tool] = wall
     if tool == "disk-floor":
         print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f}   (dd: write and fsync, no network)")
     else:
-        print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f} {cpu:7.2f} {cpu / gb:9.2f} {user / gb:10.2f} {rss:12.0f}")
+        print(f"{tool:<13} {wall:8.2f} {gb * 1000 / wall:7.0f} {cpu:7.2f} {cpu / gb:9.2f} {user / gb:10.2f} {rss:12.0f} {others:13.2f}")
+print("(others cpu s: CPU time taken meanwhile by all but the tool, nginx and the fake API: other people's work, the kernel's flusher threads)")
 fastest = min(("curl", "aria2c"), key=median.get)
 vm = median["vault-mirror"]
 print(f"vault-mirror / fastest peer ({fastest}): {vm / median[fastest]:.2f}x wall  (target <= 1.00)")
@@ -246,6 +336,26 @@ runs = by["vault-mirror"]
 print(f"vault-mirror CPU per GB: {statistics.median(r[1] + r[2] for r in runs) / gb:.2f} s "
       f"(user {statistics.median(r[1] for r in runs) / gb:.2f}, system {statistics.median(r[2] for r in runs) / gb:.2f})  (target <= 1.5)")
 print(f"vault-mirror peak RSS: {max(r[3] for r in runs):.0f} MB  (target <= 64)")
+
+# The hashing floor: the wall time sha256 alone needs for the data set
+# with every core hashing at the single-core rate.
+floor = data_bytes / (rate * nproc)
+print("== vault-mirror against curl and against the hashing floor")
+print(f"CPU: {cpu_model}; SHA extensions: {sha_ext} (sha2 uses them: {sha_used}); single-core sha256 (vault-mirror's sha2): {rate / 1e6:.0f} MB/s, "
+      f"{1e9 / rate:.2f} CPU s/GB")
+print(f"hashing floor: {data_bytes} bytes / ({rate / 1e6:.0f} MB/s x {nproc} cores) = {floor:.3f} s "
+      f"(one core: {data_bytes / rate:.3f} s)")
+print(f"{'round':>5} {'load 1m':>8} {'vault-mirror s':>15} {'curl s':>7} {'/ curl':>7} {'/ floor':>8} {'others cpu s':>13}")
+to_curl, to_floor = [], []
+for round_, r in sorted(rounds.items(), key=lambda item: int(item[0])):
+    vm_wall, curl_wall = r["vault-mirror"][0], r["curl"][0]
+    to_curl.append(vm_wall / curl_wall)
+    to_floor.append(vm_wall / floor)
+    print(f"{round_:>5} {r['load']:8.2f} {vm_wall:15.2f} {curl_wall:7.2f} {to_curl[-1]:6.2f}x {to_floor[-1]:7.2f}x {r['vault-mirror'][5]:13.2f}")
+print(f"median  vault-mirror / curl: {statistics.median(to_curl):.2f}x (per round; {vm / median['curl']:.2f}x of the medians)  "
+      f"vault-mirror / hashing floor: {statistics.median(to_floor):.2f}x")
+vm_user = statistics.median(r[1] for r in runs) / gb
+print(f"sha256 at the single-core rate: {1e9 / rate:.2f} CPU s/GB; vault-mirror's user CPU: {vm_user:.2f} s/GB")
 PY
 
 echo "== re-run: $NOOP_MEDIA media ($((NOOP_MEDIA * 2)) variants), tiny files"
