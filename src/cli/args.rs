@@ -92,6 +92,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The connection's vault lists, with what the mirror holds of each
     Lists,
+    /// The runs recorded in the archive, newest first; with RUN: what that run changed
+    History(HistoryArgs),
     /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network)
     Export,
     /// Run the mirror against a built-in sample vault of real images and clips, on loopback
@@ -164,6 +166,16 @@ pub struct VerifyArgs {
     /// Check sizes only, not sha256 (finds deleted and truncated files, not bit rot)
     #[arg(long)]
     pub fast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A run id (see `history`): list what that run added, changed, removed and failed
+    #[arg(value_name = "RUN")]
+    pub run_id: Option<i64>,
+    /// How many runs to list, newest first
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

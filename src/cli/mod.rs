@@ -8,6 +8,7 @@
 mod args;
 mod export;
 mod failure;
+mod history;
 mod lists;
 mod lock;
 mod logging;
@@ -83,6 +84,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             drop(status::open(&settings)?);
             let _lock = lock(&settings, "verify")?;
             interruptible(verify::run(&settings, args)).await
+        }
+        Command::History(args) => {
+            let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
+            logging::init(&settings)?;
+            history::run(&settings, args)
         }
         Command::Lists => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;

@@ -19,6 +19,8 @@ struct Status<'a> {
     total: ArchiveFigures,
     /// The latest run of each command, the most recent first.
     runs: Vec<RunStatus>,
+    /// The last `mirror` run that ended with exit code 0.
+    last_success: Option<RunRecord>,
     /// The process using the archive right now, if any.
     running: Option<Running>,
 }
@@ -72,6 +74,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
         lists: store.list_figures()?,
         total: store.archive_figures()?,
         runs,
+        last_success: store.last_success("mirror")?,
         running: holder.map(|holder: Holder| Running {
             pid: holder.pid,
             host: holder.host,
@@ -196,6 +199,22 @@ fn render(status: &Status<'_>, now: i64) -> String {
             vault_mirror::utc_time(when),
             vault_mirror::time_ago(when, now),
         ));
+    }
+    match &status.last_success {
+        Some(record) => {
+            let when = record.finished_at.unwrap_or(record.started_at);
+            text.push_str(&format!(
+                "last success {} #{}: finished {} ({})\n",
+                record.command,
+                record.run_id,
+                vault_mirror::utc_time(when),
+                vault_mirror::time_ago(when, now),
+            ));
+        }
+        None if !status.runs.is_empty() => {
+            text.push_str("last success: none (no `mirror` run has ended with exit 0)\n");
+        }
+        None => {}
     }
     text
 }

@@ -33,6 +33,10 @@ impl Store {
         })
     }
 
+    /// Ends run `run_id`: its outcome, exit code and JSON summary, the
+    /// figures `history` lists (read from the summary: `downloaded`,
+    /// `bytes`, the `failed` and `pending` lists, `error` or `errors`), and
+    /// what the run changed ([`crate::store::history`]), in one transaction.
     pub fn finish_run(
         &self,
         run_id: i64,
@@ -41,14 +45,20 @@ impl Store {
         summary: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|connection| {
-            connection.execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, exit_code = ?4, summary = ?5
+        self.transaction(|transaction| {
+            transaction.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, exit_code = ?4, summary = ?5,
+                    downloaded = CASE WHEN json_valid(?5) THEN json_extract(?5, '$.downloaded') END,
+                    bytes = CASE WHEN json_valid(?5) THEN json_extract(?5, '$.bytes') END,
+                    failed = CASE WHEN json_valid(?5) THEN json_array_length(?5, '$.failed') END,
+                    pending = CASE WHEN json_valid(?5) THEN json_array_length(?5, '$.pending') END,
+                    error = CASE WHEN json_valid(?5) THEN coalesce(json_extract(?5, '$.error'),
+                        (SELECT group_concat(value, '; ') FROM json_each(?5, '$.errors'))) END
                  WHERE run_id = ?1",
                 params![run_id, now, outcome, exit_code, summary],
-            )
-        })?;
-        Ok(())
+            )?;
+            super::history::record_changes(transaction, run_id, summary)
+        })
     }
 
     /// The latest run of each command, the most recent first.
@@ -71,6 +81,30 @@ impl Store {
                     })
                 },
             )
+        })
+    }
+
+    /// The last run of `command` that ended with exit code 0.
+    pub fn last_success(&self, command: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.with(|connection| {
+            connection
+                .query_row(
+                    "SELECT run_id, command, started_at, finished_at, outcome, exit_code FROM runs
+                     WHERE command = ?1 AND exit_code = 0 AND finished_at IS NOT NULL
+                     ORDER BY run_id DESC LIMIT 1",
+                    [command],
+                    |row| {
+                        Ok(RunRecord {
+                            run_id: row.get(0)?,
+                            command: row.get(1)?,
+                            started_at: row.get(2)?,
+                            finished_at: row.get(3)?,
+                            outcome: row.get(4)?,
+                            exit_code: row.get(5)?,
+                        })
+                    },
+                )
+                .optional()
         })
     }
 
