@@ -63,6 +63,26 @@ pub const OPTIONS: &[ConfigOption] = &[
     option("log_file", |s, v| {
         v.path().map(|path| s.log_file = Some(path))
     }),
+    option("metrics_file", |s, v| {
+        v.path().map(|path| s.watch.metrics_file = Some(path))
+    }),
+    option("ping_url", |s, v| {
+        let url = v.string()?;
+        crate::report::ping::check_url(&url)?;
+        s.watch.ping_url = Some(SecretString::from(url));
+        Ok(())
+    }),
+    option("ping_exit_code", |s, v| {
+        v.boolean().map(|codes| s.watch.ping_exit_code = codes)
+    }),
+    option("events", |s, v| {
+        let path = match v.string()?.as_str() {
+            "-" => PathBuf::from("-"),
+            _ => v.path()?,
+        };
+        s.watch.events = Some(path);
+        Ok(())
+    }),
     option("json", |s, v| v.boolean().map(|json| s.output.json = json)),
     option("quiet", |s, v| {
         v.boolean().map(|quiet| s.output.quiet = quiet)

@@ -80,6 +80,29 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub log_file: Option<PathBuf>,
+    /// Write Prometheus gauges to FILE at the end of every run (node_exporter's textfile collector)
+    #[arg(
+        long,
+        env = "VAULT_MIRROR_METRICS_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub metrics_file: Option<PathBuf>,
+    /// Ping URL/start when a run starts, then URL (exit 0) or URL/fail (healthchecks.io style)
+    #[arg(
+        long,
+        env = "VAULT_MIRROR_PING_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub ping_url: Option<String>,
+    /// End pings go to URL/<exit code> instead of URL or URL/fail
+    #[arg(long, global = true)]
+    pub ping_exit_code: bool,
+    /// Write events as the run goes, one JSON object a line, to FILE (appended; `-`: stdout)
+    #[arg(long, env = "VAULT_MIRROR_EVENTS", global = true, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,7 @@ mod status;
 mod stop;
 mod table;
 mod verify;
+mod watch;
 
 use clap::{CommandFactory, Parser};
 use failure::{Failure, print_failure};
@@ -67,9 +68,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             // A run that cannot start creates nothing: no folder, no lock.
             settings.api_config()?;
-            let _lock = lock(&settings, "mirror")?;
-            // Stops gracefully on a signal by itself.
-            mirror::run(&settings).await
+            // Takes the lock; stops gracefully on a signal by itself.
+            mirror::run_watched(&settings, "mirror").await
         }
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;

@@ -162,6 +162,14 @@ fn render(status: &Status<'_>, now: i64) -> String {
         );
     }
     text.push('\n');
+    text.push_str(&render_runs(status, now));
+    text
+}
+
+/// The lines about runs: the one going on, the last of each command, and
+/// the last success.
+fn render_runs(status: &Status<'_>, now: i64) -> String {
+    let mut text = String::new();
     if let Some(running) = &status.running {
         let holder = Holder {
             pid: running.pid,
