@@ -80,7 +80,7 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub log_file: Option<PathBuf>,
-    /// Write Prometheus gauges to FILE at the end of every run (node_exporter's textfile collector)
+    /// Prometheus gauges for node_exporter's textfile collector, written at the end of every `mirror`
     #[arg(
         long,
         env = "VAULT_MIRROR_METRICS_FILE",
@@ -88,7 +88,7 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub metrics_file: Option<PathBuf>,
-    /// Ping URL/start when a run starts, then URL (exit 0) or URL/fail (healthchecks.io style)
+    /// Ping URL/start as a `mirror` starts, then URL (exit 0) or URL/fail (healthchecks.io style)
     #[arg(
         long,
         env = "VAULT_MIRROR_PING_URL",
@@ -100,7 +100,7 @@ pub struct GlobalArgs {
     /// End pings go to URL/<exit code> instead of URL or URL/fail
     #[arg(long, global = true)]
     pub ping_exit_code: bool,
-    /// Write events as the run goes, one JSON object a line, to FILE (appended; `-`: stdout)
+    /// A `mirror`'s events as it goes, one JSON object a line, appended to FILE (`-`: stdout)
     #[arg(long, env = "VAULT_MIRROR_EVENTS", global = true, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }

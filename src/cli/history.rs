@@ -6,7 +6,7 @@
 use serde::Serialize;
 use vault_mirror::lock::current_holder;
 use vault_mirror::settings::Settings;
-use vault_mirror::store::{RunChange, RunHistory};
+use vault_mirror::store::{RunChange, RunHistory, Store};
 
 use super::args::HistoryArgs;
 use super::failure::Failure;
@@ -68,6 +68,22 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         print!("{}", render_runs(&runs));
     }
     Ok(0)
+}
+
+/// Records a run of `command` that the archive's lock refused, in the
+/// archive's history (when the archive has a database: nothing is created
+/// for it). Best effort: the refusal itself is what the user must see.
+pub fn record_refused(settings: &Settings, command: &str, started_at: i64, failure: &Failure) {
+    if let Ok(Some(store)) = Store::open_existing(&settings.db) {
+        let error = format!("{:#}", failure.error);
+        let _ = store.record_refused_run(
+            command,
+            started_at,
+            vault_mirror::now_ms(),
+            failure.code,
+            &error,
+        );
+    }
 }
 
 /// The outcome, `running` or `interrupted` (a run without an end).

@@ -31,7 +31,7 @@ pub async fn run_watched(settings: &Settings, command: &'static str) -> Result<i
             result
         }
         Err(failure) => {
-            record_refused(settings, started_at, &failure);
+            super::history::record_refused(settings, command, started_at, &failure);
             Err(failure)
         }
     };
@@ -53,21 +53,6 @@ fn end_text(result: Result<&Summary, &Failure>) -> String {
     match result {
         Ok(summary) => summary_text(summary),
         Err(failure) => failure_text(failure),
-    }
-}
-
-/// Records a run the archive's lock refused, in the archive's history
-/// (when the archive has a database; nothing is created for it).
-fn record_refused(settings: &Settings, started_at: i64, failure: &Failure) {
-    if let Ok(Some(store)) = Store::open_existing(&settings.db) {
-        let error = format!("{:#}", failure.error);
-        let _ = store.record_refused_run(
-            "mirror",
-            started_at,
-            vault_mirror::now_ms(),
-            failure.code,
-            &error,
-        );
     }
 }
 

@@ -82,7 +82,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
             drop(status::open(&settings)?);
-            let _lock = lock(&settings, "verify")?;
+            let started_at = vault_mirror::now_ms();
+            let _lock = lock(&settings, "verify").inspect_err(|failure| {
+                history::record_refused(&settings, "verify", started_at, failure);
+            })?;
             interruptible(verify::run(&settings, args)).await
         }
         Command::History(args) => {
