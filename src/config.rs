@@ -674,6 +674,34 @@ stall_timeout = 45
     }
 
     #[test]
+    fn what_watches_a_run_is_configured_too() {
+        use secrecy::ExposeSecret;
+        let settings = applied(
+            "metrics_file = \"/m/vault_mirror.prom\"\nping_url = \"https://hc-ping.com/abc\"\n\
+             ping_exit_code = true\nevents = \"-\"\n",
+        )
+        .unwrap();
+        let watch = &settings.watch;
+        assert_eq!(
+            watch.metrics_file.as_deref(),
+            Some(Path::new("/m/vault_mirror.prom"))
+        );
+        assert_eq!(
+            watch.ping_url.as_ref().unwrap().expose_secret(),
+            "https://hc-ping.com/abc"
+        );
+        assert!(watch.ping_exit_code && watch.events_on_stdout());
+        let events = applied("events = \"events.ndjson\"").unwrap().watch.events;
+        assert_eq!(events.unwrap(), Path::new("/etc/events.ndjson"));
+        // A bad URL is named by its key, never quoted.
+        let text = applied("ping_url = \"hc-ping.com/secret-check\"")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`ping_url`"), "{text}");
+        assert!(!text.contains("secret-check"), "{text}");
+    }
+
+    #[test]
     fn every_option_is_known_once() {
         let mut keys: Vec<&str> = OPTIONS.iter().map(|option| option.key).collect();
         keys.sort_unstable();

@@ -588,3 +588,33 @@ fn history_lists_additions_changes_removals_and_prunes() {
         .arg(out.path()));
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+#[test]
+fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = root.join("contrib/prometheus/vault-mirror-alerts.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{text}```")),
+        "the README's alert rule differs from {}",
+        rules.display()
+    );
+    let Some(output) = promtool(&["check", "rules", rules.to_str().unwrap()], None) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let test = root.join("contrib/prometheus/vault-mirror-alerts.test.yml");
+    let output = promtool(&["test", "rules", test.to_str().unwrap()], None).unwrap();
+    assert!(
+        output.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
