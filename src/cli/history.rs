@@ -128,7 +128,8 @@ fn render_runs(runs: &[RunRow]) -> String {
                 .map(|code| code.to_string())
                 .unwrap_or_default(),
             figure(run.downloaded),
-            run.bytes.map(vault_mirror::human_bytes).unwrap_or_default(),
+            run.bytes
+                .map_or_else(|| "-".to_owned(), vault_mirror::human_bytes),
             figure(run.failed),
             figure(run.pending),
         ]);
@@ -179,7 +180,7 @@ fn render_run(row: &RunRow, changes: &[RunChange], now: i64) -> String {
     for (kind, title) in [
         ("added", "added"),
         ("changed", "changed upstream"),
-        ("gone", "gone upstream (files kept)"),
+        ("gone", "gone upstream"),
         ("pruned", "pruned"),
         ("failed", "failed"),
         ("pending", "pending upstream"),
@@ -224,7 +225,7 @@ fn describe(change: &RunChange) -> String {
                 .map_or_else(String::new, |kept| shown(kept, 120))
         ),
         "gone" => format!(
-            "media {} left list {}",
+            "media {} left list {} (its files are kept unless pruned)",
             shown(&change.media_id, 40),
             shown(change.list_id.as_deref().unwrap_or("?"), 40)
         ),
