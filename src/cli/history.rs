@@ -10,7 +10,7 @@ use vault_mirror::store::{RunChange, RunHistory, Store};
 
 use super::args::HistoryArgs;
 use super::failure::Failure;
-use super::status::{self, duration_text};
+use super::status::{self, duration_text, exit_and_took};
 use super::table::{Align, Table, shown};
 
 #[derive(Serialize)]
@@ -26,9 +26,9 @@ struct RunRow {
 pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
     let store = status::open(settings)?;
     let running = current_holder(&settings.out).is_some();
-    let newest = store.history(1)?.first().map(|run| run.run_id);
+    let newest = store.history(1)?.first().map(|run| run.record.run_id);
     let row = |run: RunHistory| {
-        let state = state_of(&run, running && Some(run.run_id) == newest);
+        let state = state_of(&run, running && Some(run.record.run_id) == newest);
         RunRow {
             seconds: run.seconds(),
             state,
@@ -88,7 +88,7 @@ pub fn record_refused(settings: &Settings, command: &str, started_at: i64, failu
 
 /// The outcome, `running` or `interrupted` (a run without an end).
 fn state_of(run: &RunHistory, going_on: bool) -> String {
-    match (&run.outcome, run.finished_at) {
+    match (&run.record.outcome, run.record.finished_at) {
         (Some(outcome), _) => outcome.clone(),
         (None, None) if going_on => "running".to_owned(),
         (None, _) => "interrupted".to_owned(),
@@ -118,13 +118,15 @@ fn render_runs(runs: &[RunRow]) -> String {
     let mut errors = Vec::new();
     for row in runs {
         let run = &row.run;
+        let record = &run.record;
         table.row(vec![
-            run.run_id.to_string(),
-            run.command.clone(),
-            vault_mirror::utc_time(run.started_at),
+            record.run_id.to_string(),
+            record.command.clone(),
+            vault_mirror::utc_time(record.started_at),
             row.seconds.map(duration_text).unwrap_or_default(),
             row.state.clone(),
-            run.exit_code
+            record
+                .exit_code
                 .map(|code| code.to_string())
                 .unwrap_or_default(),
             figure(run.downloaded),
@@ -134,7 +136,7 @@ fn render_runs(runs: &[RunRow]) -> String {
             figure(run.pending),
         ]);
         if let Some(error) = &run.error {
-            errors.push(format!("  #{}: {}\n", run.run_id, shown(error, 200)));
+            errors.push(format!("  #{}: {}\n", record.run_id, shown(error, 200)));
         }
     }
     let mut text = table.render();
@@ -150,21 +152,15 @@ fn render_runs(runs: &[RunRow]) -> String {
 
 fn render_run(row: &RunRow, changes: &[RunChange], now: i64) -> String {
     let run = &row.run;
-    let exit = run
-        .exit_code
-        .map(|code| format!(" (exit {code})"))
-        .unwrap_or_default();
-    let took = row
-        .seconds
-        .map(|seconds| format!(", took {}", duration_text(seconds)))
-        .unwrap_or_default();
+    let record = &run.record;
+    let (exit, took) = exit_and_took(record.exit_code, row.seconds);
     let mut text = format!(
         "run #{} {}: {}{exit}, started {} ({}){took}\n",
-        run.run_id,
-        run.command,
+        record.run_id,
+        record.command,
         row.state,
-        vault_mirror::utc_time(run.started_at),
-        vault_mirror::time_ago(run.started_at, now),
+        vault_mirror::utc_time(record.started_at),
+        vault_mirror::time_ago(record.started_at, now),
     );
     if let (Some(downloaded), Some(bytes)) = (run.downloaded, run.bytes) {
         text.push_str(&format!(
@@ -197,7 +193,7 @@ fn render_run(row: &RunRow, changes: &[RunChange], now: i64) -> String {
             text.push_str(&format!("  {}\n", describe(change)));
         }
     }
-    if changes.is_empty() && run.finished_at.is_some() {
+    if changes.is_empty() && record.finished_at.is_some() {
         text.push_str("nothing added, changed, removed or failed\n");
     }
     text

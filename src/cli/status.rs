@@ -191,14 +191,7 @@ fn render_runs(status: &Status<'_>, now: i64) -> String {
         } else {
             "started"
         };
-        let exit = record
-            .exit_code
-            .map(|code| format!(" (exit {code})"))
-            .unwrap_or_default();
-        let took = run
-            .seconds
-            .map(|seconds| format!(", took {}", duration_text(seconds)))
-            .unwrap_or_default();
+        let (exit, took) = exit_and_took(record.exit_code, run.seconds);
         text.push_str(&format!(
             "{title} {} #{}: {}{exit}, {verb} {} ({}){took}\n",
             record.command,
@@ -225,6 +218,17 @@ fn render_runs(status: &Status<'_>, now: i64) -> String {
         None => {}
     }
     text
+}
+
+/// ` (exit 3)` and `, took 1.2s` for a run's line (empty where unknown).
+pub fn exit_and_took(exit_code: Option<i32>, seconds: Option<f64>) -> (String, String) {
+    let exit = exit_code
+        .map(|code| format!(" (exit {code})"))
+        .unwrap_or_default();
+    let took = seconds
+        .map(|seconds| format!(", took {}", duration_text(seconds)))
+        .unwrap_or_default();
+    (exit, took)
 }
 
 /// `40ms`, `12.3s`, `4m 05s`, `2h 10m`.

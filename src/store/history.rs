@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - A run's changes are written once, in the transaction that finishes
-//!   it ([`record_changes`], called by [`Store::finish_run`]); they are
+//!   it ([`Store::finish_run`]); they are
 //!   read from what the database holds at that moment (files verified,
 //!   versions kept, members gone and files pruned since the run began)
 //!   and from its summary (failed and pending items). Only `mirror` and
@@ -15,22 +15,17 @@
 //!   no changes: the files another run verified meanwhile are not its.
 //! - "Success" is exit code 0.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::store::handle::{Store, StoreError, rows};
+use crate::store::runs::{RunRecord, run_record};
 
-/// One run as `history` lists it.
+/// One run as `history` lists it: its record, and its figures.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunHistory {
-    pub run_id: i64,
-    pub command: String,
-    /// Epoch milliseconds.
-    pub started_at: i64,
-    /// `None`: still running, or killed (see [`RunHistory::state`]).
-    pub finished_at: Option<i64>,
-    pub outcome: Option<String>,
-    pub exit_code: Option<i32>,
+    #[serde(flatten)]
+    pub record: RunRecord,
     pub downloaded: Option<u64>,
     pub bytes: Option<u64>,
     pub failed: Option<u64>,
@@ -42,8 +37,10 @@ pub struct RunHistory {
 impl RunHistory {
     /// Seconds the run took, if it finished.
     pub fn seconds(&self) -> Option<f64> {
-        self.finished_at
-            .map(|finished| (finished - self.started_at) as f64 / 1000.0)
+        let record = &self.record;
+        record
+            .finished_at
+            .map(|finished| (finished - record.started_at) as f64 / 1000.0)
     }
 }
 
@@ -88,12 +85,7 @@ fn run_history(row: &Row<'_>) -> rusqlite::Result<RunHistory> {
         }
     };
     Ok(RunHistory {
-        run_id: row.get(0)?,
-        command: row.get(1)?,
-        started_at: row.get(2)?,
-        finished_at: row.get(3)?,
-        outcome: row.get(4)?,
-        exit_code: row.get(5)?,
+        record: run_record(row)?,
         downloaded: unsigned(6)?,
         bytes: unsigned(7)?,
         failed: unsigned(8)?,
@@ -218,54 +210,6 @@ impl Store {
     }
 }
 
-/// Writes what run `run_id` changed (see the module docs); part of the
-/// transaction that finishes it.
-pub(super) fn record_changes(
-    transaction: &Transaction<'_>,
-    run_id: i64,
-    summary: &str,
-) -> rusqlite::Result<()> {
-    // Files verified since the run began; `changed` when the run kept the
-    // bytes they replaced.
-    transaction.execute(
-        "INSERT INTO run_changes (run_id, kind, media_id, label, local_path, size, sha256, kept_path)
-         SELECT r.run_id, CASE WHEN k.local_path IS NULL THEN 'added' ELSE 'changed' END,
-            v.media_id, v.label, v.local_path, v.verified_size, v.sha256, k.local_path
-         FROM runs r
-         JOIN variants v ON v.local_state = 'verified' AND v.verified_at >= r.started_at
-         LEFT JOIN versions k ON k.version_id = (SELECT max(version_id) FROM versions
-            WHERE media_id = v.media_id AND label = v.label AND kept_at >= r.started_at)
-         WHERE r.run_id = ?1 AND r.command IN ('mirror', 'repair')",
-        [run_id],
-    )?;
-    transaction.execute(
-        "INSERT INTO run_changes (run_id, kind, media_id, list_id)
-         SELECT r.run_id, 'gone', m.media_id, m.list_id
-         FROM runs r JOIN membership m ON m.gone_at >= r.started_at
-         WHERE r.run_id = ?1 AND r.command = 'mirror'",
-        [run_id],
-    )?;
-    transaction.execute(
-        "INSERT INTO run_changes (run_id, kind, media_id, local_path, size, sha256)
-         SELECT r.run_id, 'pruned', p.media_id, p.local_path, p.size, p.sha256
-         FROM runs r JOIN pruned_files p ON p.pruned_at >= r.started_at
-         WHERE r.run_id = ?1 AND r.command = 'mirror'",
-        [run_id],
-    )?;
-    for kind in ["failed", "pending"] {
-        transaction.execute(
-            &format!(
-                "INSERT INTO run_changes (run_id, kind, media_id, label, reason)
-                 SELECT ?1, '{kind}', coalesce(json_extract(value, '$.id'), ''),
-                    nullif(json_extract(value, '$.label'), ''), json_extract(value, '$.reason')
-                 FROM json_each(CASE WHEN json_valid(?2) THEN ?2 ELSE '{{}}' END, '$.{kind}')"
-            ),
-            params![run_id, summary],
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::store::testing::{self, list, media, verified};
@@ -337,7 +281,10 @@ mod tests {
         assert_eq!(store.last_success("mirror").unwrap().unwrap().run_id, good);
         let history = store.history(2).unwrap();
         assert_eq!(
-            history.iter().map(|run| run.run_id).collect::<Vec<_>>(),
+            history
+                .iter()
+                .map(|run| run.record.run_id)
+                .collect::<Vec<_>>(),
             [refused, bad]
         );
         assert_eq!(history[1].error.as_deref(), Some("key refused"));

@@ -492,18 +492,8 @@ fn history_lists_additions_changes_removals_and_prunes() {
         for list in &mut current.lists {
             list.members.retain(|member| *member != removed);
         }
-        let full = current
-            .media
-            .get_mut(&changed)
-            .unwrap()
-            .variants
-            .get_mut("full")
-            .unwrap();
-        let mut body = full.body.to_vec();
-        body.splice(body.len() - 2..body.len() - 2, *b"edited");
-        full.body = body.into();
-        full.stored_at = full.stored_at.map(|at| at + 86_400_000);
     });
+    crate::archive::change_upstream(&server, &changed);
     let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror", "--prune"]));
     assert_eq!(code, Some(0), "{stderr}");
 
