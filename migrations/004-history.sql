@@ -34,4 +34,12 @@ CREATE TABLE run_changes (
 ) STRICT;
 
 CREATE INDEX run_changes_by_run ON run_changes(run_id, kind);
+-- What a finishing run reads to find its changes, without a scan of every
+-- verified variant or membership (about 80 ms a run at 50,000 media, measured
+-- with SQLite from Python, without them; under 1 ms with them).
+-- (variants_by_state gains verified_at: the same prefix for the queries by
+-- state, and a range for "verified since the run began".)
+DROP INDEX variants_by_state;
+CREATE INDEX variants_by_state ON variants(local_state, verified_at);
+CREATE INDEX membership_by_gone_at ON membership(gone_at) WHERE gone_at IS NOT NULL;
 CREATE INDEX runs_by_command_exit ON runs(command, exit_code);
