@@ -16,24 +16,30 @@ use super::progress::{self, EVENTS};
 use super::watch::{ConnectionEnd, Watchers};
 use super::{logging, settings as cli_settings};
 
-/// A `mirror` (or `demo`) run and what watches it: the events stream
-/// and the start ping first, then the archive's lock and the pipeline,
-/// then the metrics file and the end ping, whatever happened (see
-/// [`super::watch`]). A run the lock refuses is recorded in the
+/// A `mirror` (or `demo`) run and what watches it: the events stream and
+/// the start ping first, then the API settings, the archive's lock and the
+/// pipeline, then the metrics file and the end ping, whatever happened
+/// (see [`super::watch`]). A run the lock refuses is recorded in the
 /// archive's history when there is one.
 pub async fn run_watched(settings: &Settings, command: &'static str) -> Result<i32, Failure> {
     let watchers = Watchers::start(settings, command)?;
     let started_at = vault_mirror::now_ms();
-    let result = match lock(settings, command) {
-        Ok(lock) => {
-            let result = run(settings, &watchers).await;
-            drop(lock);
-            result
-        }
-        Err(failure) => {
-            super::history::record_refused(settings, command, started_at, &failure);
-            Err(failure)
-        }
+    // A run that cannot start (no key: exit 2) creates nothing, not even
+    // the archive folder or its lock, but it is measured and pinged.
+    let result = match settings.api_config() {
+        Err(error) => Err(Failure::from(error)),
+        Ok(_) => match lock(settings, command) {
+            Ok(lock) => {
+                let result = run(settings, &watchers).await;
+                drop(lock);
+                result
+            }
+            Err(failure) => {
+                // The pipeline records `demo` runs as `mirror` runs too.
+                super::history::record_refused(settings, "mirror", started_at, &failure);
+                Err(failure)
+            }
+        },
     };
     let (code, text) = match &result {
         Ok(summary) => (summary.exit_code, end_text(Ok(summary))),

@@ -66,9 +66,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if settings.mirror.dry_run {
                 return mirror::run_dry(&settings).await;
             }
-            // A run that cannot start creates nothing: no folder, no lock.
-            settings.api_config()?;
-            // Takes the lock; stops gracefully on a signal by itself.
+            // Checks the API settings, takes the lock; stops gracefully on
+            // a signal by itself.
             mirror::run_watched(&settings, "mirror").await
         }
         Command::Status => {

@@ -344,6 +344,38 @@ fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
 }
 
 #[test]
+fn a_run_without_a_key_creates_nothing_but_is_measured_and_pinged() {
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = out.path().join("vault_mirror.prom");
+    let archive = out.path().join("archive");
+    let (code, _, stderr) = run(vault_mirror()
+        .args(["mirror", "--connection", "conn_demo", "--out"])
+        .arg(&archive)
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .arg("--ping-url")
+        .arg(&pings.url));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!archive.exists(), "the archive folder was created");
+    let samples = samples(&metrics);
+    assert_eq!(sample(&samples, "vault_mirror_run_exit_code"), 2.0);
+    // No database to read: no last success is made up.
+    assert!(
+        !samples
+            .keys()
+            .any(|key| key.starts_with("vault_mirror_last_success")),
+        "{samples:?}"
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[]);
+    assert!(
+        pings.pings()[1].body.contains("no API key"),
+        "{:?}",
+        pings.pings()
+    );
+}
+
+#[test]
 fn the_events_stream_reads_back_in_order() {
     let vault = Vault::sample(4, 1);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
