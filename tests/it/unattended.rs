@@ -305,6 +305,49 @@ fn a_hanging_ping_server_leaves_the_outcome_alone() {
 }
 
 #[test]
+fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let base = pings.url.trim_end_matches("/ping/check-uuid").to_owned();
+    // Uptime Kuma: status and msg in the query; no `{event}`, no start ping.
+    let kuma = format!("{base}/api/push/TOKEN?status={{status}}&msg={{msg}}");
+    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+        .arg("--ping-url")
+        .arg(&kuma));
+    assert_eq!(code, Some(0), "{stderr}");
+    let received = pings.pings();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path(), "/api/push/TOKEN");
+    let query = received[0].target.split_once('?').unwrap().1;
+    assert!(
+        query.starts_with("status=up&msg=mirrored+1+list+into+"),
+        "{query}"
+    );
+    assert!(received[0].rid().is_some(), "{query}");
+    // ntfy: the title says which end; `{event}` asks for the start too.
+    let ntfy = format!("{base}/topic?title=vault-mirror+{{event}}+(exit+{{code}})");
+    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+        .arg("--ping-url")
+        .arg(&ntfy)
+        .env("OFAUTH_API_KEY", "sk_refused"));
+    assert_eq!(code, Some(4), "{stderr}");
+    let received = pings.pings();
+    let targets: Vec<&str> = received[1..]
+        .iter()
+        .map(|ping| ping.target.split("&rid=").next().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "/topic?title=vault-mirror+start+(exit+)",
+            "/topic?title=vault-mirror+fail+(exit+4)"
+        ]
+    );
+    assert!(received[2].body.starts_with("error: "), "{:?}", received[2]);
+}
+
+#[test]
 fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
     let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
     let pings = PingServer::start(false);
