@@ -348,6 +348,83 @@ fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
 }
 
 #[test]
+fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrupted() {
+    use crate::cli::{send_signal, wait_for_verified};
+    use vault_mirror::fake::Faults;
+    let vault = Vault::sample(40, 3);
+    let throttled = FakeOptions {
+        faults: Faults {
+            bandwidth_per_transfer: Some(64 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, throttled).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("archive");
+    let db = archive.join(".vault-mirror/state.sqlite");
+    let metrics = out.path().join("vault_mirror.prom");
+    let events = out.path().join("events.ndjson");
+    let child = against(&server, &archive, &["mirror", "--quiet"])
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .arg("--ping-url")
+        .arg(&pings.url)
+        .arg("--events")
+        .arg(&events)
+        .spawn()
+        .unwrap();
+    wait_for_verified(&db, 3);
+    send_signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(
+        sample(&samples(&metrics), "vault_mirror_run_exit_code"),
+        130.0
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let tail: Vec<&str> = text.lines().rev().take(6).collect();
+    assert_eq!(last["event"], "summary", "{tail:#?}");
+    assert_eq!(last["summary"]["outcome"], "interrupted");
+
+    // Killed outright: no end, so "interrupted" without an exit code.
+    let mut child = against(&server, &archive, &["mirror", "--quiet"])
+        .spawn()
+        .unwrap();
+    let verified_before = last["summary"]["downloaded"].as_u64().unwrap() as usize;
+    wait_for_verified(&db, verified_before + 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, stdout, _) = run(vault_mirror()
+        .args(["history", "--json", "--out"])
+        .arg(&archive));
+    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{history}");
+    assert_eq!(runs[0]["state"], "interrupted", "{history}");
+    assert!(runs[0]["exit_code"].is_null(), "{history}");
+    assert_eq!(runs[1]["state"], "interrupted", "{history}");
+    assert_eq!(runs[1]["exit_code"], 130, "{history}");
+    // What the stopped run verified is listed as added (a commit already
+    // on its blocking thread when the signal came may land a moment after
+    // the summary's count).
+    let (_, stdout, _) = run(vault_mirror()
+        .args(["history", "1", "--json", "--out"])
+        .arg(&archive));
+    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let added = detail["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["kind"] == "added")
+        .count();
+    assert!(added >= verified_before && added > 0, "{detail}");
+}
+
+#[test]
 fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
     let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
     let pings = PingServer::start(false);
