@@ -729,6 +729,26 @@ fn history_lists_additions_changes_removals_and_prunes() {
         .args(["history", "99", "--out"])
         .arg(out.path()));
     assert_eq!(code, Some(2), "{stderr}");
+
+    // `export` and `verify` change the archive too: recorded; `status` and
+    // `history` only read: not.
+    for args in [&["export"][..], &["verify", "--fast"], &["status"]] {
+        let (code, _, stderr) = run(vault_mirror().args(args).arg("--out").arg(out.path()));
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    let (_, stdout, _) = run(vault_mirror()
+        .args(["history", "--json", "--out"])
+        .arg(out.path()));
+    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let commands: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, ["verify", "export", "mirror", "mirror"]);
+    assert_eq!(history["runs"][0]["state"], "intact");
+    assert_eq!(history["runs"][1]["state"], "complete");
 }
 
 #[test]
