@@ -77,7 +77,7 @@ impl Watchers {
                 "out": settings.out,
                 "version": env!("CARGO_PKG_VERSION"),
                 "pid": std::process::id(),
-                "rid": watchers.pings.as_ref().map(Pings::rid),
+                "rid": watchers.pings.as_ref().and_then(Pings::rid),
             }),
         );
         Ok(watchers)

@@ -38,7 +38,7 @@ pub struct Pings {
     client: reqwest::Client,
     url: String,
     exit_code_paths: bool,
-    rid: String,
+    rid: Option<String>,
     start: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -66,29 +66,22 @@ fn fill(url: &str, event: &str, status: &str, code: &str, msg: &str) -> String {
         .replace("{msg}", msg)
 }
 
-/// A random version 4 UUID, from the operating system's generator.
-pub fn random_uuid() -> String {
+/// A random version 4 UUID, from the operating system's generator;
+/// `None` if it has none to give (the pings then go without a `rid`).
+pub fn random_uuid() -> Option<String> {
     let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        // No randomness to be had: the rid only tells runs apart, so the
-        // time is a fair stand-in (it is never a secret).
-        bytes = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-            .to_be_bytes();
-    }
+    getrandom::getrandom(&mut bytes).ok()?;
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);
-    format!(
+    Some(format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..32]
-    )
+    ))
 }
 
 /// The last lines of `text` that fit in `limit` bytes, cut at a line.
@@ -134,8 +127,8 @@ impl Pings {
     }
 
     /// The run's id, sent as `rid` with every ping.
-    pub fn rid(&self) -> &str {
-        &self.rid
+    pub fn rid(&self) -> Option<&str> {
+        self.rid.as_deref()
     }
 
     /// Sends the start ping beside the run (it never waits for it).
@@ -211,7 +204,9 @@ impl Pings {
         timeout: Duration,
     ) -> Option<reqwest::RequestBuilder> {
         let mut url = url::Url::parse(url).ok()?;
-        url.query_pairs_mut().append_pair("rid", &self.rid);
+        if let Some(rid) = &self.rid {
+            url.query_pairs_mut().append_pair("rid", rid);
+        }
         Some(
             self.client
                 .post(url)
@@ -268,11 +263,11 @@ mod tests {
 
     #[test]
     fn uuids_are_version_4_and_differ() {
-        let one = random_uuid();
+        let one = random_uuid().unwrap();
         assert_eq!(one.len(), 36);
         assert_eq!(&one[14..15], "4");
         assert!(matches!(&one[19..20], "8" | "9" | "a" | "b"), "{one}");
-        assert_ne!(one, random_uuid());
+        assert_ne!(Some(one), random_uuid());
     }
 
     #[test]
