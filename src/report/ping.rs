@@ -35,7 +35,8 @@ const PLACEHOLDERS: [&str; 4] = ["{status}", "{event}", "{code}", "{msg}"];
 
 /// The pings of one run (one process run, whatever it covers).
 pub struct Pings {
-    client: reqwest::Client,
+    /// `None` if no HTTP client could be set up (then no ping is sent).
+    client: Option<reqwest::Client>,
     url: String,
     exit_code_paths: bool,
     rid: Option<String>,
@@ -116,7 +117,10 @@ impl Pings {
         let client = reqwest::Client::builder()
             .user_agent(concat!("vault-mirror/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .inspect_err(|error| {
+                tracing::warn!("no pings: cannot set up their HTTP client ({error})");
+            })
+            .ok();
         Pings {
             client,
             url: url.trim().to_owned(),
@@ -209,6 +213,7 @@ impl Pings {
         }
         Some(
             self.client
+                .as_ref()?
                 .post(url)
                 .timeout(timeout)
                 .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
