@@ -130,8 +130,8 @@ impl Watchers {
             let entries: Vec<MetricsEntry> =
                 ends.iter().map(|end| metrics_entry(end, seconds)).collect();
             if let Err(error) = metrics::write_atomically(path, &metrics::render(&entries)) {
-                tracing::warn!("cannot write the metrics file: {error}");
-                eprintln!("warning: cannot write the metrics file (--metrics-file): {error}");
+                // Shown even with --quiet; the run's exit code stays its own.
+                tracing::error!("cannot write the metrics file (--metrics-file): {error}");
             }
         }
         if let Some(pings) = &self.pings {

@@ -289,14 +289,19 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
 }
 
 #[test]
-fn a_hanging_ping_server_leaves_the_outcome_alone() {
+fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone() {
     let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
     let pings = PingServer::start(true);
     let out = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+    // A metrics file that cannot be written is said, and changes nothing either.
+    let (code, _, stderr) = run(against(&server, &out.path().join("a"), &["mirror"])
         .arg("--ping-url")
-        .arg(&pings.url));
+        .arg(&pings.url)
+        .arg("--metrics-file")
+        .arg(out.path().join("no/such/folder/vault_mirror.prom")));
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("cannot write the metrics file"), "{stderr}");
+    assert!(stderr.contains("vault_mirror.prom"), "{stderr}");
     assert!(stderr.contains("ping was not delivered"), "{stderr}");
     assert!(!stderr.contains("check-uuid"), "{stderr}");
     // Both pings were sent; neither was answered.
