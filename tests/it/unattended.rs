@@ -169,6 +169,20 @@ fn run(command: &mut std::process::Command) -> (Option<i32>, String, String) {
     )
 }
 
+/// `history [RUN] --json` of the archive at `out` (which must succeed).
+fn history_json(out: &Path, run_id: Option<&str>) -> serde_json::Value {
+    let mut command = vault_mirror();
+    command
+        .arg("history")
+        .args(run_id)
+        .arg("--json")
+        .arg("--out")
+        .arg(out);
+    let (code, stdout, stderr) = run(&mut command);
+    assert_eq!(code, Some(0), "{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
 /// The pings of one run: a start, then one end, with one rid; the body
 /// small and free of the key and the ping URL.
 fn one_run(pings: &[Ping], end_path: &str, secrets: &[&str]) -> String {
@@ -403,10 +417,7 @@ fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrup
     wait_for_verified(&db, verified_before + 2);
     child.kill().unwrap();
     child.wait().unwrap();
-    let (_, stdout, _) = run(vault_mirror()
-        .args(["history", "--json", "--out"])
-        .arg(&archive));
-    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let history = history_json(&archive, None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
     assert_eq!(runs[0]["state"], "interrupted", "{history}");
@@ -416,10 +427,7 @@ fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrup
     // What the stopped run verified is listed as added (a commit already
     // on its blocking thread when the signal came may land a moment after
     // the summary's count).
-    let (_, stdout, _) = run(vault_mirror()
-        .args(["history", "1", "--json", "--out"])
-        .arg(&archive));
-    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let detail = history_json(&archive, Some("1"));
     let added = detail["changes"]
         .as_array()
         .unwrap()
@@ -450,10 +458,7 @@ fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
         1.0
     );
     one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
-    let (_, stdout, _) = run(vault_mirror()
-        .args(["history", "--json", "--out"])
-        .arg(&archive));
-    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let history = history_json(&archive, None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
     assert_eq!(runs[0]["state"], "failed");
@@ -654,20 +659,12 @@ fn history_lists_additions_changes_removals_and_prunes() {
     let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror", "--prune"]));
     assert_eq!(code, Some(0), "{stderr}");
 
-    let (code, stdout, _) = run(vault_mirror()
-        .args(["history", "--json", "--out"])
-        .arg(out.path()));
-    assert_eq!(code, Some(0));
-    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let history = history_json(out.path(), None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["run_id"], 2, "newest first");
     let run_id = runs[0]["run_id"].to_string();
-    let (code, stdout, _) = run(vault_mirror()
-        .args(["history", &run_id, "--json", "--out"])
-        .arg(out.path()));
-    assert_eq!(code, Some(0));
-    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let detail = history_json(out.path(), Some(&run_id));
     let changes = detail["changes"].as_array().unwrap();
     let of = |kind: &str| -> Vec<&serde_json::Value> {
         changes
@@ -741,10 +738,7 @@ fn history_lists_additions_changes_removals_and_prunes() {
         let (code, _, stderr) = run(vault_mirror().args(args).arg("--out").arg(out.path()));
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
     }
-    let (_, stdout, _) = run(vault_mirror()
-        .args(["history", "--json", "--out"])
-        .arg(out.path()));
-    let history: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let history = history_json(out.path(), None);
     let commands: Vec<&str> = history["runs"]
         .as_array()
         .unwrap()
