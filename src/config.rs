@@ -63,6 +63,26 @@ pub const OPTIONS: &[ConfigOption] = &[
     option("log_file", |s, v| {
         v.path().map(|path| s.log_file = Some(path))
     }),
+    option("metrics_file", |s, v| {
+        v.path().map(|path| s.watch.metrics_file = Some(path))
+    }),
+    option("ping_url", |s, v| {
+        let url = v.string()?;
+        crate::report::ping::check_url(&url)?;
+        s.watch.ping_url = Some(SecretString::from(url));
+        Ok(())
+    }),
+    option("ping_exit_code", |s, v| {
+        v.boolean().map(|codes| s.watch.ping_exit_code = codes)
+    }),
+    option("events", |s, v| {
+        let path = match v.string()?.as_str() {
+            "-" => PathBuf::from("-"),
+            _ => v.path()?,
+        };
+        s.watch.events = Some(path);
+        Ok(())
+    }),
     option("json", |s, v| v.boolean().map(|json| s.output.json = json)),
     option("quiet", |s, v| {
         v.boolean().map(|quiet| s.output.quiet = quiet)
@@ -651,6 +671,34 @@ stall_timeout = 45
         )
         .unwrap_err();
         assert!(error.to_string().contains("`out`"), "{error}");
+    }
+
+    #[test]
+    fn what_watches_a_run_is_configured_too() {
+        use secrecy::ExposeSecret;
+        let settings = applied(
+            "metrics_file = \"/m/vault_mirror.prom\"\nping_url = \"https://hc-ping.com/abc\"\n\
+             ping_exit_code = true\nevents = \"-\"\n",
+        )
+        .unwrap();
+        let watch = &settings.watch;
+        assert_eq!(
+            watch.metrics_file.as_deref(),
+            Some(Path::new("/m/vault_mirror.prom"))
+        );
+        assert_eq!(
+            watch.ping_url.as_ref().unwrap().expose_secret(),
+            "https://hc-ping.com/abc"
+        );
+        assert!(watch.ping_exit_code && watch.events_on_stdout());
+        let events = applied("events = \"events.ndjson\"").unwrap().watch.events;
+        assert_eq!(events.unwrap(), Path::new("/etc/events.ndjson"));
+        // A bad URL is named by its key, never quoted.
+        let text = applied("ping_url = \"hc-ping.com/secret-check\"")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`ping_url`"), "{text}");
+        assert!(!text.contains("secret-check"), "{text}");
     }
 
     #[test]

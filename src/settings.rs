@@ -199,6 +199,30 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     pub mirror: MirrorSettings,
     pub network: NetworkSettings,
+    /// What an unattended run leaves for those watching it.
+    pub watch: WatchSettings,
+}
+
+/// What an unattended run leaves for those watching it (README,
+/// "Unattended runs"): metrics, pings, events.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSettings {
+    /// The Prometheus textfile written at the end of every run.
+    pub metrics_file: Option<PathBuf>,
+    /// healthchecks.io-style ping URL, or a template (a secret: the URL
+    /// alone lets anyone ping the check).
+    pub ping_url: Option<SecretString>,
+    /// End pings go to `URL/<exit code>` instead of `URL` or `URL/fail`.
+    pub ping_exit_code: bool,
+    /// NDJSON events: a file (appended), or `-` for stdout.
+    pub events: Option<PathBuf>,
+}
+
+impl WatchSettings {
+    /// Whether events go to stdout (`--events -`).
+    pub fn events_on_stdout(&self) -> bool {
+        self.events.as_deref() == Some(std::path::Path::new("-"))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +277,7 @@ impl Settings {
             log_file: None,
             mirror: MirrorSettings::default(),
             network: NetworkSettings::default(),
+            watch: WatchSettings::default(),
         }
     }
 

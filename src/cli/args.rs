@@ -80,6 +80,29 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub log_file: Option<PathBuf>,
+    /// Prometheus gauges for node_exporter's textfile collector, written at the end of every `mirror`
+    #[arg(
+        long,
+        env = "VAULT_MIRROR_METRICS_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub metrics_file: Option<PathBuf>,
+    /// Ping URL/start as a `mirror` starts, then URL (exit 0) or URL/fail (healthchecks.io style)
+    #[arg(
+        long,
+        env = "VAULT_MIRROR_PING_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub ping_url: Option<String>,
+    /// End pings go to URL/<exit code> instead of URL or URL/fail
+    #[arg(long, global = true)]
+    pub ping_exit_code: bool,
+    /// A `mirror`'s events as it goes, one JSON object a line, appended to FILE (`-`: stdout)
+    #[arg(long, env = "VAULT_MIRROR_EVENTS", global = true, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +115,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The connection's vault lists, with what the mirror holds of each
     Lists,
+    /// The runs recorded in the archive, newest first; with RUN: what that run changed
+    History(HistoryArgs),
     /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network)
     Export,
     /// Run the mirror against a built-in sample vault of real images and clips, on loopback
@@ -164,6 +189,16 @@ pub struct VerifyArgs {
     /// Check sizes only, not sha256 (finds deleted and truncated files, not bit rot)
     #[arg(long)]
     pub fast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A run id (see `history`): list what that run added, changed, removed and failed
+    #[arg(value_name = "RUN")]
+    pub run_id: Option<i64>,
+    /// How many runs to list, newest first
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

@@ -16,9 +16,46 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     drop(super::status::open(settings)?);
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock::lock(settings, "export")?;
-    let store = Store::open(&settings.db).map_err(MirrorError::from)?;
+    let store = std::sync::Arc::new(Store::open(&settings.db).map_err(MirrorError::from)?);
+    let run_id = store.begin_run("export", vault_mirror::now_ms())?;
+    let result = write_index(settings, store.clone()).await;
+    // Recorded like every run that changes the archive (best effort: the
+    // export's own result is what the user must see).
+    let (outcome, code, body) = match &result {
+        Ok(summary) => {
+            let code = if summary.missing.is_empty() { 0 } else { 3 };
+            let outcome = if code == 0 { "complete" } else { "partial" };
+            (
+                outcome,
+                code,
+                serde_json::to_value(summary).unwrap_or_default(),
+            )
+        }
+        Err(failure) => (
+            "failed",
+            failure.code,
+            serde_json::json!({ "error": format!("{:#}", failure.error) }),
+        ),
+    };
+    let _ = store.finish_run(
+        run_id,
+        outcome,
+        code,
+        &body.to_string(),
+        vault_mirror::now_ms(),
+    );
+    let summary = result?;
+    print_result(settings, &summary, code);
+    Ok(code)
+}
+
+/// The archive index, written off the async threads.
+async fn write_index(
+    settings: &Settings,
+    store: std::sync::Arc<Store>,
+) -> Result<ExportSummary, Failure> {
     let out = settings.out.clone();
-    let summary = tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
+    tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
         .await
         .map_err(|error| Failure::new(anyhow::anyhow!("the export ended abnormally: {error}"), 1))?
         .map_err(|error| {
@@ -29,10 +66,12 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
                 )),
                 1,
             )
-        })?;
-    let code = if summary.missing.is_empty() { 0 } else { 3 };
+        })
+}
+
+fn print_result(settings: &Settings, summary: &ExportSummary, code: i32) {
     if settings.output.json {
-        let mut body = serde_json::to_value(&summary).unwrap_or_default();
+        let mut body = serde_json::to_value(summary).unwrap_or_default();
         if let Some(object) = body.as_object_mut() {
             object.insert("command".into(), "export".into());
             object.insert(
@@ -43,9 +82,8 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
         }
         println!("{body}");
     } else {
-        print_export(&summary, settings.output);
+        print_export(summary, settings.output);
     }
-    Ok(code)
 }
 
 pub fn print_export(summary: &ExportSummary, output: Output) {

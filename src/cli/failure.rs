@@ -103,11 +103,18 @@ pub fn print_failure(failure: &Failure, output: Output) {
         println!("{body}");
     }
     tracing::error!(target: progress::EVENTS, "{:#}", failure.error);
-    eprintln!("error: {}", failure.error);
+    eprint!("{}", failure_text(failure));
+}
+
+/// A failure as the lines `print_failure` shows: `error:`, `caused by:`,
+/// `hint:`.
+pub fn failure_text(failure: &Failure) -> String {
+    let mut text = format!("error: {}\n", failure.error);
     for cause in failure.error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        text.push_str(&format!("  caused by: {cause}\n"));
     }
     for hint in &failure.hints {
-        eprintln!("hint: {hint}");
+        text.push_str(&format!("hint: {hint}\n"));
     }
+    text
 }

@@ -10,21 +10,69 @@ use vault_mirror::settings::{Output, Settings};
 use vault_mirror::store::Store;
 
 use super::args::{DemoArgs, FakeServerArgs};
-use super::failure::Failure;
+use super::failure::{Failure, failure_text};
 use super::lock::lock;
 use super::progress::{self, EVENTS};
+use super::watch::{ConnectionEnd, Watchers};
 use super::{logging, settings as cli_settings};
+
+/// A `mirror` (or `demo`) run and what watches it: the events stream and
+/// the start ping first, then the API settings, the archive's lock and the
+/// pipeline, then the metrics file and the end ping, whatever happened
+/// (see [`super::watch`]). A run the lock refuses is recorded in the
+/// archive's history when there is one.
+pub async fn run_watched(settings: &Settings, command: &'static str) -> Result<i32, Failure> {
+    let watchers = Watchers::start(settings, command)?;
+    let started_at = vault_mirror::now_ms();
+    // A run that cannot start (no key: exit 2) creates nothing, not even
+    // the archive folder or its lock, but it is measured and pinged.
+    let result = match settings.api_config() {
+        Err(error) => Err(Failure::from(error)),
+        Ok(_) => match lock(settings, command) {
+            Ok(lock) => {
+                let result = run(settings, &watchers).await;
+                drop(lock);
+                result
+            }
+            Err(failure) => {
+                // The pipeline records `demo` runs as `mirror` runs too.
+                super::history::record_refused(settings, "mirror", started_at, &failure);
+                Err(failure)
+            }
+        },
+    };
+    let (code, text) = match &result {
+        Ok(summary) => (summary.exit_code, end_text(Ok(summary))),
+        Err(failure) => (failure.code, end_text(Err(failure))),
+    };
+    let end = ConnectionEnd {
+        settings,
+        result: result.as_ref(),
+    };
+    watchers.finish(&[end], code, &text).await;
+    result.map(|summary| summary.exit_code)
+}
+
+/// The end ping's body for a run that ended with `result`: the summary's
+/// lines as a person reads them, or the error.
+fn end_text(result: Result<&Summary, &Failure>) -> String {
+    match result {
+        Ok(summary) => summary_text(summary),
+        Err(failure) => failure_text(failure),
+    }
+}
 
 /// Runs the pipeline; the first stop signal ends it gracefully (see
 /// [`super::stop::graceful_stop`]), with a summary and exit 130 or 143.
-pub async fn run(settings: &Settings) -> Result<i32, Failure> {
+pub async fn run(settings: &Settings, watchers: &Watchers) -> Result<Summary, Failure> {
     let display = Arc::new(progress::display_for(settings.output));
     let stop = super::stop::graceful_stop(display.clone());
-    let result = pipeline::mirror_until(settings, display.clone(), stop).await;
+    let reporter = watchers.reporter(display.clone(), settings);
+    let result = pipeline::mirror_until(settings, reporter, stop).await;
     display.finish();
     let summary = result?;
     print_summary(&summary, settings.output);
-    Ok(summary.exit_code)
+    Ok(summary)
 }
 
 pub async fn run_dry(settings: &Settings) -> Result<i32, Failure> {
@@ -77,7 +125,6 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     if settings.mirror.dry_run {
         return run_dry(&settings).await;
     }
-    let _lock = lock(&settings, "demo")?;
     let output = settings.output;
     let talk = !output.quiet && !output.json;
     if talk {
@@ -87,7 +134,7 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             server.base_url()
         );
     }
-    let code = run(&settings).await?;
+    let code = run_watched(&settings, "demo").await?;
     if talk {
         eprint!("{}", what_to_open(&settings, code));
     }
@@ -273,21 +320,51 @@ pub fn print_summary(summary: &Summary, output: Output) {
         return;
     }
     let problems = summary.failed.len() + summary.pending.len() + summary.errors.len();
-    if output.quiet && problems == 0 && summary.errors.is_empty() {
+    if output.quiet && problems == 0 {
         return;
     }
+    eprint!("{}", summary_head(summary, output));
     if summary.outcome == pipeline::Outcome::Interrupted {
-        eprintln!(
-            "interrupted after {} downloaded ({}) in {:.1}s: what was verified is kept, transfers in flight are kept as .part files; run the same command again to resume",
+        return;
+    }
+    if let Some(prune) = &summary.prune {
+        super::export::print_prune(prune, output);
+    }
+    if let Some(export) = &summary.export {
+        super::export::print_export(export, output);
+    }
+    eprint!("{}", summary_errors(summary));
+}
+
+/// The summary as a person reads it (what a run without `--quiet` prints,
+/// prune and export details aside): the body of the end ping.
+pub fn summary_text(summary: &Summary) -> String {
+    let mut text = summary_head(summary, Output::default());
+    if summary.outcome != pipeline::Outcome::Interrupted {
+        if let Some(prune) = &summary.prune {
+            text.push_str(&prune.headline());
+            text.push('\n');
+        }
+        text.push_str(&summary_errors(summary));
+    }
+    text
+}
+
+/// The summary's lines up to the prune and export details.
+fn summary_head(summary: &Summary, output: Output) -> String {
+    let mut text = String::new();
+    if summary.outcome == pipeline::Outcome::Interrupted {
+        text.push_str(&format!(
+            "interrupted after {} downloaded ({}) in {:.1}s: what was verified is kept, transfers in flight are kept as .part files; run the same command again to resume\n",
             summary.downloaded,
             vault_mirror::human_bytes(summary.bytes),
             summary.seconds
-        );
-        return;
+        ));
+        return text;
     }
     if !output.quiet {
-        eprintln!(
-            "mirrored {} into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s",
+        text.push_str(&format!(
+            "mirrored {} into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s\n",
             vault_mirror::counted(summary.lists.len() as u64, "list"),
             summary.out.display(),
             summary.downloaded,
@@ -296,62 +373,65 @@ pub fn print_summary(summary: &Summary, output: Output) {
             summary.pending.len(),
             summary.failed.len(),
             summary.seconds
-        );
+        ));
     }
     const SHOWN: usize = 20;
     for (title, notes) in [("failed", &summary.failed), ("pending", &summary.pending)] {
         for item in notes.iter().take(SHOWN) {
-            eprintln!(
-                "  {title}: {}: {}",
+            text.push_str(&format!(
+                "  {title}: {}: {}\n",
                 pipeline::display_name(&item.id, &item.label),
                 item.reason
-            );
+            ));
         }
         if notes.len() > SHOWN {
-            eprintln!(
-                "  … and {} more {title} (see `--json`)",
+            text.push_str(&format!(
+                "  … and {} more {title} (see `--json`)\n",
                 notes.len() - SHOWN
-            );
+            ));
         }
     }
-    if !output.quiet && (summary.urls_resigned > 0 || summary.transfer_retries > 0) {
-        eprintln!(
-            "  {} URLs re-signed in {} batch calls ({} refused by the media host), {} transfer retries",
+    if output.quiet {
+        return text;
+    }
+    if summary.urls_resigned > 0 || summary.transfer_retries > 0 {
+        text.push_str(&format!(
+            "  {} URLs re-signed in {} batch calls ({} refused by the media host), {} transfer retries\n",
             summary.urls_resigned,
             summary.resign_calls,
             summary.expired_urls,
             summary.transfer_retries
-        );
+        ));
     }
-    if !output.quiet && !summary.unavailable.is_empty() {
-        eprintln!(
-            "  {} variants are not downloadable upstream (removed or not stored by Vault+)",
+    if !summary.unavailable.is_empty() {
+        text.push_str(&format!(
+            "  {} variants are not downloadable upstream (removed or not stored by Vault+)\n",
             summary.unavailable.len()
-        );
+        ));
     }
-    if !output.quiet {
-        for version in &summary.versions_kept {
-            eprintln!(
-                "  changed upstream: {}: the previous bytes are kept as {}",
-                pipeline::display_name(&version.media_id, &version.label),
-                version.local_path
-            );
+    for version in &summary.versions_kept {
+        text.push_str(&format!(
+            "  changed upstream: {}: the previous bytes are kept as {}\n",
+            pipeline::display_name(&version.media_id, &version.label),
+            version.local_path
+        ));
+    }
+    if let Some(views) = &summary.views {
+        for path in &views.left_alone {
+            text.push_str(&format!(
+                "  note: {path} is not a link or index vault-mirror made; left alone\n"
+            ));
         }
-        if let Some(views) = &summary.views {
-            for path in &views.left_alone {
-                eprintln!("  note: {path} is not a link or index vault-mirror made; left alone");
-            }
-        }
     }
-    if let Some(prune) = &summary.prune {
-        super::export::print_prune(prune, output);
-    }
-    if let Some(export) = &summary.export {
-        super::export::print_export(export, output);
-    }
-    for error in &summary.errors {
-        eprintln!("  error: {error}");
-    }
+    text
+}
+
+fn summary_errors(summary: &Summary) -> String {
+    summary
+        .errors
+        .iter()
+        .map(|error| format!("  error: {error}\n"))
+        .collect()
 }
 
 fn render_plan(plan: &Plan) -> String {

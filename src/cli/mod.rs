@@ -8,6 +8,7 @@
 mod args;
 mod export;
 mod failure;
+mod history;
 mod lists;
 mod lock;
 mod logging;
@@ -18,6 +19,7 @@ mod status;
 mod stop;
 mod table;
 mod verify;
+mod watch;
 
 use clap::{CommandFactory, Parser};
 use failure::{Failure, print_failure};
@@ -64,11 +66,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if settings.mirror.dry_run {
                 return mirror::run_dry(&settings).await;
             }
-            // A run that cannot start creates nothing: no folder, no lock.
-            settings.api_config()?;
-            let _lock = lock(&settings, "mirror")?;
-            // Stops gracefully on a signal by itself.
-            mirror::run(&settings).await
+            // Checks the API settings, takes the lock; stops gracefully on
+            // a signal by itself.
+            mirror::run_watched(&settings, "mirror").await
         }
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
@@ -81,8 +81,16 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
             drop(status::open(&settings)?);
-            let _lock = lock(&settings, "verify")?;
+            let started_at = vault_mirror::now_ms();
+            let _lock = lock(&settings, "verify").inspect_err(|failure| {
+                history::record_refused(&settings, "verify", started_at, failure);
+            })?;
             interruptible(verify::run(&settings, args)).await
+        }
+        Command::History(args) => {
+            let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
+            logging::init(&settings)?;
+            history::run(&settings, args)
         }
         Command::Lists => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;

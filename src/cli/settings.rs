@@ -74,6 +74,7 @@ pub fn build(
         settings.log_file = Some(log_file.clone());
     }
     apply_output(&mut settings.output, global);
+    apply_watch(&mut settings, global)?;
 
     // Test suites shorten retry pauses (as uv's UV_TEST_NO_HTTP_RETRY_DELAY does).
     if let Some(delay) = std::env::var("VAULT_MIRROR_TEST_RETRY_DELAY_MS")
@@ -108,6 +109,37 @@ fn config_file(global: &GlobalArgs, out: &Path) -> Result<Option<ConfigFile>, Se
         return Ok(Some(ConfigFile::load(&in_archive, Origin::InArchive)?));
     }
     Ok(None)
+}
+
+/// `--metrics-file`, `--ping-url`, `--ping-exit-code`, `--events` over the
+/// file; events on stdout and `--json` would share one stream: refused.
+fn apply_watch(settings: &mut Settings, global: &GlobalArgs) -> Result<(), SettingsError> {
+    let watch = &mut settings.watch;
+    if let Some(path) = &global.metrics_file {
+        watch.metrics_file = Some(path.clone());
+    }
+    if let Some(url) = non_empty(global.ping_url.as_deref()) {
+        vault_mirror::report::ping::check_url(url).map_err(|reason| SettingsError::Invalid {
+            name: "ping URL (--ping-url, VAULT_MIRROR_PING_URL)",
+            reason,
+        })?;
+        watch.ping_url = Some(SecretString::from(url.to_owned()));
+    }
+    if global.ping_exit_code {
+        watch.ping_exit_code = true;
+    }
+    if let Some(path) = &global.events {
+        watch.events = Some(path.clone());
+    }
+    if watch.events_on_stdout() && settings.output.json {
+        return Err(SettingsError::Invalid {
+            name: "--events",
+            reason: "`--events -` writes events on stdout, where `--json` writes its summary; \
+                     give `--events` a file, or leave out `--json`"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// A switch given on the command line wins over the file; one not given

@@ -19,6 +19,8 @@ struct Status<'a> {
     total: ArchiveFigures,
     /// The latest run of each command, the most recent first.
     runs: Vec<RunStatus>,
+    /// The last `mirror` run that ended with exit code 0.
+    last_success: Option<RunRecord>,
     /// The process using the archive right now, if any.
     running: Option<Running>,
 }
@@ -72,6 +74,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
         lists: store.list_figures()?,
         total: store.archive_figures()?,
         runs,
+        last_success: store.last_success("mirror")?,
         running: holder.map(|holder: Holder| Running {
             pid: holder.pid,
             host: holder.host,
@@ -159,6 +162,14 @@ fn render(status: &Status<'_>, now: i64) -> String {
         );
     }
     text.push('\n');
+    text.push_str(&render_runs(status, now));
+    text
+}
+
+/// The lines about runs: the one going on, the last of each command, and
+/// the last success.
+fn render_runs(status: &Status<'_>, now: i64) -> String {
+    let mut text = String::new();
     if let Some(running) = &status.running {
         let holder = Holder {
             pid: running.pid,
@@ -180,14 +191,7 @@ fn render(status: &Status<'_>, now: i64) -> String {
         } else {
             "started"
         };
-        let exit = record
-            .exit_code
-            .map(|code| format!(" (exit {code})"))
-            .unwrap_or_default();
-        let took = run
-            .seconds
-            .map(|seconds| format!(", took {}", duration_text(seconds)))
-            .unwrap_or_default();
+        let (exit, took) = exit_and_took(record.exit_code, run.seconds);
         text.push_str(&format!(
             "{title} {} #{}: {}{exit}, {verb} {} ({}){took}\n",
             record.command,
@@ -197,7 +201,34 @@ fn render(status: &Status<'_>, now: i64) -> String {
             vault_mirror::time_ago(when, now),
         ));
     }
+    match &status.last_success {
+        Some(record) => {
+            let when = record.finished_at.unwrap_or(record.started_at);
+            text.push_str(&format!(
+                "last success {} #{}: finished {} ({})\n",
+                record.command,
+                record.run_id,
+                vault_mirror::utc_time(when),
+                vault_mirror::time_ago(when, now),
+            ));
+        }
+        None if !status.runs.is_empty() => {
+            text.push_str("last success: none (no `mirror` run has ended with exit 0)\n");
+        }
+        None => {}
+    }
     text
+}
+
+/// ` (exit 3)` and `, took 1.2s` for a run's line (empty where unknown).
+pub fn exit_and_took(exit_code: Option<i32>, seconds: Option<f64>) -> (String, String) {
+    let exit = exit_code
+        .map(|code| format!(" (exit {code})"))
+        .unwrap_or_default();
+    let took = seconds
+        .map(|seconds| format!(", took {}", duration_text(seconds)))
+        .unwrap_or_default();
+    (exit, took)
 }
 
 /// `40ms`, `12.3s`, `4m 05s`, `2h 10m`.

@@ -15,6 +15,7 @@ use vault_mirror::pipeline;
 use vault_mirror::pipeline::repair::{self, Repair, problem_word};
 use vault_mirror::report::{Reporter, Stage};
 use vault_mirror::settings::Settings;
+use vault_mirror::store::Store;
 
 use super::args::VerifyArgs;
 use super::failure::Failure;
@@ -51,6 +52,29 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
     // The database first: a run notices damage only in the pages it reads.
     store.check()?;
     let run_id = store.begin_run("verify", vault_mirror::now_ms())?;
+    let result = checked(settings, args, &store, run_id, started).await;
+    if let Err(failure) = &result {
+        // Best effort: the failure itself is what the user must see.
+        let error = serde_json::json!({ "error": format!("{:#}", failure.error) });
+        let _ = store.finish_run(
+            run_id,
+            "failed",
+            failure.code,
+            &error.to_string(),
+            vault_mirror::now_ms(),
+        );
+    }
+    result
+}
+
+/// The checks of run `run_id`, the repair if asked, and the report.
+async fn checked(
+    settings: &Settings,
+    args: &VerifyArgs,
+    store: &Store,
+    run_id: i64,
+    started: Instant,
+) -> Result<i32, Failure> {
     let depth = if args.fast { Depth::Fast } else { Depth::Full };
     let files = store.files_to_verify()?;
     let total: u64 = files.iter().map(|file| file.size).sum();
@@ -85,7 +109,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
     };
     display.finish();
 
-    repair::record_findings(&store, &files, &checked)?;
+    repair::record_findings(store, &files, &checked)?;
 
     let repair = if args.repair && !checked.findings.is_empty() {
         let display = Arc::new(progress::display_for(settings.output));
@@ -93,7 +117,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure>
             Stage::Resolve,
             &format!("fetching {} files again", checked.findings.len()),
         );
-        let repaired = repair::repair(settings, &store, &checked, display.clone()).await;
+        let repaired = repair::repair(settings, store, &checked, display.clone()).await;
         display.finish();
         Some(repaired?)
     } else {

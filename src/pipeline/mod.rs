@@ -117,10 +117,11 @@ async fn run(
         reporter,
         counters: Counters::default(),
     });
-    // Dropping the stages on a stop is safe: transfers are futures of this
-    // task (not spawned), a `.part` keeps every byte written (its buffer is
-    // flushed on drop), a file reaches its final path only whole, and each
-    // database write is one transaction.
+    // Dropping the stages on a stop is safe: the transfers, spawned by the
+    // queue's dispatch, are aborted with it (each stops at an await, as a
+    // dropped future does), a `.part` keeps every byte written (its buffer
+    // is flushed on drop), a file reaches its final path only whole, and
+    // each database write is one transaction.
     let result = tokio::select! {
         result = run_stages(&context, run_id, scope) => result,
         code = stop => interrupted_summary(&context, run_id, started_ms, code),

@@ -193,9 +193,9 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
             finished.extend(ended);
             let Some(job) = job else { continue };
             let transfers = transfers.clone();
-            running.push(tokio::spawn(async move {
+            running.push(AbortOnDrop(tokio::spawn(async move {
                 transfers.fetch_verified(job, Some(slot)).await
-            }));
+            })));
         }
         if running.is_empty() && queue.finished() {
             break;
@@ -212,6 +212,30 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
         }
     }
     finished
+}
+
+/// A spawned transfer, aborted when its handle is dropped: a run stopped
+/// by a signal drops [`dispatch`], and with it every transfer in flight,
+/// which stops at its next await (its `.part` kept) instead of going on
+/// behind the run's summary until the process ends.
+struct AbortOnDrop(tokio::task::JoinHandle<Ended>);
+
+impl std::future::Future for AbortOnDrop {
+    type Output = Result<Ended, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(context)
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        // A no-op for a task that has ended.
+        self.0.abort();
+    }
 }
 
 /// Returns `job` ready to start: re-signed first if its URL would expire

@@ -17,7 +17,8 @@
 //!   never through an `as` cast.
 //!
 //! One concern a file: [`open`] (opening, pragmas, migrations, integrity),
-//! [`runs`], [`membership`] (lists and who is in them), [`variants`] (media
+//! [`runs`], [`history`] (what each run did and changed, for `history`,
+//! `status` and the metrics file), [`membership`] (lists and who is in them), [`variants`] (media
 //! and their variants: the remote description and the local state
 //! machine), [`archive`] (views, kept versions, verified files), [`prune`],
 //! [`figures`] (what `status` and `lists` sum up).
@@ -25,6 +26,7 @@
 mod archive;
 mod figures;
 mod handle;
+mod history;
 mod membership;
 mod open;
 mod prune;
@@ -37,6 +39,7 @@ pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
 };
 pub use figures::{ArchiveFigures, ListFigures};
+pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};
 pub use prune::{GoneMedia, PrunedFile, RecordedFile};
 pub use runs::RunRecord;

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema.sql")),
     (2, include_str!("../../migrations/002-archive.sql")),
     (3, include_str!("../../migrations/003-rerun-cost.sql")),
+    (4, include_str!("../../migrations/004-history.sql")),
 ];
 
 /// The schema version this build writes.

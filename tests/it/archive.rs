@@ -507,7 +507,7 @@ fn listed_jpeg(vault: &Vault, skip: usize) -> String {
 }
 
 /// The media's `full` bytes change upstream: new bytes, new size, a later storedAt.
-fn change_upstream(server: &FakeServer, media_id: &str) {
+pub(crate) fn change_upstream(server: &FakeServer, media_id: &str) {
     server.with_vault(|vault| {
         let variant = vault
             .media

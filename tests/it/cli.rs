@@ -268,7 +268,7 @@ fn kill_9_mid_run_then_a_run_that_completes() {
 }
 
 /// Sends `signal` (a name for `kill`, like `INT`) to `child`.
-fn send_signal(child: &std::process::Child, signal: &str) {
+pub(crate) fn send_signal(child: &std::process::Child, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
@@ -278,7 +278,7 @@ fn send_signal(child: &std::process::Child, signal: &str) {
 }
 
 /// Waits (polling the database) until `at_least` variants are verified.
-fn wait_for_verified(db: &std::path::Path, at_least: usize) {
+pub(crate) fn wait_for_verified(db: &std::path::Path, at_least: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -175,6 +175,10 @@ fn status_tells_what_the_archive_holds_and_how_the_last_run_went() {
     );
     assert_eq!(status["runs"][0]["command"], "mirror");
     assert_eq!(status["runs"][0]["state"], "complete");
+    assert_eq!(
+        status["last_success"]["run_id"],
+        status["runs"][0]["run_id"]
+    );
     assert!(status["running"].is_null());
 }
 

@@ -134,7 +134,7 @@ impl Attempt<'_> {
         let part = self.stream(job, response, part, transfer, received).await?;
         let part = self.check_bytes(job, part).await?;
         drop(slot);
-        self.commit(job, name, part).await
+        self.commit(job, transfer, name, part).await
     }
 
     /// The job's `.part`, made where missing (a link in the way is
@@ -347,7 +347,13 @@ impl Attempt<'_> {
     /// Every byte is in and checked: the bytes a change upstream replaces
     /// go to `.versions/` (or, no longer as verified, to the quarantine),
     /// the `.part` takes the final name, and the variant is verified.
-    async fn commit(&self, job: &Job, name: &str, part: PartFile) -> Result<(), AttemptError> {
+    async fn commit(
+        &self,
+        job: &Job,
+        transfer: TransferId,
+        name: &str,
+        part: PartFile,
+    ) -> Result<(), AttemptError> {
         let context = self.context.clone();
         let shown = context.settings.out.join(&job.relative_path);
         let size = part.len();
@@ -376,6 +382,7 @@ impl Attempt<'_> {
         }
         let relative = job.relative_path.to_string_lossy().replace('\\', "/");
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let (path, digest) = (relative.clone(), sha256.clone());
         self.with_store(move |store| {
             store.mark_verified(
                 &media_id,
@@ -386,7 +393,11 @@ impl Attempt<'_> {
                 EpochMillis(crate::now_ms()),
             )
         })
-        .await
+        .await?;
+        self.context
+            .reporter
+            .on_verified(transfer, name, &path, size, &digest);
+        Ok(())
     }
 
     /// A database write, off the async workers.

@@ -3,6 +3,15 @@
 //! bars, log lines, or nothing (`--quiet`, `--json`).
 //!
 //! Byte counts are *new* bytes per read, so a reporter can sum them.
+//!
+//! Beside the trait live the outputs an unattended run leaves for the
+//! machines watching it, each fed plain values by the binary: [`events`]
+//! (an NDJSON stream of what the core reports), [`metrics`] (the
+//! Prometheus textfile) and [`ping`] (healthchecks.io-style pings).
+
+pub mod events;
+pub mod metrics;
+pub mod ping;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -67,6 +76,10 @@ pub trait Reporter: Send + Sync {
     fn on_bytes(&self, _id: TransferId, _new_bytes: u64) {}
     /// The transfer's bytes were dropped (a restart from zero): take them back.
     fn on_rewind(&self, _id: TransferId, _lost_bytes: u64) {}
+    /// The transfer's file is checked and at its final `path` (relative
+    /// to the archive root), `size` bytes with this `sha256`; `on_done`
+    /// follows.
+    fn on_verified(&self, _id: TransferId, _name: &str, _path: &str, _size: u64, _sha256: &str) {}
     /// The transfer is verified and committed.
     fn on_done(&self, _id: TransferId) {}
     /// A transfer's signed URL is replaced by a fresh one (it expires

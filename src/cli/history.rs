@@ -1,0 +1,234 @@
+//! `history [--limit N]`: the runs recorded in the archive, newest first;
+//! `history RUN_ID`: what that run added, changed, removed and failed.
+//! Reads only the database (like `status`): instant, offline, and safe
+//! while a run is going on; it records nothing itself.
+
+use serde::Serialize;
+use vault_mirror::lock::current_holder;
+use vault_mirror::settings::Settings;
+use vault_mirror::store::{RunChange, RunHistory, Store};
+
+use super::args::HistoryArgs;
+use super::failure::Failure;
+use super::status::{self, duration_text, exit_and_took};
+use super::table::{Align, Table, shown};
+
+#[derive(Serialize)]
+struct RunRow {
+    #[serde(flatten)]
+    run: RunHistory,
+    /// The outcome as recorded; `running` while it runs; `interrupted` if
+    /// it never finished (killed).
+    state: String,
+    seconds: Option<f64>,
+}
+
+pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
+    let store = status::open(settings)?;
+    let running = current_holder(&settings.out).is_some();
+    let newest = store.history(1)?.first().map(|run| run.record.run_id);
+    let row = |run: RunHistory| {
+        let state = state_of(&run, running && Some(run.record.run_id) == newest);
+        RunRow {
+            seconds: run.seconds(),
+            state,
+            run,
+        }
+    };
+    if let Some(run_id) = args.run_id {
+        let Some(run) = store.run_history(run_id)? else {
+            return Err(Failure::new(
+                anyhow::anyhow!(
+                    "the archive {} has no run #{run_id}",
+                    settings.out.display()
+                ),
+                2,
+            )
+            .hint("`vault-mirror history` lists the runs with their ids"));
+        };
+        let changes = store.run_changes(run_id)?;
+        let run = row(run);
+        if settings.output.json {
+            let body = serde_json::json!({
+                "command": "history",
+                "run": run,
+                "changes": changes,
+            });
+            println!("{body}");
+        } else {
+            print!("{}", render_run(&run, &changes, vault_mirror::now_ms()));
+        }
+        return Ok(0);
+    }
+    let runs: Vec<RunRow> = store.history(args.limit)?.into_iter().map(row).collect();
+    if settings.output.json {
+        let body = serde_json::json!({ "command": "history", "runs": runs });
+        println!("{body}");
+    } else {
+        print!("{}", render_runs(&runs));
+    }
+    Ok(0)
+}
+
+/// Records a run of `command` that the archive's lock refused, in the
+/// archive's history (when the archive has a database: nothing is created
+/// for it). Best effort: the refusal itself is what the user must see.
+pub fn record_refused(settings: &Settings, command: &str, started_at: i64, failure: &Failure) {
+    if let Ok(Some(store)) = Store::open_existing(&settings.db) {
+        let error = format!("{:#}", failure.error);
+        let _ = store.record_refused_run(
+            command,
+            started_at,
+            vault_mirror::now_ms(),
+            failure.code,
+            &error,
+        );
+    }
+}
+
+/// The outcome, `running` or `interrupted` (a run without an end).
+fn state_of(run: &RunHistory, going_on: bool) -> String {
+    match (&run.record.outcome, run.record.finished_at) {
+        (Some(outcome), _) => outcome.clone(),
+        (None, None) if going_on => "running".to_owned(),
+        (None, _) => "interrupted".to_owned(),
+    }
+}
+
+fn figure(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
+}
+
+fn render_runs(runs: &[RunRow]) -> String {
+    if runs.is_empty() {
+        return "no runs yet\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        ("RUN", Align::Right),
+        ("COMMAND", Align::Left),
+        ("STARTED", Align::Left),
+        ("TOOK", Align::Right),
+        ("OUTCOME", Align::Left),
+        ("EXIT", Align::Right),
+        ("FILES", Align::Right),
+        ("BYTES", Align::Right),
+        ("FAILED", Align::Right),
+        ("PENDING", Align::Right),
+    ]);
+    let mut errors = Vec::new();
+    for row in runs {
+        let run = &row.run;
+        let record = &run.record;
+        table.row(vec![
+            record.run_id.to_string(),
+            record.command.clone(),
+            vault_mirror::utc_time(record.started_at),
+            row.seconds.map(duration_text).unwrap_or_default(),
+            row.state.clone(),
+            record
+                .exit_code
+                .map(|code| code.to_string())
+                .unwrap_or_default(),
+            figure(run.downloaded),
+            run.bytes
+                .map_or_else(|| "-".to_owned(), vault_mirror::human_bytes),
+            figure(run.failed),
+            figure(run.pending),
+        ]);
+        if let Some(error) = &run.error {
+            errors.push(format!("  #{}: {}\n", record.run_id, shown(error, 200)));
+        }
+    }
+    let mut text = table.render();
+    if !errors.is_empty() {
+        text.push_str("\nerrors:\n");
+        text.extend(errors);
+    }
+    text.push_str(
+        "\n`vault-mirror history RUN` lists what a run added, changed, removed and failed\n",
+    );
+    text
+}
+
+fn render_run(row: &RunRow, changes: &[RunChange], now: i64) -> String {
+    let run = &row.run;
+    let record = &run.record;
+    let (exit, took) = exit_and_took(record.exit_code, row.seconds);
+    let mut text = format!(
+        "run #{} {}: {}{exit}, started {} ({}){took}\n",
+        record.run_id,
+        record.command,
+        row.state,
+        vault_mirror::utc_time(record.started_at),
+        vault_mirror::time_ago(record.started_at, now),
+    );
+    if let (Some(downloaded), Some(bytes)) = (run.downloaded, run.bytes) {
+        text.push_str(&format!(
+            "  {downloaded} downloaded ({}), {} failed, {} pending\n",
+            vault_mirror::human_bytes(bytes),
+            figure(run.failed),
+            figure(run.pending)
+        ));
+    }
+    if let Some(error) = &run.error {
+        text.push_str(&format!("  error: {}\n", shown(error, 500)));
+    }
+    for (kind, title) in [
+        ("added", "added"),
+        ("changed", "changed upstream"),
+        ("gone", "gone upstream"),
+        ("pruned", "pruned"),
+        ("failed", "failed"),
+        ("pending", "pending upstream"),
+    ] {
+        let items: Vec<&RunChange> = changes
+            .iter()
+            .filter(|change| change.kind == kind)
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        text.push_str(&format!("{title} ({}):\n", items.len()));
+        for change in items {
+            text.push_str(&format!("  {}\n", describe(change)));
+        }
+    }
+    if changes.is_empty() && record.finished_at.is_some() {
+        text.push_str("nothing added, changed, removed or failed\n");
+    }
+    text
+}
+
+/// One change on a line.
+fn describe(change: &RunChange) -> String {
+    let name = vault_mirror::pipeline::display_name(
+        &change.media_id,
+        change.label.as_deref().unwrap_or("*"),
+    );
+    let size = change
+        .size
+        .map(|size| format!(" ({})", vault_mirror::human_bytes(size)))
+        .unwrap_or_default();
+    let path = change.local_path.as_deref().map(|path| shown(path, 120));
+    match change.kind.as_str() {
+        "added" => format!("{}{size}", path.unwrap_or(name)),
+        "changed" => format!(
+            "{}{size}; the previous bytes are kept as {}",
+            path.unwrap_or(name),
+            change
+                .kept_path
+                .as_deref()
+                .map_or_else(String::new, |kept| shown(kept, 120))
+        ),
+        "gone" => format!(
+            "media {} left list {} (its files are kept unless pruned)",
+            shown(&change.media_id, 40),
+            shown(change.list_id.as_deref().unwrap_or("?"), 40)
+        ),
+        "pruned" => format!("{}{size}", path.unwrap_or(name)),
+        _ => format!(
+            "{name}: {}",
+            shown(change.reason.as_deref().unwrap_or(""), 300)
+        ),
+    }
+}

@@ -1,0 +1,781 @@
+//! Unattended runs, through the binary against the fake on loopback: the
+//! metrics file (parsed, and checked by `promtool` where it is installed),
+//! the pings a loopback HTTP server receives, the `--events` stream read
+//! back, and `history` after a run that added, changed, removed and pruned.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
+use vault_mirror::lock::ArchiveLock;
+
+use crate::common::{against, stored_variants, vault_mirror};
+
+/// One request a [`PingServer`] received.
+#[derive(Debug, Clone)]
+struct Ping {
+    method: String,
+    /// Path and query, as sent.
+    target: String,
+    body: String,
+}
+
+impl Ping {
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    fn rid(&self) -> Option<String> {
+        let query = self.target.split_once('?')?.1;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("rid="))
+            .map(str::to_owned)
+    }
+}
+
+/// A loopback HTTP server that records every request and answers 200, or
+/// (`hang`) reads the request and never answers.
+struct PingServer {
+    url: String,
+    received: Arc<Mutex<Vec<Ping>>>,
+}
+
+impl PingServer {
+    fn start(hang: bool) -> PingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ping/check-uuid", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(ping) = read_request(&mut stream) else {
+                    continue;
+                };
+                store.lock().unwrap().push(ping);
+                if hang {
+                    // Keep the connection open, silent.
+                    held.push(stream);
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK",
+                    );
+                }
+            }
+        });
+        PingServer { url, received }
+    }
+
+    fn pings(&self) -> Vec<Ping> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Ping> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let target = parts.next()?.to_owned();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Ping {
+        method,
+        target,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// The samples of a Prometheus text file, by `name{labels}`.
+fn samples(path: &Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+    let key = format!("{name}{{connection=\"conn_demo\"}}");
+    *samples
+        .get(&key)
+        .unwrap_or_else(|| panic!("no {key} in {samples:?}"))
+}
+
+/// `promtool` on `args` with `input` on stdin: `None` where promtool is
+/// not installed (a loud skip), except in CI, where it must be.
+fn promtool(args: &[&str], input: Option<&Path>) -> Option<std::process::Output> {
+    let mut command = std::process::Command::new("promtool");
+    command.args(args);
+    if let Some(input) = input {
+        command.stdin(std::fs::File::open(input).unwrap());
+    }
+    match command.output() {
+        Ok(output) => Some(output),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is not installed, and CI is set: install the Debian package `prometheus`"
+            );
+            eprintln!(
+                "SKIPPED: promtool is not installed (Debian package `prometheus`); the metrics file was not checked by it"
+            );
+            None
+        }
+        Err(error) => panic!("cannot run promtool: {error}"),
+    }
+}
+
+fn promtool_accepts(metrics: &Path) {
+    if let Some(output) = promtool(&["check", "metrics"], Some(metrics)) {
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn run(command: &mut std::process::Command) -> (Option<i32>, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `history [RUN] --json` of the archive at `out` (which must succeed).
+fn history_json(out: &Path, run_id: Option<&str>) -> serde_json::Value {
+    let mut command = vault_mirror();
+    command
+        .arg("history")
+        .args(run_id)
+        .arg("--json")
+        .arg("--out")
+        .arg(out);
+    let (code, stdout, stderr) = run(&mut command);
+    assert_eq!(code, Some(0), "{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// The pings of one run: a start, then one end, with one rid; the body
+/// small and free of the key and the ping URL.
+fn one_run(pings: &[Ping], end_path: &str, secrets: &[&str]) -> String {
+    assert_eq!(pings.len(), 2, "{pings:?}");
+    assert_eq!(pings[0].path(), "/ping/check-uuid/start", "{pings:?}");
+    assert_eq!(pings[1].path(), end_path, "{pings:?}");
+    let rid = pings[0].rid().expect("a rid");
+    assert_eq!(pings[1].rid().as_deref(), Some(rid.as_str()));
+    assert_eq!(rid.len(), 36, "{rid}");
+    for ping in pings {
+        assert_eq!(ping.method, "POST");
+        assert!(ping.body.len() <= 10_000, "{} bytes", ping.body.len());
+        for secret in secrets {
+            assert!(!ping.body.contains(secret), "{secret} in {}", ping.body);
+        }
+    }
+    rid
+}
+
+#[test]
+fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
+    let vault = Vault::sample(8, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = out.path().join("metrics/vault_mirror.prom");
+    std::fs::create_dir_all(metrics.parent().unwrap()).unwrap();
+    let watched = |extra: &[&str]| {
+        let mut command = against(&server, &out.path().join("archive"), &["mirror"]);
+        command
+            .env("VAULT_MIRROR_METRICS_FILE", &metrics)
+            .env("VAULT_MIRROR_PING_URL", &pings.url)
+            .args(extra);
+        command
+    };
+
+    // 1. Success.
+    let (code, _, stderr) = run(&mut watched(&[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let first = samples(&metrics);
+    promtool_accepts(&metrics);
+    let stored = stored_variants(&vault, &["full", "thumb"]) as f64;
+    assert_eq!(sample(&first, "vault_mirror_run_exit_code"), 0.0);
+    assert_eq!(sample(&first, "vault_mirror_downloaded_files"), stored);
+    assert!(sample(&first, "vault_mirror_downloaded_bytes") > 0.0);
+    assert_eq!(
+        sample(&first, "vault_mirror_downloaded_bytes"),
+        sample(&first, "vault_mirror_archive_bytes")
+    );
+    assert_eq!(
+        first["vault_mirror_variants{connection=\"conn_demo\",state=\"verified\"}"],
+        stored
+    );
+    let success = sample(&first, "vault_mirror_last_success_timestamp_seconds");
+    let now = vault_mirror::now_ms() as f64 / 1000.0;
+    assert!(
+        success > now - 600.0 && success <= now,
+        "{success} vs {now}"
+    );
+    assert!(sample(&first, "vault_mirror_last_run_timestamp_seconds") >= success);
+    let run_one = one_run(&pings.pings(), "/ping/check-uuid", &[server.api_key()]);
+    assert!(
+        pings.pings()[1].body.contains("mirrored 2 lists"),
+        "{:?}",
+        pings.pings()
+    );
+
+    // 2. The key is refused: exit 4; the last success stays.
+    let (code, _, stderr) = run(watched(&[]).env("OFAUTH_API_KEY", "sk_refused_KEY"));
+    assert_eq!(code, Some(4), "{stderr}");
+    let second = samples(&metrics);
+    promtool_accepts(&metrics);
+    assert_eq!(sample(&second, "vault_mirror_run_exit_code"), 4.0);
+    assert_eq!(sample(&second, "vault_mirror_downloaded_files"), 0.0);
+    assert_eq!(
+        sample(&second, "vault_mirror_last_success_timestamp_seconds"),
+        success
+    );
+    let received = pings.pings();
+    let run_two = one_run(
+        &received[2..],
+        "/ping/check-uuid/fail",
+        &["sk_refused_KEY", "check-uuid"],
+    );
+    assert_ne!(run_one, run_two, "each run has its own rid");
+    assert!(received[3].body.contains("error:"), "{:?}", received[3]);
+
+    // 3. Partial: a variant is pending upstream (exit 3), pinged with its
+    // exit code.
+    server.with_vault(|vault| {
+        let mut media = vault.media.values().next().unwrap().clone();
+        media.id = "4199999999".into();
+        let full = media.variants.get_mut("full").unwrap();
+        full.status = "pending".into();
+        full.stored_at = None;
+        vault.lists[0].members.push(media.id.clone());
+        vault.media.insert(media.id.clone(), media);
+    });
+    let (code, _, stderr) = run(&mut watched(&["--ping-exit-code"]));
+    assert_eq!(code, Some(3), "{stderr}");
+    let third = samples(&metrics);
+    promtool_accepts(&metrics);
+    assert_eq!(sample(&third, "vault_mirror_run_exit_code"), 3.0);
+    assert_eq!(
+        sample(&third, "vault_mirror_last_success_timestamp_seconds"),
+        success
+    );
+    assert!(third["vault_mirror_variants{connection=\"conn_demo\",state=\"pending\"}"] >= 1.0);
+    let received = pings.pings();
+    one_run(&received[4..], "/ping/check-uuid/3", &[server.api_key()]);
+    assert!(received[5].body.contains("pending"), "{:?}", received[5]);
+    // Nothing but the file itself in its folder: no temporary left over.
+    let names: Vec<_> = std::fs::read_dir(metrics.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["vault_mirror.prom"]);
+}
+
+#[test]
+fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let pings = PingServer::start(true);
+    let out = tempfile::tempdir().unwrap();
+    // A metrics file that cannot be written is said, and changes nothing either.
+    let (code, _, stderr) = run(against(&server, &out.path().join("a"), &["mirror"])
+        .arg("--ping-url")
+        .arg(&pings.url)
+        .arg("--metrics-file")
+        .arg(out.path().join("no/such/folder/vault_mirror.prom")));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("cannot write the metrics file"), "{stderr}");
+    assert!(stderr.contains("vault_mirror.prom"), "{stderr}");
+    assert!(stderr.contains("ping was not delivered"), "{stderr}");
+    assert!(!stderr.contains("check-uuid"), "{stderr}");
+    // Both pings were sent; neither was answered.
+    let paths: Vec<String> = pings.pings().iter().map(|p| p.path().to_owned()).collect();
+    assert_eq!(paths, ["/ping/check-uuid/start", "/ping/check-uuid"]);
+}
+
+#[test]
+fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let base = pings.url.trim_end_matches("/ping/check-uuid").to_owned();
+    // Uptime Kuma: status and msg in the query; no `{event}`, no start ping.
+    let kuma = format!("{base}/api/push/TOKEN?status={{status}}&msg={{msg}}");
+    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+        .arg("--ping-url")
+        .arg(&kuma));
+    assert_eq!(code, Some(0), "{stderr}");
+    let received = pings.pings();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path(), "/api/push/TOKEN");
+    let query = received[0].target.split_once('?').unwrap().1;
+    assert!(
+        query.starts_with("status=up&msg=mirrored+1+list+into+"),
+        "{query}"
+    );
+    assert!(received[0].rid().is_some(), "{query}");
+    // ntfy: the title says which end; `{event}` asks for the start too.
+    let ntfy = format!("{base}/topic?title=vault-mirror+{{event}}+(exit+{{code}})");
+    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+        .arg("--ping-url")
+        .arg(&ntfy)
+        .env("OFAUTH_API_KEY", "sk_refused"));
+    assert_eq!(code, Some(4), "{stderr}");
+    let received = pings.pings();
+    let targets: Vec<&str> = received[1..]
+        .iter()
+        .map(|ping| ping.target.split("&rid=").next().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "/topic?title=vault-mirror+start+(exit+)",
+            "/topic?title=vault-mirror+fail+(exit+4)"
+        ]
+    );
+    assert!(received[2].body.starts_with("error: "), "{:?}", received[2]);
+}
+
+#[test]
+fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrupted() {
+    use crate::cli::{send_signal, wait_for_verified};
+    use vault_mirror::fake::Faults;
+    let vault = Vault::sample(40, 3);
+    let throttled = FakeOptions {
+        faults: Faults {
+            bandwidth_per_transfer: Some(64 * 1024),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, throttled).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("archive");
+    let db = archive.join(".vault-mirror/state.sqlite");
+    let metrics = out.path().join("vault_mirror.prom");
+    let events = out.path().join("events.ndjson");
+    let child = against(&server, &archive, &["mirror", "--quiet"])
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .arg("--ping-url")
+        .arg(&pings.url)
+        .arg("--events")
+        .arg(&events)
+        .spawn()
+        .unwrap();
+    wait_for_verified(&db, 3);
+    send_signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(
+        sample(&samples(&metrics), "vault_mirror_run_exit_code"),
+        130.0
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let tail: Vec<&str> = text.lines().rev().take(6).collect();
+    assert_eq!(last["event"], "summary", "{tail:#?}");
+    assert_eq!(last["summary"]["outcome"], "interrupted");
+
+    // Killed outright: no end, so "interrupted" without an exit code.
+    let mut child = against(&server, &archive, &["mirror", "--quiet"])
+        .spawn()
+        .unwrap();
+    let verified_before = last["summary"]["downloaded"].as_u64().unwrap() as usize;
+    wait_for_verified(&db, verified_before + 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let history = history_json(&archive, None);
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{history}");
+    assert_eq!(runs[0]["state"], "interrupted", "{history}");
+    assert!(runs[0]["exit_code"].is_null(), "{history}");
+    assert_eq!(runs[1]["state"], "interrupted", "{history}");
+    assert_eq!(runs[1]["exit_code"], 130, "{history}");
+    // What the stopped run verified is listed as added (a commit already
+    // on its blocking thread when the signal came may land a moment after
+    // the summary's count).
+    let detail = history_json(&archive, Some("1"));
+    let added = detail["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["kind"] == "added")
+        .count();
+    assert!(added >= verified_before && added > 0, "{detail}");
+}
+
+#[test]
+fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
+    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = out.path().join("vault_mirror.prom");
+    let archive = out.path().join("archive");
+    let (code, _, stderr) = run(&mut against(&server, &archive, &["mirror"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let _held = ArchiveLock::acquire(&archive, "mirror").unwrap();
+    let (code, _, stderr) = run(against(&server, &archive, &["mirror"])
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .arg("--ping-url")
+        .arg(&pings.url));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        sample(&samples(&metrics), "vault_mirror_run_exit_code"),
+        1.0
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    let history = history_json(&archive, None);
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{history}");
+    assert_eq!(runs[0]["state"], "failed");
+    assert_eq!(runs[0]["exit_code"], 1);
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("another vault-mirror run"),
+        "{history}"
+    );
+    assert_eq!(runs[1]["state"], "complete");
+}
+
+#[test]
+fn a_run_without_a_key_creates_nothing_but_is_measured_and_pinged() {
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = out.path().join("vault_mirror.prom");
+    let archive = out.path().join("archive");
+    let (code, _, stderr) = run(vault_mirror()
+        .args(["mirror", "--connection", "conn_demo", "--out"])
+        .arg(&archive)
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .arg("--ping-url")
+        .arg(&pings.url));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!archive.exists(), "the archive folder was created");
+    let samples = samples(&metrics);
+    assert_eq!(sample(&samples, "vault_mirror_run_exit_code"), 2.0);
+    // No database to read: no last success is made up.
+    assert!(
+        !samples
+            .keys()
+            .any(|key| key.starts_with("vault_mirror_last_success")),
+        "{samples:?}"
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[]);
+    assert!(
+        pings.pings()[1].body.contains("no API key"),
+        "{:?}",
+        pings.pings()
+    );
+}
+
+#[test]
+fn the_events_stream_reads_back_in_order() {
+    let vault = Vault::sample(4, 1);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(&mut against(
+        &server,
+        out.path(),
+        &["mirror", "--quiet", "--events", "-"],
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["event"].as_str().unwrap())
+        .collect();
+    for event in &events {
+        assert_eq!(event["v"], 1, "{event}");
+        assert_eq!(event["connection"], "conn_demo", "{event}");
+        assert!(event["time"].as_str().unwrap().ends_with('Z'), "{event}");
+    }
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"summary"));
+    // Stages in pipeline order, each before the files.
+    let stages: Vec<&str> = events
+        .iter()
+        .filter(|event| event["event"] == "stage")
+        .map(|event| event["stage"].as_str().unwrap())
+        .collect();
+    let first_of = |stage: &str| stages.iter().position(|s| *s == stage).unwrap();
+    assert!(first_of("lists") < first_of("sync"));
+    assert!(first_of("sync") < first_of("membership"));
+    assert!(first_of("membership") < first_of("resolve"));
+    // Every file: started, then verified with its size and sha256.
+    let stored = stored_variants(&vault, &["full", "thumb"]);
+    let verified: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| event["event"] == "file_verified")
+        .collect();
+    assert_eq!(verified.len(), stored);
+    for file in &verified {
+        let transfer = &file["transfer"];
+        let started = events
+            .iter()
+            .position(|event| event["event"] == "file_started" && event["transfer"] == *transfer)
+            .unwrap();
+        let done = events.iter().position(|event| event == *file).unwrap();
+        assert!(started < done);
+        let path = out.path().join(file["path"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(file["size"], bytes.len());
+        use sha2::Digest;
+        assert_eq!(
+            file["sha256"],
+            hex::encode(sha2::Sha256::digest(&bytes)).as_str()
+        );
+    }
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["downloaded"], stored);
+
+    // On stdout, events and the --json summary would mix: refused.
+    let (code, stdout, stderr) = run(&mut against(
+        &server,
+        out.path(),
+        &["mirror", "--json", "--events", "-"],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--events"), "{stderr}");
+    assert!(!stdout.contains("\"event\""), "{stdout}");
+}
+
+#[test]
+fn events_in_a_file_carry_retries_and_resigns() {
+    use vault_mirror::fake::Faults;
+    let vault = Vault::sample(6, 1);
+    let options = FakeOptions {
+        faults: Faults {
+            refused_urls: 0.3,
+            media_server_errors: 0.3,
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let events = out.path().join("log/events.ndjson");
+    let (code, _, stderr) = run(
+        against(&server, &out.path().join("a"), &["mirror", "--quiet"])
+            .env("VAULT_MIRROR_EVENTS", &events)
+            .args(["--retries", "20"]),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            event["event"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(kinds.iter().any(|kind| kind == "retried"), "{kinds:?}");
+    assert!(kinds.iter().any(|kind| kind == "resigned"), "{kinds:?}");
+    assert!(!text.contains("sig="), "a signed URL's query in the events");
+}
+
+#[test]
+fn history_lists_additions_changes_removals_and_prunes() {
+    let vault = Vault::sample(10, 2);
+    let ids: Vec<String> = vault.media.keys().cloned().collect();
+    // `late` arrives in a list only after the first run.
+    let late = ids[0].clone();
+    let mut first_vault = vault.clone();
+    for list in &mut first_vault.lists {
+        list.members.retain(|member| *member != late);
+    }
+    let server = FakeServer::start_in_thread(first_vault, FakeOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror"]));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let changed = ids
+        .iter()
+        .find(|id| {
+            **id != late
+                && vault.media[*id].variants.get("full").is_some_and(|full| {
+                    full.status == "stored" && full.content_type == "image/jpeg"
+                })
+                && vault.lists.iter().any(|list| list.members.contains(id))
+        })
+        .unwrap()
+        .clone();
+    let removed = ids
+        .iter()
+        .find(|id| {
+            **id != late
+                && **id != changed
+                && vault.lists.iter().any(|list| list.members.contains(id))
+        })
+        .unwrap()
+        .clone();
+    server.with_vault(|current| {
+        current.lists = vault.lists.clone();
+        for list in &mut current.lists {
+            list.members.retain(|member| *member != removed);
+        }
+    });
+    crate::archive::change_upstream(&server, &changed);
+    let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror", "--prune"]));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let history = history_json(out.path(), None);
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["run_id"], 2, "newest first");
+    let run_id = runs[0]["run_id"].to_string();
+    let detail = history_json(out.path(), Some(&run_id));
+    let changes = detail["changes"].as_array().unwrap();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        changes
+            .iter()
+            .filter(|change| change["kind"] == kind)
+            .collect()
+    };
+    let added = of("added");
+    assert!(
+        added
+            .iter()
+            .any(|change| change["media_id"] == late.as_str()),
+        "{detail}"
+    );
+    assert!(
+        added
+            .iter()
+            .all(|change| change["media_id"] == late.as_str()),
+        "{detail}"
+    );
+    let changes_upstream = of("changed");
+    assert_eq!(changes_upstream.len(), 1, "{detail}");
+    assert_eq!(changes_upstream[0]["media_id"], changed.as_str());
+    assert_eq!(changes_upstream[0]["label"], "full");
+    let kept = changes_upstream[0]["kept_path"].as_str().unwrap();
+    assert!(kept.starts_with(".versions/"), "{kept}");
+    assert!(out.path().join(kept).is_file(), "{kept}");
+    let gone = of("gone");
+    assert!(!gone.is_empty(), "{detail}");
+    assert!(
+        gone.iter()
+            .all(|change| change["media_id"] == removed.as_str())
+    );
+    let pruned = of("pruned");
+    assert!(!pruned.is_empty(), "{detail}");
+    for file in &pruned {
+        assert_eq!(file["media_id"], removed.as_str());
+        assert!(
+            !out.path()
+                .join(file["local_path"].as_str().unwrap())
+                .exists()
+        );
+    }
+
+    // The same, for a person.
+    let (_, text, _) = run(vault_mirror()
+        .args(["history", &run_id, "--out"])
+        .arg(out.path()));
+    for heading in [
+        "added (",
+        "changed upstream (1):",
+        "gone upstream",
+        "pruned (",
+    ] {
+        assert!(text.contains(heading), "{heading} missing in:\n{text}");
+    }
+    assert!(
+        text.contains("the previous bytes are kept as .versions/"),
+        "{text}"
+    );
+    let (_, text, _) = run(vault_mirror().args(["history", "--out"]).arg(out.path()));
+    assert!(text.contains("RUN") && text.contains("complete"), "{text}");
+    let (code, _, stderr) = run(vault_mirror()
+        .args(["history", "99", "--out"])
+        .arg(out.path()));
+    assert_eq!(code, Some(2), "{stderr}");
+
+    // `export` and `verify` change the archive too: recorded; `status` and
+    // `history` only read: not.
+    for args in [&["export"][..], &["verify", "--fast"], &["status"]] {
+        let (code, _, stderr) = run(vault_mirror().args(args).arg("--out").arg(out.path()));
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    let history = history_json(out.path(), None);
+    let commands: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, ["verify", "export", "mirror", "mirror"]);
+    assert_eq!(history["runs"][0]["state"], "intact");
+    assert_eq!(history["runs"][1]["state"], "complete");
+}
+
+#[test]
+fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = root.join("contrib/prometheus/vault-mirror-alerts.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{text}```")),
+        "the README's alert rule differs from {}",
+        rules.display()
+    );
+    let Some(output) = promtool(&["check", "rules", rules.to_str().unwrap()], None) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let test = root.join("contrib/prometheus/vault-mirror-alerts.test.yml");
+    let output = promtool(&["test", "rules", test.to_str().unwrap()], None).unwrap();
+    assert!(
+        output.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
