@@ -13,6 +13,8 @@ use crate::api::ApiConfig;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
 pub const DEFAULT_JOBS: usize = 8;
+/// Connections mirrored at once when a run mirrors several.
+pub const DEFAULT_CONNECTIONS_AT_ONCE: usize = 2;
 pub const DEFAULT_QUALITY: &[&str] = &["full", "thumb"];
 
 /// How the run shows itself.
@@ -119,6 +121,8 @@ pub struct MirrorSettings {
     pub min_free: Option<u64>,
     /// Test suites: the free bytes to assume instead of asking the disk.
     pub assume_free: Option<u64>,
+    /// With several connections: how many are mirrored at once.
+    pub connections_at_once: usize,
 }
 
 impl Default for MirrorSettings {
@@ -136,6 +140,7 @@ impl Default for MirrorSettings {
             export: false,
             min_free: None,
             assume_free: None,
+            connections_at_once: DEFAULT_CONNECTIONS_AT_ONCE,
         }
     }
 }
@@ -258,13 +263,24 @@ impl Settings {
 
     /// What the API client needs; fails when the key or connection is missing.
     pub fn api_config(&self) -> Result<ApiConfig, SettingsError> {
+        let connection_id = self
+            .connection_id
+            .clone()
+            .ok_or(SettingsError::MissingConnection)?;
+        self.client_config(connection_id)
+    }
+
+    /// What the account's API client needs (`GET /v2/account/connections`
+    /// takes the key alone); fails when the key is missing.
+    pub fn account_api_config(&self) -> Result<ApiConfig, SettingsError> {
+        self.client_config(String::new())
+    }
+
+    fn client_config(&self, connection_id: String) -> Result<ApiConfig, SettingsError> {
         Ok(ApiConfig {
             base_url: self.base_url.clone(),
             api_key: self.api_key.clone().ok_or(SettingsError::MissingApiKey)?,
-            connection_id: self
-                .connection_id
-                .clone()
-                .ok_or(SettingsError::MissingConnection)?,
+            connection_id,
             attempts: self.network.api_attempts,
             base_delay: self.network.retry_delay,
             max_delay: self.network.max_retry_delay,
@@ -273,6 +289,27 @@ impl Settings {
             burst: self.network.api_burst,
         })
     }
+
+    /// These settings for connection `id` of an archive of many
+    /// connections: its own complete archive at [`connection_out`], with
+    /// its database and lock inside.
+    pub fn for_connection(&self, id: &str) -> Settings {
+        let out = connection_out(&self.out, id);
+        Settings {
+            db: default_db(&out),
+            out,
+            connection_id: Some(id.to_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+/// Where connection `id`'s archive lives under `out` when one run mirrors
+/// many connections: `<out>/<safe id>`, the id passed through the same
+/// injective safe-name rules as media ids ([`crate::names::safe_name`]).
+/// The one place that says so.
+pub fn connection_out(out: &std::path::Path, id: &str) -> PathBuf {
+    out.join(crate::names::safe_name(id))
 }
 
 /// `<out>/.vault-mirror/state.sqlite`.

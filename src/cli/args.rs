@@ -57,9 +57,21 @@ pub struct GlobalArgs {
     /// A file holding the API key, alone on one line
     #[arg(long, env = "OFAUTH_API_KEY_FILE", global = true, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Connection id (conn_…)
+    /// Connection id (conn_…); repeat it to mirror several, each into <out>/<id>/
     #[arg(long, env = "OFAUTH_CONNECTION_ID", global = true, value_name = "ID")]
-    pub connection: Option<String>,
+    pub connection: Vec<String>,
+    /// Mirror every active connection of the account (GET /v2/account/connections), each into
+    /// <out>/<id>/
+    #[arg(long, global = true, conflicts_with = "connection")]
+    pub all_connections: bool,
+    /// Mirror only shard K of N of the connections (K = 1..N): N machines, each with its own K,
+    /// cover every connection once; the choice is a stable hash of the connection id
+    #[arg(long, global = true, value_name = "K/N", value_parser = vault_mirror::shard::Shard::parse)]
+    pub shard: Option<vault_mirror::shard::Shard>,
+    /// Connections mirrored at once; --jobs and --limit-rate stay limits for the whole process
+    /// [default: 2]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections_at_once: Option<u16>,
     /// API base URL [default: https://api.ofauth.com]
     #[arg(long, env = "OFAUTH_BASE_URL", global = true, value_name = "URL")]
     pub base_url: Option<String>,
@@ -168,9 +180,13 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Media in the sample vault
+    /// Media in the sample vault (of each connection)
     #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub media: u32,
+    /// Connections in the sample account: more than one shows the layout of an agency
+    /// (<out>/<connection id>/ each, and <out>/index.html listing them)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub connections: u16,
     #[command(flatten)]
     pub mirror: MirrorArgs,
 }
@@ -193,6 +209,14 @@ pub struct FakeServerArgs {
     /// Lists in the sample vault
     #[arg(long, default_value_t = 6)]
     pub lists: usize,
+    /// Connections in the account, each with a sample vault of --media media
+    /// (GET /v2/account/connections lists them)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub connections: u16,
+    /// Add two connections that need re-linking: one listed as expired, one
+    /// listed as active that answers 401 SESSION_EXPIRED
+    #[arg(long)]
+    pub troubled_connections: bool,
     /// Lifetime of signed URLs (e.g. 10m, 5s)
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub url_ttl: std::time::Duration,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
+use vault_mirror::fake::{FakeConnection, FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
 use vault_mirror::pipeline::dry_run::{Plan, dry_run};
 use vault_mirror::pipeline::{self, Summary};
 use vault_mirror::settings::{Output, Settings};
@@ -51,21 +51,19 @@ pub async fn run_dry(settings: &Settings) -> Result<i32, Failure> {
 
 pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Result<i32, Failure> {
     let media = demo.media as usize;
-    let vault = Vault::sample(media, 4);
+    let (vault, options) = sample_account(media, 4, usize::from(demo.connections), false);
     let images = vault
         .media
         .values()
         .filter(|item| item.media_type == "image")
         .count();
-    let server = FakeServer::start(vault, FakeOptions::default())
-        .await
-        .map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error)
-                    .context("cannot start the sample Vault+ server on 127.0.0.1"),
-                1,
-            )
-        })?;
+    let connections = options.more_connections.len() + 1;
+    let server = FakeServer::start(vault, options).await.map_err(|error| {
+        Failure::new(
+            anyhow::Error::new(error).context("cannot start the sample Vault+ server on 127.0.0.1"),
+            1,
+        )
+    })?;
     let mut settings = cli_settings::build(global, Some(&demo.mirror), "vault-demo")?;
     // The demo talks only to its own server, whatever the environment says.
     settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
@@ -77,9 +75,24 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     if settings.mirror.dry_run {
         return run_dry(&settings).await;
     }
-    let _lock = lock(&settings, "demo")?;
     let output = settings.output;
     let talk = !output.quiet && !output.json;
+    if connections > 1 {
+        if talk {
+            eprintln!(
+                "demo: a sample account of {connections} connections, each a Vault+ of {media} media in 4 lists, is serving at {}",
+                server.base_url()
+            );
+        }
+        // As `--all-connections` would: the account's listing names them.
+        let chosen = super::connections::active_connections(&settings).await?;
+        let code = super::agency::run(global, &demo.mirror, &settings, chosen).await?;
+        if talk {
+            eprint!("{}", agency_what_to_open(&settings));
+        }
+        return Ok(code);
+    }
+    let _lock = lock(&settings, "demo")?;
     if talk {
         eprintln!(
             "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
@@ -92,6 +105,47 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
         eprint!("{}", what_to_open(&settings, code));
     }
     Ok(code)
+}
+
+/// The sample vault of the server's own connection and the options that
+/// add the account's `connections - 1` other connections (and, when
+/// `troubled`, one listed as expired and one refused).
+fn sample_account(
+    media: usize,
+    lists: usize,
+    connections: usize,
+    troubled: bool,
+) -> (Vault, FakeOptions) {
+    if connections <= 1 && !troubled {
+        return (Vault::sample(media, lists), FakeOptions::default());
+    }
+    let mut agency = FakeConnection::sample_agency(connections.max(1) + 2, media, lists);
+    let refused = agency.pop().map(FakeConnection::refused);
+    let expired = agency.pop().map(FakeConnection::expired);
+    if troubled {
+        agency.extend(expired);
+        agency.extend(refused);
+    }
+    let first = agency.remove(0);
+    let options = FakeOptions {
+        connection_id: first.id,
+        more_connections: agency,
+        ..FakeOptions::default()
+    };
+    (first.vault, options)
+}
+
+/// The agency demo's last words: the overview page and `status`.
+fn agency_what_to_open(settings: &Settings) -> String {
+    let out = settings.out.display();
+    let command = invoked_as();
+    format!(
+        "
+The mirror is in {out}, one archive per connection ({out}/<connection id>/).
+           {out}/index.html   every connection, linking into each one's gallery
+         Then try `{command} status --out {out}`.
+"
+    )
 }
 
 /// The demo's last words: where the mirror is and what to open — only
@@ -183,7 +237,7 @@ fn invoked_as() -> String {
 }
 
 pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
-    let options = FakeOptions {
+    let mut options = FakeOptions {
         url_ttl: args.url_ttl,
         faults: Faults {
             bandwidth_per_transfer: args.bandwidth,
@@ -222,7 +276,17 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             );
             vault
         }
-        None => Vault::sample(args.media, args.lists),
+        None => {
+            let (vault, more) = sample_account(
+                args.media,
+                args.lists,
+                usize::from(args.connections),
+                args.troubled_connections,
+            );
+            options.connection_id = more.connection_id;
+            options.more_connections = more.more_connections;
+            vault
+        }
     };
     let server = FakeServer::start_on(vault, options, args.port)
         .await
@@ -249,9 +313,16 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
     println!("export OFAUTH_BASE_URL={}", server.base_url());
     println!("export OFAUTH_API_KEY={}", server.api_key());
     println!("export OFAUTH_CONNECTION_ID={}", server.connection_id());
+    let connections = server.connection_ids();
+    if connections.len() > 1 {
+        eprintln!(
+            "connections: {} (mirror them all with `mirror --all-connections`)",
+            connections.join(" ")
+        );
+    }
     eprintln!(
         "serving {} media until interrupted (Ctrl-C or SIGTERM)",
-        args.media
+        args.media * connections.len()
     );
     super::stop::stop_signal().await;
     // What the server saw, for whoever measures a run against it.

@@ -5,7 +5,9 @@
 //! that prints as `error:` / `caused by:` / `hint:` lines (and as one JSON
 //! object with `--json`) and picks the exit code.
 
+mod agency;
 mod args;
+mod connections;
 mod export;
 mod failure;
 mod lists;
@@ -61,6 +63,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Mirror(args) => {
             let settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if let connections::Selection::Many(chosen) =
+                connections::select(&cli.global, &settings).await?
+            {
+                return agency::run(&cli.global, args, &settings, chosen).await;
+            }
             if settings.mirror.dry_run {
                 return mirror::run_dry(&settings).await;
             }
@@ -73,6 +80,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
+                return status::run_many(&settings);
+            }
             status::run(&settings)
         }
         Command::Verify(args) => {

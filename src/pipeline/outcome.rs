@@ -47,6 +47,8 @@ pub struct ListSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub command: &'static str,
+    /// The connection this run mirrored (its id as given).
+    pub connection: String,
     pub outcome: Outcome,
     pub exit_code: i32,
     pub out: PathBuf,
@@ -126,6 +128,7 @@ impl Summary {
         let counters = &context.counters;
         Summary {
             command: "mirror",
+            connection: context.settings.connection_id.clone().unwrap_or_default(),
             outcome: Outcome::Complete,
             exit_code: 0,
             out: context.settings.out.clone(),

@@ -49,11 +49,13 @@ struct Inner {
     context: Arc<Context>,
     http: reqwest::Client,
     resign: Resign,
-    /// `--limit-rate`: one budget of bytes shared fairly by every transfer.
-    bandwidth: Option<Bandwidth>,
-    /// `--jobs` permits: held from an attempt's request to its last body
-    /// byte and checks, and given back before the commit, so the next
-    /// transfer uses the network while this file's fsync waits on the disk.
+    /// `--limit-rate`: one budget of bytes shared fairly by every transfer
+    /// of the process (see [`crate::pipeline::context::Limits`]).
+    bandwidth: Option<Arc<Bandwidth>>,
+    /// `--jobs` permits, shared by every run of the process: held from an
+    /// attempt's request to its last body byte and checks, and given back
+    /// before the commit, so the next transfer uses the network while this
+    /// file's fsync waits on the disk.
     slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -100,15 +102,15 @@ impl Transfers {
                 context: "cannot set up the HTTP client for media downloads".into(),
                 source: std::io::Error::other(error),
             })?;
-        let jobs = context.settings.mirror.jobs.max(1);
-        let bandwidth = context.settings.mirror.limit_rate.map(Bandwidth::new);
+        let bandwidth = context.limits.bandwidth.clone();
+        let slots = context.limits.slots.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 resign: Resign::new(context.clone()),
                 context,
                 http,
                 bandwidth,
-                slots: Arc::new(tokio::sync::Semaphore::new(jobs)),
+                slots,
             }),
         })
     }
@@ -185,7 +187,7 @@ impl Transfers {
             let attempt = Attempt {
                 context: &self.inner.context,
                 http: &self.inner.http,
-                bandwidth: self.inner.bandwidth.as_ref(),
+                bandwidth: self.inner.bandwidth.as_deref(),
                 resign: &self.inner.resign,
             };
             let result = attempt
