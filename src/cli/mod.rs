@@ -8,6 +8,7 @@
 mod agency;
 mod args;
 mod connections;
+mod demo;
 mod export;
 mod failure;
 mod lists;
@@ -105,7 +106,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             export::run(&settings).await
         }
         // `mirror::run` stops gracefully on a signal by itself.
-        Command::Demo(args) => mirror::run_demo(&cli.global, args).await,
+        Command::Demo(args) => demo::run_demo(&cli.global, args).await,
         Command::Completions(args) => {
             let mut command = without_hidden_commands(Cli::command());
             clap_complete::generate(

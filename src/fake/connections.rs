@@ -1,8 +1,8 @@
 //! The fake's account of many connections, as an agency holds them: each
 //! connection ([`Tenant`]) has a vault of its own, and
-//! `GET /v2/account/connections` lists them with offset paging
-//! (`limit`, `offset`, `hasMore`) and the `status` filter, asked with the
-//! `apiKey` header alone.
+//! `GET /v2/account/connections` (in `routes`) lists them with offset
+//! paging (`limit`, `offset`, `hasMore`) and the `status` filter, asked
+//! with the `apiKey` header alone.
 //!
 //! A connection may be listed as `expired` (its session ended), or listed
 //! as `active` but answer every call 401 `SESSION_EXPIRED` (it lapsed
@@ -10,15 +10,9 @@
 //! looks to a mirror.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use super::{Shared, Vault};
+use super::{FakeOptions, Vault};
 
 /// One connection of the fake's account, as a test or `demo` describes it.
 #[derive(Debug, Clone)]
@@ -73,8 +67,8 @@ impl FakeConnection {
 /// A connection as the server holds it while it runs.
 pub struct Tenant {
     pub id: String,
-    username: String,
-    status: String,
+    pub(super) username: String,
+    pub(super) status: String,
     session_expired: bool,
     /// The server's own connection: its signed URLs look as they always did.
     pub(super) primary: bool,
@@ -103,34 +97,30 @@ impl Tenant {
     }
 }
 
-/// `GET /v2/account/connections?status=&limit=&offset=`.
-pub(super) async fn list(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, super::routes::ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| super::routes::bad_request(&shared, &rejection.body_text()))?;
-    let limit = super::routes::number_param(&shared, &query, "limit", 10, 1..=100)?;
-    let offset = super::routes::number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
-    shared.count(|stats| stats.connection_calls += 1);
-    let wanted = query.get("status").map(String::as_str);
-    let matching: Vec<&Arc<Tenant>> = shared
-        .tenants
-        .iter()
-        .filter(|tenant| wanted.is_none_or(|status| tenant.status == status))
-        .collect();
-    let page: Vec<serde_json::Value> = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|tenant| {
-            json!({"id": tenant.id, "status": tenant.status, "imported": false,
-                   "permissions": ["vault:read", "vault-plus:read"],
-                   "userData": {"username": tenant.username, "name": tenant.username,
-                                "avatar": null},
-                   "createdAt": "2026-01-01T00:00:00.000Z"})
-        })
-        .collect();
-    let has_more = offset.saturating_add(page.len()) < matching.len();
-    Ok(Json(json!({"list": page, "hasMore": has_more})).into_response())
+/// A sample account: the vault of the server's own connection, and the
+/// options that add `connections - 1` other connections of
+/// [`FakeConnection::sample_agency`] (and, when `troubled`, two more that
+/// need re-linking: one listed as expired, one refused).
+pub fn sample_account(
+    media: usize,
+    lists: usize,
+    connections: usize,
+    troubled: bool,
+) -> (Vault, FakeOptions) {
+    if connections <= 1 && !troubled {
+        return (Vault::sample(media, lists), FakeOptions::default());
+    }
+    let extra = if troubled { 2 } else { 0 };
+    let mut agency = FakeConnection::sample_agency(connections.max(1) + extra, media, lists);
+    if troubled && let [.., expired, refused] = agency.as_mut_slice() {
+        expired.status = "expired".to_owned();
+        refused.session_expired = true;
+    }
+    let first = agency.remove(0);
+    let options = FakeOptions {
+        connection_id: first.id,
+        more_connections: agency,
+        ..FakeOptions::default()
+    };
+    (first.vault, options)
 }

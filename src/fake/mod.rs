@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use url::Url;
 
 pub use bench_data::{BenchScale, write_files};
-pub use connections::{FakeConnection, Tenant};
+pub use connections::{FakeConnection, Tenant, sample_account};
 
 /// How a [`FakeServer`] behaves.
 #[derive(Debug, Clone)]

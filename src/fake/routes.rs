@@ -1,5 +1,7 @@
 //! The JSON half of the fake: the Access lists route, the Vault+ routes, the
-//! `apiKey` / `x-connection-id` check in front of them, and the error body
+//! `apiKey` / `x-connection-id` check in front of them (which picks the
+//! connection, [`Tenant`], whose vault answers), the account's
+//! `GET /v2/account/connections` (the key alone), and the error body
 //! `{"error","type","requestId"}` every refusal uses. Each answer is built
 //! from the vault as it is at that moment; signed URLs expire `url_ttl` after
 //! the answer.
@@ -25,7 +27,7 @@ type Answer = Result<Response, ApiError>;
 
 /// A refusal in the API's error shape, `{"error","type","requestId"}`; kept
 /// apart from `Response` because it is small enough to travel in `Err`.
-pub(super) struct ApiError {
+struct ApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
@@ -60,7 +62,7 @@ pub(super) fn api(shared: &Arc<Shared>) -> axum::Router<Arc<Shared>> {
         // Account routes take the key alone, no connection.
         .merge(
             axum::Router::new()
-                .route("/v2/account/connections", get(super::connections::list))
+                .route("/v2/account/connections", get(connections))
                 .route_layer(middleware::from_fn_with_state(
                     Arc::clone(shared),
                     authorize_account,
@@ -87,7 +89,7 @@ fn api_error(shared: &Shared, status: StatusCode, kind: &'static str, message: &
     }
 }
 
-pub(super) fn bad_request(shared: &Shared, message: &str) -> ApiError {
+fn bad_request(shared: &Shared, message: &str) -> ApiError {
     api_error(shared, StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
 
@@ -249,7 +251,7 @@ fn path_text(
         .map_err(|rejection| bad_request(shared, &rejection.body_text()))
 }
 
-pub(super) fn number_param(
+fn number_param(
     shared: &Shared,
     query: &HashMap<String, String>,
     name: &str,
@@ -533,4 +535,35 @@ fn variants_json(shared: &Shared, tenant: &Tenant, media: &FakeMedia, now: i64) 
         (label.clone(), body)
     });
     Value::Object(variants.collect())
+}
+
+/// `GET /v2/account/connections?status=&limit=&offset=`.
+async fn connections(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
+    let limit = number_param(&shared, &query, "limit", 10, 1..=100)?;
+    let offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
+    shared.count(|stats| stats.connection_calls += 1);
+    let wanted = query.get("status").map(String::as_str);
+    let matching: Vec<&Arc<Tenant>> = shared
+        .tenants
+        .iter()
+        .filter(|tenant| wanted.is_none_or(|status| tenant.status == status))
+        .collect();
+    let page: Vec<serde_json::Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|tenant| {
+            json!({"id": tenant.id, "status": tenant.status, "imported": false,
+                   "permissions": ["vault:read", "vault-plus:read"],
+                   "userData": {"username": tenant.username, "name": tenant.username,
+                                "avatar": null},
+                   "createdAt": "2026-01-01T00:00:00.000Z"})
+        })
+        .collect();
+    let has_more = offset.saturating_add(page.len()) < matching.len();
+    Ok(Json(json!({"list": page, "hasMore": has_more})).into_response())
 }
