@@ -61,8 +61,8 @@ pub struct GlobalArgs {
     #[arg(long, env = "OFAUTH_CONNECTION_ID", global = true, value_name = "ID")]
     pub connection: Vec<String>,
     /// Mirror every active connection of the account (GET /v2/account/connections), each into
-    /// <out>/<id>/
-    #[arg(long, global = true, conflicts_with = "connection")]
+    /// <out>/<id>/; --connection and OFAUTH_CONNECTION_ID are then ignored
+    #[arg(long, global = true)]
     pub all_connections: bool,
     /// Mirror only shard K of N of the connections (K = 1..N): N machines, each with its own K,
     /// cover every connection once; the choice is a stable hash of the connection id
