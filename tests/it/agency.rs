@@ -5,13 +5,13 @@
 //! connections running, then a resume.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault, sample_account};
 use vault_mirror::names::safe_name;
 
-use crate::common::{assert_archive_matches, media_files, stored_variants, vault_mirror};
+use crate::common::{against, assert_archive_matches, json_of, media_files, stored_variants};
 
 /// A sample account of `connections` healthy connections (`conn_01`, …)
 /// of `media` media in 2 lists each, plus, when `troubled`, `conn_0N+1`
@@ -24,24 +24,23 @@ fn account(media: usize, connections: usize, troubled: bool, faults: Faults) -> 
 /// The binary against `server`'s account, with no connection in its
 /// environment (a test names the connections itself).
 fn agency_run(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
-    let mut command = vault_mirror();
-    command
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key());
+    let mut command = against(server, out, args);
+    command.env_remove("OFAUTH_CONNECTION_ID");
     command
 }
 
-fn json_of(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "{error}: {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+/// Runs `command`, checks its exit code, and returns its `--json` object.
+fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    json_of(&output)
+}
+
+/// `mirror --all-connections --json` into `out`, exiting `code`.
+fn mirror_all(server: &FakeServer, out: &Path, code: i32) -> serde_json::Value {
+    let args = ["mirror", "--all-connections", "--json"];
+    json_with_code(&mut agency_run(server, out, &args), code)
 }
 
 /// The vault of connection `id`.
@@ -87,20 +86,7 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     assert_eq!(ids, ["conn_01", "conn_02", "conn_03", "conn_04", "conn_05"]);
     let out = tempfile::tempdir().unwrap();
 
-    let output = agency_run(
-        &server,
-        out.path(),
-        &["mirror", "--all-connections", "--json"],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = json_of(&output);
+    let summary = mirror_all(&server, out.path(), 4);
     assert_eq!(summary["command"], "mirror");
     assert_eq!(summary["outcome"], "refused");
     assert_eq!(summary["exit_code"], 4);
@@ -147,15 +133,7 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
 
     // A second run downloads nothing.
     let served = server.stats().media_requests;
-    let output = agency_run(
-        &server,
-        out.path(),
-        &["mirror", "--all-connections", "--json"],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(output.status.code(), Some(4));
-    let summary = json_of(&output);
+    let summary = mirror_all(&server, out.path(), 4);
     assert_eq!(summary["totals"]["downloaded"], 0);
     assert_eq!(server.stats().media_requests, served);
 
@@ -164,9 +142,7 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     for id in &ids {
         command.args(["--connection", id]);
     }
-    let output = command.output().unwrap();
-    assert_eq!(output.status.code(), Some(4));
-    let summary = json_of(&output);
+    let summary = json_with_code(&mut command, 4);
     let outcomes: Vec<&str> = summary["connections"]
         .as_array()
         .unwrap()
@@ -198,15 +174,8 @@ fn shards_cover_every_connection_exactly_once_and_stay_put() {
         (1..=3)
             .map(|k| {
                 let shard = format!("{k}/3");
-                let output = agency_run(
-                    &server,
-                    out.path(),
-                    &["mirror", "--all-connections", "--shard", &shard, "--json"],
-                )
-                .output()
-                .unwrap();
-                assert_eq!(output.status.code(), Some(0));
-                let summary = json_of(&output);
+                let args = ["mirror", "--all-connections", "--shard", &shard, "--json"];
+                let summary = json_with_code(&mut agency_run(&server, out.path(), &args), 0);
                 assert_eq!(summary["shard"], shard.as_str());
                 ids_in(&summary)
             })
@@ -232,12 +201,8 @@ fn shards_cover_every_connection_exactly_once_and_stay_put() {
 fn one_connection_keeps_the_archive_layout() {
     let server = account(4, 3, false, Faults::default());
     let out = tempfile::tempdir().unwrap();
-    let output = agency_run(&server, out.path(), &["mirror", "--json"])
-        .env("OFAUTH_CONNECTION_ID", "conn_02")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let summary = json_of(&output);
+    let mut command = agency_run(&server, out.path(), &["mirror", "--json"]);
+    let summary = json_with_code(command.env("OFAUTH_CONNECTION_ID", "conn_02"), 0);
     assert_eq!(summary["command"], "mirror");
     assert_eq!(summary["connection"], "conn_02");
     assert!(summary.get("connections").is_none());
@@ -265,18 +230,9 @@ fn the_config_files_connection_tables() {
          [[connections]]\nid = \"conn_03\"\n",
     )
     .unwrap();
-    let output = agency_run(&server, &out, &["mirror", "--json"])
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(ids_in(&json_of(&output)), ["conn_01", "conn_03"]);
+    let mut command = agency_run(&server, &out, &["mirror", "--json"]);
+    let summary = json_with_code(command.arg("--config").arg(&config), 0);
+    assert_eq!(ids_in(&summary), ["conn_01", "conn_03"]);
     assert!(!out.join("conn_02").exists());
     let thumbs = vault_of(&server, "conn_01");
     let archive = out.join("conn_01");
@@ -362,15 +318,7 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
     }
 
     server.set_faults(Faults::default());
-    let output = agency_run(
-        &server,
-        out.path(),
-        &["mirror", "--all-connections", "--json"],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let summary = json_of(&output);
+    let summary = mirror_all(&server, out.path(), 0);
     let mut total = 0;
     for id in server.connection_ids() {
         let archive = out.path().join(&id);
