@@ -479,6 +479,32 @@ mod tests {
     }
 
     #[test]
+    fn each_connection_is_an_archive_of_its_own_beneath_out() {
+        let mut base = Settings::new(PathBuf::from("/srv/agency"));
+        base.connection_id = Some("conn_base".into());
+        base.mirror.jobs = 3;
+        for id in ["conn_01", "../escape", "Conn/B", "", "."] {
+            let settings = base.for_connection(id);
+            let folder = settings.out.strip_prefix("/srv/agency").unwrap();
+            assert_eq!(folder.components().count(), 1, "{id:?}: {folder:?}");
+            assert!(
+                matches!(
+                    folder.components().next(),
+                    Some(std::path::Component::Normal(_))
+                ),
+                "{id:?}"
+            );
+            assert_eq!(settings.db, default_db(&settings.out));
+            assert_eq!(settings.connection_id.as_deref(), Some(id));
+            assert_eq!(settings.mirror.jobs, 3);
+        }
+        assert_ne!(
+            base.for_connection("Conn").out,
+            base.for_connection("conn").out
+        );
+    }
+
+    #[test]
     fn base_urls() {
         assert!(parse_base_url("https://api.ofauth.com").is_ok());
         assert!(parse_base_url("http://127.0.0.1:8080/").is_ok());

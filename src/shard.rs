@@ -141,6 +141,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the ids and N: exactly one shard of N keeps each id,
+        /// the same one every time, and going to N+1 moves an id only to
+        /// the new shard.
+        #[test]
+        fn any_id_has_one_stable_shard(id in "\\PC{0,40}", count in 1u32..40) {
+            let owner_now = owner(&id, count);
+            let keepers: Vec<u32> = (1..=count)
+                .filter(|&index| Shard { index, count }.keeps(&id))
+                .collect();
+            proptest::prop_assert_eq!(keepers, vec![owner_now]);
+            proptest::prop_assert_eq!(owner(&id, count), owner_now);
+            let next = owner(&id, count + 1);
+            proptest::prop_assert!(next == owner_now || next == count + 1);
+        }
+    }
+
     #[test]
     fn shards_are_balanced() {
         let ids = ids(6000);

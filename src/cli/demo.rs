@@ -35,13 +35,10 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     // The demo shows the whole archive, gallery included.
     settings.mirror.export = true;
     logging::init(&settings)?;
-    if settings.mirror.dry_run {
-        return run_dry(&settings).await;
-    }
     let output = settings.output;
     let talk = !output.quiet && !output.json;
     if connections > 1 {
-        if talk {
+        if talk && !settings.mirror.dry_run {
             eprintln!(
                 "demo: a sample account of {connections} connections, each a Vault+ of {media} media in 4 lists, is serving at {}",
                 server.base_url()
@@ -54,6 +51,9 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             eprint!("{}", agency_what_to_open(&settings));
         }
         return Ok(code);
+    }
+    if settings.mirror.dry_run {
+        return run_dry(&settings).await;
     }
     let _lock = lock(&settings, "demo")?;
     if talk {
