@@ -333,3 +333,49 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
         total - before
     );
 }
+
+/// More connections at once than transfer slots: the runs share the
+/// slots and every one completes (runs that handed freed slots to one
+/// another without using them once stalled here forever).
+#[test]
+fn more_connections_at_once_than_transfer_slots_all_complete() {
+    let server = account(12, 6, false, Faults::default());
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "mirror",
+        "--all-connections",
+        "--connections-at-once",
+        "6",
+        "--jobs",
+        "2",
+        "--json",
+    ];
+    let mut child = agency_run(&server, out.path(), &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A generous bound on a run of seconds: past it, the run is stuck.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            interrupt(&child);
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the run is stuck: {}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let summary = json_of(&output);
+    assert_eq!(summary["totals"]["complete"], 6);
+    for id in server.connection_ids() {
+        let archive = out.path().join(&id);
+        let vault = vault_of(&server, &id);
+        let verified = assert_archive_matches(&archive, &db_of(&archive), &vault);
+        assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
+    }
+}

@@ -129,10 +129,10 @@ impl Transfers {
         self.inner.slots.clone().try_acquire_owned().ok()
     }
 
-    /// Waits until a transfer slot is free (and gives it back at once: the
-    /// dispatcher then takes it with [`Transfers::try_slot`]).
-    pub async fn slot_freed(&self) {
-        drop(self.inner.slots.acquire().await);
+    /// Waits for a transfer slot, in turn with every other waiter of the
+    /// process (`None` only if the slots were closed).
+    pub async fn next_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.slots.clone().acquire_owned().await.ok()
     }
 
     /// Fetches, verifies and commits one variant, within its attempt budget.
