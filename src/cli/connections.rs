@@ -136,3 +136,22 @@ pub fn settings_for(
     cli_settings::apply_mirror(&mut settings, mirror)?;
     Ok(settings)
 }
+
+/// One connection in today's layout, named by `--connection` (or the
+/// environment, or the file): its `[[connections]]` table, if the file has
+/// one, applies as it would among many (flag > table > file).
+pub fn apply_own_table(
+    global: &GlobalArgs,
+    mirror: &MirrorArgs,
+    settings: &mut Settings,
+) -> Result<(), Failure> {
+    let Some(id) = settings.connection_id.clone() else {
+        return Ok(());
+    };
+    if let Some(file) = cli_settings::config_file(global, &settings.out)? {
+        file.apply_connection(&id, settings)
+            .map_err(SettingsError::from)?;
+        cli_settings::apply_mirror(settings, mirror)?;
+    }
+    Ok(())
+}

@@ -62,12 +62,15 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Mirror(args) => {
-            let settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
+            let mut settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
-            if let connections::Selection::Many(chosen) =
-                connections::select(&cli.global, &settings).await?
-            {
-                return agency::run(&cli.global, args, &settings, chosen).await;
+            match connections::select(&cli.global, &settings).await? {
+                connections::Selection::Many(chosen) => {
+                    return agency::run(&cli.global, args, &settings, chosen).await;
+                }
+                connections::Selection::One => {
+                    connections::apply_own_table(&cli.global, args, &mut settings)?;
+                }
             }
             if settings.mirror.dry_run {
                 return mirror::run_dry(&settings).await;

@@ -242,6 +242,18 @@ fn the_config_files_connection_tables() {
     let archive = out.join("conn_03");
     let verified = assert_archive_matches(&archive, &db_of(&archive), &both);
     assert_eq!(verified, stored_variants(&both, &["full", "thumb"]));
+
+    // One connection named alone keeps today's layout, and its table.
+    let single = folder.path().join("single");
+    let mut command = agency_run(&server, &single, &["mirror", "--json"]);
+    command
+        .arg("--config")
+        .arg(&config)
+        .env("OFAUTH_CONNECTION_ID", "conn_01");
+    let summary = json_with_code(&mut command, 0);
+    assert_eq!(summary["connection"], "conn_01");
+    let verified = assert_archive_matches(&single, &db_of(&single), &thumbs);
+    assert_eq!(verified, stored_variants(&thumbs, &["thumb"]));
 }
 
 /// Files verified in `archive`, or 0 while its database is not there yet.
