@@ -215,10 +215,13 @@ of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</co
     page
 }
 
-/// `complete`, `partial (exit 3)`, … as the run recorded it; `unfinished`
+/// `complete`, `partial (exit 3)`, `refused (exit 4)`, … as the run
+/// recorded it; `unfinished`
 /// when it never recorded an end (running, or stopped hard).
 pub fn run_outcome(run: &RunRecord) -> String {
     match (&run.outcome, run.exit_code) {
+        // The API refused the connection: it needs re-linking.
+        (Some(_), Some(4)) => "refused (exit 4)".to_owned(),
         (Some(outcome), Some(0) | None) => outcome.clone(),
         (Some(outcome), Some(code)) => format!("{outcome} (exit {code})"),
         (None, _) => "unfinished".to_owned(),

@@ -287,15 +287,16 @@ struct ManyJson<'a> {
     exit_code: i32,
     out: &'a Path,
     shard: Option<String>,
-    connections: Vec<serde_json::Value>,
+    /// Each as its own object, its fields in their own order.
+    connections: Vec<Box<serde_json::value::RawValue>>,
     totals: Totals,
 }
 
 /// A connection's entry: its summary, or what stopped it.
-fn connection_json(run: &ConnectionRun) -> serde_json::Value {
-    match &run.result {
-        RunResult::Finished(summary) => serde_json::to_value(summary).unwrap_or_default(),
-        RunResult::Failed(failure) => serde_json::json!({
+fn connection_json(run: &ConnectionRun) -> Box<serde_json::value::RawValue> {
+    let entry = match &run.result {
+        RunResult::Finished(summary) => serde_json::value::to_raw_value(summary),
+        RunResult::Failed(failure) => serde_json::value::to_raw_value(&serde_json::json!({
             "command": "mirror",
             "connection": run.id,
             "outcome": run.outcome(),
@@ -303,15 +304,16 @@ fn connection_json(run: &ConnectionRun) -> serde_json::Value {
             "out": run.out,
             "error": format!("{:#}", failure.error),
             "hints": failure.hints,
-        }),
-        RunResult::NotStarted => serde_json::json!({
+        })),
+        RunResult::NotStarted => serde_json::value::to_raw_value(&serde_json::json!({
             "command": "mirror",
             "connection": run.id,
             "outcome": run.outcome(),
             "exit_code": serde_json::Value::Null,
             "out": run.out,
-        }),
-    }
+        })),
+    };
+    entry.unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
 }
 
 fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: &GlobalArgs) {

@@ -144,11 +144,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
 }
 
 pub fn print_summary(summary: &Summary, output: Output) {
-    tracing::info!(
-        target: EVENTS,
-        "summary: {}",
-        serde_json::to_string(summary).unwrap_or_default()
-    );
+    tracing::info!(target: EVENTS, "summary: {}", summary.recorded_json());
     if output.json {
         println!("{}", serde_json::to_string(summary).unwrap_or_default());
         return;

@@ -163,7 +163,7 @@ async fn run(
             let first_byte_at = context.counters.first_byte_at.load(Ordering::Relaxed);
             summary.first_byte_seconds =
                 (first_byte_at > 0).then(|| (first_byte_at - started_ms).max(0) as f64 / 1000.0);
-            let text = serde_json::to_string(&summary).unwrap_or_default();
+            let text = summary.recorded_json();
             let outcome = match summary.outcome {
                 Outcome::Complete => "complete",
                 Outcome::Partial => "partial",
