@@ -89,17 +89,20 @@ pub async fn run(
                 let (display, stop, limits) = (display.clone(), stop.clone(), limits.clone());
                 let out = vault_mirror::settings::connection_out(&base.out, &connection.id);
                 async move {
-                    let result = match stop.peek() {
-                        Some(_) => RunResult::NotStarted,
-                        None => {
-                            run_one(settings.as_ref(), &connection.id, display, stop, limits).await
+                    let (result, settings) = match (stop.peek(), settings) {
+                        (Some(_), settings) => (RunResult::NotStarted, settings.ok()),
+                        (None, Err(failure)) => (RunResult::Failed(failure), None),
+                        (None, Ok(settings)) => {
+                            let id = &connection.id;
+                            let result = run_one(&settings, id, display, stop, limits).await;
+                            (result, Some(settings))
                         }
                     };
                     let run = ConnectionRun {
                         id: connection.id,
                         username: connection.username,
                         out,
-                        settings: settings.ok(),
+                        settings,
                         result,
                     };
                     (index, run)
@@ -116,21 +119,12 @@ pub async fn run(
 
 /// One connection's run: its lock, then the pipeline.
 async fn run_one(
-    settings: Result<&Settings, &Failure>,
+    settings: &Settings,
     id: &str,
     display: Arc<Progress>,
     stop: impl std::future::Future<Output = i32>,
     limits: Limits,
 ) -> RunResult {
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(failure) => {
-            return RunResult::Failed(Failure::new(
-                anyhow::anyhow!("{:#}", failure.error),
-                failure.code,
-            ));
-        }
-    };
     let _lock = match lock(settings, "mirror") {
         Ok(lock) => lock,
         Err(failure) => return RunResult::Failed(failure),
