@@ -124,3 +124,91 @@ pub fn sample_account(
     };
     (first.vault, options)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::api::{ApiClient, ApiConfig};
+    use crate::fake::FakeServer;
+    use crate::report::SilentReporter;
+
+    /// An account of `healthy` connections (one media, one list each) and,
+    /// after them, one listed as expired and one refused.
+    async fn account(healthy: usize) -> FakeServer {
+        let (vault, options) = sample_account(1, 1, healthy, true);
+        FakeServer::start(vault, options).await.unwrap()
+    }
+
+    async fn page(server: &FakeServer, query: &str, key: &str) -> (u16, serde_json::Value) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("{}/v2/account/connections{query}", server.base_url());
+        let response = reqwest::Client::new()
+            .get(url)
+            .header("apiKey", key)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    fn ids(body: &serde_json::Value) -> Vec<&str> {
+        body["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|connection| connection["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn connections_are_listed_by_offset_with_the_status_filter_and_the_key_alone() {
+        let server = account(3).await;
+        let key = server.api_key().to_owned();
+        let (status, first) = page(&server, "?limit=2&offset=0", &key).await;
+        assert_eq!(status, 200);
+        assert_eq!(ids(&first), ["conn_01", "conn_02"]);
+        assert_eq!(first["hasMore"], true);
+        assert_eq!(first["list"][0]["userData"]["username"], "creator_01");
+        let (_, last) = page(&server, "?limit=2&offset=4", &key).await;
+        assert_eq!(ids(&last), ["conn_05"]);
+        assert_eq!(last["hasMore"], false);
+        let (_, active) = page(&server, "?status=active&limit=10", &key).await;
+        // conn_04 is listed as expired; conn_05 is listed as active (and refused).
+        assert_eq!(ids(&active), ["conn_01", "conn_02", "conn_03", "conn_05"]);
+        let (_, expired) = page(&server, "?status=expired", &key).await;
+        assert_eq!(ids(&expired), ["conn_04"]);
+        let (status, refused) = page(&server, "", "wrong").await;
+        assert_eq!(
+            (status, refused["type"].as_str()),
+            (401, Some("UNAUTHORIZED"))
+        );
+        let (status, _) = page(&server, "?limit=0", &key).await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn the_client_reads_every_page_of_active_connections() {
+        let server = account(60).await;
+        let config = ApiConfig {
+            base_url: url::Url::parse(&server.base_url()).unwrap(),
+            api_key: server.api_key().to_owned().into(),
+            connection_id: String::new(),
+            attempts: 1,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(1),
+            timeout: std::time::Duration::from_secs(30),
+            rate_per_minute: 6000,
+            burst: 100,
+        };
+        let client = ApiClient::new(config, Arc::new(SilentReporter)).unwrap();
+        let active = client.connections(Some("active")).await.unwrap();
+        assert_eq!(active.len(), 61, "60 healthy and the refused one");
+        assert!(active.iter().all(|c| c.status.as_deref() == Some("active")));
+        assert_eq!(server.stats().connection_calls, 2, "two pages of 50");
+        // Connection routes refuse a client without a connection, as upstream.
+        let refused = client.vault_lists().await.unwrap_err();
+        assert!(refused.is_auth(), "{refused}");
+    }
+}

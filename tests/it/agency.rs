@@ -391,3 +391,38 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
         assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
     }
 }
+
+/// A run that cannot start creates nothing: a refused key for the
+/// account's listing (exit 4), or `--db` with several connections (exit 2).
+#[test]
+fn an_agency_run_that_cannot_start_creates_nothing() {
+    let server = account(1, 2, false, Faults::default());
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("archive");
+    let mut command = agency_run(&server, &out, &["mirror", "--all-connections", "--json"]);
+    let summary = json_with_code(command.env("OFAUTH_API_KEY", "wrong"), 4);
+    assert_eq!(summary["outcome"], "failed");
+    assert!(
+        summary["error"].as_str().unwrap().contains("401"),
+        "{summary}"
+    );
+    let mut command = agency_run(
+        &server,
+        &out,
+        &[
+            "mirror",
+            "--connection",
+            "conn_01",
+            "--connection",
+            "conn_02",
+        ],
+    );
+    let output = command
+        .arg("--db")
+        .arg(folder.path().join("one.sqlite"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--db names one database"));
+    assert!(!out.exists(), "nothing was created");
+}
