@@ -388,8 +388,8 @@ async fn dry_run(
     Ok(0)
 }
 
-/// A connection's reporter: the process's display, each line it shows
-/// beginning with the connection's id.
+/// A connection's reporter: the process's display (one overall bar for
+/// every connection), each line it shows beginning with the connection's id.
 struct Labelled {
     label: String,
     display: Arc<Progress>,
@@ -403,9 +403,9 @@ impl Reporter for Labelled {
     fn on_queued(&self, files: u64, bytes: u64) {
         self.display.on_queued(files, bytes);
     }
-    fn on_planned(&self) {
-        self.display.on_planned();
-    }
+    /// Not passed on: one connection's plan being whole says nothing of
+    /// the others', so the display's totals stay lower bounds (no ETA).
+    fn on_planned(&self) {}
     fn on_start(&self, id: TransferId, name: &str, size: u64, resumed_from: u64) {
         self.display
             .on_start(id, &format!("{}{name}", self.label), size, resumed_from);
