@@ -163,6 +163,19 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     for id in &ids {
         assert!(table.contains(id.as_str()), "{table}");
     }
+    let status = json_with_code(
+        &mut agency_run(&server, out.path(), &["status", "--json"]),
+        0,
+    );
+    let rows: Vec<&str> = status["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ids, "every connection an archive was made for");
+    assert_eq!(status["connections"][4]["last_run"]["exit_code"], 4);
+    assert_eq!(status["connections"][0]["figures"]["failed"], 0);
 }
 
 #[test]
