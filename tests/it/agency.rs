@@ -70,13 +70,19 @@ fn assert_only_own_media(archive: &Path, vault: &Vault) {
     }
 }
 
-fn ids_in(summary: &serde_json::Value) -> Vec<String> {
-    summary["connections"]
+/// `field` of every entry of `object["connections"]`.
+fn each_connection(object: &serde_json::Value, field: &str) -> Vec<String> {
+    object["connections"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|connection| connection["connection"].as_str().unwrap().to_owned())
+        .map(|connection| connection[field].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The connections a run's `--json` object names, in order.
+fn ids_in(summary: &serde_json::Value) -> Vec<String> {
+    each_connection(summary, "connection")
 }
 
 #[test]
@@ -143,12 +149,7 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
         command.args(["--connection", id]);
     }
     let summary = json_with_code(&mut command, 4);
-    let outcomes: Vec<&str> = summary["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|connection| connection["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = each_connection(&summary, "outcome");
     assert_eq!(
         outcomes,
         ["complete", "complete", "complete", "refused", "refused"]
@@ -167,12 +168,7 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
         &mut agency_run(&server, out.path(), &["status", "--json"]),
         0,
     );
-    let rows: Vec<&str> = status["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| row["id"].as_str().unwrap())
-        .collect();
+    let rows = each_connection(&status, "id");
     assert_eq!(rows, ids, "every connection an archive was made for");
     assert_eq!(status["connections"][4]["last_run"]["exit_code"], 4);
     assert_eq!(status["connections"][0]["figures"]["failed"], 0);
