@@ -30,6 +30,22 @@ pub const FILE_NAME: &str = "vault-mirror.toml";
 /// The sections of the file, besides the top level.
 const SECTIONS: &[&str] = &["mirror", "network"];
 
+/// The array of tables naming connections (`[[connections]]`).
+const CONNECTIONS: &str = "connections";
+
+/// What a `[[connections]]` table may set besides its `id`: the options
+/// of one archive, as `[mirror]` names them. The transfer limits (`jobs`,
+/// `limit_rate`) are one for the whole process, so they stay in `[mirror]`.
+const PER_CONNECTION: &[&str] = &[
+    "lists",
+    "quality",
+    "sync",
+    "prune",
+    "max_delete",
+    "export",
+    "wait_pending",
+];
+
 type Apply = fn(&mut Settings, &Value<'_>) -> Result<(), String>;
 
 /// One option of the file.
@@ -125,6 +141,10 @@ pub const OPTIONS: &[ConfigOption] = &[
     option("mirror.limit_rate", |s, v| {
         v.rate().map(|rate| s.mirror.limit_rate = rate)
     }),
+    option("mirror.connections_at_once", |s, v| {
+        v.integer_as(1..=256)
+            .map(|n| s.mirror.connections_at_once = n)
+    }),
     option("network.api_attempts", |s, v| {
         v.integer_as(1..=100).map(|n| s.network.api_attempts = n)
     }),
@@ -174,6 +194,17 @@ pub struct ConfigFile {
     path: PathBuf,
     folder: PathBuf,
     entries: Vec<Setting>,
+    /// The `[[connections]]` tables, in the file's order.
+    connections: Vec<ConnectionTable>,
+}
+
+/// One `[[connections]]` table: a connection to mirror, and what its
+/// archive does differently (keys of `[mirror]`, see [`PER_CONNECTION`]).
+#[derive(Debug)]
+struct ConnectionTable {
+    id: String,
+    /// Stored under their `mirror.` keys.
+    entries: Vec<Setting>,
 }
 
 #[derive(Debug)]
@@ -216,10 +247,16 @@ impl ConfigFile {
             path: path.to_owned(),
             folder,
             entries: Vec::new(),
+            connections: Vec::new(),
         };
         for (name, value) in table.get_ref() {
             let line = line_of(text, name.span().start);
             match value.get_ref() {
+                DeValue::Array(tables) if name.get_ref() == CONNECTIONS => {
+                    for table in tables {
+                        file.add_connection(text, line, table)?;
+                    }
+                }
                 DeValue::Table(section) if SECTIONS.contains(&name.get_ref().as_ref()) => {
                     for (inner, value) in section {
                         let key = format!("{}.{}", name.get_ref(), inner.get_ref());
@@ -254,6 +291,70 @@ impl ConfigFile {
         Ok(file)
     }
 
+    /// One `[[connections]]` table (`line`: where the array began).
+    fn add_connection(
+        &mut self,
+        text: &str,
+        line: usize,
+        table: &toml::Spanned<DeValue<'_>>,
+    ) -> Result<(), ConfigError> {
+        let line = line_of(text, table.span().start).max(line);
+        let refuse = |key: &str, line: usize, reason: String| ConfigError::Key {
+            path: self.path.clone(),
+            line,
+            key: key.to_owned(),
+            reason,
+        };
+        let DeValue::Table(table) = table.get_ref() else {
+            let reason = "write each connection as a `[[connections]]` table with an `id`".into();
+            return Err(refuse(CONNECTIONS, line, reason));
+        };
+        let mut connection = ConnectionTable {
+            id: String::new(),
+            entries: Vec::new(),
+        };
+        for (name, value) in table {
+            let key = name.get_ref().to_string();
+            let line = line_of(text, name.span().start);
+            let raw = Raw::from_toml(value.get_ref());
+            if key == "id" {
+                let value = Value {
+                    value: &raw,
+                    folder: &self.folder,
+                };
+                connection.id = value
+                    .string()
+                    .map_err(|reason| refuse("connections.id", line, reason))?;
+            } else if PER_CONNECTION.contains(&key.as_str()) {
+                connection.entries.push(Setting {
+                    key: format!("mirror.{key}"),
+                    line,
+                    value: raw,
+                });
+            } else {
+                let reason = format!(
+                    "unknown key in a `[[connections]]` table; it takes `id` and {}",
+                    PER_CONNECTION.join(", ")
+                );
+                return Err(refuse(&format!("connections.{key}"), line, reason));
+            }
+        }
+        if connection.id.is_empty() {
+            let reason = "every `[[connections]]` table needs an `id`".into();
+            return Err(refuse(CONNECTIONS, line, reason));
+        }
+        if self
+            .connections
+            .iter()
+            .any(|known| known.id == connection.id)
+        {
+            let reason = "this connection is named twice".into();
+            return Err(refuse("connections.id", line, reason));
+        }
+        self.connections.push(connection);
+        Ok(())
+    }
+
     fn add(&mut self, key: String, line: usize, value: &DeValue<'_>) -> Result<(), ConfigError> {
         let entry = Setting {
             key,
@@ -281,10 +382,39 @@ impl ConfigFile {
         self.entries.iter().find(|entry| entry.key == key)
     }
 
+    /// The connections the file's `[[connections]]` tables name, in order.
+    pub fn connections(&self) -> Vec<String> {
+        self.connections
+            .iter()
+            .map(|connection| connection.id.clone())
+            .collect()
+    }
+
     /// Sets every option the file holds.
     pub fn apply(&self, settings: &mut Settings) -> Result<(), ConfigError> {
+        self.apply_entries(&self.entries, settings)
+    }
+
+    /// Sets what connection `id`'s `[[connections]]` table holds (over
+    /// what [`ConfigFile::apply`] set); nothing when it has no table.
+    pub fn apply_connection(&self, id: &str, settings: &mut Settings) -> Result<(), ConfigError> {
+        match self
+            .connections
+            .iter()
+            .find(|connection| connection.id == id)
+        {
+            Some(connection) => self.apply_entries(&connection.entries, settings),
+            None => Ok(()),
+        }
+    }
+
+    fn apply_entries(
+        &self,
+        entries: &[Setting],
+        settings: &mut Settings,
+    ) -> Result<(), ConfigError> {
         for option in OPTIONS {
-            let Some(entry) = self.entry(option.key) else {
+            let Some(entry) = entries.iter().find(|entry| entry.key == option.key) else {
                 continue;
             };
             let value = Value {
@@ -699,6 +829,69 @@ stall_timeout = 45
             .to_string();
         assert!(text.contains("`ping_url`"), "{text}");
         assert!(!text.contains("secret-check"), "{text}");
+    }
+
+    #[test]
+    fn connection_tables_name_connections_and_their_own_options() {
+        let text = "[mirror]\nquality = \"full\"\njobs = 4\n\n\
+                    [[connections]]\nid = \"conn_a\"\nlists = [1, 2]\nquality = \"thumb\"\n\n\
+                    [[connections]]\nid = \"conn_b\"\n";
+        let file = parse(text).unwrap();
+        assert_eq!(file.connections(), ["conn_a", "conn_b"]);
+        let mut settings = Settings::new(PathBuf::from("out"));
+        file.apply(&mut settings).unwrap();
+        let mut a = settings.clone();
+        file.apply_connection("conn_a", &mut a).unwrap();
+        assert_eq!(a.mirror.lists, ["1", "2"]);
+        assert_eq!(a.mirror.quality, Quality::Labels(vec!["thumb".into()]));
+        assert_eq!(a.mirror.jobs, 4);
+        let mut b = settings.clone();
+        file.apply_connection("conn_b", &mut b).unwrap();
+        assert_eq!(b.mirror.quality, Quality::Labels(vec!["full".into()]));
+        assert!(b.mirror.lists.is_empty());
+
+        for (text, line, key, says) in [
+            (
+                "[[connections]]\nlists = [1]\n",
+                1,
+                "connections",
+                "needs an `id`",
+            ),
+            (
+                "[[connections]]\nid = \"a\"\njobs = 3\n",
+                3,
+                "connections.jobs",
+                "unknown key",
+            ),
+            (
+                "[[connections]]\nid = \"a\"\n[[connections]]\nid = \"a\"\n",
+                3,
+                "connections.id",
+                "twice",
+            ),
+            (
+                "[[connections]]\nid = \"a\"\nquality = 5\n",
+                3,
+                "mirror.quality",
+                "expected",
+            ),
+        ] {
+            let error = parse(text).and_then(|file| {
+                let mut settings = Settings::new(PathBuf::from("out"));
+                file.apply_connection("a", &mut settings).map(|()| file)
+            });
+            let Err(ConfigError::Key {
+                line: at,
+                key: named,
+                reason,
+                ..
+            }) = error
+            else {
+                panic!("{text:?} was accepted");
+            };
+            assert_eq!((at, named.as_str()), (line, key), "{text:?}: {reason}");
+            assert!(reason.contains(says), "{text:?}: {reason}");
+        }
     }
 
     #[test]

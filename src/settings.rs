@@ -13,6 +13,8 @@ use crate::api::ApiConfig;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
 pub const DEFAULT_JOBS: usize = 8;
+/// Connections mirrored at once when a run mirrors several.
+pub const DEFAULT_CONNECTIONS_AT_ONCE: usize = 2;
 pub const DEFAULT_QUALITY: &[&str] = &["full", "thumb"];
 
 /// How the run shows itself.
@@ -119,6 +121,8 @@ pub struct MirrorSettings {
     pub min_free: Option<u64>,
     /// Test suites: the free bytes to assume instead of asking the disk.
     pub assume_free: Option<u64>,
+    /// With several connections: how many are mirrored at once.
+    pub connections_at_once: usize,
 }
 
 impl Default for MirrorSettings {
@@ -136,6 +140,7 @@ impl Default for MirrorSettings {
             export: false,
             min_free: None,
             assume_free: None,
+            connections_at_once: DEFAULT_CONNECTIONS_AT_ONCE,
         }
     }
 }
@@ -283,13 +288,24 @@ impl Settings {
 
     /// What the API client needs; fails when the key or connection is missing.
     pub fn api_config(&self) -> Result<ApiConfig, SettingsError> {
+        let connection_id = self
+            .connection_id
+            .clone()
+            .ok_or(SettingsError::MissingConnection)?;
+        self.client_config(connection_id)
+    }
+
+    /// What the account's API client needs (`GET /v2/account/connections`
+    /// takes the key alone); fails when the key is missing.
+    pub fn account_api_config(&self) -> Result<ApiConfig, SettingsError> {
+        self.client_config(String::new())
+    }
+
+    fn client_config(&self, connection_id: String) -> Result<ApiConfig, SettingsError> {
         Ok(ApiConfig {
             base_url: self.base_url.clone(),
             api_key: self.api_key.clone().ok_or(SettingsError::MissingApiKey)?,
-            connection_id: self
-                .connection_id
-                .clone()
-                .ok_or(SettingsError::MissingConnection)?,
+            connection_id,
             attempts: self.network.api_attempts,
             base_delay: self.network.retry_delay,
             max_delay: self.network.max_retry_delay,
@@ -298,6 +314,27 @@ impl Settings {
             burst: self.network.api_burst,
         })
     }
+
+    /// These settings for connection `id` of an archive of many
+    /// connections: its own complete archive at [`connection_out`], with
+    /// its database and lock inside.
+    pub fn for_connection(&self, id: &str) -> Settings {
+        let out = connection_out(&self.out, id);
+        Settings {
+            db: default_db(&out),
+            out,
+            connection_id: Some(id.to_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+/// Where connection `id`'s archive lives under `out` when one run mirrors
+/// many connections: `<out>/<safe id>`, the id passed through the same
+/// injective safe-name rules as media ids ([`crate::names::safe_name`]).
+/// The one place that says so.
+pub fn connection_out(out: &std::path::Path, id: &str) -> PathBuf {
+    out.join(crate::names::safe_name(id))
 }
 
 /// `<out>/.vault-mirror/state.sqlite`.
@@ -464,6 +501,32 @@ mod tests {
         assert!(parse_rate("10").is_err());
         assert!(parse_rate("-5M").is_err());
         assert!(parse_rate("9T").is_err());
+    }
+
+    #[test]
+    fn each_connection_is_an_archive_of_its_own_beneath_out() {
+        let mut base = Settings::new(PathBuf::from("/srv/agency"));
+        base.connection_id = Some("conn_base".into());
+        base.mirror.jobs = 3;
+        for id in ["conn_01", "../escape", "Conn/B", "", "."] {
+            let settings = base.for_connection(id);
+            let folder = settings.out.strip_prefix("/srv/agency").unwrap();
+            assert_eq!(folder.components().count(), 1, "{id:?}: {folder:?}");
+            assert!(
+                matches!(
+                    folder.components().next(),
+                    Some(std::path::Component::Normal(_))
+                ),
+                "{id:?}"
+            );
+            assert_eq!(settings.db, default_db(&settings.out));
+            assert_eq!(settings.connection_id.as_deref(), Some(id));
+            assert_eq!(settings.mirror.jobs, 3);
+        }
+        assert_ne!(
+            base.for_connection("Conn").out,
+            base.for_connection("conn").out
+        );
     }
 
     #[test]

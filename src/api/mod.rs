@@ -25,14 +25,16 @@ use crate::redact::{Redacted, scrub};
 use crate::report::Reporter;
 use clock::ServerClock;
 use models::{
-    ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport, VaultList, VaultListPage, VaultStatus,
-    parse_item,
+    AccountConnection, ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport, VaultList,
+    VaultListPage, VaultStatus, parse_item,
 };
 
 /// The batch route takes at most this many ids per call.
 pub const BATCH_LIMIT: usize = 100;
 /// The Access API's largest page.
 const LIST_PAGE_LIMIT: usize = 40;
+/// Connections asked for per page of `GET /v2/account/connections`.
+const CONNECTION_PAGE_LIMIT: usize = 50;
 /// Error bodies are cut to this many bytes before they reach a message.
 const BODY_SNIPPET: usize = 512;
 /// A guard against a server whose pages never end, beside the checks
@@ -44,6 +46,8 @@ const MAX_PAGES: usize = 100_000;
 pub struct ApiConfig {
     pub base_url: Url,
     pub api_key: SecretString,
+    /// Sent as `x-connection-id`; empty for an account's client (account
+    /// routes such as `GET /v2/account/connections` take the key alone).
     pub connection_id: String,
     /// Attempts per API call (the first one included).
     pub attempts: usize,
@@ -267,24 +271,64 @@ impl ApiClient {
 
     /// Every vault list of the connection (Access API, offset paging).
     pub async fn vault_lists(&self) -> Result<Vec<VaultList>, ApiError> {
-        let mut lists: Vec<VaultList> = Vec::new();
-        let mut pager = Pager::new("/v2/access/vault/lists");
+        self.offset_paged(
+            &["v2", "access", "vault", "lists"],
+            &[],
+            LIST_PAGE_LIMIT,
+            |list: &VaultList| list.id.clone(),
+        )
+        .await
+    }
+
+    /// `GET /v2/account/connections`, every page, of the given `status`
+    /// (`active`, …) or all. An account route: the client of an account
+    /// (made with an empty connection id) sends only the `apiKey` header.
+    pub async fn connections(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<AccountConnection>, ApiError> {
+        let query: Vec<(&str, &str)> = status
+            .map(|status| ("status", status))
+            .into_iter()
+            .collect();
+        self.offset_paged(
+            &["v2", "account", "connections"],
+            &query,
+            CONNECTION_PAGE_LIMIT,
+            |connection: &AccountConnection| connection.id.clone(),
+        )
+        .await
+    }
+
+    /// Every item of an offset-paged route (`limit`, `offset`, `hasMore`,
+    /// maybe `nextOffset`), each id once, guarded by [`Pager`]. Items that
+    /// do not parse or carry no id are left out.
+    async fn offset_paged<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        page_limit: usize,
+        id_of: fn(&T) -> Option<String>,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items: Vec<T> = Vec::new();
+        let mut pager = Pager::new(&format!("/{}", segments.join("/")));
         let mut offset: i64 = 0;
         loop {
-            let mut url = self.url(&["v2", "access", "vault", "lists"])?;
+            let mut url = self.url(segments)?;
             url.query_pairs_mut()
-                .append_pair("limit", &LIST_PAGE_LIMIT.to_string())
+                .extend_pairs(query)
+                .append_pair("limit", &page_limit.to_string())
                 .append_pair("offset", &offset.to_string());
             let page: VaultListPage = self.call(Method::GET, url, None).await?;
             let count = i64::try_from(page.list.len()).unwrap_or(i64::MAX);
             let mut new = 0;
             for value in page.list {
-                if let Ok(list) = parse_item::<VaultList>(&value)
-                    && let Some(id) = list.id.clone()
+                if let Ok(item) = parse_item::<T>(&value)
+                    && let Some(id) = id_of(&item)
                     && pager.first_sight(id)
                 {
                     new += 1;
-                    lists.push(list);
+                    items.push(item);
                 }
             }
             let next = page.next_offset.unwrap_or(offset + count);
@@ -297,7 +341,7 @@ impl ApiClient {
             }
             offset = next;
         }
-        Ok(lists)
+        Ok(items)
     }
 
     /// `PUT /v2/vault-plus/lists/{id}/sync`.
@@ -467,8 +511,11 @@ impl ApiClient {
             .http
             .request(method.clone(), url.clone())
             .header("apiKey", self.config.api_key.expose_secret())
-            .header("x-connection-id", &self.config.connection_id)
             .header(header::ACCEPT, "application/json");
+        // An account's client (no connection) sends the key alone.
+        if !self.config.connection_id.is_empty() {
+            request = request.header("x-connection-id", &self.config.connection_id);
+        }
         match body {
             Some(body) => request = request.json(body),
             // A write without a body still says so: some front ends answer

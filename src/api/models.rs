@@ -141,7 +141,31 @@ pub struct VaultList {
     pub list_type: Option<String>,
 }
 
-/// A page of `GET /v2/access/vault/lists`.
+/// One connection of the account (`GET /v2/account/connections`): only
+/// what a mirror needs; the rest of the record is ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccountConnection {
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// `active`, `expired`, `awaiting_2fa`, or a word we do not know.
+    #[serde(deserialize_with = "lenient_string")]
+    pub status: Option<String>,
+    pub user_data: Option<ConnectionUser>,
+}
+
+/// The creator behind a connection, as far as the listing says.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConnectionUser {
+    #[serde(deserialize_with = "lenient_string")]
+    pub username: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub name: Option<String>,
+}
+
+/// A page of an offset-paged route (`{list, hasMore}`): the Access API's
+/// `GET /v2/access/vault/lists`, and `GET /v2/account/connections`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct VaultListPage {

@@ -14,6 +14,7 @@
 //! `<out>/.versions`; every file written at a final path goes through
 //! [`Folder::write_atomically`].
 
+pub mod agency;
 pub mod content;
 pub mod dir;
 pub mod durable;

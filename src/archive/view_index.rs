@@ -136,7 +136,7 @@ td + td {{ text-align: right; white-space: nowrap; font-variant-numeric: tabular
 }
 
 /// `text` safe in HTML text and attribute values.
-fn html_text(text: &str) -> String {
+pub(crate) fn html_text(text: &str) -> String {
     let mut safe = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

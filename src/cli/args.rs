@@ -24,7 +24,8 @@ with its sha256 in a SQLite database; a run killed at any moment resumes where i
 Exit codes: 0 all selected variants mirrored and verified; 1 fatal error (or the archive is \
 in use by another run); 2 usage or configuration error; 3 finished, but some variants failed \
 or are still pending, or `verify` found damage, or --prune refused to delete more than --max-delete files; 4 the API refused the key or the connection \
-needs re-linking; 130/143 interrupted."
+needs re-linking; 130/143 interrupted. With several connections: 1 if any failed, else 4 if any \
+was refused, else 3 if any is partial, else 0."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -57,9 +58,21 @@ pub struct GlobalArgs {
     /// A file holding the API key, alone on one line
     #[arg(long, env = "OFAUTH_API_KEY_FILE", global = true, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Connection id (conn_…)
+    /// Connection id (conn_…); repeat it to mirror several, each into <out>/<id>/
     #[arg(long, env = "OFAUTH_CONNECTION_ID", global = true, value_name = "ID")]
-    pub connection: Option<String>,
+    pub connection: Vec<String>,
+    /// Mirror every active connection of the account (GET /v2/account/connections), each into
+    /// <out>/<id>/; --connection and OFAUTH_CONNECTION_ID are then ignored
+    #[arg(long, global = true)]
+    pub all_connections: bool,
+    /// Mirror only shard K of N of the connections (K = 1..N): N machines, each with its own K,
+    /// cover every connection once; the choice is a stable hash of the connection id
+    #[arg(long, global = true, value_name = "K/N", value_parser = vault_mirror::shard::Shard::parse)]
+    pub shard: Option<vault_mirror::shard::Shard>,
+    /// Connections mirrored at once; --jobs and --limit-rate stay limits for the whole process
+    /// [default: 2]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections_at_once: Option<u16>,
     /// API base URL [default: https://api.ofauth.com]
     #[arg(long, env = "OFAUTH_BASE_URL", global = true, value_name = "URL")]
     pub base_url: Option<String>,
@@ -203,9 +216,13 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Media in the sample vault
+    /// Media in the sample vault (of each connection)
     #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub media: u32,
+    /// Connections in the sample account: more than one shows the layout of an agency
+    /// (<out>/<connection id>/ each, and <out>/index.html listing them)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub connections: u16,
     #[command(flatten)]
     pub mirror: MirrorArgs,
 }
@@ -228,6 +245,14 @@ pub struct FakeServerArgs {
     /// Lists in the sample vault
     #[arg(long, default_value_t = 6)]
     pub lists: usize,
+    /// Connections in the account, each with a sample vault of --media media
+    /// (GET /v2/account/connections lists them)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub connections: u16,
+    /// Add two connections that need re-linking: one listed as expired, one
+    /// listed as active that answers 401 SESSION_EXPIRED
+    #[arg(long)]
+    pub troubled_connections: bool,
     /// Lifetime of signed URLs (e.g. 10m, 5s)
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub url_ttl: std::time::Duration,
@@ -322,5 +347,174 @@ mod tests {
             panic!("expected fake-server");
         };
         assert_eq!(args.clock_skew, -600_000);
+    }
+
+    /// The scheduler files under `deploy/`: each runs a command line that
+    /// clap accepts, with the fields that matter (shards, no overlap,
+    /// retries, failure alerts); the README shows each one as it is.
+    mod deploy {
+        use super::*;
+        use vault_mirror::shard::Shard;
+
+        const SERVICE: &str = include_str!("../../deploy/systemd/vault-mirror@.service");
+        const TIMER: &str = include_str!("../../deploy/systemd/vault-mirror@.timer");
+        const ON_FAILURE: &str = include_str!("../../deploy/systemd/vault-mirror-failure@.service");
+        const CRONJOB: &str = include_str!("../../deploy/kubernetes/cronjob.yaml");
+        const NOMAD: &str = include_str!("../../deploy/nomad/vault-mirror.nomad.hcl");
+
+        /// A unit file's `Key=value` lines, by section: `(section, key, value)`.
+        fn unit(text: &str) -> Vec<(String, String, String)> {
+            let mut section = String::new();
+            let mut entries = Vec::new();
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                    continue;
+                }
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = name.to_owned();
+                    continue;
+                }
+                let (key, value) = line
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("not a unit line: {line}"));
+                entries.push((
+                    section.clone(),
+                    key.trim().to_owned(),
+                    value.trim().to_owned(),
+                ));
+            }
+            entries
+        }
+
+        fn value<'a>(entries: &'a [(String, String, String)], section: &str, key: &str) -> &'a str {
+            entries
+                .iter()
+                .find(|(s, k, _)| s == section && k == key)
+                .map(|(_, _, value)| value.as_str())
+                .unwrap_or_else(|| panic!("no {key}= in [{section}]"))
+        }
+
+        /// Parses a shell command line (`exec` and the binary's path first)
+        /// as clap would, and returns the mirror's shard.
+        fn shard_of(command_line: &str) -> Shard {
+            let mut words = shell_words::split(command_line).unwrap();
+            if words.first().is_some_and(|word| word == "exec") {
+                words.remove(0);
+            }
+            assert!(words[0].ends_with("vault-mirror"), "{command_line}");
+            words[0] = "vault-mirror".to_owned();
+            let cli = Cli::try_parse_from(&words)
+                .unwrap_or_else(|error| panic!("{command_line}: {error}"));
+            assert!(matches!(cli.command, Command::Mirror(_)), "{command_line}");
+            assert!(cli.global.all_connections, "{command_line}");
+            assert!(cli.global.out.is_some(), "{command_line}");
+            cli.global.shard.expect("a shard")
+        }
+
+        /// `script` with `k` for the scheduler's `index + 1` is a mirror of
+        /// shard k of `count`, for every index the scheduler gives.
+        fn assert_shards(script: &str, k: &str, count: i64) {
+            assert!(script.contains(k), "{script}");
+            for index in 0..count {
+                let line = script.replace(k, &(index + 1).to_string());
+                let shard = shard_of(&line);
+                assert_eq!(
+                    (i64::from(shard.index), i64::from(shard.count)),
+                    (index + 1, count),
+                    "{line}"
+                );
+            }
+        }
+
+        #[test]
+        fn the_systemd_template_runs_shard_k_of_n_and_reports_failures() {
+            let service = unit(SERVICE);
+            assert_eq!(value(&service, "Service", "Type"), "oneshot");
+            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3");
+            assert_eq!(
+                value(&service, "Unit", "OnFailure"),
+                "vault-mirror-failure@%n.service"
+            );
+            // `vault-mirror@2-3.service`: %i is `2-3`, %I is `2/3`.
+            let exec = value(&service, "Service", "ExecStart")
+                .replace("%I", "2/3")
+                .replace("%i", "2-3");
+            assert_eq!(shard_of(&exec), Shard { index: 2, count: 3 });
+
+            let timer = unit(TIMER);
+            assert!(value(&timer, "Timer", "OnCalendar").contains("00/6"));
+            assert!(!value(&timer, "Timer", "RandomizedDelaySec").is_empty());
+            assert_eq!(value(&timer, "Timer", "Persistent"), "true");
+            assert_eq!(value(&timer, "Install", "WantedBy"), "timers.target");
+
+            let alert = unit(ON_FAILURE);
+            let exec = value(&alert, "Service", "ExecStart");
+            assert!(
+                exec.contains("journalctl --unit=%i") && exec.contains("ntfy"),
+                "{exec}"
+            );
+            let words = shell_words::split(exec).unwrap();
+            assert_eq!(words[..2], ["/bin/sh", "-c"]);
+        }
+
+        #[test]
+        fn the_kubernetes_cronjob_is_indexed_forbids_overlap_and_passes_k() {
+            use saphyr::{LoadableYamlNode, Yaml};
+            let documents = Yaml::load_from_str(CRONJOB).unwrap();
+            let cronjob = &documents[0];
+            assert_eq!(cronjob["kind"].as_str(), Some("CronJob"));
+            assert_eq!(cronjob["apiVersion"].as_str(), Some("batch/v1"));
+            assert_eq!(
+                cronjob["spec"]["concurrencyPolicy"].as_str(),
+                Some("Forbid")
+            );
+            let job = &cronjob["spec"]["jobTemplate"]["spec"];
+            assert_eq!(job["completionMode"].as_str(), Some("Indexed"));
+            let completions = job["completions"].as_integer().unwrap();
+            assert_eq!(job["parallelism"].as_integer(), Some(completions));
+            let container = &job["template"]["spec"]["containers"][0];
+            let command: Vec<&str> = container["command"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .map(|word| word.as_str().unwrap())
+                .collect();
+            assert_eq!(command, ["/bin/sh", "-c"]);
+            let script = container["args"][0].as_str().unwrap();
+            assert_shards(script, "$((JOB_COMPLETION_INDEX + 1))", completions);
+        }
+
+        #[test]
+        fn the_nomad_job_is_periodic_without_overlap_and_passes_k() {
+            let job: serde_json::Value = hcl::from_str(NOMAD).unwrap();
+            let job = &job["job"]["vault-mirror"];
+            assert_eq!(job["type"], "batch");
+            assert_eq!(job["periodic"]["prohibit_overlap"], true);
+            assert!(job["periodic"]["crons"][0].is_string());
+            let group = &job["group"]["shard"];
+            let count = group["count"].as_i64().unwrap();
+            let config = &group["task"]["mirror"]["config"];
+            assert_eq!(config["command"], "/bin/sh");
+            assert_eq!(config["args"][0], "-c");
+            let script = config["args"][1].as_str().unwrap();
+            assert_shards(script, "$((NOMAD_ALLOC_INDEX + 1))", count);
+        }
+
+        #[test]
+        fn the_readme_shows_each_file_as_it_is() {
+            let readme = include_str!("../../README.md");
+            for (name, text) in [
+                ("vault-mirror@.service", SERVICE),
+                ("vault-mirror@.timer", TIMER),
+                ("vault-mirror-failure@.service", ON_FAILURE),
+                ("cronjob.yaml", CRONJOB),
+                ("vault-mirror.nomad.hcl", NOMAD),
+            ] {
+                assert!(
+                    readme.contains(text),
+                    "the README does not show deploy/…/{name} as it is"
+                );
+            }
+        }
     }
 }

@@ -1,28 +1,29 @@
-//! `mirror` (and its `--dry-run` plan), `demo`, and the hidden
-//! `fake-server`: running the pipeline and saying how it went.
+//! `mirror` (and its `--dry-run` plan), and the hidden `fake-server`:
+//! running the pipeline and saying how it went.
 
 use std::sync::Arc;
 
-use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault};
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault, sample_account};
 use vault_mirror::pipeline::dry_run::{Plan, dry_run};
 use vault_mirror::pipeline::{self, Summary};
 use vault_mirror::settings::{Output, Settings};
-use vault_mirror::store::Store;
 
-use super::args::{DemoArgs, FakeServerArgs};
+use super::args::FakeServerArgs;
 use super::failure::{Failure, failure_text};
 use super::lock::lock;
 use super::progress::{self, EVENTS};
 use super::watch::{ConnectionEnd, Watchers};
-use super::{logging, settings as cli_settings};
 
-/// A `mirror` (or `demo`) run and what watches it: the events stream and
-/// the start ping first, then the API settings, the archive's lock and the
+/// A `mirror` (or `demo`) run of one connection and what watches it
+/// (`watchers` has opened the events stream and sent the start ping), then the API settings, the archive's lock and the
 /// pipeline, then the metrics file and the end ping, whatever happened
 /// (see [`super::watch`]). A run the lock refuses is recorded in the
 /// archive's history when there is one.
-pub async fn run_watched(settings: &Settings, command: &'static str) -> Result<i32, Failure> {
-    let watchers = Watchers::start(settings, command)?;
+pub async fn run_watched(
+    settings: &Settings,
+    command: &'static str,
+    watchers: Watchers,
+) -> Result<i32, Failure> {
     let started_at = vault_mirror::now_ms();
     // A run that cannot start (no key: exit 2) creates nothing, not even
     // the archive folder or its lock, but it is measured and pinged.
@@ -55,7 +56,7 @@ pub async fn run_watched(settings: &Settings, command: &'static str) -> Result<i
 
 /// The end ping's body for a run that ended with `result`: the summary's
 /// lines as a person reads them, or the error.
-fn end_text(result: Result<&Summary, &Failure>) -> String {
+pub fn end_text(result: Result<&Summary, &Failure>) -> String {
     match result {
         Ok(summary) => summary_text(summary),
         Err(failure) => failure_text(failure),
@@ -97,140 +98,8 @@ pub async fn run_dry(settings: &Settings) -> Result<i32, Failure> {
     Ok(0)
 }
 
-pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Result<i32, Failure> {
-    let media = demo.media as usize;
-    let vault = Vault::sample(media, 4);
-    let images = vault
-        .media
-        .values()
-        .filter(|item| item.media_type == "image")
-        .count();
-    let server = FakeServer::start(vault, FakeOptions::default())
-        .await
-        .map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error)
-                    .context("cannot start the sample Vault+ server on 127.0.0.1"),
-                1,
-            )
-        })?;
-    let mut settings = cli_settings::build(global, Some(&demo.mirror), "vault-demo")?;
-    // The demo talks only to its own server, whatever the environment says.
-    settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
-    settings.api_key = Some(server.api_key().to_owned().into());
-    settings.connection_id = Some(server.connection_id().to_owned());
-    // The demo shows the whole archive, gallery included.
-    settings.mirror.export = true;
-    logging::init(&settings)?;
-    if settings.mirror.dry_run {
-        return run_dry(&settings).await;
-    }
-    let output = settings.output;
-    let talk = !output.quiet && !output.json;
-    if talk {
-        eprintln!(
-            "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
-            media - images,
-            server.base_url()
-        );
-    }
-    let code = run_watched(&settings, "demo").await?;
-    if talk {
-        eprint!("{}", what_to_open(&settings, code));
-    }
-    Ok(code)
-}
-
-/// The demo's last words: where the mirror is and what to open — only
-/// what is there (an interrupted demo has no gallery yet).
-fn what_to_open(settings: &Settings, code: i32) -> String {
-    let out = settings.out.display();
-    let mut text = if matches!(code, 130 | 143) {
-        format!(
-            "\nThe demo was stopped; what it verified is in {out}. Run the demo again to finish it.\n"
-        )
-    } else {
-        format!("\nThe mirror is in {out}. Open these to see what it holds:\n")
-    };
-    let files = Store::open_existing(&settings.db)
-        .ok()
-        .flatten()
-        .and_then(|store| store.verified_files().ok())
-        .unwrap_or_default();
-    let examples = [
-        (
-            "full.jpg",
-            "a picture (JPEG); thumb.jpg beside it is its small copy",
-        ),
-        ("full.png", "a picture (PNG), with its thumb.png"),
-        (
-            "full.mp4",
-            "a two-second clip; thumb.jpg is one of its frames",
-        ),
-    ];
-    let mut lines: Vec<(String, &str)> = Vec::new();
-    for (name, what) in examples {
-        if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
-            lines.push((
-                settings.out.join(&file.local_path).display().to_string(),
-                what,
-            ));
-        }
-    }
-    for (place, what) in [
-        ("media/", "every file, by media id"),
-        ("index.html", "the offline gallery: open it in a browser"),
-        (
-            "lists/",
-            "one folder per list: links into media/, or an index.html where the disk has no links",
-        ),
-        (
-            "SHA256SUMS",
-            "check every file with `sha256sum -c SHA256SUMS`",
-        ),
-    ] {
-        if settings.out.join(place).exists() {
-            lines.push((format!("{out}/{place}"), what));
-        }
-    }
-    let width = lines
-        .iter()
-        .map(|(path, _)| path.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (path, what) in lines {
-        text.push_str(&format!("  {path:width$}   {what}\n"));
-    }
-    let command = invoked_as();
-    text.push_str(&format!(
-        "Then try `{command} status --out {out}` and `{command} verify --out {out}`;\n\
-         run the demo again and nothing is downloaded twice.\n"
-    ));
-    text
-}
-
-/// How the user can run this binary again: `vault-mirror` once installed,
-/// `cargo run --release --` when it runs from a cargo build folder (a
-/// fresh clone's `cargo run --release -- demo` puts nothing on the PATH).
-fn invoked_as() -> String {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let parts: Vec<String> = exe
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    match parts.iter().rev().nth(1).map(String::as_str) {
-        Some("release") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
-            "cargo run --release --".to_owned()
-        }
-        Some("debug") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
-            "cargo run --".to_owned()
-        }
-        _ => "vault-mirror".to_owned(),
-    }
-}
-
 pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
-    let options = FakeOptions {
+    let mut options = FakeOptions {
         url_ttl: args.url_ttl,
         faults: Faults {
             bandwidth_per_transfer: args.bandwidth,
@@ -269,7 +138,17 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             );
             vault
         }
-        None => Vault::sample(args.media, args.lists),
+        None => {
+            let (vault, more) = sample_account(
+                args.media,
+                args.lists,
+                usize::from(args.connections),
+                args.troubled_connections,
+            );
+            options.connection_id = more.connection_id;
+            options.more_connections = more.more_connections;
+            vault
+        }
     };
     let server = FakeServer::start_on(vault, options, args.port)
         .await
@@ -296,9 +175,16 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
     println!("export OFAUTH_BASE_URL={}", server.base_url());
     println!("export OFAUTH_API_KEY={}", server.api_key());
     println!("export OFAUTH_CONNECTION_ID={}", server.connection_id());
+    let connections = server.connection_ids();
+    if connections.len() > 1 {
+        eprintln!(
+            "connections: {} (mirror them all with `mirror --all-connections`)",
+            connections.join(" ")
+        );
+    }
     eprintln!(
         "serving {} media until interrupted (Ctrl-C or SIGTERM)",
-        args.media
+        args.media * connections.len()
     );
     super::stop::stop_signal().await;
     // What the server saw, for whoever measures a run against it.
@@ -310,11 +196,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
 }
 
 pub fn print_summary(summary: &Summary, output: Output) {
-    tracing::info!(
-        target: EVENTS,
-        "summary: {}",
-        serde_json::to_string(summary).unwrap_or_default()
-    );
+    tracing::info!(target: EVENTS, "summary: {}", summary.recorded_json());
     if output.json {
         println!("{}", serde_json::to_string(summary).unwrap_or_default());
         return;

@@ -5,7 +5,10 @@
 //! that prints as `error:` / `caused by:` / `hint:` lines (and as one JSON
 //! object with `--json`) and picks the exit code.
 
+mod agency;
 mod args;
+mod connections;
+mod demo;
 mod export;
 mod failure;
 mod history;
@@ -61,18 +64,48 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Mirror(args) => {
-            let settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
+            let mut settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
             if settings.mirror.dry_run {
-                return mirror::run_dry(&settings).await;
+                return match connections::select(&cli.global, &settings).await? {
+                    connections::Selection::Many(chosen) => {
+                        agency::run(&cli.global, args, &settings, chosen, None).await
+                    }
+                    connections::Selection::One => {
+                        connections::apply_own_table(&cli.global, args, &mut settings)?;
+                        mirror::run_dry(&settings).await
+                    }
+                };
             }
-            // Checks the API settings, takes the lock; stops gracefully on
-            // a signal by itself.
-            mirror::run_watched(&settings, "mirror").await
+            // Watched from here on: a run that fails while choosing its
+            // connections (a refused key) is measured and pinged too.
+            let watchers = watch::Watchers::start(&settings, "mirror")?;
+            let selection = match connections::select(&cli.global, &settings).await {
+                Ok(selection) => selection,
+                Err(failure) => return Err(watchers.fail(&settings, failure).await),
+            };
+            match selection {
+                connections::Selection::Many(chosen) => {
+                    agency::run(&cli.global, args, &settings, chosen, Some(&watchers)).await
+                }
+                connections::Selection::One => {
+                    if let Err(failure) =
+                        connections::apply_own_table(&cli.global, args, &mut settings)
+                    {
+                        return Err(watchers.fail(&settings, failure).await);
+                    }
+                    // Checks the API settings, takes the lock; stops
+                    // gracefully on a signal by itself.
+                    mirror::run_watched(&settings, "mirror", watchers).await
+                }
+            }
         }
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
+                return status::run_many(&settings);
+            }
             status::run(&settings)
         }
         Command::Verify(args) => {
@@ -103,7 +136,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             export::run(&settings).await
         }
         // `mirror::run` stops gracefully on a signal by itself.
-        Command::Demo(args) => mirror::run_demo(&cli.global, args).await,
+        Command::Demo(args) => demo::run_demo(&cli.global, args).await,
         Command::Completions(args) => {
             let mut command = without_hidden_commands(Cli::command());
             clap_complete::generate(

@@ -67,8 +67,15 @@ pub fn build(
     if let Some(key) = non_empty(global.api_key.as_deref()) {
         settings.api_key = Some(SecretString::from(key.to_owned()));
     }
-    if let Some(connection) = non_empty(global.connection.as_deref()) {
+    // One connection keeps the archive's own layout; several are chosen
+    // by [`super::connections`], each into an archive of its own.
+    if let [connection] = global.connection.as_slice()
+        && let Some(connection) = non_empty(Some(connection))
+    {
         settings.connection_id = Some(connection.to_owned());
+    }
+    if let Some(at_once) = global.connections_at_once {
+        settings.mirror.connections_at_once = usize::from(at_once);
     }
     if let Some(log_file) = &global.log_file {
         settings.log_file = Some(log_file.clone());
@@ -100,7 +107,7 @@ pub fn build(
 
 /// The file named by `--config`/`VAULT_MIRROR_CONFIG` (which must exist),
 /// else `<out>/vault-mirror.toml` if there is one.
-fn config_file(global: &GlobalArgs, out: &Path) -> Result<Option<ConfigFile>, SettingsError> {
+pub fn config_file(global: &GlobalArgs, out: &Path) -> Result<Option<ConfigFile>, SettingsError> {
     if let Some(path) = &global.config {
         return Ok(Some(ConfigFile::load(path, Origin::Given)?));
     }
@@ -300,7 +307,7 @@ mod tests {
         let global = GlobalArgs {
             config: Some(config),
             api_key: Some("sk_env".into()),
-            connection: Some("conn_env".into()),
+            connection: vec!["conn_env".into()],
             verbose: 1,
             ..GlobalArgs::default()
         };

@@ -90,6 +90,88 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `status` of an agency's archive (`<out>/<connection id>/` each): one
+/// row per connection, read from each connection's own database.
+pub fn run_many(settings: &Settings) -> Result<i32, Failure> {
+    let rows = vault_mirror::archive::agency::overview(&settings.out)
+        .map_err(|error| Failure::new(error, 1))?;
+    if settings.output.json {
+        let body =
+            serde_json::json!({"command": "status", "out": settings.out, "connections": rows});
+        println!("{body}");
+    } else {
+        print!(
+            "{}",
+            render_many(&settings.out, &rows, vault_mirror::now_ms())
+        );
+    }
+    Ok(0)
+}
+
+fn render_many(
+    out: &std::path::Path,
+    rows: &[vault_mirror::archive::agency::ConnectionRow],
+    now: i64,
+) -> String {
+    let mut table = Table::new(&[
+        ("CONNECTION", Align::Left),
+        ("USERNAME", Align::Left),
+        ("MEDIA", Align::Right),
+        ("VERIFIED", Align::Right),
+        ("PENDING", Align::Right),
+        ("FAILED", Align::Right),
+        ("BYTES", Align::Right),
+        ("LAST RUN", Align::Left),
+        ("OUTCOME", Align::Left),
+    ]);
+    let mut total = ArchiveFigures::default();
+    for row in rows {
+        let figures = &row.figures;
+        let (when, outcome) = match &row.last_run {
+            Some(run) => (
+                vault_mirror::time_ago(run.finished_at.unwrap_or(run.started_at), now),
+                vault_mirror::archive::agency::run_outcome(run),
+            ),
+            None => (String::new(), "no run yet".to_owned()),
+        };
+        table.row(vec![
+            shown(&row.id, 32),
+            shown(row.username.as_deref().unwrap_or(""), 24),
+            figures.members.to_string(),
+            figures.verified.to_string(),
+            figures.pending.to_string(),
+            figures.failed.to_string(),
+            vault_mirror::human_bytes(figures.bytes),
+            when,
+            outcome,
+        ]);
+        total.members += figures.members;
+        total.verified += figures.verified;
+        total.pending += figures.pending;
+        total.failed += figures.failed;
+        total.bytes += figures.bytes;
+    }
+    table.row(vec![
+        "all".into(),
+        vault_mirror::counted(rows.len() as u64, "connection"),
+        total.members.to_string(),
+        total.verified.to_string(),
+        total.pending.to_string(),
+        total.failed.to_string(),
+        vault_mirror::human_bytes(total.bytes),
+        String::new(),
+        String::new(),
+    ]);
+    format!(
+        "archive  {} (one archive per connection; `status --out {}/<connection>` for one)
+
+{}",
+        out.display(),
+        out.display(),
+        table.render()
+    )
+}
+
 /// The archive's database, which must exist: `status` never creates one.
 pub fn open(settings: &Settings) -> Result<Store, Failure> {
     match Store::open_existing(&settings.db)? {

@@ -101,6 +101,22 @@ impl Watchers {
         }
     }
 
+    /// A run that failed before any connection's run began: its event, the
+    /// metrics file and the end ping; returns the failure to report.
+    pub async fn fail(&self, settings: &Settings, failure: Failure) -> Failure {
+        let end = ConnectionEnd {
+            settings,
+            result: Err(&failure),
+        };
+        self.finish(
+            &[end],
+            failure.code,
+            &super::failure::failure_text(&failure),
+        )
+        .await;
+        failure
+    }
+
     /// After the run: each connection's last event, the metrics file, and
     /// the end ping with `exit_code` and the last lines of `text` (what
     /// the run printed as its summary, or the error).

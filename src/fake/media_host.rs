@@ -83,11 +83,11 @@ pub(super) async fn serve(
     }
     let query = query.map(|Query(query)| query).unwrap_or_default();
     let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let (media_id, label) = (param("id"), param("label"));
+    let (media_id, label, conn) = (param("id"), param("label"), param("conn"));
     let Ok(expires) = param("expires").parse::<i64>() else {
         return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
     };
-    if !shared.signature_is_valid(media_id, label, expires, param("sig")) {
+    if !shared.signature_is_valid(conn, media_id, label, expires, param("sig")) {
         return refuse(&shared, "SignatureDoesNotMatch", SIGNATURE_MISMATCH);
     }
     let expired = expires < shared.now_ms();
@@ -97,16 +97,15 @@ pub(super) async fn serve(
         }
         return refuse(&shared, "AccessDenied", "Request has expired");
     }
-    let vault = lock(&shared.vault);
-    let variant = vault
-        .media
-        .get(media_id)
-        .and_then(|media| media.variants.get(label));
-    let Some(variant) = variant.cloned() else {
+    let variant = shared.url_owner(conn).and_then(|tenant| {
+        let vault = lock(&tenant.vault);
+        let media = vault.media.get(media_id)?;
+        media.variants.get(label).cloned()
+    });
+    let Some(variant) = variant else {
         let message = "The specified key does not exist.";
         return xml_error(StatusCode::NOT_FOUND, "NoSuchKey", message);
     };
-    drop(vault);
     let faults = shared.faults();
     if shared.roll(faults.media_server_errors) {
         shared.count(|stats| {

@@ -8,13 +8,14 @@
 //! the sample data in `sample`.
 
 mod bench_data;
+mod connections;
 mod media_host;
 mod routes;
 mod sample;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,6 +30,7 @@ use tokio::sync::oneshot;
 use url::Url;
 
 pub use bench_data::{BenchScale, write_files};
+pub use connections::{FakeConnection, Tenant, sample_account};
 
 /// How a [`FakeServer`] behaves.
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct FakeOptions {
     /// static file server (the benchmark's nginx) that serves the files
     /// [`bench_data::write_files`] wrote and ignores the query string.
     pub media_base: Option<Url>,
+    /// The account's other connections, each with a vault of its own
+    /// (the server's own vault is `connection_id`'s). All of them are
+    /// listed by `GET /v2/account/connections`.
+    pub more_connections: Vec<FakeConnection>,
 }
 
 impl Default for FakeOptions {
@@ -53,6 +59,7 @@ impl Default for FakeOptions {
             url_ttl: Duration::from_secs(600),
             faults: Faults::default(),
             media_base: None,
+            more_connections: Vec::new(),
         }
     }
 }
@@ -192,6 +199,8 @@ pub struct Stats {
     pub range_requests: u64,
     /// Media GETs refused for an expired or invalid signature.
     pub expired_hits: u64,
+    /// `GET /v2/account/connections` pages.
+    pub connection_calls: u64,
     /// Media GETs that carried an `apiKey` or `x-connection-id` header. Must
     /// stay 0: secrets must never reach the media host.
     pub media_requests_with_api_key: u64,
@@ -315,17 +324,26 @@ impl FakeServer {
         let base_url = format!("http://{address}");
         let media_url = Url::parse(&format!("{base_url}/media"))
             .map_err(|error| std::io::Error::other(format!("media URL: {error}")))?;
+        let primary = Arc::new(Tenant::new(
+            FakeConnection::new(&options.connection_id, vault),
+            true,
+        ));
+        let mut tenants = vec![primary.clone()];
+        for connection in options.more_connections {
+            if tenants.iter().all(|tenant| tenant.id != connection.id) {
+                tenants.push(Arc::new(Tenant::new(connection, false)));
+            }
+        }
         let shared = Arc::new(Shared {
             api_key: options.api_key,
-            connection_id: options.connection_id,
+            primary,
+            tenants,
             url_ttl: options.url_ttl,
             media_url,
             media_base: options.media_base,
             signing_key: random_key(),
-            vault: Mutex::new(vault),
             faults: Mutex::new(options.faults),
             stats: Mutex::new(Stats::default()),
-            baselines: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             dice: AtomicU64::new(0x5EED),
@@ -359,13 +377,34 @@ impl FakeServer {
         &self.shared.api_key
     }
 
+    /// The connection whose vault is the server's own (`with_vault`).
     pub fn connection_id(&self) -> &str {
-        &self.shared.connection_id
+        &self.shared.primary.id
+    }
+
+    /// Every connection of the account, the server's own first.
+    pub fn connection_ids(&self) -> Vec<String> {
+        self.shared
+            .tenants
+            .iter()
+            .map(|tenant| tenant.id.clone())
+            .collect()
     }
 
     /// Run `change` on the live data under its lock.
     pub fn with_vault<R>(&self, change: impl FnOnce(&mut Vault) -> R) -> R {
-        change(&mut lock(&self.shared.vault))
+        change(&mut lock(&self.shared.primary.vault))
+    }
+
+    /// Run `change` on connection `id`'s live data under its lock (`None`:
+    /// the account has no such connection).
+    pub fn with_connection_vault<R>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Vault) -> R,
+    ) -> Option<R> {
+        let tenant = self.shared.tenant(id)?;
+        Some(change(&mut lock(&tenant.vault)))
     }
 
     /// Change the faults while running; transfers already under way keep
@@ -380,7 +419,7 @@ impl FakeServer {
         let now = self.shared.now_ms();
         let ttl = i64::try_from(self.shared.url_ttl.as_millis()).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl);
-        let vault = lock(&self.shared.vault);
+        let vault = lock(&self.shared.primary.vault);
         let stored = vault.media.values().flat_map(|media| {
             media
                 .variants
@@ -390,9 +429,13 @@ impl FakeServer {
         });
         stored
             .map(|(media, label, variant)| {
-                let url = self
-                    .shared
-                    .signed_url(&media.id, label, &variant.content_type, expires);
+                let url = self.shared.signed_url(
+                    &self.shared.primary,
+                    &media.id,
+                    label,
+                    &variant.content_type,
+                    expires,
+                );
                 let path = format!(
                     "{}/{}",
                     media.id,
@@ -421,16 +464,16 @@ impl Drop for FakeServer {
 /// State the handlers share.
 struct Shared {
     api_key: String,
-    connection_id: String,
+    /// The server's own connection (the first of `tenants`).
+    primary: Arc<Tenant>,
+    /// Every connection of the account, in the order they are listed.
+    tenants: Vec<Arc<Tenant>>,
     url_ttl: Duration,
     media_url: Url,
     media_base: Option<Url>,
     signing_key: Vec<u8>,
-    vault: Mutex<Vault>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
-    /// Per list, the members at its last sync, to answer sync plausibly.
-    baselines: Mutex<HashMap<String, BTreeSet<String>>>,
     next_request_id: AtomicU64,
     started: std::time::Instant,
     /// State of the fixed-seed generator behind fault ratios.
@@ -485,15 +528,49 @@ impl Shared {
         )
     }
 
-    fn mac(&self, media_id: &str, label: &str, expires: i64) -> Hmac<Sha256> {
+    /// Connection `id`, if the account has it.
+    fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.iter().find(|tenant| tenant.id == id)
+    }
+
+    /// The signature's MAC. The server's own connection signs as it always
+    /// did; another connection's URLs also name and sign its id, so a URL
+    /// of one connection never serves another's media.
+    fn mac(&self, tenant: &str, media_id: &str, label: &str, expires: i64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.signing_key)
             .expect("HMAC accepts keys of any length");
+        if !tenant.is_empty() {
+            mac.update(format!("{tenant}\n").as_bytes());
+        }
         mac.update(format!("{media_id}\n{label}\n{expires}").as_bytes());
         mac
     }
 
-    fn signed_url(&self, media_id: &str, label: &str, content_type: &str, expires: i64) -> String {
-        let signature = hex::encode(self.mac(media_id, label, expires).finalize().into_bytes());
+    /// The connection a signed URL's `conn` names (none: the server's own).
+    fn url_owner(&self, conn: &str) -> Option<&Arc<Tenant>> {
+        if conn.is_empty() {
+            Some(&self.primary)
+        } else {
+            self.tenant(conn)
+        }
+    }
+
+    /// The `conn` a signed URL of `tenant` carries (none for the server's own).
+    fn url_tenant<'a>(&self, tenant: &'a Tenant) -> &'a str {
+        if tenant.primary { "" } else { &tenant.id }
+    }
+
+    fn signed_url(
+        &self,
+        tenant: &Tenant,
+        media_id: &str,
+        label: &str,
+        content_type: &str,
+        expires: i64,
+    ) -> String {
+        let conn = self.url_tenant(tenant);
+        let mac = self.mac(conn, media_id, label, expires);
+        let signature = hex::encode(mac.finalize().into_bytes());
         if let Some(base) = &self.media_base {
             let mut url = base.clone();
             // path_segments_mut encodes each segment, so no id escapes the base.
@@ -510,6 +587,9 @@ impl Shared {
         }
         let mut url = self.media_url.clone();
         // query_pairs_mut encodes any id safely, even one holding '&' or '/'.
+        if !conn.is_empty() {
+            url.query_pairs_mut().append_pair("conn", conn);
+        }
         url.query_pairs_mut()
             .append_pair("id", media_id)
             .append_pair("label", label)
@@ -520,13 +600,14 @@ impl Shared {
 
     fn signature_is_valid(
         &self,
+        tenant: &str,
         media_id: &str,
         label: &str,
         expires: i64,
         signature: &str,
     ) -> bool {
         hex::decode(signature).is_ok_and(|bytes| {
-            self.mac(media_id, label, expires)
+            self.mac(tenant, media_id, label, expires)
                 .verify_slice(&bytes)
                 .is_ok()
         })

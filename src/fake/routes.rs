@@ -1,5 +1,7 @@
 //! The JSON half of the fake: the Access lists route, the Vault+ routes, the
-//! `apiKey` / `x-connection-id` check in front of them, and the error body
+//! `apiKey` / `x-connection-id` check in front of them (which picks the
+//! connection, [`Tenant`], whose vault answers), the account's
+//! `GET /v2/account/connections` (the key alone), and the error body
 //! `{"error","type","requestId"}` every refusal uses. Each answer is built
 //! from the vault as it is at that moment; signed URLs expire `url_ttl` after
 //! the answer.
@@ -11,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +21,7 @@ use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{FakeMedia, Shared, Vault, lock};
+use super::{FakeMedia, Shared, Tenant, Vault, lock};
 
 type Answer = Result<Response, ApiError>;
 
@@ -57,6 +59,15 @@ pub(super) fn api(shared: &Arc<Shared>) -> axum::Router<Arc<Shared>> {
             Arc::clone(shared),
             authorize,
         ))
+        // Account routes take the key alone, no connection.
+        .merge(
+            axum::Router::new()
+                .route("/v2/account/connections", get(connections))
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::clone(shared),
+                    authorize_account,
+                )),
+        )
 }
 
 pub(super) async fn route_not_found(State(shared): State<Arc<Shared>>) -> Response {
@@ -92,12 +103,45 @@ fn resource_not_found(shared: &Shared, what: &str) -> ApiError {
     )
 }
 
-async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    if let Some((kind, message)) = refusal(&shared, request.headers()) {
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let tenant = match refusal(&shared, request.headers()) {
+        Ok(tenant) => tenant,
+        Err((kind, message)) => {
+            shared.count(|stats| stats.unauthorized += 1);
+            return api_error(&shared, StatusCode::UNAUTHORIZED, kind, message).into_response();
+        }
+    };
+    request.extensions_mut().insert(tenant);
+    answer(&shared, request, next).await
+}
+
+/// In front of the account routes: the key alone.
+async fn authorize_account(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request
+        .headers()
+        .get("apikey")
+        .map(|value| value.as_bytes())
+        != Some(shared.api_key.as_bytes())
+    {
         shared.count(|stats| stats.unauthorized += 1);
-        return api_error(&shared, StatusCode::UNAUTHORIZED, kind, message).into_response();
+        let message = "Invalid or missing API key";
+        return api_error(&shared, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+            .into_response();
     }
-    if let Some(misbehaviour) = api_fault(&shared) {
+    answer(&shared, request, next).await
+}
+
+/// An authorized call: a switched-on fault, or the route's answer.
+async fn answer(shared: &Shared, request: Request, next: Next) -> Response {
+    if let Some(misbehaviour) = api_fault(shared) {
         return misbehaviour;
     }
     let response = next.run(request).await;
@@ -113,12 +157,14 @@ fn api_fault(shared: &Shared) -> Option<Response> {
         && shared.started.elapsed() >= delay
     {
         let now = shared.now_ms();
-        for media in lock(&shared.vault).media.values_mut() {
-            for variant in media.variants.values_mut() {
-                if matches!(variant.status.as_str(), "pending" | "storing") {
-                    variant.status = "stored".to_owned();
-                    variant.stored_at = Some(now);
-                    shared.count(|stats| stats.stored_late += 1);
+        for tenant in &shared.tenants {
+            for media in lock(&tenant.vault).media.values_mut() {
+                for variant in media.variants.values_mut() {
+                    if matches!(variant.status.as_str(), "pending" | "storing") {
+                        variant.status = "stored".to_owned();
+                        variant.stored_at = Some(now);
+                        shared.count(|stats| stats.stored_late += 1);
+                    }
                 }
             }
         }
@@ -171,19 +217,29 @@ fn api_fault(shared: &Shared) -> Option<Response> {
     None
 }
 
-/// Why a request may not use the API, if it may not: header names are
+/// The connection a request may use, or why it may not: header names are
 /// case-insensitive, values must match exactly.
-fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
+fn refusal(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<Arc<Tenant>, (&'static str, &'static str)> {
     let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
     if header("apikey") != Some(shared.api_key.as_bytes()) {
-        Some(("UNAUTHORIZED", "Invalid or missing API key"))
-    } else if header("x-connection-id") != Some(shared.connection_id.as_bytes()) {
-        Some((
+        return Err(("UNAUTHORIZED", "Invalid or missing API key"));
+    }
+    let tenant = header("x-connection-id")
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .and_then(|id| shared.tenant(id));
+    match tenant {
+        None => Err((
             "SESSION_NOT_PROVIDED",
             "Connection not found or has no session",
-        ))
-    } else {
-        None
+        )),
+        Some(tenant) if tenant.needs_relinking() => Err((
+            "SESSION_EXPIRED",
+            "The connection's session has expired: re-link it",
+        )),
+        Some(tenant) => Ok(tenant.clone()),
     }
 }
 
@@ -218,6 +274,7 @@ fn number_param(
 
 async fn lists(
     State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
@@ -238,7 +295,7 @@ async fn lists(
         shared.count(|stats| stats.endless_pages += 1);
         offset = 0;
     }
-    let vault = lock(&shared.vault);
+    let vault = lock(&tenant.vault);
     let page: Vec<Value> = vault
         .lists
         .iter()
@@ -280,6 +337,7 @@ fn members(shared: &Shared, vault: &Vault, list_id: &str) -> Result<Vec<String>,
 
 async fn sync(
     State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
     list_id: Result<Path<String>, PathRejection>,
 ) -> Answer {
@@ -294,12 +352,12 @@ async fn sync(
     }
     let list_id = path_text(&shared, list_id)?;
     shared.count(|stats| stats.sync_calls += 1);
-    let current: BTreeSet<String> = members(&shared, &lock(&shared.vault), &list_id)?
+    let current: BTreeSet<String> = members(&shared, &lock(&tenant.vault), &list_id)?
         .into_iter()
         .collect();
     // Upstream reconciles against the previous sync's baseline; the first
     // sync only sets it, so everything counts as added.
-    let previous = lock(&shared.baselines)
+    let previous = lock(&tenant.baselines)
         .insert(list_id.clone(), current.clone())
         .unwrap_or_default();
     let body = json!({
@@ -313,17 +371,18 @@ async fn sync(
 
 async fn list_media(
     State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     list_id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let list_id = path_text(&shared, list_id)?;
     shared.count(|stats| stats.member_calls += 1);
-    let vault = lock(&shared.vault);
+    let vault = lock(&tenant.vault);
     let now = shared.now_ms();
     let members = members(&shared, &vault, &list_id)?;
     let items: Vec<Value> = members
         .iter()
-        .map(|media_id| member_json(&shared, media_id, vault.media.get(media_id), now))
+        .map(|media_id| member_json(&shared, &tenant, media_id, vault.media.get(media_id), now))
         .collect();
     if shared.faults().endless_pages {
         // c1 → c2 → c3 → c1 …, every page the same items.
@@ -343,7 +402,13 @@ async fn list_media(
 
 /// A `ListMediaItem`; a member the vault lacks is listed as pending, the
 /// way upstream lists what it has not stored yet.
-fn member_json(shared: &Shared, media_id: &str, media: Option<&FakeMedia>, now: i64) -> Value {
+fn member_json(
+    shared: &Shared,
+    tenant: &Tenant,
+    media_id: &str,
+    media: Option<&FakeMedia>,
+    now: i64,
+) -> Value {
     let unstored = media.and_then(|media| {
         let mut variants = media.variants.values();
         variants.find(|variant| variant.status != "stored")
@@ -353,7 +418,7 @@ fn member_json(shared: &Shared, media_id: &str, media: Option<&FakeMedia>, now: 
         (Some(_), None) => "stored",
         (Some(_), Some(variant)) => variant.status.as_str(),
     };
-    let variants = media.map_or(json!({}), |media| variants_json(shared, media, now));
+    let variants = media.map_or(json!({}), |media| variants_json(shared, tenant, media, now));
     let time = LIST_RECORD_TIME;
     json!({"mediaId": media_id, "ofMediaId": media_id, "status": status,
            "type": media.map(|media| &media.media_type),
@@ -362,7 +427,11 @@ fn member_json(shared: &Shared, media_id: &str, media: Option<&FakeMedia>, now: 
            "media": variants})
 }
 
-async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+async fn batch(
+    State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    body: Bytes,
+) -> Answer {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct BatchRequest {
@@ -377,7 +446,7 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         stats.batch_calls += 1;
         stats.batch_ids += request.media_ids.len() as u64;
     });
-    let vault = lock(&shared.vault);
+    let vault = lock(&tenant.vault);
     let now = shared.now_ms();
     let mut answered = HashSet::new();
     let items: Vec<Value> = request
@@ -385,7 +454,7 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         .iter()
         .filter(|media_id| answered.insert(media_id.as_str()))
         .filter_map(|media_id| vault.media.get(media_id))
-        .map(|media| media_json(&shared, media, now))
+        .map(|media| media_json(&shared, &tenant, media, now))
         .collect();
     if shared.faults().batch_garbage {
         shared.count(|stats| stats.garbage_batches += 1);
@@ -409,19 +478,20 @@ async fn batch(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
 
 async fn media_item(
     State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
     media_id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let media_id = path_text(&shared, media_id)?;
-    let vault = lock(&shared.vault);
+    let vault = lock(&tenant.vault);
     let media = vault
         .media
         .get(&media_id)
         .ok_or_else(|| resource_not_found(&shared, "Media"))?;
-    Ok(Json(media_json(&shared, media, shared.now_ms())).into_response())
+    Ok(Json(media_json(&shared, &tenant, media, shared.now_ms())).into_response())
 }
 
-async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let vault = lock(&shared.vault);
+async fn status(Extension(tenant): Extension<Arc<Tenant>>) -> Response {
+    let vault = lock(&tenant.vault);
     let variants = vault
         .media
         .values()
@@ -432,7 +502,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         .collect();
     let stored_bytes: usize = stored.iter().map(|variant| variant.body.len()).sum();
     let body = json!({
-        "connectionId": shared.connection_id,
+        "connectionId": tenant.id,
         "storedCount": stored.len(),
         "pendingCount": variants.count() - stored.len(),
         "totalSizeBytes": stored_bytes,
@@ -440,12 +510,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     Json(body).into_response()
 }
 
-fn media_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
+fn media_json(shared: &Shared, tenant: &Tenant, media: &FakeMedia, now: i64) -> Value {
     json!({"id": media.id, "type": media.media_type, "duration": media.duration,
-           "media": variants_json(shared, media, now)})
+           "media": variants_json(shared, tenant, media, now)})
 }
 
-fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
+fn variants_json(shared: &Shared, tenant: &Tenant, media: &FakeMedia, now: i64) -> Value {
     let ttl = shared.faults().url_ttl.unwrap_or(shared.url_ttl);
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires = now.saturating_add(ttl);
@@ -455,7 +525,7 @@ fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
             .unwrap_or(i64::try_from(variant.body.len()).unwrap_or(i64::MAX));
         // `watermark` is not in the docs: it proves clients tolerate
         // unknown fields. Unstored variants get a URL too, as a trap.
-        let url = shared.signed_url(&media.id, label, &variant.content_type, expires);
+        let url = shared.signed_url(tenant, &media.id, label, &variant.content_type, expires);
         let body = json!({
             "status": variant.status, "quality": label, "sizeBytes": size,
             "contentType": variant.content_type, "accessCount": 0,
@@ -465,4 +535,35 @@ fn variants_json(shared: &Shared, media: &FakeMedia, now: i64) -> Value {
         (label.clone(), body)
     });
     Value::Object(variants.collect())
+}
+
+/// `GET /v2/account/connections?status=&limit=&offset=`.
+async fn connections(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
+    let limit = number_param(&shared, &query, "limit", 10, 1..=100)?;
+    let offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
+    shared.count(|stats| stats.connection_calls += 1);
+    let wanted = query.get("status").map(String::as_str);
+    let matching: Vec<&Arc<Tenant>> = shared
+        .tenants
+        .iter()
+        .filter(|tenant| wanted.is_none_or(|status| tenant.status == status))
+        .collect();
+    let page: Vec<serde_json::Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|tenant| {
+            json!({"id": tenant.id, "status": tenant.status, "imported": false,
+                   "permissions": ["vault:read", "vault-plus:read"],
+                   "userData": {"username": tenant.username, "name": tenant.username,
+                                "avatar": null},
+                   "createdAt": "2026-01-01T00:00:00.000Z"})
+        })
+        .collect();
+    let has_more = offset.saturating_add(page.len()) < matching.len();
+    Ok(Json(json!({"list": page, "hasMore": has_more})).into_response())
 }

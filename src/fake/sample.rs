@@ -68,6 +68,12 @@ impl Vault {
     /// lists, two thirds of them in two lists. Every media has "full" and
     /// "thumb"; every eighth is a video; every tenth has a "square-preview".
     pub fn sample(media_count: usize, list_count: usize) -> Vault {
+        Vault::sample_from(0, media_count, list_count)
+    }
+
+    /// [`Vault::sample`] of the sample media `first..first + media_count`:
+    /// vaults made from ranges that do not overlap share no media id.
+    pub fn sample_from(first: usize, media_count: usize, list_count: usize) -> Vault {
         let mut lists: Vec<FakeList> = (0..list_count)
             .map(|index| {
                 let name = LIST_NAMES[index % LIST_NAMES.len()].to_owned();
@@ -85,7 +91,7 @@ impl Vault {
             .collect();
         let mut media = BTreeMap::new();
         for index in 0..media_count {
-            let item = sample_media(index);
+            let item = sample_media(first + index);
             if list_count > 0 {
                 let home = index % list_count;
                 let second = (index * 7 + 3) % list_count;

@@ -3,10 +3,12 @@
 //! counters the core keeps while a run goes on, and [`MirrorError`], why a
 //! run could not go on (which picks the exit code).
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::api::{ApiClient, ApiError};
 use crate::archive::ArchiveDir;
+use crate::pipeline::bandwidth::Bandwidth;
 use crate::report::Reporter;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{Store, StoreError};
@@ -70,6 +72,33 @@ pub struct Counters {
     pub first_byte_at: std::sync::atomic::AtomicI64,
 }
 
+/// The limits one process shares among every run it makes at once (one
+/// per connection): the transfer slots (`--jobs`) and the `--limit-rate`
+/// budget. Cheap to clone; clones share the same slots and budget. Each
+/// run keeps its own API client and token bucket: OFAuth paces the API per
+/// connection.
+#[derive(Clone)]
+pub struct Limits {
+    /// `--jobs` permits. tokio's semaphore serves waiters first come, first
+    /// served, so runs that wait for a slot take turns.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// `--limit-rate`: one budget of bytes shared fairly by every transfer.
+    pub bandwidth: Option<Arc<Bandwidth>>,
+}
+
+impl Limits {
+    /// The limits `settings` asks for, for one process.
+    pub fn new(settings: &Settings) -> Self {
+        Limits {
+            slots: Arc::new(tokio::sync::Semaphore::new(settings.mirror.jobs.max(1))),
+            bandwidth: settings
+                .mirror
+                .limit_rate
+                .map(|rate| Arc::new(Bandwidth::new(rate))),
+        }
+    }
+}
+
 /// Everything the stages share.
 pub struct Context {
     pub settings: Settings,
@@ -79,4 +108,6 @@ pub struct Context {
     pub archive: ArchiveDir,
     pub reporter: std::sync::Arc<dyn Reporter>,
     pub counters: Counters,
+    /// What this run shares with the others of the process.
+    pub limits: Limits,
 }

@@ -28,7 +28,7 @@ pub mod resolve;
 pub mod sync;
 pub mod transfer;
 
-pub use context::{Context, Counters, MirrorError};
+pub use context::{Context, Counters, Limits, MirrorError};
 pub use outcome::{Ended, ItemNote, ListSummary, Outcome, Summary, display_name};
 
 use std::sync::Arc;
@@ -55,7 +55,15 @@ pub async fn mirror(
     settings: &Settings,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, MirrorError> {
-    run(settings, reporter, Scope::Lists, std::future::pending()).await
+    let limits = Limits::new(settings);
+    run(
+        settings,
+        reporter,
+        Scope::Lists,
+        std::future::pending(),
+        limits,
+    )
+    .await
 }
 
 /// [`mirror`], until `stop` resolves with an exit code (a stop signal):
@@ -67,7 +75,26 @@ pub async fn mirror_until(
     reporter: Arc<dyn Reporter>,
     stop: impl std::future::Future<Output = i32>,
 ) -> Result<Summary, MirrorError> {
-    run(settings, reporter, Scope::Lists, stop).await
+    run(
+        settings,
+        reporter,
+        Scope::Lists,
+        stop,
+        Limits::new(settings),
+    )
+    .await
+}
+
+/// [`mirror_until`] as one of several runs of a process (one per
+/// connection): the transfer slots and the `--limit-rate` budget are
+/// `limits`, shared with the other runs; the API client is this run's own.
+pub async fn mirror_sharing(
+    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
+    stop: impl std::future::Future<Output = i32>,
+    limits: Limits,
+) -> Result<Summary, MirrorError> {
+    run(settings, reporter, Scope::Lists, stop, limits).await
 }
 
 /// Fetches the variants of `media_ids` that `settings.mirror.quality`
@@ -83,6 +110,7 @@ pub async fn refetch(
         reporter,
         Scope::Media(media_ids),
         std::future::pending(),
+        Limits::new(settings),
     )
     .await
 }
@@ -92,6 +120,7 @@ async fn run(
     reporter: Arc<dyn Reporter>,
     scope: Scope,
     stop: impl std::future::Future<Output = i32>,
+    limits: Limits,
 ) -> Result<Summary, MirrorError> {
     let started = Instant::now();
     let started_ms = crate::now_ms();
@@ -116,6 +145,7 @@ async fn run(
         archive: ArchiveDir::open(&settings.out),
         reporter,
         counters: Counters::default(),
+        limits,
     });
     // Dropping the stages on a stop is safe: the transfers, spawned by the
     // queue's dispatch, are aborted with it (each stops at an await, as a
@@ -134,7 +164,7 @@ async fn run(
             let first_byte_at = context.counters.first_byte_at.load(Ordering::Relaxed);
             summary.first_byte_seconds =
                 (first_byte_at > 0).then(|| (first_byte_at - started_ms).max(0) as f64 / 1000.0);
-            let text = serde_json::to_string(&summary).unwrap_or_default();
+            let text = summary.recorded_json();
             let outcome = match summary.outcome {
                 Outcome::Complete => "complete",
                 Outcome::Partial => "partial",

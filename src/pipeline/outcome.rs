@@ -47,6 +47,10 @@ pub struct ListSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub command: &'static str,
+    /// The connection this run mirrored (its id as given); left out when
+    /// empty (as [`Summary::recorded_json`] makes it).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub connection: String,
     pub outcome: Outcome,
     pub exit_code: i32,
     pub out: PathBuf,
@@ -126,6 +130,7 @@ impl Summary {
         let counters = &context.counters;
         Summary {
             command: "mirror",
+            connection: context.settings.connection_id.clone().unwrap_or_default(),
             outcome: Outcome::Complete,
             exit_code: 0,
             out: context.settings.out.clone(),
@@ -150,6 +155,19 @@ impl Summary {
             export: None,
             versions_kept: Vec::new(),
         }
+    }
+}
+
+impl Summary {
+    /// The summary as the database and the log keep it: without the
+    /// connection id, which a run never writes to disk (the archive's path
+    /// says which archive it is). `--json` prints it whole.
+    pub fn recorded_json(&self) -> String {
+        let recorded = Summary {
+            connection: String::new(),
+            ..self.clone()
+        };
+        serde_json::to_string(&recorded).unwrap_or_default()
     }
 }
 

@@ -177,6 +177,12 @@ impl JobQueue {
 pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> Vec<Ended> {
     let mut running = FuturesUnordered::new();
     let mut finished = Vec::new();
+    // A slot this dispatcher waited for and holds. The slots may be shared
+    // with other runs (one per connection): a dispatcher that waits takes
+    // the slot it is handed and keeps it, rather than giving it back and
+    // trying for one again, or several dispatchers would hand the freed
+    // slots to one another forever and none would start a transfer.
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     loop {
         // More items than transfer slots: those past `jobs` wait for a slot
         // or are committing (see `transfer::COMMITS_PER_SLOT`).
@@ -185,9 +191,10 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
         // call) right before it uses the network, not long before.
         let capacity = jobs.max(1) * (1 + COMMITS_PER_SLOT);
         while running.len() < capacity {
-            let Some(slot) = transfers.try_slot() else {
+            let Some(slot) = held.take().or_else(|| transfers.try_slot()) else {
                 break;
             };
+            // No job for the slot: it goes back at once.
             let Some(entry) = queue.pop() else { break };
             let (job, ended) = fresh_enough(transfers, queue, entry).await;
             finished.extend(ended);
@@ -208,7 +215,7 @@ pub async fn dispatch(transfers: &Transfers, queue: &JobQueue, jobs: usize) -> V
                 }))
             }
             _ = queue.arrived.notified() => {}
-            _ = transfers.slot_freed(), if waiting => {}
+            slot = transfers.next_slot(), if waiting => held = slot,
         }
     }
     finished

@@ -89,6 +89,18 @@ pub fn against(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// The one JSON object a command printed on stdout (panics, showing
+/// stdout and stderr, when it is not one).
+pub fn json_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not one JSON object ({error}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
 /// A mirror run in this process, reporting nothing; panics if the run
 /// cannot start or is stopped by an error (its summary holds item failures).
 pub async fn mirror(settings: &Settings) -> Summary {

@@ -17,6 +17,7 @@
 
 mod common;
 
+mod agency;
 mod archive;
 mod cli;
 mod faults;

@@ -11,22 +11,12 @@ use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
 use crate::common::{
-    against, assert_archive_matches, media_files, scrub_environment, stored_variants, variant_rows,
-    vault_mirror,
+    against, assert_archive_matches, json_of as json, media_files, scrub_environment,
+    stored_variants, variant_rows, vault_mirror,
 };
 
 fn start(vault: &Vault) -> FakeServer {
     FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap()
-}
-
-fn json(output: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not one JSON object ({error}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 /// Snapshot text with what varies between runs (the temporary folder,

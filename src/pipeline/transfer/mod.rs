@@ -49,11 +49,13 @@ struct Inner {
     context: Arc<Context>,
     http: reqwest::Client,
     resign: Resign,
-    /// `--limit-rate`: one budget of bytes shared fairly by every transfer.
-    bandwidth: Option<Bandwidth>,
-    /// `--jobs` permits: held from an attempt's request to its last body
-    /// byte and checks, and given back before the commit, so the next
-    /// transfer uses the network while this file's fsync waits on the disk.
+    /// `--limit-rate`: one budget of bytes shared fairly by every transfer
+    /// of the process (see [`crate::pipeline::context::Limits`]).
+    bandwidth: Option<Arc<Bandwidth>>,
+    /// `--jobs` permits, shared by every run of the process: held from an
+    /// attempt's request to its last body byte and checks, and given back
+    /// before the commit, so the next transfer uses the network while this
+    /// file's fsync waits on the disk.
     slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -100,15 +102,15 @@ impl Transfers {
                 context: "cannot set up the HTTP client for media downloads".into(),
                 source: std::io::Error::other(error),
             })?;
-        let jobs = context.settings.mirror.jobs.max(1);
-        let bandwidth = context.settings.mirror.limit_rate.map(Bandwidth::new);
+        let bandwidth = context.limits.bandwidth.clone();
+        let slots = context.limits.slots.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 resign: Resign::new(context.clone()),
                 context,
                 http,
                 bandwidth,
-                slots: Arc::new(tokio::sync::Semaphore::new(jobs)),
+                slots,
             }),
         })
     }
@@ -127,10 +129,10 @@ impl Transfers {
         self.inner.slots.clone().try_acquire_owned().ok()
     }
 
-    /// Waits until a transfer slot is free (and gives it back at once: the
-    /// dispatcher then takes it with [`Transfers::try_slot`]).
-    pub async fn slot_freed(&self) {
-        drop(self.inner.slots.acquire().await);
+    /// Waits for a transfer slot, in turn with every other waiter of the
+    /// process (`None` only if the slots were closed).
+    pub async fn next_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.slots.clone().acquire_owned().await.ok()
     }
 
     /// Fetches, verifies and commits one variant, within its attempt budget.
@@ -185,7 +187,7 @@ impl Transfers {
             let attempt = Attempt {
                 context: &self.inner.context,
                 http: &self.inner.http,
-                bandwidth: self.inner.bandwidth.as_ref(),
+                bandwidth: self.inner.bandwidth.as_deref(),
                 resign: &self.inner.resign,
             };
             let result = attempt

@@ -1,0 +1,482 @@
+//! `mirror` of many connections in one process (an agency's run): each
+//! connection runs the unchanged pipeline on its own archive
+//! (`<out>/<safe id>/`, its own database and lock) with its own API
+//! client and token bucket, `--connections-at-once` at a time; the
+//! transfer slots (`--jobs`) and `--limit-rate` are one pool for the whole
+//! process ([`Limits`]). One stop signal stops every run in order.
+//!
+//! A connection refused or failing is reported and the others go on;
+//! [`finish`] is the one place where every connection's result is known:
+//! it writes `<out>/index.html`, prints (one JSON object with `--json`),
+//! and picks the exit code (1 if any connection failed, else 4 if any was
+//! refused, else 3 if any is partial, else 0; 130/143 when stopped).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use vault_mirror::archive::agency::{self, Registered};
+use vault_mirror::pipeline::{self, Limits, Outcome, Summary};
+use vault_mirror::report::{Reporter, Stage, TransferId};
+use vault_mirror::settings::Settings;
+
+use super::args::{GlobalArgs, MirrorArgs};
+use super::connections::{Chosen, settings_for};
+use super::failure::{Failure, print_failure};
+use super::lock::lock;
+use super::mirror::print_summary;
+use super::progress::{self, Progress};
+use super::watch::{ConnectionEnd, Watchers};
+
+/// How one connection's run ended.
+pub enum RunResult {
+    Finished(Box<Summary>),
+    /// It could not start or could not go on (refused: exit code 4).
+    Failed(Failure),
+    /// A stop signal came before its turn.
+    NotStarted,
+}
+
+/// One connection of the run and how it went.
+pub struct ConnectionRun {
+    pub id: String,
+    pub username: Option<String>,
+    /// Its archive.
+    pub out: PathBuf,
+    /// Its settings (`None` when they could not be built).
+    pub settings: Option<Settings>,
+    pub result: RunResult,
+}
+
+impl ConnectionRun {
+    /// `complete`, `partial`, `interrupted`, `refused`, `failed` or `not_started`.
+    pub fn outcome(&self) -> &'static str {
+        match &self.result {
+            RunResult::Finished(summary) => match summary.outcome {
+                Outcome::Complete => "complete",
+                Outcome::Partial => "partial",
+                Outcome::Interrupted => "interrupted",
+            },
+            RunResult::Failed(failure) if failure.code == 4 => "refused",
+            RunResult::Failed(_) => "failed",
+            RunResult::NotStarted => "not_started",
+        }
+    }
+}
+
+/// Mirrors `chosen`, each into its own archive under `base.out`.
+pub async fn run(
+    global: &GlobalArgs,
+    mirror: &MirrorArgs,
+    base: &Settings,
+    chosen: Vec<Chosen>,
+    watchers: Option<&Watchers>,
+) -> Result<i32, Failure> {
+    let Some(watchers) = watchers.filter(|_| !base.mirror.dry_run) else {
+        return dry_run(global, mirror, base, &chosen).await;
+    };
+    // A run that cannot start creates nothing (but is measured and pinged).
+    if let Err(error) = base.account_api_config() {
+        return Err(watchers.fail(base, error.into()).await);
+    }
+    let started = Instant::now();
+    let display = Arc::new(progress::display_for(base.output));
+    let stop = super::stop::graceful_stop(display.clone()).shared();
+    let limits = Limits::new(base);
+    let at_once = base.mirror.connections_at_once.max(1);
+    let mut runs: Vec<(usize, ConnectionRun)> =
+        futures::stream::iter(chosen.into_iter().enumerate())
+            .map(|(index, connection)| {
+                let settings = settings_for(global, mirror, base, &connection.id);
+                let (display, stop, limits) = (display.clone(), stop.clone(), limits.clone());
+                let out = vault_mirror::settings::connection_out(&base.out, &connection.id);
+                async move {
+                    let (result, settings) = match (stop.peek(), settings) {
+                        (Some(_), settings) => (RunResult::NotStarted, settings.ok()),
+                        (None, Err(failure)) => (RunResult::Failed(failure), None),
+                        (None, Ok(settings)) => {
+                            let id = &connection.id;
+                            let result =
+                                run_one(&settings, id, display, stop, limits, watchers).await;
+                            (result, Some(settings))
+                        }
+                    };
+                    let run = ConnectionRun {
+                        id: connection.id,
+                        username: connection.username,
+                        out,
+                        settings,
+                        result,
+                    };
+                    (index, run)
+                }
+            })
+            .buffer_unordered(at_once)
+            .collect()
+            .await;
+    display.finish();
+    runs.sort_by_key(|(index, _)| *index);
+    let runs: Vec<ConnectionRun> = runs.into_iter().map(|(_, run)| run).collect();
+    let code = finish(base, global, &runs, stop.peek().copied(), started);
+    let ends: Vec<ConnectionEnd> = runs
+        .iter()
+        .filter_map(|run| {
+            let result = match &run.result {
+                RunResult::Finished(summary) => Ok(summary.as_ref()),
+                RunResult::Failed(failure) => Err(failure),
+                RunResult::NotStarted => return None,
+            };
+            Some(ConnectionEnd {
+                settings: run.settings.as_ref()?,
+                result,
+            })
+        })
+        .collect();
+    watchers.finish(&ends, code, &end_text(&runs)).await;
+    Ok(code)
+}
+
+/// The end ping's body: each connection's outcome and its summary's
+/// lines (or its error), in the order they were chosen.
+fn end_text(runs: &[ConnectionRun]) -> String {
+    let mut text = String::new();
+    for run in runs {
+        text.push_str(&format!("connection {}: {}\n", run.id, run.outcome()));
+        match &run.result {
+            RunResult::Finished(summary) => text.push_str(&super::mirror::end_text(Ok(summary))),
+            RunResult::Failed(failure) => text.push_str(&super::mirror::end_text(Err(failure))),
+            RunResult::NotStarted => {}
+        }
+    }
+    text
+}
+
+/// One connection's run: its lock, then the pipeline.
+async fn run_one(
+    settings: &Settings,
+    id: &str,
+    display: Arc<Progress>,
+    stop: impl std::future::Future<Output = i32>,
+    limits: Limits,
+    watchers: &Watchers,
+) -> RunResult {
+    let started_at = vault_mirror::now_ms();
+    let _lock = match lock(settings, "mirror") {
+        Ok(lock) => lock,
+        Err(failure) => {
+            super::history::record_refused(settings, "mirror", started_at, &failure);
+            return RunResult::Failed(failure);
+        }
+    };
+    let labelled = Arc::new(Labelled {
+        label: format!("[{}] ", super::table::shown(id, 40)),
+        display,
+    });
+    let reporter = watchers.reporter(labelled, settings);
+    match pipeline::mirror_sharing(settings, reporter, stop, limits).await {
+        Ok(summary) => RunResult::Finished(Box::new(summary)),
+        Err(error) => RunResult::Failed(error.into()),
+    }
+}
+
+/// The one place where every connection's result is known: the registry
+/// and `<out>/index.html`, what is printed, and the exit code.
+pub fn finish(
+    base: &Settings,
+    global: &GlobalArgs,
+    runs: &[ConnectionRun],
+    stopped: Option<i32>,
+    started: Instant,
+) -> i32 {
+    let code = exit_code(runs, stopped);
+    let index = write_index(&base.out, runs);
+    let totals = Totals::of(runs, started.elapsed().as_secs_f64());
+    if base.output.json {
+        let object = ManyJson {
+            command: "mirror",
+            outcome: overall_outcome(code),
+            exit_code: code,
+            out: &base.out,
+            shard: global.shard.map(|shard| shard.to_string()),
+            connections: runs.iter().map(connection_json).collect(),
+            totals,
+        };
+        println!("{}", serde_json::to_string(&object).unwrap_or_default());
+    } else {
+        print_runs(base, runs, &totals, global);
+    }
+    if let Err(error) = index {
+        eprintln!(
+            "warning: cannot write {}: {error}",
+            base.out.join(agency::INDEX).display()
+        );
+    }
+    code
+}
+
+/// 130/143 when stopped; else 1 if any connection failed, else 4 if any
+/// was refused, else 3 if any is partial, else 0.
+pub fn exit_code(runs: &[ConnectionRun], stopped: Option<i32>) -> i32 {
+    if let Some(code) = stopped {
+        return code;
+    }
+    let outcomes: Vec<&str> = runs.iter().map(ConnectionRun::outcome).collect();
+    if outcomes.contains(&"failed") {
+        1
+    } else if outcomes.contains(&"refused") {
+        4
+    } else if outcomes.contains(&"partial") {
+        3
+    } else {
+        0
+    }
+}
+
+fn overall_outcome(code: i32) -> &'static str {
+    match code {
+        0 => "complete",
+        3 => "partial",
+        4 => "refused",
+        130 | 143 => "interrupted",
+        _ => "failed",
+    }
+}
+
+/// Registers the run's connections and writes `<out>/index.html` from
+/// every archive under `out` (the other shards' too, on a shared disk).
+fn write_index(
+    out: &Path,
+    runs: &[ConnectionRun],
+) -> Result<(), vault_mirror::archive::ArchiveError> {
+    if !out.is_dir() {
+        return Ok(());
+    }
+    let registered: Vec<Registered> = runs
+        .iter()
+        .map(|run| Registered {
+            id: run.id.clone(),
+            folder: vault_mirror::names::safe_name(&run.id),
+            username: run.username.clone(),
+        })
+        .collect();
+    agency::register(out, &registered)?;
+    let rows = agency::overview(out)?;
+    agency::write_index(out, &rows, vault_mirror::now_ms())?;
+    Ok(())
+}
+
+/// What every connection's run added up to.
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub connections: usize,
+    pub complete: usize,
+    pub partial: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub interrupted: usize,
+    pub not_started: usize,
+    pub downloaded: u64,
+    pub already_verified: u64,
+    /// Variants pending, and failed, over every connection.
+    pub pending_variants: usize,
+    pub failed_variants: usize,
+    pub bytes: u64,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+}
+
+impl Totals {
+    fn of(runs: &[ConnectionRun], seconds: f64) -> Totals {
+        let mut totals = Totals {
+            connections: runs.len(),
+            seconds,
+            ..Totals::default()
+        };
+        for run in runs {
+            match run.outcome() {
+                "complete" => totals.complete += 1,
+                "partial" => totals.partial += 1,
+                "refused" => totals.refused += 1,
+                "interrupted" => totals.interrupted += 1,
+                "not_started" => totals.not_started += 1,
+                _ => totals.failed += 1,
+            }
+            if let RunResult::Finished(summary) = &run.result {
+                totals.downloaded += summary.downloaded;
+                totals.already_verified += summary.already_verified;
+                totals.pending_variants += summary.pending.len();
+                totals.failed_variants += summary.failed.len();
+                totals.bytes += summary.bytes;
+            }
+        }
+        totals
+    }
+}
+
+/// The `--json` object of a run of many connections.
+#[derive(Serialize)]
+struct ManyJson<'a> {
+    command: &'static str,
+    outcome: &'static str,
+    exit_code: i32,
+    out: &'a Path,
+    shard: Option<String>,
+    /// Each as its own object, its fields in their own order.
+    connections: Vec<Box<serde_json::value::RawValue>>,
+    totals: Totals,
+}
+
+/// A connection's entry: its summary, or what stopped it.
+fn connection_json(run: &ConnectionRun) -> Box<serde_json::value::RawValue> {
+    let entry = match &run.result {
+        RunResult::Finished(summary) => serde_json::value::to_raw_value(summary),
+        RunResult::Failed(failure) => serde_json::value::to_raw_value(&serde_json::json!({
+            "command": "mirror",
+            "connection": run.id,
+            "outcome": run.outcome(),
+            "exit_code": failure.code,
+            "out": run.out,
+            "error": format!("{:#}", failure.error),
+            "hints": failure.hints,
+        })),
+        RunResult::NotStarted => serde_json::value::to_raw_value(&serde_json::json!({
+            "command": "mirror",
+            "connection": run.id,
+            "outcome": run.outcome(),
+            "exit_code": serde_json::Value::Null,
+            "out": run.out,
+        })),
+    };
+    entry.unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
+}
+
+fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: &GlobalArgs) {
+    if runs.is_empty() {
+        let shard = global
+            .shard
+            .map(|shard| format!(" in shard {shard}"))
+            .unwrap_or_default();
+        eprintln!("no connection to mirror{shard}");
+        return;
+    }
+    for run in runs {
+        match &run.result {
+            RunResult::Finished(summary) => {
+                let output = run
+                    .settings
+                    .as_ref()
+                    .map_or(base.output, |settings| settings.output);
+                print_summary(summary, output);
+            }
+            RunResult::Failed(failure) => {
+                eprintln!("connection {}: {}", run.id, run.outcome());
+                print_failure(failure, base.output);
+            }
+            RunResult::NotStarted if !base.output.quiet => {
+                eprintln!(
+                    "connection {}: not started (stopped before its turn)",
+                    run.id
+                );
+            }
+            RunResult::NotStarted => {}
+        }
+    }
+    if !base.output.quiet {
+        eprintln!(
+            "{}: {} complete, {} partial, {} refused, {} failed, {} interrupted, {} not started; \
+             {} downloaded ({}) in {:.1}s; overview in {}",
+            vault_mirror::counted(totals.connections as u64, "connection"),
+            totals.complete,
+            totals.partial,
+            totals.refused,
+            totals.failed,
+            totals.interrupted,
+            totals.not_started,
+            totals.downloaded,
+            vault_mirror::human_bytes(totals.bytes),
+            totals.seconds,
+            base.out.join(agency::INDEX).display()
+        );
+    }
+}
+
+/// `--dry-run` of many connections: each connection's plan, one after
+/// another (with `--json`, one object holding them all).
+async fn dry_run(
+    global: &GlobalArgs,
+    mirror: &MirrorArgs,
+    base: &Settings,
+    chosen: &[Chosen],
+) -> Result<i32, Failure> {
+    let mut plans = Vec::new();
+    for connection in chosen {
+        let settings = settings_for(global, mirror, base, &connection.id)?;
+        if base.output.json {
+            let display = Arc::new(progress::messages_for(base.output));
+            let plan = pipeline::dry_run::dry_run(&settings, display).await?;
+            plans.push(serde_json::to_value(&plan).unwrap_or_default());
+        } else {
+            eprintln!("connection {}:", connection.id);
+            super::mirror::run_dry(&settings).await?;
+        }
+    }
+    if base.output.json {
+        let object =
+            serde_json::json!({"command": "mirror", "dry_run": true, "connections": plans});
+        println!("{object}");
+    }
+    Ok(0)
+}
+
+/// A connection's reporter: the process's display (one overall bar for
+/// every connection), each line it shows beginning with the connection's id.
+struct Labelled {
+    label: String,
+    display: Arc<Progress>,
+}
+
+impl Reporter for Labelled {
+    fn on_stage(&self, stage: Stage, detail: &str) {
+        self.display
+            .on_stage(stage, &format!("{}{detail}", self.label));
+    }
+    fn on_queued(&self, files: u64, bytes: u64) {
+        self.display.on_queued(files, bytes);
+    }
+    /// Not passed on: one connection's plan being whole says nothing of
+    /// the others', so the display's totals stay lower bounds (no ETA).
+    fn on_planned(&self) {}
+    fn on_start(&self, id: TransferId, name: &str, size: u64, resumed_from: u64) {
+        self.display
+            .on_start(id, &format!("{}{name}", self.label), size, resumed_from);
+    }
+    fn on_bytes(&self, id: TransferId, new_bytes: u64) {
+        self.display.on_bytes(id, new_bytes);
+    }
+    fn on_rewind(&self, id: TransferId, lost_bytes: u64) {
+        self.display.on_rewind(id, lost_bytes);
+    }
+    fn on_done(&self, id: TransferId) {
+        self.display.on_done(id);
+    }
+    fn on_resign(&self, what: &str, reason: &str) {
+        self.display
+            .on_resign(&format!("{}{what}", self.label), reason);
+    }
+    fn on_retry(&self, what: &str, tries_left: usize, reason: &str) {
+        self.display
+            .on_retry(&format!("{}{what}", self.label), tries_left, reason);
+    }
+    fn on_failed(&self, what: &str, reason: &str) {
+        self.display
+            .on_failed(&format!("{}{what}", self.label), reason);
+    }
+    fn on_abandoned(&self, id: TransferId) {
+        self.display.on_abandoned(id);
+    }
+    fn on_note(&self, text: &str) {
+        self.display.on_note(&format!("{}{text}", self.label));
+    }
+}

@@ -1,0 +1,177 @@
+//! `demo`: the mirror run against a built-in sample vault (or a sample
+//! account of several connections, `--connections N`) on loopback, and
+//! what to open afterwards.
+
+use vault_mirror::fake::{FakeServer, sample_account};
+use vault_mirror::settings::Settings;
+use vault_mirror::store::Store;
+
+use super::args::DemoArgs;
+use super::failure::Failure;
+use super::mirror::{run_dry, run_watched};
+use super::watch::Watchers;
+use super::{logging, settings as cli_settings};
+
+pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Result<i32, Failure> {
+    let media = demo.media as usize;
+    let (vault, options) = sample_account(media, 4, usize::from(demo.connections), false);
+    let images = vault
+        .media
+        .values()
+        .filter(|item| item.media_type == "image")
+        .count();
+    let connections = options.more_connections.len() + 1;
+    let server = FakeServer::start(vault, options).await.map_err(|error| {
+        Failure::new(
+            anyhow::Error::new(error).context("cannot start the sample Vault+ server on 127.0.0.1"),
+            1,
+        )
+    })?;
+    let mut settings = cli_settings::build(global, Some(&demo.mirror), "vault-demo")?;
+    // The demo talks only to its own server, whatever the environment says.
+    settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
+    settings.api_key = Some(server.api_key().to_owned().into());
+    settings.connection_id = Some(server.connection_id().to_owned());
+    // The demo shows the whole archive, gallery included.
+    settings.mirror.export = true;
+    logging::init(&settings)?;
+    let output = settings.output;
+    let talk = !output.quiet && !output.json;
+    if connections > 1 {
+        if talk && !settings.mirror.dry_run {
+            eprintln!(
+                "demo: a sample account of {connections} connections, each a Vault+ of {media} media in 4 lists, is serving at {}",
+                server.base_url()
+            );
+        }
+        // As `--all-connections` would: the account's listing names them.
+        let chosen = super::connections::active_connections(&settings).await?;
+        let code = if settings.mirror.dry_run {
+            super::agency::run(global, &demo.mirror, &settings, chosen, None).await?
+        } else {
+            let watchers = Watchers::start(&settings, "demo")?;
+            super::agency::run(global, &demo.mirror, &settings, chosen, Some(&watchers)).await?
+        };
+        if talk {
+            eprint!("{}", agency_what_to_open(&settings));
+        }
+        return Ok(code);
+    }
+    if settings.mirror.dry_run {
+        return run_dry(&settings).await;
+    }
+    if talk {
+        eprintln!(
+            "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
+            media - images,
+            server.base_url()
+        );
+    }
+    let watchers = Watchers::start(&settings, "demo")?;
+    let code = run_watched(&settings, "demo", watchers).await?;
+    if talk {
+        eprint!("{}", what_to_open(&settings, code));
+    }
+    Ok(code)
+}
+
+/// The agency demo's last words: the overview page and `status`.
+fn agency_what_to_open(settings: &Settings) -> String {
+    let out = settings.out.display();
+    let command = invoked_as();
+    format!(
+        "
+The mirror is in {out}, one archive per connection ({out}/<connection id>/).
+           {out}/index.html   every connection, linking into each one's gallery
+         Then try `{command} status --out {out}`.
+"
+    )
+}
+
+/// The demo's last words: where the mirror is and what to open — only
+/// what is there (an interrupted demo has no gallery yet).
+fn what_to_open(settings: &Settings, code: i32) -> String {
+    let out = settings.out.display();
+    let mut text = if matches!(code, 130 | 143) {
+        format!(
+            "\nThe demo was stopped; what it verified is in {out}. Run the demo again to finish it.\n"
+        )
+    } else {
+        format!("\nThe mirror is in {out}. Open these to see what it holds:\n")
+    };
+    let files = Store::open_existing(&settings.db)
+        .ok()
+        .flatten()
+        .and_then(|store| store.verified_files().ok())
+        .unwrap_or_default();
+    let examples = [
+        (
+            "full.jpg",
+            "a picture (JPEG); thumb.jpg beside it is its small copy",
+        ),
+        ("full.png", "a picture (PNG), with its thumb.png"),
+        (
+            "full.mp4",
+            "a two-second clip; thumb.jpg is one of its frames",
+        ),
+    ];
+    let mut lines: Vec<(String, &str)> = Vec::new();
+    for (name, what) in examples {
+        if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
+            lines.push((
+                settings.out.join(&file.local_path).display().to_string(),
+                what,
+            ));
+        }
+    }
+    for (place, what) in [
+        ("media/", "every file, by media id"),
+        ("index.html", "the offline gallery: open it in a browser"),
+        (
+            "lists/",
+            "one folder per list: links into media/, or an index.html where the disk has no links",
+        ),
+        (
+            "SHA256SUMS",
+            "check every file with `sha256sum -c SHA256SUMS`",
+        ),
+    ] {
+        if settings.out.join(place).exists() {
+            lines.push((format!("{out}/{place}"), what));
+        }
+    }
+    let width = lines
+        .iter()
+        .map(|(path, _)| path.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (path, what) in lines {
+        text.push_str(&format!("  {path:width$}   {what}\n"));
+    }
+    let command = invoked_as();
+    text.push_str(&format!(
+        "Then try `{command} status --out {out}` and `{command} verify --out {out}`;\n\
+         run the demo again and nothing is downloaded twice.\n"
+    ));
+    text
+}
+
+/// How the user can run this binary again: `vault-mirror` once installed,
+/// `cargo run --release --` when it runs from a cargo build folder (a
+/// fresh clone's `cargo run --release -- demo` puts nothing on the PATH).
+fn invoked_as() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let parts: Vec<String> = exe
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    match parts.iter().rev().nth(1).map(String::as_str) {
+        Some("release") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
+            "cargo run --release --".to_owned()
+        }
+        Some("debug") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
+            "cargo run --".to_owned()
+        }
+        _ => "vault-mirror".to_owned(),
+    }
+}
