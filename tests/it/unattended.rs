@@ -779,3 +779,93 @@ fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
+    use vault_mirror::fake::sample_account;
+    // conn_01..03 healthy, conn_04 listed as expired (left out of
+    // --all-connections), conn_05 listed as active but refused.
+    let (vault, options) = sample_account(4, 2, 3, true);
+    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let pings = PingServer::start(false);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = out.path().join("vault_mirror.prom");
+    let events = out.path().join("events.ndjson");
+    let watched = |key: &str| {
+        let mut command = against(
+            &server,
+            &out.path().join("archive"),
+            &["mirror", "--all-connections"],
+        );
+        command
+            .env_remove("OFAUTH_CONNECTION_ID")
+            .env("OFAUTH_API_KEY", key)
+            .env("VAULT_MIRROR_METRICS_FILE", &metrics)
+            .env("VAULT_MIRROR_PING_URL", &pings.url)
+            .env("VAULT_MIRROR_EVENTS", &events);
+        command
+    };
+
+    // One refused connection among healthy ones: exit 4, one entry per
+    // connection that ran, one start and one end ping.
+    let (code, _, stderr) = run(&mut watched(server.api_key()));
+    assert_eq!(code, Some(4), "{stderr}");
+    let first = samples(&metrics);
+    promtool_accepts(&metrics);
+    for healthy in ["conn_01", "conn_02", "conn_03"] {
+        let name = format!("vault_mirror_run_exit_code{{connection=\"{healthy}\"}}");
+        assert_eq!(first.get(&name), Some(&0.0), "{first:?}");
+        let name = format!("vault_mirror_downloaded_files{{connection=\"{healthy}\"}}");
+        assert!(first[&name] > 0.0, "{first:?}");
+    }
+    assert_eq!(
+        first.get("vault_mirror_run_exit_code{connection=\"conn_05\"}"),
+        Some(&4.0),
+        "{first:?}"
+    );
+    assert!(
+        !first.keys().any(|name| name.contains("conn_04")),
+        "{first:?}"
+    );
+    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    let body = &pings.pings()[1].body;
+    for id in ["conn_01", "conn_02", "conn_03", "conn_05"] {
+        assert!(body.contains(&format!("connection {id}:")), "{body}");
+    }
+    // Every connection's events in the one stream, each ending in its summary
+    // or its failure.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for (id, last) in [
+        ("conn_01", "summary"),
+        ("conn_02", "summary"),
+        ("conn_03", "summary"),
+        ("conn_05", "run_failed"),
+    ] {
+        let own: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|line| line["connection"] == id)
+            .collect();
+        assert_eq!(own.last().unwrap()["event"], last, "{id}: {own:?}");
+    }
+
+    // The account's key refused while choosing the connections: no
+    // connection ran, but the run is measured and pinged as failed.
+    let (code, _, stderr) = run(&mut watched("sk_refused_KEY"));
+    assert_eq!(code, Some(4), "{stderr}");
+    let second = samples(&metrics);
+    promtool_accepts(&metrics);
+    assert_eq!(
+        second.get("vault_mirror_run_exit_code{connection=\"\"}"),
+        Some(&4.0),
+        "{second:?}"
+    );
+    one_run(
+        &pings.pings()[2..],
+        "/ping/check-uuid/fail",
+        &["sk_refused_KEY"],
+    );
+}
