@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod report;
 pub mod settings;
+pub mod storage;
 pub mod store;
 pub mod units;
 

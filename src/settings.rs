@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::api::ApiConfig;
+use crate::storage::{ArchiveLocation, S3Url};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
 pub const DEFAULT_JOBS: usize = 8;
@@ -187,8 +188,12 @@ impl Default for NetworkSettings {
 /// `&Settings`, never the raw command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Archive root.
+    /// Archive root; for an archive on object storage, the local folder
+    /// that holds its lock and the uploads in flight (under the state
+    /// directory, see [`remote_state_folder`]).
     pub out: PathBuf,
+    /// `--out s3://bucket/prefix`: the archive is on object storage.
+    pub remote: Option<S3Url>,
     /// State database.
     pub db: PathBuf,
     pub base_url: Url,
@@ -245,6 +250,7 @@ impl Settings {
         let db = default_db(&out);
         Self {
             out,
+            remote: None,
             db,
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL parses"),
             api_key: None,
@@ -273,6 +279,50 @@ impl Settings {
             burst: self.network.api_burst,
         })
     }
+}
+
+impl Settings {
+    /// The archive as a person names it: the folder, or `s3://bucket/prefix`.
+    pub fn shown_out(&self) -> PathBuf {
+        match &self.remote {
+            Some(url) => PathBuf::from(url.to_string()),
+            None => self.out.clone(),
+        }
+    }
+
+    /// With `out` given as `s3://bucket/prefix`: records the bucket and
+    /// prefix in `remote` and points `out` at the archive's local folder.
+    /// Returns whether the archive is on object storage.
+    pub fn place_remote(&mut self) -> Result<bool, SettingsError> {
+        let location =
+            ArchiveLocation::parse(&self.out).map_err(|reason| SettingsError::Invalid {
+                name: "archive (--out, VAULT_MIRROR_OUT)",
+                reason,
+            })?;
+        let ArchiveLocation::S3(url) = location else {
+            return Ok(false);
+        };
+        self.out = remote_state_folder(&url)?.join("work");
+        self.remote = Some(url);
+        Ok(true)
+    }
+}
+
+/// The local folder of an archive on object storage: its state database,
+/// lock and uploads in flight, under `$XDG_STATE_HOME/vault-mirror/`
+/// (default `~/.local/state/vault-mirror/`), one folder per archive URL.
+pub fn remote_state_folder(url: &S3Url) -> Result<PathBuf, SettingsError> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("state"))
+        })
+        .ok_or_else(|| SettingsError::Invalid {
+            name: "state directory",
+            reason: "neither XDG_STATE_HOME nor HOME is set: give `--db`".into(),
+        })?;
+    Ok(base.join("vault-mirror").join(url.state_key()))
 }
 
 /// `<out>/.vault-mirror/state.sqlite`.

@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicU64;
 
 use crate::api::{ApiClient, ApiError};
 use crate::archive::ArchiveDir;
+use crate::pipeline::plan::Archived;
+use crate::pipeline::remote::{Remote, RemoteError};
 use crate::report::Reporter;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{Store, StoreError};
@@ -46,6 +48,18 @@ impl MirrorError {
     }
 }
 
+impl From<RemoteError> for MirrorError {
+    fn from(error: RemoteError) -> Self {
+        match error {
+            RemoteError::Settings(error) => MirrorError::Settings(error),
+            RemoteError::Stopped(context) => MirrorError::Io {
+                source: std::io::Error::other(context.clone()),
+                context,
+            },
+        }
+    }
+}
+
 /// `a`, `b`, `c` for a message (at most 20 named).
 fn quoted(items: &[String]) -> String {
     let mut text: Vec<String> = items
@@ -70,6 +84,16 @@ pub struct Counters {
     pub first_byte_at: std::sync::atomic::AtomicI64,
 }
 
+impl Context {
+    /// Where verified files are looked for (see [`Archived`]).
+    pub fn archived(&self) -> Archived<'_> {
+        match &self.remote {
+            Some(remote) => Archived::Listed(remote),
+            None => Archived::Disk(&self.archive),
+        }
+    }
+}
+
 /// Everything the stages share.
 pub struct Context {
     pub settings: Settings,
@@ -77,6 +101,8 @@ pub struct Context {
     pub store: Store,
     /// `settings.out`, held open for the per-file checks.
     pub archive: ArchiveDir,
+    /// The archive on object storage, when `--out` is `s3://…`.
+    pub remote: Option<Remote>,
     pub reporter: std::sync::Arc<dyn Reporter>,
     pub counters: Counters,
 }

@@ -20,7 +20,7 @@ use crate::archive::paths::part_path;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::lists;
 use crate::pipeline::membership::{self, Members};
-use crate::pipeline::plan::{Decision, decide};
+use crate::pipeline::plan::{Archived, Decision, decide};
 use crate::pipeline::resign::ASSUMED_RATE;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Quality, Settings};
@@ -262,7 +262,14 @@ impl Planner<'_> {
                     .get(&(media_id.to_owned(), label.clone()))
                     .cloned()
                     .unwrap_or_else(never_seen);
-                match decide(&self.archive, media_id, label, variant, &local, server_now) {
+                match decide(
+                    Archived::Disk(&self.archive),
+                    media_id,
+                    label,
+                    variant,
+                    &local,
+                    server_now,
+                ) {
                     Decision::Fetch(job) => fetches.push(job),
                     Decision::AlreadyVerified => {
                         plan.skip.add(local.verified_size.map_or(0, |size| size.0))

@@ -47,6 +47,14 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
         versions_kept: store.versions_kept_since(run_started_at)?,
         ..Finished::default()
     };
+    if let Some(url) = &settings.remote {
+        if mirror.prune || mirror.export {
+            finished.errors.push(format!(
+                "--prune and --export are not done on object storage yet ({url}); the media and the state snapshot are"
+            ));
+        }
+        return Ok(finished);
+    }
     if !mirror.dry_run {
         match update_views(store, out) {
             Ok(views) => {

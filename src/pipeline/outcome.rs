@@ -128,7 +128,7 @@ impl Summary {
             command: "mirror",
             outcome: Outcome::Complete,
             exit_code: 0,
-            out: context.settings.out.clone(),
+            out: context.settings.shown_out(),
             run_id,
             lists: Vec::new(),
             variants_seen: 0,

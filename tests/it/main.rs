@@ -25,3 +25,4 @@ mod hostile;
 mod mirror;
 mod operator;
 mod properties;
+mod s3;

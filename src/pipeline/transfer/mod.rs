@@ -17,6 +17,7 @@
 mod attempt;
 pub mod part;
 mod range;
+mod sink;
 mod writer;
 
 pub use range::parse_content_range;

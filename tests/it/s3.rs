@@ -1,0 +1,456 @@
+//! `--out s3://bucket/prefix` against a real S3 implementation on
+//! loopback: moto's server mode (Python package `moto[server]`, installed
+//! by `.ci/run`). Each test starts its own `moto_server` on a free port;
+//! the objects and the multipart uploads left are read back with boto3
+//! (which moto brings), outside vault-mirror. Without moto a test says so
+//! and passes, unless `CI=true`, where it fails.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vault_mirror::fake::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
+
+use crate::common::{stored_variants, vault_mirror};
+
+const BUCKET: &str = "vault-test";
+const PREFIX: &str = "archives/alice";
+const ACCESS_KEY: &str = "AKIAVAULTMIRRORTEST1";
+const SECRET_KEY: &str = "s3cr3t-do-not-print-me-0123456789abcdef";
+
+/// A moto server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto with the test bucket, or None (with the reason printed)
+/// where moto is not installed; under `CI=true` that is a failure.
+fn moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .current_dir(home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            let ci = std::env::var("CI").is_ok_and(|ci| ci == "true");
+            assert!(
+                !ci,
+                "CI must have moto_server (pip install 'moto[server]'): {error}"
+            );
+            eprintln!(
+                "SKIPPED: moto_server is not installed ({error}); pip install 'moto[server]'"
+            );
+            return None;
+        }
+    };
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _home: home,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    python(&moto, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
+    Some(moto)
+}
+
+/// Runs `code` with `s3` a boto3 client of `moto`; returns its stdout.
+fn python(moto: &Moto, code: &str) -> String {
+    let script = format!(
+        "import boto3, json, hashlib\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}', region_name='us-east-1')\n{code}\n",
+        moto.endpoint
+    );
+    let mut child = Command::new("python3")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "python failed: {script}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// One object as boto3 sees it.
+#[derive(Debug, serde::Deserialize)]
+struct Object {
+    size: u64,
+    sha256: String,
+    metadata_sha256: Option<String>,
+    content_type: String,
+}
+
+/// Every object under the prefix (key relative to it → what it holds).
+fn objects(moto: &Moto) -> BTreeMap<String, Object> {
+    let out = python(
+        moto,
+        &format!(
+            "found = {{}}\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{BUCKET}', Prefix='{PREFIX}/'):\n\
+             \x20   for item in page.get('Contents', []):\n\
+             \x20       got = s3.get_object(Bucket='{BUCKET}', Key=item['Key'])\n\
+             \x20       body = got['Body'].read()\n\
+             \x20       found[item['Key'][len('{PREFIX}/'):]] = dict(size=len(body), sha256=hashlib.sha256(body).hexdigest(), metadata_sha256=got['Metadata'].get('sha256'), content_type=got['ContentType'])\n\
+             print(json.dumps(found))"
+        ),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Multipart uploads started and neither completed nor aborted.
+fn incomplete_uploads(moto: &Moto) -> Vec<String> {
+    let out = python(
+        moto,
+        &format!(
+            "print(json.dumps([u['Key'] for u in s3.list_multipart_uploads(Bucket='{BUCKET}').get('Uploads', [])]))"
+        ),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `vault-mirror mirror --out s3://…` against `server` and `moto`, with
+/// its local state under `state`.
+fn mirror_s3(server: &FakeServer, moto: &Moto, state: &Path) -> Command {
+    let mut command = vault_mirror();
+    command
+        .args([
+            "mirror",
+            "--json",
+            "--out",
+            &format!("s3://{BUCKET}/{PREFIX}"),
+        ])
+        .env("XDG_STATE_HOME", state)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("VAULT_MIRROR_LOG", "debug")
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id());
+    command
+}
+
+/// The local state database of the test archive under `state`.
+fn state_db(state: &Path) -> PathBuf {
+    let url = vault_mirror::storage::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
+    state
+        .join("vault-mirror")
+        .join(url.state_key())
+        .join("state.sqlite")
+}
+
+/// The sample vault plus one media whose `full` needs a multipart upload
+/// (three parts of 8 MiB and a short last one).
+fn vault_with_a_big_file() -> Vault {
+    let mut vault = Vault::sample(24, 3);
+    let id = "9000000001".to_owned();
+    let mut variants = BTreeMap::new();
+    variants.insert(
+        "full".to_owned(),
+        FakeVariant::stored(&id, "full", "video/mp4", 25 * 1024 * 1024 + 12_345),
+    );
+    vault.media.insert(
+        id.clone(),
+        FakeMedia {
+            id: id.clone(),
+            media_type: "video".into(),
+            duration: Some(2.0),
+            variants,
+        },
+    );
+    vault.lists[0].members.push(id);
+    vault
+}
+
+/// Every object under media/ is a whole, verified variant: its bytes the
+/// fake's, its sha256 in its metadata (or, for a multipart object, in the
+/// database), its type the declared one. Returns how many there are.
+fn assert_objects_match(moto: &Moto, vault: &Vault) -> usize {
+    let mut count = 0;
+    for (key, object) in objects(moto) {
+        let Some(rest) = key.strip_prefix("media/") else {
+            continue;
+        };
+        let (folder, file) = rest.split_once('/').unwrap();
+        let label = file.split('.').next().unwrap();
+        let media = vault
+            .media
+            .values()
+            .find(|media| vault_mirror::names::safe_name(&media.id) == folder)
+            .unwrap_or_else(|| panic!("{key} is no media of the vault"));
+        let variant = &media.variants[label];
+        let expected = hex::encode(Sha256::digest(&variant.body));
+        assert_eq!(object.size, variant.body.len() as u64, "{key} size");
+        assert_eq!(object.sha256, expected, "{key} holds other bytes");
+        assert_eq!(object.content_type, variant.content_type, "{key} type");
+        if let Some(metadata) = &object.metadata_sha256 {
+            assert_eq!(metadata, &expected, "{key} metadata sha256");
+        }
+        count += 1;
+    }
+    count
+}
+
+fn run_json(command: &mut Command) -> (serde_json::Value, String, i32) {
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (
+        summary,
+        format!("{stdout}\n{stderr}"),
+        output.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
+    let Some(moto) = moto() else { return };
+    let vault = vault_with_a_big_file();
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let expected = stored_variants(&vault, &["full", "thumb"]);
+
+    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        summary["downloaded"].as_u64().unwrap() as usize,
+        expected,
+        "{output}"
+    );
+    assert_eq!(summary["out"], format!("s3://{BUCKET}/{PREFIX}"));
+    assert_eq!(assert_objects_match(&moto, &vault), expected);
+    let all = objects(&moto);
+    // Small objects carry their sha256 as metadata.
+    assert!(
+        all.iter()
+            .filter(|(key, object)| key.starts_with("media/") && object.size <= 8 << 20)
+            .all(|(_, object)| object.metadata_sha256.is_some())
+    );
+    assert!(
+        all.contains_key(".vault-mirror/state.sqlite"),
+        "no snapshot"
+    );
+    assert!(
+        !all.contains_key(".vault-mirror/lease"),
+        "the lease was not given back"
+    );
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    // Credentials reach no output (the log is at debug level here), and no
+    // local file.
+    assert!(
+        !output.contains(SECRET_KEY) && !output.contains(ACCESS_KEY),
+        "{output}"
+    );
+    let db = std::fs::read(state_db(state.path())).unwrap();
+    let db_text = String::from_utf8_lossy(&db);
+    assert!(!db_text.contains(SECRET_KEY) && !db_text.contains(ACCESS_KEY));
+
+    let requests = server.stats().media_requests;
+    let (again, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(again["downloaded"], 0, "{output}");
+    assert_eq!(
+        again["already_verified"].as_u64().unwrap() as usize,
+        expected
+    );
+    assert_eq!(
+        server.stats().media_requests,
+        requests,
+        "a re-run fetched media again"
+    );
+}
+
+#[test]
+fn s3_a_lost_local_database_is_restored_from_the_snapshot() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(16, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+
+    // Another machine: an empty state directory.
+    let other = tempfile::tempdir().unwrap();
+    let requests = server.stats().media_requests;
+    let (again, output, code) = run_json(&mut mirror_s3(&server, &moto, other.path()));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("snapshot"), "{output}");
+    assert_eq!(again["downloaded"], 0, "{output}");
+    assert_eq!(
+        server.stats().media_requests,
+        requests,
+        "media fetched again"
+    );
+    assert!(state_db(other.path()).exists());
+}
+
+#[test]
+fn s3_lying_sizes_and_types_leave_no_object() {
+    let Some(moto) = moto() else { return };
+    let mut vault = Vault::sample(12, 2);
+    // Bytes that are no JPEG, declared and served as one: the magic-byte
+    // check fails only once all 20 MiB went into a multipart upload.
+    let id = "9000000002".to_owned();
+    let mut fake = FakeVariant::stored(&id, "full", "application/octet-stream", 20 << 20);
+    fake.content_type = "image/jpeg".into();
+    vault.media.insert(
+        id.clone(),
+        FakeMedia {
+            id: id.clone(),
+            media_type: "photo".into(),
+            duration: None,
+            variants: BTreeMap::from([("full".to_owned(), fake)]),
+        },
+    );
+    vault.lists[0].members.push(id);
+    let state = tempfile::tempdir().unwrap();
+    let mut server = None;
+    for lie in [
+        Faults {
+            wrong_size: 1.0,
+            ..Faults::default()
+        },
+        Faults {
+            wrong_type: 1.0,
+            ..Faults::default()
+        },
+    ] {
+        // A fake of its own for each lie (each lies once per variant).
+        let options = FakeOptions {
+            faults: lie,
+            ..FakeOptions::default()
+        };
+        let server = server.insert(FakeServer::start_in_thread(vault.clone(), options).unwrap());
+        // No second try in the run: what a lying answer leaves stays visible.
+        let (summary, output, code) =
+            run_json(mirror_s3(server, &moto, state.path()).args(["--retries", "1"]));
+        assert_ne!(code, 0, "{output}");
+        assert_eq!(summary["downloaded"], 0, "{output}");
+        let media: Vec<String> = objects(&moto)
+            .into_keys()
+            .filter(|key| key.starts_with("media/"))
+            .collect();
+        assert!(media.is_empty(), "objects of lying answers: {media:?}");
+        assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+        let stats = server.stats();
+        assert!(
+            stats.wrong_sizes + stats.wrong_types > 0,
+            "no fault was served"
+        );
+    }
+    // Honest answers again: every variant arrives, whole, but the one
+    // whose bytes are not what Vault+ declared.
+    let server = server.unwrap();
+    server.set_faults(Faults::default());
+    let (summary, output, _) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 1, "{output}");
+    assert!(output.contains("not image/jpeg"), "{output}");
+    assert_eq!(
+        assert_objects_match(&moto, &vault),
+        stored_variants(&vault, &["full", "thumb"]) - 1
+    );
+    assert!(!objects(&moto).contains_key("media/9000000002/full.jpg"));
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+}
+
+#[test]
+fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
+    let Some(moto) = moto() else { return };
+    let vault = vault_with_a_big_file();
+    let slow = FakeOptions {
+        faults: Faults {
+            bandwidth_per_transfer: Some(4 << 20),
+            ..Faults::default()
+        },
+        ..FakeOptions::default()
+    };
+    let server = FakeServer::start_in_thread(vault.clone(), slow).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = mirror_s3(&server, &moto, state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the big file's multipart upload is under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while incomplete_uploads(&moto).is_empty() {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Whatever the moment: no object at a final key with wrong bytes, and
+    // the big one not at all.
+    assert_objects_match(&moto, &vault);
+    assert!(!objects(&moto).contains_key("media/9000000001/full.mp4"));
+    assert!(!incomplete_uploads(&moto).is_empty());
+
+    // The next run aborts what the killed one left, then completes.
+    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("aborted 1 unfinished upload"), "{output}");
+    assert_eq!(summary["outcome"], "complete", "{output}");
+    assert_eq!(
+        assert_objects_match(&moto, &vault),
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+}
+
+#[test]
+fn s3_plain_http_elsewhere_is_refused_without_printing_a_secret() {
+    let vault = Vault::sample(2, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut command = vault_mirror();
+    command
+        .args(["mirror", "--out", "s3://vault-test/x"])
+        .env("XDG_STATE_HOME", state.path())
+        .env("AWS_ENDPOINT_URL", "http://user:pw@192.0.2.10:9000")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_API_KEY", server.api_key())
+        .env("OFAUTH_CONNECTION_ID", server.connection_id());
+    let (_, output, code) = run_json(&mut command);
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("AWS_ALLOW_HTTP=true"), "{output}");
+    assert!(output.contains("http://192.0.2.10:9000"), "{output}");
+    for secret in [SECRET_KEY, ACCESS_KEY, "pw@"] {
+        assert!(!output.contains(secret), "{secret} in {output}");
+    }
+}
