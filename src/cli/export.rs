@@ -6,6 +6,8 @@ use vault_mirror::archive::prune::PruneSummary;
 use vault_mirror::human_bytes;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, Settings};
+use vault_mirror::storage::export::export_objects;
+use vault_mirror::storage::{ObjectArchive, S3Url};
 use vault_mirror::store::Store;
 
 use super::failure::Failure;
@@ -17,8 +19,36 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock::lock(settings, "export")?;
     let store = Store::open(&settings.db).map_err(MirrorError::from)?;
+    let summary = if let Some(url) = &settings.remote {
+        export_to_bucket(settings, url, &store).await?
+    } else {
+        export_here(settings, store).await?
+    };
+    print_outcome(settings, &summary)
+}
+
+/// On object storage: the three files written as objects.
+async fn export_to_bucket(
+    settings: &Settings,
+    url: &S3Url,
+    store: &Store,
+) -> Result<ExportSummary, Failure> {
+    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    let staging = settings.out.join(".vault-mirror").join("export");
+    export_objects(&archive, store, &staging, vault_mirror::now_ms())
+        .await
+        .map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error)
+                    .context(format!("cannot write the archive index in {url}")),
+                1,
+            )
+        })
+}
+
+async fn export_here(settings: &Settings, store: Store) -> Result<ExportSummary, Failure> {
     let out = settings.out.clone();
-    let summary = tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
+    tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
         .await
         .map_err(|error| Failure::new(anyhow::anyhow!("the export ended abnormally: {error}"), 1))?
         .map_err(|error| {
@@ -29,10 +59,13 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
                 )),
                 1,
             )
-        })?;
+        })
+}
+
+fn print_outcome(settings: &Settings, summary: &ExportSummary) -> Result<i32, Failure> {
     let code = if summary.missing.is_empty() { 0 } else { 3 };
     if settings.output.json {
-        let mut body = serde_json::to_value(&summary).unwrap_or_default();
+        let mut body = serde_json::to_value(summary).unwrap_or_default();
         if let Some(object) = body.as_object_mut() {
             object.insert("command".into(), "export".into());
             object.insert(
@@ -43,7 +76,7 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
         }
         println!("{body}");
     } else {
-        print_export(&summary, settings.output);
+        print_export(summary, settings.output);
     }
     Ok(code)
 }
@@ -58,11 +91,18 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
             summary.out.display(),
             summary.written.join(", ")
         );
-        eprintln!(
-            "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
-            summary.out.join("index.html").display(),
-            summary.out.display()
-        );
+        if summary.out.starts_with("s3:") {
+            eprintln!(
+                "  serve the prefix as a static website, or: aws s3 sync {} DIR && cd DIR && sha256sum -c SHA256SUMS (then open index.html)",
+                summary.out.display()
+            );
+        } else {
+            eprintln!(
+                "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
+                summary.out.join("index.html").display(),
+                summary.out.display()
+            );
+        }
     }
     const SHOWN: usize = 20;
     for path in summary.missing.iter().take(SHOWN) {

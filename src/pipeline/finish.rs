@@ -15,6 +15,8 @@ use crate::archive::export::{ExportSummary, export};
 use crate::archive::prune::{PruneSummary, prune};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::remote::Remote;
+use crate::storage::export::export_objects;
 use crate::store::VersionRecord;
 
 /// What the finish stage did.
@@ -29,6 +31,9 @@ pub struct Finished {
 
 /// Runs the archive steps off the async threads (they are file-system work).
 pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finished, MirrorError> {
+    if let Some(remote) = &context.remote {
+        return finish_remote(context, remote, run_started_at).await;
+    }
     let context = context.clone();
     tokio::task::spawn_blocking(move || finish_blocking(&context, run_started_at))
         .await
@@ -47,14 +52,7 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
         versions_kept: store.versions_kept_since(run_started_at)?,
         ..Finished::default()
     };
-    if let Some(url) = &settings.remote {
-        if mirror.prune || mirror.export {
-            finished.errors.push(format!(
-                "--prune and --export are not done on object storage yet ({url}); the media and the state snapshot are"
-            ));
-        }
-        return Ok(finished);
-    }
+
     if !mirror.dry_run {
         match update_views(store, out) {
             Ok(views) => {
@@ -93,6 +91,37 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
         match export(store, out, crate::now_ms()) {
             Ok(summary) => finished.export = Some(summary),
             Err(error) => report(context, &mut finished.errors, "exporting the index", error)?,
+        }
+    }
+    Ok(finished)
+}
+
+/// On object storage: `--export` writes its three files as objects; the
+/// list views and `--prune` are not done there yet (said in the summary).
+async fn finish_remote(
+    context: &Context,
+    remote: &Remote,
+    run_started_at: i64,
+) -> Result<Finished, MirrorError> {
+    let mirror = &context.settings.mirror;
+    let mut finished = Finished {
+        versions_kept: context.store.versions_kept_since(run_started_at)?,
+        ..Finished::default()
+    };
+    if mirror.prune {
+        finished
+            .errors
+            .push("--prune is not done on object storage yet: nothing was deleted".into());
+    }
+    if mirror.export && !mirror.dry_run {
+        let staging = context.settings.out.join(".vault-mirror").join("export");
+        match export_objects(&remote.archive, &context.store, &staging, crate::now_ms()).await {
+            Ok(summary) => finished.export = Some(summary),
+            Err(error) => {
+                let text = format!("exporting the index: {error}");
+                context.reporter.on_note(&text);
+                finished.errors.push(text);
+            }
         }
     }
     Ok(finished)

@@ -19,11 +19,13 @@
 //! no message, log or database; nothing is written outside the prefix;
 //! nothing unverified is ever visible at a final key.
 
+pub mod export;
 pub mod lease;
 pub mod location;
 pub mod s3;
 pub mod snapshot;
 pub mod upload;
+pub mod verify;
 
 pub use location::{ArchiveLocation, S3Url};
 pub use s3::{ObjectArchive, StorageError};

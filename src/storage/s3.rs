@@ -44,6 +44,9 @@ pub enum StorageError {
     Precondition { key: String },
     #[error("refusing the key {key:?}: not one vault-mirror writes")]
     UnsafeKey { key: String },
+    /// Local work around the archive failed (its message names the path).
+    #[error("{0}")]
+    Local(String),
     /// The AWS environment cannot be used (a usage error: exit 2).
     #[error("object storage (--out s3://…): {0}")]
     Config(String),

@@ -21,7 +21,7 @@ use crate::storage::upload::{PART_SIZE, RemoteUpload, UploadLedger};
 pub const SNAPSHOT_KEY: &str = ".vault-mirror/state.sqlite";
 
 fn local(error: std::io::Error) -> StorageError {
-    StorageError::Config(error.to_string())
+    StorageError::Local(error.to_string())
 }
 
 /// Uploads `file` (a finished backup of the database) as the snapshot.

@@ -123,7 +123,7 @@ impl RemoteUpload {
             let recorded = self.ledger.record(&self.relative, &multipart.id);
             self.multipart = Some(multipart);
             recorded
-                .map_err(|error| StorageError::Config(format!("recording an upload: {error}")))?;
+                .map_err(|error| StorageError::Local(format!("recording an upload: {error}")))?;
         }
         let Some(multipart) = self.multipart.as_mut() else {
             return Ok(());
@@ -222,7 +222,7 @@ impl RemoteUpload {
 
 async fn join(task: JoinHandle<Result<PartId, StorageError>>) -> Result<PartId, StorageError> {
     task.await
-        .map_err(|error| StorageError::Config(format!("a part upload ended abnormally: {error}")))?
+        .map_err(|error| StorageError::Local(format!("a part upload ended abnormally: {error}")))?
 }
 
 /// The multipart uploads this machine started and has not completed or

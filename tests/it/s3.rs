@@ -142,14 +142,16 @@ fn incomplete_uploads(moto: &Moto) -> Vec<String> {
 /// `vault-mirror mirror --out s3://…` against `server` and `moto`, with
 /// its local state under `state`.
 fn mirror_s3(server: &FakeServer, moto: &Moto, state: &Path) -> Command {
+    command_s3(server, moto, state, &["mirror"])
+}
+
+/// `vault-mirror <args> --json --out s3://…` against `server` and `moto`,
+/// with its local state under `state` and the log at debug level.
+fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
     let mut command = vault_mirror();
     command
-        .args([
-            "mirror",
-            "--json",
-            "--out",
-            &format!("s3://{BUCKET}/{PREFIX}"),
-        ])
+        .args(args)
+        .args(["--json", "--out", &format!("s3://{BUCKET}/{PREFIX}")])
         .env("XDG_STATE_HOME", state)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -452,5 +454,135 @@ fn s3_plain_http_elsewhere_is_refused_without_printing_a_secret() {
     assert!(output.contains("http://192.0.2.10:9000"), "{output}");
     for secret in [SECRET_KEY, ACCESS_KEY, "pw@"] {
         assert!(!output.contains(secret), "{secret} in {output}");
+    }
+}
+
+/// `verify --json`'s findings: (key, problem), sorted.
+fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            let text = |name: &str| finding[name].as_str().unwrap().to_owned();
+            (text("path"), text("problem"))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(10, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    let (intact, output, code) =
+        run_json(&mut command_s3(&server, &moto, state.path(), &["verify"]));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(intact["outcome"], "intact");
+    assert_eq!(intact["out"], format!("s3://{BUCKET}/{PREFIX}"));
+
+    let keys: Vec<String> = objects(&moto)
+        .into_keys()
+        .filter(|key| key.starts_with("media/"))
+        .collect();
+    let (deleted, replaced) = (&keys[0], &keys[1]);
+    // Same size, other bytes, no sha256 metadata: only re-hashing tells.
+    python(
+        &moto,
+        &format!(
+            "s3.delete_object(Bucket='{BUCKET}', Key='{PREFIX}/{deleted}')\n\
+             old = s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{replaced}')['Body'].read()\n\
+             s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/{replaced}', Body=old[:-1] + bytes([old[-1] ^ 1]))"
+        ),
+    );
+    let (fast, output, code) = run_json(&mut command_s3(
+        &server,
+        &moto,
+        state.path(),
+        &["verify", "--fast"],
+    ));
+    assert_eq!(code, 3, "{output}");
+    let found = findings(&fast);
+    assert_eq!(
+        found,
+        vec![(deleted.clone(), "missing".to_owned())],
+        "{output}"
+    );
+
+    let (full, output, code) = run_json(&mut command_s3(&server, &moto, state.path(), &["verify"]));
+    assert_eq!(code, 3, "{output}");
+    let found = findings(&full);
+    let mut expected = vec![
+        (deleted.clone(), "missing".to_owned()),
+        (replaced.clone(), "damaged".to_owned()),
+    ];
+    expected.sort_unstable();
+    assert_eq!(found, expected, "{output}");
+
+    let (repaired, output, code) = run_json(&mut command_s3(
+        &server,
+        &moto,
+        state.path(),
+        &["verify", "--repair"],
+    ));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(repaired["outcome"], "repaired", "{output}");
+    assert_eq!(
+        assert_objects_match(&moto, &vault),
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+}
+
+#[test]
+fn s3_export_writes_the_index_as_objects() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(8, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (summary, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--export"));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        summary["export"]["missing"].as_array().unwrap().len(),
+        0,
+        "{output}"
+    );
+    let (exported, output, code) =
+        run_json(&mut command_s3(&server, &moto, state.path(), &["export"]));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(exported["out"], format!("s3://{BUCKET}/{PREFIX}"));
+    let all = objects(&moto);
+    for (name, content_type) in [
+        ("manifest.jsonl", "application/x-ndjson"),
+        ("SHA256SUMS", "text/plain; charset=utf-8"),
+        ("index.html", "text/html; charset=utf-8"),
+    ] {
+        assert_eq!(all[name].content_type, content_type, "{name}");
+    }
+    // SHA256SUMS names every media object with the hash of its bytes.
+    let sums = python(
+        &moto,
+        &format!(
+            "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/SHA256SUMS')['Body'].read().decode())"
+        ),
+    );
+    let media: Vec<(&String, &Object)> = all
+        .iter()
+        .filter(|(key, _)| key.starts_with("media/"))
+        .collect();
+    assert_eq!(
+        sums.lines().filter(|line| !line.is_empty()).count(),
+        media.len()
+    );
+    for (key, object) in media {
+        assert!(
+            sums.contains(&format!("{}  {key}", object.sha256)),
+            "{key} in {sums}"
+        );
     }
 }
