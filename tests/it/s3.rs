@@ -586,3 +586,53 @@ fn s3_export_writes_the_index_as_objects() {
         );
     }
 }
+
+#[test]
+fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(4, 1);
+    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let now = vault_mirror::now_ms();
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    let plant = |host: &str, pid: u32, renewed_at: i64| {
+        python(
+            &moto,
+            &format!(
+                "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='{host}', pid={pid}, command='mirror', started_at={renewed_at}, renewed_at={renewed_at})))"
+            ),
+        );
+    };
+
+    // Another host's lease, renewed a minute ago: honoured.
+    plant("other-host", 4242, now - 60_000);
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("another run holds the archive"), "{output}");
+    assert!(output.contains("other-host"), "{output}");
+    assert_eq!(server.stats().media_requests, 0);
+    assert!(objects(&moto).contains_key(".vault-mirror/lease"));
+
+    // Not renewed for 11 minutes (more than the 10 it is honoured): taken over.
+    plant("other-host", 4242, now - 11 * 60_000);
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("took over the lease"), "{output}");
+    assert!(!objects(&moto).contains_key(".vault-mirror/lease"));
+
+    // This host, a process that no longer exists, renewed just now: taken
+    // over at once.
+    plant(&here, u32::MAX - 7, now);
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("took over the lease"), "{output}");
+
+    // This host, a process that runs (this test): honoured.
+    plant(&here, std::process::id(), now);
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("another run holds the archive"), "{output}");
+}
