@@ -26,6 +26,7 @@ pub mod s3;
 pub mod snapshot;
 pub mod upload;
 pub mod verify;
+pub mod versions;
 
 pub use location::{ArchiveLocation, S3Url};
 pub use s3::{ObjectArchive, StorageError};

@@ -636,3 +636,47 @@ fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("another run holds the archive"), "{output}");
 }
+
+#[test]
+fn s3_bytes_a_change_upstream_replaces_are_kept_by_server_side_copy() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(6, 1);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+
+    let (id, old) = vault
+        .media
+        .values()
+        .find(|media| media.variants["full"].content_type == "image/jpeg")
+        .map(|media| (media.id.clone(), media.variants["full"].body.clone()))
+        .unwrap();
+    server.with_vault(|vault| {
+        let variant = vault
+            .media
+            .get_mut(&id)
+            .unwrap()
+            .variants
+            .get_mut("full")
+            .unwrap();
+        let mut body = old.to_vec();
+        body.splice(body.len() - 2..body.len() - 2, *b"edited");
+        variant.body = body.into();
+        variant.stored_at = variant.stored_at.map(|at| at + 86_400_000);
+    });
+    let current = server.with_vault(|vault| vault.clone());
+    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(summary["downloaded"], 1, "{output}");
+    let kept = summary["versions_kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{output}");
+    let version_key = kept[0]["local_path"].as_str().unwrap();
+    assert!(
+        version_key.starts_with(&format!(".versions/{id}/full-")),
+        "{version_key}"
+    );
+    let all = objects(&moto);
+    assert_eq!(all[version_key].sha256, hex::encode(Sha256::digest(&old)));
+    assert_objects_match(&moto, &current);
+}

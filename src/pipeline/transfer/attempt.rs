@@ -34,6 +34,7 @@ use crate::pipeline::transfer::writer::off_reactor;
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
 use crate::storage::upload::RemoteUpload;
+use crate::storage::versions::keep_previous_object;
 use crate::store::{LocalState, Store, StoreError};
 use crate::units::{ByteSize, EpochMillis};
 
@@ -370,7 +371,7 @@ impl Attempt<'_> {
     async fn commit(&self, job: &Job, name: &str, part: Sink) -> Result<(), AttemptError> {
         let part = match part {
             Sink::Local(part) => part,
-            Sink::Remote(upload) => return self.commit_remote(job, *upload).await,
+            Sink::Remote(upload) => return self.commit_remote(job, name, *upload).await,
         };
         let context = self.context.clone();
         let shown = context.settings.out.join(&job.relative_path);
@@ -406,9 +407,31 @@ impl Attempt<'_> {
     /// key (it becomes visible only now, whole), then verified in the
     /// database. A failed completion aborts the upload; the item is tried
     /// again from zero.
-    async fn commit_remote(&self, job: &Job, upload: RemoteUpload) -> Result<(), AttemptError> {
+    async fn commit_remote(
+        &self,
+        job: &Job,
+        name: &str,
+        mut upload: RemoteUpload,
+    ) -> Result<(), AttemptError> {
         let size = upload.len();
         let relative = upload.relative().to_owned();
+        if let Some(remote) = &self.context.remote {
+            let kept = keep_previous_object(
+                &remote.archive,
+                &self.context.store,
+                &job.media_id,
+                &job.label,
+                &relative,
+                &upload.sha256(),
+            )
+            .await;
+            if let Err(error) = kept {
+                upload.abort().await;
+                return Err(AttemptError::Local(format!(
+                    "{name}: keeping the bytes it replaces failed, so nothing was replaced: {error}"
+                )));
+            }
+        }
         let sha256 = upload.commit().await.map_err(|error| {
             AttemptError::Transient(format!("completing the upload failed: {error}"))
         })?;
