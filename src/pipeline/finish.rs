@@ -17,6 +17,7 @@ use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::pipeline::context::{Context, MirrorError};
 use crate::pipeline::remote::Remote;
 use crate::storage::export::export_objects;
+use crate::storage::views::update_object_views;
 use crate::store::VersionRecord;
 
 /// What the finish stage did.
@@ -97,7 +98,8 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
 }
 
 /// On object storage: `--export` writes its three files as objects; the
-/// list views and `--prune` are not done there yet (said in the summary).
+/// list views are index files (`storage::views`); `--prune` is not done
+/// there yet (said in the summary).
 async fn finish_remote(
     context: &Context,
     remote: &Remote,
@@ -108,6 +110,17 @@ async fn finish_remote(
         versions_kept: context.store.versions_kept_since(run_started_at)?,
         ..Finished::default()
     };
+    if !mirror.dry_run {
+        match update_object_views(&remote.archive, &context.store).await {
+            Ok(views) => finished.views = Some(views),
+            Err(error) => note(
+                context,
+                &mut finished.errors,
+                "updating the list views",
+                error,
+            ),
+        }
+    }
     if mirror.prune {
         finished
             .errors
@@ -117,14 +130,17 @@ async fn finish_remote(
         let staging = context.settings.out.join(".vault-mirror").join("export");
         match export_objects(&remote.archive, &context.store, &staging, crate::now_ms()).await {
             Ok(summary) => finished.export = Some(summary),
-            Err(error) => {
-                let text = format!("exporting the index: {error}");
-                context.reporter.on_note(&text);
-                finished.errors.push(text);
-            }
+            Err(error) => note(context, &mut finished.errors, "exporting the index", error),
         }
     }
     Ok(finished)
+}
+
+/// A problem of the finish stage on object storage: noted, the run goes on.
+fn note(context: &Context, errors: &mut Vec<String>, what: &str, error: impl std::fmt::Display) {
+    let text = format!("{what}: {error}");
+    context.reporter.on_note(&text);
+    errors.push(text);
 }
 
 /// A broken database stops the run; any other archive problem is noted.

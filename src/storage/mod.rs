@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod upload;
 pub mod verify;
 pub mod versions;
+pub mod views;
 
 pub use location::{ArchiveLocation, S3Url};
 pub use s3::{ObjectArchive, StorageError};

@@ -540,7 +540,7 @@ fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
 }
 
 #[test]
-fn s3_export_writes_the_index_as_objects() {
+fn s3_export_and_list_views_are_objects() {
     let Some(moto) = moto() else { return };
     let vault = Vault::sample(8, 2);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
@@ -563,6 +563,30 @@ fn s3_export_writes_the_index_as_objects() {
         ("index.html", "text/html; charset=utf-8"),
     ] {
         assert_eq!(all[name].content_type, content_type, "{name}");
+    }
+    // One view a list, as index files whose every entry is a media object.
+    let views: Vec<&String> = all
+        .keys()
+        .filter(|key| key.starts_with("lists/") && key.ends_with("/files.txt"))
+        .collect();
+    assert_eq!(views.len(), 2, "{views:?}");
+    for view in views {
+        assert!(all.contains_key(&view.replace("files.txt", "index.html")));
+        let text = python(
+            &moto,
+            &format!(
+                "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{view}')['Body'].read().decode())"
+            ),
+        );
+        let entries: Vec<&str> = text.lines().filter(|line| !line.is_empty()).collect();
+        assert!(!entries.is_empty(), "{view} is empty");
+        for entry in entries {
+            let key = entry.strip_prefix("../../").unwrap();
+            assert!(
+                all.contains_key(key),
+                "{view} names {key}, which is not there"
+            );
+        }
     }
     // SHA256SUMS names every media object with the hash of its bytes.
     let sums = python(
