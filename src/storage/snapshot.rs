@@ -31,10 +31,12 @@ pub async fn upload_snapshot(
     ledger: &UploadLedger,
 ) -> Result<(), StorageError> {
     let mut reader = fs_err::tokio::File::open(file).await.map_err(local)?;
+    let size = reader.metadata().await.map_err(local)?.len();
     let mut upload = RemoteUpload::new(
         archive.clone(),
         SNAPSHOT_KEY.to_owned(),
         "application/vnd.sqlite3".to_owned(),
+        size,
         ledger.clone(),
     );
     let mut buffer = vec![0; PART_SIZE];

@@ -25,6 +25,10 @@ use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
 /// equal). An object up to this size is written with one PUT.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// A part's buffer: a part and room for the network chunk that fills it
+/// (reqwest hands over chunks of tens of kilobytes).
+const BUFFER_CAPACITY: usize = PART_SIZE + 1024 * 1024;
+
 use crate::archive::content::SNIFF_LEN as HEAD_LEN;
 
 /// A multipart upload under way.
@@ -39,6 +43,8 @@ pub struct RemoteUpload {
     archive: ObjectArchive,
     relative: String,
     content_type: String,
+    /// The size the object should end up with (sizes the first buffer).
+    expected: u64,
     ledger: UploadLedger,
     buffer: Vec<u8>,
     multipart: Option<Multipart>,
@@ -52,12 +58,14 @@ impl RemoteUpload {
         archive: ObjectArchive,
         relative: String,
         content_type: String,
+        expected: u64,
         ledger: UploadLedger,
     ) -> Self {
         Self {
             archive,
             relative,
             content_type,
+            expected,
             ledger,
             buffer: Vec::new(),
             multipart: None,
@@ -96,13 +104,26 @@ impl RemoteUpload {
             self.head.extend_from_slice(&chunk[..take]);
         }
         self.length += chunk.len() as u64;
+        if self.buffer.capacity() == 0 {
+            self.buffer = Vec::with_capacity(self.buffer_capacity());
+        }
         self.buffer.extend_from_slice(chunk);
         while self.buffer.len() > PART_SIZE {
-            let rest = self.buffer.split_off(PART_SIZE);
-            let full = std::mem::replace(&mut self.buffer, rest);
+            // The next part's buffer is allocated whole, never grown by
+            // doubling: at most two buffers of BUFFER_CAPACITY a transfer.
+            let mut next = Vec::with_capacity(BUFFER_CAPACITY);
+            next.extend_from_slice(&self.buffer[PART_SIZE..]);
+            self.buffer.truncate(PART_SIZE);
+            let full = std::mem::replace(&mut self.buffer, next);
             self.send_part(full).await?;
         }
         Ok(())
+    }
+
+    /// The first buffer: the declared size when it fits in one part.
+    fn buffer_capacity(&self) -> usize {
+        usize::try_from(self.expected)
+            .map_or(BUFFER_CAPACITY, |expected| expected.min(BUFFER_CAPACITY))
     }
 
     /// Starts the multipart upload if needed (and records it), waits for

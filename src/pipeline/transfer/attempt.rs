@@ -153,6 +153,7 @@ impl Attempt<'_> {
                 remote.archive.clone(),
                 key,
                 job.content_type.clone(),
+                job.size,
                 remote.ledger.clone(),
             ))));
         }
