@@ -17,6 +17,7 @@ use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::pipeline::context::{Context, MirrorError};
 use crate::pipeline::remote::Remote;
 use crate::storage::export::export_objects;
+use crate::storage::prune::prune_objects;
 use crate::storage::views::update_object_views;
 use crate::store::VersionRecord;
 
@@ -97,9 +98,9 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
     Ok(finished)
 }
 
-/// On object storage: `--export` writes its three files as objects; the
-/// list views are index files (`storage::views`); `--prune` is not done
-/// there yet (said in the summary).
+/// On object storage: the list views are index files (`storage::views`),
+/// `--prune` deletes objects (`storage::prune`) and `--export` writes its
+/// three files as objects (`storage::export`).
 async fn finish_remote(
     context: &Context,
     remote: &Remote,
@@ -122,9 +123,23 @@ async fn finish_remote(
         }
     }
     if mirror.prune {
-        finished
-            .errors
-            .push("--prune is not done on object storage yet: nothing was deleted".into());
+        let pruned = prune_objects(
+            &remote.archive,
+            &context.store,
+            mirror.max_delete,
+            mirror.dry_run,
+            crate::now_ms(),
+        )
+        .await;
+        match pruned {
+            Ok(summary) => {
+                if summary.refused {
+                    finished.errors.push(summary.headline());
+                }
+                finished.prune = Some(summary);
+            }
+            Err(error) => note(context, &mut finished.errors, "pruning", error),
+        }
     }
     if mirror.export && !mirror.dry_run {
         let staging = context.settings.out.join(".vault-mirror").join("export");

@@ -22,6 +22,7 @@
 pub mod export;
 pub mod lease;
 pub mod location;
+pub mod prune;
 pub mod s3;
 pub mod snapshot;
 pub mod upload;

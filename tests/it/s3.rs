@@ -704,3 +704,64 @@ fn s3_bytes_a_change_upstream_replaces_are_kept_by_server_side_copy() {
     assert_eq!(all[version_key].sha256, hex::encode(Sha256::digest(&old)));
     assert_objects_match(&moto, &current);
 }
+
+#[test]
+fn s3_prune_deletes_only_with_prune_and_within_max_delete() {
+    let Some(moto) = moto() else { return };
+    let vault = Vault::sample(12, 2);
+    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
+    assert_eq!(code, 0, "{output}");
+    let gone = vault.media.keys().next().unwrap().clone();
+    server.with_vault(|vault| {
+        for list in &mut vault.lists {
+            list.members.retain(|member| member != &gone);
+        }
+    });
+    let of_gone = |moto: &Moto| -> Vec<String> {
+        objects(moto)
+            .into_keys()
+            .filter(|key| key.starts_with(&format!("media/{gone}/")))
+            .collect()
+    };
+    let before = of_gone(&moto);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // Without --prune, with --dry-run, and beyond --max-delete: kept.
+    for args in [
+        &[][..],
+        &["--prune", "--dry-run"][..],
+        &["--prune", "--max-delete", "1"][..],
+    ] {
+        let (summary, output, _) = run_json(mirror_s3(&server, &moto, state.path()).args(args));
+        assert_eq!(of_gone(&moto), before, "{args:?} deleted: {output}");
+        if args.contains(&"--max-delete") {
+            assert_eq!(summary["prune"]["refused"], true, "{output}");
+            assert_eq!(summary["exit_code"], 3, "{output}");
+        }
+    }
+    let (summary, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--prune"));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        summary["prune"]["files"].as_array().unwrap().len(),
+        2,
+        "{output}"
+    );
+    assert!(of_gone(&moto).is_empty(), "{output}");
+    // Everything else is still there, and the views no longer name it.
+    let all = objects(&moto);
+    assert_eq!(
+        all.keys().filter(|key| key.starts_with("media/")).count(),
+        stored_variants(&vault, &["full", "thumb"]) - 2
+    );
+    for (key, _) in all.iter().filter(|(key, _)| key.ends_with("files.txt")) {
+        let text = python(
+            &moto,
+            &format!(
+                "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{key}')['Body'].read().decode())"
+            ),
+        );
+        assert!(!text.contains(&format!("media/{gone}/")), "{key}: {text}");
+    }
+}
