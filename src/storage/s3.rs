@@ -25,6 +25,10 @@ use object_store::{
 };
 
 use crate::storage::location::S3Url;
+use object_store::signer::{SignedUrlOptions, Signer};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use std::time::Duration;
 
 /// The user metadata key that holds an object's sha256 (`x-amz-meta-sha256`).
 pub const SHA256_METADATA: &str = "sha256";
@@ -94,6 +98,24 @@ pub enum WriteMode {
 pub struct ObjectArchive {
     store: Arc<AmazonS3>,
     url: S3Url,
+    /// For the one request object_store has no call for (a CopyObject
+    /// that replaces metadata), sent to a URL it signs.
+    http: reqwest::Client,
+}
+
+/// CopyObject copies at most this much in one request.
+const COPY_LIMIT: u64 = 5 << 30;
+
+/// `key` percent-encoded for `x-amz-copy-source` (`/` kept).
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(byte).to_string()
+            }
+            byte => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// Whether `endpoint` is plain HTTP to somewhere other than this machine.
@@ -164,9 +186,13 @@ impl ObjectArchive {
         let store = builder
             .build()
             .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
         Ok(Self {
             store: Arc::new(store),
             url: url.clone(),
+            http,
         })
     }
 
@@ -369,6 +395,65 @@ impl ObjectArchive {
             .await
             .map(|_| ())
             .map_err(|error| StorageError::of("completing the upload of", key.as_ref(), error))
+    }
+
+    /// Gives an object a multipart upload wrote its sha256 as metadata
+    /// (S3 takes metadata when an upload starts, before the hash is
+    /// known): a CopyObject onto itself with `x-amz-metadata-directive:
+    /// REPLACE`, `x-amz-meta-sha256`, its type and
+    /// `x-amz-checksum-algorithm: SHA256` (so it also gets a full-object
+    /// SHA-256 checksum), sent to a URL that
+    /// object_store presigns with those headers bound to the signature.
+    /// The bytes are copied server-side and stay as they are.
+    pub async fn set_sha256_metadata(
+        &self,
+        relative: &str,
+        size: u64,
+        content_type: &str,
+        sha256: &str,
+    ) -> Result<(), StorageError> {
+        let key = self.key(relative)?;
+        let failed = |reason: String| {
+            StorageError::Local(format!("setting the sha256 metadata of {key}: {reason}"))
+        };
+        if size > COPY_LIMIT {
+            return Err(failed("over 5 GiB, one CopyObject cannot copy it".into()));
+        }
+        let header =
+            |value: &str| HeaderValue::from_str(value).map_err(|error| failed(error.to_string()));
+        let mut headers = HeaderMap::new();
+        let source = format!("/{}/{}", self.url.bucket, encode_key(key.as_ref()));
+        headers.insert("x-amz-copy-source", header(&source)?);
+        headers.insert("x-amz-metadata-directive", header("REPLACE")?);
+        headers.insert("x-amz-meta-sha256", header(sha256)?);
+        headers.insert(CONTENT_TYPE, header(content_type)?);
+        // The copy gets a full-object SHA-256 checksum of its own, where a
+        // multipart upload had per-part ones.
+        headers.insert("x-amz-checksum-algorithm", header("SHA256")?);
+        let mut options = SignedUrlOptions::default();
+        for (name, value) in &headers {
+            options = options.with_signed_header(name.clone(), value.clone());
+        }
+        let url = self
+            .store
+            .signed_url_opts(Method::PUT, &key, Duration::from_secs(300), &options)
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        // The URL holds a signature: never shown (`without_url`).
+        let response = self
+            .http
+            .put(url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|error| failed(crate::redact::scrub(&error.without_url().to_string())))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        // CopyObject may answer 200 with an error in the body.
+        if !status.is_success() || !body.contains("CopyObjectResult") {
+            return Err(failed(format!("the store answered HTTP {status}")));
+        }
+        Ok(())
     }
 
     /// Drops an upload and every part of it (an upload already gone is fine).

@@ -8,8 +8,12 @@
 //! file per upload in the local state folder) as soon as the store has
 //! given it an id, and forgotten only once completed or aborted, so a
 //! run killed mid-upload leaves a record the next run aborts; memory per
-//! transfer is at most two parts ([`PART_SIZE`]): the one filling and the
-//! one on its way; a failed check, an error or a reset aborts the upload.
+//! transfer is at most two part buffers ([`PART_SIZE`] and room for one
+//! network chunk): the one filling and the one on its way; a failed check,
+//! an error or a reset aborts the upload; every object ends with its
+//! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
+//! itself right after its completion, see
+//! [`ObjectArchive::set_sha256_metadata`]).
 
 use std::path::{Path, PathBuf};
 
@@ -193,6 +197,15 @@ impl RemoteUpload {
         }
         if let Some(multipart) = &self.multipart {
             self.ledger.forget(&self.relative, &multipart.id);
+        }
+        // The object is whole and verified already; without the metadata
+        // `verify --fast` checks its size only.
+        if let Err(error) = self
+            .archive
+            .set_sha256_metadata(&self.relative, self.length, &self.content_type, &sha256)
+            .await
+        {
+            tracing::warn!("{error}");
         }
         Ok(sha256)
     }

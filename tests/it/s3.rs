@@ -109,6 +109,8 @@ struct Object {
     sha256: String,
     metadata_sha256: Option<String>,
     content_type: String,
+    /// The S3 checksum (`x-amz-checksum-sha256`, base64), if any.
+    checksum: Option<String>,
 }
 
 /// Every object under the prefix (key relative to it → what it holds).
@@ -121,7 +123,7 @@ fn objects(moto: &Moto) -> BTreeMap<String, Object> {
              \x20   for item in page.get('Contents', []):\n\
              \x20       got = s3.get_object(Bucket='{BUCKET}', Key=item['Key'])\n\
              \x20       body = got['Body'].read()\n\
-             \x20       found[item['Key'][len('{PREFIX}/'):]] = dict(size=len(body), sha256=hashlib.sha256(body).hexdigest(), metadata_sha256=got['Metadata'].get('sha256'), content_type=got['ContentType'])\n\
+             \x20       found[item['Key'][len('{PREFIX}/'):]] = dict(size=len(body), sha256=hashlib.sha256(body).hexdigest(), metadata_sha256=got['Metadata'].get('sha256'), content_type=got['ContentType'], checksum=s3.head_object(Bucket='{BUCKET}', Key=item['Key'], ChecksumMode='ENABLED').get('ChecksumSHA256'))\n\
              print(json.dumps(found))"
         ),
     );
@@ -255,12 +257,29 @@ fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
     assert_eq!(summary["out"], format!("s3://{BUCKET}/{PREFIX}"));
     assert_eq!(assert_objects_match(&moto, &vault), expected);
     let all = objects(&moto);
-    // Small objects carry their sha256 as metadata.
-    assert!(
-        all.iter()
-            .filter(|(key, object)| key.starts_with("media/") && object.size <= 8 << 20)
-            .all(|(_, object)| object.metadata_sha256.is_some())
-    );
+    // Every object carries its sha256 as metadata, the multipart one too.
+    let media: Vec<(&String, &Object)> = all
+        .iter()
+        .filter(|(key, _)| key.starts_with("media/"))
+        .collect();
+    assert!(media.iter().any(|(_, object)| object.size > 8 << 20));
+    // And as its full-object S3 SHA-256 checksum where moto keeps one: the
+    // multipart object's, computed by the CopyObject that set its metadata
+    // (moto keeps none for a PUT that sends only `x-amz-checksum-sha256`,
+    // as object_store's PUT does).
+    use base64::Engine as _;
+    for (key, object) in media {
+        assert_eq!(
+            object.metadata_sha256.as_ref(),
+            Some(&object.sha256),
+            "{key}"
+        );
+        let digest = hex::decode(&object.sha256).unwrap();
+        let checksum = base64::engine::general_purpose::STANDARD.encode(digest);
+        if object.size > 8 << 20 || object.checksum.is_some() {
+            assert_eq!(object.checksum.as_ref(), Some(&checksum), "{key}");
+        }
+    }
     assert!(
         all.contains_key(".vault-mirror/state.sqlite"),
         "no snapshot"
