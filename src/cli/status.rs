@@ -65,9 +65,10 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
             }
         })
         .collect();
+    let shown = settings.shown_out();
     let status = Status {
         command: "status",
-        out: &settings.out,
+        out: &shown,
         db: &settings.db,
         lists: store.list_figures()?,
         total: store.archive_figures()?,

@@ -504,6 +504,10 @@ fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
     assert_eq!(code, 0, "{output}");
     assert_eq!(intact["outcome"], "intact");
     assert_eq!(intact["out"], format!("s3://{BUCKET}/{PREFIX}"));
+    let (status, output, code) =
+        run_json(&mut command_s3(&server, &moto, state.path(), &["status"]));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(status["out"], format!("s3://{BUCKET}/{PREFIX}"), "{output}");
 
     let keys: Vec<String> = objects(&moto)
         .into_keys()
