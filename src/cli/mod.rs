@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            status::restore(&settings).await?;
             status::run(&settings)
         }
         Command::Verify(args) => {
@@ -80,6 +81,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             logging::init(&settings)?;
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
+            status::restore(&settings).await?;
             drop(status::open(&settings)?);
             let _lock = lock(&settings, "verify")?;
             interruptible(verify::run(&settings, args)).await
@@ -92,6 +94,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Export => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            status::restore(&settings).await?;
             export::run(&settings).await
         }
         // `mirror::run` stops gracefully on a signal by itself.

@@ -336,6 +336,25 @@ fn s3_a_lost_local_database_is_restored_from_the_snapshot() {
         "media fetched again"
     );
     assert!(state_db(other.path()).exists());
+
+    // `status` and `verify` on a third machine start from the snapshot too.
+    let third = tempfile::tempdir().unwrap();
+    let (status, output, code) =
+        run_json(&mut command_s3(&server, &moto, third.path(), &["status"]));
+    assert_eq!(code, 0, "{output}");
+    assert!(status["total"].is_object(), "{output}");
+    let (verify, output, code) = run_json(&mut command_s3(
+        &server,
+        &moto,
+        third.path(),
+        &["verify", "--fast"],
+    ));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(verify["outcome"], "intact", "{output}");
+    assert_eq!(
+        verify["checked"].as_u64().unwrap() as usize,
+        stored_variants(&vault, &["full", "thumb"])
+    );
 }
 
 #[test]
