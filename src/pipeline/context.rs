@@ -88,7 +88,7 @@ impl Context {
     /// Where verified files are looked for (see [`Archived`]).
     pub fn archived(&self) -> Archived<'_> {
         match &self.remote {
-            Some(remote) => Archived::Listed(remote),
+            Some(remote) => Archived::Listed(remote.inventory()),
             None => Archived::Disk(&self.archive),
         }
     }

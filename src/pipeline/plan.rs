@@ -4,6 +4,7 @@
 //! clock) it said it, and what the database holds (plus one `stat` of the
 //! file that is supposed to be there).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use url::Url;
@@ -12,7 +13,6 @@ use crate::api::clock::UrlLifetime;
 use crate::api::models::{RemoteStatus, Variant};
 use crate::archive::paths::variant_path;
 use crate::archive::{ArchiveDir, archive_path};
-use crate::pipeline::remote::Remote;
 use crate::store::{LocalState, LocalVariant};
 
 /// One transfer to make.
@@ -120,16 +120,18 @@ fn verified_file_present(archive: Archived<'_>, local: &LocalVariant) -> bool {
     };
     match archive {
         Archived::Disk(archive) => archive.has_file(&path, size.0),
-        Archived::Listed(remote) => remote.has(&path.to_string_lossy(), size.0),
+        Archived::Listed(listed) => {
+            listed.get(path.to_string_lossy().replace('\\', "/").as_str()) == Some(&size.0)
+        }
     }
 }
 
 /// Where verified files are looked for: the archive folder, or the
-/// objects listed on object storage when the run began.
+/// objects listed on object storage when the run began (key → size).
 #[derive(Clone, Copy)]
 pub enum Archived<'a> {
     Disk(&'a ArchiveDir),
-    Listed(&'a Remote),
+    Listed(&'a HashMap<String, u64>),
 }
 
 #[cfg(test)]

@@ -43,6 +43,20 @@ pub enum RemoteError {
     Stopped(String),
 }
 
+impl From<StorageError> for RemoteError {
+    /// An unusable AWS environment is a usage error (exit 2); anything
+    /// else stops the run.
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Config(reason) => RemoteError::Settings(SettingsError::Invalid {
+                name: "object storage (--out s3://…)",
+                reason,
+            }),
+            error => RemoteError::Stopped(error.to_string()),
+        }
+    }
+}
+
 /// A storage failure that stops a run.
 pub fn stopped(what: &str, error: impl std::fmt::Display) -> RemoteError {
     RemoteError::Stopped(format!("{what}: {error}"))
@@ -60,13 +74,7 @@ impl Remote {
         let Some(url) = &settings.remote else {
             return Ok(None);
         };
-        let archive = ObjectArchive::open(url).map_err(|error| match error {
-            StorageError::Config(reason) => RemoteError::Settings(SettingsError::Invalid {
-                name: "object storage (--out s3://…)",
-                reason,
-            }),
-            error => stopped("opening the archive", error),
-        })?;
+        let archive = ObjectArchive::open(url)?;
         let lease = Lease::acquire(&archive, command)
             .await
             .map_err(|error| stopped(&format!("taking the lease of {url}"), error))?;
@@ -119,10 +127,9 @@ impl Remote {
         })
     }
 
-    /// Whether an object of `size` bytes is at `relative` (as listed when
-    /// the run began).
-    pub fn has(&self, relative: &str, size: u64) -> bool {
-        self.inventory.get(relative) == Some(&size)
+    /// The objects under `media/` when the run began: key → size.
+    pub fn inventory(&self) -> &HashMap<String, u64> {
+        &self.inventory
     }
 
     /// Keeps an interrupted upload for the next attempt of the same item.

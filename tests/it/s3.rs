@@ -299,6 +299,17 @@ fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
     let db_text = String::from_utf8_lossy(&db);
     assert!(!db_text.contains(SECRET_KEY) && !db_text.contains(ACCESS_KEY));
 
+    // A dry run reads the bucket's listing: nothing to fetch.
+    let (plan, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--dry-run"));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(plan["download"]["variants"], 0, "{output}");
+    assert_eq!(
+        plan["skip"]["variants"].as_u64().unwrap() as usize,
+        expected,
+        "{output}"
+    );
+    assert_eq!(plan["out"], format!("s3://{BUCKET}/{PREFIX}"));
+
     let requests = server.stats().media_requests;
     let (again, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
     assert_eq!(code, 0, "{output}");
