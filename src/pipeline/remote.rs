@@ -12,7 +12,8 @@
 //! run aborts before it starts any.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::report::Reporter;
 use crate::settings::{Settings, SettingsError};
@@ -31,6 +32,8 @@ pub struct Remote {
     /// Uploads a transient failure interrupted, kept for the next attempt
     /// of the same item in this run: key → (declared size, upload).
     parked: Mutex<HashMap<String, (u64, Box<RemoteUpload>)>>,
+    /// Set when the lease was taken over by another run (see [`Lease::lost`]).
+    lease_lost: Arc<AtomicBool>,
 }
 
 /// Why a run on object storage cannot start or end well.
@@ -84,7 +87,7 @@ impl Remote {
                 previous.command, previous.pid, previous.host
             ));
         }
-        let ready = Self::prepare(settings, archive, reporter).await;
+        let ready = Self::prepare(settings, archive, lease.lost(), reporter).await;
         match ready {
             Ok(remote) => Ok(Some((remote, lease))),
             Err(error) => {
@@ -97,6 +100,7 @@ impl Remote {
     async fn prepare(
         settings: &Settings,
         archive: ObjectArchive,
+        lease_lost: Arc<AtomicBool>,
         reporter: &dyn Reporter,
     ) -> Result<Remote, RemoteError> {
         if restore_snapshot(&archive, &settings.db)
@@ -124,7 +128,14 @@ impl Remote {
             ledger,
             inventory,
             parked: Mutex::new(HashMap::new()),
+            lease_lost,
         })
+    }
+
+    /// Whether another run took the archive's lease over: nothing more
+    /// may be written.
+    pub fn lease_lost(&self) -> bool {
+        self.lease_lost.load(Ordering::SeqCst)
     }
 
     /// The objects under `media/` when the run began: key → size.
@@ -165,6 +176,10 @@ impl Remote {
         }
         // Uploads dropped mid-way (a stop signal) are still in the ledger.
         self.ledger.abort_leftovers(&self.archive).await;
+        if self.lease_lost() {
+            // The archive is another run's now: its snapshot is its own.
+            return Ok(());
+        }
         let copy = self.ledger.folder().with_file_name("snapshot.sqlite");
         let _ = fs_err::remove_file(&copy);
         store

@@ -11,6 +11,7 @@
 //! read, so of two runs racing for a stale lease exactly one wins. A lease
 //! holds no secret.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,15 @@ use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
 pub const LEASE_KEY: &str = ".vault-mirror/lease";
 /// How often a run renews its lease.
 pub const RENEW_EVERY: Duration = Duration::from_secs(60);
+
+/// [`RENEW_EVERY`], or what the test hook `VAULT_MIRROR_TEST_LEASE_RENEW_MS`
+/// says (so a test sees a renewal without waiting a minute).
+fn renew_every() -> Duration {
+    std::env::var("VAULT_MIRROR_TEST_LEASE_RENEW_MS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or(RENEW_EVERY, Duration::from_millis)
+}
 /// A lease from another host not renewed for this long is taken over.
 pub const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
 
@@ -53,6 +63,8 @@ pub enum LeaseError {
 pub struct Lease {
     archive: ObjectArchive,
     e_tag: Arc<Mutex<Option<String>>>,
+    /// Set when a renewal finds the lease taken over by another run.
+    lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
     /// Whose lease was taken over, when one was.
     pub took_over: Option<LeaseBody>,
@@ -146,13 +158,21 @@ impl Lease {
         took_over: Option<LeaseBody>,
     ) -> Lease {
         let e_tag = Arc::new(Mutex::new(e_tag));
-        let renewer = tokio::spawn(renew(archive.clone(), mine, e_tag.clone()));
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn(renew(archive.clone(), mine, e_tag.clone(), lost.clone()));
         Lease {
             archive: archive.clone(),
             e_tag,
+            lost,
             renewer,
             took_over,
         }
+    }
+
+    /// True once a renewal found the lease taken over: the run must stop
+    /// writing.
+    pub fn lost(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
     }
 
     /// Gives the lease up: deleted, unless another run took it meanwhile.
@@ -169,9 +189,15 @@ impl Lease {
 
 /// Renews the lease every [`RENEW_EVERY`], each write conditional on the
 /// ETag of the one before.
-async fn renew(archive: ObjectArchive, mut mine: LeaseBody, e_tag: Arc<Mutex<Option<String>>>) {
+async fn renew(
+    archive: ObjectArchive,
+    mut mine: LeaseBody,
+    e_tag: Arc<Mutex<Option<String>>>,
+    lost: Arc<AtomicBool>,
+) {
+    let every = renew_every();
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
+        tokio::time::sleep(every).await;
         let Some(previous) = e_tag.lock().ok().and_then(|e_tag| e_tag.clone()) else {
             return;
         };
@@ -183,7 +209,10 @@ async fn renew(archive: ObjectArchive, mut mine: LeaseBody, e_tag: Arc<Mutex<Opt
                 }
             }
             Err(StorageError::Precondition { .. }) => {
-                tracing::warn!("the archive's lease was taken over by another run");
+                tracing::warn!(
+                    "the archive's lease was taken over by another run: this run stops writing"
+                );
+                lost.store(true, Ordering::SeqCst);
                 return;
             }
             // A failed renewal is tried again at the next turn.

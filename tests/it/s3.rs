@@ -159,6 +159,9 @@ fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> 
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ALLOW_HTTP")
         .env("VAULT_MIRROR_LOG", "debug")
         .env("OFAUTH_BASE_URL", server.base_url())
         .env("OFAUTH_API_KEY", server.api_key())
@@ -437,30 +440,42 @@ fn s3_lying_sizes_and_types_leave_no_object() {
     assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
 }
 
-#[test]
-fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
-    let Some(moto) = moto() else { return };
-    let vault = vault_with_a_big_file();
+/// The big-file vault behind a fake media host that sends each transfer
+/// `rate` bytes a second, so a run can be caught mid-upload.
+fn slow_server(vault: &Vault, rate: u64) -> FakeServer {
     let slow = FakeOptions {
         faults: Faults {
-            bandwidth_per_transfer: Some(4 << 20),
+            bandwidth_per_transfer: Some(rate),
             ..Faults::default()
         },
         ..FakeOptions::default()
     };
-    let server = FakeServer::start_in_thread(vault.clone(), slow).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut child = mirror_s3(&server, &moto, state.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Until the big file's multipart upload is under way.
+    FakeServer::start_in_thread(vault.clone(), slow).unwrap()
+}
+
+/// Starts `command` and returns once a multipart upload is under way.
+fn spawn_until_uploading(moto: &Moto, command: &mut Command) -> Child {
+    let child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while incomplete_uploads(&moto).is_empty() {
+    while incomplete_uploads(moto).is_empty() {
         assert!(Instant::now() < deadline, "no multipart upload started");
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+#[test]
+fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
+    let Some(moto) = moto() else { return };
+    let vault = vault_with_a_big_file();
+    let server = slow_server(&vault, 4 << 20);
+    let state = tempfile::tempdir().unwrap();
+    let mut child = spawn_until_uploading(
+        &moto,
+        mirror_s3(&server, &moto, state.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
@@ -817,4 +832,49 @@ fn s3_prune_deletes_only_with_prune_and_within_max_delete() {
         );
         assert!(!text.contains(&format!("media/{gone}/")), "{key}: {text}");
     }
+}
+
+#[test]
+fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
+    let Some(moto) = moto() else { return };
+    let vault = vault_with_a_big_file();
+    let server = slow_server(&vault, 2 << 20);
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_until_uploading(
+        &moto,
+        mirror_s3(&server, &moto, state.path())
+            .env("VAULT_MIRROR_TEST_LEASE_RENEW_MS", "200")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // Another machine takes the lease meanwhile (as after a long pause).
+    let now = vault_mirror::now_ms();
+    python(
+        &moto,
+        &format!(
+            "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='other-host', pid=4242, command='mirror', started_at={now}, renewed_at={now})))"
+        ),
+    );
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("took over the archive's lease"), "{text}");
+    let all = objects(&moto);
+    assert!(
+        !all.contains_key("media/9000000001/full.mp4"),
+        "completed after losing the lease"
+    );
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    // The other run's lease is left as it is.
+    let lease = python(
+        &moto,
+        &format!(
+            "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease')['Body'].read().decode())"
+        ),
+    );
+    assert!(lease.contains("other-host"), "{lease}");
 }

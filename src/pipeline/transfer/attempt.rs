@@ -54,6 +54,9 @@ pub enum AttemptError {
     /// A disk is full (the archive's, or the database's): no item can go
     /// on, so the run stops.
     DiskFull(MirrorError),
+    /// Another run took the object-storage archive's lease over: nothing
+    /// more may be written, so the run stops.
+    LeaseLost(MirrorError),
 }
 
 /// A local IO error of an attempt on `part`: a full disk stops the run
@@ -417,6 +420,14 @@ impl Attempt<'_> {
         let size = upload.len();
         let relative = upload.relative().to_owned();
         if let Some(remote) = &self.context.remote {
+            if remote.lease_lost() {
+                upload.abort().await;
+                let context = "another run took over the archive's lease: this run stops, and completes nothing more".to_owned();
+                return Err(AttemptError::LeaseLost(MirrorError::Io {
+                    source: std::io::Error::other(context.clone()),
+                    context,
+                }));
+            }
             let kept = keep_previous_object(
                 &remote.archive,
                 &self.context.store,

@@ -269,7 +269,9 @@ impl Transfers {
             AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
                 return Next::End(self.fail(job, LocalState::Failed, &reason, tries.received));
             }
-            AttemptError::DiskFull(error) => return Next::End(Ended::Fatal(error)),
+            AttemptError::DiskFull(error) | AttemptError::LeaseLost(error) => {
+                return Next::End(Ended::Fatal(error));
+            }
         };
         let Some(delay) = tries.delays.next() else {
             return Next::End(self.fail(job, LocalState::Failed, &message, tries.received));
