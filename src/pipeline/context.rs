@@ -29,6 +29,9 @@ pub enum MirrorError {
         missing: Vec<String>,
         known: Vec<String>,
     },
+    /// Object storage (`--out s3://…`) failed in a way no item can get past.
+    #[error("{0}")]
+    Storage(String),
     #[error("{context}")]
     Io {
         context: String,
@@ -52,10 +55,7 @@ impl From<RemoteError> for MirrorError {
     fn from(error: RemoteError) -> Self {
         match error {
             RemoteError::Settings(error) => MirrorError::Settings(error),
-            RemoteError::Stopped(context) => MirrorError::Io {
-                source: std::io::Error::other(context.clone()),
-                context,
-            },
+            RemoteError::Stopped(context) => MirrorError::Storage(context),
         }
     }
 }

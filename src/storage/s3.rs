@@ -174,6 +174,14 @@ impl ObjectArchive {
             builder = builder.with_region("us-east-1");
         }
         if let Some(endpoint) = endpoint_from_env() {
+            if url::Url::parse(&endpoint)
+                .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
+            {
+                return Err(invalid(format!(
+                    "the endpoint {} holds a user name or password; credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never in the endpoint URL (it is shown in messages)",
+                    shown_endpoint(&endpoint)
+                )));
+            }
             if plain_http_elsewhere(&endpoint) && !allow_http {
                 return Err(invalid(format!(
                     "the endpoint {} is plain HTTP to another machine: credentials and media would cross the network unencrypted; use https, or set AWS_ALLOW_HTTP=true to accept that",

@@ -514,9 +514,16 @@ fn s3_plain_http_elsewhere_is_refused_without_printing_a_secret() {
         .env("OFAUTH_CONNECTION_ID", server.connection_id());
     let (_, output, code) = run_json(&mut command);
     assert_eq!(code, 2, "{output}");
-    assert!(output.contains("AWS_ALLOW_HTTP=true"), "{output}");
     assert!(output.contains("http://192.0.2.10:9000"), "{output}");
+    assert!(output.contains("never in the endpoint URL"), "{output}");
     for secret in [SECRET_KEY, ACCESS_KEY, "pw@"] {
+        assert!(!output.contains(secret), "{secret} in {output}");
+    }
+    // Without them in the URL: plain HTTP to another machine is refused.
+    let (_, output, code) = run_json(command.env("AWS_ENDPOINT_URL", "http://192.0.2.10:9000"));
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("AWS_ALLOW_HTTP=true"), "{output}");
+    for secret in [SECRET_KEY, ACCESS_KEY] {
         assert!(!output.contains(secret), "{secret} in {output}");
     }
 }

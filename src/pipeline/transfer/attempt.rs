@@ -422,11 +422,9 @@ impl Attempt<'_> {
         if let Some(remote) = &self.context.remote {
             if remote.lease_lost() {
                 upload.abort().await;
-                let context = "another run took over the archive's lease: this run stops, and completes nothing more".to_owned();
-                return Err(AttemptError::LeaseLost(MirrorError::Io {
-                    source: std::io::Error::other(context.clone()),
-                    context,
-                }));
+                return Err(AttemptError::LeaseLost(MirrorError::Storage(
+                    "another run took over the archive's lease: this run stops, and completes nothing more".into(),
+                )));
             }
             let kept = keep_previous_object(
                 &remote.archive,
