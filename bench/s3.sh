@@ -9,7 +9,10 @@
 # restarted empty before each S3 run and its own CPU time is printed too
 # (it is Python, and usually the bottleneck).
 #
-#   bench/s3.sh [--media N] [--jobs N] [--work DIR]
+#   bench/s3.sh [--media N] [--scale full|large] [--jobs N] [--work DIR]
+#
+# `--scale large --media 12`: about 1 GB in videos of 40-120 MB, every one
+# a multipart upload (memory must stay within jobs x 18 MiB).
 #
 # rclone runs without AWS_CA_BUNDLE (its S3 SDK refuses a custom bundle
 # with its own HTTP transport). Needs nginx, rclone, /usr/bin/time and moto_server (pip install
@@ -17,11 +20,13 @@
 set -euo pipefail
 
 MEDIA=1000
+SCALE=full
 JOBS=8
 WORK=/tmp/vault-mirror-s3-bench
 while [ $# -gt 0 ]; do
     case "$1" in
         --media) MEDIA=$2; shift 2 ;;
+        --scale) SCALE=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
         --work) WORK=$2; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -64,7 +69,7 @@ http {
     fastcgi_temp_path $WORK/nginx/temp/fastcgi;
     uwsgi_temp_path $WORK/nginx/temp/uwsgi;
     scgi_temp_path $WORK/nginx/temp/scgi;
-    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data; }
+    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data-$SCALE; }
 }
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
@@ -72,7 +77,7 @@ PIDS+=($!)
 
 ENV_FILE=$WORK/fake.env
 : >"$ENV_FILE"
-"$BIN" fake-server --media "$MEDIA" --bench-data "$WORK/data" --bench-scale full \
+"$BIN" fake-server --media "$MEDIA" --bench-data "$WORK/data-$SCALE" --bench-scale "$SCALE" \
     --media-base "http://127.0.0.1:$DATA_PORT/" --url-ttl 24h --url-list "$WORK/urls.tsv" \
     >"$ENV_FILE" 2>"$WORK/fake.log" &
 PIDS+=($!)

@@ -94,7 +94,7 @@ async fn write(
 ) -> Result<Option<String>, StorageError> {
     let bytes = Bytes::from(serde_json::to_vec_pretty(body).unwrap_or_default());
     archive
-        .put(LEASE_KEY, bytes, "application/json", None, mode)
+        .put(LEASE_KEY, bytes.into(), "application/json", None, mode)
         .await
 }
 

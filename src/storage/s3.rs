@@ -315,7 +315,7 @@ impl ObjectArchive {
     pub async fn put(
         &self,
         relative: &str,
-        bytes: Bytes,
+        payload: PutPayload,
         content_type: &str,
         sha256: Option<&str>,
         mode: WriteMode,
@@ -335,7 +335,7 @@ impl ObjectArchive {
             ..PutOptions::default()
         };
         self.store
-            .put_opts(&key, PutPayload::from_bytes(bytes), options)
+            .put_opts(&key, payload, options)
             .await
             .map(|result| result.e_tag)
             .map_err(|error| StorageError::of("writing", key.as_ref(), error))
@@ -381,11 +381,11 @@ impl ObjectArchive {
         relative: &str,
         id: &MultipartId,
         index: usize,
-        bytes: Bytes,
+        payload: PutPayload,
     ) -> Result<PartId, StorageError> {
         let key = self.key(relative)?;
         self.store
-            .put_part(&key, id, index, PutPayload::from_bytes(bytes))
+            .put_part(&key, id, index, payload)
             .await
             .map_err(|error| StorageError::of("uploading a part of", key.as_ref(), error))
     }

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,12 +32,10 @@ pub async fn upload_snapshot(
     ledger: &UploadLedger,
 ) -> Result<(), StorageError> {
     let mut reader = fs_err::tokio::File::open(file).await.map_err(local)?;
-    let size = reader.metadata().await.map_err(local)?.len();
     let mut upload = RemoteUpload::new(
         archive.clone(),
         SNAPSHOT_KEY.to_owned(),
         "application/vnd.sqlite3".to_owned(),
-        size,
         ledger.clone(),
     );
     let mut buffer = vec![0; PART_SIZE];
@@ -49,7 +48,7 @@ pub async fn upload_snapshot(
                 return Err(local(error));
             }
         };
-        if let Err(error) = upload.write(&buffer[..read]).await {
+        if let Err(error) = upload.write(Bytes::copy_from_slice(&buffer[..read])).await {
             upload.abort().await;
             return Err(error);
         }

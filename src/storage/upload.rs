@@ -8,8 +8,9 @@
 //! file per upload in the local state folder) as soon as the store has
 //! given it an id, and forgotten only once completed or aborted, so a
 //! run killed mid-upload leaves a record the next run aborts; memory per
-//! transfer is at most two part buffers ([`PART_SIZE`] and room for one
-//! network chunk): the one filling and the one on its way; a failed check,
+//! transfer is at most two parts ([`PART_SIZE`], kept as the network's
+//! chunks, never copied into one buffer): the one filling and the one on
+//! its way; a failed check,
 //! an error or a reset aborts the upload; every object ends with its
 //! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
 //! itself right after its completion, see
@@ -29,10 +30,6 @@ use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
 /// equal). An object up to this size is written with one PUT.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// A part's buffer: a part and room for the network chunk that fills it
-/// (reqwest hands over chunks of tens of kilobytes).
-const BUFFER_CAPACITY: usize = PART_SIZE + 1024 * 1024;
-
 use crate::archive::content::SNIFF_LEN as HEAD_LEN;
 
 /// A multipart upload under way.
@@ -47,10 +44,11 @@ pub struct RemoteUpload {
     archive: ObjectArchive,
     relative: String,
     content_type: String,
-    /// The size the object should end up with (sizes the first buffer).
-    expected: u64,
     ledger: UploadLedger,
-    buffer: Vec<u8>,
+    /// The next part: the network's chunks as they came (no copy).
+    buffer: Vec<Bytes>,
+    /// Bytes in `buffer`.
+    buffered: usize,
     multipart: Option<Multipart>,
     hasher: Sha256,
     length: u64,
@@ -62,16 +60,15 @@ impl RemoteUpload {
         archive: ObjectArchive,
         relative: String,
         content_type: String,
-        expected: u64,
         ledger: UploadLedger,
     ) -> Self {
         Self {
             archive,
             relative,
             content_type,
-            expected,
             ledger,
             buffer: Vec::new(),
+            buffered: 0,
             multipart: None,
             hasher: Sha256::new(),
             length: 0,
@@ -100,39 +97,36 @@ impl RemoteUpload {
         hex::encode(self.hasher.clone().finalize())
     }
 
-    /// Hashes and counts `chunk`, and sends a part once one is full.
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        self.hasher.update(chunk);
+    /// Hashes and counts `chunk`, and sends a part once one is full. The
+    /// chunk is kept as it came (a part is a list of chunks, cut at exactly
+    /// [`PART_SIZE`] without copying), so no large buffer is allocated.
+    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
+        self.hasher.update(&chunk);
         if self.head.len() < HEAD_LEN {
             let take = (HEAD_LEN - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
         self.length += chunk.len() as u64;
-        if self.buffer.capacity() == 0 {
-            self.buffer = Vec::with_capacity(self.buffer_capacity());
-        }
-        self.buffer.extend_from_slice(chunk);
-        while self.buffer.len() > PART_SIZE {
-            // The next part's buffer is allocated whole, never grown by
-            // doubling: at most two buffers of BUFFER_CAPACITY a transfer.
-            let mut next = Vec::with_capacity(BUFFER_CAPACITY);
-            next.extend_from_slice(&self.buffer[PART_SIZE..]);
-            self.buffer.truncate(PART_SIZE);
-            let full = std::mem::replace(&mut self.buffer, next);
+        while self.buffered + chunk.len() > PART_SIZE {
+            let rest = chunk.split_off(PART_SIZE - self.buffered);
+            if !chunk.is_empty() {
+                self.buffer.push(chunk);
+            }
+            let full = std::mem::take(&mut self.buffer);
+            self.buffered = 0;
             self.send_part(full).await?;
+            chunk = rest;
+        }
+        if !chunk.is_empty() {
+            self.buffered += chunk.len();
+            self.buffer.push(chunk);
         }
         Ok(())
     }
 
-    /// The first buffer: the declared size when it fits in one part.
-    fn buffer_capacity(&self) -> usize {
-        usize::try_from(self.expected)
-            .map_or(BUFFER_CAPACITY, |expected| expected.min(BUFFER_CAPACITY))
-    }
-
     /// Starts the multipart upload if needed (and records it), waits for
     /// the part before, and sends `bytes` as the next part.
-    async fn send_part(&mut self, bytes: Vec<u8>) -> Result<(), StorageError> {
+    async fn send_part(&mut self, chunks: Vec<Bytes>) -> Result<(), StorageError> {
         if self.multipart.is_none() {
             let id = self
                 .archive
@@ -164,7 +158,7 @@ impl RemoteUpload {
         let index = multipart.parts.len();
         multipart.in_flight = Some(tokio::spawn(async move {
             archive
-                .upload_part(&relative, &id, index, Bytes::from(bytes))
+                .upload_part(&relative, &id, index, chunks.into_iter().collect())
                 .await
         }));
         Ok(())
@@ -177,11 +171,12 @@ impl RemoteUpload {
     pub async fn commit(mut self) -> Result<String, StorageError> {
         let sha256 = self.sha256();
         if self.multipart.is_none() {
-            let bytes = Bytes::from(std::mem::take(&mut self.buffer));
+            let payload = std::mem::take(&mut self.buffer).into_iter().collect();
+            self.buffered = 0;
             self.archive
                 .put(
                     &self.relative,
-                    bytes,
+                    payload,
                     &self.content_type,
                     Some(&sha256),
                     WriteMode::Overwrite,
@@ -190,6 +185,7 @@ impl RemoteUpload {
             return Ok(sha256);
         }
         let last = std::mem::take(&mut self.buffer);
+        self.buffered = 0;
         let completed = self.complete(last).await;
         if completed.is_err() {
             self.abort().await;
@@ -210,7 +206,7 @@ impl RemoteUpload {
         Ok(sha256)
     }
 
-    async fn complete(&mut self, last: Vec<u8>) -> Result<(), StorageError> {
+    async fn complete(&mut self, last: Vec<Bytes>) -> Result<(), StorageError> {
         if !last.is_empty() {
             self.send_part(last).await?;
         }
@@ -230,6 +226,7 @@ impl RemoteUpload {
     /// aborted now stays in the ledger for the next run).
     pub async fn abort(&mut self) {
         self.buffer = Vec::new();
+        self.buffered = 0;
         if let Some(mut multipart) = self.multipart.take() {
             if let Some(previous) = multipart.in_flight.take() {
                 let _ = previous.await;

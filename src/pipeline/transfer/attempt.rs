@@ -156,7 +156,6 @@ impl Attempt<'_> {
                 remote.archive.clone(),
                 key,
                 job.content_type.clone(),
-                job.size,
                 remote.ledger.clone(),
             ))));
         }

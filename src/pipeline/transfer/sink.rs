@@ -80,7 +80,7 @@ impl SinkWriter {
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
         match self {
             SinkWriter::Local(writer) => writer.write(chunk).await.map_err(SinkError::Local),
-            SinkWriter::Remote(upload) => match upload.write(&chunk).await {
+            SinkWriter::Remote(upload) => match upload.write(chunk).await {
                 Ok(()) => Ok(()),
                 Err(error) => {
                     upload.reset().await;
