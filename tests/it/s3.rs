@@ -885,3 +885,33 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
     );
     assert!(lease.contains("other-host"), "{lease}");
 }
+
+#[test]
+fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
+    let Some(moto) = moto() else { return };
+    let vault = vault_with_a_big_file();
+    let server = slow_server(&vault, 2 << 20);
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_until_uploading(
+        &moto,
+        mirror_s3(&server, &moto, state.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(143), "{text}");
+    // Stopped in order: no upload left open, the snapshot written, the
+    // lease given back, nothing half-made at a final key.
+    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    let all = objects(&moto);
+    assert!(all.contains_key(".vault-mirror/state.sqlite"), "{text}");
+    assert!(!all.contains_key(".vault-mirror/lease"), "{text}");
+    assert!(!all.contains_key("media/9000000001/full.mp4"));
+    assert_objects_match(&moto, &vault);
+}
