@@ -62,7 +62,16 @@ const fn option(key: &'static str, apply: Apply) -> ConfigOption {
 /// Every option, in the order they are applied (`out` before `db`, so a
 /// database path may follow the archive). A new option is one line here.
 pub const OPTIONS: &[ConfigOption] = &[
-    option("out", |s, v| v.path().map(|path| s.out = path)),
+    option("out", |s, v| {
+        // An archive on object storage is a URL, not a path beside the file.
+        match v.string()? {
+            text if text.starts_with("s3://") => {
+                s.out = PathBuf::from(text);
+                Ok(())
+            }
+            _ => v.path().map(|path| s.out = path),
+        }
+    }),
     option("db", |s, v| v.path().map(|path| s.db = path)),
     option("base_url", |s, v| {
         let text = v.string()?;
@@ -704,6 +713,12 @@ stall_timeout = 45
         assert_eq!(settings.network.stall_timeout, Duration::from_secs(45));
         // Dotted keys are the same as sections.
         assert_eq!(applied("mirror.jobs = 5").unwrap().mirror.jobs, 5);
+    }
+
+    #[test]
+    fn an_archive_on_object_storage_is_taken_as_written() {
+        let settings = applied("out = \"s3://bucket/vault/alice\"\n").unwrap();
+        assert_eq!(settings.out, Path::new("s3://bucket/vault/alice"));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod redact;
 pub mod report;
 pub mod settings;
 pub mod shard;
+pub mod storage;
 pub mod store;
 pub mod units;
 

@@ -224,7 +224,8 @@ fn shown(text: &str) -> String {
         .collect()
 }
 
-fn host_name() -> Option<String> {
+/// This machine's name, if it can be known (shown in lock files and leases).
+pub fn host_name() -> Option<String> {
     // Linux exposes it without a library; elsewhere the environment may.
     fs_err::read_to_string("/proc/sys/kernel/hostname")
         .ok()

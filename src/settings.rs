@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::api::ApiConfig;
+use crate::storage::{ArchiveLocation, S3Url};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
 pub const DEFAULT_JOBS: usize = 8;
@@ -192,8 +193,12 @@ impl Default for NetworkSettings {
 /// `&Settings`, never the raw command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Archive root.
+    /// Archive root; for an archive on object storage, the local folder
+    /// that holds its lock and the uploads in flight (under the state
+    /// directory, see [`remote_state_folder`]).
     pub out: PathBuf,
+    /// `--out s3://bucket/prefix`: the archive is on object storage.
+    pub remote: Option<S3Url>,
     /// State database.
     pub db: PathBuf,
     pub base_url: Url,
@@ -274,6 +279,7 @@ impl Settings {
         let db = default_db(&out);
         Self {
             out,
+            remote: None,
             db,
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL parses"),
             api_key: None,
@@ -317,15 +323,33 @@ impl Settings {
 
     /// These settings for connection `id` of an archive of many
     /// connections: its own complete archive at [`connection_out`], with
-    /// its database and lock inside.
-    pub fn for_connection(&self, id: &str) -> Settings {
-        let out = connection_out(&self.out, id);
-        Settings {
-            db: default_db(&out),
+    /// its database and lock inside; on object storage, the prefix
+    /// `<prefix>/<safe id>/` with its own local state folder.
+    pub fn for_connection(&self, id: &str) -> Result<Settings, SettingsError> {
+        let connection_id = Some(id.to_owned());
+        let Some(url) = &self.remote else {
+            let out = connection_out(&self.out, id);
+            return Ok(Settings {
+                db: default_db(&out),
+                out,
+                connection_id,
+                ..self.clone()
+            });
+        };
+        let remote =
+            url.join(&crate::names::safe_name(id))
+                .map_err(|reason| SettingsError::Invalid {
+                    name: "connection id",
+                    reason,
+                })?;
+        let out = remote_state_folder(&remote)?.join("work");
+        Ok(Settings {
+            db: out.with_file_name("state.sqlite"),
             out,
-            connection_id: Some(id.to_owned()),
+            remote: Some(remote),
+            connection_id,
             ..self.clone()
-        }
+        })
     }
 }
 
@@ -335,6 +359,50 @@ impl Settings {
 /// The one place that says so.
 pub fn connection_out(out: &std::path::Path, id: &str) -> PathBuf {
     out.join(crate::names::safe_name(id))
+}
+
+impl Settings {
+    /// The archive as a person names it: the folder, or `s3://bucket/prefix`.
+    pub fn shown_out(&self) -> PathBuf {
+        match &self.remote {
+            Some(url) => PathBuf::from(url.to_string()),
+            None => self.out.clone(),
+        }
+    }
+
+    /// With `out` given as `s3://bucket/prefix`: records the bucket and
+    /// prefix in `remote` and points `out` at the archive's local folder.
+    /// Returns whether the archive is on object storage.
+    pub fn place_remote(&mut self) -> Result<bool, SettingsError> {
+        let location =
+            ArchiveLocation::parse(&self.out).map_err(|reason| SettingsError::Invalid {
+                name: "archive (--out, VAULT_MIRROR_OUT)",
+                reason,
+            })?;
+        let ArchiveLocation::S3(url) = location else {
+            return Ok(false);
+        };
+        self.out = remote_state_folder(&url)?.join("work");
+        self.remote = Some(url);
+        Ok(true)
+    }
+}
+
+/// The local folder of an archive on object storage: its state database,
+/// lock and uploads in flight, under `$XDG_STATE_HOME/vault-mirror/`
+/// (default `~/.local/state/vault-mirror/`), one folder per archive URL.
+pub fn remote_state_folder(url: &S3Url) -> Result<PathBuf, SettingsError> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("state"))
+        })
+        .ok_or_else(|| SettingsError::Invalid {
+            name: "state directory",
+            reason: "neither XDG_STATE_HOME nor HOME is set: give `--db`".into(),
+        })?;
+    Ok(base.join("vault-mirror").join(url.state_key()))
 }
 
 /// `<out>/.vault-mirror/state.sqlite`.
@@ -509,7 +577,7 @@ mod tests {
         base.connection_id = Some("conn_base".into());
         base.mirror.jobs = 3;
         for id in ["conn_01", "../escape", "Conn/B", "", "."] {
-            let settings = base.for_connection(id);
+            let settings = base.for_connection(id).unwrap();
             let folder = settings.out.strip_prefix("/srv/agency").unwrap();
             assert_eq!(folder.components().count(), 1, "{id:?}: {folder:?}");
             assert!(
@@ -524,8 +592,8 @@ mod tests {
             assert_eq!(settings.mirror.jobs, 3);
         }
         assert_ne!(
-            base.for_connection("Conn").out,
-            base.for_connection("conn").out
+            base.for_connection("Conn").unwrap().out,
+            base.for_connection("conn").unwrap().out
         );
     }
 

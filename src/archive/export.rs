@@ -85,6 +85,27 @@ struct GoneFrom<'a> {
 /// Writes `manifest.jsonl`, `SHA256SUMS` and `index.html` at `out`.
 pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, ArchiveError> {
     let snapshot = Snapshot::read(store, out)?;
+    export_snapshot(&snapshot, out, now)
+}
+
+/// [`export`] of an archive elsewhere (object storage): `has_file` says
+/// what is in it, and the three files are written at `out` (a local
+/// folder they are then uploaded from).
+pub fn export_with(
+    store: &Store,
+    has_file: &dyn Fn(&Path, u64) -> bool,
+    out: &Path,
+    now: i64,
+) -> Result<ExportSummary, ArchiveError> {
+    let snapshot = Snapshot::read_with(store, has_file)?;
+    export_snapshot(&snapshot, out, now)
+}
+
+fn export_snapshot(
+    snapshot: &Snapshot,
+    out: &Path,
+    now: i64,
+) -> Result<ExportSummary, ArchiveError> {
     let mut summary = ExportSummary {
         out: out.to_path_buf(),
         variants: snapshot.variants.len(),
@@ -116,12 +137,12 @@ pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, Arch
 
     let archive = ArchiveDir::open(out);
     archive.write_atomically(Path::new(MANIFEST), |writer| {
-        write_manifest(&snapshot, writer)
+        write_manifest(snapshot, writer)
     })?;
     archive.write_atomically(Path::new(CHECKSUMS), |writer| {
-        write_checksums(&snapshot, writer)
+        write_checksums(snapshot, writer)
     })?;
-    let page = gallery::render(&snapshot, now);
+    let page = gallery::render(snapshot, now);
     archive.write_atomically(Path::new(GALLERY), |writer| {
         writer.write_all(page.as_bytes())
     })?;

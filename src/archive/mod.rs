@@ -26,7 +26,7 @@ pub mod snapshot;
 pub mod space;
 pub mod verify;
 pub mod versions;
-mod view_index;
+pub mod view_index;
 pub mod views;
 
 use std::io::Write;

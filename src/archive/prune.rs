@@ -63,6 +63,22 @@ impl PruneSummary {
     }
 }
 
+/// What a prune deletes: media ids, each with its files.
+pub type PrunePlan = Vec<(String, Vec<PrunedFile>)>;
+
+impl PruneSummary {
+    /// Counts what `plan` deletes, and refuses it (`refused`) when that is
+    /// more than `max_delete` files.
+    pub fn count(&mut self, plan: &PrunePlan) {
+        self.files = plan.iter().flat_map(|(_, files)| files.clone()).collect();
+        self.media = plan.iter().filter(|(_, files)| !files.is_empty()).count();
+        self.bytes = self.files.iter().map(|file| file.size).sum();
+        if self.files.len() > self.max_delete {
+            self.refused = true;
+        }
+    }
+}
+
 /// Deletes (or, with `dry_run`, lists) local copies of media gone from
 /// every mirrored list, refusing when more than `max_delete` files would go.
 pub fn prune(
@@ -79,7 +95,7 @@ pub fn prune(
     };
     let archive = ArchiveDir::open(out);
     // Media to record as pruned, each with the files found for it.
-    let mut plan: Vec<(String, Vec<PrunedFile>)> = Vec::new();
+    let mut plan: PrunePlan = Vec::new();
     for gone in store.gone_from_every_list()? {
         let recorded: HashMap<String, Option<String>> = gone
             .files
@@ -121,12 +137,7 @@ pub fn prune(
         files.sort_by(|a, b| a.path.cmp(&b.path));
         plan.push((gone.media_id, files));
     }
-    summary.files = plan.iter().flat_map(|(_, files)| files.clone()).collect();
-    summary.media = plan.iter().filter(|(_, files)| !files.is_empty()).count();
-    summary.bytes = summary.files.iter().map(|file| file.size).sum();
-    if summary.files.len() > max_delete {
-        summary.refused = true;
-    }
+    summary.count(&plan);
     if dry_run || summary.refused || plan.is_empty() {
         return Ok(summary);
     }

@@ -25,6 +25,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn read(store: &Store, out: &Path) -> Result<Snapshot, ArchiveError> {
+        let archive = ArchiveDir::open(out);
+        Self::read_with(store, &|relative, len| archive.has_file(relative, len))
+    }
+
+    /// [`Snapshot::read`], with `has_file(relative path, size)` telling
+    /// whether a file is in the archive at its size (object storage
+    /// answers from a listing).
+    pub fn read_with(
+        store: &Store,
+        has_file: &dyn Fn(&Path, u64) -> bool,
+    ) -> Result<Snapshot, ArchiveError> {
         let lists = store.archive_lists()?;
         let index: HashMap<&str, usize> = lists
             .iter()
@@ -40,11 +51,10 @@ impl Snapshot {
                     .push((list, row.gone_at));
             }
         }
-        let archive = ArchiveDir::open(out);
         let mut missing = Vec::new();
         let mut present = |path: &str, size: i64| match archive_path(path) {
             Ok(relative) => {
-                let ok = u64::try_from(size).is_ok_and(|len| archive.has_file(&relative, len));
+                let ok = u64::try_from(size).is_ok_and(|len| has_file(&relative, len));
                 if !ok {
                     missing.push(path.to_owned());
                 }

@@ -64,6 +64,27 @@ pub struct Checked {
     pub findings: Vec<Finding>,
 }
 
+impl Checked {
+    /// Counts the check of `file`: the bytes read from it intact, or
+    /// what is wrong with it.
+    pub fn count(&mut self, file: &VerifiedFile, result: Result<u64, (Problem, String)>) {
+        self.checked += 1;
+        match result {
+            Ok(bytes) => {
+                self.intact += 1;
+                self.bytes += bytes;
+            }
+            Err((problem, reason)) => self.findings.push(Finding {
+                path: file.local_path.clone(),
+                id: file.media_id.clone(),
+                label: file.label.clone(),
+                problem,
+                reason,
+            }),
+        }
+    }
+}
+
 /// Checks `files` under `out` with `workers` threads, reporting each file
 /// as a transfer (so progress displays show bytes hashed).
 pub fn verify_files(
@@ -95,20 +116,7 @@ pub fn verify_files(
                     let result = check(archive, file, depth, transfer, reporter);
                     reporter.on_done(transfer);
                     let mut checked = checked.lock().unwrap_or_else(|p| p.into_inner());
-                    checked.checked += 1;
-                    match result {
-                        Ok(bytes) => {
-                            checked.intact += 1;
-                            checked.bytes += bytes;
-                        }
-                        Err((problem, reason)) => checked.findings.push(Finding {
-                            path: file.local_path.clone(),
-                            id: file.media_id.clone(),
-                            label: file.label.clone(),
-                            problem,
-                            reason,
-                        }),
-                    }
+                    checked.count(file, result);
                 }
             });
         }

@@ -169,6 +169,20 @@ pub fn keep_previous(
     Ok(replaced)
 }
 
+/// The extension a kept version keeps: the file's own when it is one of
+/// ours (a few lowercase letters and digits), else `bin`.
+pub fn kept_extension(extension: Option<&str>) -> &str {
+    extension
+        .filter(|extension| {
+            !extension.is_empty()
+                && extension.len() <= 8
+                && extension
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        .unwrap_or("bin")
+}
+
 /// `<label>-<time>.<ext>` in `versions` (the folder at `relative`), with
 /// `-2`, `-3`… added when that name is taken on disk or in the database.
 fn free_version_name(
@@ -179,17 +193,7 @@ fn free_version_name(
     when: i64,
     kept_name: &OsStr,
 ) -> Result<String, ArchiveError> {
-    let extension = Path::new(kept_name)
-        .extension()
-        .and_then(|extension| extension.to_str())
-        .filter(|extension| {
-            !extension.is_empty()
-                && extension.len() <= 8
-                && extension
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        .unwrap_or("bin");
+    let extension = kept_extension(Path::new(kept_name).extension().and_then(OsStr::to_str));
     let stem = format!("{}-{}", safe_name(label), file_stamp(when));
     for attempt in 1.. {
         let name = if attempt == 1 {

@@ -75,6 +75,22 @@ pub struct ViewsSummary {
     pub left_alone: Vec<String>,
 }
 
+impl ViewsSummary {
+    /// Counts an index view going from `old_list` (its `files.txt`, if
+    /// there was one) to `new_list`, which has `entries` entries.
+    pub fn count_index(&mut self, old_list: Option<&[u8]>, new_list: &str, entries: usize) {
+        let before: BTreeSet<&str> = old_list
+            .map(view_index::list_lines)
+            .into_iter()
+            .flatten()
+            .collect();
+        let after: BTreeSet<&str> = view_index::list_lines(new_list.as_bytes()).collect();
+        self.added += after.difference(&before).count();
+        self.removed += before.difference(&after).count();
+        self.links += entries;
+    }
+}
+
 /// The one line a run on a disk without links says, once (its views
 /// are indexes then).
 pub const NO_LINKS_NOTE: &str = "the archive's disk makes neither symbolic nor hard links, so each \
@@ -322,6 +338,16 @@ fn present_files(
     archive: &ArchiveDir,
     list_id: &str,
 ) -> Result<BTreeMap<String, Wanted>, ArchiveError> {
+    present_files_with(store, list_id, &|path, size| archive.has_file(path, size))
+}
+
+/// [`present_files`] of an archive elsewhere (object storage), where
+/// `has_file(path, size)` says whether a file is there at its size.
+pub fn present_files_with(
+    store: &Store,
+    list_id: &str,
+    has_file: &dyn Fn(&Path, u64) -> bool,
+) -> Result<BTreeMap<String, Wanted>, ArchiveError> {
     let mut links = BTreeMap::new();
     store.view_files(list_id, |file| {
         let Ok(path) = archive_path(file.local_path) else {
@@ -333,7 +359,7 @@ fn present_files(
         let Ok(size) = u64::try_from(file.size) else {
             return;
         };
-        if !archive.has_file(&path, size) {
+        if !has_file(&path, size) {
             return;
         }
         let components: Vec<String> = path
@@ -482,16 +508,7 @@ fn write_index(
     summary: &mut ViewsSummary,
 ) -> Result<(), ArchiveError> {
     let new_list = view_index::file_list(files);
-    let before: BTreeSet<&str> = list
-        .as_deref()
-        .map(view_index::list_lines)
-        .into_iter()
-        .flatten()
-        .collect();
-    let after: BTreeSet<&str> = view_index::list_lines(new_list.as_bytes()).collect();
-    summary.added += after.difference(&before).count();
-    summary.removed += before.difference(&after).count();
-    summary.links += files.len();
+    summary.count_index(list.as_deref(), &new_list, files.len());
     let new_page = view_index::page(name, files);
     for (file_name, old, new) in [(LIST_NAME, list, new_list), (PAGE_NAME, page, new_page)] {
         if taken.contains(file_name) || old.as_deref() == Some(new.as_bytes()) {

@@ -91,7 +91,10 @@ pub async fn run(
             .map(|(index, connection)| {
                 let settings = settings_for(global, mirror, base, &connection.id);
                 let (display, stop, limits) = (display.clone(), stop.clone(), limits.clone());
-                let out = vault_mirror::settings::connection_out(&base.out, &connection.id);
+                let out = settings.as_ref().map_or_else(
+                    |_| vault_mirror::settings::connection_out(&base.out, &connection.id),
+                    Settings::shown_out,
+                );
                 async move {
                     let (result, settings) = match (stop.peek(), settings) {
                         (Some(_), settings) => (RunResult::NotStarted, settings.ok()),
@@ -191,7 +194,12 @@ pub fn finish(
     started: Instant,
 ) -> i32 {
     let code = exit_code(runs, stopped);
-    let index = write_index(&base.out, runs);
+    // On object storage each connection's prefix has its own gallery; the
+    // overview page is written on local disks only.
+    let index = match base.remote {
+        Some(_) => Ok(()),
+        None => write_index(&base.out, runs),
+    };
     let totals = Totals::of(runs, started.elapsed().as_secs_f64());
     if base.output.json {
         let object = ManyJson {

@@ -37,10 +37,12 @@ pub struct Cli {
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Archive root [default: ./vault-archive; ./vault-demo for `demo`]
+    /// Archive root: a folder, or s3://bucket/prefix on S3-compatible object storage (AWS_*
+    /// environment) [default: ./vault-archive; ./vault-demo for `demo`]
     #[arg(long, env = "VAULT_MIRROR_OUT", global = true, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// State database [default: <out>/.vault-mirror/state.sqlite]
+    /// State database [default: <out>/.vault-mirror/state.sqlite; for s3://,
+    /// ~/.local/state/vault-mirror/<archive>/state.sqlite]
     #[arg(long, env = "VAULT_MIRROR_DB", global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// TOML config file [default: <out>/vault-mirror.toml, if present]

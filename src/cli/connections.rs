@@ -128,7 +128,7 @@ pub fn settings_for(
     base: &Settings,
     id: &str,
 ) -> Result<Settings, Failure> {
-    let mut settings = base.for_connection(id);
+    let mut settings = base.for_connection(id)?;
     if let Some(file) = cli_settings::config_file(global, &base.out)? {
         file.apply_connection(id, &mut settings)
             .map_err(SettingsError::from)?;

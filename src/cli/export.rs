@@ -6,6 +6,8 @@ use vault_mirror::archive::prune::PruneSummary;
 use vault_mirror::human_bytes;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, Settings};
+use vault_mirror::storage::export::export_objects;
+use vault_mirror::storage::{ObjectArchive, S3Url};
 use vault_mirror::store::Store;
 
 use super::failure::Failure;
@@ -18,7 +20,10 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     let _lock = super::lock::lock(settings, "export")?;
     let store = std::sync::Arc::new(Store::open(&settings.db).map_err(MirrorError::from)?);
     let run_id = store.begin_run("export", vault_mirror::now_ms())?;
-    let result = write_index(settings, store.clone()).await;
+    let result = match &settings.remote {
+        Some(url) => export_to_bucket(settings, url, &store).await,
+        None => write_index(settings, store.clone()).await,
+    };
     // Recorded like every run that changes the archive (best effort: the
     // export's own result is what the user must see).
     let (outcome, code, body) = match &result {
@@ -47,6 +52,25 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
     let summary = result?;
     print_result(settings, &summary, code);
     Ok(code)
+}
+
+/// On object storage: the three files written as objects.
+async fn export_to_bucket(
+    settings: &Settings,
+    url: &S3Url,
+    store: &Store,
+) -> Result<ExportSummary, Failure> {
+    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    let staging = settings.out.join(".vault-mirror").join("export");
+    export_objects(&archive, store, &staging, vault_mirror::now_ms())
+        .await
+        .map_err(|error| {
+            Failure::new(
+                anyhow::Error::new(error)
+                    .context(format!("cannot write the archive index in {url}")),
+                1,
+            )
+        })
 }
 
 /// The archive index, written off the async threads.
@@ -96,11 +120,18 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
             summary.out.display(),
             summary.written.join(", ")
         );
-        eprintln!(
-            "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
-            summary.out.join("index.html").display(),
-            summary.out.display()
-        );
+        if summary.out.starts_with("s3:") {
+            eprintln!(
+                "  serve the prefix as a static website, or: aws s3 sync {} DIR && cd DIR && sha256sum -c SHA256SUMS (then open index.html)",
+                summary.out.display()
+            );
+        } else {
+            eprintln!(
+                "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
+                summary.out.join("index.html").display(),
+                summary.out.display()
+            );
+        }
     }
     const SHOWN: usize = 20;
     for path in summary.missing.iter().take(SHOWN) {

@@ -106,6 +106,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
                 return status::run_many(&settings);
             }
+            status::restore(&settings).await?;
             status::run(&settings)
         }
         Command::Verify(args) => {
@@ -113,6 +114,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             logging::init(&settings)?;
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
+            status::restore(&settings).await?;
             drop(status::open(&settings)?);
             let started_at = vault_mirror::now_ms();
             let _lock = lock(&settings, "verify").inspect_err(|failure| {
@@ -133,6 +135,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Export => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            status::restore(&settings).await?;
             export::run(&settings).await
         }
         // `mirror::run` stops gracefully on a signal by itself.

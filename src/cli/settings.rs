@@ -48,9 +48,12 @@ pub fn build(
     if let Some(out) = &global.out {
         settings.out = out.clone();
     }
+    let remote = settings.place_remote()?;
     settings.db = match (&global.db, &file) {
         (Some(db), _) => db.clone(),
         (None, Some(file)) if file.sets("db") => settings.db,
+        // On object storage: `~/.local/state/vault-mirror/<archive>/state.sqlite`.
+        _ if remote => settings.out.with_file_name("state.sqlite"),
         // The default follows the archive, wherever the file or flag put it.
         _ => default_db(&settings.out),
     };

@@ -5,6 +5,8 @@
 use serde::Serialize;
 use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
+use vault_mirror::storage::ObjectArchive;
+use vault_mirror::storage::snapshot::restore_snapshot;
 use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
 
 use super::failure::Failure;
@@ -67,9 +69,10 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
             }
         })
         .collect();
+    let shown = settings.shown_out();
     let status = Status {
         command: "status",
-        out: &settings.out,
+        out: &shown,
         db: &settings.db,
         lists: store.list_figures()?,
         total: store.archive_figures()?,
@@ -172,6 +175,25 @@ fn render_many(
     )
 }
 
+/// On object storage, a machine with no database for the archive starts
+/// from the snapshot in the bucket (as `mirror` does).
+pub async fn restore(settings: &Settings) -> Result<(), Failure> {
+    let Some(url) = &settings.remote else {
+        return Ok(());
+    };
+    if settings.db.exists() {
+        return Ok(());
+    }
+    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    if restore_snapshot(&archive, &settings.db)
+        .await
+        .map_err(|error| Failure::new(error, 1))?
+    {
+        tracing::info!("no local state database: started from the archive's snapshot");
+    }
+    Ok(())
+}
+
 /// The archive's database, which must exist: `status` never creates one.
 pub fn open(settings: &Settings) -> Result<Store, Failure> {
     match Store::open_existing(&settings.db)? {
@@ -179,14 +201,14 @@ pub fn open(settings: &Settings) -> Result<Store, Failure> {
         None => Err(Failure::new(
             anyhow::anyhow!(
                 "no archive at {}: there is no database at {}",
-                settings.out.display(),
+                settings.shown_out().display(),
                 settings.db.display()
             ),
             2,
         )
         .hint(format!(
             "run `vault-mirror mirror --out {}` to create it, or point `--out` (or `--db`) at an existing archive",
-            settings.out.display()
+            settings.shown_out().display()
         ))),
     }
 }

@@ -26,6 +26,9 @@ pub enum BenchScale {
     Full,
     /// Files of a few KB, for the 50,000-media no-op re-run.
     Tiny,
+    /// Every media a video of 40–120 MB (thumbs 20–60 KB): a dozen make
+    /// about 1 GB, each object a multipart upload on object storage.
+    Large,
 }
 
 /// 2026-01-01T00:00:00Z.
@@ -79,7 +82,7 @@ fn bench_media(index: usize, scale: BenchScale) -> FakeMedia {
     let mut random = SplitMix(number);
     let mut between = |low: u64, high: u64| low + random.next() % (high - low + 1);
     const KB: u64 = 1_000;
-    let video = index % 6 == 5;
+    let video = scale == BenchScale::Large || index % 6 == 5;
     let (full_type, thumb_type) = match (video, index % 2) {
         (true, _) => ("video/mp4", "image/jpeg"),
         (false, 0) => ("image/jpeg", "image/jpeg"),
@@ -90,6 +93,10 @@ fn bench_media(index: usize, scale: BenchScale) -> FakeMedia {
         (BenchScale::Full, false) => (between(100 * KB, 400 * KB), between(10 * KB, 40 * KB)),
         (BenchScale::Tiny, true) => (between(4 * KB, 16 * KB), between(KB, 2 * KB)),
         (BenchScale::Tiny, false) => (between(KB, 4 * KB), between(200, 800)),
+        (BenchScale::Large, _) => (
+            between(40_000 * KB, 120_000 * KB),
+            between(20 * KB, 60 * KB),
+        ),
     };
     let created_at = BENCH_EPOCH_MS + i64::try_from(index).unwrap_or(0) * 60_000;
     let variant = |content_type: &str, size: u64| FakeVariant {

@@ -9,6 +9,8 @@ use std::sync::atomic::AtomicU64;
 use crate::api::{ApiClient, ApiError};
 use crate::archive::ArchiveDir;
 use crate::pipeline::bandwidth::Bandwidth;
+use crate::pipeline::plan::Archived;
+use crate::pipeline::remote::{Remote, RemoteError};
 use crate::report::Reporter;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{Store, StoreError};
@@ -29,6 +31,9 @@ pub enum MirrorError {
         missing: Vec<String>,
         known: Vec<String>,
     },
+    /// Object storage (`--out s3://…`) failed in a way no item can get past.
+    #[error("{0}")]
+    Storage(String),
     #[error("{context}")]
     Io {
         context: String,
@@ -44,6 +49,15 @@ impl MirrorError {
             MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
             MirrorError::Api(error) if error.is_auth() => 4,
             _ => 1,
+        }
+    }
+}
+
+impl From<RemoteError> for MirrorError {
+    fn from(error: RemoteError) -> Self {
+        match error {
+            RemoteError::Settings(error) => MirrorError::Settings(error),
+            RemoteError::Stopped(context) => MirrorError::Storage(context),
         }
     }
 }
@@ -99,6 +113,16 @@ impl Limits {
     }
 }
 
+impl Context {
+    /// Where verified files are looked for (see [`Archived`]).
+    pub fn archived(&self) -> Archived<'_> {
+        match &self.remote {
+            Some(remote) => Archived::Listed(remote.inventory()),
+            None => Archived::Disk(&self.archive),
+        }
+    }
+}
+
 /// Everything the stages share.
 pub struct Context {
     pub settings: Settings,
@@ -106,6 +130,8 @@ pub struct Context {
     pub store: Store,
     /// `settings.out`, held open for the per-file checks.
     pub archive: ArchiveDir,
+    /// The archive on object storage, when `--out` is `s3://…`.
+    pub remote: Option<Remote>,
     pub reporter: std::sync::Arc<dyn Reporter>,
     pub counters: Counters,
     /// What this run shares with the others of the process.

@@ -20,10 +20,12 @@ use crate::archive::paths::part_path;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::lists;
 use crate::pipeline::membership::{self, Members};
-use crate::pipeline::plan::{Decision, decide};
+use crate::pipeline::plan::{Archived, Decision, decide};
+use crate::pipeline::remote::{RemoteError, stopped};
 use crate::pipeline::resign::ASSUMED_RATE;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Quality, Settings};
+use crate::storage::ObjectArchive;
 use crate::store::{ListRecord, LocalState, LocalVariant, Store};
 
 /// A number of variants (or files) and their bytes.
@@ -118,6 +120,7 @@ pub async fn dry_run(
     let mut planner = Planner {
         settings,
         archive: ArchiveDir::open(&settings.out),
+        listed: list_objects(settings).await?,
         now: api.clock().now_ms(),
         queued_bytes: 0,
         labels_seen: BTreeSet::new(),
@@ -158,13 +161,27 @@ pub async fn dry_run(
     Ok(plan)
 }
 
+/// On object storage: what is under `media/` (the dry run reads it, and
+/// writes nothing).
+async fn list_objects(settings: &Settings) -> Result<Option<HashMap<String, u64>>, MirrorError> {
+    let Some(url) = &settings.remote else {
+        return Ok(None);
+    };
+    let archive = ObjectArchive::open(url).map_err(RemoteError::from)?;
+    let listed = archive
+        .list("media")
+        .await
+        .map_err(|error| stopped("listing the archive", error))?;
+    Ok(Some(listed))
+}
+
 impl Plan {
     /// A plan of nothing yet, for `settings`.
     fn empty(settings: &Settings) -> Plan {
         Plan {
             command: "mirror",
             dry_run: true,
-            out: settings.out.clone(),
+            out: settings.shown_out(),
             quality: match &settings.mirror.quality {
                 Quality::All => "all".to_owned(),
                 Quality::Labels(labels) => labels.join(","),
@@ -226,6 +243,8 @@ async fn read_members(
 struct Planner<'a> {
     settings: &'a Settings,
     archive: ArchiveDir,
+    /// On object storage: the objects under `media/` (key → size).
+    listed: Option<HashMap<String, u64>>,
     /// The server's clock when the run was planned.
     now: i64,
     /// Bytes planned before the current job, for when it would start.
@@ -234,6 +253,14 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// Where verified files are looked for.
+    fn archived(&self) -> Archived<'_> {
+        match &self.listed {
+            Some(listed) => Archived::Listed(listed),
+            None => Archived::Disk(&self.archive),
+        }
+    }
+
     /// One batch's items: each variant through the plan's `decide`, then
     /// the fetches in the order they would start. Transfers start in
     /// expiry order, `jobs` at a time: this is when each would start,
@@ -262,7 +289,14 @@ impl Planner<'_> {
                     .get(&(media_id.to_owned(), label.clone()))
                     .cloned()
                     .unwrap_or_else(never_seen);
-                match decide(&self.archive, media_id, label, variant, &local, server_now) {
+                match decide(
+                    self.archived(),
+                    media_id,
+                    label,
+                    variant,
+                    &local,
+                    server_now,
+                ) {
                     Decision::Fetch(job) => fetches.push(job),
                     Decision::AlreadyVerified => {
                         plan.skip.add(local.verified_size.map_or(0, |size| size.0))

@@ -22,6 +22,7 @@ pub mod membership;
 pub mod outcome;
 pub mod plan;
 pub mod queue;
+pub mod remote;
 pub mod repair;
 pub mod resign;
 pub mod resolve;
@@ -132,17 +133,37 @@ async fn run(
         ),
         source,
     })?;
-    let store = Store::open(&settings.db)?;
     let command = match scope {
         Scope::Lists => "mirror",
         Scope::Media(_) => "repair",
     };
-    let run_id = store.begin_run(command, crate::now_ms())?;
+    let (remote, lease) = match remote::Remote::open(settings, command, reporter.as_ref()).await? {
+        Some((remote, lease)) => (Some(remote), Some(lease)),
+        None => (None, None),
+    };
+    let opened = Store::open(&settings.db)
+        .map_err(MirrorError::from)
+        .and_then(|store| {
+            store
+                .begin_run(command, crate::now_ms())
+                .map(|id| (store, id))
+                .map_err(MirrorError::from)
+        });
+    let (store, run_id) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return Err(error);
+        }
+    };
     let context = Arc::new(Context {
         settings: settings.clone(),
         api,
         store,
         archive: ArchiveDir::open(&settings.out),
+        remote,
         reporter,
         counters: Counters::default(),
         limits,
@@ -158,7 +179,7 @@ async fn run(
     }
     .map(|summary| Summary { command, ..summary });
     let now = crate::now_ms();
-    match result {
+    let result = match result {
         Ok(mut summary) => {
             summary.seconds = started.elapsed().as_secs_f64();
             let first_byte_at = context.counters.first_byte_at.load(Ordering::Relaxed);
@@ -172,8 +193,9 @@ async fn run(
             };
             context
                 .store
-                .finish_run(run_id, outcome, summary.exit_code, &text, now)?;
-            Ok(summary)
+                .finish_run(run_id, outcome, summary.exit_code, &text, now)
+                .map(|_| summary)
+                .map_err(MirrorError::from)
         }
         Err(error) => {
             // Best effort: the run's own failure is what the user must see.
@@ -186,6 +208,31 @@ async fn run(
             );
             Err(error)
         }
+    };
+    // After the run is recorded, so the snapshot holds its summary.
+    let result = finish_remote(&context, result).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// On object storage, the end of every run (see [`remote::Remote::finish`]):
+/// a failure there is the run's failure, unless the run failed already.
+async fn finish_remote(
+    context: &Context,
+    result: Result<Summary, MirrorError>,
+) -> Result<Summary, MirrorError> {
+    let Some(remote) = &context.remote else {
+        return result;
+    };
+    let finished = remote
+        .finish(&context.store)
+        .await
+        .map_err(MirrorError::from);
+    match (result, finished) {
+        (Ok(_), Err(error)) => Err(error),
+        (result, _) => result,
     }
 }
 

@@ -133,7 +133,7 @@ impl Summary {
             connection: context.settings.connection_id.clone().unwrap_or_default(),
             outcome: Outcome::Complete,
             exit_code: 0,
-            out: context.settings.out.clone(),
+            out: context.settings.shown_out(),
             run_id,
             lists: Vec::new(),
             variants_seen: 0,

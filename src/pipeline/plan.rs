@@ -4,6 +4,7 @@
 //! clock) it said it, and what the database holds (plus one `stat` of the
 //! file that is supposed to be there).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use url::Url;
@@ -57,7 +58,7 @@ pub enum Decision {
 /// What to do with one variant the API described when the server's clock
 /// read `server_now` (epoch ms).
 pub fn decide(
-    archive: &ArchiveDir,
+    archive: Archived<'_>,
     media_id: &str,
     label: &str,
     remote: &Variant,
@@ -109,7 +110,7 @@ pub fn decide(
 /// A verified variant counts only while its file is where the database
 /// says, at the size it was verified at (`verify` re-hashes; this is the
 /// cheap check every run makes).
-fn verified_file_present(archive: &ArchiveDir, local: &LocalVariant) -> bool {
+fn verified_file_present(archive: Archived<'_>, local: &LocalVariant) -> bool {
     let (Some(path), Some(size)) = (&local.local_path, local.verified_size) else {
         return false;
     };
@@ -117,7 +118,20 @@ fn verified_file_present(archive: &ArchiveDir, local: &LocalVariant) -> bool {
     let Ok(path) = archive_path(path) else {
         return false;
     };
-    archive.has_file(&path, size.0)
+    match archive {
+        Archived::Disk(archive) => archive.has_file(&path, size.0),
+        Archived::Listed(listed) => {
+            listed.get(path.to_string_lossy().replace('\\', "/").as_str()) == Some(&size.0)
+        }
+    }
+}
+
+/// Where verified files are looked for: the archive folder, or the
+/// objects listed on object storage when the run began (key → size).
+#[derive(Clone, Copy)]
+pub enum Archived<'a> {
+    Disk(&'a ArchiveDir),
+    Listed(&'a HashMap<String, u64>),
 }
 
 #[cfg(test)]
@@ -149,7 +163,7 @@ mod tests {
     fn stored_and_missing_is_fetched_to_a_safe_path() {
         let out = ArchiveDir::open(Path::new("/nonexistent"));
         let Decision::Fetch(job) = decide(
-            &out,
+            Archived::Disk(&out),
             "../../x",
             "full",
             &stored(),
@@ -171,7 +185,9 @@ mod tests {
         // Still fetched: the URL is used as it is, re-signed if refused.
         let out = ArchiveDir::open(Path::new("/nonexistent"));
         let missing = local(LocalState::Missing);
-        let Decision::Fetch(job) = decide(&out, "1", "full", &stored(), &missing, 5) else {
+        let Decision::Fetch(job) =
+            decide(Archived::Disk(&out), "1", "full", &stored(), &missing, 5)
+        else {
             panic!("expected a fetch")
         };
         assert_eq!(job.lifetime, None);
@@ -183,7 +199,7 @@ mod tests {
         let archive = ArchiveDir::open(dir.path());
         let decision = || {
             decide(
-                &archive,
+                Archived::Disk(&archive),
                 "1",
                 "full",
                 &stored(),
@@ -215,7 +231,7 @@ mod tests {
         let with = |change: fn(&mut Variant)| {
             let mut variant = stored();
             change(&mut variant);
-            decide(&out, "1", "full", &variant, &missing, 0)
+            decide(Archived::Disk(&out), "1", "full", &variant, &missing, 0)
         };
         assert!(matches!(
             with(|v| v.status = RemoteStatus::Pending),

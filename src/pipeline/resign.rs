@@ -196,7 +196,7 @@ impl Resign {
             part_validator: job.part_validator.clone(),
         };
         match decide(
-            &context.archive,
+            context.archived(),
             &job.media_id,
             &job.label,
             variant,

@@ -39,7 +39,11 @@ pub async fn resolve_all(
     let mut budget = SpaceBudget::new(
         &settings.out,
         settings.mirror.min_free,
-        settings.mirror.assume_free,
+        // Object storage has no free space to run out of.
+        settings
+            .mirror
+            .assume_free
+            .or(settings.remote.as_ref().map(|_| u64::MAX)),
     );
     for chunk in media_ids.chunks(BATCH_LIMIT) {
         let batch = match context.api.media_batch(chunk).await {
@@ -122,7 +126,7 @@ fn record_items(
             }
             resolved.variants_seen += 1;
             let decision = decide(
-                &context.archive,
+                context.archived(),
                 media_id,
                 label,
                 variant,

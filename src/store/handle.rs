@@ -62,6 +62,18 @@ impl Store {
         &self.path
     }
 
+    /// A consistent copy of the whole database at `path` (SQLite's online
+    /// backup: other statements wait, nothing half-written is copied).
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection.backup(
+                rusqlite::MAIN_DB,
+                path,
+                None::<fn(rusqlite::backup::Progress)>,
+            )
+        })
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (the
         // transaction rolls back on drop), so the poison can be ignored.

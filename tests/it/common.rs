@@ -39,6 +39,7 @@ pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "VAULT_MIRROR_TEST_DISK_FULL_AFTER",
     "VAULT_MIRROR_TEST_DB_MAX_PAGES",
     "VAULT_MIRROR_TEST_NO_LINKS",
+    "VAULT_MIRROR_TEST_LEASE_RENEW_MS",
     // Colour and width (clap's help, the progress bars).
     "NO_COLOR",
     "CLICOLOR",

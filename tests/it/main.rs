@@ -26,4 +26,5 @@ mod hostile;
 mod mirror;
 mod operator;
 mod properties;
+mod s3;
 mod unattended;

@@ -29,9 +29,12 @@ use crate::pipeline::plan::Job;
 use crate::pipeline::resign::Resign;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::range::{parse_content_range, validator};
-use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
+use crate::pipeline::transfer::sink::{Sink, SinkError, SinkWriter};
+use crate::pipeline::transfer::writer::off_reactor;
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
+use crate::storage::upload::RemoteUpload;
+use crate::storage::versions::keep_previous_object;
 use crate::store::{LocalState, Store, StoreError};
 use crate::units::{ByteSize, EpochMillis};
 
@@ -51,6 +54,9 @@ pub enum AttemptError {
     /// A disk is full (the archive's, or the database's): no item can go
     /// on, so the run stops.
     DiskFull(MirrorError),
+    /// Another run took the object-storage archive's lease over: nothing
+    /// more may be written, so the run stops.
+    LeaseLost(MirrorError),
 }
 
 /// A local IO error of an attempt on `part`: a full disk stops the run
@@ -138,8 +144,21 @@ impl Attempt<'_> {
     }
 
     /// The job's `.part`, made where missing (a link in the way is
-    /// replaced, never followed) and re-hashed, off the async workers.
-    async fn open_part(&self, job: &Job) -> Result<PartFile, AttemptError> {
+    /// replaced, never followed) and re-hashed, off the async workers; on
+    /// object storage, the upload an earlier attempt left, or a new one.
+    async fn open_part(&self, job: &Job) -> Result<Sink, AttemptError> {
+        if let Some(remote) = &self.context.remote {
+            let key = job.relative_path.to_string_lossy().replace('\\', "/");
+            if let Some(upload) = remote.unpark(&key, job.size).await {
+                return Ok(Sink::Remote(upload));
+            }
+            return Ok(Sink::Remote(Box::new(RemoteUpload::new(
+                remote.archive.clone(),
+                key,
+                job.content_type.clone(),
+                remote.ledger.clone(),
+            ))));
+        }
         let context = self.context.clone();
         let relative = part_path(&job.relative_path);
         let shown = context.settings.out.join(&relative);
@@ -147,7 +166,7 @@ impl Attempt<'_> {
         off_reactor(move || {
             let (folder, name) = split_file(&relative)?;
             let folder = context.archive.create_folder(folder)?;
-            PartFile::open(folder, name, size)
+            PartFile::open(folder, name, size).map(Sink::Local)
         })
         .await
         .map_err(|error| local_error(error, &shown))
@@ -159,9 +178,9 @@ impl Attempt<'_> {
     async fn negotiate(
         &self,
         job: &Job,
-        mut part: PartFile,
+        mut part: Sink,
         transfer: TransferId,
-    ) -> Result<(reqwest::Response, PartFile, u64), AttemptError> {
+    ) -> Result<(reqwest::Response, Sink, u64), AttemptError> {
         let resumed = part.len();
         let mut response = self.request(job, resumed).await?;
         let status = response.status();
@@ -219,9 +238,9 @@ impl Attempt<'_> {
         &self,
         job: &Job,
         response: &reqwest::Response,
-        part: PartFile,
+        part: Sink,
         start: u64,
-    ) -> Result<PartFile, AttemptError> {
+    ) -> Result<Sink, AttemptError> {
         let header_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -254,10 +273,10 @@ impl Attempt<'_> {
         &self,
         job: &Job,
         response: reqwest::Response,
-        part: PartFile,
+        part: Sink,
         transfer: TransferId,
         received: &mut u64,
-    ) -> Result<PartFile, AttemptError> {
+    ) -> Result<Sink, AttemptError> {
         let stall = self.context.settings.network.stall_timeout;
         let shown = self
             .context
@@ -266,7 +285,7 @@ impl Attempt<'_> {
             .join(part_path(&job.relative_path));
         let local = |error| local_error(error, &shown);
         let mut written = part.len();
-        let mut writer = PartWriter::start(part);
+        let mut writer = SinkWriter::start(part);
         let mut body = response.bytes_stream();
         loop {
             let chunk = match tokio::time::timeout(stall, body.next()).await {
@@ -278,11 +297,11 @@ impl Attempt<'_> {
                         job.size,
                         scrub(&error_chain(&error.without_url()))
                     );
-                    return Err(self.keep(writer, reason, &shown).await);
+                    return Err(self.keep(job, writer, reason, &shown).await);
                 }
                 Err(_) => {
                     let reason = format!("stalled: no data for {}s", stall.as_secs());
-                    return Err(self.keep(writer, reason, &shown).await);
+                    return Err(self.keep(job, writer, reason, &shown).await);
                 }
             };
             let length = chunk.len() as u64;
@@ -295,14 +314,19 @@ impl Attempt<'_> {
                 return Err(self.quarantine(job, part, reason).await);
             }
             self.spend_bandwidth(chunk.len()).await;
-            writer.write(chunk).await.map_err(local)?;
+            writer.write(chunk).await.map_err(|error| match error {
+                SinkError::Local(error) => local(error),
+                SinkError::Remote(error) => AttemptError::Transient(format!(
+                    "writing to the archive failed (the upload starts over): {error}"
+                )),
+            })?;
             written += length;
             *received += length;
             self.count_bytes(transfer, length);
         }
         if written < job.size {
             let reason = format!("the body ended at {written} of {} bytes", job.size);
-            return Err(self.keep(writer, reason, &shown).await);
+            return Err(self.keep(job, writer, reason, &shown).await);
         }
         writer.finish().await.map_err(local)
     }
@@ -329,7 +353,7 @@ impl Attempt<'_> {
 
     /// The checks on the whole file: the magic bytes against the declared
     /// content type.
-    async fn check_bytes(&self, job: &Job, part: PartFile) -> Result<PartFile, AttemptError> {
+    async fn check_bytes(&self, job: &Job, part: Sink) -> Result<Sink, AttemptError> {
         let reason = match sniff(&job.content_type, part.head()) {
             Sniff::Agrees | Sniff::NotCheckable => return Ok(part),
             Sniff::Disagrees(found) => format!(
@@ -352,8 +376,14 @@ impl Attempt<'_> {
         job: &Job,
         transfer: TransferId,
         name: &str,
-        part: PartFile,
+        part: Sink,
     ) -> Result<(), AttemptError> {
+        let part = match part {
+            Sink::Local(part) => part,
+            Sink::Remote(upload) => {
+                return self.commit_remote(job, transfer, name, *upload).await;
+            }
+        };
         let context = self.context.clone();
         let shown = context.settings.out.join(&job.relative_path);
         let size = part.len();
@@ -381,6 +411,63 @@ impl Attempt<'_> {
             ));
         }
         let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        self.record_verified(job, transfer, name, relative, sha256, size)
+            .await
+    }
+
+    /// Every byte is uploaded and checked: the object is completed at its
+    /// key (it becomes visible only now, whole), then verified in the
+    /// database. A failed completion aborts the upload; the item is tried
+    /// again from zero.
+    async fn commit_remote(
+        &self,
+        job: &Job,
+        transfer: TransferId,
+        name: &str,
+        mut upload: RemoteUpload,
+    ) -> Result<(), AttemptError> {
+        let size = upload.len();
+        let relative = upload.relative().to_owned();
+        if let Some(remote) = &self.context.remote {
+            if remote.lease_lost() {
+                upload.abort().await;
+                return Err(AttemptError::LeaseLost(MirrorError::Storage(
+                    "another run took over the archive's lease: this run stops, and completes nothing more".into(),
+                )));
+            }
+            let kept = keep_previous_object(
+                &remote.archive,
+                &self.context.store,
+                &job.media_id,
+                &job.label,
+                &relative,
+                &upload.sha256(),
+            )
+            .await;
+            if let Err(error) = kept {
+                upload.abort().await;
+                return Err(AttemptError::Local(format!(
+                    "{name}: keeping the bytes it replaces failed, so nothing was replaced: {error}"
+                )));
+            }
+        }
+        let sha256 = upload.commit().await.map_err(|error| {
+            AttemptError::Transient(format!("completing the upload failed: {error}"))
+        })?;
+        self.record_verified(job, transfer, name, relative, sha256, size)
+            .await
+    }
+
+    /// The variant is verified at `relative` (its bytes are in place).
+    async fn record_verified(
+        &self,
+        job: &Job,
+        transfer: TransferId,
+        name: &str,
+        relative: String,
+        sha256: String,
+        size: u64,
+    ) -> Result<(), AttemptError> {
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let (path, digest) = (relative.clone(), sha256.clone());
         self.with_store(move |store| {
@@ -398,6 +485,27 @@ impl Attempt<'_> {
             .reporter
             .on_verified(transfer, name, &path, size, &digest);
         Ok(())
+    }
+
+    /// Records a failed check of bytes that were never kept.
+    async fn mark_quarantined(&self, job: &Job, reason: String) -> AttemptError {
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let recorded = reason.clone();
+        let marked = self
+            .with_store(move |store| {
+                store.mark_unfinished(
+                    &media_id,
+                    &label,
+                    LocalState::Quarantined,
+                    &recorded,
+                    crate::now_ms(),
+                )
+            })
+            .await;
+        match marked {
+            Ok(()) => AttemptError::Verification(reason),
+            Err(error) => error,
+        }
     }
 
     /// A database write, off the async workers.
@@ -443,13 +551,9 @@ impl Attempt<'_> {
     }
 
     /// Drops every byte of the `.part`: the transfer starts over.
-    async fn restart(
-        &self,
-        mut part: PartFile,
-        transfer: TransferId,
-    ) -> Result<PartFile, AttemptError> {
+    async fn restart(&self, part: Sink, transfer: TransferId) -> Result<Sink, AttemptError> {
         self.context.reporter.on_rewind(transfer, part.len());
-        off_reactor(move || part.reset().map(|()| part))
+        part.reset()
             .await
             .map_err(|error| AttemptError::Local(error.to_string()))
     }
@@ -458,12 +562,20 @@ impl Attempt<'_> {
     /// resume from, and the attempt ends with `reason`.
     async fn keep(
         &self,
-        writer: PartWriter,
+        job: &Job,
+        writer: SinkWriter,
         reason: String,
         shown: &std::path::Path,
     ) -> AttemptError {
         let kept = match writer.finish().await {
-            Ok(mut part) => off_reactor(move || part.keep()).await,
+            Ok(Sink::Local(mut part)) => off_reactor(move || part.keep()).await,
+            Ok(Sink::Remote(upload)) => {
+                // Kept open for the next attempt in this run (aborted at its end).
+                if let Some(remote) = &self.context.remote {
+                    remote.park(job.size, upload);
+                }
+                Ok(())
+            }
             Err(error) => Err(error),
         };
         match kept {
@@ -474,7 +586,15 @@ impl Attempt<'_> {
 
     /// Sets failed bytes aside under `.vault-mirror/quarantine/` (kept for
     /// inspection; the next quarantine of the same variant replaces them).
-    async fn quarantine(&self, job: &Job, part: PartFile, reason: String) -> AttemptError {
+    async fn quarantine(&self, job: &Job, part: Sink, reason: String) -> AttemptError {
+        let part = match part {
+            Sink::Local(part) => part,
+            Sink::Remote(mut upload) => {
+                // Nothing of it ever became visible: dropping it is enough.
+                upload.abort().await;
+                return self.mark_quarantined(job, reason).await;
+            }
+        };
         let context = self.context.clone();
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let file_name = job.relative_path.file_name().unwrap_or_default().to_owned();

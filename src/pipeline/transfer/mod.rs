@@ -17,6 +17,7 @@
 mod attempt;
 pub mod part;
 mod range;
+mod sink;
 mod writer;
 
 pub use range::parse_content_range;
@@ -270,7 +271,9 @@ impl Transfers {
             AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
                 return Next::End(self.fail(job, LocalState::Failed, &reason, tries.received));
             }
-            AttemptError::DiskFull(error) => return Next::End(Ended::Fatal(error)),
+            AttemptError::DiskFull(error) | AttemptError::LeaseLost(error) => {
+                return Next::End(Ended::Fatal(error));
+            }
         };
         let Some(delay) = tries.delays.next() else {
             return Next::End(self.fail(job, LocalState::Failed, &message, tries.received));

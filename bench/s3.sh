@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Object storage benchmark (README, "Object storage"): the 1 GB data set of
+# bench/run.sh (1,000 media, `full` and `thumb`) served by a loopback nginx
+# behind the fake Vault+, written into moto's S3 server on loopback by
+#   1. vault-mirror mirror --out s3://bench/vault-mirror --jobs 8
+#   2. rclone copy of the same files (:http: → moto, --transfers 8)
+#   3. vault-mirror mirror --out DIR --jobs 8 (local disk, for reference)
+# each timed with /usr/bin/time (wall, user+sys CPU, peak RSS); moto is
+# restarted empty before each S3 run and its own CPU time is printed too
+# (it is Python, and usually the bottleneck).
+#
+#   bench/s3.sh [--media N] [--scale full|large] [--jobs N] [--work DIR]
+#
+# `--scale large --media 12`: about 1 GB in videos of 40-120 MB, every one
+# a multipart upload (memory must stay within jobs x 18 MiB).
+#
+# rclone runs without AWS_CA_BUNDLE (its S3 SDK refuses a custom bundle
+# with its own HTTP transport). Needs nginx, rclone, /usr/bin/time and moto_server (pip install
+# 'moto[server]'). Everything lives under --work (~1.2 GB); delete it after.
+set -euo pipefail
+
+MEDIA=1000
+SCALE=full
+JOBS=8
+WORK=/tmp/vault-mirror-s3-bench
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --media) MEDIA=$2; shift 2 ;;
+        --scale) SCALE=$2; shift 2 ;;
+        --jobs) JOBS=$2; shift 2 ;;
+        --work) WORK=$2; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vault-mirror
+(cd "$REPO" && cargo build --release --locked -q)
+API_PACE=(--api-rate 1000000 --api-burst 1000000)
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+mkdir -p "$WORK"/nginx/{temp,logs}
+chmod 755 "$WORK"
+
+DATA_PORT=$(free_port)
+cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+user root root;
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    types { image/jpeg jpg; image/png png; video/mp4 mp4; }
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/temp/body;
+    proxy_temp_path $WORK/nginx/temp/proxy;
+    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
+    scgi_temp_path $WORK/nginx/temp/scgi;
+    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data-$SCALE; }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
+PIDS+=($!)
+
+ENV_FILE=$WORK/fake.env
+: >"$ENV_FILE"
+"$BIN" fake-server --media "$MEDIA" --bench-data "$WORK/data-$SCALE" --bench-scale "$SCALE" \
+    --media-base "http://127.0.0.1:$DATA_PORT/" --url-ttl 24h --url-list "$WORK/urls.tsv" \
+    >"$ENV_FILE" 2>"$WORK/fake.log" &
+PIDS+=($!)
+for _ in $(seq 1 1200); do
+    grep -q OFAUTH_CONNECTION_ID "$ENV_FILE" 2>/dev/null && break
+    sleep 0.5
+done
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
+BYTES=$(sed -n 's/^data set: .* media, \([0-9]*\) bytes.*/\1/p' "$WORK/fake.log")
+FILES=$(wc -l <"$WORK/urls.tsv")
+# The paths nginx serves, for rclone (the same files vault-mirror fetches).
+cut -f1 "$WORK/urls.tsv" | sed -e 's#^http://[^/]*/##' -e 's#?.*##' >"$WORK/paths.txt"
+
+echo "== machine"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(rclone version | head -n 1); moto $(python3 -c 'import moto; print(moto.__version__)'); vault-mirror $(cd "$REPO" && git rev-parse --short HEAD)"
+echo "data set: $FILES files, $BYTES bytes"
+
+MOTO_PID=
+start_moto() {
+    [ -n "$MOTO_PID" ] && { kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null || true; }
+    MOTO_PORT=$(free_port)
+    moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    MOTO_PID=$!
+    PIDS+=("$MOTO_PID")
+    for _ in $(seq 1 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT))" 2>/dev/null && break
+        sleep 0.2
+    done
+    export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+    python3 -c "import boto3; boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL').create_bucket(Bucket='bench')"
+}
+moto_cpu() { awk '{ printf "%.1f", ($14 + $15) / '"$(getconf CLK_TCK)"' }' /proc/"$MOTO_PID"/stat; }
+stored_bytes() {
+    python3 -c "
+import boto3
+s3 = boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL')
+total = 0
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket='bench', Prefix='$1/media/' if '$1' == 'vault-mirror' else '$1/'):
+    total += sum(o['Size'] for o in page.get('Contents', []))
+print(total)"
+}
+report() { # name, extra
+    read -r wall user sys rss <"$WORK/time"
+    printf '%-28s wall %7.1f s  CPU %6.1f s  peak RSS %5d MiB  %s\n' "$1" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))" "$2"
+}
+
+echo "== runs (jobs/transfers: $JOBS)"
+start_moto
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" env XDG_STATE_HOME="$WORK/state" \
+    "$BIN" mirror --out s3://bench/vault-mirror --jobs "$JOBS" --json "${API_PACE[@]}" >"$WORK/summary-s3.json"
+report "vault-mirror → S3 (moto)" "moto CPU $(moto_cpu) s; $(stored_bytes vault-mirror) bytes stored"
+
+start_moto
+export RCLONE_CONFIG_MOTO_TYPE=s3 RCLONE_CONFIG_MOTO_PROVIDER=Other RCLONE_CONFIG_MOTO_ENDPOINT=$AWS_ENDPOINT_URL \
+    RCLONE_CONFIG_MOTO_ACCESS_KEY_ID=bench RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY=bench-secret RCLONE_CONFIG_MOTO_REGION=us-east-1
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" env -u AWS_CA_BUNDLE rclone copy :http: moto:bench/rclone \
+    --http-url "http://127.0.0.1:$DATA_PORT/" --files-from "$WORK/paths.txt" --no-traverse \
+    --transfers "$JOBS" --checkers "$JOBS" --s3-upload-concurrency 1 -q
+report "rclone copy → S3 (moto)" "moto CPU $(moto_cpu) s; $(stored_bytes rclone) bytes stored"
+kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null || true; MOTO_PID=
+
+rm -rf "$WORK/out-local"
+sync
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
+    "$BIN" mirror --out "$WORK/out-local" --jobs "$JOBS" --json "${API_PACE[@]}" >"$WORK/summary-local.json"
+report "vault-mirror → local disk" ""

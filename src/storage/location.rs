@@ -1,0 +1,172 @@
+//! Where an archive lives: a folder on a local disk, or a bucket and
+//! prefix on S3-compatible object storage (`s3://bucket/prefix`).
+//!
+//! Invariants: a prefix is stored without leading or trailing `/` and
+//! without empty, `.` or `..` segments, so every key vault-mirror makes is
+//! `<prefix>/<relative key>` and never escapes the prefix; a location
+//! carries no credential (they come from the AWS environment only), so it
+//! is safe to show, log and key the local state by.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// An archive's place: `--out DIR` or `--out s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    Local(PathBuf),
+    S3(S3Url),
+}
+
+/// `s3://bucket/prefix`: the bucket and the key prefix of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    /// Without leading or trailing `/`; empty for the bucket's root.
+    pub prefix: String,
+}
+
+impl ArchiveLocation {
+    /// `s3://…` is object storage; anything else is a local path.
+    pub fn parse(path: &Path) -> Result<Self, String> {
+        match path.to_str() {
+            Some(text) if text.starts_with("s3://") => S3Url::parse(text).map(Self::S3),
+            _ => Ok(Self::Local(path.to_owned())),
+        }
+    }
+
+    /// The archive of `child` inside this one (`<out>/<child>`): a
+    /// per-connection sub-archive is a folder locally, a longer prefix on
+    /// object storage.
+    pub fn join(&self, child: &str) -> Result<Self, String> {
+        match self {
+            Self::Local(path) => Ok(Self::Local(path.join(child))),
+            Self::S3(url) => url.join(child).map(Self::S3),
+        }
+    }
+}
+
+impl fmt::Display for ArchiveLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "{}", path.display()),
+            Self::S3(url) => url.fmt(f),
+        }
+    }
+}
+
+impl S3Url {
+    /// Parses `s3://bucket[/prefix]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("`{text}` does not start with s3://"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+        if !bucket_ok {
+            return Err(format!(
+                "`{bucket}` is not an S3 bucket name (3 to 63 of a-z, 0-9, `-`, `.`)"
+            ));
+        }
+        Self {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+        }
+        .join(prefix)
+    }
+
+    /// This prefix with `child` (one or more `/`-separated segments) below it.
+    pub fn join(&self, child: &str) -> Result<Self, String> {
+        let mut segments: Vec<&str> = self.prefix.split('/').filter(|s| !s.is_empty()).collect();
+        for segment in child.split('/').filter(|s| !s.is_empty()) {
+            if segment == "." || segment == ".." || segment.chars().any(char::is_control) {
+                return Err(format!("`{child}` is not a plain prefix"));
+            }
+            segments.push(segment);
+        }
+        Ok(Self {
+            bucket: self.bucket.clone(),
+            prefix: segments.join("/"),
+        })
+    }
+
+    /// The full key of `relative` (a `/`-separated key inside the archive).
+    pub fn key(&self, relative: &str) -> String {
+        if self.prefix.is_empty() {
+            relative.to_owned()
+        } else {
+            format!("{}/{relative}", self.prefix)
+        }
+    }
+
+    /// A folder name made only of our name characters that names this
+    /// archive and no other: the local state of an object-storage archive
+    /// lives under it.
+    pub fn state_key(&self) -> String {
+        crate::names::safe_name(&self.to_string())
+    }
+}
+
+impl fmt::Display for S3Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_parse_and_join() {
+        let url = S3Url::parse("s3://my-bucket/archives//alice/").unwrap();
+        assert_eq!(url.bucket, "my-bucket");
+        assert_eq!(url.prefix, "archives/alice");
+        assert_eq!(url.to_string(), "s3://my-bucket/archives/alice");
+        assert_eq!(
+            url.key("media/1/full.jpg"),
+            "archives/alice/media/1/full.jpg"
+        );
+        let child = url.join("conn_1").unwrap();
+        assert_eq!(child.to_string(), "s3://my-bucket/archives/alice/conn_1");
+        let root = S3Url::parse("s3://my-bucket").unwrap();
+        assert_eq!(root.key("media/x"), "media/x");
+        assert_eq!(root.join("a").unwrap().prefix, "a");
+        for bad in [
+            "s3://",
+            "s3://ab",
+            "s3://Bad_Bucket/x",
+            "s3://bucket/../x",
+            "s3://bucket/a/./b",
+        ] {
+            assert!(S3Url::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn locations_are_local_unless_s3() {
+        assert_eq!(
+            ArchiveLocation::parse(Path::new("archive")).unwrap(),
+            ArchiveLocation::Local(PathBuf::from("archive"))
+        );
+        let s3 = ArchiveLocation::parse(Path::new("s3://bucket/p")).unwrap();
+        assert!(matches!(s3, ArchiveLocation::S3(_)));
+        assert_eq!(s3.join("c").unwrap().to_string(), "s3://bucket/p/c");
+        assert_eq!(
+            ArchiveLocation::Local(PathBuf::from("a"))
+                .join("c")
+                .unwrap(),
+            ArchiveLocation::Local(PathBuf::from("a/c"))
+        );
+        // Different archives never share local state.
+        let a = S3Url::parse("s3://bucket/a-b").unwrap().state_key();
+        let b = S3Url::parse("s3://bucket-a/b").unwrap().state_key();
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,506 @@
+//! An archive on S3-compatible object storage, through `object_store`:
+//! every operation the pipeline and the commands need, on keys relative to
+//! the archive's prefix (`media/<id>/<label>.<ext>`, `.vault-mirror/…`).
+//!
+//! Invariants: credentials, region and endpoint come only from the AWS
+//! environment (`AmazonS3Builder::from_env`), never from our flags, files
+//! or database; plain HTTP is refused unless the endpoint is a loopback
+//! address or `AWS_ALLOW_HTTP=true`; every key is `<prefix>/<relative>`
+//! with `relative` checked to be one of ours, so nothing is written
+//! outside the prefix; no message of this module carries a credential
+//! (object_store signs with headers, and errors name keys, not secrets).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as KeyPath;
+use object_store::{
+    Attribute, Attributes, GetOptions, MultipartId, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
+};
+
+use crate::storage::location::S3Url;
+use object_store::signer::{SignedUrlOptions, Signer};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use std::time::Duration;
+
+/// The user metadata key that holds an object's sha256 (`x-amz-meta-sha256`).
+pub const SHA256_METADATA: &str = "sha256";
+
+/// Why an object-storage operation failed (the key it was about named).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object storage: {action} {key}: {source}")]
+    Store {
+        action: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A conditional write lost: the object exists, or changed meanwhile.
+    #[error("object storage: {key} already exists or changed meanwhile")]
+    Precondition { key: String },
+    #[error("refusing the key {key:?}: not one vault-mirror writes")]
+    UnsafeKey { key: String },
+    /// Local work around the archive failed (its message names the path).
+    #[error("{0}")]
+    Local(String),
+    /// The AWS environment cannot be used (a usage error: exit 2).
+    #[error("object storage (--out s3://…): {0}")]
+    Config(String),
+}
+
+impl StorageError {
+    fn of(action: &'static str, key: &str, source: object_store::Error) -> Self {
+        match source {
+            object_store::Error::Precondition { .. }
+            | object_store::Error::AlreadyExists { .. } => Self::Precondition {
+                key: key.to_owned(),
+            },
+            source => Self::Store {
+                action,
+                key: key.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+/// What a `HEAD` tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// `x-amz-meta-sha256`, where the object carries it.
+    pub sha256: Option<String>,
+    pub content_type: Option<String>,
+    pub e_tag: Option<String>,
+}
+
+/// How a small object is written.
+#[derive(Debug, Clone)]
+pub enum WriteMode {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Only if no object has the key (`If-None-Match: *`).
+    Create,
+    /// Only if the object still has this ETag (`If-Match`).
+    Replace(String),
+}
+
+/// The archive at `s3://bucket/prefix`.
+#[derive(Debug, Clone)]
+pub struct ObjectArchive {
+    store: Arc<AmazonS3>,
+    url: S3Url,
+    /// For the one request object_store has no call for (a CopyObject
+    /// that replaces metadata), sent to a URL it signs.
+    http: reqwest::Client,
+}
+
+/// CopyObject copies at most this much in one request.
+const COPY_LIMIT: u64 = 5 << 30;
+
+/// `key` percent-encoded for `x-amz-copy-source` (`/` kept).
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(byte).to_string()
+            }
+            byte => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Whether `endpoint` is plain HTTP to somewhere other than this machine.
+fn plain_http_elsewhere(endpoint: &str) -> bool {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name != "localhost",
+        None => true,
+    }
+}
+
+/// An endpoint for a message: scheme, host and port only (never a
+/// user name or password someone put in the URL).
+fn shown_endpoint(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(url) => format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port()
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default()
+        ),
+        Err(_) => "(unparsable)".to_owned(),
+    }
+}
+
+/// The endpoint the AWS environment names, if any.
+fn endpoint_from_env() -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+}
+
+impl ObjectArchive {
+    /// The archive at `url`, configured from the AWS environment. Fails
+    /// (a usage error, exit 2) on plain HTTP to a non-loopback endpoint
+    /// without `AWS_ALLOW_HTTP=true`, or on an unusable configuration.
+    pub fn open(url: &S3Url) -> Result<Self, StorageError> {
+        // reqwest is built without a default TLS provider: ring, as for the API.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let invalid = StorageError::Config;
+        let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|value| value == "true");
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .with_checksum_algorithm(Checksum::SHA256)
+            .with_config(AmazonS3ConfigKey::ConditionalPut, "etag");
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            builder = builder.with_region("us-east-1");
+        }
+        if let Some(endpoint) = endpoint_from_env() {
+            if url::Url::parse(&endpoint)
+                .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
+            {
+                return Err(invalid(format!(
+                    "the endpoint {} holds a user name or password; credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never in the endpoint URL (it is shown in messages)",
+                    shown_endpoint(&endpoint)
+                )));
+            }
+            if plain_http_elsewhere(&endpoint) && !allow_http {
+                return Err(invalid(format!(
+                    "the endpoint {} is plain HTTP to another machine: credentials and media would cross the network unencrypted; use https, or set AWS_ALLOW_HTTP=true to accept that",
+                    shown_endpoint(&endpoint)
+                )));
+            }
+            // Plain HTTP to this machine (a local MinIO or moto) is allowed.
+            builder = builder.with_allow_http(true);
+        }
+        let store = builder
+            .build()
+            .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
+        Ok(Self {
+            store: Arc::new(store),
+            url: url.clone(),
+            http,
+        })
+    }
+
+    pub fn url(&self) -> &S3Url {
+        &self.url
+    }
+
+    /// The full key of `relative`, checked: `/`-separated segments of
+    /// printable characters, none empty, `.` or `..`.
+    fn key(&self, relative: &str) -> Result<KeyPath, StorageError> {
+        let plain = !relative.is_empty()
+            && relative.split('/').all(|s| {
+                !s.is_empty() && s != "." && s != ".." && !s.chars().any(char::is_control)
+            });
+        let unsafe_key = || StorageError::UnsafeKey {
+            key: relative.to_owned(),
+        };
+        if !plain {
+            return Err(unsafe_key());
+        }
+        KeyPath::parse(self.url.key(relative)).map_err(|_| unsafe_key())
+    }
+
+    /// The key relative to the archive's prefix (None if outside it).
+    fn relative(&self, full: &KeyPath) -> Option<String> {
+        let full = full.as_ref();
+        if self.url.prefix.is_empty() {
+            return Some(full.to_owned());
+        }
+        full.strip_prefix(&self.url.prefix)?
+            .strip_prefix('/')
+            .map(str::to_owned)
+    }
+
+    /// Every object under `relative_folder` (e.g. `media`): relative key → size.
+    pub async fn list(&self, relative_folder: &str) -> Result<HashMap<String, u64>, StorageError> {
+        let folder = self.key(relative_folder)?;
+        let shown = folder.to_string();
+        let mut found = HashMap::new();
+        let mut listing = self.store.list(Some(&folder));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|error| StorageError::of("listing", &shown, error))?;
+            if let Some(relative) = self.relative(&meta.location) {
+                found.insert(relative, meta.size);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Size, sha256 metadata and type of an object; None when there is none.
+    pub async fn head(&self, relative: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        let key = self.key(relative)?;
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        match self.store.get_opts(&key, options).await {
+            Ok(result) => Ok(Some(ObjectInfo {
+                size: result.meta.size,
+                sha256: result
+                    .attributes
+                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                    .map(|value| value.to_string()),
+                content_type: result
+                    .attributes
+                    .get(&Attribute::ContentType)
+                    .map(|value| value.to_string()),
+                e_tag: result.meta.e_tag,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+        }
+    }
+
+    /// The object's bytes as a stream; None when there is none.
+    pub async fn read(
+        &self,
+        relative: &str,
+    ) -> Result<Option<BoxStream<'static, Result<Bytes, StorageError>>>, StorageError> {
+        let key = self.key(relative)?;
+        match self.store.get(&key).await {
+            Ok(result) => {
+                let shown = key.to_string();
+                Ok(Some(
+                    result
+                        .into_stream()
+                        .map_err(move |error| StorageError::of("reading", &shown, error))
+                        .boxed(),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+        }
+    }
+
+    /// The whole object in memory (small objects only: leases, snapshots).
+    pub async fn read_all(&self, relative: &str) -> Result<Option<Bytes>, StorageError> {
+        let key = self.key(relative)?;
+        match self.store.get(&key).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|error| StorageError::of("reading", key.as_ref(), error)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+        }
+    }
+
+    /// Writes a whole object in one PUT, with its type and (when given)
+    /// its sha256 as metadata. Returns its new ETag.
+    pub async fn put(
+        &self,
+        relative: &str,
+        payload: PutPayload,
+        content_type: &str,
+        sha256: Option<&str>,
+        mode: WriteMode,
+    ) -> Result<Option<String>, StorageError> {
+        let key = self.key(relative)?;
+        let mode = match mode {
+            WriteMode::Overwrite => PutMode::Overwrite,
+            WriteMode::Create => PutMode::Create,
+            WriteMode::Replace(e_tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e_tag),
+                version: None,
+            }),
+        };
+        let options = PutOptions {
+            mode,
+            attributes: attributes(content_type, sha256),
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&key, payload, options)
+            .await
+            .map(|result| result.e_tag)
+            .map_err(|error| StorageError::of("writing", key.as_ref(), error))
+    }
+
+    pub async fn delete(&self, relative: &str) -> Result<(), StorageError> {
+        let key = self.key(relative)?;
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(StorageError::of("deleting", key.as_ref(), error)),
+        }
+    }
+
+    /// Server-side copy (the bytes never come down).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (from_key, to_key) = (self.key(from)?, self.key(to)?);
+        self.store
+            .copy(&from_key, &to_key)
+            .await
+            .map_err(|error| StorageError::of("copying to", to_key.as_ref(), error))
+    }
+
+    /// Starts a multipart upload to `relative` (nothing is visible there
+    /// until [`ObjectArchive::complete_upload`]).
+    pub async fn begin_upload(
+        &self,
+        relative: &str,
+        content_type: &str,
+    ) -> Result<MultipartId, StorageError> {
+        let key = self.key(relative)?;
+        let options = PutMultipartOptions {
+            attributes: attributes(content_type, None),
+            ..PutMultipartOptions::default()
+        };
+        self.store
+            .create_multipart_opts(&key, options)
+            .await
+            .map_err(|error| StorageError::of("starting an upload to", key.as_ref(), error))
+    }
+
+    pub async fn upload_part(
+        &self,
+        relative: &str,
+        id: &MultipartId,
+        index: usize,
+        payload: PutPayload,
+    ) -> Result<PartId, StorageError> {
+        let key = self.key(relative)?;
+        self.store
+            .put_part(&key, id, index, payload)
+            .await
+            .map_err(|error| StorageError::of("uploading a part of", key.as_ref(), error))
+    }
+
+    /// Makes the upload's object visible at its key, whole.
+    pub async fn complete_upload(
+        &self,
+        relative: &str,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> Result<(), StorageError> {
+        let key = self.key(relative)?;
+        self.store
+            .complete_multipart(&key, id, parts)
+            .await
+            .map(|_| ())
+            .map_err(|error| StorageError::of("completing the upload of", key.as_ref(), error))
+    }
+
+    /// Gives an object a multipart upload wrote its sha256 as metadata
+    /// (S3 takes metadata when an upload starts, before the hash is
+    /// known): a CopyObject onto itself with `x-amz-metadata-directive:
+    /// REPLACE`, `x-amz-meta-sha256`, its type and
+    /// `x-amz-checksum-algorithm: SHA256` (so it also gets a full-object
+    /// SHA-256 checksum), sent to a URL that
+    /// object_store presigns with those headers bound to the signature.
+    /// The bytes are copied server-side and stay as they are.
+    pub async fn set_sha256_metadata(
+        &self,
+        relative: &str,
+        size: u64,
+        content_type: &str,
+        sha256: &str,
+    ) -> Result<(), StorageError> {
+        let key = self.key(relative)?;
+        let failed = |reason: String| {
+            StorageError::Local(format!("setting the sha256 metadata of {key}: {reason}"))
+        };
+        if size > COPY_LIMIT {
+            return Err(failed("over 5 GiB, one CopyObject cannot copy it".into()));
+        }
+        let header =
+            |value: &str| HeaderValue::from_str(value).map_err(|error| failed(error.to_string()));
+        let mut headers = HeaderMap::new();
+        let source = format!("/{}/{}", self.url.bucket, encode_key(key.as_ref()));
+        headers.insert("x-amz-copy-source", header(&source)?);
+        headers.insert("x-amz-metadata-directive", header("REPLACE")?);
+        headers.insert("x-amz-meta-sha256", header(sha256)?);
+        headers.insert(CONTENT_TYPE, header(content_type)?);
+        // The copy gets a full-object SHA-256 checksum of its own, where a
+        // multipart upload had per-part ones.
+        headers.insert("x-amz-checksum-algorithm", header("SHA256")?);
+        let mut options = SignedUrlOptions::default();
+        for (name, value) in &headers {
+            options = options.with_signed_header(name.clone(), value.clone());
+        }
+        let url = self
+            .store
+            .signed_url_opts(Method::PUT, &key, Duration::from_secs(300), &options)
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        // The URL holds a signature: never shown (`without_url`).
+        let response = self
+            .http
+            .put(url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|error| failed(crate::redact::scrub(&error.without_url().to_string())))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        // CopyObject may answer 200 with an error in the body.
+        if !status.is_success() || !body.contains("CopyObjectResult") {
+            return Err(failed(format!("the store answered HTTP {status}")));
+        }
+        Ok(())
+    }
+
+    /// Drops an upload and every part of it (an upload already gone is fine).
+    pub async fn abort_upload(&self, relative: &str, id: &MultipartId) -> Result<(), StorageError> {
+        let key = self.key(relative)?;
+        match self.store.abort_multipart(&key, id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(StorageError::of(
+                "aborting the upload of",
+                key.as_ref(),
+                error,
+            )),
+        }
+    }
+}
+
+fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+    if let Some(sha256) = sha256 {
+        attributes.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            sha256.to_owned().into(),
+        );
+    }
+    attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        assert!(!plain_http_elsewhere("http://127.0.0.1:9000"));
+        assert!(!plain_http_elsewhere("http://localhost:9000"));
+        assert!(!plain_http_elsewhere("http://[::1]:9000"));
+        assert!(!plain_http_elsewhere("https://s3.example.com"));
+        assert!(plain_http_elsewhere("http://10.0.0.5:9000"));
+        assert!(plain_http_elsewhere("http://minio.example.com"));
+    }
+}

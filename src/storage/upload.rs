@@ -1,0 +1,361 @@
+//! The transaction's write half on object storage: bytes are hashed
+//! (sha256), counted and streamed into the object store as they arrive —
+//! one PUT for an object that fits in one part, a multipart upload for
+//! bigger ones — and the object becomes visible at its key only when
+//! [`RemoteUpload::commit`] is called, after every check passed.
+//!
+//! Invariants: a multipart upload is written to the [`UploadLedger`] (a
+//! file per upload in the local state folder) as soon as the store has
+//! given it an id, and forgotten only once completed or aborted, so a
+//! run killed mid-upload leaves a record the next run aborts; memory per
+//! transfer is at most two parts ([`PART_SIZE`], kept as the network's
+//! chunks, never copied into one buffer): the one filling and the one on
+//! its way; a failed check,
+//! an error or a reset aborts the upload; every object ends with its
+//! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
+//! itself right after its completion, see
+//! [`ObjectArchive::set_sha256_metadata`]).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use object_store::MultipartId;
+use object_store::multipart::PartId;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
+
+/// The size of every part but the last (S3 wants ≥ 5 MiB; R2 wants them
+/// equal). An object up to this size is written with one PUT.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+use crate::archive::content::SNIFF_LEN as HEAD_LEN;
+
+/// A multipart upload under way.
+struct Multipart {
+    id: MultipartId,
+    parts: Vec<PartId>,
+    in_flight: Option<JoinHandle<Result<PartId, StorageError>>>,
+}
+
+/// One object being written at `relative` (not visible until committed).
+pub struct RemoteUpload {
+    archive: ObjectArchive,
+    relative: String,
+    content_type: String,
+    ledger: UploadLedger,
+    /// The next part: the network's chunks as they came (no copy).
+    buffer: Vec<Bytes>,
+    /// Bytes in `buffer`.
+    buffered: usize,
+    multipart: Option<Multipart>,
+    hasher: Sha256,
+    length: u64,
+    head: Vec<u8>,
+}
+
+impl RemoteUpload {
+    pub fn new(
+        archive: ObjectArchive,
+        relative: String,
+        content_type: String,
+        ledger: UploadLedger,
+    ) -> Self {
+        Self {
+            archive,
+            relative,
+            content_type,
+            ledger,
+            buffer: Vec::new(),
+            buffered: 0,
+            multipart: None,
+            hasher: Sha256::new(),
+            length: 0,
+            head: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    pub fn relative(&self) -> &str {
+        &self.relative
+    }
+
+    /// sha256 (lowercase hex) of the bytes so far.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// Hashes and counts `chunk`, and sends a part once one is full. The
+    /// chunk is kept as it came (a part is a list of chunks, cut at exactly
+    /// [`PART_SIZE`] without copying), so no large buffer is allocated.
+    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
+        self.hasher.update(&chunk);
+        if self.head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.length += chunk.len() as u64;
+        while self.buffered + chunk.len() > PART_SIZE {
+            let rest = chunk.split_off(PART_SIZE - self.buffered);
+            if !chunk.is_empty() {
+                self.buffer.push(chunk);
+            }
+            let full = std::mem::take(&mut self.buffer);
+            self.buffered = 0;
+            self.send_part(full).await?;
+            chunk = rest;
+        }
+        if !chunk.is_empty() {
+            self.buffered += chunk.len();
+            self.buffer.push(chunk);
+        }
+        Ok(())
+    }
+
+    /// Starts the multipart upload if needed (and records it), waits for
+    /// the part before, and sends `bytes` as the next part.
+    async fn send_part(&mut self, chunks: Vec<Bytes>) -> Result<(), StorageError> {
+        if self.multipart.is_none() {
+            let id = self
+                .archive
+                .begin_upload(&self.relative, &self.content_type)
+                .await?;
+            let multipart = Multipart {
+                id,
+                parts: Vec::new(),
+                in_flight: None,
+            };
+            // Recorded before any part is sent: a kill from here on leaves
+            // a record for the next run to abort.
+            let recorded = self.ledger.record(&self.relative, &multipart.id);
+            self.multipart = Some(multipart);
+            recorded
+                .map_err(|error| StorageError::Local(format!("recording an upload: {error}")))?;
+        }
+        let Some(multipart) = self.multipart.as_mut() else {
+            return Ok(());
+        };
+        if let Some(previous) = multipart.in_flight.take() {
+            multipart.parts.push(join(previous).await?);
+        }
+        let (archive, relative, id) = (
+            self.archive.clone(),
+            self.relative.clone(),
+            multipart.id.clone(),
+        );
+        let index = multipart.parts.len();
+        multipart.in_flight = Some(tokio::spawn(async move {
+            archive
+                .upload_part(&relative, &id, index, chunks.into_iter().collect())
+                .await
+        }));
+        Ok(())
+    }
+
+    /// Every check passed: makes the object visible at its key, whole.
+    /// One PUT (with the sha256 as metadata and checksum) when it fits in
+    /// a part; else the last part, then CompleteMultipartUpload. Returns
+    /// the sha256 (lowercase hex). On an error the upload is aborted.
+    pub async fn commit(mut self) -> Result<String, StorageError> {
+        let sha256 = self.sha256();
+        if self.multipart.is_none() {
+            let payload = std::mem::take(&mut self.buffer).into_iter().collect();
+            self.buffered = 0;
+            self.archive
+                .put(
+                    &self.relative,
+                    payload,
+                    &self.content_type,
+                    Some(&sha256),
+                    WriteMode::Overwrite,
+                )
+                .await?;
+            return Ok(sha256);
+        }
+        let last = std::mem::take(&mut self.buffer);
+        self.buffered = 0;
+        let completed = self.complete(last).await;
+        if completed.is_err() {
+            self.abort().await;
+            return completed.map(|()| sha256);
+        }
+        if let Some(multipart) = &self.multipart {
+            self.ledger.forget(&self.relative, &multipart.id);
+        }
+        // The object is whole and verified already; without the metadata
+        // `verify --fast` checks its size only.
+        if let Err(error) = self
+            .archive
+            .set_sha256_metadata(&self.relative, self.length, &self.content_type, &sha256)
+            .await
+        {
+            tracing::warn!("{error}");
+        }
+        Ok(sha256)
+    }
+
+    async fn complete(&mut self, last: Vec<Bytes>) -> Result<(), StorageError> {
+        if !last.is_empty() {
+            self.send_part(last).await?;
+        }
+        let Some(multipart) = self.multipart.as_mut() else {
+            return Ok(());
+        };
+        if let Some(previous) = multipart.in_flight.take() {
+            multipart.parts.push(join(previous).await?);
+        }
+        let parts = std::mem::take(&mut multipart.parts);
+        self.archive
+            .complete_upload(&self.relative, &multipart.id, parts)
+            .await
+    }
+
+    /// Drops the upload and every part sent (best effort: what cannot be
+    /// aborted now stays in the ledger for the next run).
+    pub async fn abort(&mut self) {
+        self.buffer = Vec::new();
+        self.buffered = 0;
+        if let Some(mut multipart) = self.multipart.take() {
+            if let Some(previous) = multipart.in_flight.take() {
+                let _ = previous.await;
+            }
+            if self
+                .archive
+                .abort_upload(&self.relative, &multipart.id)
+                .await
+                .is_ok()
+            {
+                self.ledger.forget(&self.relative, &multipart.id);
+            }
+        }
+    }
+
+    /// Drops every byte: the transfer starts over from zero.
+    pub async fn reset(&mut self) {
+        self.abort().await;
+        self.hasher = Sha256::new();
+        self.head.clear();
+        self.length = 0;
+    }
+}
+
+async fn join(task: JoinHandle<Result<PartId, StorageError>>) -> Result<PartId, StorageError> {
+    task.await
+        .map_err(|error| StorageError::Local(format!("a part upload ended abnormally: {error}")))?
+}
+
+/// The multipart uploads this machine started and has not completed or
+/// aborted yet: one small file each in a local folder.
+#[derive(Debug, Clone)]
+pub struct UploadLedger {
+    folder: PathBuf,
+}
+
+/// One upload in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeftUpload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+impl UploadLedger {
+    pub fn new(folder: &Path) -> Self {
+        Self {
+            folder: folder.to_owned(),
+        }
+    }
+
+    fn file(&self, key: &str, id: &str) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(format!("{key}\n{id}")));
+        self.folder.join(format!("{}.json", &digest[..32]))
+    }
+
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// Records an upload (written whole: a temporary renamed into place).
+    pub fn record(&self, key: &str, id: &MultipartId) -> std::io::Result<()> {
+        fs_err::create_dir_all(&self.folder)?;
+        let entry = LeftUpload {
+            key: key.to_owned(),
+            upload_id: id.clone(),
+        };
+        let path = self.file(key, id);
+        let temporary = path.with_extension("tmp");
+        fs_err::write(&temporary, serde_json::to_vec(&entry)?)?;
+        fs_err::rename(&temporary, &path)
+    }
+
+    /// Forgets a completed or aborted upload.
+    pub fn forget(&self, key: &str, id: &MultipartId) {
+        let _ = fs_err::remove_file(self.file(key, id));
+    }
+
+    /// The uploads recorded and not forgotten.
+    pub fn pending(&self) -> Vec<LeftUpload> {
+        let Ok(entries) = fs_err::read_dir(&self.folder) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
+            .filter_map(|entry| fs_err::read(entry.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect()
+    }
+
+    /// Aborts every upload a run before this one left (killed mid-upload).
+    /// Returns how many were aborted; one the store refuses to abort stays
+    /// recorded for the next run.
+    pub async fn abort_leftovers(&self, archive: &ObjectArchive) -> usize {
+        let mut aborted = 0;
+        for left in self.pending() {
+            if archive
+                .abort_upload(&left.key, &left.upload_id)
+                .await
+                .is_ok()
+            {
+                self.forget(&left.key, &left.upload_id);
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_keeps_uploads_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = UploadLedger::new(&dir.path().join("uploads"));
+        assert!(ledger.pending().is_empty());
+        ledger
+            .record("media/1/full.jpg", &"id-1".to_owned())
+            .unwrap();
+        ledger
+            .record("media/2/full.jpg", &"id-2".to_owned())
+            .unwrap();
+        let mut pending = ledger.pending();
+        pending.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].upload_id, "id-1");
+        ledger.forget("media/1/full.jpg", &"id-1".to_owned());
+        assert_eq!(ledger.pending().len(), 1);
+    }
+}
