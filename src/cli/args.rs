@@ -361,6 +361,8 @@ mod tests {
         const SERVICE: &str = include_str!("../../deploy/systemd/vault-mirror@.service");
         const TIMER: &str = include_str!("../../deploy/systemd/vault-mirror@.timer");
         const ON_FAILURE: &str = include_str!("../../deploy/systemd/vault-mirror-failure@.service");
+        const ONE_SERVICE: &str = include_str!("../../deploy/systemd/vault-mirror.service");
+        const ONE_TIMER: &str = include_str!("../../deploy/systemd/vault-mirror.timer");
         const CRONJOB: &str = include_str!("../../deploy/kubernetes/cronjob.yaml");
         const NOMAD: &str = include_str!("../../deploy/nomad/vault-mirror.nomad.hcl");
 
@@ -411,6 +413,52 @@ mod tests {
             assert!(cli.global.all_connections, "{command_line}");
             assert!(cli.global.out.is_some(), "{command_line}");
             cli.global.shard.expect("a shard")
+        }
+
+        /// Parses a shell command line (environment assignments and the
+        /// binary's path first) as clap would: a `mirror` command.
+        fn mirror_of(command_line: &str) -> Cli {
+            let mut words: Vec<String> = shell_words::split(command_line)
+                .unwrap()
+                .into_iter()
+                .skip_while(|word| word.contains('=') && !word.starts_with('-'))
+                .collect();
+            assert!(words[0].ends_with("/vault-mirror"), "{command_line}");
+            words[0] = "vault-mirror".to_owned();
+            let cli = Cli::try_parse_from(&words)
+                .unwrap_or_else(|error| panic!("{command_line}: {error}"));
+            assert!(matches!(cli.command, Command::Mirror(_)), "{command_line}");
+            cli
+        }
+
+        #[test]
+        fn the_one_connection_units_and_the_cron_line_are_valid_and_report_failures() {
+            let service = unit(ONE_SERVICE);
+            assert_eq!(value(&service, "Service", "Type"), "oneshot");
+            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3");
+            assert_eq!(
+                value(&service, "Unit", "OnFailure"),
+                "vault-mirror-failure@%n.service"
+            );
+            let cli = mirror_of(value(&service, "Service", "ExecStart"));
+            assert!(cli.global.quiet && cli.global.metrics_file.is_some());
+            let timer = unit(ONE_TIMER);
+            assert!(value(&timer, "Timer", "OnCalendar").contains("00/6"));
+            assert!(!value(&timer, "Timer", "RandomizedDelaySec").is_empty());
+            assert_eq!(value(&timer, "Timer", "Persistent"), "true");
+            assert_eq!(value(&timer, "Install", "WantedBy"), "timers.target");
+
+            // The README's crontab line: five time fields, then the command.
+            let readme = include_str!("../../README.md");
+            let block = readme
+                .split("```cron\n")
+                .nth(1)
+                .and_then(|rest| rest.split("```").next())
+                .expect("a cron block in the README");
+            let line = block.lines().next().unwrap();
+            let command: Vec<&str> = line.split_whitespace().skip(5).collect();
+            let cli = mirror_of(&command.join(" "));
+            assert!(cli.global.quiet && cli.global.log_file.is_some(), "{line}");
         }
 
         /// `script` with `k` for the scheduler's `index + 1` is a mirror of
@@ -509,6 +557,8 @@ mod tests {
                 ("vault-mirror@.service", SERVICE),
                 ("vault-mirror@.timer", TIMER),
                 ("vault-mirror-failure@.service", ON_FAILURE),
+                ("vault-mirror.service", ONE_SERVICE),
+                ("vault-mirror.timer", ONE_TIMER),
                 ("cronjob.yaml", CRONJOB),
                 ("vault-mirror.nomad.hcl", NOMAD),
             ] {
