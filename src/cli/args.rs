@@ -127,12 +127,14 @@ pub enum Command {
     /// What the local mirror holds, per list; the last runs (reads only the database)
     Status,
     /// Check the database, then re-hash files against it; report missing and damaged ones
+    /// (on an agency's archive, every connection's)
     Verify(VerifyArgs),
     /// The connection's vault lists, with what the mirror holds of each
     Lists,
     /// The runs recorded in the archive, newest first; with RUN: what that run changed
     History(HistoryArgs),
-    /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network)
+    /// Write the offline archive index: manifest.jsonl, SHA256SUMS, index.html (no network;
+    /// on an agency's archive, every connection's)
     Export,
     /// Run the mirror against a built-in sample vault of real images and clips, on loopback
     Demo(DemoArgs),

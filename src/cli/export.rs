@@ -14,6 +14,16 @@ use super::failure::Failure;
 
 /// `export`: the archive index from the database alone (no network, no key).
 pub async fn run(settings: &Settings) -> Result<i32, Failure> {
+    let (code, json) = run_report(settings).await?;
+    if settings.output.json {
+        println!("{json}");
+    }
+    Ok(code)
+}
+
+/// An export run: its exit code and its `--json` object (printed by the
+/// caller; the lines for a person are printed here).
+pub async fn run_report(settings: &Settings) -> Result<(i32, String), Failure> {
     // No archive there (a typo in `--out`): say so, and create nothing.
     drop(super::status::open(settings)?);
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
@@ -50,8 +60,7 @@ pub async fn run(settings: &Settings) -> Result<i32, Failure> {
         vault_mirror::now_ms(),
     );
     let summary = result?;
-    print_result(settings, &summary, code);
-    Ok(code)
+    Ok((code, report(settings, &summary, code)))
 }
 
 /// On object storage: the three files written as objects.
@@ -93,21 +102,22 @@ async fn write_index(
         })
 }
 
-fn print_result(settings: &Settings, summary: &ExportSummary, code: i32) {
-    if settings.output.json {
-        let mut body = serde_json::to_value(summary).unwrap_or_default();
-        if let Some(object) = body.as_object_mut() {
-            object.insert("command".into(), "export".into());
-            object.insert(
-                "outcome".into(),
-                if code == 0 { "complete" } else { "partial" }.into(),
-            );
-            object.insert("exit_code".into(), code.into());
-        }
-        println!("{body}");
-    } else {
+/// The `--json` object of an export; without `--json`, its lines for a
+/// person are printed.
+fn report(settings: &Settings, summary: &ExportSummary, code: i32) -> String {
+    if !settings.output.json {
         print_export(summary, settings.output);
     }
+    let mut body = serde_json::to_value(summary).unwrap_or_default();
+    if let Some(object) = body.as_object_mut() {
+        object.insert("command".into(), "export".into());
+        object.insert(
+            "outcome".into(),
+            if code == 0 { "complete" } else { "partial" }.into(),
+        );
+        object.insert("exit_code".into(), code.into());
+    }
+    body.to_string()
 }
 
 pub fn print_export(summary: &ExportSummary, output: Output) {

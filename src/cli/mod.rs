@@ -9,6 +9,7 @@ mod agency;
 mod args;
 mod connections;
 mod demo;
+mod each;
 mod export;
 mod failure;
 mod history;
@@ -112,6 +113,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Verify(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
+                return interruptible(each::verify(&settings, args)).await;
+            }
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
             status::restore(&settings).await?;
@@ -135,6 +139,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Export => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
+                return each::export(&settings).await;
+            }
             status::restore(&settings).await?;
             export::run(&settings).await
         }

@@ -57,6 +57,16 @@ async fn check_objects(
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
+    let (code, json) = run_report(settings, args).await?;
+    if settings.output.json {
+        println!("{json}");
+    }
+    Ok(code)
+}
+
+/// A verify run: its exit code and its `--json` report (printed by the
+/// caller; the lines for a person are printed here).
+pub async fn run_report(settings: &Settings, args: &VerifyArgs) -> Result<(i32, String), Failure> {
     let started = Instant::now();
     if args.repair {
         // Fail now, not after an hour of hashing.
@@ -88,7 +98,7 @@ async fn checked(
     store: &Store,
     run_id: i64,
     started: Instant,
-) -> Result<i32, Failure> {
+) -> Result<(i32, String), Failure> {
     let depth = if args.fast { Depth::Fast } else { Depth::Full };
     let files = store.files_to_verify()?;
     let total: u64 = files.iter().map(|file| file.size).sum();
@@ -164,14 +174,12 @@ async fn checked(
     };
     let text = serde_json::to_string(&report).unwrap_or_default();
     store.finish_run(run_id, outcome, exit_code, &text, vault_mirror::now_ms())?;
-    if settings.output.json {
-        println!("{text}");
-    } else if !settings.output.quiet || exit_code != 0 {
+    if !settings.output.json && (!settings.output.quiet || exit_code != 0) {
         // The summary is for a person, on stderr like every command's;
         // stdout carries only `--json`.
         eprint!("{}", render(&report, args));
     }
-    Ok(exit_code)
+    Ok((exit_code, text))
 }
 
 fn render(report: &Report<'_>, args: &VerifyArgs) -> String {

@@ -435,3 +435,64 @@ fn an_agency_run_that_cannot_start_creates_nothing() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--db names one database"));
     assert!(!out.exists(), "nothing was created");
 }
+
+#[test]
+fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
+    let server = account(4, 3, false, Faults::default());
+    let out = tempfile::tempdir().unwrap();
+    let summary = mirror_all(&server, out.path(), 0);
+    assert_eq!(ids_in(&summary), ["conn_01", "conn_02", "conn_03"]);
+
+    // All intact: one object, a report per connection, each recorded in
+    // its own history.
+    let report = json_with_code(
+        &mut agency_run(&server, out.path(), &["verify", "--json"]),
+        0,
+    );
+    assert_eq!(report["command"], "verify");
+    assert_eq!(ids_in(&report), ["conn_01", "conn_02", "conn_03"]);
+    for connection in report["connections"].as_array().unwrap() {
+        assert_eq!(connection["outcome"], "intact", "{connection}");
+        assert!(connection["checked"].as_u64().unwrap() > 0, "{connection}");
+    }
+
+    // One file of conn_02 damaged (same size, other bytes): only conn_02
+    // reports it, and the whole exits 3.
+    let damaged = media_files(&out.path().join("conn_02"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let damaged = out.path().join("conn_02").join(damaged);
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    let report = json_with_code(
+        &mut agency_run(&server, out.path(), &["verify", "--json"]),
+        3,
+    );
+    let outcomes: Vec<String> = each_connection(&report, "outcome");
+    assert_eq!(outcomes, ["intact", "damaged", "intact"], "{report}");
+    let history = json_with_code(
+        &mut agency_run(&server, &out.path().join("conn_02"), &["history", "--json"]),
+        0,
+    );
+    assert_eq!(history["runs"][0]["command"], "verify", "{history}");
+    assert_eq!(history["runs"][0]["exit_code"], 3, "{history}");
+
+    // export writes each connection's index and the overview again.
+    std::fs::remove_file(out.path().join("index.html")).unwrap();
+    let report = json_with_code(
+        &mut agency_run(&server, out.path(), &["export", "--json"]),
+        0,
+    );
+    assert_eq!(ids_in(&report), ["conn_01", "conn_02", "conn_03"]);
+    for id in ["conn_01", "conn_02", "conn_03"] {
+        let archive = out.path().join(id);
+        for file in ["SHA256SUMS", "manifest.jsonl", "index.html"] {
+            assert!(archive.join(file).is_file(), "{id}/{file}");
+        }
+    }
+    let overview = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(overview.contains("conn_02/index.html"), "{overview}");
+}

@@ -1,0 +1,192 @@
+//! `verify` and `export` on an agency's archive (`<out>/<connection id>/`
+//! each, see `cli::agency`): the command runs on every connection's
+//! archive in turn, each under its own lock and recorded in its own
+//! history, and what they found is told once.
+//!
+//! Invariants: one connection's failure (a run holding its lock, a
+//! damaged database) is reported and the others are still checked; the
+//! exit code is the worst of the connections' (1, else 4, else 3, else
+//! 0), as `mirror` picks it; `--json` prints one object with a
+//! `connections` array holding each connection's own report.
+
+use serde_json::value::RawValue;
+use vault_mirror::archive::agency;
+use vault_mirror::settings::{Settings, default_db};
+
+use super::args::VerifyArgs;
+use super::failure::{Failure, print_failure};
+
+/// `verify` on every connection of the agency's archive at `settings.out`.
+pub async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
+    let mut each = Each::new("verify", settings)?;
+    for connection in each.connections.clone() {
+        each.header(&connection);
+        let started_at = vault_mirror::now_ms();
+        let result = match super::lock::lock(&connection, "verify") {
+            Ok(lock) => {
+                let result = super::verify::run_report(&connection, args).await;
+                drop(lock);
+                result
+            }
+            Err(failure) => {
+                super::history::record_refused(&connection, "verify", started_at, &failure);
+                Err(failure)
+            }
+        };
+        each.add(&connection, result);
+    }
+    Ok(each.finish())
+}
+
+/// `export` on every connection of the agency's archive at
+/// `settings.out`, then its overview page again (it links into each
+/// connection's gallery).
+pub async fn export(settings: &Settings) -> Result<i32, Failure> {
+    let mut each = Each::new("export", settings)?;
+    for connection in each.connections.clone() {
+        each.header(&connection);
+        let result = super::export::run_report(&connection).await;
+        each.add(&connection, result);
+    }
+    let written = agency::overview(&settings.out)
+        .and_then(|rows| agency::write_index(&settings.out, &rows, vault_mirror::now_ms()));
+    if let Err(error) = written {
+        eprintln!(
+            "warning: cannot write {}: {error}",
+            settings.out.join(agency::INDEX).display()
+        );
+    }
+    Ok(each.finish())
+}
+
+/// One command over every connection: their settings, and what each
+/// reported.
+struct Each<'a> {
+    command: &'static str,
+    settings: &'a Settings,
+    connections: Vec<Settings>,
+    reports: Vec<Box<RawValue>>,
+    codes: Vec<i32>,
+}
+
+impl<'a> Each<'a> {
+    /// The connections archived under `settings.out`, each as its own
+    /// archive's settings.
+    fn new(command: &'static str, settings: &'a Settings) -> Result<Self, Failure> {
+        let rows = agency::overview(&settings.out).map_err(|error| Failure::new(error, 1))?;
+        let connections = rows
+            .into_iter()
+            .map(|row| {
+                let out = settings.out.join(&row.folder);
+                Settings {
+                    db: default_db(&out),
+                    out,
+                    connection_id: Some(row.id),
+                    ..settings.clone()
+                }
+            })
+            .collect();
+        Ok(Each {
+            command,
+            settings,
+            connections,
+            reports: Vec::new(),
+            codes: Vec::new(),
+        })
+    }
+
+    /// Which connection the lines that follow belong to.
+    fn header(&self, connection: &Settings) {
+        if !self.settings.output.json && !self.settings.output.quiet {
+            eprintln!("connection {}:", shown_id(connection));
+        }
+    }
+
+    /// What the command found on `connection`: its exit code and report,
+    /// or the failure that stopped it there.
+    fn add(&mut self, connection: &Settings, result: Result<(i32, String), Failure>) {
+        let (code, report) = match result {
+            Ok((code, json)) => {
+                // The connection's own report, with its id beside it.
+                let mut body: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                if let Some(object) = body.as_object_mut() {
+                    object.insert("connection".into(), shown_id(connection).into());
+                }
+                (code, body)
+            }
+            Err(failure) => {
+                if self.settings.output.json {
+                    tracing::error!("{}: {:#}", shown_id(connection), failure.error);
+                } else {
+                    print_failure(&failure, self.settings.output);
+                }
+                let body = serde_json::json!({
+                    "command": self.command,
+                    "connection": shown_id(connection),
+                    "outcome": "failed",
+                    "exit_code": failure.code,
+                    "out": connection.out,
+                    "error": format!("{:#}", failure.error),
+                    "hints": failure.hints,
+                });
+                (failure.code, body)
+            }
+        };
+        self.codes.push(code);
+        if let Ok(raw) = serde_json::value::to_raw_value(&report) {
+            self.reports.push(raw);
+        }
+    }
+
+    /// Prints the whole (one JSON object with `--json`, else a closing
+    /// line) and returns the exit code.
+    fn finish(self) -> i32 {
+        let code = worst(&self.codes);
+        if self.settings.output.json {
+            let body = serde_json::json!({
+                "command": self.command,
+                "out": self.settings.out,
+                "exit_code": code,
+                "connections": self.reports,
+            });
+            println!("{body}");
+        } else if !self.settings.output.quiet {
+            let clean = self.codes.iter().filter(|code| **code == 0).count();
+            eprintln!(
+                "{} {}: {clean} without a finding, {} with one (exit {code})",
+                self.command,
+                vault_mirror::counted(self.codes.len() as u64, "connection"),
+                self.codes.len() - clean,
+            );
+        }
+        code
+    }
+}
+
+fn shown_id(connection: &Settings) -> String {
+    connection.connection_id.clone().unwrap_or_default()
+}
+
+/// The exit code of many: 1 if any failed, else 4 if any was refused,
+/// else 3 if any found something, else 0 (any other code, as it is).
+fn worst(codes: &[i32]) -> i32 {
+    for code in [1, 4, 3] {
+        if codes.contains(&code) {
+            return code;
+        }
+    }
+    codes.iter().copied().find(|code| *code != 0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_worst_exit_code_wins() {
+        assert_eq!(super::worst(&[]), 0);
+        assert_eq!(super::worst(&[0, 0]), 0);
+        assert_eq!(super::worst(&[0, 3, 0]), 3);
+        assert_eq!(super::worst(&[3, 4, 0]), 4);
+        assert_eq!(super::worst(&[4, 1, 3]), 1);
+        assert_eq!(super::worst(&[0, 2]), 2);
+    }
+}
