@@ -198,6 +198,20 @@ pub async fn restore(settings: &Settings) -> Result<(), Failure> {
 pub fn open(settings: &Settings) -> Result<Store, Failure> {
     match Store::open_existing(&settings.db)? {
         Some(store) => Ok(store),
+        None if settings.remote.is_none()
+            && vault_mirror::archive::agency::is_agency(&settings.out) =>
+        {
+            let out = settings.out.display();
+            Err(Failure::new(
+                anyhow::anyhow!(
+                    "{out} holds one archive per connection (an agency's), not one archive"
+                ),
+                2,
+            )
+            .hint(format!(
+                "give one connection's folder: `--out {out}/<connection id>`; `vault-mirror status --out {out}` lists them"
+            )))
+        }
         None => Err(Failure::new(
             anyhow::anyhow!(
                 "no archive at {}: there is no database at {}",

@@ -495,4 +495,16 @@ fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
     }
     let overview = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(overview.contains("conn_02/index.html"), "{overview}");
+
+    // `history` reads one archive: on the agency's folder it says which to give.
+    let output = agency_run(&server, out.path(), &["history"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds one archive per connection"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/<connection id>"), "{stderr}");
 }
