@@ -86,7 +86,14 @@ pub fn registry(out: &Path) -> Vec<Registered> {
 /// Adds or updates `connections` in the registry (a username once known
 /// is kept when a later run does not know it).
 pub fn register(out: &Path, connections: &[Registered]) -> Result<(), ArchiveError> {
-    let mut known: BTreeMap<String, Registered> = registry(out)
+    let text = registry_text(&merged(registry(out), connections));
+    write_root_file(out, REGISTRY, &text)
+}
+
+/// `known` with `connections` added or updated, by id (a username once
+/// known is kept when a later run does not know it).
+pub fn merged(known: Vec<Registered>, connections: &[Registered]) -> Vec<Registered> {
+    let mut known: BTreeMap<String, Registered> = known
         .into_iter()
         .map(|entry| (entry.id.clone(), entry))
         .collect();
@@ -98,9 +105,32 @@ pub fn register(out: &Path, connections: &[Registered]) -> Result<(), ArchiveErr
             ..connection.clone()
         };
     }
-    let entries: Vec<&Registered> = known.values().collect();
-    let text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".to_owned());
-    write_root_file(out, REGISTRY, &text)
+    known.into_values().collect()
+}
+
+/// The registry file's text.
+pub fn registry_text(entries: &[Registered]) -> String {
+    serde_json::to_string_pretty(entries).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// One connection's row, from its database at `db` (`None` when there is
+/// no database there).
+pub fn row(
+    entry: Registered,
+    db: &Path,
+    gallery: bool,
+) -> Result<Option<ConnectionRow>, ArchiveError> {
+    let Some(store) = Store::open_existing(db)? else {
+        return Ok(None);
+    };
+    Ok(Some(ConnectionRow {
+        id: entry.id,
+        username: entry.username,
+        figures: store.archive_figures()?,
+        last_run: store.last_runs()?.into_iter().next(),
+        gallery,
+        folder: entry.folder,
+    }))
 }
 
 /// Every connection archived under `out`: the registry's, then any other
@@ -118,17 +148,8 @@ pub fn overview(out: &Path) -> Result<Vec<ConnectionRow>, ArchiveError> {
             username: None,
         });
         let archive = out.join(&folder);
-        let Some(store) = Store::open_existing(&default_db(&archive))? else {
-            continue;
-        };
-        rows.push(ConnectionRow {
-            id: entry.id,
-            username: entry.username,
-            figures: store.archive_figures()?,
-            last_run: store.last_runs()?.into_iter().next(),
-            gallery: archive.join(super::export::GALLERY).is_file(),
-            folder,
-        });
+        let gallery = archive.join(super::export::GALLERY).is_file();
+        rows.extend(row(entry, &default_db(&archive), gallery)?);
     }
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(rows)

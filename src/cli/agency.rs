@@ -123,6 +123,12 @@ pub async fn run(
     runs.sort_by_key(|(index, _)| *index);
     let runs: Vec<ConnectionRun> = runs.into_iter().map(|(_, run)| run).collect();
     let code = finish(base, global, &runs, stop.peek().copied(), started);
+    if let Err(error) = super::overview::write(base, &registered(&runs)).await {
+        eprintln!(
+            "warning: cannot write the overview at {}: {error:#}",
+            base.shown_out().display()
+        );
+    }
     let ends: Vec<ConnectionEnd> = runs
         .iter()
         .filter_map(|run| {
@@ -194,8 +200,8 @@ pub fn finish(
     started: Instant,
 ) -> i32 {
     let code = exit_code(runs, stopped);
-    // On object storage each connection's prefix has its own gallery; the
-    // overview page is written on local disks only.
+    // On object storage the overview is written after this, as objects
+    // (`cli::overview`).
     let index = match base.remote {
         Some(_) => Ok(()),
         None => write_index(&base.out, runs),
@@ -261,18 +267,21 @@ fn write_index(
     if !out.is_dir() {
         return Ok(());
     }
-    let registered: Vec<Registered> = runs
-        .iter()
+    agency::register(out, &registered(runs))?;
+    let rows = agency::overview(out)?;
+    agency::write_index(out, &rows, vault_mirror::now_ms())?;
+    Ok(())
+}
+
+/// The run's connections as the registry names them.
+fn registered(runs: &[ConnectionRun]) -> Vec<Registered> {
+    runs.iter()
         .map(|run| Registered {
             id: run.id.clone(),
             folder: vault_mirror::names::safe_name(&run.id),
             username: run.username.clone(),
         })
-        .collect();
-    agency::register(out, &registered)?;
-    let rows = agency::overview(out)?;
-    agency::write_index(out, &rows, vault_mirror::now_ms())?;
-    Ok(())
+        .collect()
 }
 
 /// What every connection's run added up to.

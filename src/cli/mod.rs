@@ -17,6 +17,7 @@ mod lists;
 mod lock;
 mod logging;
 mod mirror;
+mod overview;
 mod progress;
 mod settings;
 mod status;
@@ -106,6 +107,16 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             logging::init(&settings)?;
             if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
                 return status::run_many(&settings);
+            }
+            // On object storage, an agency's prefix holds a registry of
+            // connections, and no archive of its own.
+            if cli.global.db.is_none() && !settings.db.exists() {
+                let rows = overview::read(&settings)
+                    .await
+                    .map_err(|error| Failure::new(error, 1))?;
+                if let Some(rows) = rows {
+                    return Ok(status::print_many(&settings, &rows));
+                }
             }
             status::restore(&settings).await?;
             status::run(&settings)

@@ -98,17 +98,22 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
 pub fn run_many(settings: &Settings) -> Result<i32, Failure> {
     let rows = vault_mirror::archive::agency::overview(&settings.out)
         .map_err(|error| Failure::new(error, 1))?;
+    Ok(print_many(settings, &rows))
+}
+
+/// `status` of an agency's archive whose rows were read (`rows`).
+pub fn print_many(
+    settings: &Settings,
+    rows: &[vault_mirror::archive::agency::ConnectionRow],
+) -> i32 {
+    let out = settings.shown_out();
     if settings.output.json {
-        let body =
-            serde_json::json!({"command": "status", "out": settings.out, "connections": rows});
+        let body = serde_json::json!({"command": "status", "out": out, "connections": rows});
         println!("{body}");
     } else {
-        print!(
-            "{}",
-            render_many(&settings.out, &rows, vault_mirror::now_ms())
-        );
+        print!("{}", render_many(&out, rows, vault_mirror::now_ms()));
     }
-    Ok(0)
+    0
 }
 
 fn render_many(

@@ -964,8 +964,34 @@ fn s3_many_connections_each_under_its_own_prefix() {
         );
     }
     assert!(incomplete_uploads(&moto).is_empty());
+    // The overview at the prefix: the page links into each gallery-less
+    // connection by name, the registry names every connection.
+    let page = &found["index.html"];
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert!(found.contains_key("connections.json"));
     // Again: nothing new.
     let (summary, output, code) = run_json(&mut mirror_all());
     assert_eq!(code, 0, "{output}");
     assert_eq!(summary["totals"]["downloaded"], 0, "{output}");
+
+    // `status` from another machine (no local state): one row per
+    // connection, each from its snapshot.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (status, output, code) = run_json(&mut command_s3(
+        &server,
+        &moto,
+        elsewhere.path(),
+        &["status"],
+    ));
+    assert_eq!(code, 0, "{output}");
+    let rows = status["connections"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|row| row["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{output}");
+    for (row, connection) in rows.iter().zip(connections) {
+        assert_eq!(
+            row["figures"]["verified"], connection["downloaded"],
+            "{output}"
+        );
+    }
+    assert_eq!(status["out"], format!("s3://{BUCKET}/{PREFIX}"));
 }
