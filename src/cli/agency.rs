@@ -74,9 +74,16 @@ pub async fn run(
     chosen: Vec<Chosen>,
     watchers: Option<&Watchers>,
 ) -> Result<i32, Failure> {
+    let mixed = one_archive_already(base);
     let Some(watchers) = watchers.filter(|_| !base.mirror.dry_run) else {
+        if let Some(failure) = mixed {
+            return Err(failure);
+        }
         return dry_run(global, mirror, base, &chosen).await;
     };
+    if let Some(failure) = mixed {
+        return Err(watchers.fail(base, failure).await);
+    }
     // A run that cannot start creates nothing (but is measured and pinged).
     if let Err(error) = base.account_api_config() {
         return Err(watchers.fail(base, error.into()).await);
@@ -160,6 +167,28 @@ fn end_text(runs: &[ConnectionRun]) -> String {
         }
     }
     text
+}
+
+/// `base.out` as the archive of one connection (today's layout): a run of
+/// many would put their archives inside it, mixing the two layouts.
+fn one_archive_already(base: &Settings) -> Option<Failure> {
+    if base.remote.is_some() || !vault_mirror::settings::default_db(&base.out).is_file() {
+        return None;
+    }
+    let out = base.out.display();
+    Some(
+        Failure::new(
+            anyhow::anyhow!(
+                "{out} is the archive of one connection; a run of many connections puts each \
+                 in a folder of its own, <out>/<connection id>/, and would mix the two layouts there"
+            ),
+            2,
+        )
+        .hint(format!(
+            "give the agency's archive a folder of its own (`--out …`), or name one \
+             `--connection` to go on mirroring {out} as it is"
+        )),
+    )
 }
 
 /// One connection's run: its lock, then the pipeline.

@@ -27,7 +27,14 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             1,
         )
     })?;
-    let mut settings = cli_settings::build(global, Some(&demo.mirror), "vault-demo")?;
+    // An agency's demo gets a folder of its own: its layout (one archive
+    // per connection) cannot share one with the single-connection demo's.
+    let default_out = if demo.connections > 1 {
+        "vault-demo-agency"
+    } else {
+        "vault-demo"
+    };
+    let mut settings = cli_settings::build(global, Some(&demo.mirror), default_out)?;
     // The demo talks only to its own server, whatever the environment says.
     settings.base_url = vault_mirror::settings::parse_base_url(&server.base_url())?;
     settings.api_key = Some(server.api_key().to_owned().into());
@@ -82,8 +89,8 @@ fn agency_what_to_open(settings: &Settings) -> String {
     format!(
         "
 The mirror is in {out}, one archive per connection ({out}/<connection id>/).
-           {out}/index.html   every connection, linking into each one's gallery
-         Then try `{command} status --out {out}`.
+  {out}/index.html   every connection, linking into each one's gallery
+Then try `{command} status --out {out}` and `{command} verify --out {out}`.
 "
     )
 }

@@ -508,3 +508,29 @@ fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
     );
     assert!(stderr.contains("/<connection id>"), "{stderr}");
 }
+
+#[test]
+fn an_agencys_run_never_mixes_into_one_connections_archive() {
+    let server = account(3, 2, false, Faults::default());
+    let out = tempfile::tempdir().unwrap();
+    // Today's layout: one connection, named by the environment.
+    let mut one = against(&server, out.path(), &["mirror", "--json"]);
+    json_with_code(&mut one, 0);
+    let before = media_files(out.path()).len();
+
+    for args in [
+        &["mirror", "--all-connections"][..],
+        &["mirror", "--all-connections", "--dry-run"][..],
+    ] {
+        let output = agency_run(&server, out.path(), args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("would mix the two layouts"), "{stderr}");
+    }
+    // Nothing was added: no connection folder, the archive as it was.
+    for id in ["conn_01", "conn_02"] {
+        assert!(!out.path().join(id).exists(), "{id}");
+    }
+    assert!(!out.path().join("connections.json").exists());
+    assert_eq!(media_files(out.path()).len(), before);
+}
