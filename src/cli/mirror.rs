@@ -29,6 +29,7 @@ pub async fn run_watched(
     // the archive folder or its lock, but it is measured and pinged.
     let result = match settings.api_config() {
         Err(error) => Err(Failure::from(error)),
+        Ok(_) if agency_folder(settings) => Err(into_agency_folder(settings)),
         Ok(_) => match lock(settings, command) {
             Ok(lock) => {
                 let result = run(settings, &watchers).await;
@@ -52,6 +53,30 @@ pub async fn run_watched(
     };
     watchers.finish(&[end], code, &text).await;
     result.map(|summary| summary.exit_code)
+}
+
+/// Whether `settings.out` holds an agency's archives (one per
+/// connection) rather than being one archive itself.
+fn agency_folder(settings: &Settings) -> bool {
+    settings.remote.is_none()
+        && !vault_mirror::settings::default_db(&settings.out).exists()
+        && vault_mirror::archive::agency::is_agency(&settings.out)
+}
+
+/// One connection's run aimed at an agency's folder: the layouts would mix.
+fn into_agency_folder(settings: &Settings) -> Failure {
+    let out = settings.out.display();
+    Failure::new(
+        anyhow::anyhow!(
+            "{out} holds one archive per connection (an agency's); a run of one connection \
+             would make it an archive of its own and mix the two layouts"
+        ),
+        2,
+    )
+    .hint(format!(
+        "give the connection's own folder, `--out {out}/<connection id>`, or choose the \
+         connections as the agency's runs do (`--all-connections`, `--connection` repeated)"
+    ))
 }
 
 /// The end ping's body for a run that ended with `result`: the summary's

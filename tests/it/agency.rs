@@ -534,3 +534,20 @@ fn an_agencys_run_never_mixes_into_one_connections_archive() {
     assert!(!out.path().join("connections.json").exists());
     assert_eq!(media_files(out.path()).len(), before);
 }
+
+#[test]
+fn one_connections_run_never_mixes_into_an_agencys_folder() {
+    let server = account(3, 2, false, Faults::default());
+    let out = tempfile::tempdir().unwrap();
+    mirror_all(&server, out.path(), 0);
+    let mut one = against(&server, out.path(), &["mirror"]);
+    let output = one.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds one archive per connection"),
+        "{stderr}"
+    );
+    assert!(!out.path().join(".vault-mirror").exists());
+    assert!(!out.path().join("media").exists());
+}
