@@ -16,9 +16,44 @@ use vault_mirror::settings::{Settings, default_db};
 use super::args::VerifyArgs;
 use super::failure::{Failure, print_failure};
 
-/// `verify` on every connection of the agency's archive at `settings.out`.
-pub async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
-    let mut each = Each::new("verify", settings)?;
+/// The connections of the agency's archive at `settings`' `--out` (a
+/// folder, or an `s3://` prefix), each as its own archive's settings; or
+/// `None` when it is not an agency's archive.
+pub async fn agency_connections(settings: &Settings) -> Result<Option<Vec<Settings>>, Failure> {
+    if settings.remote.is_some() {
+        if settings.db.exists() {
+            return Ok(None);
+        }
+        return super::overview::connections(settings)
+            .await
+            .map_err(|error| Failure::new(error, 1));
+    }
+    if !agency::is_agency(&settings.out) {
+        return Ok(None);
+    }
+    let rows = agency::overview(&settings.out).map_err(|error| Failure::new(error, 1))?;
+    let connections = rows
+        .into_iter()
+        .map(|row| {
+            let out = settings.out.join(&row.folder);
+            Settings {
+                db: default_db(&out),
+                out,
+                connection_id: Some(row.id),
+                ..settings.clone()
+            }
+        })
+        .collect();
+    Ok(Some(connections))
+}
+
+/// `verify` on every connection of an agency's archive.
+pub async fn verify(
+    settings: &Settings,
+    connections: Vec<Settings>,
+    args: &VerifyArgs,
+) -> Result<i32, Failure> {
+    let mut each = Each::new("verify", settings, connections);
     for connection in each.connections.clone() {
         each.header(&connection);
         let started_at = vault_mirror::now_ms();
@@ -38,22 +73,27 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failu
     Ok(each.finish())
 }
 
-/// `export` on every connection of the agency's archive at
-/// `settings.out`, then its overview page again (it links into each
-/// connection's gallery).
-pub async fn export(settings: &Settings) -> Result<i32, Failure> {
-    let mut each = Each::new("export", settings)?;
+/// `export` on every connection of an agency's archive, then its
+/// overview page again (it links into each connection's gallery).
+pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i32, Failure> {
+    let mut each = Each::new("export", settings, connections);
     for connection in each.connections.clone() {
         each.header(&connection);
         let result = super::export::run_report(&connection).await;
         each.add(&connection, result);
     }
-    let written = agency::overview(&settings.out)
-        .and_then(|rows| agency::write_index(&settings.out, &rows, vault_mirror::now_ms()));
+    let written = if settings.remote.is_some() {
+        super::overview::write(settings, &[]).await
+    } else {
+        agency::overview(&settings.out)
+            .and_then(|rows| agency::write_index(&settings.out, &rows, vault_mirror::now_ms()))
+            .map(drop)
+            .map_err(anyhow::Error::from)
+    };
     if let Err(error) = written {
         eprintln!(
-            "warning: cannot write {}: {error}",
-            settings.out.join(agency::INDEX).display()
+            "warning: cannot write the overview {}: {error:#}",
+            settings.shown_out().join(agency::INDEX).display()
         );
     }
     Ok(each.finish())
@@ -70,29 +110,14 @@ struct Each<'a> {
 }
 
 impl<'a> Each<'a> {
-    /// The connections archived under `settings.out`, each as its own
-    /// archive's settings.
-    fn new(command: &'static str, settings: &'a Settings) -> Result<Self, Failure> {
-        let rows = agency::overview(&settings.out).map_err(|error| Failure::new(error, 1))?;
-        let connections = rows
-            .into_iter()
-            .map(|row| {
-                let out = settings.out.join(&row.folder);
-                Settings {
-                    db: default_db(&out),
-                    out,
-                    connection_id: Some(row.id),
-                    ..settings.clone()
-                }
-            })
-            .collect();
-        Ok(Each {
+    fn new(command: &'static str, settings: &'a Settings, connections: Vec<Settings>) -> Self {
+        Each {
             command,
             settings,
             connections,
             reports: Vec::new(),
             codes: Vec::new(),
-        })
+        }
     }
 
     /// Which connection the lines that follow belong to.
@@ -125,7 +150,7 @@ impl<'a> Each<'a> {
                     "connection": shown_id(connection),
                     "outcome": "failed",
                     "exit_code": failure.code,
-                    "out": connection.out,
+                    "out": connection.shown_out(),
                     "error": format!("{:#}", failure.error),
                     "hints": failure.hints,
                 });
@@ -145,7 +170,7 @@ impl<'a> Each<'a> {
         if self.settings.output.json {
             let body = serde_json::json!({
                 "command": self.command,
-                "out": self.settings.out,
+                "out": self.settings.shown_out(),
                 "exit_code": code,
                 "connections": self.reports,
             });

@@ -65,43 +65,7 @@ pub fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
-        Command::Mirror(args) => {
-            let mut settings = settings::build(&cli.global, Some(args), settings::DEFAULT_OUT)?;
-            logging::init(&settings)?;
-            if settings.mirror.dry_run {
-                return match connections::select(&cli.global, &settings).await? {
-                    connections::Selection::Many(chosen) => {
-                        agency::run(&cli.global, args, &settings, chosen, None).await
-                    }
-                    connections::Selection::One => {
-                        connections::apply_own_table(&cli.global, args, &mut settings)?;
-                        mirror::run_dry(&settings).await
-                    }
-                };
-            }
-            // Watched from here on: a run that fails while choosing its
-            // connections (a refused key) is measured and pinged too.
-            let watchers = watch::Watchers::start(&settings, "mirror")?;
-            let selection = match connections::select(&cli.global, &settings).await {
-                Ok(selection) => selection,
-                Err(failure) => return Err(watchers.fail(&settings, failure).await),
-            };
-            match selection {
-                connections::Selection::Many(chosen) => {
-                    agency::run(&cli.global, args, &settings, chosen, Some(&watchers)).await
-                }
-                connections::Selection::One => {
-                    if let Err(failure) =
-                        connections::apply_own_table(&cli.global, args, &mut settings)
-                    {
-                        return Err(watchers.fail(&settings, failure).await);
-                    }
-                    // Checks the API settings, takes the lock; stops
-                    // gracefully on a signal by itself.
-                    mirror::run_watched(&settings, "mirror", watchers).await
-                }
-            }
-        }
+        Command::Mirror(args) => mirror_command(&cli.global, args).await,
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
@@ -124,8 +88,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Verify(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
-            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
-                return interruptible(each::verify(&settings, args)).await;
+            if cli.global.db.is_none()
+                && let Some(connections) = each::agency_connections(&settings).await?
+            {
+                return interruptible(each::verify(&settings, connections, args)).await;
             }
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
@@ -150,8 +116,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Export => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
-            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
-                return each::export(&settings).await;
+            if cli.global.db.is_none()
+                && let Some(connections) = each::agency_connections(&settings).await?
+            {
+                return each::export(&settings, connections).await;
             }
             status::restore(&settings).await?;
             export::run(&settings).await
@@ -169,6 +137,47 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::FakeServer(args) => mirror::run_fake_server(args).await,
+    }
+}
+
+/// `mirror`: one connection in today's layout, or many (an agency's
+/// run); watched (events, metrics, pings) unless it is a dry run.
+async fn mirror_command(
+    global: &args::GlobalArgs,
+    args: &args::MirrorArgs,
+) -> Result<i32, Failure> {
+    let mut settings = settings::build(global, Some(args), settings::DEFAULT_OUT)?;
+    logging::init(&settings)?;
+    if settings.mirror.dry_run {
+        return match connections::select(global, &settings).await? {
+            connections::Selection::Many(chosen) => {
+                agency::run(global, args, &settings, chosen, None).await
+            }
+            connections::Selection::One => {
+                connections::apply_own_table(global, args, &mut settings)?;
+                mirror::run_dry(&settings).await
+            }
+        };
+    }
+    // Watched from here on: a run that fails while choosing its
+    // connections (a refused key) is measured and pinged too.
+    let watchers = watch::Watchers::start(&settings, "mirror")?;
+    let selection = match connections::select(global, &settings).await {
+        Ok(selection) => selection,
+        Err(failure) => return Err(watchers.fail(&settings, failure).await),
+    };
+    match selection {
+        connections::Selection::Many(chosen) => {
+            agency::run(global, args, &settings, chosen, Some(&watchers)).await
+        }
+        connections::Selection::One => {
+            if let Err(failure) = connections::apply_own_table(global, args, &mut settings) {
+                return Err(watchers.fail(&settings, failure).await);
+            }
+            // Checks the API settings, takes the lock; stops
+            // gracefully on a signal by itself.
+            mirror::run_watched(&settings, "mirror", watchers).await
+        }
     }
 }
 

@@ -72,19 +72,52 @@ async fn registry(archive: &ObjectArchive) -> anyhow::Result<Vec<Registered>> {
         .unwrap_or_default())
 }
 
+/// The settings of every connection of the agency's archive at
+/// `base.remote`, each with its local database (restored from its
+/// snapshot where this machine has none), or `None` when the prefix holds
+/// no registry.
+pub async fn connections(base: &Settings) -> anyhow::Result<Option<Vec<Settings>>> {
+    let Some(url) = &base.remote else {
+        return Ok(None);
+    };
+    let entries = registry(&ObjectArchive::open(url)?).await?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut found = Vec::new();
+    for entry in &entries {
+        let (settings, _) = restored(base, entry).await?;
+        found.push(settings);
+    }
+    Ok(Some(found))
+}
+
+/// Connection `entry`'s settings and archive, its local database restored
+/// from its snapshot first where this machine has none.
+async fn restored(
+    base: &Settings,
+    entry: &Registered,
+) -> anyhow::Result<(Settings, Option<ObjectArchive>)> {
+    let settings = base.for_connection(&entry.id)?;
+    let Some(url) = &settings.remote else {
+        return Ok((settings, None));
+    };
+    let archive = ObjectArchive::open(url)?;
+    if !settings.db.exists() {
+        restore_snapshot(&archive, &settings.db).await?;
+    }
+    Ok((settings, Some(archive)))
+}
+
 /// Each registered connection's row, from its local database (restored
 /// from its snapshot first where this machine has none).
 async fn rows_of(base: &Settings, entries: &[Registered]) -> anyhow::Result<Vec<ConnectionRow>> {
     let mut rows = Vec::new();
     for entry in entries {
-        let settings = base.for_connection(&entry.id)?;
-        let Some(url) = &settings.remote else {
+        let (settings, archive) = restored(base, entry).await?;
+        let Some(archive) = archive else {
             continue;
         };
-        let archive = ObjectArchive::open(url)?;
-        if !settings.db.exists() {
-            restore_snapshot(&archive, &settings.db).await?;
-        }
         let gallery = archive.head(GALLERY).await?.is_some();
         rows.extend(agency::row(entry.clone(), &settings.db, gallery)?);
     }

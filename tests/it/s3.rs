@@ -994,4 +994,22 @@ fn s3_many_connections_each_under_its_own_prefix() {
         );
     }
     assert_eq!(status["out"], format!("s3://{BUCKET}/{PREFIX}"));
+
+    // verify and export on the prefix: every connection's archive in turn.
+    for args in [&["verify", "--fast"][..], &["verify"][..], &["export"][..]] {
+        let (report, output, code) =
+            run_json(&mut command_s3(&server, &moto, elsewhere.path(), args));
+        assert_eq!(code, 0, "{args:?}: {output}");
+        let reports = report["connections"].as_array().unwrap();
+        let ids: Vec<&str> = reports
+            .iter()
+            .map(|report| report["connection"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{args:?}: {output}");
+    }
+    let found = objects(&moto);
+    for id in ["conn_01", "conn_02", "conn_03"] {
+        assert!(found.contains_key(&format!("{id}/SHA256SUMS")), "{id}");
+    }
+    assert!(found.contains_key("index.html"));
 }
