@@ -81,12 +81,17 @@ pub async fn run(
         }
         return dry_run(global, mirror, base, &chosen).await;
     };
+    // What fails before any connection's run is the process's.
+    let process = Settings {
+        connection_id: None,
+        ..base.clone()
+    };
     if let Some(failure) = mixed {
-        return Err(watchers.fail(base, failure).await);
+        return Err(watchers.fail(&process, failure).await);
     }
     // A run that cannot start creates nothing (but is measured and pinged).
     if let Err(error) = base.account_api_config() {
-        return Err(watchers.fail(base, error.into()).await);
+        return Err(watchers.fail(&process, error.into()).await);
     }
     let started = Instant::now();
     let display = Arc::new(progress::display_for(base.output));

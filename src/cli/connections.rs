@@ -38,6 +38,36 @@ impl Chosen {
     }
 }
 
+/// The connections named by `--connection` (each once) and by the config
+/// file's `[[connections]]` tables.
+fn named(global: &GlobalArgs, settings: &Settings) -> Result<(Vec<String>, Vec<String>), Failure> {
+    let file = cli_settings::config_file(global, &settings.out)?;
+    let from_file = file.map(|file| file.connections()).unwrap_or_default();
+    let mut flagged: Vec<String> = Vec::new();
+    for id in global.connection.iter().map(|id| id.trim()) {
+        if !id.is_empty() && !flagged.iter().any(|known| known == id) {
+            flagged.push(id.to_owned());
+        }
+    }
+    Ok((flagged, from_file))
+}
+
+/// Whether the run covers many connections (each in `<out>/<id>/`) rather
+/// than the one of today's layout.
+fn is_many(global: &GlobalArgs, flagged: &[String], from_file: &[String]) -> bool {
+    global.all_connections
+        || global.shard.is_some()
+        || flagged.len() > 1
+        || (flagged.is_empty() && !from_file.is_empty())
+}
+
+/// Whether `mirror` with these flags and settings covers many connections
+/// (no API call: `select` then says which).
+pub fn covers_many(global: &GlobalArgs, settings: &Settings) -> Result<bool, Failure> {
+    let (flagged, from_file) = named(global, settings)?;
+    Ok(is_many(global, &flagged, &from_file))
+}
+
 /// What a `mirror` run covers.
 #[derive(Debug)]
 pub enum Selection {
@@ -50,19 +80,8 @@ pub enum Selection {
 
 /// Works out the connections (asking the API for `--all-connections`).
 pub async fn select(global: &GlobalArgs, settings: &Settings) -> Result<Selection, Failure> {
-    let file = cli_settings::config_file(global, &settings.out)?;
-    let from_file = file.map(|file| file.connections()).unwrap_or_default();
-    let mut flagged: Vec<String> = Vec::new();
-    for id in global.connection.iter().map(|id| id.trim()) {
-        if !id.is_empty() && !flagged.iter().any(|known| known == id) {
-            flagged.push(id.to_owned());
-        }
-    }
-    let many = global.all_connections
-        || global.shard.is_some()
-        || flagged.len() > 1
-        || (flagged.is_empty() && !from_file.is_empty());
-    if !many {
+    let (flagged, from_file) = named(global, settings)?;
+    if !is_many(global, &flagged, &from_file) {
         return Ok(Selection::One);
     }
     if global.db.is_some() {

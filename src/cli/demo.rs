@@ -56,7 +56,12 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
         let code = if settings.mirror.dry_run {
             super::agency::run(global, &demo.mirror, &settings, chosen, None).await?
         } else {
-            let watchers = Watchers::start(&settings, "demo")?;
+            // The run is the process's, not one connection's.
+            let process = Settings {
+                connection_id: None,
+                ..settings.clone()
+            };
+            let watchers = Watchers::start(&process, "demo")?;
             super::agency::run(global, &demo.mirror, &settings, chosen, Some(&watchers)).await?
         };
         if talk {

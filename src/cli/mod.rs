@@ -161,10 +161,19 @@ async fn mirror_command(
     }
     // Watched from here on: a run that fails while choosing its
     // connections (a refused key) is measured and pinged too.
-    let watchers = watch::Watchers::start(&settings, "mirror")?;
+    // A run of many connections is the process's, not one connection's.
+    let process = if connections::covers_many(global, &settings)? {
+        vault_mirror::settings::Settings {
+            connection_id: None,
+            ..settings.clone()
+        }
+    } else {
+        settings.clone()
+    };
+    let watchers = watch::Watchers::start(&process, "mirror")?;
     let selection = match connections::select(global, &settings).await {
         Ok(selection) => selection,
-        Err(failure) => return Err(watchers.fail(&settings, failure).await),
+        Err(failure) => return Err(watchers.fail(&process, failure).await),
     };
     match selection {
         connections::Selection::Many(chosen) => {

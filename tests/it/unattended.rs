@@ -797,8 +797,9 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
             &out.path().join("archive"),
             &["mirror", "--all-connections"],
         );
+        // The environment's connection is left out by --all-connections,
+        // and so it is from what the process reports.
         command
-            .env_remove("OFAUTH_CONNECTION_ID")
             .env("OFAUTH_API_KEY", key)
             .env("VAULT_MIRROR_METRICS_FILE", &metrics)
             .env("VAULT_MIRROR_PING_URL", &pings.url)
@@ -839,6 +840,9 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    // The run's start is the process's: no connection's.
+    assert_eq!(lines[0]["event"], "run_started", "{:?}", lines[0]);
+    assert_eq!(lines[0]["connection"], "", "{:?}", lines[0]);
     for (id, last) in [
         ("conn_01", "summary"),
         ("conn_02", "summary"),
