@@ -2,8 +2,59 @@
 //! agree with the response's `Content-Type` header and with the magic bytes
 //! at the start of the file.
 
+use sha2::{Digest, Sha256};
+
 /// How many leading bytes the magic-byte check looks at.
 pub const SNIFF_LEN: usize = 512;
+
+/// What a transfer's bytes add up to as they arrive, wherever they go (a
+/// `.part` file or an upload): their sha256, their count, and their first
+/// [`SNIFF_LEN`] bytes for the magic-byte check.
+pub struct Tally {
+    hasher: Sha256,
+    length: u64,
+    head: Vec<u8>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            hasher: Sha256::new(),
+            length: 0,
+            head: Vec::with_capacity(SNIFF_LEN),
+        }
+    }
+}
+
+impl Tally {
+    /// Counts, hashes and (while the head is short) keeps `bytes`.
+    pub fn add(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        if self.head.len() < SNIFF_LEN {
+            let take = (SNIFF_LEN - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.length += bytes.len() as u64;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// The first bytes, up to [`SNIFF_LEN`].
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// sha256 (lowercase hex) of the bytes so far.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
 
 /// The lowercase `type/subtype` of a content type, without parameters.
 pub fn essence(content_type: &str) -> String {

@@ -30,7 +30,7 @@ use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
 /// equal). An object up to this size is written with one PUT.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-use crate::archive::content::SNIFF_LEN as HEAD_LEN;
+use crate::archive::content::Tally;
 
 /// A multipart upload under way.
 struct Multipart {
@@ -50,9 +50,8 @@ pub struct RemoteUpload {
     /// Bytes in `buffer`.
     buffered: usize,
     multipart: Option<Multipart>,
-    hasher: Sha256,
-    length: u64,
-    head: Vec<u8>,
+    /// The bytes so far: their sha256, count and head.
+    tally: Tally,
 }
 
 impl RemoteUpload {
@@ -70,22 +69,20 @@ impl RemoteUpload {
             buffer: Vec::new(),
             buffered: 0,
             multipart: None,
-            hasher: Sha256::new(),
-            length: 0,
-            head: Vec::new(),
+            tally: Tally::default(),
         }
     }
 
     pub fn len(&self) -> u64 {
-        self.length
+        self.tally.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.length == 0
+        self.tally.is_empty()
     }
 
     pub fn head(&self) -> &[u8] {
-        &self.head
+        self.tally.head()
     }
 
     pub fn relative(&self) -> &str {
@@ -94,19 +91,14 @@ impl RemoteUpload {
 
     /// sha256 (lowercase hex) of the bytes so far.
     pub fn sha256(&self) -> String {
-        hex::encode(self.hasher.clone().finalize())
+        self.tally.sha256()
     }
 
     /// Hashes and counts `chunk`, and sends a part once one is full. The
     /// chunk is kept as it came (a part is a list of chunks, cut at exactly
     /// [`PART_SIZE`] without copying), so no large buffer is allocated.
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
-        self.hasher.update(&chunk);
-        if self.head.len() < HEAD_LEN {
-            let take = (HEAD_LEN - self.head.len()).min(chunk.len());
-            self.head.extend_from_slice(&chunk[..take]);
-        }
-        self.length += chunk.len() as u64;
+        self.tally.add(&chunk);
         while self.buffered + chunk.len() > PART_SIZE {
             let rest = chunk.split_off(PART_SIZE - self.buffered);
             if !chunk.is_empty() {
@@ -198,7 +190,12 @@ impl RemoteUpload {
         // `verify --fast` checks its size only.
         if let Err(error) = self
             .archive
-            .set_sha256_metadata(&self.relative, self.length, &self.content_type, &sha256)
+            .set_sha256_metadata(
+                &self.relative,
+                self.tally.len(),
+                &self.content_type,
+                &sha256,
+            )
             .await
         {
             tracing::warn!("{error}");
@@ -245,9 +242,7 @@ impl RemoteUpload {
     /// Drops every byte: the transfer starts over from zero.
     pub async fn reset(&mut self) {
         self.abort().await;
-        self.hasher = Sha256::new();
-        self.head.clear();
-        self.length = 0;
+        self.tally = Tally::default();
     }
 }
 

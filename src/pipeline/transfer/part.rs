@@ -14,9 +14,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
-use crate::archive::content::SNIFF_LEN;
+use crate::archive::content::Tally;
 use crate::archive::dir::{Access, ArchiveDir, Folder};
 
 /// Write buffer: large enough that a write is rarely a system call per chunk.
@@ -28,10 +26,8 @@ pub struct PartFile {
     folder: Folder,
     name: OsString,
     writer: std::io::BufWriter<fs_err::File>,
-    hasher: Sha256,
-    length: u64,
-    /// The file's first bytes, for the magic-byte check.
-    head: Vec<u8>,
+    /// The file's bytes: their sha256, count and head.
+    tally: Tally,
 }
 
 impl PartFile {
@@ -56,8 +52,7 @@ impl PartFile {
         if length != found {
             file.set_len(length)?;
         }
-        let mut hasher = Sha256::new();
-        let mut head = Vec::with_capacity(SNIFF_LEN);
+        let mut tally = Tally::default();
         if length > 0 {
             file.seek(SeekFrom::Start(0))?;
             let mut buffer = vec![0; 256 * 1024];
@@ -68,8 +63,7 @@ impl PartFile {
                 if read == 0 {
                     break;
                 }
-                hasher.update(&buffer[..read]);
-                fill_head(&mut head, &buffer[..read]);
+                tally.add(&buffer[..read]);
                 remaining -= read as u64;
             }
         }
@@ -78,35 +72,31 @@ impl PartFile {
             folder,
             name: name.to_owned(),
             writer: std::io::BufWriter::with_capacity(WRITE_BUFFER, file),
-            hasher,
-            length,
-            head,
+            tally,
         })
     }
 
     pub fn len(&self) -> u64 {
-        self.length
+        self.tally.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.length == 0
+        self.tally.is_empty()
     }
 
     pub fn head(&self) -> &[u8] {
-        &self.head
+        self.tally.head()
     }
 
     /// sha256 (lowercase hex) of the bytes written so far: what
     /// [`PartFile::commit`] will return once every byte is in.
     pub fn sha256(&self) -> String {
-        hex::encode(self.hasher.clone().finalize())
+        self.tally.sha256()
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.writer.write_all(bytes)?;
-        self.hasher.update(bytes);
-        fill_head(&mut self.head, bytes);
-        self.length += bytes.len() as u64;
+        self.tally.add(bytes);
         Ok(())
     }
 
@@ -116,9 +106,7 @@ impl PartFile {
         let file = self.writer.get_mut();
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
-        self.hasher = Sha256::new();
-        self.head.clear();
-        self.length = 0;
+        self.tally = Tally::default();
         Ok(())
     }
 
@@ -155,20 +143,14 @@ impl PartFile {
         drop(file);
         self.folder.rename(&self.name, &self.folder, final_name)?;
         self.folder.sync()?;
-        Ok(hex::encode(self.hasher.finalize()))
-    }
-}
-
-fn fill_head(head: &mut Vec<u8>, bytes: &[u8]) {
-    if head.len() < SNIFF_LEN {
-        let take = (SNIFF_LEN - head.len()).min(bytes.len());
-        head.extend_from_slice(&bytes[..take]);
+        Ok(self.tally.sha256())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
     use std::path::Path;
 
     fn folder(dir: &Path) -> Folder {
