@@ -24,7 +24,7 @@ use vault_mirror::settings::Settings;
 
 use super::args::{GlobalArgs, MirrorArgs};
 use super::connections::{Chosen, settings_for};
-use super::failure::{Failure, print_failure};
+use super::failure::{Failure, connection_failure_json, print_failure};
 use super::lock::lock;
 use super::mirror::print_summary;
 use super::progress::{self, Progress};
@@ -381,25 +381,20 @@ struct ManyJson<'a> {
 
 /// A connection's entry: its summary, or what stopped it.
 fn connection_json(run: &ConnectionRun) -> Box<serde_json::value::RawValue> {
-    let entry = match &run.result {
-        RunResult::Finished(summary) => serde_json::value::to_raw_value(summary),
-        RunResult::Failed(failure) => serde_json::value::to_raw_value(&serde_json::json!({
-            "command": "mirror",
-            "connection": run.id,
-            "outcome": run.outcome(),
-            "exit_code": failure.code,
-            "out": run.out,
-            "error": format!("{:#}", failure.error),
-            "hints": failure.hints,
-        })),
-        RunResult::NotStarted => serde_json::value::to_raw_value(&serde_json::json!({
-            "command": "mirror",
-            "connection": run.id,
-            "outcome": run.outcome(),
-            "exit_code": serde_json::Value::Null,
-            "out": run.out,
-        })),
-    };
+    let entry =
+        match &run.result {
+            RunResult::Finished(summary) => serde_json::value::to_raw_value(summary),
+            RunResult::Failed(failure) => serde_json::value::to_raw_value(
+                &connection_failure_json("mirror", &run.id, run.outcome(), &run.out, failure),
+            ),
+            RunResult::NotStarted => serde_json::value::to_raw_value(&serde_json::json!({
+                "command": "mirror",
+                "connection": run.id,
+                "outcome": run.outcome(),
+                "exit_code": serde_json::Value::Null,
+                "out": run.out,
+            })),
+        };
     entry.unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
 }
 

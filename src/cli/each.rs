@@ -14,7 +14,7 @@ use vault_mirror::archive::agency;
 use vault_mirror::settings::{Settings, default_db};
 
 use super::args::VerifyArgs;
-use super::failure::{Failure, print_failure};
+use super::failure::{Failure, connection_failure_json, print_failure};
 
 /// The connections of the agency's archive at `settings`' `--out` (a
 /// folder, or an `s3://` prefix), each as its own archive's settings; or
@@ -145,15 +145,13 @@ impl<'a> Each<'a> {
                 } else {
                     print_failure(&failure, self.settings.output);
                 }
-                let body = serde_json::json!({
-                    "command": self.command,
-                    "connection": shown_id(connection),
-                    "outcome": "failed",
-                    "exit_code": failure.code,
-                    "out": connection.shown_out(),
-                    "error": format!("{:#}", failure.error),
-                    "hints": failure.hints,
-                });
+                let body = connection_failure_json(
+                    self.command,
+                    &shown_id(connection),
+                    "failed",
+                    &connection.shown_out(),
+                    &failure,
+                );
                 (failure.code, body)
             }
         };

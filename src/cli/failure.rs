@@ -106,6 +106,27 @@ pub fn print_failure(failure: &Failure, output: Output) {
     eprint!("{}", failure_text(failure));
 }
 
+/// One connection's entry in the `--json` object of a command over many
+/// connections, when `failure` stopped the command there: `outcome` is
+/// `failed` (or `refused` for a connection that needs re-linking).
+pub fn connection_failure_json(
+    command: &str,
+    connection: &str,
+    outcome: &str,
+    out: &std::path::Path,
+    failure: &Failure,
+) -> serde_json::Value {
+    serde_json::json!({
+        "command": command,
+        "connection": connection,
+        "outcome": outcome,
+        "exit_code": failure.code,
+        "out": out,
+        "error": format!("{:#}", failure.error),
+        "hints": failure.hints,
+    })
+}
+
 /// A failure as the lines `print_failure` shows: `error:`, `caused by:`,
 /// `hint:`.
 pub fn failure_text(failure: &Failure) -> String {
