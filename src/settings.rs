@@ -326,16 +326,10 @@ impl Settings {
     /// its database and lock inside; on object storage, the prefix
     /// `<prefix>/<safe id>/` with its own local state folder.
     pub fn for_connection(&self, id: &str) -> Result<Settings, SettingsError> {
-        let connection_id = Some(id.to_owned());
         let Some(url) = &self.remote else {
-            let out = connection_out(&self.out, id);
-            return Ok(Settings {
-                db: default_db(&out),
-                out,
-                connection_id,
-                ..self.clone()
-            });
+            return Ok(self.for_connection_at(id, connection_out(&self.out, id)));
         };
+        let connection_id = Some(id.to_owned());
         let remote =
             url.join(&crate::names::safe_name(id))
                 .map_err(|reason| SettingsError::Invalid {
@@ -350,6 +344,19 @@ impl Settings {
             connection_id,
             ..self.clone()
         })
+    }
+}
+
+impl Settings {
+    /// These settings for connection `id` whose archive is the folder
+    /// `out` (on a local disk), its database inside.
+    pub fn for_connection_at(&self, id: &str, out: PathBuf) -> Settings {
+        Settings {
+            db: default_db(&out),
+            out,
+            connection_id: Some(id.to_owned()),
+            ..self.clone()
+        }
     }
 }
 

@@ -82,10 +82,7 @@ pub async fn run(
         return dry_run(global, mirror, base, &chosen).await;
     };
     // What fails before any connection's run is the process's.
-    let process = Settings {
-        connection_id: None,
-        ..base.clone()
-    };
+    let process = super::watch::of_process(base);
     if let Some(failure) = mixed {
         return Err(watchers.fail(&process, failure).await);
     }

@@ -57,11 +57,7 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             super::agency::run(global, &demo.mirror, &settings, chosen, None).await?
         } else {
             // The run is the process's, not one connection's.
-            let process = Settings {
-                connection_id: None,
-                ..settings.clone()
-            };
-            let watchers = Watchers::start(&process, "demo")?;
+            let watchers = Watchers::start(&super::watch::of_process(&settings), "demo")?;
             super::agency::run(global, &demo.mirror, &settings, chosen, Some(&watchers)).await?
         };
         if talk {

@@ -11,7 +11,7 @@
 
 use serde_json::value::RawValue;
 use vault_mirror::archive::agency;
-use vault_mirror::settings::{Settings, default_db};
+use vault_mirror::settings::Settings;
 
 use super::args::VerifyArgs;
 use super::failure::{Failure, connection_failure_json, print_failure};
@@ -33,16 +33,8 @@ pub async fn agency_connections(settings: &Settings) -> Result<Option<Vec<Settin
     }
     let rows = agency::overview(&settings.out).map_err(|error| Failure::new(error, 1))?;
     let connections = rows
-        .into_iter()
-        .map(|row| {
-            let out = settings.out.join(&row.folder);
-            Settings {
-                db: default_db(&out),
-                out,
-                connection_id: Some(row.id),
-                ..settings.clone()
-            }
-        })
+        .iter()
+        .map(|row| settings.for_connection_at(&row.id, settings.out.join(&row.folder)))
         .collect();
     Ok(Some(connections))
 }

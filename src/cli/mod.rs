@@ -163,10 +163,7 @@ async fn mirror_command(
     // connections (a refused key) is measured and pinged too.
     // A run of many connections is the process's, not one connection's.
     let process = if connections::covers_many(global, &settings)? {
-        vault_mirror::settings::Settings {
-            connection_id: None,
-            ..settings.clone()
-        }
+        watch::of_process(&settings)
     } else {
         settings.clone()
     };

@@ -174,6 +174,16 @@ impl Watchers {
     }
 }
 
+/// `settings` as a run of many connections reports its own events (its
+/// start, a failure before any connection's run): under no connection,
+/// whatever connection the environment or the file names.
+pub fn of_process(settings: &Settings) -> Settings {
+    Settings {
+        connection_id: None,
+        ..settings.clone()
+    }
+}
+
 /// The connection id events and metrics carry (empty when none is set).
 fn connection_of(settings: &Settings) -> String {
     settings.connection_id.clone().unwrap_or_default()
