@@ -87,55 +87,23 @@ for crate in sha2 cpufeatures; do
     fi
 done
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-mkdir -p "$WORK"/nginx/{temp,logs}
 chmod 755 "$WORK"
-PIDS=()
 FAKE_PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
-# nginx: its own config, root, ports and temp dirs; access log only on the
-# tiny data set's server, for the time to first byte.
+# nginx: access log only on the tiny data set's server, for the time to
+# first byte.
 DATA_PORT=$(free_port)
 TINY_PORT=$(free_port)
-cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-user root root;
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    types { image/jpeg jpg; image/png png; video/mp4 mp4; }
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/temp/body;
-    proxy_temp_path $WORK/nginx/temp/proxy;
-    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
-    scgi_temp_path $WORK/nginx/temp/scgi;
-    log_format first '\$msec';
+start_nginx "$NGINX" "$WORK" "    log_format first '\$msec';
     server { listen 127.0.0.1:$DATA_PORT; root $WORK/data; }
     server {
         listen 127.0.0.1:$TINY_PORT;
         root $WORK/tiny;
         access_log $WORK/nginx/logs/tiny-access.log first;
-    }
-}
-CONF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
+    }"
 
 # Starts a fake Vault+ API serving a bench data set; sets OFAUTH_* for the
 # mirror. Arguments: data dir, media count, scale, nginx port, URL list.

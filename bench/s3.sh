@@ -37,43 +37,13 @@ BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vault-mirror
 (cd "$REPO" && cargo build --release --locked -q)
 API_PACE=(--api-rate 1000000 --api-burst 1000000)
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-mkdir -p "$WORK"/nginx/{temp,logs}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$WORK"
 chmod 755 "$WORK"
 
 DATA_PORT=$(free_port)
-cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-user root root;
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    types { image/jpeg jpg; image/png png; video/mp4 mp4; }
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/temp/body;
-    proxy_temp_path $WORK/nginx/temp/proxy;
-    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
-    scgi_temp_path $WORK/nginx/temp/scgi;
-    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data-$SCALE; }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" &
-PIDS+=($!)
+start_nginx nginx "$WORK" "    server { listen 127.0.0.1:$DATA_PORT; root $WORK/data-$SCALE; }"
 
 ENV_FILE=$WORK/fake.env
 : >"$ENV_FILE"
