@@ -58,9 +58,8 @@ pub async fn run_watched(
 /// Whether `settings.out` holds an agency's archives (one per
 /// connection) rather than being one archive itself.
 fn agency_folder(settings: &Settings) -> bool {
-    settings.remote.is_none()
-        && !vault_mirror::settings::default_db(&settings.out).exists()
-        && vault_mirror::archive::agency::is_agency(&settings.out)
+    // `is_agency` asks that `<out>` hold no database of its own.
+    settings.remote.is_none() && vault_mirror::archive::agency::is_agency(&settings.out)
 }
 
 /// One connection's run aimed at an agency's folder: the layouts would mix.
