@@ -28,6 +28,7 @@ pub mod api;
 pub mod archive;
 pub mod config;
 pub mod fake;
+pub mod location;
 pub mod lock;
 pub mod names;
 pub mod pipeline;
@@ -35,7 +36,6 @@ pub mod redact;
 pub mod report;
 pub mod settings;
 pub mod shard;
-pub mod storage;
 pub mod store;
 pub mod units;
 

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::api::ApiConfig;
-use crate::storage::{ArchiveLocation, S3Url};
+use crate::location::{ArchiveLocation, S3Url};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.ofauth.com";
 pub const DEFAULT_JOBS: usize = 8;
@@ -195,10 +195,10 @@ impl Default for NetworkSettings {
 pub struct Settings {
     /// Archive root; for an archive on object storage, the local folder
     /// that holds its lock and the uploads in flight (under the state
-    /// directory, see [`remote_state_folder`]).
+    /// directory, see [`bucket_state_folder`]).
     pub out: PathBuf,
     /// `--out s3://bucket/prefix`: the archive is on object storage.
-    pub remote: Option<S3Url>,
+    pub bucket: Option<S3Url>,
     /// State database.
     pub db: PathBuf,
     pub base_url: Url,
@@ -279,7 +279,7 @@ impl Settings {
         let db = default_db(&out);
         Self {
             out,
-            remote: None,
+            bucket: None,
             db,
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL parses"),
             api_key: None,
@@ -326,21 +326,21 @@ impl Settings {
     /// its database and lock inside; on object storage, the prefix
     /// `<prefix>/<safe id>/` with its own local state folder.
     pub fn for_connection(&self, id: &str) -> Result<Settings, SettingsError> {
-        let Some(url) = &self.remote else {
+        let Some(url) = &self.bucket else {
             return Ok(self.for_connection_at(id, connection_out(&self.out, id)));
         };
         let connection_id = Some(id.to_owned());
-        let remote =
+        let bucket =
             url.join(&crate::names::safe_name(id))
                 .map_err(|reason| SettingsError::Invalid {
                     name: "connection id",
                     reason,
                 })?;
-        let out = remote_state_folder(&remote)?.join("work");
+        let out = bucket_state_folder(&bucket)?.join("work");
         Ok(Settings {
             db: out.with_file_name("state.sqlite"),
             out,
-            remote: Some(remote),
+            bucket: Some(bucket),
             connection_id,
             ..self.clone()
         })
@@ -371,26 +371,31 @@ pub fn connection_out(out: &std::path::Path, id: &str) -> PathBuf {
 impl Settings {
     /// The archive as a person names it: the folder, or `s3://bucket/prefix`.
     pub fn shown_out(&self) -> PathBuf {
-        match &self.remote {
-            Some(url) => PathBuf::from(url.to_string()),
-            None => self.out.clone(),
+        PathBuf::from(self.archive().to_string())
+    }
+
+    /// Where the archive is: the folder `out`, or the bucket and prefix.
+    pub fn archive(&self) -> ArchiveLocation {
+        match &self.bucket {
+            Some(url) => ArchiveLocation::Bucket(url.clone()),
+            None => ArchiveLocation::Disk(self.out.clone()),
         }
     }
 
     /// With `out` given as `s3://bucket/prefix`: records the bucket and
     /// prefix in `remote` and points `out` at the archive's local folder.
     /// Returns whether the archive is on object storage.
-    pub fn place_remote(&mut self) -> Result<bool, SettingsError> {
+    pub fn place_bucket(&mut self) -> Result<bool, SettingsError> {
         let location =
             ArchiveLocation::parse(&self.out).map_err(|reason| SettingsError::Invalid {
                 name: "archive (--out, VAULT_MIRROR_OUT)",
                 reason,
             })?;
-        let ArchiveLocation::S3(url) = location else {
+        let ArchiveLocation::Bucket(url) = location else {
             return Ok(false);
         };
-        self.out = remote_state_folder(&url)?.join("work");
-        self.remote = Some(url);
+        self.out = bucket_state_folder(&url)?.join("work");
+        self.bucket = Some(url);
         Ok(true)
     }
 }
@@ -398,7 +403,7 @@ impl Settings {
 /// The local folder of an archive on object storage: its state database,
 /// lock and uploads in flight, under `$XDG_STATE_HOME/vault-mirror/`
 /// (default `~/.local/state/vault-mirror/`), one folder per archive URL.
-pub fn remote_state_folder(url: &S3Url) -> Result<PathBuf, SettingsError> {
+pub fn bucket_state_folder(url: &S3Url) -> Result<PathBuf, SettingsError> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|path| path.is_absolute())

@@ -8,10 +8,14 @@
 //!   checks from the root;
 //! - `index.html`: the offline gallery ([`super::gallery`]).
 //!
-//! Invariants: each file is written atomically, through [`ArchiveDir`]
-//! (a link at its name is replaced, never written through); only files
-//! present on disk at their recorded size are indexed, reached without
-//! following links (the others are reported as missing, so `sha256sum -c`
+//! One export for both backends ([`Archive`]): on object storage the three
+//! are objects at the prefix, so the gallery works when the prefix is
+//! served as a static website or synced down (every link is relative).
+//!
+//! Invariants: each file is replaced whole ([`Archive::write`]: on the disk
+//! through [`crate::archive::ArchiveDir`], so a link at its name is
+//! replaced, never written through); only files present at their recorded
+//! size are indexed, found without following links (the others are reported as missing, so `sha256sum -c`
 //! passes on a healthy archive); every path is checked with
 //! [`archive_path`] first. Only verified bytes are named: variants as
 //! verified, and versions, which hold only verified bytes (see
@@ -19,12 +23,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::archive::snapshot::Snapshot;
-use crate::archive::{ArchiveDir, ArchiveError, gallery, utc};
+use crate::archive::{Archive, ArchiveError, gallery, utc};
 use crate::store::{ArchivedVariant, Store};
 
 /// The files `export` writes at the archive root.
@@ -82,32 +86,35 @@ struct GoneFrom<'a> {
     at: String,
 }
 
-/// Writes `manifest.jsonl`, `SHA256SUMS` and `index.html` at `out`.
-pub fn export(store: &Store, out: &Path, now: i64) -> Result<ExportSummary, ArchiveError> {
-    let snapshot = Snapshot::read(store, out)?;
-    export_snapshot(&snapshot, out, now)
-}
-
-/// [`export`] of an archive elsewhere (object storage): `has_file` says
-/// what is in it, and the three files are written at `out` (a local
-/// folder they are then uploaded from).
-pub fn export_with(
+/// Writes `manifest.jsonl`, `SHA256SUMS` and `index.html` at the root of
+/// `archive` (each replaced whole).
+pub async fn export(
+    archive: &Archive,
     store: &Store,
-    has_file: &dyn Fn(&Path, u64) -> bool,
-    out: &Path,
     now: i64,
 ) -> Result<ExportSummary, ArchiveError> {
-    let snapshot = Snapshot::read_with(store, has_file)?;
-    export_snapshot(&snapshot, out, now)
+    let snapshot = Snapshot::read(archive, store).await?;
+    let mut summary = summarise(&snapshot);
+    summary.out = archive.shown();
+    let mut manifest = Vec::new();
+    write_manifest(&snapshot, &mut manifest)?;
+    let mut checksums = Vec::new();
+    write_checksums(&snapshot, &mut checksums)?;
+    let page = gallery::render(&snapshot, now).into_bytes();
+    for (name, bytes, content_type) in [
+        (MANIFEST, manifest, "application/x-ndjson"),
+        (CHECKSUMS, checksums, "text/plain; charset=utf-8"),
+        (GALLERY, page, "text/html; charset=utf-8"),
+    ] {
+        archive.write(name, bytes, content_type).await?;
+        summary.written.push(name.to_owned());
+    }
+    Ok(summary)
 }
 
-fn export_snapshot(
-    snapshot: &Snapshot,
-    out: &Path,
-    now: i64,
-) -> Result<ExportSummary, ArchiveError> {
+/// What `snapshot` indexes.
+fn summarise(snapshot: &Snapshot) -> ExportSummary {
     let mut summary = ExportSummary {
-        out: out.to_path_buf(),
         variants: snapshot.variants.len(),
         versions: snapshot.versions.len(),
         missing: snapshot.missing.clone(),
@@ -134,20 +141,7 @@ fn export_snapshot(
         .chain(snapshot.versions.iter().map(|version| version.size))
         .map(|size| u64::try_from(size).unwrap_or(0))
         .sum();
-
-    let archive = ArchiveDir::open(out);
-    archive.write_atomically(Path::new(MANIFEST), |writer| {
-        write_manifest(snapshot, writer)
-    })?;
-    archive.write_atomically(Path::new(CHECKSUMS), |writer| {
-        write_checksums(snapshot, writer)
-    })?;
-    let page = gallery::render(snapshot, now);
-    archive.write_atomically(Path::new(GALLERY), |writer| {
-        writer.write_all(page.as_bytes())
-    })?;
-    summary.written = [MANIFEST, CHECKSUMS, GALLERY].map(str::to_owned).to_vec();
-    Ok(summary)
+    summary
 }
 
 fn write_manifest(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Result<()> {

@@ -15,6 +15,8 @@
 //! [`Folder::write_atomically`].
 
 pub mod agency;
+mod backend;
+pub mod bucket;
 pub mod content;
 pub mod dir;
 pub mod durable;
@@ -32,8 +34,12 @@ pub mod views;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
+#[cfg(test)]
+pub use backend::testing;
+pub use backend::{Archive, Kind, Stat, hash_reader};
 pub use dir::{ArchiveDir, Folder};
 
+use crate::archive::bucket::BucketError;
 use crate::store::StoreError;
 
 /// Why an archive step could not be done.
@@ -41,6 +47,9 @@ use crate::store::StoreError;
 pub enum ArchiveError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Object storage failed (the key and the store's error named).
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
     /// fs-err's messages name the path.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -2,24 +2,25 @@
 //! mirrored list (see [`Store::gone_from_every_list`]) — the files in
 //! `media/<media dir>/` and its kept versions in `.versions/<media dir>/`.
 //!
+//! One prune for both backends ([`Archive`]): on object storage there are
+//! no folders to remove, and no links.
+//!
 //! Invariants: nothing is deleted without `--prune`; the files are listed
 //! (in the summary) whether deleted or not; with `dry_run` nothing changes;
 //! when more than `max_delete` files would go, nothing is deleted at all
 //! and the summary says so. Only regular files directly in those two
 //! folders are touched (folders are removed once empty), reached through
-//! [`ArchiveDir`]: a link there, or in place of a folder, is never
+//! [`crate::archive::ArchiveDir`] on the disk: a link there, or in place of a folder, is never
 //! followed, so nothing outside the archive is deleted; the database
 //! records every deleted file, and sets the media's variants back to
 //! `missing`, so media returning upstream is fetched again.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::Serialize;
 
-use crate::archive::dir::{EntryKind, LinkInside};
 use crate::archive::paths::safe_name;
-use crate::archive::{ArchiveDir, ArchiveError, BYTE_FOLDERS};
+use crate::archive::{Archive, ArchiveError, BYTE_FOLDERS, Kind};
 use crate::store::{PrunedFile, Store};
 
 /// What a prune did, or would do.
@@ -79,11 +80,11 @@ impl PruneSummary {
     }
 }
 
-/// Deletes (or, with `dry_run`, lists) local copies of media gone from
+/// Deletes (or, with `dry_run`, lists) the copies of media gone from
 /// every mirrored list, refusing when more than `max_delete` files would go.
-pub fn prune(
+pub async fn prune(
+    archive: &Archive,
     store: &Store,
-    out: &Path,
     max_delete: usize,
     dry_run: bool,
     now: i64,
@@ -93,7 +94,6 @@ pub fn prune(
         max_delete,
         ..PruneSummary::default()
     };
-    let archive = ArchiveDir::open(out);
     // Media to record as pruned, each with the files found for it.
     let mut plan: PrunePlan = Vec::new();
     for gone in store.gone_from_every_list()? {
@@ -105,29 +105,13 @@ pub fn prune(
         let dir = safe_name(&gone.media_id);
         let mut files = Vec::new();
         for top in BYTE_FOLDERS {
-            let folder = match archive.folder(&Path::new(top).join(&dir)) {
-                Ok(Some(folder)) => folder,
-                Ok(None) => continue,
-                Err(error) if LinkInside::of(&error).is_some() => {
-                    // Whatever it leads to is not ours to delete.
-                    tracing::warn!("prune: {error}; left alone");
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
-            };
-            for name in folder.names()? {
-                let Some(entry) = folder.entry(&name)? else {
-                    continue;
-                };
-                if entry.kind != EntryKind::File {
-                    continue;
-                }
-                let path = format!("{top}/{dir}/{}", name.to_string_lossy());
+            for (name, size) in archive.files_in(&format!("{top}/{dir}")).await? {
+                let path = format!("{top}/{dir}/{name}");
                 files.push(PrunedFile {
                     media_id: gone.media_id.clone(),
                     sha256: recorded.get(&path).cloned().flatten(),
                     path,
-                    size: entry.len,
+                    size,
                 });
             }
         }
@@ -148,7 +132,7 @@ pub fn prune(
     'media: for (media_id, files) in &plan {
         pruned_media.push(media_id.clone());
         for file in files {
-            match remove_listed(&archive, &file.path) {
+            match remove_listed(archive, &file.path).await {
                 Ok(true) => deleted.push(file.clone()),
                 Ok(false) => {}
                 Err(error) => {
@@ -157,44 +141,40 @@ pub fn prune(
                 }
             }
         }
-        let dir = safe_name(media_id);
-        for top in BYTE_FOLDERS {
-            // Fails while something else is left there (or it is a link,
-            // not a folder); that is fine.
-            if let Ok(Some(folder)) = archive.folder(Path::new(top)) {
-                let _ = folder.remove_folder(&dir);
-            }
-        }
     }
-    for top in BYTE_FOLDERS {
-        if let Ok(Some(folder)) = archive.folder(Path::new(top)) {
-            folder.sync()?;
-        }
-    }
+    let folders = pruned_media
+        .iter()
+        .flat_map(|media_id| {
+            let dir = safe_name(media_id);
+            BYTE_FOLDERS.map(|top| format!("{top}/{dir}"))
+        })
+        .collect();
+    let tidied = archive.tidy(folders).await;
     // Record what went even when a deletion failed part way.
     store.record_prune(&pruned_media, &deleted, now)?;
     if let Some(error) = failure {
-        return Err(error.into());
+        return Err(error);
     }
+    tidied?;
     Ok(summary)
 }
 
 /// Removes a file listed for deletion if it still is a regular file (a
 /// link put there since is not what was listed); returns whether it did.
-fn remove_listed(archive: &ArchiveDir, relative: &str) -> std::io::Result<bool> {
-    let relative = Path::new(relative);
-    match archive.entry(relative)? {
-        Some(entry) if entry.kind == EntryKind::File => {
-            archive.remove_file(relative).map(|()| true)
-        }
+async fn remove_listed(archive: &Archive, key: &str) -> Result<bool, ArchiveError> {
+    match archive.stat(key).await? {
+        Some(stat) if stat.kind == Kind::File => archive.delete(key).await.map(|()| true),
         _ => Ok(false),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::api::models::RemoteStatus;
+    use crate::archive::testing::both;
     use crate::store::{ListRecord, MediaRecord, RemoteVariant};
 
     fn media(id: &str) -> MediaRecord {
@@ -205,9 +185,10 @@ mod tests {
         }
     }
 
-    /// Media 1 and 2 in list "a", both verified on disk; 1 has a kept version.
-    fn archive(out: &Path) -> Store {
-        let store = Store::open(&out.join(".vault-mirror/state.sqlite")).unwrap();
+    /// Media 1 and 2 in list "a", both verified in `archive`; 1 has a kept
+    /// version. The database is in `state`.
+    async fn recorded(archive: &Archive, state: &Path) -> Store {
+        let store = Store::open(&state.join("state.sqlite")).unwrap();
         store
             .record_lists(
                 &[ListRecord {
@@ -233,8 +214,14 @@ mod tests {
                 stored_at: None,
             };
             store.record_remote(&[media(id)], &[remote], 1).unwrap();
-            std::fs::create_dir_all(out.join(format!("media/{id}"))).unwrap();
-            std::fs::write(out.join(format!("media/{id}/full.jpg")), b"12345").unwrap();
+            archive
+                .write(
+                    &format!("media/{id}/full.jpg"),
+                    b"12345".to_vec(),
+                    "image/jpeg",
+                )
+                .await
+                .unwrap();
             store
                 .mark_verified(
                     id,
@@ -246,8 +233,10 @@ mod tests {
                 )
                 .unwrap();
         }
-        std::fs::create_dir_all(out.join(".versions/1")).unwrap();
-        std::fs::write(out.join(".versions/1/full-old.jpg"), b"old").unwrap();
+        archive
+            .write(".versions/1/full-old.jpg", b"old".to_vec(), "image/jpeg")
+            .await
+            .unwrap();
         store
             .record_version(&crate::store::VersionRecord {
                 media_id: "1".into(),
@@ -265,56 +254,76 @@ mod tests {
         store
     }
 
-    #[test]
-    fn nothing_goes_while_a_list_holds_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = archive(dir.path());
-        let summary = prune(&store, dir.path(), 50, false, 2).unwrap();
-        assert!(summary.files.is_empty());
-        assert!(summary.headline().contains("nothing to delete"));
+    #[tokio::test]
+    async fn nothing_goes_while_a_list_holds_it() {
+        for (archive, _keep) in both() {
+            let state = tempfile::tempdir().unwrap();
+            let store = recorded(&archive, state.path()).await;
+            let summary = prune(&archive, &store, 50, false, 2).await.unwrap();
+            assert!(summary.files.is_empty());
+            assert!(summary.headline().contains("nothing to delete"));
+        }
     }
 
-    #[test]
-    fn dry_run_lists_the_guard_refuses_and_prune_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path();
-        let store = archive(out);
-        store.record_membership("a", &[media("2")], 2).unwrap();
+    #[tokio::test]
+    async fn dry_run_lists_the_guard_refuses_and_prune_deletes() {
+        for (archive, _keep) in both() {
+            let state = tempfile::tempdir().unwrap();
+            let store = recorded(&archive, state.path()).await;
+            store.record_membership("a", &[media("2")], 2).unwrap();
+            let present = async |key: &str| archive.stat(key).await.unwrap().is_some();
 
-        let listed = prune(&store, out, 50, true, 3).unwrap();
-        let paths: Vec<&str> = listed.files.iter().map(|file| file.path.as_str()).collect();
-        assert_eq!(paths, [".versions/1/full-old.jpg", "media/1/full.jpg"]);
-        assert_eq!((listed.media, listed.bytes), (1, 8));
-        assert!(out.join("media/1/full.jpg").exists());
-        assert!(listed.headline().contains("would delete 2 files"));
+            let listed = prune(&archive, &store, 50, true, 3).await.unwrap();
+            let paths: Vec<&str> = listed.files.iter().map(|file| file.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [".versions/1/full-old.jpg", "media/1/full.jpg"],
+                "{archive}"
+            );
+            assert_eq!((listed.media, listed.bytes), (1, 8));
+            assert!(present("media/1/full.jpg").await);
+            assert!(listed.headline().contains("would delete 2 files"));
 
-        let refused = prune(&store, out, 1, false, 3).unwrap();
-        assert!(refused.refused);
-        assert!(
-            refused.headline().contains("--max-delete 1"),
-            "{}",
-            refused.headline()
-        );
-        assert!(out.join("media/1/full.jpg").exists());
+            let refused = prune(&archive, &store, 1, false, 3).await.unwrap();
+            assert!(refused.refused);
+            assert!(
+                refused.headline().contains("--max-delete 1"),
+                "{}",
+                refused.headline()
+            );
+            assert!(present("media/1/full.jpg").await);
 
-        let done = prune(&store, out, 2, false, 4).unwrap();
-        assert!(!done.refused && !done.dry_run);
-        assert!(!out.join("media/1").exists());
-        assert!(!out.join(".versions/1").exists());
-        assert!(out.join("media/2/full.jpg").exists());
-        assert!(store.kept_versions().unwrap().is_empty());
-        let gone = store.gone_from_every_list().unwrap();
-        assert_eq!(gone[0].pruned_at, Some(4));
-        // Pruned once, nothing left to list.
-        assert!(prune(&store, out, 50, false, 5).unwrap().files.is_empty());
+            let done = prune(&archive, &store, 2, false, 4).await.unwrap();
+            assert!(!done.refused && !done.dry_run);
+            assert!(archive.files_under("media/1").await.unwrap().is_empty());
+            assert!(archive.files_under(".versions/1").await.unwrap().is_empty());
+            if let Some(dir) = archive.disk() {
+                assert!(!dir.join("media/1").exists());
+                assert!(!dir.join(".versions/1").exists());
+            }
+            assert!(present("media/2/full.jpg").await);
+            assert!(store.kept_versions().unwrap().is_empty());
+            let gone = store.gone_from_every_list().unwrap();
+            assert_eq!(gone[0].pruned_at, Some(4));
+            // Pruned once, nothing left to list.
+            assert!(
+                prune(&archive, &store, 50, false, 5)
+                    .await
+                    .unwrap()
+                    .files
+                    .is_empty()
+            );
+        }
     }
 
     #[cfg(unix)]
-    #[test]
-    fn nothing_is_listed_or_deleted_through_a_link() {
+    #[tokio::test]
+    async fn nothing_is_listed_or_deleted_through_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("archive");
-        let store = archive(&out);
+        fs_err::create_dir_all(&out).unwrap();
+        let archive = Archive::Disk(std::sync::Arc::new(crate::archive::ArchiveDir::open(&out)));
+        let store = recorded(&archive, dir.path()).await;
         store.record_membership("a", &[media("2")], 2).unwrap();
         // `.versions/1` leads outside; `media/1` holds a link to a file outside.
         let outside = dir.path().join("outside");
@@ -325,7 +334,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("full-old.jpg"), out.join("media/1/thumb.jpg"))
             .unwrap();
 
-        let done = prune(&store, &out, 50, false, 3).unwrap();
+        let done = prune(&archive, &store, 50, false, 3).await.unwrap();
         let paths: Vec<&str> = done.files.iter().map(|file| file.path.as_str()).collect();
         assert_eq!(paths, ["media/1/full.jpg"]);
         assert_eq!(

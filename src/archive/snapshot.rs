@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::archive::{ArchiveDir, ArchiveError, archive_path};
+use crate::archive::{Archive, ArchiveError, BYTE_FOLDERS, archive_path};
 use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
 
 /// What the database says the archive holds, checked against the disk.
@@ -23,15 +23,34 @@ pub struct Snapshot {
     pub missing: Vec<String>,
 }
 
+/// Every file under `media/` and `.versions/`: key → size.
+pub async fn files_of(
+    archive: &Archive,
+) -> Result<std::collections::BTreeMap<String, u64>, ArchiveError> {
+    let mut listed = std::collections::BTreeMap::new();
+    for top in BYTE_FOLDERS {
+        listed.extend(archive.files_under(top).await?);
+    }
+    Ok(listed)
+}
+
+/// A relative path as a `/`-separated key.
+pub fn key_of(relative: &Path) -> String {
+    relative.to_string_lossy().replace('\\', "/")
+}
+
 impl Snapshot {
-    pub fn read(store: &Store, out: &Path) -> Result<Snapshot, ArchiveError> {
-        let archive = ArchiveDir::open(out);
-        Self::read_with(store, &|relative, len| archive.has_file(relative, len))
+    /// What `store` records of `archive`, checked against one listing of
+    /// its `media/` and `.versions/` (links left out on the disk).
+    pub async fn read(archive: &Archive, store: &Store) -> Result<Snapshot, ArchiveError> {
+        let listed = files_of(archive).await?;
+        Self::read_with(store, &|relative, len| {
+            listed.get(&key_of(relative)) == Some(&len)
+        })
     }
 
     /// [`Snapshot::read`], with `has_file(relative path, size)` telling
-    /// whether a file is in the archive at its size (object storage
-    /// answers from a listing).
+    /// whether a file is in the archive at its size.
     pub fn read_with(
         store: &Store,
         has_file: &dyn Fn(&Path, u64) -> bool,

@@ -2,22 +2,21 @@
 //! checked against what was recorded when it was committed — its size
 //! and, unless `--fast`, its sha256.
 //!
+//! One check for both backends ([`Archive`]): on object storage, `--fast`
+//! also compares the sha256 an object carries in its metadata (one `HEAD`,
+//! no byte read), so a replaced object of the same size is found.
+//!
 //! Invariants: this module never changes a file and never writes the
 //! database; it only reports what it found. Recorded paths are trusted
-//! only when they stay inside the archive (plain relative components), so
-//! a tampered database cannot make it read elsewhere; files are reached
-//! through [`ArchiveDir`], so a link on the way (or in place of the file)
-//! is reported as damage, never followed.
+//! only when they are ones vault-mirror writes ([`archive_path`]), so a
+//! tampered database cannot make it read elsewhere; on the disk files are
+//! reached through [`crate::archive::ArchiveDir`], so a link on the way
+//! (or in place of the file) is reported as damage, never followed.
 
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::archive::dir::{Access, ArchiveDir, EntryKind};
+use crate::archive::{Archive, Kind, archive_path};
 use crate::report::{Reporter, TransferId};
 use crate::store::VerifiedFile;
 
@@ -85,10 +84,11 @@ impl Checked {
     }
 }
 
-/// Checks `files` under `out` with `workers` threads, reporting each file
-/// as a transfer (so progress displays show bytes hashed).
-pub fn verify_files(
-    out: &Path,
+/// Checks `files` in `archive`, `workers` at a time, reporting each file
+/// as a transfer (so progress displays show bytes hashed). On the disk the
+/// hashing runs on blocking threads, `workers` of them at once.
+pub async fn verify_files(
+    archive: &Archive,
     files: &[VerifiedFile],
     depth: Depth,
     workers: usize,
@@ -96,78 +96,99 @@ pub fn verify_files(
 ) -> Checked {
     let total: u64 = files.iter().map(|file| file.size).sum();
     reporter.on_queued(files.len() as u64, total);
-    let archive = ArchiveDir::open(out);
-    let archive = &archive;
-    let next = AtomicUsize::new(0);
-    let checked = Mutex::new(Checked::default());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, 16) {
-            scope.spawn(|| {
-                while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let transfer = TransferId::next();
-                    reporter.on_start(transfer, &file.local_path, file.size, 0);
-                    // A file found broken before is hashed even with
-                    // `--fast`: its size alone proved nothing last time.
-                    let depth = if file.found_broken {
-                        Depth::Full
-                    } else {
-                        depth
-                    };
-                    let result = check(archive, file, depth, transfer, reporter);
-                    reporter.on_done(transfer);
-                    let mut checked = checked.lock().unwrap_or_else(|p| p.into_inner());
-                    checked.count(file, result);
-                }
-            });
-        }
-    });
-    let mut checked = checked.into_inner().unwrap_or_else(|p| p.into_inner());
+    let results: Vec<(&VerifiedFile, Outcome)> = futures::stream::iter(files)
+        .map(|file| async move {
+            let transfer = TransferId::next();
+            reporter.on_start(transfer, &file.local_path, file.size, 0);
+            // A file found broken before is hashed even with `--fast`: its
+            // size alone proved nothing last time.
+            let depth = if file.found_broken {
+                Depth::Full
+            } else {
+                depth
+            };
+            let result = check(archive, file, depth, transfer, reporter).await;
+            reporter.on_done(transfer);
+            (file, result)
+        })
+        .buffer_unordered(workers.clamp(1, 16))
+        .collect()
+        .await;
+    let mut checked = Checked::default();
+    for (file, result) in results {
+        checked.count(file, result);
+    }
     checked.findings.sort();
     checked
 }
 
-/// Checks one file; returns the bytes read.
-fn check(
-    archive: &ArchiveDir,
+/// The bytes read from an intact file, or what is wrong with it.
+type Outcome = Result<u64, (Problem, String)>;
+
+/// Checks one file; returns the bytes read (with `--fast`, its size).
+async fn check(
+    archive: &Archive,
     file: &VerifiedFile,
     depth: Depth,
     transfer: TransferId,
     reporter: &dyn Reporter,
-) -> Result<u64, (Problem, String)> {
+) -> Outcome {
     let damaged = |reason: String| (Problem::Damaged, reason);
-    let path = inside(&file.local_path).ok_or_else(|| {
-        damaged("the recorded path leaves the archive; the database may be damaged".into())
-    })?;
-    let entry = match archive.entry(&path) {
-        Ok(Some(entry)) => entry,
-        Ok(None) => return Err((Problem::Missing, "the file is gone".into())),
+    let gone = || (Problem::Missing, "the file is gone".to_owned());
+    if archive_path(&file.local_path).is_err() {
+        return Err(damaged(
+            "the recorded path leaves the archive; the database may be damaged".into(),
+        ));
+    }
+    let stat = match archive.stat(&file.local_path).await {
+        Ok(Some(stat)) => stat,
+        Ok(None) => return Err(gone()),
         // A link on the way says so itself.
-        Err(error) => return Err(damaged(format!("cannot read it: {error}"))),
+        Err(error) => {
+            return Err(damaged(format!(
+                "cannot read it: {}",
+                crate::report::chain(&error)
+            )));
+        }
     };
-    match entry.kind {
-        EntryKind::File => {}
-        EntryKind::Link => {
+    match stat.kind {
+        Kind::File => {}
+        Kind::Link => {
             return Err(damaged(
                 "it is a link, not the file vault-mirror wrote (links inside the archive are not followed)"
                     .into(),
             ));
         }
-        _ => return Err(damaged("it is not a regular file".into())),
+        Kind::Other => return Err(damaged("it is not a regular file".into())),
     }
-    if entry.len != file.size {
+    if stat.size != file.size {
         return Err(damaged(format!(
             "{} bytes, not the {} verified",
-            entry.len, file.size
+            stat.size, file.size
         )));
+    }
+    if let Some(sha256) = &stat.sha256
+        && !sha256.eq_ignore_ascii_case(&file.sha256)
+    {
+        return Err(damaged(
+            "its sha256 metadata is not the one recorded: the object was replaced".into(),
+        ));
     }
     if depth == Depth::Fast {
         reporter.on_bytes(transfer, file.size);
         return Ok(file.size);
     }
-    let sha256 = archive
-        .open_file(&path, Access::Read)
-        .and_then(|opened| hash(opened, transfer, reporter))
-        .map_err(|error| damaged(format!("cannot read it: {error}")))?;
+    let on_bytes = |read| reporter.on_bytes(transfer, read);
+    let sha256 = match archive.hash(&file.local_path, &on_bytes).await {
+        Ok(Some((sha256, _))) => sha256,
+        Ok(None) => return Err(gone()),
+        Err(error) => {
+            return Err(damaged(format!(
+                "cannot read it: {}",
+                crate::report::chain(&error)
+            )));
+        }
+    };
     if !sha256.eq_ignore_ascii_case(&file.sha256) {
         return Err(damaged(format!(
             "sha256 {}… differs from the verified {}…",
@@ -178,43 +199,19 @@ fn check(
     Ok(file.size)
 }
 
-/// A recorded relative path, if it stays inside.
-fn inside(relative: &str) -> Option<PathBuf> {
-    let relative = Path::new(relative);
-    let plain = relative.components().next().is_some()
-        && relative
-            .components()
-            .all(|component| matches!(component, Component::Normal(_)));
-    plain.then(|| relative.to_path_buf())
-}
-
-fn hash(
-    mut file: impl Read,
-    transfer: TransferId,
-    reporter: &dyn Reporter,
-) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        reporter.on_bytes(transfer, read as u64);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
+    use crate::archive::testing::both;
     use crate::report::SilentReporter;
 
-    fn recorded(out: &Path, relative: &str, bytes: &[u8]) -> VerifiedFile {
-        let path = out.join(relative);
-        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
-        fs_err::write(&path, bytes).unwrap();
+    async fn recorded(archive: &Archive, relative: &str, bytes: &[u8]) -> VerifiedFile {
+        archive
+            .write(relative, bytes.to_vec(), "image/jpeg")
+            .await
+            .unwrap();
         VerifiedFile {
             media_id: relative.split('/').nth(1).unwrap().to_owned(),
             label: "full".into(),
@@ -225,60 +222,100 @@ mod tests {
         }
     }
 
-    #[test]
-    fn finds_missing_truncated_and_rotten_files() {
-        let out = tempfile::tempdir().unwrap();
-        let out = out.path();
-        let files = vec![
-            recorded(out, "media/1/full.jpg", b"intact bytes"),
-            recorded(out, "media/2/full.jpg", b"will be deleted"),
-            recorded(out, "media/3/full.jpg", b"will be cut short"),
-            recorded(out, "media/4/full.jpg", b"will rot in place"),
-        ];
-        fs_err::remove_file(out.join("media/2/full.jpg")).unwrap();
-        fs_err::write(out.join("media/3/full.jpg"), b"will be").unwrap();
-        fs_err::write(out.join("media/4/full.jpg"), b"WILL rot in place").unwrap();
+    #[tokio::test]
+    async fn finds_missing_truncated_and_rotten_files() {
+        for (archive, _keep) in both() {
+            let files = vec![
+                recorded(&archive, "media/1/full.jpg", b"intact bytes").await,
+                recorded(&archive, "media/2/full.jpg", b"will be deleted").await,
+                recorded(&archive, "media/3/full.jpg", b"will be cut short").await,
+                recorded(&archive, "media/4/full.jpg", b"will rot in place").await,
+            ];
+            archive.delete("media/2/full.jpg").await.unwrap();
+            archive
+                .write("media/3/full.jpg", b"will be".to_vec(), "image/jpeg")
+                .await
+                .unwrap();
+            archive
+                .write(
+                    "media/4/full.jpg",
+                    b"WILL rot in place".to_vec(),
+                    "image/jpeg",
+                )
+                .await
+                .unwrap();
 
-        let full = verify_files(out, &files, Depth::Full, 2, &SilentReporter);
-        assert_eq!((full.checked, full.intact), (4, 1));
-        let problems: Vec<(&str, Problem)> = full
-            .findings
-            .iter()
-            .map(|finding| (finding.id.as_str(), finding.problem))
-            .collect();
-        assert_eq!(
-            problems,
-            [
-                ("2", Problem::Missing),
-                ("3", Problem::Damaged),
-                ("4", Problem::Damaged)
-            ]
+            let full = verify_files(&archive, &files, Depth::Full, 2, &SilentReporter).await;
+            assert_eq!((full.checked, full.intact), (4, 1), "{archive}");
+            let problems: Vec<(&str, Problem)> = full
+                .findings
+                .iter()
+                .map(|finding| (finding.id.as_str(), finding.problem))
+                .collect();
+            assert_eq!(
+                problems,
+                [
+                    ("2", Problem::Missing),
+                    ("3", Problem::Damaged),
+                    ("4", Problem::Damaged)
+                ],
+                "{archive}"
+            );
+            assert!(full.findings[2].reason.contains("sha256"));
+
+            // Sizes only: the rotten file passes.
+            let fast = verify_files(&archive, &files, Depth::Fast, 1, &SilentReporter).await;
+            assert_eq!((fast.intact, fast.findings.len()), (2, 2), "{archive}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replaced_object_is_found_by_its_sha256_metadata_without_reading_it() {
+        let archive = crate::archive::testing::bucket();
+        let file = recorded(&archive, "media/1/full.jpg", b"bytes").await;
+        let Archive::Bucket(bucket) = &archive else {
+            unreachable!()
+        };
+        let other = hex::encode(Sha256::digest(b"BYTES"));
+        bucket
+            .put(
+                "media/1/full.jpg",
+                b"BYTES".to_vec().into(),
+                "image/jpeg",
+                Some(&other),
+                crate::archive::bucket::WriteMode::Overwrite,
+            )
+            .await
+            .unwrap();
+        let fast = verify_files(&archive, &[file], Depth::Fast, 1, &SilentReporter).await;
+        assert_eq!(fast.findings.len(), 1);
+        assert!(
+            fast.findings[0].reason.contains("metadata"),
+            "{:?}",
+            fast.findings
         );
-        assert!(full.findings[2].reason.contains("sha256"));
-
-        // Sizes only: the rotten file passes.
-        let fast = verify_files(out, &files, Depth::Fast, 1, &SilentReporter);
-        assert_eq!((fast.intact, fast.findings.len()), (2, 2));
     }
 
     #[cfg(unix)]
-    #[test]
-    fn links_are_damage_and_never_read() {
+    #[tokio::test]
+    async fn links_are_damage_and_never_read() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("archive");
+        fs_err::create_dir_all(&out).unwrap();
         let outside = dir.path().join("outside");
         fs_err::create_dir_all(&outside).unwrap();
+        let archive = Archive::Disk(std::sync::Arc::new(crate::archive::ArchiveDir::open(&out)));
         // The same bytes outside: a followed link would pass as intact.
         let files = vec![
-            recorded(&out, "media/1/full.jpg", b"bytes"),
-            recorded(&out, "media/2/full.jpg", b"bytes"),
+            recorded(&archive, "media/1/full.jpg", b"bytes").await,
+            recorded(&archive, "media/2/full.jpg", b"bytes").await,
         ];
         fs_err::copy(out.join("media/1/full.jpg"), outside.join("full.jpg")).unwrap();
         fs_err::remove_file(out.join("media/1/full.jpg")).unwrap();
         std::os::unix::fs::symlink(outside.join("full.jpg"), out.join("media/1/full.jpg")).unwrap();
         fs_err::remove_dir_all(out.join("media/2")).unwrap();
         std::os::unix::fs::symlink(&outside, out.join("media/2")).unwrap();
-        let checked = verify_files(&out, &files, Depth::Full, 1, &SilentReporter);
+        let checked = verify_files(&archive, &files, Depth::Full, 1, &SilentReporter).await;
         assert_eq!(checked.intact, 0);
         for finding in &checked.findings {
             assert_eq!(finding.problem, Problem::Damaged);
@@ -286,15 +323,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn recorded_paths_must_stay_inside() {
-        let out = tempfile::tempdir().unwrap();
-        let mut file = recorded(out.path(), "media/1/full.jpg", b"x");
-        for outside in ["../x", "/etc/passwd", "media/../../x", ""] {
-            file.local_path = outside.to_owned();
-            let checked =
-                verify_files(out.path(), &[file.clone()], Depth::Full, 1, &SilentReporter);
-            assert_eq!(checked.findings[0].problem, Problem::Damaged, "{outside}");
+    #[tokio::test]
+    async fn recorded_paths_must_stay_inside() {
+        for (archive, _keep) in both() {
+            let mut file = recorded(&archive, "media/1/full.jpg", b"x").await;
+            for outside in ["../x", "/etc/passwd", "media/../../x", ""] {
+                file.local_path = outside.to_owned();
+                let checked =
+                    verify_files(&archive, &[file.clone()], Depth::Full, 1, &SilentReporter).await;
+                assert_eq!(checked.findings[0].problem, Problem::Damaged, "{outside}");
+            }
         }
     }
 }

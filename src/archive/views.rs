@@ -47,9 +47,10 @@ use sha2::{Digest, Sha256};
 
 use crate::archive::durable::sync_folder;
 use crate::archive::paths::safe_name;
+use crate::archive::snapshot::key_of;
 use crate::archive::view_index::Wanted;
 use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
-use crate::archive::{ArchiveDir, ArchiveError, archive_path, write_atomically};
+use crate::archive::{Archive, ArchiveDir, ArchiveError, archive_path, write_atomically};
 use crate::store::{Store, ViewState};
 
 /// Longest slug kept from a list name.
@@ -370,6 +371,67 @@ pub fn present_files_with(
         links.insert(components.join("."), Wanted { target: path, size });
     })?;
     Ok(links)
+}
+
+/// The views of an archive that holds no links (object storage): each
+/// live list gets the index form (`lists/<view>/index.html` to browse,
+/// `lists/<view>/files.txt` to script), each entry a relative path into
+/// `media/`. A view is rewritten only when its file list changes; only
+/// `index.html` and `files.txt` under `lists/` are ever deleted (views of
+/// lists gone), nothing else there.
+pub async fn update_index_views(
+    archive: &Archive,
+    store: &Store,
+) -> Result<ViewsSummary, ArchiveError> {
+    let listed = archive.files_under("media").await?;
+    let existing = archive.files_under("lists").await?;
+    let has_file = |path: &Path, size: u64| listed.get(&key_of(path)) == Some(&size);
+    let mut summary = ViewsSummary::default();
+    let mut wanted_views = BTreeSet::new();
+    for list in store
+        .archive_lists()?
+        .iter()
+        .filter(|list| list.gone_at.is_none())
+    {
+        let view = view_name(&list.list_id, &list.name);
+        let files = present_files_with(store, &list.list_id, &has_file)?;
+        let list_key = format!("lists/{view}/{LIST_NAME}");
+        let page_key = format!("lists/{view}/{PAGE_NAME}");
+        let new_list = view_index::file_list(&files);
+        let old_list = match existing.contains_key(&list_key) {
+            true => archive.read_small(&list_key).await?,
+            false => None,
+        };
+        summary.count_index(old_list.as_deref(), &new_list, files.len());
+        summary.indexes += 1;
+        summary.lists += 1;
+        if old_list.as_deref() != Some(new_list.as_bytes()) || !existing.contains_key(&page_key) {
+            let page = view_index::page(&list.name, &files);
+            archive
+                .write(
+                    &list_key,
+                    new_list.into_bytes(),
+                    "text/plain; charset=utf-8",
+                )
+                .await?;
+            archive
+                .write(&page_key, page.into_bytes(), "text/html; charset=utf-8")
+                .await?;
+        }
+        wanted_views.insert(view);
+    }
+    for key in existing.keys() {
+        let Some((view, name)) = key
+            .strip_prefix("lists/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        if !wanted_views.contains(view) && (name == PAGE_NAME || name == LIST_NAME) {
+            archive.delete(key).await?;
+        }
+    }
+    Ok(summary)
 }
 
 /// Longer than a step of the kernel's coarse clock (1–10 ms), which sets

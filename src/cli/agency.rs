@@ -174,7 +174,7 @@ fn end_text(runs: &[ConnectionRun]) -> String {
 /// `base.out` as the archive of one connection (today's layout): a run of
 /// many would put their archives inside it, mixing the two layouts.
 fn one_archive_already(base: &Settings) -> Option<Failure> {
-    if base.remote.is_some() || !vault_mirror::settings::default_db(&base.out).is_file() {
+    if base.bucket.is_some() || !vault_mirror::settings::default_db(&base.out).is_file() {
         return None;
     }
     let out = base.out.display();
@@ -233,7 +233,7 @@ pub fn finish(
     let code = exit_code(runs, stopped);
     // On object storage the overview is written after this, as objects
     // (`cli::overview`).
-    let index = match base.remote {
+    let index = match base.bucket {
         Some(_) => Ok(()),
         None => write_index(&base.out, runs),
     };

@@ -20,7 +20,7 @@ use super::failure::{Failure, connection_failure_json, print_failure};
 /// folder, or an `s3://` prefix), each as its own archive's settings; or
 /// `None` when it is not an agency's archive.
 pub async fn agency_connections(settings: &Settings) -> Result<Option<Vec<Settings>>, Failure> {
-    if settings.remote.is_some() {
+    if settings.bucket.is_some() {
         if settings.db.exists() {
             return Ok(None);
         }
@@ -74,7 +74,7 @@ pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i
         let result = super::export::run_report(&connection).await;
         each.add(&connection, result);
     }
-    let written = if settings.remote.is_some() {
+    let written = if settings.bucket.is_some() {
         super::overview::write(settings, &[]).await
     } else {
         agency::overview(&settings.out)

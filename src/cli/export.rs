@@ -1,13 +1,12 @@
 //! `export` (the archive index from the database alone: no network, no
 //! key) and how export and prune results are shown after a run.
 
+use vault_mirror::archive::Archive;
 use vault_mirror::archive::export::{ExportSummary, export};
 use vault_mirror::archive::prune::PruneSummary;
 use vault_mirror::human_bytes;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, Settings};
-use vault_mirror::storage::export::export_objects;
-use vault_mirror::storage::{ObjectArchive, S3Url};
 use vault_mirror::store::Store;
 
 use super::failure::Failure;
@@ -28,12 +27,9 @@ pub async fn run_report(settings: &Settings) -> Result<(i32, String), Failure> {
     drop(super::status::open(settings)?);
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock::lock(settings, "export")?;
-    let store = std::sync::Arc::new(Store::open(&settings.db).map_err(MirrorError::from)?);
+    let store = Store::open(&settings.db).map_err(MirrorError::from)?;
     let run_id = store.begin_run("export", vault_mirror::now_ms())?;
-    let result = match &settings.remote {
-        Some(url) => export_to_bucket(settings, url, &store).await,
-        None => write_index(settings, store.clone()).await,
-    };
+    let result = write_index(settings, &store).await;
     // Recorded like every run that changes the archive (best effort: the
     // export's own result is what the user must see).
     let (outcome, code, body) = match &result {
@@ -63,40 +59,16 @@ pub async fn run_report(settings: &Settings) -> Result<(i32, String), Failure> {
     Ok((code, report(settings, &summary, code)))
 }
 
-/// On object storage: the three files written as objects.
-async fn export_to_bucket(
-    settings: &Settings,
-    url: &S3Url,
-    store: &Store,
-) -> Result<ExportSummary, Failure> {
-    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
-    let staging = settings.out.join(".vault-mirror").join("export");
-    export_objects(&archive, store, &staging, vault_mirror::now_ms())
+/// The three files written into the archive, on the disk or as objects.
+async fn write_index(settings: &Settings, store: &Store) -> Result<ExportSummary, Failure> {
+    let location = settings.archive();
+    let archive = Archive::open(&location).map_err(|error| Failure::new(error, 2))?;
+    export(&archive, store, vault_mirror::now_ms())
         .await
         .map_err(|error| {
             Failure::new(
                 anyhow::Error::new(error)
-                    .context(format!("cannot write the archive index in {url}")),
-                1,
-            )
-        })
-}
-
-/// The archive index, written off the async threads.
-async fn write_index(
-    settings: &Settings,
-    store: std::sync::Arc<Store>,
-) -> Result<ExportSummary, Failure> {
-    let out = settings.out.clone();
-    tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
-        .await
-        .map_err(|error| Failure::new(anyhow::anyhow!("the export ended abnormally: {error}"), 1))?
-        .map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error).context(format!(
-                    "cannot write the archive index in {}",
-                    settings.out.display()
-                )),
+                    .context(format!("cannot write the archive index in {location}")),
                 1,
             )
         })

@@ -59,7 +59,7 @@ pub async fn run_watched(
 /// connection) rather than being one archive itself.
 fn agency_folder(settings: &Settings) -> bool {
     // `is_agency` asks that `<out>` hold no database of its own.
-    settings.remote.is_none() && vault_mirror::archive::agency::is_agency(&settings.out)
+    settings.bucket.is_none() && vault_mirror::archive::agency::is_agency(&settings.out)
 }
 
 /// One connection's run aimed at an agency's folder: the layouts would mix.

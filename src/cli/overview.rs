@@ -10,19 +10,19 @@
 
 use object_store::PutPayload;
 use vault_mirror::archive::agency::{self, ConnectionRow, Registered};
+use vault_mirror::archive::bucket::Bucket;
+use vault_mirror::archive::bucket::s3::WriteMode;
+use vault_mirror::archive::bucket::snapshot::restore_snapshot;
 use vault_mirror::archive::export::GALLERY;
 use vault_mirror::settings::Settings;
-use vault_mirror::storage::ObjectArchive;
-use vault_mirror::storage::s3::WriteMode;
-use vault_mirror::storage::snapshot::restore_snapshot;
 
 /// After a run of many connections on object storage: the registry,
 /// with `connections` (this run's) added, and the page, at the prefix.
 pub async fn write(base: &Settings, connections: &[Registered]) -> anyhow::Result<()> {
-    let Some(url) = &base.remote else {
+    let Some(url) = &base.bucket else {
         return Ok(());
     };
-    let archive = ObjectArchive::open(url)?;
+    let archive = Bucket::open(url)?;
     let entries = agency::merged(registry(&archive).await?, connections);
     let text = agency::registry_text(&entries);
     archive
@@ -48,13 +48,13 @@ pub async fn write(base: &Settings, connections: &[Registered]) -> anyhow::Resul
     Ok(())
 }
 
-/// The rows of the agency's archive at `base.remote`, or `None` when the
+/// The rows of the agency's archive at `base.bucket`, or `None` when the
 /// prefix holds no registry (it is no agency's archive).
 pub async fn read(base: &Settings) -> anyhow::Result<Option<Vec<ConnectionRow>>> {
-    let Some(url) = &base.remote else {
+    let Some(url) = &base.bucket else {
         return Ok(None);
     };
-    let archive = ObjectArchive::open(url)?;
+    let archive = Bucket::open(url)?;
     let entries = registry(&archive).await?;
     if entries.is_empty() {
         return Ok(None);
@@ -64,7 +64,7 @@ pub async fn read(base: &Settings) -> anyhow::Result<Option<Vec<ConnectionRow>>>
 
 /// The registry object at the prefix (empty when there is none or it
 /// cannot be read: it only names things).
-async fn registry(archive: &ObjectArchive) -> anyhow::Result<Vec<Registered>> {
+async fn registry(archive: &Bucket) -> anyhow::Result<Vec<Registered>> {
     Ok(archive
         .read_all(agency::REGISTRY)
         .await?
@@ -73,14 +73,14 @@ async fn registry(archive: &ObjectArchive) -> anyhow::Result<Vec<Registered>> {
 }
 
 /// The settings of every connection of the agency's archive at
-/// `base.remote`, each with its local database (restored from its
+/// `base.bucket`, each with its local database (restored from its
 /// snapshot where this machine has none), or `None` when the prefix holds
 /// no registry.
 pub async fn connections(base: &Settings) -> anyhow::Result<Option<Vec<Settings>>> {
-    let Some(url) = &base.remote else {
+    let Some(url) = &base.bucket else {
         return Ok(None);
     };
-    let entries = registry(&ObjectArchive::open(url)?).await?;
+    let entries = registry(&Bucket::open(url)?).await?;
     if entries.is_empty() {
         return Ok(None);
     }
@@ -97,12 +97,12 @@ pub async fn connections(base: &Settings) -> anyhow::Result<Option<Vec<Settings>
 async fn restored(
     base: &Settings,
     entry: &Registered,
-) -> anyhow::Result<(Settings, Option<ObjectArchive>)> {
+) -> anyhow::Result<(Settings, Option<Bucket>)> {
     let settings = base.for_connection(&entry.id)?;
-    let Some(url) = &settings.remote else {
+    let Some(url) = &settings.bucket else {
         return Ok((settings, None));
     };
-    let archive = ObjectArchive::open(url)?;
+    let archive = Bucket::open(url)?;
     if !settings.db.exists() {
         restore_snapshot(&archive, &settings.db).await?;
     }

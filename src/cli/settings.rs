@@ -48,7 +48,7 @@ pub fn build(
     if let Some(out) = &global.out {
         settings.out = out.clone();
     }
-    let remote = settings.place_remote()?;
+    let remote = settings.place_bucket()?;
     settings.db = match (&global.db, &file) {
         (Some(db), _) => db.clone(),
         (None, Some(file)) if file.sets("db") => settings.db,

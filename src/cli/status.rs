@@ -3,10 +3,10 @@
 //! and safe while a run is going on.
 
 use serde::Serialize;
+use vault_mirror::archive::bucket::Bucket;
+use vault_mirror::archive::bucket::snapshot::restore_snapshot;
 use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
-use vault_mirror::storage::ObjectArchive;
-use vault_mirror::storage::snapshot::restore_snapshot;
 use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
 
 use super::failure::Failure;
@@ -183,13 +183,13 @@ fn render_many(
 /// On object storage, a machine with no database for the archive starts
 /// from the snapshot in the bucket (as `mirror` does).
 pub async fn restore(settings: &Settings) -> Result<(), Failure> {
-    let Some(url) = &settings.remote else {
+    let Some(url) = &settings.bucket else {
         return Ok(());
     };
     if settings.db.exists() {
         return Ok(());
     }
-    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    let archive = Bucket::open(url).map_err(|error| Failure::new(error, 2))?;
     if restore_snapshot(&archive, &settings.db)
         .await
         .map_err(|error| Failure::new(error, 1))?
@@ -203,7 +203,7 @@ pub async fn restore(settings: &Settings) -> Result<(), Failure> {
 pub fn open(settings: &Settings) -> Result<Store, Failure> {
     match Store::open_existing(&settings.db)? {
         Some(store) => Ok(store),
-        None if settings.remote.is_none()
+        None if settings.bucket.is_none()
             && vault_mirror::archive::agency::is_agency(&settings.out) =>
         {
             let out = settings.out.display();

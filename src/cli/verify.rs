@@ -10,15 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use vault_mirror::archive::verify::{Checked, Depth, Finding, Problem, verify_files};
+use vault_mirror::archive::Archive;
+use vault_mirror::archive::verify::{Depth, Finding, Problem, verify_files};
 use vault_mirror::pipeline;
 use vault_mirror::pipeline::repair::{self, Repair, problem_word};
 use vault_mirror::report::{Reporter, Stage};
 use vault_mirror::settings::Settings;
-use vault_mirror::storage::verify::verify_objects;
-use vault_mirror::storage::{ObjectArchive, S3Url};
 use vault_mirror::store::Store;
-use vault_mirror::store::VerifiedFile;
 
 use super::args::VerifyArgs;
 use super::failure::Failure;
@@ -43,17 +41,6 @@ struct Report<'a> {
     /// With `--repair`: how the refetch went.
     repair: Option<Repair>,
     seconds: f64,
-}
-
-/// The check on object storage (see `storage::verify`).
-async fn check_objects(
-    url: &S3Url,
-    files: &[VerifiedFile],
-    depth: Depth,
-    display: &dyn Reporter,
-) -> Result<Checked, Failure> {
-    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
-    Ok(verify_objects(&archive, files, depth, 8, display).await)
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<i32, Failure> {
@@ -117,22 +104,9 @@ async fn checked(
             vault_mirror::human_bytes(total)
         ),
     );
-    let checked = if let Some(url) = &settings.remote {
-        check_objects(url, &files, depth, &*display).await?
-    } else {
-        let out = settings.out.clone();
-        let display = display.clone();
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let files = files.clone();
-        tokio::task::spawn_blocking(move || verify_files(&out, &files, depth, workers, &*display))
-            .await
-            .map_err(|error| {
-                Failure::new(
-                    anyhow::anyhow!("the verify task ended abnormally: {error}"),
-                    1,
-                )
-            })?
-    };
+    let archive = Archive::open(&settings.archive()).map_err(|error| Failure::new(error, 2))?;
+    let workers = archive.parallel_reads();
+    let checked = verify_files(&archive, &files, depth, workers, &*display).await;
     display.finish();
 
     repair::record_findings(store, &files, &checked)?;

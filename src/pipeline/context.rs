@@ -1,5 +1,5 @@
 //! What every stage of a run shares: the [`Context`] (settings, API
-//! client, store, the archive folder held open, the reporter), the
+//! client, store, the archive, the reporter), the
 //! counters the core keeps while a run goes on, and [`MirrorError`], why a
 //! run could not go on (which picks the exit code).
 
@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::api::{ApiClient, ApiError};
-use crate::archive::ArchiveDir;
+use crate::archive::{Archive, ArchiveDir};
 use crate::pipeline::bandwidth::Bandwidth;
+use crate::pipeline::bucket::{BucketRun, BucketRunError};
 use crate::pipeline::plan::Archived;
-use crate::pipeline::remote::{Remote, RemoteError};
 use crate::report::Reporter;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{Store, StoreError};
@@ -32,8 +32,8 @@ pub enum MirrorError {
         known: Vec<String>,
     },
     /// Object storage (`--out s3://…`) failed in a way no item can get past.
-    #[error("{0}")]
-    Storage(String),
+    #[error(transparent)]
+    Bucket(Box<BucketRunError>),
     #[error("{context}")]
     Io {
         context: String,
@@ -43,22 +43,20 @@ pub enum MirrorError {
 }
 
 impl MirrorError {
-    /// The exit code `DESIGN.md` assigns to this kind of failure.
+    /// The exit code (README, "Exit codes") of this kind of failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
+            MirrorError::Bucket(error) if matches!(**error, BucketRunError::Config(_)) => 2,
             MirrorError::Api(error) if error.is_auth() => 4,
             _ => 1,
         }
     }
 }
 
-impl From<RemoteError> for MirrorError {
-    fn from(error: RemoteError) -> Self {
-        match error {
-            RemoteError::Settings(error) => MirrorError::Settings(error),
-            RemoteError::Stopped(context) => MirrorError::Storage(context),
-        }
+impl From<BucketRunError> for MirrorError {
+    fn from(error: BucketRunError) -> Self {
+        MirrorError::Bucket(Box::new(error))
     }
 }
 
@@ -116,9 +114,9 @@ impl Limits {
 impl Context {
     /// Where verified files are looked for (see [`Archived`]).
     pub fn archived(&self) -> Archived<'_> {
-        match &self.remote {
-            Some(remote) => Archived::Listed(remote.inventory()),
-            None => Archived::Disk(&self.archive),
+        match &self.bucket {
+            Some(run) => Archived::Listed(run.inventory()),
+            None => Archived::Disk(&self.folder),
         }
     }
 }
@@ -128,10 +126,14 @@ pub struct Context {
     pub settings: Settings,
     pub api: ApiClient,
     pub store: Store,
-    /// `settings.out`, held open for the per-file checks.
-    pub archive: ArchiveDir,
-    /// The archive on object storage, when `--out` is `s3://…`.
-    pub remote: Option<Remote>,
+    /// The archive, on the disk or on object storage.
+    pub archive: Archive,
+    /// The local folder `settings.out`, held open: on a disk the archive's
+    /// root (where `.part` files are written beside their final names); on
+    /// object storage the run's local work folder.
+    pub folder: ArchiveDir,
+    /// What a run on object storage holds (lease, ledger, inventory).
+    pub bucket: Option<BucketRun>,
     pub reporter: std::sync::Arc<dyn Reporter>,
     pub counters: Counters,
     /// What this run shares with the others of the process.

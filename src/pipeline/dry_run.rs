@@ -16,16 +16,16 @@ use serde::Serialize;
 use crate::api::models::MediaItem;
 use crate::api::{ApiClient, BATCH_LIMIT};
 use crate::archive::ArchiveDir;
+use crate::archive::bucket::Bucket;
 use crate::archive::paths::part_path;
+use crate::pipeline::bucket::BucketRunError;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::lists;
 use crate::pipeline::membership::{self, Members};
 use crate::pipeline::plan::{Archived, Decision, decide};
-use crate::pipeline::remote::{RemoteError, stopped};
 use crate::pipeline::resign::ASSUMED_RATE;
 use crate::report::{Reporter, Stage};
 use crate::settings::{Quality, Settings};
-use crate::storage::ObjectArchive;
 use crate::store::{ListRecord, LocalState, LocalVariant, Store};
 
 /// A number of variants (or files) and their bytes.
@@ -164,14 +164,14 @@ pub async fn dry_run(
 /// On object storage: what is under `media/` (the dry run reads it, and
 /// writes nothing).
 async fn list_objects(settings: &Settings) -> Result<Option<HashMap<String, u64>>, MirrorError> {
-    let Some(url) = &settings.remote else {
+    let Some(url) = &settings.bucket else {
         return Ok(None);
     };
-    let archive = ObjectArchive::open(url).map_err(RemoteError::from)?;
-    let listed = archive
+    let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
+    let listed = bucket
         .list("media")
         .await
-        .map_err(|error| stopped("listing the archive", error))?;
+        .map_err(|error| BucketRunError::at("listing the archive", error))?;
     Ok(Some(listed))
 }
 

@@ -1,24 +1,22 @@
 //! Stage 8, finish: the offline archive after the transfers — the list
 //! views brought in step with membership, then `--prune` and `--export`
-//! when asked for, and the versions this run kept.
+//! when asked for, and the versions this run kept. One path for both
+//! backends ([`Archive`]); only the views differ in kind (links on a disk
+//! that makes them, index files elsewhere).
 //!
-//! Invariants: with `--dry-run` nothing changes on disk (the prune only
-//! lists); views are updated before the prune, so no view links to media
-//! about to be deleted; a problem here is reported in the summary's
+//! Invariants: with `--dry-run` nothing changes in the archive (the prune
+//! only lists); views are updated before the prune, so no view names
+//! media about to be deleted; a problem here is reported in the summary's
 //! `errors` (exit 3) and never hides the run's transfers, except a broken
-//! database, which stops the run as everywhere else.
+//! database, which stops the run as everywhere else, on either backend.
 
 use std::sync::Arc;
 
-use crate::archive::ArchiveError;
 use crate::archive::export::{ExportSummary, export};
 use crate::archive::prune::{PruneSummary, prune};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
+use crate::archive::{Archive, ArchiveError};
 use crate::pipeline::context::{Context, MirrorError};
-use crate::pipeline::remote::Remote;
-use crate::storage::export::export_objects;
-use crate::storage::prune::prune_objects;
-use crate::storage::views::update_object_views;
 use crate::store::VersionRecord;
 
 /// What the finish stage did.
@@ -31,35 +29,20 @@ pub struct Finished {
     pub errors: Vec<String>,
 }
 
-/// Runs the archive steps off the async threads (they are file-system work).
+/// The archive steps after the transfers.
 pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finished, MirrorError> {
-    if let Some(remote) = &context.remote {
-        return finish_remote(context, remote, run_started_at).await;
-    }
-    let context = context.clone();
-    tokio::task::spawn_blocking(move || finish_blocking(&context, run_started_at))
-        .await
-        .map_err(|error| MirrorError::Io {
-            context: "the archive stage ended abnormally".into(),
-            source: std::io::Error::other(error),
-        })?
-}
-
-fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, MirrorError> {
-    let settings = &context.settings;
-    let mirror = &settings.mirror;
-    let out = &settings.out;
+    let mirror = &context.settings.mirror;
+    let archive = &context.archive;
     let store = &context.store;
     let mut finished = Finished {
         versions_kept: store.versions_kept_since(run_started_at)?,
         ..Finished::default()
     };
-
     if !mirror.dry_run {
-        match update_views(store, out) {
+        match views(context).await {
             Ok(views) => {
                 // Once per run, not per file or view.
-                if views.indexes > 0 {
+                if views.indexes > 0 && archive.may_link() {
                     context.reporter.on_note(NO_LINKS_NOTE);
                 }
                 finished.views = Some(views);
@@ -74,12 +57,14 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
     }
     if mirror.prune {
         match prune(
+            archive,
             store,
-            out,
             mirror.max_delete,
             mirror.dry_run,
             crate::now_ms(),
-        ) {
+        )
+        .await
+        {
             Ok(summary) => {
                 if summary.refused {
                     finished.errors.push(summary.headline());
@@ -90,7 +75,7 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
         }
     }
     if mirror.export && !mirror.dry_run {
-        match export(store, out, crate::now_ms()) {
+        match export(archive, store, crate::now_ms()).await {
             Ok(summary) => finished.export = Some(summary),
             Err(error) => report(context, &mut finished.errors, "exporting the index", error)?,
         }
@@ -98,64 +83,20 @@ fn finish_blocking(context: &Context, run_started_at: i64) -> Result<Finished, M
     Ok(finished)
 }
 
-/// On object storage: the list views are index files (`storage::views`),
-/// `--prune` deletes objects (`storage::prune`) and `--export` writes its
-/// three files as objects (`storage::export`).
-async fn finish_remote(
-    context: &Context,
-    remote: &Remote,
-    run_started_at: i64,
-) -> Result<Finished, MirrorError> {
-    let mirror = &context.settings.mirror;
-    let mut finished = Finished {
-        versions_kept: context.store.versions_kept_since(run_started_at)?,
-        ..Finished::default()
-    };
-    if !mirror.dry_run {
-        match update_object_views(&remote.archive, &context.store).await {
-            Ok(views) => finished.views = Some(views),
-            Err(error) => note(
-                context,
-                &mut finished.errors,
-                "updating the list views",
-                error,
-            ),
+/// The views, on the disk off the async threads (they are file-system work).
+async fn views(context: &Arc<Context>) -> Result<ViewsSummary, ArchiveError> {
+    let context = context.clone();
+    match &context.archive {
+        Archive::Disk(_) => {
+            let out = context.folder.path().to_owned();
+            tokio::task::spawn_blocking(move || update_views(&context.store, &out))
+                .await
+                .map_err(|error| ArchiveError::Io(std::io::Error::other(error)))?
+        }
+        Archive::Bucket(_) => {
+            crate::archive::views::update_index_views(&context.archive, &context.store).await
         }
     }
-    if mirror.prune {
-        let pruned = prune_objects(
-            &remote.archive,
-            &context.store,
-            mirror.max_delete,
-            mirror.dry_run,
-            crate::now_ms(),
-        )
-        .await;
-        match pruned {
-            Ok(summary) => {
-                if summary.refused {
-                    finished.errors.push(summary.headline());
-                }
-                finished.prune = Some(summary);
-            }
-            Err(error) => note(context, &mut finished.errors, "pruning", error),
-        }
-    }
-    if mirror.export && !mirror.dry_run {
-        let staging = context.settings.out.join(".vault-mirror").join("export");
-        match export_objects(&remote.archive, &context.store, &staging, crate::now_ms()).await {
-            Ok(summary) => finished.export = Some(summary),
-            Err(error) => note(context, &mut finished.errors, "exporting the index", error),
-        }
-    }
-    Ok(finished)
-}
-
-/// A problem of the finish stage on object storage: noted, the run goes on.
-fn note(context: &Context, errors: &mut Vec<String>, what: &str, error: impl std::fmt::Display) {
-    let text = format!("{what}: {error}");
-    context.reporter.on_note(&text);
-    errors.push(text);
 }
 
 /// A broken database stops the run; any other archive problem is noted.
@@ -168,7 +109,7 @@ fn report(
     match error {
         ArchiveError::Store(error) => Err(error.into()),
         error => {
-            let text = format!("{what}: {error}");
+            let text = format!("{what}: {}", crate::report::chain(&error));
             context.reporter.on_note(&text);
             errors.push(text);
             Ok(())

@@ -14,6 +14,7 @@
 //! unreachable API, a full disk or a broken database stop a run.
 
 pub mod bandwidth;
+pub mod bucket;
 pub mod context;
 pub mod dry_run;
 pub mod finish;
@@ -22,7 +23,6 @@ pub mod membership;
 pub mod outcome;
 pub mod plan;
 pub mod queue;
-pub mod remote;
 pub mod repair;
 pub mod resign;
 pub mod resolve;
@@ -37,7 +37,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::api::ApiClient;
-use crate::archive::ArchiveDir;
+use crate::archive::{Archive, ArchiveDir};
+use crate::pipeline::bucket::BucketRun;
 use crate::report::{Reporter, Stage};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -137,9 +138,13 @@ async fn run(
         Scope::Lists => "mirror",
         Scope::Media(_) => "repair",
     };
-    let (remote, lease) = match remote::Remote::open(settings, command, reporter.as_ref()).await? {
-        Some((remote, lease)) => (Some(remote), Some(lease)),
+    let (bucket, lease) = match BucketRun::open(settings, command, reporter.as_ref()).await? {
+        Some((run, lease)) => (Some(run), Some(lease)),
         None => (None, None),
+    };
+    let archive = match &bucket {
+        Some(run) => Archive::Bucket(run.bucket.clone()),
+        None => Archive::Disk(Arc::new(ArchiveDir::open(&settings.out))),
     };
     let opened = Store::open(&settings.db)
         .map_err(MirrorError::from)
@@ -162,8 +167,9 @@ async fn run(
         settings: settings.clone(),
         api,
         store,
-        archive: ArchiveDir::open(&settings.out),
-        remote,
+        archive,
+        folder: ArchiveDir::open(&settings.out),
+        bucket,
         reporter,
         counters: Counters::default(),
         limits,
@@ -210,26 +216,23 @@ async fn run(
         }
     };
     // After the run is recorded, so the snapshot holds its summary.
-    let result = finish_remote(&context, result).await;
+    let result = finish_bucket_run(&context, result).await;
     if let Some(lease) = lease {
         lease.release().await;
     }
     result
 }
 
-/// On object storage, the end of every run (see [`remote::Remote::finish`]):
+/// On object storage, the end of every run (see [`BucketRun::finish`]):
 /// a failure there is the run's failure, unless the run failed already.
-async fn finish_remote(
+async fn finish_bucket_run(
     context: &Context,
     result: Result<Summary, MirrorError>,
 ) -> Result<Summary, MirrorError> {
-    let Some(remote) = &context.remote else {
+    let Some(run) = &context.bucket else {
         return result;
     };
-    let finished = remote
-        .finish(&context.store)
-        .await
-        .map_err(MirrorError::from);
+    let finished = run.finish(&context.store).await.map_err(MirrorError::from);
     match (result, finished) {
         (Ok(_), Err(error)) => Err(error),
         (result, _) => result,

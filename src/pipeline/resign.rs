@@ -206,7 +206,7 @@ impl Resign {
             Decision::Fetch(fresh) => {
                 if fresh.size != job.size || fresh.content_type != job.content_type {
                     // Changed upstream meanwhile: the bytes on disk are of the old object.
-                    let _ = context.archive.remove_file(&part_path(&job.relative_path));
+                    let _ = context.folder.remove_file(&part_path(&job.relative_path));
                 }
                 context
                     .counters

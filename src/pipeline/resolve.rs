@@ -43,7 +43,7 @@ pub async fn resolve_all(
         settings
             .mirror
             .assume_free
-            .or(settings.remote.as_ref().map(|_| u64::MAX)),
+            .or(settings.bucket.as_ref().map(|_| u64::MAX)),
     );
     for chunk in media_ids.chunks(BATCH_LIMIT) {
         let batch = match context.api.media_batch(chunk).await {
@@ -148,7 +148,7 @@ fn record_items(
             match decision {
                 Decision::Fetch(job) => {
                     let part = part_path(&job.relative_path);
-                    let already = context.archive.file_len(&part).unwrap_or(0);
+                    let already = context.folder.file_len(&part).unwrap_or(0);
                     match budget.plan(job.size, already) {
                         Verdict::Fits => jobs.push(*job),
                         Verdict::Warn(warning) => {

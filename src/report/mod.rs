@@ -100,3 +100,16 @@ pub trait Reporter: Send + Sync {
 pub struct SilentReporter;
 
 impl Reporter for SilentReporter {}
+
+/// An error and its causes on one line (`what: why: deeper why`), for a
+/// note or a finding that has no room for a `caused by:` list.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -171,7 +171,7 @@ fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> 
 
 /// The local state database of the test archive under `state`.
 fn state_db(state: &Path) -> PathBuf {
-    let url = vault_mirror::storage::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
+    let url = vault_mirror::location::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
     state
         .join("vault-mirror")
         .join(url.state_key())

@@ -18,11 +18,14 @@ use futures::StreamExt;
 use reqwest::{StatusCode, header};
 
 use crate::api::error_chain;
+use crate::archive::ArchiveError;
+use crate::archive::bucket::upload::Upload;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
 use crate::archive::paths::part_path;
-use crate::archive::versions::keep_previous;
+use crate::archive::versions::{Replaced, keep_previous};
 use crate::pipeline::bandwidth::Bandwidth;
+use crate::pipeline::bucket::BucketRunError;
 use crate::pipeline::context::Context;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::plan::Job;
@@ -33,8 +36,6 @@ use crate::pipeline::transfer::sink::{Sink, SinkError, SinkWriter};
 use crate::pipeline::transfer::writer::off_reactor;
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
-use crate::storage::upload::RemoteUpload;
-use crate::storage::versions::keep_previous_object;
 use crate::store::{LocalState, Store, StoreError};
 use crate::units::{ByteSize, EpochMillis};
 
@@ -49,14 +50,35 @@ pub enum AttemptError {
     Permanent(String),
     /// The bytes are not what Vault+ declared; they were quarantined.
     Verification(String),
-    /// Local trouble (disk, database): the item cannot go on.
-    Local(String),
+    /// Local trouble (disk, database) or the archive's: the item cannot go on.
+    Local(LocalFailure),
     /// A disk is full (the archive's, or the database's): no item can go
     /// on, so the run stops.
     DiskFull(MirrorError),
     /// Another run took the object-storage archive's lease over: nothing
     /// more may be written, so the run stops.
     LeaseLost(MirrorError),
+}
+
+/// Why an item could not go on for a reason of ours, not the hosts'.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalFailure {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("a blocking step ended abnormally")]
+    Task(#[from] tokio::task::JoinError),
+    /// Setting aside the bytes a commit replaces failed: nothing was replaced.
+    #[error("keeping the bytes it replaces failed, so nothing was replaced")]
+    KeepPrevious(#[source] ArchiveError),
+    /// The bytes failed a check (`reason`), and setting them aside failed too.
+    #[error("{reason}; and setting the bytes aside failed")]
+    SetAside {
+        reason: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A local IO error of an attempt on `part`: a full disk stops the run
@@ -72,7 +94,7 @@ fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
             source: error,
         });
     }
-    AttemptError::Local(error.to_string())
+    AttemptError::Local(error.into())
 }
 
 /// A database error of an attempt: the disk holding the database being
@@ -81,7 +103,7 @@ fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
 fn store_error(error: StoreError) -> AttemptError {
     match error {
         StoreError::DiskFull { .. } => AttemptError::DiskFull(error.into()),
-        error => AttemptError::Local(error.to_string()),
+        error => AttemptError::Local(LocalFailure::Store(error)),
     }
 }
 
@@ -147,16 +169,16 @@ impl Attempt<'_> {
     /// replaced, never followed) and re-hashed, off the async workers; on
     /// object storage, the upload an earlier attempt left, or a new one.
     async fn open_part(&self, job: &Job) -> Result<Sink, AttemptError> {
-        if let Some(remote) = &self.context.remote {
+        if let Some(run) = &self.context.bucket {
             let key = job.relative_path.to_string_lossy().replace('\\', "/");
-            if let Some(upload) = remote.unpark(&key, job.size).await {
-                return Ok(Sink::Remote(upload));
+            if let Some(upload) = run.unpark(&key, job.size).await {
+                return Ok(Sink::Upload(upload));
             }
-            return Ok(Sink::Remote(Box::new(RemoteUpload::new(
-                remote.archive.clone(),
+            return Ok(Sink::Upload(Box::new(Upload::new(
+                run.bucket.clone(),
                 key,
                 job.content_type.clone(),
-                remote.ledger.clone(),
+                run.ledger.clone(),
             ))));
         }
         let context = self.context.clone();
@@ -165,8 +187,8 @@ impl Attempt<'_> {
         let size = job.size;
         off_reactor(move || {
             let (folder, name) = split_file(&relative)?;
-            let folder = context.archive.create_folder(folder)?;
-            PartFile::open(folder, name, size).map(Sink::Local)
+            let folder = context.folder.create_folder(folder)?;
+            PartFile::open(folder, name, size).map(Sink::Part)
         })
         .await
         .map_err(|error| local_error(error, &shown))
@@ -315,8 +337,8 @@ impl Attempt<'_> {
             }
             self.spend_bandwidth(chunk.len()).await;
             writer.write(chunk).await.map_err(|error| match error {
-                SinkError::Local(error) => local(error),
-                SinkError::Remote(error) => AttemptError::Transient(format!(
+                SinkError::Part(error) => local(error),
+                SinkError::Upload(error) => AttemptError::Transient(format!(
                     "writing to the archive failed (the upload starts over): {error}"
                 )),
             })?;
@@ -369,8 +391,12 @@ impl Attempt<'_> {
     }
 
     /// Every byte is in and checked: the bytes a change upstream replaces
-    /// go to `.versions/` (or, no longer as verified, to the quarantine),
-    /// the `.part` takes the final name, and the variant is verified.
+    /// go to `.versions/` (or, no longer as verified, to the quarantine,
+    /// and the run is told), then the `.part` takes the final name or the
+    /// upload is completed at its key (visible only now, whole), and the
+    /// variant is verified. A failure before the last step leaves what was
+    /// there in place; a failed completion aborts the upload and the item
+    /// is tried again from zero.
     async fn commit(
         &self,
         job: &Job,
@@ -378,84 +404,74 @@ impl Attempt<'_> {
         name: &str,
         part: Sink,
     ) -> Result<(), AttemptError> {
-        let part = match part {
-            Sink::Local(part) => part,
-            Sink::Remote(upload) => {
-                return self.commit_remote(job, transfer, name, *upload).await;
+        let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        let size = part.len();
+        if self
+            .context
+            .bucket
+            .as_ref()
+            .is_some_and(|run| run.lease_lost())
+        {
+            let _ = part.reset().await;
+            return Err(AttemptError::LeaseLost(BucketRunError::LeaseLost.into()));
+        }
+        let incoming = match &part {
+            Sink::Part(part) => part.sha256(),
+            Sink::Upload(upload) => upload.sha256(),
+        };
+        let replaced = match self.keep_previous(job, &relative, &incoming).await {
+            Ok(replaced) => replaced,
+            Err(error) => {
+                if let Sink::Upload(mut upload) = part {
+                    upload.abort().await;
+                }
+                return Err(error);
             }
         };
-        let context = self.context.clone();
-        let shown = context.settings.out.join(&job.relative_path);
-        let size = part.len();
-        let (media_id, label) = (job.media_id.clone(), job.label.clone());
-        let final_path = job.relative_path.clone();
-        let (sha256, replaced) = off_reactor(move || {
-            let replaced = keep_previous(
-                &context.store,
-                &context.archive,
-                &media_id,
-                &label,
-                &final_path,
-                &part.sha256(),
-            )
-            .map_err(std::io::Error::other)?;
-            let final_name = final_path.file_name().unwrap_or_default();
-            part.commit(final_name).map(|sha256| (sha256, replaced))
-        })
-        .await
-        .map_err(|error| local_error(error, &shown))?;
         for aside in &replaced.quarantined {
-            self.context.reporter.on_note(&format!(
-                "{name}: the bytes at {} were not kept as a previous version ({}); they are in {}",
-                aside.from, aside.reason, aside.to
-            ));
+            self.context.reporter.on_note(&aside.note(name));
         }
-        let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        let sha256 = match part {
+            Sink::Part(part) => {
+                let shown = self.context.settings.out.join(&job.relative_path);
+                let final_name = job.relative_path.file_name().unwrap_or_default().to_owned();
+                off_reactor(move || part.commit(&final_name))
+                    .await
+                    .map_err(|error| local_error(error, &shown))?
+            }
+            Sink::Upload(upload) => upload.commit().await.map_err(|error| {
+                AttemptError::Transient(format!(
+                    "completing the upload failed: {}",
+                    crate::report::chain(&error)
+                ))
+            })?,
+        };
         self.record_verified(job, transfer, name, relative, sha256, size)
             .await
     }
 
-    /// Every byte is uploaded and checked: the object is completed at its
-    /// key (it becomes visible only now, whole), then verified in the
-    /// database. A failed completion aborts the upload; the item is tried
-    /// again from zero.
-    async fn commit_remote(
+    /// [`keep_previous`] for this job: a broken database is the store's
+    /// error (which may stop the run); anything else fails the item.
+    async fn keep_previous(
         &self,
         job: &Job,
-        transfer: TransferId,
-        name: &str,
-        mut upload: RemoteUpload,
-    ) -> Result<(), AttemptError> {
-        let size = upload.len();
-        let relative = upload.relative().to_owned();
-        if let Some(remote) = &self.context.remote {
-            if remote.lease_lost() {
-                upload.abort().await;
-                return Err(AttemptError::LeaseLost(MirrorError::Storage(
-                    "another run took over the archive's lease: this run stops, and completes nothing more".into(),
-                )));
-            }
-            let kept = keep_previous_object(
-                &remote.archive,
-                &self.context.store,
-                &job.media_id,
-                &job.label,
-                &relative,
-                &upload.sha256(),
-            )
-            .await;
-            if let Err(error) = kept {
-                upload.abort().await;
-                return Err(AttemptError::Local(format!(
-                    "{name}: keeping the bytes it replaces failed, so nothing was replaced: {error}"
-                )));
-            }
-        }
-        let sha256 = upload.commit().await.map_err(|error| {
-            AttemptError::Transient(format!("completing the upload failed: {error}"))
-        })?;
-        self.record_verified(job, transfer, name, relative, sha256, size)
-            .await
+        relative: &str,
+        incoming_sha256: &str,
+    ) -> Result<Replaced, AttemptError> {
+        let context = &self.context;
+        keep_previous(
+            &context.archive,
+            &context.store,
+            &job.media_id,
+            &job.label,
+            relative,
+            incoming_sha256,
+        )
+        .await
+        .map_err(|error| match error {
+            ArchiveError::Store(error) => store_error(error),
+            error => AttemptError::Local(LocalFailure::KeepPrevious(error)),
+        })
     }
 
     /// The variant is verified at `relative` (its bytes are in place).
@@ -516,7 +532,7 @@ impl Attempt<'_> {
         let context = Arc::clone(self.context);
         tokio::task::spawn_blocking(move || write(&context.store))
             .await
-            .map_err(|error| AttemptError::Local(error.to_string()))?
+            .map_err(|error| AttemptError::Local(error.into()))?
             .map_err(store_error)
     }
 
@@ -555,7 +571,7 @@ impl Attempt<'_> {
         self.context.reporter.on_rewind(transfer, part.len());
         part.reset()
             .await
-            .map_err(|error| AttemptError::Local(error.to_string()))
+            .map_err(|error| AttemptError::Local(error.into()))
     }
 
     /// A transient failure mid-body: the bytes so far are made durable to
@@ -568,11 +584,11 @@ impl Attempt<'_> {
         shown: &std::path::Path,
     ) -> AttemptError {
         let kept = match writer.finish().await {
-            Ok(Sink::Local(mut part)) => off_reactor(move || part.keep()).await,
-            Ok(Sink::Remote(upload)) => {
+            Ok(Sink::Part(mut part)) => off_reactor(move || part.keep()).await,
+            Ok(Sink::Upload(upload)) => {
                 // Kept open for the next attempt in this run (aborted at its end).
-                if let Some(remote) = &self.context.remote {
-                    remote.park(job.size, upload);
+                if let Some(run) = &self.context.bucket {
+                    run.park(job.size, upload);
                 }
                 Ok(())
             }
@@ -588,8 +604,8 @@ impl Attempt<'_> {
     /// inspection; the next quarantine of the same variant replaces them).
     async fn quarantine(&self, job: &Job, part: Sink, reason: String) -> AttemptError {
         let part = match part {
-            Sink::Local(part) => part,
-            Sink::Remote(mut upload) => {
+            Sink::Part(part) => part,
+            Sink::Upload(mut upload) => {
                 // Nothing of it ever became visible: dropping it is enough.
                 upload.abort().await;
                 return self.mark_quarantined(job, reason).await;
@@ -600,7 +616,7 @@ impl Attempt<'_> {
         let file_name = job.relative_path.file_name().unwrap_or_default().to_owned();
         let recorded = reason.clone();
         let set_aside = off_reactor(move || {
-            part.quarantine(&context.archive, &media_id, &file_name)?;
+            part.quarantine(&context.folder, &media_id, &file_name)?;
             let _ = context.store.mark_unfinished(
                 &media_id,
                 &label,
@@ -613,9 +629,7 @@ impl Attempt<'_> {
         .await;
         match set_aside {
             Ok(()) => AttemptError::Verification(reason),
-            Err(error) => AttemptError::Local(format!(
-                "{reason}; and setting the bytes aside failed: {error}"
-            )),
+            Err(source) => AttemptError::Local(LocalFailure::SetAside { reason, source }),
         }
     }
 }

@@ -268,7 +268,11 @@ impl Transfers {
                 };
             }
             AttemptError::Transient(reason) => (reason, true),
-            AttemptError::Permanent(reason) | AttemptError::Local(reason) => {
+            AttemptError::Permanent(reason) => {
+                return Next::End(self.fail(job, LocalState::Failed, &reason, tries.received));
+            }
+            AttemptError::Local(failure) => {
+                let reason = crate::report::chain(&failure);
                 return Next::End(self.fail(job, LocalState::Failed, &reason, tries.received));
             }
             AttemptError::DiskFull(error) | AttemptError::LeaseLost(error) => {
@@ -288,7 +292,7 @@ impl Transfers {
     /// Bytes in the job's `.part` file (0 if there is none).
     fn part_length(&self, job: &Job) -> u64 {
         let part = part_path(&job.relative_path);
-        self.context().archive.file_len(&part).unwrap_or(0)
+        self.context().folder.file_len(&part).unwrap_or(0)
     }
 
     /// The item failed for good: reported, recorded, and an empty `.part`
@@ -298,8 +302,8 @@ impl Transfers {
         let name = display_name(&job.media_id, &job.label);
         context.reporter.on_failed(&name, reason);
         let part = part_path(&job.relative_path);
-        if context.archive.has_file(&part, 0) {
-            let _ = context.archive.remove_file(&part);
+        if context.folder.has_file(&part, 0) {
+            let _ = context.folder.remove_file(&part);
         }
         if let Err(error) =
             context

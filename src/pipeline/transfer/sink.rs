@@ -4,16 +4,16 @@
 //! attempt runs the same transaction on either.
 //!
 //! Invariants: as for the `.part` ([`PartFile`]) and the upload
-//! ([`RemoteUpload`]): bytes are hashed and counted as they are written;
+//! ([`Upload`]): bytes are hashed and counted as they are written;
 //! nothing reaches a final name before the checks; an upload that fails
 //! mid-way is aborted, never completed.
 
 use bytes::Bytes;
 
+use crate::archive::bucket::BucketError;
+use crate::archive::bucket::upload::Upload;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
-use crate::storage::StorageError;
-use crate::storage::upload::RemoteUpload;
 
 /// A transfer's destination, between writes.
 #[expect(
@@ -21,42 +21,44 @@ use crate::storage::upload::RemoteUpload;
     reason = "one per transfer, moved a few times per attempt; the .part's buffers are on the heap already"
 )]
 pub enum Sink {
-    Local(PartFile),
-    Remote(Box<RemoteUpload>),
+    /// A `.part` file beside the final path, on the disk.
+    Part(PartFile),
+    /// An upload to object storage, visible only when committed.
+    Upload(Box<Upload>),
 }
 
 /// Why a write failed.
 #[derive(Debug)]
 pub enum SinkError {
-    Local(std::io::Error),
+    Part(std::io::Error),
     /// The upload was aborted; the next attempt starts over.
-    Remote(StorageError),
+    Upload(BucketError),
 }
 
 impl Sink {
     pub fn len(&self) -> u64 {
         match self {
-            Sink::Local(part) => part.len(),
-            Sink::Remote(upload) => upload.len(),
+            Sink::Part(part) => part.len(),
+            Sink::Upload(upload) => upload.len(),
         }
     }
 
     pub fn head(&self) -> &[u8] {
         match self {
-            Sink::Local(part) => part.head(),
-            Sink::Remote(upload) => upload.head(),
+            Sink::Part(part) => part.head(),
+            Sink::Upload(upload) => upload.head(),
         }
     }
 
     /// Drops every byte: the transfer starts over from zero.
     pub async fn reset(self) -> std::io::Result<Self> {
         match self {
-            Sink::Local(mut part) => {
-                off_reactor(move || part.reset().map(|()| Sink::Local(part))).await
+            Sink::Part(mut part) => {
+                off_reactor(move || part.reset().map(|()| Sink::Part(part))).await
             }
-            Sink::Remote(mut upload) => {
+            Sink::Upload(mut upload) => {
                 upload.reset().await;
-                Ok(Sink::Remote(upload))
+                Ok(Sink::Upload(upload))
             }
         }
     }
@@ -64,27 +66,27 @@ impl Sink {
 
 /// A transfer's destination while the body streams in.
 pub enum SinkWriter {
-    Local(PartWriter),
-    Remote(Box<RemoteUpload>),
+    Part(PartWriter),
+    Upload(Box<Upload>),
 }
 
 impl SinkWriter {
     pub fn start(sink: Sink) -> Self {
         match sink {
-            Sink::Local(part) => SinkWriter::Local(PartWriter::start(part)),
-            Sink::Remote(upload) => SinkWriter::Remote(upload),
+            Sink::Part(part) => SinkWriter::Part(PartWriter::start(part)),
+            Sink::Upload(upload) => SinkWriter::Upload(upload),
         }
     }
 
     /// Writes `chunk`. On an upload error the upload is aborted.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
         match self {
-            SinkWriter::Local(writer) => writer.write(chunk).await.map_err(SinkError::Local),
-            SinkWriter::Remote(upload) => match upload.write(chunk).await {
+            SinkWriter::Part(writer) => writer.write(chunk).await.map_err(SinkError::Part),
+            SinkWriter::Upload(upload) => match upload.write(chunk).await {
                 Ok(()) => Ok(()),
                 Err(error) => {
                     upload.reset().await;
-                    Err(SinkError::Remote(error))
+                    Err(SinkError::Upload(error))
                 }
             },
         }
@@ -93,8 +95,8 @@ impl SinkWriter {
     /// Every chunk handed over is written: the destination back.
     pub async fn finish(self) -> std::io::Result<Sink> {
         match self {
-            SinkWriter::Local(writer) => writer.finish().await.map(Sink::Local),
-            SinkWriter::Remote(upload) => Ok(Sink::Remote(upload)),
+            SinkWriter::Part(writer) => writer.finish().await.map(Sink::Part),
+            SinkWriter::Upload(upload) => Ok(Sink::Upload(upload)),
         }
     }
 }

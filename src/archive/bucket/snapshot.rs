@@ -15,24 +15,24 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::storage::s3::{ObjectArchive, StorageError};
-use crate::storage::upload::{PART_SIZE, RemoteUpload, UploadLedger};
+use crate::archive::bucket::s3::{Bucket, BucketError};
+use crate::archive::bucket::upload::{PART_SIZE, Upload, UploadLedger};
 
 /// Where the snapshot lives, relative to the archive's prefix.
 pub const SNAPSHOT_KEY: &str = ".vault-mirror/state.sqlite";
 
-fn local(error: std::io::Error) -> StorageError {
-    StorageError::Local(error.to_string())
+fn local(error: std::io::Error) -> BucketError {
+    BucketError::Io(error)
 }
 
 /// Uploads `file` (a finished backup of the database) as the snapshot.
 pub async fn upload_snapshot(
-    archive: &ObjectArchive,
+    archive: &Bucket,
     file: &Path,
     ledger: &UploadLedger,
-) -> Result<(), StorageError> {
+) -> Result<(), BucketError> {
     let mut reader = fs_err::tokio::File::open(file).await.map_err(local)?;
-    let mut upload = RemoteUpload::new(
+    let mut upload = Upload::new(
         archive.clone(),
         SNAPSHOT_KEY.to_owned(),
         "application/vnd.sqlite3".to_owned(),
@@ -58,7 +58,7 @@ pub async fn upload_snapshot(
 
 /// Writes the snapshot to `db` if there is one and `db` does not exist.
 /// Returns whether it did.
-pub async fn restore_snapshot(archive: &ObjectArchive, db: &Path) -> Result<bool, StorageError> {
+pub async fn restore_snapshot(archive: &Bucket, db: &Path) -> Result<bool, BucketError> {
     if fs_err::tokio::metadata(db).await.is_ok() {
         return Ok(false);
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
+use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode};
 
 /// Where the lease lives, relative to the archive's prefix.
 pub const LEASE_KEY: &str = ".vault-mirror/lease";
@@ -56,12 +56,12 @@ pub enum LeaseError {
     )]
     Held(LeaseBody),
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(#[from] BucketError),
 }
 
 /// A lease held by this run; renewed in the background until released.
 pub struct Lease {
-    archive: ObjectArchive,
+    archive: Bucket,
     e_tag: Arc<Mutex<Option<String>>>,
     /// Set when a renewal finds the lease taken over by another run.
     lost: Arc<AtomicBool>,
@@ -88,10 +88,10 @@ fn this_run(command: &str) -> LeaseBody {
 
 /// Writes the lease object; returns its new ETag.
 async fn write(
-    archive: &ObjectArchive,
+    archive: &Bucket,
     body: &LeaseBody,
     mode: WriteMode,
-) -> Result<Option<String>, StorageError> {
+) -> Result<Option<String>, BucketError> {
     let bytes = Bytes::from(serde_json::to_vec_pretty(body).unwrap_or_default());
     archive
         .put(LEASE_KEY, bytes.into(), "application/json", None, mode)
@@ -99,7 +99,7 @@ async fn write(
 }
 
 /// The lease as it is now (None: absent or unreadable).
-async fn read(archive: &ObjectArchive) -> Result<Option<LeaseBody>, StorageError> {
+async fn read(archive: &Bucket) -> Result<Option<LeaseBody>, BucketError> {
     Ok(archive
         .read_all(LEASE_KEY)
         .await?
@@ -122,12 +122,12 @@ pub fn may_take_over(found: &LeaseBody, host: &str, now: i64) -> bool {
 
 impl Lease {
     /// Takes the archive's lease for `command` (see the module docs).
-    pub async fn acquire(archive: &ObjectArchive, command: &str) -> Result<Lease, LeaseError> {
+    pub async fn acquire(archive: &Bucket, command: &str) -> Result<Lease, LeaseError> {
         let mine = this_run(command);
         for _ in 0..3 {
             match write(archive, &mine, WriteMode::Create).await {
                 Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, None)),
-                Err(StorageError::Precondition { .. }) => {}
+                Err(BucketError::Precondition { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
             let Some(info) = archive.head(LEASE_KEY).await? else {
@@ -144,7 +144,7 @@ impl Lease {
             let Some(e_tag) = info.e_tag else { continue };
             match write(archive, &mine, WriteMode::Replace(e_tag)).await {
                 Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, found)),
-                Err(StorageError::Precondition { .. }) => {}
+                Err(BucketError::Precondition { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
         }
@@ -152,7 +152,7 @@ impl Lease {
     }
 
     fn hold(
-        archive: &ObjectArchive,
+        archive: &Bucket,
         mine: LeaseBody,
         e_tag: Option<String>,
         took_over: Option<LeaseBody>,
@@ -190,7 +190,7 @@ impl Lease {
 /// Renews the lease every [`RENEW_EVERY`], each write conditional on the
 /// ETag of the one before.
 async fn renew(
-    archive: ObjectArchive,
+    archive: Bucket,
     mut mine: LeaseBody,
     e_tag: Arc<Mutex<Option<String>>>,
     lost: Arc<AtomicBool>,
@@ -208,7 +208,7 @@ async fn renew(
                     *held = new;
                 }
             }
-            Err(StorageError::Precondition { .. }) => {
+            Err(BucketError::Precondition { .. }) => {
                 tracing::warn!(
                     "the archive's lease was taken over by another run: this run stops writing"
                 );

@@ -2,7 +2,7 @@
 //! (sha256), counted and streamed into the object store as they arrive —
 //! one PUT for an object that fits in one part, a multipart upload for
 //! bigger ones — and the object becomes visible at its key only when
-//! [`RemoteUpload::commit`] is called, after every check passed.
+//! [`Upload::commit`] is called, after every check passed.
 //!
 //! Invariants: a multipart upload is written to the [`UploadLedger`] (a
 //! file per upload in the local state folder) as soon as the store has
@@ -14,7 +14,7 @@
 //! an error or a reset aborts the upload; every object ends with its
 //! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
 //! itself right after its completion, see
-//! [`ObjectArchive::set_sha256_metadata`]).
+//! [`Bucket::set_sha256_metadata`]).
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ use object_store::multipart::PartId;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::storage::s3::{ObjectArchive, StorageError, WriteMode};
+use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode};
 
 /// The size of every part but the last (S3 wants ≥ 5 MiB; R2 wants them
 /// equal). An object up to this size is written with one PUT.
@@ -36,12 +36,12 @@ use crate::archive::content::Tally;
 struct Multipart {
     id: MultipartId,
     parts: Vec<PartId>,
-    in_flight: Option<JoinHandle<Result<PartId, StorageError>>>,
+    in_flight: Option<JoinHandle<Result<PartId, BucketError>>>,
 }
 
 /// One object being written at `relative` (not visible until committed).
-pub struct RemoteUpload {
-    archive: ObjectArchive,
+pub struct Upload {
+    archive: Bucket,
     relative: String,
     content_type: String,
     ledger: UploadLedger,
@@ -54,9 +54,9 @@ pub struct RemoteUpload {
     tally: Tally,
 }
 
-impl RemoteUpload {
+impl Upload {
     pub fn new(
-        archive: ObjectArchive,
+        archive: Bucket,
         relative: String,
         content_type: String,
         ledger: UploadLedger,
@@ -97,7 +97,7 @@ impl RemoteUpload {
     /// Hashes and counts `chunk`, and sends a part once one is full. The
     /// chunk is kept as it came (a part is a list of chunks, cut at exactly
     /// [`PART_SIZE`] without copying), so no large buffer is allocated.
-    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
+    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), BucketError> {
         self.tally.add(&chunk);
         while self.buffered + chunk.len() > PART_SIZE {
             let rest = chunk.split_off(PART_SIZE - self.buffered);
@@ -118,7 +118,7 @@ impl RemoteUpload {
 
     /// Starts the multipart upload if needed (and records it), waits for
     /// the part before, and sends `bytes` as the next part.
-    async fn send_part(&mut self, chunks: Vec<Bytes>) -> Result<(), StorageError> {
+    async fn send_part(&mut self, chunks: Vec<Bytes>) -> Result<(), BucketError> {
         if self.multipart.is_none() {
             let id = self
                 .archive
@@ -133,8 +133,7 @@ impl RemoteUpload {
             // a record for the next run to abort.
             let recorded = self.ledger.record(&self.relative, &multipart.id);
             self.multipart = Some(multipart);
-            recorded
-                .map_err(|error| StorageError::Local(format!("recording an upload: {error}")))?;
+            recorded.map_err(BucketError::Io)?;
         }
         let Some(multipart) = self.multipart.as_mut() else {
             return Ok(());
@@ -160,7 +159,7 @@ impl RemoteUpload {
     /// One PUT (with the sha256 as metadata and checksum) when it fits in
     /// a part; else the last part, then CompleteMultipartUpload. Returns
     /// the sha256 (lowercase hex). On an error the upload is aborted.
-    pub async fn commit(mut self) -> Result<String, StorageError> {
+    pub async fn commit(mut self) -> Result<String, BucketError> {
         let sha256 = self.sha256();
         if self.multipart.is_none() {
             let payload = std::mem::take(&mut self.buffer).into_iter().collect();
@@ -203,7 +202,7 @@ impl RemoteUpload {
         Ok(sha256)
     }
 
-    async fn complete(&mut self, last: Vec<Bytes>) -> Result<(), StorageError> {
+    async fn complete(&mut self, last: Vec<Bytes>) -> Result<(), BucketError> {
         if !last.is_empty() {
             self.send_part(last).await?;
         }
@@ -246,9 +245,8 @@ impl RemoteUpload {
     }
 }
 
-async fn join(task: JoinHandle<Result<PartId, StorageError>>) -> Result<PartId, StorageError> {
-    task.await
-        .map_err(|error| StorageError::Local(format!("a part upload ended abnormally: {error}")))?
+async fn join(task: JoinHandle<Result<PartId, BucketError>>) -> Result<PartId, BucketError> {
+    task.await.map_err(BucketError::Task)?
 }
 
 /// The multipart uploads this machine started and has not completed or
@@ -315,7 +313,7 @@ impl UploadLedger {
     /// Aborts every upload a run before this one left (killed mid-upload).
     /// Returns how many were aborted; one the store refuses to abort stays
     /// recorded for the next run.
-    pub async fn abort_leftovers(&self, archive: &ObjectArchive) -> usize {
+    pub async fn abort_leftovers(&self, archive: &Bucket) -> usize {
         let mut aborted = 0;
         for left in self.pending() {
             if archive

@@ -15,57 +15,70 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::archive::bucket::lease::{Lease, LeaseError};
+use crate::archive::bucket::s3::ConfigError;
+use crate::archive::bucket::snapshot::{restore_snapshot, upload_snapshot};
+use crate::archive::bucket::upload::{Upload, UploadLedger};
+use crate::archive::bucket::{Bucket, BucketError};
+use crate::location::S3Url;
 use crate::report::Reporter;
-use crate::settings::{Settings, SettingsError};
-use crate::storage::lease::Lease;
-use crate::storage::snapshot::{restore_snapshot, upload_snapshot};
-use crate::storage::upload::{RemoteUpload, UploadLedger};
-use crate::storage::{ObjectArchive, StorageError};
-use crate::store::Store;
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
 
 /// What the stages of a run on object storage share.
-pub struct Remote {
-    pub archive: ObjectArchive,
+pub struct BucketRun {
+    pub bucket: Bucket,
     pub ledger: UploadLedger,
     /// Objects under `media/` when the run began: relative key → size.
     inventory: HashMap<String, u64>,
     /// Uploads a transient failure interrupted, kept for the next attempt
     /// of the same item in this run: key → (declared size, upload).
-    parked: Mutex<HashMap<String, (u64, Box<RemoteUpload>)>>,
+    parked: Mutex<HashMap<String, (u64, Box<Upload>)>>,
     /// Set when the lease was taken over by another run (see [`Lease::lost`]).
     lease_lost: Arc<AtomicBool>,
 }
 
 /// Why a run on object storage cannot start or end well.
 #[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
+pub enum BucketRunError {
     /// The AWS environment cannot be used (exit 2).
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error("{0}")]
-    Stopped(String),
+    #[error("object storage (--out s3://…)")]
+    Config(#[source] ConfigError),
+    #[error("taking the lease of {url}")]
+    Lease {
+        url: S3Url,
+        #[source]
+        source: LeaseError,
+    },
+    /// A step of the run's start or end failed on the store.
+    #[error("{step}")]
+    Bucket {
+        step: &'static str,
+        #[source]
+        source: BucketError,
+    },
+    #[error("copying the state database")]
+    Store(#[source] StoreError),
+    /// Another run took the archive's lease over: nothing more may be
+    /// written, so the run stops.
+    #[error(
+        "another run took over the archive's lease: this run stops, and completes nothing more"
+    )]
+    LeaseLost,
 }
 
-impl From<StorageError> for RemoteError {
-    /// An unusable AWS environment is a usage error (exit 2); anything
-    /// else stops the run.
-    fn from(error: StorageError) -> Self {
-        match error {
-            StorageError::Config(reason) => RemoteError::Settings(SettingsError::Invalid {
-                name: "object storage (--out s3://…)",
-                reason,
-            }),
-            error => RemoteError::Stopped(error.to_string()),
+impl BucketRunError {
+    /// `source` failed during `step`; an unusable AWS environment is a
+    /// usage error (exit 2) whatever the step.
+    pub fn at(step: &'static str, source: BucketError) -> Self {
+        match source {
+            BucketError::Config(reason) => BucketRunError::Config(reason),
+            source => BucketRunError::Bucket { step, source },
         }
     }
 }
 
-/// A storage failure that stops a run.
-pub fn stopped(what: &str, error: impl std::fmt::Display) -> RemoteError {
-    RemoteError::Stopped(format!("{what}: {error}"))
-}
-
-impl Remote {
+impl BucketRun {
     /// Opens the archive, takes its lease, restores the state database
     /// from the snapshot if this machine has none, aborts the uploads a
     /// killed run left, and lists what is there.
@@ -73,21 +86,29 @@ impl Remote {
         settings: &Settings,
         command: &str,
         reporter: &dyn Reporter,
-    ) -> Result<Option<(Remote, Lease)>, RemoteError> {
-        let Some(url) = &settings.remote else {
+    ) -> Result<Option<(BucketRun, Lease)>, BucketRunError> {
+        let Some(url) = &settings.bucket else {
             return Ok(None);
         };
-        let archive = ObjectArchive::open(url)?;
-        let lease = Lease::acquire(&archive, command)
+        let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
+        let lease = Lease::acquire(&bucket, command)
             .await
-            .map_err(|error| stopped(&format!("taking the lease of {url}"), error))?;
+            .map_err(|source| match source {
+                LeaseError::Storage(error @ BucketError::Config(_)) => {
+                    BucketRunError::at("taking the lease", error)
+                }
+                source => BucketRunError::Lease {
+                    url: url.clone(),
+                    source,
+                },
+            })?;
         if let Some(previous) = &lease.took_over {
             reporter.on_note(&format!(
                 "took over the lease of {url} from `{}` (pid {}) on {}: that run is gone",
                 previous.command, previous.pid, previous.host
             ));
         }
-        let ready = Self::prepare(settings, archive, lease.lost(), reporter).await;
+        let ready = Self::prepare(settings, bucket, lease.lost(), reporter).await;
         match ready {
             Ok(remote) => Ok(Some((remote, lease))),
             Err(error) => {
@@ -99,32 +120,34 @@ impl Remote {
 
     async fn prepare(
         settings: &Settings,
-        archive: ObjectArchive,
+        bucket: Bucket,
         lease_lost: Arc<AtomicBool>,
         reporter: &dyn Reporter,
-    ) -> Result<Remote, RemoteError> {
-        if restore_snapshot(&archive, &settings.db)
+    ) -> Result<BucketRun, BucketRunError> {
+        if restore_snapshot(&bucket, &settings.db)
             .await
-            .map_err(|error| stopped("restoring the state database from the archive", error))?
+            .map_err(|error| {
+                BucketRunError::at("restoring the state database from the archive", error)
+            })?
         {
             reporter.on_note(&format!(
                 "no local state database: started from the archive's snapshot ({})",
-                crate::storage::snapshot::SNAPSHOT_KEY
+                crate::archive::bucket::snapshot::SNAPSHOT_KEY
             ));
         }
         let ledger = UploadLedger::new(&settings.out.join(".vault-mirror").join("uploads"));
-        let aborted = ledger.abort_leftovers(&archive).await;
+        let aborted = ledger.abort_leftovers(&bucket).await;
         if aborted > 0 {
             reporter.on_note(&format!(
                 "aborted {aborted} unfinished upload(s) a stopped run left; their items are fetched again"
             ));
         }
-        let inventory = archive
+        let inventory = bucket
             .list("media")
             .await
-            .map_err(|error| stopped("listing the archive", error))?;
-        Ok(Remote {
-            archive,
+            .map_err(|error| BucketRunError::at("listing the archive", error))?;
+        Ok(BucketRun {
+            bucket,
             ledger,
             inventory,
             parked: Mutex::new(HashMap::new()),
@@ -144,7 +167,7 @@ impl Remote {
     }
 
     /// Keeps an interrupted upload for the next attempt of the same item.
-    pub fn park(&self, size: u64, upload: Box<RemoteUpload>) {
+    pub fn park(&self, size: u64, upload: Box<Upload>) {
         if let Ok(mut parked) = self.parked.lock() {
             parked.insert(upload.relative().to_owned(), (size, upload));
         }
@@ -152,7 +175,7 @@ impl Remote {
 
     /// The upload a previous attempt of this item left, if it was for the
     /// same declared size.
-    pub async fn unpark(&self, relative: &str, size: u64) -> Option<Box<RemoteUpload>> {
+    pub async fn unpark(&self, relative: &str, size: u64) -> Option<Box<Upload>> {
         let found = self.parked.lock().ok()?.remove(relative);
         match found {
             Some((parked_size, upload)) if parked_size == size => Some(upload),
@@ -166,7 +189,7 @@ impl Remote {
 
     /// The end of a run: every upload it left open aborted, then a
     /// consistent snapshot of the state database written to the archive.
-    pub async fn finish(&self, store: &Store) -> Result<(), RemoteError> {
+    pub async fn finish(&self, store: &Store) -> Result<(), BucketRunError> {
         let parked: Vec<_> = match self.parked.lock() {
             Ok(mut parked) => parked.drain().map(|(_, (_, upload))| upload).collect(),
             Err(_) => Vec::new(),
@@ -175,18 +198,17 @@ impl Remote {
             upload.abort().await;
         }
         // Uploads dropped mid-way (a stop signal) are still in the ledger.
-        self.ledger.abort_leftovers(&self.archive).await;
+        self.ledger.abort_leftovers(&self.bucket).await;
         if self.lease_lost() {
             // The archive is another run's now: its snapshot is its own.
             return Ok(());
         }
         let copy = self.ledger.folder().with_file_name("snapshot.sqlite");
         let _ = fs_err::remove_file(&copy);
-        store
-            .backup_to(&copy)
-            .map_err(|error| stopped("copying the state database", error))?;
-        let uploaded = upload_snapshot(&self.archive, &copy, &self.ledger).await;
+        store.backup_to(&copy).map_err(BucketRunError::Store)?;
+        let uploaded = upload_snapshot(&self.bucket, &copy, &self.ledger).await;
         let _ = fs_err::remove_file(&copy);
-        uploaded.map_err(|error| stopped("writing the state snapshot to the archive", error))
+        uploaded
+            .map_err(|error| BucketRunError::at("writing the state snapshot to the archive", error))
     }
 }

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 /// An archive's place: `--out DIR` or `--out s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveLocation {
-    Local(PathBuf),
-    S3(S3Url),
+    /// A folder on a local disk.
+    Disk(PathBuf),
+    /// A prefix of a bucket on S3-compatible object storage.
+    Bucket(S3Url),
 }
 
 /// `s3://bucket/prefix`: the bucket and the key prefix of the archive.
@@ -29,8 +31,8 @@ impl ArchiveLocation {
     /// `s3://…` is object storage; anything else is a local path.
     pub fn parse(path: &Path) -> Result<Self, String> {
         match path.to_str() {
-            Some(text) if text.starts_with("s3://") => S3Url::parse(text).map(Self::S3),
-            _ => Ok(Self::Local(path.to_owned())),
+            Some(text) if text.starts_with("s3://") => S3Url::parse(text).map(Self::Bucket),
+            _ => Ok(Self::Disk(path.to_owned())),
         }
     }
 
@@ -39,8 +41,8 @@ impl ArchiveLocation {
     /// object storage.
     pub fn join(&self, child: &str) -> Result<Self, String> {
         match self {
-            Self::Local(path) => Ok(Self::Local(path.join(child))),
-            Self::S3(url) => url.join(child).map(Self::S3),
+            Self::Disk(path) => Ok(Self::Disk(path.join(child))),
+            Self::Bucket(url) => url.join(child).map(Self::Bucket),
         }
     }
 }
@@ -48,8 +50,8 @@ impl ArchiveLocation {
 impl fmt::Display for ArchiveLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Local(path) => write!(f, "{}", path.display()),
-            Self::S3(url) => url.fmt(f),
+            Self::Disk(path) => write!(f, "{}", path.display()),
+            Self::Bucket(url) => url.fmt(f),
         }
     }
 }
@@ -153,16 +155,14 @@ mod tests {
     fn locations_are_local_unless_s3() {
         assert_eq!(
             ArchiveLocation::parse(Path::new("archive")).unwrap(),
-            ArchiveLocation::Local(PathBuf::from("archive"))
+            ArchiveLocation::Disk(PathBuf::from("archive"))
         );
         let s3 = ArchiveLocation::parse(Path::new("s3://bucket/p")).unwrap();
-        assert!(matches!(s3, ArchiveLocation::S3(_)));
+        assert!(matches!(s3, ArchiveLocation::Bucket(_)));
         assert_eq!(s3.join("c").unwrap().to_string(), "s3://bucket/p/c");
         assert_eq!(
-            ArchiveLocation::Local(PathBuf::from("a"))
-                .join("c")
-                .unwrap(),
-            ArchiveLocation::Local(PathBuf::from("a/c"))
+            ArchiveLocation::Disk(PathBuf::from("a")).join("c").unwrap(),
+            ArchiveLocation::Disk(PathBuf::from("a/c"))
         );
         // Different archives never share local state.
         let a = S3Url::parse("s3://bucket/a-b").unwrap().state_key();

@@ -24,7 +24,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
 };
 
-use crate::storage::location::S3Url;
+use crate::location::S3Url;
 use object_store::signer::{SignedUrlOptions, Signer};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -35,8 +35,8 @@ pub const SHA256_METADATA: &str = "sha256";
 
 /// Why an object-storage operation failed (the key it was about named).
 #[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("object storage: {action} {key}: {source}")]
+pub enum BucketError {
+    #[error("object storage: {action} {key}")]
     Store {
         action: &'static str,
         key: String,
@@ -48,15 +48,63 @@ pub enum StorageError {
     Precondition { key: String },
     #[error("refusing the key {key:?}: not one vault-mirror writes")]
     UnsafeKey { key: String },
-    /// Local work around the archive failed (its message names the path).
-    #[error("{0}")]
-    Local(String),
+    /// The CopyObject that gives an uploaded object its sha256 failed.
+    #[error("object storage: setting the sha256 metadata of {key}")]
+    Metadata {
+        key: String,
+        #[source]
+        source: MetadataError,
+    },
+    /// Local work around the archive (a staged file, the upload ledger).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A blocking or spawned task of an upload ended abnormally.
+    #[error("object storage: an upload task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
     /// The AWS environment cannot be used (a usage error: exit 2).
-    #[error("object storage (--out s3://…): {0}")]
-    Config(String),
+    #[error("object storage (--out s3://…)")]
+    Config(#[source] ConfigError),
 }
 
-impl StorageError {
+/// Why the sha256 metadata could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("over 5 GiB, one CopyObject cannot copy it")]
+    TooLarge,
+    #[error("a header value is not valid")]
+    Header(#[from] reqwest::header::InvalidHeaderValue),
+    #[error("signing the request failed")]
+    Sign(#[source] object_store::Error),
+    #[error("sending the request failed")]
+    Send(#[source] reqwest::Error),
+    #[error("the store answered HTTP {0}")]
+    Refused(reqwest::StatusCode),
+}
+
+/// Why the AWS environment cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "the endpoint {0} holds a user name or password; credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never in the endpoint URL (it is shown in messages)"
+    )]
+    CredentialsInEndpoint(String),
+    #[error(
+        "the endpoint {0} is plain HTTP to another machine: credentials and media would cross the network unencrypted; use https, or set AWS_ALLOW_HTTP=true to accept that"
+    )]
+    PlainHttp(String),
+    #[error("{0}")]
+    Builder(String),
+}
+
+impl BucketError {
+    /// Whether the store said the request was malformed or refused it for
+    /// good (as opposed to a failure that may pass).
+    pub fn is_config(&self) -> bool {
+        matches!(self, BucketError::Config(_))
+    }
+}
+
+impl BucketError {
     fn of(action: &'static str, key: &str, source: object_store::Error) -> Self {
         match source {
             object_store::Error::Precondition { .. }
@@ -93,14 +141,23 @@ pub enum WriteMode {
     Replace(String),
 }
 
-/// The archive at `s3://bucket/prefix`.
-#[derive(Debug, Clone)]
-pub struct ObjectArchive {
-    store: Arc<AmazonS3>,
+/// The archive at `s3://bucket/prefix`: any `object_store` store (S3 in
+/// use, `InMemory` in unit tests) and the prefix every key is under.
+#[derive(Clone)]
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    multipart: Arc<dyn MultipartStore>,
+    /// On S3: the store again, to presign the one request object_store has
+    /// no call for (a CopyObject that replaces metadata), and the client
+    /// that sends it.
+    s3: Option<(Arc<AmazonS3>, reqwest::Client)>,
     url: S3Url,
-    /// For the one request object_store has no call for (a CopyObject
-    /// that replaces metadata), sent to a URL it signs.
-    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("url", &self.url).finish()
+    }
 }
 
 /// CopyObject copies at most this much in one request.
@@ -157,14 +214,15 @@ fn endpoint_from_env() -> Option<String> {
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
 }
 
-impl ObjectArchive {
+impl Bucket {
     /// The archive at `url`, configured from the AWS environment. Fails
     /// (a usage error, exit 2) on plain HTTP to a non-loopback endpoint
     /// without `AWS_ALLOW_HTTP=true`, or on an unusable configuration.
-    pub fn open(url: &S3Url) -> Result<Self, StorageError> {
+    pub fn open(url: &S3Url) -> Result<Self, BucketError> {
         // reqwest is built without a default TLS provider: ring, as for the API.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let invalid = StorageError::Config;
+        let invalid = BucketError::Config;
+        let shown = |endpoint: &str| shown_endpoint(endpoint);
         let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|value| value == "true");
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
@@ -177,31 +235,45 @@ impl ObjectArchive {
             if url::Url::parse(&endpoint)
                 .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
             {
-                return Err(invalid(format!(
-                    "the endpoint {} holds a user name or password; credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never in the endpoint URL (it is shown in messages)",
-                    shown_endpoint(&endpoint)
-                )));
+                return Err(invalid(ConfigError::CredentialsInEndpoint(shown(
+                    &endpoint,
+                ))));
             }
             if plain_http_elsewhere(&endpoint) && !allow_http {
-                return Err(invalid(format!(
-                    "the endpoint {} is plain HTTP to another machine: credentials and media would cross the network unencrypted; use https, or set AWS_ALLOW_HTTP=true to accept that",
-                    shown_endpoint(&endpoint)
-                )));
+                return Err(invalid(ConfigError::PlainHttp(shown(&endpoint))));
             }
             // Plain HTTP to this machine (a local MinIO or moto) is allowed.
             builder = builder.with_allow_http(true);
         }
-        let store = builder
-            .build()
-            .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|error| invalid(crate::redact::scrub(&error.to_string())))?;
+        let store = builder.build().map_err(|error| {
+            invalid(ConfigError::Builder(crate::redact::scrub(
+                &error.to_string(),
+            )))
+        })?;
+        let http = reqwest::Client::builder().build().map_err(|error| {
+            invalid(ConfigError::Builder(crate::redact::scrub(
+                &error.to_string(),
+            )))
+        })?;
+        let store = Arc::new(store);
         Ok(Self {
-            store: Arc::new(store),
+            store: store.clone(),
+            multipart: store.clone(),
+            s3: Some((store, http)),
             url: url.clone(),
-            http,
         })
+    }
+
+    /// An archive in a bucket held in memory, at `prefix` (unit tests).
+    #[cfg(test)]
+    pub fn in_memory(prefix: &str) -> Self {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Self {
+            store: store.clone(),
+            multipart: store,
+            s3: None,
+            url: S3Url::parse(&format!("s3://bucket/{prefix}")).expect("a valid URL"),
+        }
     }
 
     pub fn url(&self) -> &S3Url {
@@ -210,12 +282,12 @@ impl ObjectArchive {
 
     /// The full key of `relative`, checked: `/`-separated segments of
     /// printable characters, none empty, `.` or `..`.
-    fn key(&self, relative: &str) -> Result<KeyPath, StorageError> {
+    fn key(&self, relative: &str) -> Result<KeyPath, BucketError> {
         let plain = !relative.is_empty()
             && relative.split('/').all(|s| {
                 !s.is_empty() && s != "." && s != ".." && !s.chars().any(char::is_control)
             });
-        let unsafe_key = || StorageError::UnsafeKey {
+        let unsafe_key = || BucketError::UnsafeKey {
             key: relative.to_owned(),
         };
         if !plain {
@@ -236,13 +308,13 @@ impl ObjectArchive {
     }
 
     /// Every object under `relative_folder` (e.g. `media`): relative key → size.
-    pub async fn list(&self, relative_folder: &str) -> Result<HashMap<String, u64>, StorageError> {
+    pub async fn list(&self, relative_folder: &str) -> Result<HashMap<String, u64>, BucketError> {
         let folder = self.key(relative_folder)?;
         let shown = folder.to_string();
         let mut found = HashMap::new();
         let mut listing = self.store.list(Some(&folder));
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|error| StorageError::of("listing", &shown, error))?;
+            let meta = meta.map_err(|error| BucketError::of("listing", &shown, error))?;
             if let Some(relative) = self.relative(&meta.location) {
                 found.insert(relative, meta.size);
             }
@@ -251,7 +323,7 @@ impl ObjectArchive {
     }
 
     /// Size, sha256 metadata and type of an object; None when there is none.
-    pub async fn head(&self, relative: &str) -> Result<Option<ObjectInfo>, StorageError> {
+    pub async fn head(&self, relative: &str) -> Result<Option<ObjectInfo>, BucketError> {
         let key = self.key(relative)?;
         let options = GetOptions {
             head: true,
@@ -271,7 +343,7 @@ impl ObjectArchive {
                 e_tag: result.meta.e_tag,
             })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
         }
     }
 
@@ -279,7 +351,7 @@ impl ObjectArchive {
     pub async fn read(
         &self,
         relative: &str,
-    ) -> Result<Option<BoxStream<'static, Result<Bytes, StorageError>>>, StorageError> {
+    ) -> Result<Option<BoxStream<'static, Result<Bytes, BucketError>>>, BucketError> {
         let key = self.key(relative)?;
         match self.store.get(&key).await {
             Ok(result) => {
@@ -287,26 +359,26 @@ impl ObjectArchive {
                 Ok(Some(
                     result
                         .into_stream()
-                        .map_err(move |error| StorageError::of("reading", &shown, error))
+                        .map_err(move |error| BucketError::of("reading", &shown, error))
                         .boxed(),
                 ))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
         }
     }
 
     /// The whole object in memory (small objects only: leases, snapshots).
-    pub async fn read_all(&self, relative: &str) -> Result<Option<Bytes>, StorageError> {
+    pub async fn read_all(&self, relative: &str) -> Result<Option<Bytes>, BucketError> {
         let key = self.key(relative)?;
         match self.store.get(&key).await {
             Ok(result) => result
                 .bytes()
                 .await
                 .map(Some)
-                .map_err(|error| StorageError::of("reading", key.as_ref(), error)),
+                .map_err(|error| BucketError::of("reading", key.as_ref(), error)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(StorageError::of("reading", key.as_ref(), error)),
+            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
         }
     }
 
@@ -319,7 +391,7 @@ impl ObjectArchive {
         content_type: &str,
         sha256: Option<&str>,
         mode: WriteMode,
-    ) -> Result<Option<String>, StorageError> {
+    ) -> Result<Option<String>, BucketError> {
         let key = self.key(relative)?;
         let mode = match mode {
             WriteMode::Overwrite => PutMode::Overwrite,
@@ -338,42 +410,42 @@ impl ObjectArchive {
             .put_opts(&key, payload, options)
             .await
             .map(|result| result.e_tag)
-            .map_err(|error| StorageError::of("writing", key.as_ref(), error))
+            .map_err(|error| BucketError::of("writing", key.as_ref(), error))
     }
 
-    pub async fn delete(&self, relative: &str) -> Result<(), StorageError> {
+    pub async fn delete(&self, relative: &str) -> Result<(), BucketError> {
         let key = self.key(relative)?;
         match self.store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(StorageError::of("deleting", key.as_ref(), error)),
+            Err(error) => Err(BucketError::of("deleting", key.as_ref(), error)),
         }
     }
 
     /// Server-side copy (the bytes never come down).
-    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), BucketError> {
         let (from_key, to_key) = (self.key(from)?, self.key(to)?);
         self.store
             .copy(&from_key, &to_key)
             .await
-            .map_err(|error| StorageError::of("copying to", to_key.as_ref(), error))
+            .map_err(|error| BucketError::of("copying to", to_key.as_ref(), error))
     }
 
     /// Starts a multipart upload to `relative` (nothing is visible there
-    /// until [`ObjectArchive::complete_upload`]).
+    /// until [`Bucket::complete_upload`]).
     pub async fn begin_upload(
         &self,
         relative: &str,
         content_type: &str,
-    ) -> Result<MultipartId, StorageError> {
+    ) -> Result<MultipartId, BucketError> {
         let key = self.key(relative)?;
         let options = PutMultipartOptions {
             attributes: attributes(content_type, None),
             ..PutMultipartOptions::default()
         };
-        self.store
+        self.multipart
             .create_multipart_opts(&key, options)
             .await
-            .map_err(|error| StorageError::of("starting an upload to", key.as_ref(), error))
+            .map_err(|error| BucketError::of("starting an upload to", key.as_ref(), error))
     }
 
     pub async fn upload_part(
@@ -382,12 +454,12 @@ impl ObjectArchive {
         id: &MultipartId,
         index: usize,
         payload: PutPayload,
-    ) -> Result<PartId, StorageError> {
+    ) -> Result<PartId, BucketError> {
         let key = self.key(relative)?;
-        self.store
+        self.multipart
             .put_part(&key, id, index, payload)
             .await
-            .map_err(|error| StorageError::of("uploading a part of", key.as_ref(), error))
+            .map_err(|error| BucketError::of("uploading a part of", key.as_ref(), error))
     }
 
     /// Makes the upload's object visible at its key, whole.
@@ -396,13 +468,13 @@ impl ObjectArchive {
         relative: &str,
         id: &MultipartId,
         parts: Vec<PartId>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        self.store
+        self.multipart
             .complete_multipart(&key, id, parts)
             .await
             .map(|_| ())
-            .map_err(|error| StorageError::of("completing the upload of", key.as_ref(), error))
+            .map_err(|error| BucketError::of("completing the upload of", key.as_ref(), error))
     }
 
     /// Gives an object a multipart upload wrote its sha256 as metadata
@@ -419,16 +491,31 @@ impl ObjectArchive {
         size: u64,
         content_type: &str,
         sha256: &str,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        let failed = |reason: String| {
-            StorageError::Local(format!("setting the sha256 metadata of {key}: {reason}"))
+        let failed = |source: MetadataError| BucketError::Metadata {
+            key: key.to_string(),
+            source,
         };
         if size > COPY_LIMIT {
-            return Err(failed("over 5 GiB, one CopyObject cannot copy it".into()));
+            return Err(failed(MetadataError::TooLarge));
         }
-        let header =
-            |value: &str| HeaderValue::from_str(value).map_err(|error| failed(error.to_string()));
+        let Some((s3, http)) = &self.s3 else {
+            // A store without CopyObject (in memory): written again whole.
+            let bytes = self.read_all(relative).await?.unwrap_or_default();
+            self.put(
+                relative,
+                bytes.into(),
+                content_type,
+                Some(sha256),
+                WriteMode::Overwrite,
+            )
+            .await?;
+            return Ok(());
+        };
+        let header = |value: &str| {
+            HeaderValue::from_str(value).map_err(|error| failed(MetadataError::Header(error)))
+        };
         let mut headers = HeaderMap::new();
         let source = format!("/{}/{}", self.url.bucket, encode_key(key.as_ref()));
         headers.insert("x-amz-copy-source", header(&source)?);
@@ -442,34 +529,32 @@ impl ObjectArchive {
         for (name, value) in &headers {
             options = options.with_signed_header(name.clone(), value.clone());
         }
-        let url = self
-            .store
+        let url = s3
             .signed_url_opts(Method::PUT, &key, Duration::from_secs(300), &options)
             .await
-            .map_err(|error| failed(error.to_string()))?;
+            .map_err(|error| failed(MetadataError::Sign(error)))?;
         // The URL holds a signature: never shown (`without_url`).
-        let response = self
-            .http
+        let response = http
             .put(url)
             .headers(headers)
             .send()
             .await
-            .map_err(|error| failed(crate::redact::scrub(&error.without_url().to_string())))?;
+            .map_err(|error| failed(MetadataError::Send(error.without_url())))?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         // CopyObject may answer 200 with an error in the body.
         if !status.is_success() || !body.contains("CopyObjectResult") {
-            return Err(failed(format!("the store answered HTTP {status}")));
+            return Err(failed(MetadataError::Refused(status)));
         }
         Ok(())
     }
 
     /// Drops an upload and every part of it (an upload already gone is fine).
-    pub async fn abort_upload(&self, relative: &str, id: &MultipartId) -> Result<(), StorageError> {
+    pub async fn abort_upload(&self, relative: &str, id: &MultipartId) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        match self.store.abort_multipart(&key, id).await {
+        match self.multipart.abort_multipart(&key, id).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(StorageError::of(
+            Err(error) => Err(BucketError::of(
                 "aborting the upload of",
                 key.as_ref(),
                 error,
