@@ -105,12 +105,10 @@ pub async fn keep_previous(
             // A folder or anything else holds no bytes of ours to keep.
             Kind::Other => continue,
         }
-        let sha256 = match stat.sha256 {
-            Some(sha256) => sha256,
-            None => match archive.hash(&key, &|_| {}).await? {
-                Some((sha256, _)) => sha256,
-                None => continue,
-            },
+        // The bytes themselves, hashed: an object's sha256 metadata says
+        // what was written, not what is there now.
+        let Some((sha256, size)) = archive.hash(&key, &|_| {}).await? else {
+            continue;
         };
         if key == final_key && sha256 == incoming_sha256 {
             // The same bytes stored again: the commit replaces them with themselves.
@@ -141,7 +139,7 @@ pub async fn keep_previous(
                 label: label.to_owned(),
                 local_path: to,
                 sha256,
-                size: i64::try_from(stat.size).unwrap_or(i64::MAX),
+                size: i64::try_from(size).unwrap_or(i64::MAX),
                 content_type: previous.content_type.clone().filter(|_| is_recorded),
                 stored_at: previous.stored_at.filter(|_| is_recorded),
                 verified_at: previous.verified_at.filter(|_| is_recorded),
