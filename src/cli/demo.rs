@@ -150,11 +150,12 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     }
     let width = lines
         .iter()
-        .map(|(path, _)| path.chars().count())
+        .map(|(path, _)| super::table::width(path))
         .max()
         .unwrap_or(0);
     for (path, what) in lines {
-        text.push_str(&format!("  {path:width$}   {what}\n"));
+        let pad = " ".repeat(width - super::table::width(&path));
+        text.push_str(&format!("  {path}{pad}   {what}\n"));
     }
     let command = invoked_as();
     text.push_str(&format!(
