@@ -43,7 +43,7 @@ pub enum MirrorError {
 }
 
 impl MirrorError {
-    /// The exit code `DESIGN.md` assigns to this kind of failure.
+    /// The exit code of this kind of failure (README.md, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
             MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
