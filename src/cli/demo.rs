@@ -22,9 +22,8 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
         .count();
     let connections = options.more_connections.len() + 1;
     let server = FakeServer::start(vault, options).await.map_err(|error| {
-        Failure::new(
+        Failure::failed(
             anyhow::Error::new(error).context("cannot start the sample Vault+ server on 127.0.0.1"),
-            1,
         )
     })?;
     // An agency's demo gets a folder of its own: its layout (one archive

@@ -69,15 +69,14 @@ async fn export_to_bucket(
     url: &S3Url,
     store: &Store,
 ) -> Result<ExportSummary, Failure> {
-    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    let archive = ObjectArchive::open(url).map_err(Failure::usage)?;
     let staging = settings.out.join(".vault-mirror").join("export");
     export_objects(&archive, store, &staging, vault_mirror::now_ms())
         .await
         .map_err(|error| {
-            Failure::new(
+            Failure::failed(
                 anyhow::Error::new(error)
                     .context(format!("cannot write the archive index in {url}")),
-                1,
             )
         })
 }
@@ -90,15 +89,12 @@ async fn write_index(
     let out = settings.out.clone();
     tokio::task::spawn_blocking(move || export(&store, &out, vault_mirror::now_ms()))
         .await
-        .map_err(|error| Failure::new(anyhow::anyhow!("the export ended abnormally: {error}"), 1))?
+        .map_err(|error| Failure::failed(anyhow::anyhow!("the export ended abnormally: {error}")))?
         .map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error).context(format!(
-                    "cannot write the archive index in {}",
-                    settings.out.display()
-                )),
-                1,
-            )
+            Failure::failed(anyhow::Error::new(error).context(format!(
+                "cannot write the archive index in {}",
+                settings.out.display()
+            )))
         })
 }
 

@@ -52,7 +52,7 @@ async fn check_objects(
     depth: Depth,
     display: &dyn Reporter,
 ) -> Result<Checked, Failure> {
-    let archive = ObjectArchive::open(url).map_err(|error| Failure::new(error, 2))?;
+    let archive = ObjectArchive::open(url).map_err(Failure::usage)?;
     Ok(verify_objects(&archive, files, depth, 8, display).await)
 }
 
@@ -127,10 +127,7 @@ async fn checked(
         tokio::task::spawn_blocking(move || verify_files(&out, &files, depth, workers, &*display))
             .await
             .map_err(|error| {
-                Failure::new(
-                    anyhow::anyhow!("the verify task ended abnormally: {error}"),
-                    1,
-                )
+                Failure::failed(anyhow::anyhow!("the verify task ended abnormally: {error}"))
             })?
     };
     display.finish();
