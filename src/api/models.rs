@@ -1,6 +1,6 @@
 //! Models of the OFAuth API answers, parsed leniently.
 //!
-//! The public docs are incomplete (see `shared/reference/ofauth-api.md`), so
+//! OFAuth's public docs do not describe every field the API sends, so
 //! every model tolerates unknown fields, unknown variant labels and status
 //! values, numbers sent as strings (and ids sent as numbers), and missing
 //! optional fields. What a field must hold for a variant to be downloadable

@@ -28,9 +28,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::archive::ArchiveError;
 use crate::archive::bucket::{Bucket, BucketError, WriteMode};
 use crate::archive::dir::{Access, ArchiveDir, EntryKind, LinkInside, split_file};
+use crate::archive::error::ArchiveError;
 use crate::location::ArchiveLocation;
 
 /// An archive: a folder on a local disk, or a prefix in a bucket.

@@ -20,6 +20,7 @@ pub mod bucket;
 pub mod content;
 pub mod dir;
 pub mod durable;
+mod error;
 pub mod export;
 pub mod gallery;
 pub mod paths;
@@ -38,24 +39,7 @@ use std::path::{Component, Path, PathBuf};
 pub use backend::testing;
 pub use backend::{Archive, Kind, Stat, hash_reader};
 pub use dir::{ArchiveDir, Folder};
-
-use crate::archive::bucket::BucketError;
-use crate::store::StoreError;
-
-/// Why an archive step could not be done.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Object storage failed (the key and the store's error named).
-    #[error(transparent)]
-    Bucket(#[from] BucketError),
-    /// fs-err's messages name the path.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("refusing to use the path {path:?}: {reason}")]
-    UnsafePath { path: String, reason: String },
-}
+pub use error::ArchiveError;
 
 /// The top-level folders that hold archived bytes.
 pub const BYTE_FOLDERS: [&str; 2] = ["media", ".versions"];

@@ -18,6 +18,7 @@ use std::time::Instant;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use vault_mirror::archive::agency::{self, Registered};
+use vault_mirror::exit::ExitStatus;
 use vault_mirror::pipeline::{self, Limits, Outcome, Summary};
 use vault_mirror::report::{Reporter, Stage, TransferId};
 use vault_mirror::settings::Settings;
@@ -51,6 +52,19 @@ pub struct ConnectionRun {
 }
 
 impl ConnectionRun {
+    /// The connection's own exit status (not started: nothing to report).
+    pub fn status(&self) -> ExitStatus {
+        match &self.result {
+            RunResult::Finished(summary) => match summary.outcome {
+                Outcome::Complete => ExitStatus::Ok,
+                Outcome::Partial => ExitStatus::Partial,
+                Outcome::Interrupted => ExitStatus::Interrupted,
+            },
+            RunResult::Failed(failure) => failure.status(),
+            RunResult::NotStarted => ExitStatus::Ok,
+        }
+    }
+
     /// `complete`, `partial`, `interrupted`, `refused`, `failed` or `not_started`.
     pub fn outcome(&self) -> &'static str {
         match &self.result {
@@ -59,7 +73,7 @@ impl ConnectionRun {
                 Outcome::Partial => "partial",
                 Outcome::Interrupted => "interrupted",
             },
-            RunResult::Failed(failure) if failure.code == 4 => "refused",
+            RunResult::Failed(failure) if failure.status() == ExitStatus::Refused => "refused",
             RunResult::Failed(_) => "failed",
             RunResult::NotStarted => "not_started",
         }
@@ -179,12 +193,11 @@ fn one_archive_already(base: &Settings) -> Option<Failure> {
     }
     let out = base.out.display();
     Some(
-        Failure::new(
+        Failure::usage(
             anyhow::anyhow!(
                 "{out} is the archive of one connection; a run of many connections puts each \
                  in a folder of its own, <out>/<connection id>/, and would mix the two layouts there"
             ),
-            2,
         )
         .hint(format!(
             "give the agency's archive a folder of its own (`--out …`), or name one \
@@ -261,22 +274,14 @@ pub fn finish(
     code
 }
 
-/// 130/143 when stopped; else 1 if any connection failed, else 4 if any
-/// was refused, else 3 if any is partial, else 0.
+/// 130/143 when stopped; else the worst of the connections' statuses
+/// ([`ExitStatus::worst`]: 1 if any failed, else 4 if any was refused, else
+/// 3 if any is partial, else 0).
 pub fn exit_code(runs: &[ConnectionRun], stopped: Option<i32>) -> i32 {
     if let Some(code) = stopped {
         return code;
     }
-    let outcomes: Vec<&str> = runs.iter().map(ConnectionRun::outcome).collect();
-    if outcomes.contains(&"failed") {
-        1
-    } else if outcomes.contains(&"refused") {
-        4
-    } else if outcomes.contains(&"partial") {
-        3
-    } else {
-        0
-    }
+    ExitStatus::worst(runs.iter().map(ConnectionRun::status)).code()
 }
 
 fn overall_outcome(code: i32) -> &'static str {

@@ -1,4 +1,4 @@
-//! The command-line contract (`DESIGN.md`): commands, flags and the
+//! The command-line contract (README.md, "Using it"): commands, flags and the
 //! environment variables that stand in for them. Only clap lives here;
 //! [`super::settings`] turns these into `Settings`.
 //!

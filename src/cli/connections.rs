@@ -85,9 +85,8 @@ pub async fn select(global: &GlobalArgs, settings: &Settings) -> Result<Selectio
         return Ok(Selection::One);
     }
     if global.db.is_some() {
-        return Err(Failure::new(
+        return Err(Failure::usage(
             anyhow::anyhow!("--db names one database, but this run mirrors several connections"),
-            2,
         )
         .hint("each connection keeps its database in its own archive, <out>/<connection id>/.vault-mirror/; leave out --db"));
     }

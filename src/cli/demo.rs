@@ -22,9 +22,8 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
         .count();
     let connections = options.more_connections.len() + 1;
     let server = FakeServer::start(vault, options).await.map_err(|error| {
-        Failure::new(
+        Failure::failed(
             anyhow::Error::new(error).context("cannot start the sample Vault+ server on 127.0.0.1"),
-            1,
         )
     })?;
     // An agency's demo gets a folder of its own: its layout (one archive
@@ -150,11 +149,12 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     }
     let width = lines
         .iter()
-        .map(|(path, _)| path.chars().count())
+        .map(|(path, _)| super::table::width(path))
         .max()
         .unwrap_or(0);
     for (path, what) in lines {
-        text.push_str(&format!("  {path:width$}   {what}\n"));
+        let pad = " ".repeat(width - super::table::width(&path));
+        text.push_str(&format!("  {path}{pad}   {what}\n"));
     }
     let command = invoked_as();
     text.push_str(&format!(

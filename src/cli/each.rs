@@ -5,12 +5,13 @@
 //!
 //! Invariants: one connection's failure (a run holding its lock, a
 //! damaged database) is reported and the others are still checked; the
-//! exit code is the worst of the connections' (1, else 4, else 3, else
-//! 0), as `mirror` picks it; `--json` prints one object with a
+//! exit code is the worst of the connections' (`ExitStatus::worst`: 1,
+//! else 4, else 3, else 0), as `mirror` picks it; `--json` prints one object with a
 //! `connections` array holding each connection's own report.
 
 use serde_json::value::RawValue;
 use vault_mirror::archive::agency;
+use vault_mirror::exit::ExitStatus;
 use vault_mirror::settings::Settings;
 
 use super::args::VerifyArgs;
@@ -26,12 +27,12 @@ pub async fn agency_connections(settings: &Settings) -> Result<Option<Vec<Settin
         }
         return super::overview::connections(settings)
             .await
-            .map_err(|error| Failure::new(error, 1));
+            .map_err(Failure::failed);
     }
     if !agency::is_agency(&settings.out) {
         return Ok(None);
     }
-    let rows = agency::overview(&settings.out).map_err(|error| Failure::new(error, 1))?;
+    let rows = agency::overview(&settings.out).map_err(Failure::failed)?;
     let connections = rows
         .iter()
         .map(|row| settings.for_connection_at(&row.id, settings.out.join(&row.folder)))
@@ -182,15 +183,11 @@ fn shown_id(connection: &Settings) -> String {
     connection.connection_id.clone().unwrap_or_default()
 }
 
-/// The exit code of many: 1 if any failed, else 4 if any was refused,
-/// else 3 if any found something, else 0 (any other code, as it is).
+/// The exit code of many: the policy of [`ExitStatus::worst`] (1 if any
+/// failed, a connection's 2 counting as its failure, else 4 if any was
+/// refused, else 3 if any found something, else 0).
 fn worst(codes: &[i32]) -> i32 {
-    for code in [1, 4, 3] {
-        if codes.contains(&code) {
-            return code;
-        }
-    }
-    codes.iter().copied().find(|code| *code != 0).unwrap_or(0)
+    ExitStatus::worst(codes.iter().map(|code| ExitStatus::from_code(*code))).code()
 }
 
 #[cfg(test)]
@@ -202,6 +199,7 @@ mod tests {
         assert_eq!(super::worst(&[0, 3, 0]), 3);
         assert_eq!(super::worst(&[3, 4, 0]), 4);
         assert_eq!(super::worst(&[4, 1, 3]), 1);
-        assert_eq!(super::worst(&[0, 2]), 2);
+        assert_eq!(super::worst(&[0, 2]), 1);
+        assert_eq!(super::worst(&[3, 2]), 1);
     }
 }

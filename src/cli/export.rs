@@ -62,14 +62,13 @@ pub async fn run_report(settings: &Settings) -> Result<(i32, String), Failure> {
 /// The three files written into the archive, on the disk or as objects.
 async fn write_index(settings: &Settings, store: &Store) -> Result<ExportSummary, Failure> {
     let location = settings.archive();
-    let archive = Archive::open(&location).map_err(|error| Failure::new(error, 2))?;
+    let archive = Archive::open(&location).map_err(Failure::usage)?;
     export(&archive, store, vault_mirror::now_ms())
         .await
         .map_err(|error| {
-            Failure::new(
+            Failure::failed(
                 anyhow::Error::new(error)
                     .context(format!("cannot write the archive index in {location}")),
-                1,
             )
         })
 }

@@ -2,6 +2,7 @@
 //! its kind picks; printed as `error:` / `caused by:` / `hint:` lines (and
 //! as one JSON object with `--json`).
 
+use vault_mirror::exit::ExitStatus;
 use vault_mirror::lock::LockError;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, SettingsError};
@@ -17,12 +18,26 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(error: impl Into<anyhow::Error>, code: i32) -> Self {
+    pub fn new(error: impl Into<anyhow::Error>, status: ExitStatus) -> Self {
         Failure {
             error: error.into(),
             hints: Vec::new(),
-            code,
+            code: status.code(),
         }
+    }
+
+    /// A fatal error (exit 1).
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure::new(error, ExitStatus::Failed)
+    }
+
+    /// A usage or configuration error (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure::new(error, ExitStatus::Usage)
+    }
+
+    pub fn status(&self) -> ExitStatus {
+        ExitStatus::from_code(self.code)
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -69,7 +84,7 @@ impl From<StoreError> for Failure {
 impl From<LockError> for Failure {
     fn from(error: LockError) -> Self {
         let hint = error.hint();
-        let mut failure = Failure::new(error, 1);
+        let mut failure = Failure::failed(error);
         failure.hints.extend(hint);
         failure
     }

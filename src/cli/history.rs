@@ -37,13 +37,10 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
     };
     if let Some(run_id) = args.run_id {
         let Some(run) = store.run_history(run_id)? else {
-            return Err(Failure::new(
-                anyhow::anyhow!(
-                    "the archive {} has no run #{run_id}",
-                    settings.out.display()
-                ),
-                2,
-            )
+            return Err(Failure::usage(anyhow::anyhow!(
+                "the archive {} has no run #{run_id}",
+                settings.out.display()
+            ))
             .hint("`vault-mirror history` lists the runs with their ids"));
         };
         let changes = store.run_changes(run_id)?;

@@ -48,10 +48,7 @@ pub fn init(settings: &Settings) -> Result<(), Failure> {
         Some(path) => {
             if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs_err::create_dir_all(folder).map_err(|error| {
-                    Failure::new(
-                        anyhow::Error::new(error).context("cannot open the log file"),
-                        2,
-                    )
+                    Failure::usage(anyhow::Error::new(error).context("cannot open the log file"))
                 })?;
             }
             let mut options = fs_err::OpenOptions::new();
@@ -60,10 +57,7 @@ pub fn init(settings: &Settings) -> Result<(), Failure> {
             #[cfg(unix)]
             fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let log = options.open(path).map_err(|error| {
-                Failure::new(
-                    anyhow::Error::new(error).context("cannot open the log file"),
-                    2,
-                )
+                Failure::usage(anyhow::Error::new(error).context("cannot open the log file"))
             })?;
             let file_level = match output.verbose {
                 0 | 1 => LevelFilter::INFO,

@@ -65,13 +65,10 @@ fn agency_folder(settings: &Settings) -> bool {
 /// One connection's run aimed at an agency's folder: the layouts would mix.
 fn into_agency_folder(settings: &Settings) -> Failure {
     let out = settings.out.display();
-    Failure::new(
-        anyhow::anyhow!(
-            "{out} holds one archive per connection (an agency's); a run of one connection \
+    Failure::usage(anyhow::anyhow!(
+        "{out} holds one archive per connection (an agency's); a run of one connection \
              would make it an archive of its own and mix the two layouts"
-        ),
-        2,
-    )
+    ))
     .hint(format!(
         "give the connection's own folder, `--out {out}/<connection id>`, or choose the \
          connections as the agency's runs do (`--all-connections`, `--connection` repeated)"
@@ -150,9 +147,8 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
         Some(dir) => {
             let vault = Vault::bench(args.media, args.bench_scale);
             let bytes = vault_mirror::fake::write_files(&vault, dir).map_err(|error| {
-                Failure::new(
+                Failure::failed(
                     anyhow::Error::new(error).context("cannot write the benchmark's data set"),
-                    1,
                 )
             })?;
             eprintln!(
@@ -177,10 +173,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
     let server = FakeServer::start_on(vault, options, args.port)
         .await
         .map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error).context("cannot start the fake server"),
-                1,
-            )
+            Failure::failed(anyhow::Error::new(error).context("cannot start the fake server"))
         })?;
     if let Some(path) = &args.url_list {
         let lines: String = server
@@ -189,10 +182,7 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             .map(|(url, relative)| format!("{url}\t{relative}\n"))
             .collect();
         fs_err::write(path, lines).map_err(|error| {
-            Failure::new(
-                anyhow::Error::new(error).context("cannot write the URL list"),
-                1,
-            )
+            Failure::failed(anyhow::Error::new(error).context("cannot write the URL list"))
         })?;
     }
     // Lines a shell takes as they are: paste them, or `eval "$(…)"`.

@@ -75,9 +75,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             // On object storage, an agency's prefix holds a registry of
             // connections, and no archive of its own.
             if cli.global.db.is_none() && !settings.db.exists() {
-                let rows = overview::read(&settings)
-                    .await
-                    .map_err(|error| Failure::new(error, 1))?;
+                let rows = overview::read(&settings).await.map_err(Failure::failed)?;
                 if let Some(rows) = rows {
                     return Ok(status::print_many(&settings, &rows));
                 }

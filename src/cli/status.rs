@@ -96,8 +96,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
 /// `status` of an agency's archive (`<out>/<connection id>/` each): one
 /// row per connection, read from each connection's own database.
 pub fn run_many(settings: &Settings) -> Result<i32, Failure> {
-    let rows = vault_mirror::archive::agency::overview(&settings.out)
-        .map_err(|error| Failure::new(error, 1))?;
+    let rows = vault_mirror::archive::agency::overview(&settings.out).map_err(Failure::failed)?;
     Ok(print_many(settings, &rows))
 }
 
@@ -189,10 +188,10 @@ pub async fn restore(settings: &Settings) -> Result<(), Failure> {
     if settings.db.exists() {
         return Ok(());
     }
-    let archive = Bucket::open(url).map_err(|error| Failure::new(error, 2))?;
+    let archive = Bucket::open(url).map_err(Failure::usage)?;
     if restore_snapshot(&archive, &settings.db)
         .await
-        .map_err(|error| Failure::new(error, 1))?
+        .map_err(Failure::failed)?
     {
         tracing::info!("no local state database: started from the archive's snapshot");
     }
@@ -207,23 +206,21 @@ pub fn open(settings: &Settings) -> Result<Store, Failure> {
             && vault_mirror::archive::agency::is_agency(&settings.out) =>
         {
             let out = settings.out.display();
-            Err(Failure::new(
+            Err(Failure::usage(
                 anyhow::anyhow!(
                     "{out} holds one archive per connection (an agency's), not one archive"
                 ),
-                2,
             )
             .hint(format!(
                 "give one connection's folder: `--out {out}/<connection id>`; `vault-mirror status --out {out}` lists them"
             )))
         }
-        None => Err(Failure::new(
+        None => Err(Failure::usage(
             anyhow::anyhow!(
                 "no archive at {}: there is no database at {}",
                 settings.shown_out().display(),
                 settings.db.display()
             ),
-            2,
         )
         .hint(format!(
             "run `vault-mirror mirror --out {}` to create it, or point `--out` (or `--db`) at an existing archive",

@@ -1,6 +1,10 @@
 //! Plain-text tables for `status` and `lists`: columns padded to their
 //! widest cell, numbers on the right, no colour and no box drawing, so the
-//! output reads the same in a terminal, a log and a snapshot.
+//! output reads the same in a terminal, a log and a snapshot. Widths are
+//! display columns (`unicode-width`): a CJK character or an emoji takes two,
+//! so a list named with them keeps the columns straight.
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// How a column lines up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,20 +71,28 @@ impl Table {
     }
 }
 
-fn width(text: &str) -> usize {
-    text.chars().count()
+/// How many columns `text` takes in a terminal.
+pub fn width(text: &str) -> usize {
+    text.width()
 }
 
 /// Server text made safe for a terminal: control characters escaped, and
-/// long names cut.
+/// long names cut to `limit` columns.
 pub fn shown(text: &str, limit: usize) -> String {
     let escaped: String = text.chars().flat_map(char::escape_debug).collect();
-    if escaped.chars().count() > limit {
-        let head: String = escaped.chars().take(limit.saturating_sub(1)).collect();
-        format!("{head}…")
-    } else {
-        escaped
+    if width(&escaped) <= limit {
+        return escaped;
     }
+    let room = limit.saturating_sub(1);
+    let mut used = 0;
+    let head: String = escaped
+        .chars()
+        .take_while(|c| {
+            used += c.width().unwrap_or(0);
+            used <= room
+        })
+        .collect();
+    format!("{head}…")
 }
 
 #[cfg(test)]
@@ -98,5 +110,25 @@ mod tests {
         );
         assert_eq!(shown("a\u{1b}[2Jb", 40), "a\\u{1b}[2Jb");
         assert_eq!(shown("abcdef", 4), "abc…");
+    }
+
+    /// CJK characters and emoji take two columns each: the columns after
+    /// them still line up on screen, and a long name is cut by columns.
+    #[test]
+    fn wide_characters_line_up() {
+        let mut table = Table::new(&[("NAME", Align::Left), ("FILES", Align::Right)]);
+        table.row(vec!["夏の旅行".into(), "7".into()]);
+        table.row(vec!["🎉 party".into(), "42".into()]);
+        table.row(vec!["Summer trip".into(), "1234".into()]);
+        let text = table.render();
+        assert_eq!(
+            text,
+            "NAME         FILES\n夏の旅行         7\n🎉 party        42\nSummer trip   1234\n"
+        );
+        let widths: Vec<usize> = text.lines().map(width).collect();
+        assert_eq!(widths, [18, 18, 18, 18]);
+        assert_eq!(shown("日本語の名前", 7), "日本語…");
+        assert_eq!(width(&shown("🎉🎉🎉🎉", 6)), 5);
+        assert_eq!(shown("夏の旅行", 8), "夏の旅行");
     }
 }

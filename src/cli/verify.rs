@@ -104,7 +104,7 @@ async fn checked(
             vault_mirror::human_bytes(total)
         ),
     );
-    let archive = Archive::open(&settings.archive()).map_err(|error| Failure::new(error, 2))?;
+    let archive = Archive::open(&settings.archive()).map_err(Failure::usage)?;
     let workers = archive.parallel_reads();
     let checked = verify_files(&archive, &files, depth, workers, &*display).await;
     display.finish();

@@ -50,9 +50,8 @@ impl Watchers {
             None => None,
             Some(_) if watch.events_on_stdout() => Some(EventSink::stdout()),
             Some(path) => Some(EventSink::file(path).map_err(|error| {
-                Failure::new(
+                Failure::usage(
                     anyhow::Error::new(error).context("cannot open the events file (--events)"),
-                    2,
                 )
             })?),
         }

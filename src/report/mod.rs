@@ -27,7 +27,8 @@ impl TransferId {
     }
 }
 
-/// The pipeline stages, in order (see `DESIGN.md`).
+/// The pipeline stages, in the order a run goes through them (ARCHITECTURE.md,
+/// "One run, end to end").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Lists,

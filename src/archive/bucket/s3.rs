@@ -26,6 +26,7 @@ use object_store::{
 
 use crate::location::S3Url;
 use object_store::signer::{SignedUrlOptions, Signer};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use std::time::Duration;
@@ -163,16 +164,18 @@ impl std::fmt::Debug for Bucket {
 /// CopyObject copies at most this much in one request.
 const COPY_LIMIT: u64 = 5 << 30;
 
+/// What `x-amz-copy-source` keeps as it is: the unreserved characters of
+/// RFC 3986 (`A-Z a-z 0-9 - _ . ~`) and `/`; every other byte is `%XX`.
+const KEY_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
 /// `key` percent-encoded for `x-amz-copy-source` (`/` kept).
 fn encode_key(key: &str) -> String {
-    key.bytes()
-        .map(|byte| match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(byte).to_string()
-            }
-            byte => format!("%{byte:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(key, KEY_KEEPS).to_string()
 }
 
 /// Whether `endpoint` is plain HTTP to somewhere other than this machine.
@@ -578,6 +581,28 @@ fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same bytes kept, the same `%XX` (upper case) for every other byte,
+    /// as the hand-written encoder this replaced.
+    #[test]
+    fn copy_source_keeps_unreserved_and_slash() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        let key = format!("{every_ascii}/café/日本/😀 x+y");
+        let expected: String = key
+            .bytes()
+            .map(|byte| match byte {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    char::from(byte).to_string()
+                }
+                byte => format!("%{byte:02X}"),
+            })
+            .collect();
+        assert_eq!(encode_key(&key), expected);
+        assert_eq!(
+            encode_key("lists/a b/ü~x_1.jpg"),
+            "lists/a%20b/%C3%BC~x_1.jpg"
+        );
+    }
 
     #[test]
     fn plain_http_only_to_this_machine() {
