@@ -924,6 +924,35 @@ both!(
     }
 );
 
+both!(
+    #[ignore = "drift: on S3 a store error in the finish stage is only noted (pipeline/finish.rs finish_remote) and the run goes on"]
+    a_broken_database_in_the_finish_stage_stops_the_run,
+    |backend| {
+        let Some(archive) = Archive::sample(backend, 8, 2) else {
+            return;
+        };
+        let archive = archive.mirrored();
+        remove_one_upstream(&archive);
+        // The database breaks after the transfers: recording the prune fails.
+        archive
+            .sql()
+            .execute_batch(
+                "CREATE TRIGGER broken BEFORE INSERT ON pruned_files \
+                 BEGIN SELECT RAISE(ABORT, 'the test broke the database'); END;",
+            )
+            .unwrap();
+        let run = archive.run(&["mirror", "--prune", "--export"]);
+        assert_eq!(run.code, 1, "{}", run.text);
+        assert!(
+            run.text.contains("the test broke the database"),
+            "{}",
+            run.text
+        );
+        // Stopped: the export after the prune never ran.
+        assert_eq!(archive.read("SHA256SUMS"), None, "{}", run.text);
+    }
+);
+
 #[test]
 fn a_lost_state_is_restored_from_the_snapshot_bucket() {
     // The disk keeps its database inside the archive (<out>/.vault-mirror/):
