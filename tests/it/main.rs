@@ -19,6 +19,7 @@ mod common;
 
 mod agency;
 mod archive;
+mod backends;
 mod cli;
 mod faults;
 mod gallery_browser;

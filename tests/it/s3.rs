@@ -17,13 +17,13 @@ use vault_mirror::fake::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults
 
 use crate::common::{stored_variants, vault_mirror};
 
-const BUCKET: &str = "vault-test";
-const PREFIX: &str = "archives/alice";
+pub(crate) const BUCKET: &str = "vault-test";
+pub(crate) const PREFIX: &str = "archives/alice";
 const ACCESS_KEY: &str = "AKIAVAULTMIRRORTEST1";
 const SECRET_KEY: &str = "s3cr3t-do-not-print-me-0123456789abcdef";
 
 /// A moto server on a free loopback port, stopped when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     endpoint: String,
     _home: tempfile::TempDir,
@@ -38,7 +38,7 @@ impl Drop for Moto {
 
 /// Starts moto with the test bucket, or None (with the reason printed)
 /// where moto is not installed; under `CI=true` that is a failure.
-fn moto() -> Option<Moto> {
+pub(crate) fn moto() -> Option<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -80,7 +80,7 @@ fn moto() -> Option<Moto> {
 }
 
 /// Runs `code` with `s3` a boto3 client of `moto`; returns its stdout.
-fn python(moto: &Moto, code: &str) -> String {
+pub(crate) fn python(moto: &Moto, code: &str) -> String {
     let script = format!(
         "import boto3, json, hashlib\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}', region_name='us-east-1')\n{code}\n",
         moto.endpoint
@@ -149,7 +149,7 @@ fn mirror_s3(server: &FakeServer, moto: &Moto, state: &Path) -> Command {
 
 /// `vault-mirror <args> --json --out s3://…` against `server` and `moto`,
 /// with its local state under `state` and the log at debug level.
-fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
+pub(crate) fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
     let mut command = vault_mirror();
     command
         .args(args)
@@ -170,7 +170,7 @@ fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> 
 }
 
 /// The local state database of the test archive under `state`.
-fn state_db(state: &Path) -> PathBuf {
+pub(crate) fn state_db(state: &Path) -> PathBuf {
     let url = vault_mirror::location::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
     state
         .join("vault-mirror")
