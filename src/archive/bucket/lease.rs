@@ -216,7 +216,10 @@ async fn renew(
                 return;
             }
             // A failed renewal is tried again at the next turn.
-            Err(error) => tracing::warn!("renewing the archive's lease: {error}"),
+            Err(error) => tracing::warn!(
+                "renewing the archive's lease: {}",
+                crate::report::chain(&error)
+            ),
         }
     }
 }

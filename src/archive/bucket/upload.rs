@@ -197,7 +197,7 @@ impl Upload {
             )
             .await
         {
-            tracing::warn!("{error}");
+            tracing::warn!("{}", crate::report::chain(&error));
         }
         Ok(sha256)
     }

@@ -339,7 +339,8 @@ impl Attempt<'_> {
             writer.write(chunk).await.map_err(|error| match error {
                 SinkError::Part(error) => local(error),
                 SinkError::Upload(error) => AttemptError::Transient(format!(
-                    "writing to the archive failed (the upload starts over): {error}"
+                    "writing to the archive failed (the upload starts over): {}",
+                    crate::report::chain(&error)
                 )),
             })?;
             written += length;
