@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::sample::{JPEG_HEADER, MP4_HEADER, PNG_END, png_header};
-use super::{FakeList, FakeMedia, FakeVariant, Vault};
+use super::vault::{FakeList, FakeMedia, FakeVariant, Vault};
 
 /// How big the benchmark's files are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use super::{FakeOptions, Vault};
+use super::vault::Vault;
 
 /// One connection of the fake's account, as a test or `demo` describes it.
 #[derive(Debug, Clone)]
@@ -97,41 +97,12 @@ impl Tenant {
     }
 }
 
-/// A sample account: the vault of the server's own connection, and the
-/// options that add `connections - 1` other connections of
-/// [`FakeConnection::sample_agency`] (and, when `troubled`, two more that
-/// need re-linking: one listed as expired, one refused).
-pub fn sample_account(
-    media: usize,
-    lists: usize,
-    connections: usize,
-    troubled: bool,
-) -> (Vault, FakeOptions) {
-    if connections <= 1 && !troubled {
-        return (Vault::sample(media, lists), FakeOptions::default());
-    }
-    let extra = if troubled { 2 } else { 0 };
-    let mut agency = FakeConnection::sample_agency(connections.max(1) + extra, media, lists);
-    if troubled && let [.., expired, refused] = agency.as_mut_slice() {
-        expired.status = "expired".to_owned();
-        refused.session_expired = true;
-    }
-    let first = agency.remove(0);
-    let options = FakeOptions {
-        connection_id: first.id,
-        more_connections: agency,
-        ..FakeOptions::default()
-    };
-    (first.vault, options)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use super::*;
     use crate::api::{ApiClient, ApiConfig};
-    use crate::fake::FakeServer;
+    use crate::fake::{FakeServer, sample_account};
     use crate::report::SilentReporter;
 
     /// An account of `healthy` connections (one media, one list each) and,

@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{Faults, Shared, lock};
+use super::options::Faults;
+use super::shared::{Shared, lock};
 
 /// Fixed, so an If-Range carrying it stays valid across runs.
 const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";

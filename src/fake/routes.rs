@@ -21,7 +21,9 @@ use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{FakeMedia, Shared, Tenant, Vault, lock};
+use super::connections::Tenant;
+use super::shared::{Shared, lock};
+use super::vault::{FakeMedia, Vault};
 
 type Answer = Result<Response, ApiError>;
 

@@ -17,7 +17,9 @@ use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use super::{FakeList, FakeMedia, FakeVariant, Vault};
+use super::connections::FakeConnection;
+use super::options::FakeOptions;
+use super::vault::{FakeList, FakeMedia, FakeVariant, Vault};
 
 const LIST_NAMES: [&str; 6] = [
     "Best of 2025/26",
@@ -602,6 +604,34 @@ impl Xorshift {
     fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound.max(1)
     }
+}
+
+/// A sample account: the vault of the server's own connection, and the
+/// options that add `connections - 1` other connections of
+/// [`FakeConnection::sample_agency`] (and, when `troubled`, two more that
+/// need re-linking: one listed as expired, one refused).
+pub fn sample_account(
+    media: usize,
+    lists: usize,
+    connections: usize,
+    troubled: bool,
+) -> (Vault, FakeOptions) {
+    if connections <= 1 && !troubled {
+        return (Vault::sample(media, lists), FakeOptions::default());
+    }
+    let extra = if troubled { 2 } else { 0 };
+    let mut agency = FakeConnection::sample_agency(connections.max(1) + extra, media, lists);
+    if troubled && let [.., expired, refused] = agency.as_mut_slice() {
+        expired.status = "expired".to_owned();
+        refused.session_expired = true;
+    }
+    let first = agency.remove(0);
+    let options = FakeOptions {
+        connection_id: first.id,
+        more_connections: agency,
+        ..FakeOptions::default()
+    };
+    (first.vault, options)
 }
 
 #[cfg(test)]
