@@ -244,6 +244,25 @@ pub struct Stats {
     pub garbled_dates: u64,
 }
 
+/// One API call as the fake saw it, in arrival order, so a test can check
+/// how long a client waited after being told to.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// When the call reached the API (after its key was accepted).
+    pub arrived: std::time::Instant,
+    /// `Some` when it was answered 429: when, and what the answer said.
+    pub rate_limited: Option<RateLimitAnswer>,
+}
+
+/// A 429 the fake sent: when, and its `Retry-After` and
+/// `X-RateLimit-Reset` (delta seconds), if any.
+#[derive(Debug, Clone)]
+pub struct RateLimitAnswer {
+    pub answered: std::time::Instant,
+    pub retry_after: Option<u64>,
+    pub reset_after: Option<u64>,
+}
+
 /// A running fake; it stops when dropped.
 pub struct FakeServer {
     shared: Arc<Shared>,
@@ -344,6 +363,7 @@ impl FakeServer {
             signing_key: random_key(),
             faults: Mutex::new(options.faults),
             stats: Mutex::new(Stats::default()),
+            api_requests: Mutex::new(Vec::new()),
             next_request_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             dice: AtomicU64::new(0x5EED),
@@ -450,6 +470,11 @@ impl FakeServer {
     pub fn stats(&self) -> Stats {
         lock(&self.shared.stats).clone()
     }
+
+    /// Every authorized API call so far, in the order they arrived.
+    pub fn api_requests(&self) -> Vec<ApiRequest> {
+        lock(&self.shared.api_requests).clone()
+    }
 }
 
 impl Drop for FakeServer {
@@ -474,6 +499,8 @@ struct Shared {
     signing_key: Vec<u8>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
+    /// Every authorized API call, for [`FakeServer::api_requests`].
+    api_requests: Mutex<Vec<ApiRequest>>,
     next_request_id: AtomicU64,
     started: std::time::Instant,
     /// State of the fixed-seed generator behind fault ratios.

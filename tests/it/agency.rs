@@ -5,13 +5,16 @@
 //! connections running, then a resume.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault, sample_account};
 use vault_mirror::names::safe_name;
 
-use crate::common::{against, assert_archive_matches, json_of, media_files, stored_variants};
+use crate::common::{
+    against, assert_archive_matches, json_of, json_with_code, media_files, send_signal,
+    stored_variants,
+};
 
 /// A sample account of `connections` healthy connections (`conn_01`, …)
 /// of `media` media in 2 lists each, plus, when `troubled`, `conn_0N+1`
@@ -27,14 +30,6 @@ fn agency_run(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
     let mut command = against(server, out, args);
     command.env_remove("OFAUTH_CONNECTION_ID");
     command
-}
-
-/// Runs `command`, checks its exit code, and returns its `--json` object.
-fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    json_of(&output)
 }
 
 /// `mirror --all-connections --json` into `out`, exiting `code`.
@@ -281,15 +276,6 @@ fn verified_in(archive: &Path) -> i64 {
     .unwrap_or(0)
 }
 
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
     let throttled = Faults {
@@ -323,7 +309,7 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
         assert!(Instant::now() < deadline, "the connections never got going");
         std::thread::sleep(Duration::from_millis(50));
     }
-    interrupt(&child);
+    send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
@@ -380,7 +366,7 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            interrupt(&child);
+            send_signal(&child, "INT");
             let output = child.wait_with_output().unwrap();
             panic!(
                 "the run is stuck: {}",

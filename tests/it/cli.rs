@@ -8,8 +8,8 @@ use predicates::prelude::*;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 
 use crate::common::{
-    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, media_files, stored_variants,
-    variant_rows, vault_mirror,
+    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, media_files, require, send_signal,
+    stored_variants, variant_rows, vault_mirror,
 };
 
 #[test]
@@ -265,16 +265,6 @@ fn kill_9_mid_run_then_a_run_that_completes() {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-}
-
-/// Sends `signal` (a name for `kill`, like `INT`) to `child`.
-pub(crate) fn send_signal(child: &std::process::Child, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Waits (polling the database) until `at_least` variants are verified.
@@ -681,7 +671,8 @@ fn a_locked_database_is_reported_not_waited_on_forever() {
     holder.execute_batch("COMMIT;").unwrap();
 }
 
-/// Needs root and a tmpfs mount (as in CI); says so and passes elsewhere.
+/// Needs root to mount a tmpfs (as in CI): elsewhere it skips, saying so;
+/// under `CI=true` it fails (`require!`).
 #[test]
 fn a_read_only_database_is_reported() {
     let vault = Vault::sample(6, 1);
@@ -691,13 +682,16 @@ fn a_read_only_database_is_reported() {
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
         .arg(mount.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
-        return;
-    }
+        .output();
+    require!(match mounted {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "cannot mount a tmpfs here (it needs root): mount {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(error) => Err(format!("cannot run mount: {error}")),
+    });
     let db = mount.path().join("state.sqlite");
     let run = || {
         let mut command = against(&server, out.path(), &["mirror"]);
@@ -1214,36 +1208,16 @@ fn run_tool(name: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
 }
 
 /// The real thing: a mirror onto an exFAT file system, which makes no
-/// links. Skips (saying why) where no exFAT can be mounted, but never in
-/// CI on a machine that has the tools for it.
+/// links. Where no exFAT can be mounted (it needs root, /dev/fuse, a free
+/// loop device and the Debian packages exfat-fuse and exfatprogs) it
+/// skips, saying why; under `CI=true` it fails (`require!`).
 #[cfg(target_os = "linux")]
 #[test]
 fn a_mirror_onto_exfat_completes_with_index_views() {
-    let mount = match ExfatMount::new() {
-        Ok(mount) => mount,
-        Err(why) => {
-            let root = run_tool("id", &["-u".as_ref()]).is_ok_and(|uid| uid.trim() == "0");
-            let equipped = root
-                && std::path::Path::new("/dev/fuse").exists()
-                && ["mkfs.exfat", "mount.exfat-fuse", "losetup"]
-                    .iter()
-                    .all(|tool| find_tool(tool).is_some());
-            assert!(
-                !(equipped && std::env::var("CI").is_ok_and(|ci| ci == "true")),
-                "CI has the exFAT tools, yet no exFAT could be mounted: {why}"
-            );
-            // Straight to stderr, past the test harness's capture, so a
-            // skip is seen in a plain `cargo test`.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED a_mirror_onto_exfat_completes_with_index_views: cannot mount an exFAT \
-                 image here ({why}); it needs root, /dev/fuse, a free loop device and the \
-                 Debian packages exfat-fuse and exfatprogs"
-            );
-            return;
-        }
-    };
+    let mount = require!(ExfatMount::new().map_err(|why| format!(
+        "cannot mount an exFAT image here ({why}); it needs root, /dev/fuse, a free loop \
+         device and the Debian packages exfat-fuse and exfatprogs"
+    )));
     let vault = Vault::sample(24, 3);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = mount.path.join("archive");

@@ -11,7 +11,7 @@ use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
 use crate::common::{
-    against, assert_archive_matches, json_of as json, media_files, scrub_environment,
+    against, assert_archive_matches, json_of as json, media_files, require, scrub_environment,
     stored_variants, variant_rows, vault_mirror,
 };
 
@@ -690,12 +690,12 @@ fn infer_kind(bytes: &[u8]) -> &'static str {
 }
 
 /// Runs `command` (arguments of the binary, shell-quoted) in a real
-/// pseudo-terminal of 80 columns (util-linux `script`) against `server`;
-/// `None` where `script` cannot run here.
-fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Output> {
+/// pseudo-terminal of 80 columns (util-linux `script`, Debian package
+/// `bsdutils`) against `server`; or why `script` cannot run here (for
+/// [`require!`]: a skip, or under `CI=true` a failure).
+fn in_terminal(server: &FakeServer, command: &str) -> Result<std::process::Output, String> {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return None;
+        return Err("util-linux `script` is not installed (Debian package `bsdutils`)".to_owned());
     }
     let binary = assert_cmd::cargo::cargo_bin!("vault-mirror");
     let inner = format!(
@@ -705,7 +705,7 @@ fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Outpu
     let mut script = Command::new("script");
     // `script` passes its environment on to the binary: scrubbed, and
     // without a COLUMNS to beat the terminal's 80.
-    let output = scrub_environment(&mut script)
+    scrub_environment(&mut script)
         .env("OFAUTH_BASE_URL", server.base_url())
         .env("OFAUTH_API_KEY", server.api_key())
         .env("OFAUTH_CONNECTION_ID", server.connection_id())
@@ -713,14 +713,8 @@ fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Outpu
         .env("NO_COLOR", "1")
         .args(["-qfec", &inner, "/dev/null"])
         .stdin(std::process::Stdio::null())
-        .output();
-    match output {
-        Ok(output) => Some(output),
-        Err(_) => {
-            eprintln!("skipped: `script` could not run");
-            None
-        }
-    }
+        .output()
+        .map_err(|error| format!("`script` could not run: {error}"))
 }
 
 /// What a terminal was sent, as the lines drawn: escape sequences
@@ -769,9 +763,7 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
         "{{bin}} mirror --jobs 4 --out '{}'",
         out.path().join("archive").display()
     );
-    let Some(output) = in_terminal(&server, &command) else {
-        return;
-    };
+    let output = require!(in_terminal(&server, &command));
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -837,9 +829,7 @@ fn a_stop_signal_clears_the_bars_before_saying_so() {
         "{{bin}} mirror --jobs 4 --out '{}' & pid=$!; sleep 2; kill -INT $pid; wait $pid",
         out.path().join("archive").display()
     );
-    let Some(output) = in_terminal(&server, &command) else {
-        return;
-    };
+    let output = require!(in_terminal(&server, &command));
     let screen = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{screen}");
     let (before, after) = screen

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
 use vault_mirror::lock::ArchiveLock;
 
-use crate::common::{against, stored_variants, vault_mirror};
+use crate::common::{against, missing, require, stored_variants, vault_mirror};
 
 /// One request a [`PingServer`] received.
 #[derive(Debug, Clone)]
@@ -125,38 +125,36 @@ fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key} in {samples:?}"))
 }
 
-/// `promtool` on `args` with `input` on stdin: `None` where promtool is
-/// not installed (a loud skip), except in CI, where it must be.
-fn promtool(args: &[&str], input: Option<&Path>) -> Option<std::process::Output> {
+/// `promtool` on `args` with `input` on stdin, or why it cannot run here
+/// (for [`require!`] or [`missing`]: a skip, or under `CI=true` a failure).
+fn promtool(args: &[&str], input: Option<&Path>) -> Result<std::process::Output, String> {
     let mut command = std::process::Command::new("promtool");
     command.args(args);
     if let Some(input) = input {
         command.stdin(std::fs::File::open(input).unwrap());
     }
     match command.output() {
-        Ok(output) => Some(output),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is not installed, and CI is set: install the Debian package `prometheus`"
-            );
-            eprintln!(
-                "SKIPPED: promtool is not installed (Debian package `prometheus`); the metrics file was not checked by it"
-            );
-            None
-        }
+        Ok(output) => Ok(output),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(
+            "promtool is not installed (Debian package `prometheus`); the metrics file and \
+             the alert rule were not checked by it"
+                .to_owned(),
+        ),
         Err(error) => panic!("cannot run promtool: {error}"),
     }
 }
 
+/// promtool accepts the metrics file; where promtool is missing, only
+/// this check is skipped (under `CI=true` it fails).
 fn promtool_accepts(metrics: &Path) {
-    if let Some(output) = promtool(&["check", "metrics"], Some(metrics)) {
-        assert!(
+    match promtool(&["check", "metrics"], Some(metrics)) {
+        Err(why) => missing(&why),
+        Ok(output) => assert!(
             output.status.success(),
             "promtool check metrics: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
-        );
+        ),
     }
 }
 
@@ -368,7 +366,8 @@ fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
 
 #[test]
 fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrupted() {
-    use crate::cli::{send_signal, wait_for_verified};
+    use crate::cli::wait_for_verified;
+    use crate::common::send_signal;
     use vault_mirror::fake::Faults;
     let vault = Vault::sample(40, 3);
     let throttled = FakeOptions {
@@ -761,9 +760,7 @@ fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
         "the README's alert rule differs from {}",
         rules.display()
     );
-    let Some(output) = promtool(&["check", "rules", rules.to_str().unwrap()], None) else {
-        return;
-    };
+    let output = require!(promtool(&["check", "rules", rules.to_str().unwrap()], None));
     assert!(
         output.status.success(),
         "promtool check rules: {}{}",
