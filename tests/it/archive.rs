@@ -13,6 +13,7 @@ use crate::common::{
     against, assert_archive_matches, listed_media, media_files, mirror, settings_for,
     stored_variants, variant_rows, vault_mirror,
 };
+use crate::sandbox::Sandbox;
 
 /// Runs `sha256sum -c SHA256SUMS` in `out`; panics with its output on failure.
 fn sha256sum_check(out: &Path) -> usize {
@@ -82,11 +83,8 @@ async fn export_round_trip_is_checked_by_sha256sum() {
         name: "</script><b>\"quoted\" & ünïcode".into(),
         members: vec!["../../x".into(), "UPPER".into(), "semi;colon\nline".into()],
     });
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -95,8 +93,8 @@ async fn export_round_trip_is_checked_by_sha256sum() {
     assert_eq!(export.variants, expected);
     assert!(export.missing.is_empty());
 
-    assert_eq!(sha256sum_check(out.path()), expected);
-    let sums = std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap();
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
+    let sums = std::fs::read_to_string(sandbox.out().join("SHA256SUMS")).unwrap();
     for line in sums.lines() {
         let (digest, path) = line.split_once("  ").unwrap();
         assert_eq!(digest.len(), 64);
@@ -107,7 +105,7 @@ async fn export_round_trip_is_checked_by_sha256sum() {
         );
     }
 
-    let entries = manifest(out.path());
+    let entries = manifest(sandbox.out());
     assert_eq!(entries.len(), expected);
     let rows = variant_rows(&settings.db);
     for entry in &entries {
@@ -127,7 +125,7 @@ async fn export_round_trip_is_checked_by_sha256sum() {
             assert!(entry.get(field).is_some(), "{field} missing in {entry}");
         }
         let path = entry["path"].as_str().unwrap();
-        let bytes = std::fs::read(out.path().join(path)).unwrap();
+        let bytes = std::fs::read(sandbox.out().join(path)).unwrap();
         assert_eq!(entry["size"].as_u64().unwrap() as usize, bytes.len());
         let id = entry["media_id"].as_str().unwrap();
         assert!(
@@ -144,22 +142,18 @@ async fn export_round_trip_is_checked_by_sha256sum() {
 
     // The gallery carries every media, and the hostile list name cannot
     // close its script.
-    let page = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    let page = std::fs::read_to_string(sandbox.out().join("index.html")).unwrap();
     assert_eq!(page.matches("</script>").count(), 2);
     assert!(page.contains("\\u003c/script>\\u003cb>"));
 
     // `export` alone (no key, no network) writes the same index.
-    std::fs::remove_file(out.path().join("SHA256SUMS")).unwrap();
-    let output = vault_mirror()
-        .args(["export", "--json", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    std::fs::remove_file(sandbox.out().join("SHA256SUMS")).unwrap();
+    let output = sandbox.offline(&["export", "--json"]).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed["command"], "export");
     assert_eq!(printed["variants"].as_u64().unwrap() as usize, expected);
-    assert_eq!(sha256sum_check(out.path()), expected);
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
 }
 
 #[test]
@@ -177,21 +171,18 @@ fn export_without_an_archive_is_a_usage_error() {
 #[tokio::test]
 async fn list_views_follow_membership_and_every_link_resolves() {
     let vault = Vault::sample(24, 3);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let settings = sandbox.settings();
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
-    let root = std::fs::canonicalize(out.path()).unwrap();
+    let root = std::fs::canonicalize(sandbox.out()).unwrap();
 
     let expected_views: BTreeSet<String> = vault
         .lists
         .iter()
         .map(|list| vault_mirror::archive::views::view_name(&list.id, &list.name))
         .collect();
-    let links = view_links(out.path());
+    let links = view_links(sandbox.out());
     let views: BTreeSet<String> = links.iter().map(|(view, _, _)| view.clone()).collect();
     assert_eq!(views, expected_views);
     assert!(views.contains("28489180-best-of-2025-26"), "{views:?}");
@@ -203,22 +194,22 @@ async fn list_views_follow_membership_and_every_link_resolves() {
             "{view}/{name} points outside media/: {}",
             target.display()
         );
-        let link = out.path().join("lists").join(view).join(name);
+        let link = sandbox.out().join("lists").join(view).join(name);
         let relative = std::fs::read_link(&link).unwrap();
         assert!(relative.starts_with("../../media"), "{relative:?}");
     }
     assert_eq!(summary.views.as_ref().unwrap().links, per_list_files);
 
     // A member leaves one list: its links there go, the bytes stay.
-    let (list_id, leaving) = server.with_vault(|vault| {
+    let (list_id, leaving) = sandbox.server().with_vault(|vault| {
         let list = &mut vault.lists[0];
         (list.id.clone(), list.members.remove(0))
     });
-    let files_before = media_files(out.path());
+    let files_before = media_files(sandbox.out());
     let again = mirror(&settings).await;
     assert_eq!(again.views.as_ref().unwrap().removed, 2);
-    assert_eq!(media_files(out.path()), files_before);
-    let links = view_links(out.path());
+    assert_eq!(media_files(sandbox.out()), files_before);
+    let links = view_links(sandbox.out());
     assert!(
         !links
             .iter()
@@ -231,23 +222,22 @@ async fn list_views_follow_membership_and_every_link_resolves() {
 #[tokio::test]
 async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     let vault = Vault::sample(40, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     mirror(&settings).await;
     let ids: Vec<String> = vault.media.keys().cloned().collect();
 
     // Gone from every list upstream: kept on disk and marked.
     let removed = ids[0].clone();
-    server.with_vault(|vault| remove_everywhere(vault, &removed));
-    let files_before = media_files(out.path());
+    sandbox
+        .server()
+        .with_vault(|vault| remove_everywhere(vault, &removed));
+    let files_before = media_files(sandbox.out());
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0);
     assert!(summary.prune.is_none());
     assert_eq!(
-        media_files(out.path()),
+        media_files(sandbox.out()),
         files_before,
         "deleted without --prune"
     );
@@ -261,7 +251,7 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
         .unwrap();
     assert!(marked >= 1);
     assert!(
-        !view_links(out.path())
+        !view_links(sandbox.out())
             .iter()
             .any(|(_, name, _)| name.starts_with(&format!("{removed}.")))
     );
@@ -279,11 +269,13 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
             .iter()
             .all(|path| path.starts_with(&format!("media/{removed}/")))
     );
-    assert_eq!(media_files(out.path()), files_before);
+    assert_eq!(media_files(sandbox.out()), files_before);
 
     // Over --max-delete: refused whole, exit 3, nothing deleted.
     for id in &ids[1..6] {
-        server.with_vault(|vault| remove_everywhere(vault, id));
+        sandbox
+            .server()
+            .with_vault(|vault| remove_everywhere(vault, id));
     }
     settings.mirror.dry_run = false;
     settings.mirror.max_delete = 5;
@@ -298,7 +290,7 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
             .iter()
             .any(|error| error.contains("--max-delete 5"))
     );
-    assert_eq!(media_files(out.path()), files_before);
+    assert_eq!(media_files(sandbox.out()), files_before);
 
     // Within the limit: deleted, listed, recorded.
     settings.mirror.max_delete = 12;
@@ -308,11 +300,11 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     assert_eq!((prune.media, prune.files.len()), (6, 12));
     for id in &ids[..6] {
         assert!(
-            !out.path().join("media").join(id).exists(),
+            !sandbox.out().join("media").join(id).exists(),
             "{id} still on disk"
         );
     }
-    assert_eq!(media_files(out.path()).len(), files_before.len() - 12);
+    assert_eq!(media_files(sandbox.out()).len(), files_before.len() - 12);
     let recorded: i64 = connection
         .query_row("SELECT count(*) FROM pruned_files", [], |row| row.get(0))
         .unwrap();
@@ -322,18 +314,22 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     assert!(nothing.prune.unwrap().files.is_empty());
 
     // Back upstream: fetched again.
-    server.with_vault(|vault| vault.lists[0].members.push(removed.clone()));
+    sandbox
+        .server()
+        .with_vault(|vault| vault.lists[0].members.push(removed.clone()));
     let back = mirror(&settings).await;
     assert_eq!(back.downloaded, 2);
-    assert!(out.path().join("media").join(&removed).is_dir());
+    assert!(sandbox.out().join("media").join(&removed).is_dir());
 
     // The CLI lists what it would delete, and the guard exits 3.
     for id in &ids[6..10] {
-        server.with_vault(|vault| remove_everywhere(vault, id));
+        sandbox
+            .server()
+            .with_vault(|vault| remove_everywhere(vault, id));
     }
     // The binary runs beside this test's runtime, which keeps serving the fake.
     let cli = |extra: &[&str]| {
-        let mut command = against(&server, out.path(), &["mirror"]);
+        let mut command = sandbox.command(&["mirror"]);
         command.args(extra);
         tokio::task::spawn_blocking(move || command.output().unwrap())
     };
@@ -358,11 +354,8 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
 #[tokio::test]
 async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     mirror(&settings).await;
 
@@ -384,7 +377,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
         .clone();
     let old_image = vault.body(&image, "full").unwrap();
     let old_retyped = vault.body(&retyped, "full").unwrap();
-    server.with_vault(|vault| {
+    sandbox.server().with_vault(|vault| {
         // New bytes, new size and a later storedAt.
         let variant = vault
             .media
@@ -419,7 +412,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             .unwrap();
         variant.stored_at = variant.stored_at.map(|at| at + 1);
     });
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
 
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -445,7 +438,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             version.local_path
         );
         assert_eq!(
-            std::fs::read(out.path().join(&version.local_path)).unwrap(),
+            std::fs::read(sandbox.out().join(&version.local_path)).unwrap(),
             old.as_ref(),
             "the old bytes of {id}"
         );
@@ -457,24 +450,26 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             .find(|row| &row.0 == id && row.1 == "full")
             .unwrap();
         assert_eq!(row.4, "verified");
-        let bytes = std::fs::read(out.path().join(row.2.unwrap())).unwrap();
+        let bytes = std::fs::read(sandbox.out().join(row.2.unwrap())).unwrap();
         assert_eq!(bytes, current.body(id, "full").unwrap().as_ref());
     }
     assert!(
-        !out.path()
+        !sandbox
+            .out()
             .join(format!("media/{retyped}/full.png"))
             .exists()
     );
     assert!(
-        out.path()
+        sandbox
+            .out()
             .join(format!("media/{retyped}/full.jpg"))
             .exists()
     );
 
     // The versions are part of the archive: indexed, checked, shown.
     let expected = stored_variants(&vault, &["full", "thumb"]) + 2;
-    assert_eq!(sha256sum_check(out.path()), expected);
-    let versions: Vec<_> = manifest(out.path())
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
+    let versions: Vec<_> = manifest(sandbox.out())
         .into_iter()
         .filter(|entry| entry["kind"] == "version")
         .collect();

@@ -32,6 +32,7 @@ use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVaria
 use vault_mirror::settings::Quality;
 
 use crate::common::{mirror, require, settings_for};
+use crate::sandbox::Sandbox;
 
 const FULL: (u32, u32) = (800, 600);
 const THUMB: (u32, u32) = (320, 240);
@@ -41,18 +42,15 @@ const CLIP: &[u8] = include_bytes!("fixtures/clip.webm");
 async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
     let browser = require!(Browser::find());
     let vault = picture_vault(36);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     let first = mirror(&settings).await;
     assert_eq!(first.exit_code, 0, "{first:?}");
     // Something for every badge, among the newest so the screenshot shows
     // them: one media gone upstream, one changed.
     let ids: Vec<String> = vault.media.keys().cloned().collect();
-    server.with_vault(|vault| {
+    sandbox.server().with_vault(|vault| {
         for list in &mut vault.lists {
             list.members.retain(|id| id != &ids[33]);
         }
@@ -64,7 +62,7 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
     let second = mirror(&settings).await;
     assert_eq!(second.exit_code, 0, "{second:?}");
     assert_eq!(second.versions_kept.len(), 1);
-    let page = out.path().join("index.html");
+    let page = sandbox.out().join("index.html");
 
     let mut session = browser.session().await;
     session.open(&page).await;
