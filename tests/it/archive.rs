@@ -10,8 +10,8 @@ use assert_cmd::prelude::*;
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
 
 use crate::common::{
-    against, assert_archive_matches, listed_media, media_files, mirror, settings_for,
-    stored_variants, variant_rows, vault_mirror,
+    assert_archive_matches, listed_media, media_files, mirror, stored_variants, variant_rows,
+    vault_mirror,
 };
 use crate::sandbox::Sandbox;
 
@@ -554,13 +554,8 @@ fn versions_recorded(db: &Path) -> i64 {
         .unwrap()
 }
 
-/// The binary, run beside the test's runtime (which keeps serving the fake).
-async fn run_binary(
-    server: &FakeServer,
-    out: &Path,
-    args: &[&str],
-) -> (Option<i32>, String, String) {
-    let mut command = against(server, out, args);
+/// `command`, run beside the test's runtime (which keeps serving the fake).
+async fn run_binary(mut command: std::process::Command) -> (Option<i32>, String, String) {
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -575,24 +570,21 @@ async fn run_binary(
 #[tokio::test]
 async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_touched() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("archive");
-    let settings = settings_for(&server, &out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let settings = sandbox.settings();
     assert_eq!(mirror(&settings).await.exit_code, 0);
 
     // `media/<id>` becomes a link to a folder outside the archive, holding
     // the very files that were there; then the media changes upstream.
     let id = listed_jpeg(&vault, 0);
-    let outside = dir.path().join("outside");
+    let outside = sandbox.path("outside");
     std::fs::rename(out.join("media").join(&id), &outside).unwrap();
     std::os::unix::fs::symlink(&outside, out.join("media").join(&id)).unwrap();
     let outside_before = tree(&outside);
     assert!(!outside_before.is_empty());
     // export does not index bytes outside the archive.
-    let (code, stdout, stderr) = run_binary(&server, &out, &["export", "--json"]).await;
+    let (code, stdout, stderr) = run_binary(sandbox.command(&["export", "--json"])).await;
     assert_eq!(code, Some(3), "{stdout}{stderr}");
     let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(
@@ -604,9 +596,9 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     );
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert!(!sums.contains(&format!("media/{id}/")), "{sums}");
-    change_upstream(&server, &id);
+    change_upstream(sandbox.server(), &id);
 
-    let (code, _, stderr) = run_binary(&server, &out, &["mirror"]).await;
+    let (code, _, stderr) = run_binary(sandbox.command(&["mirror"])).await;
     assert_eq!(code, Some(0), "{stderr}");
     // Nothing outside was read into .versions/, written, renamed or deleted.
     assert_eq!(tree(&outside), outside_before);
@@ -623,9 +615,9 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     assert_eq!(versions_recorded(&settings.db), 0);
     assert!(!out.join(".versions").exists());
     // The media is mirrored again, inside the archive, from upstream.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     assert_eq!(
-        assert_archive_matches(&out, &settings.db, &current),
+        assert_archive_matches(out, &settings.db, &current),
         stored_variants(&current, &["full", "thumb"])
     );
     assert_eq!(
@@ -638,19 +630,16 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
 #[tokio::test]
 async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("archive");
-    let settings = settings_for(&server, &out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let settings = sandbox.settings();
     assert_eq!(mirror(&settings).await.exit_code, 0);
 
     // `full.jpg` becomes a link to a copy of its bytes outside the archive,
     // and a `.part` beside it a link to another outside file.
     let id = listed_jpeg(&vault, 0);
     let folder = out.join("media").join(&id);
-    let outside = dir.path().join("outside");
+    let outside = sandbox.path("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::rename(folder.join("full.jpg"), outside.join("full.jpg")).unwrap();
     std::fs::write(outside.join("notes.txt"), b"someone's notes").unwrap();
@@ -659,21 +648,21 @@ async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
     let outside_before = tree(&outside);
 
     // verify does not vouch for bytes outside the archive.
-    let (code, stdout, stderr) = run_binary(&server, &out, &["verify"]).await;
+    let (code, stdout, stderr) = run_binary(sandbox.command(&["verify"])).await;
     assert_eq!(code, Some(3), "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!("damaged: media/{id}/full.jpg")) && stderr.contains("link"),
         "{stderr}"
     );
 
-    change_upstream(&server, &id);
+    change_upstream(sandbox.server(), &id);
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     assert!(summary.versions_kept.is_empty(), "{summary:?}");
     assert_eq!(versions_recorded(&settings.db), 0);
     assert_eq!(tree(&outside), outside_before);
     // Links replaced by the real, verified file; no `.part` left.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     let metadata = std::fs::symlink_metadata(folder.join("full.jpg")).unwrap();
     assert!(metadata.is_file() && !metadata.file_type().is_symlink());
     assert_eq!(
@@ -681,18 +670,15 @@ async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
         current.body(&id, "full").unwrap().as_ref()
     );
     assert!(std::fs::symlink_metadata(folder.join("full.jpg.part")).is_err());
-    assert_archive_matches(&out, &settings.db, &current);
+    assert_archive_matches(out, &settings.db, &current);
 }
 
 #[tokio::test]
 async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let out = out.path();
-    let mut settings = settings_for(&server, out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     assert_eq!(mirror(&settings).await.exit_code, 0);
     let corrupt = |id: &str| {
@@ -718,7 +704,7 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
     // One damaged unnoticed, then changed upstream.
     let changed = listed_jpeg(&vault, 1);
     let changed_bytes = corrupt(&changed);
-    change_upstream(&server, &changed);
+    change_upstream(sandbox.server(), &changed);
 
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -738,7 +724,7 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
         );
     }
     // The index names only verified bytes, and checks out.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     let expected = stored_variants(&current, &["full", "thumb"]);
     assert_eq!(sha256sum_check(out), expected);
     let entries = manifest(out);

@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use vault_mirror::fake::{
-    ApiRequest, FakeOptions, FakeServer, Faults, RateLimitAnswer, RateLimitFault, Stats, Vault,
-};
+use vault_mirror::fake::{ApiRequest, Faults, RateLimitAnswer, RateLimitFault, Stats, Vault};
 use vault_mirror::pipeline::Summary;
 use vault_mirror::settings::Settings;
 
-use crate::common::{assert_archive_matches, mirror, settings_for, stored_variants};
+use crate::common::{assert_archive_matches, mirror, stored_variants};
+use crate::sandbox::{Sandbox, with_faults};
 
 /// Mirrors `vault` through a fake with `faults`; asserts a complete,
 /// correct archive and returns the summary and the fake's counters.
@@ -29,13 +28,9 @@ async fn mirror_through_logged(
     faults: Faults,
     adjust: impl FnOnce(&mut Settings),
 ) -> (Summary, Stats, Vec<ApiRequest>) {
-    let options = FakeOptions {
-        faults,
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start(vault.clone(), options).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let options = with_faults(faults);
+    let sandbox = Sandbox::start(&vault, options).await;
+    let mut settings = sandbox.settings();
     settings.network.transfer_attempts = 12;
     settings.network.api_attempts = 12;
     adjust(&mut settings);
@@ -46,13 +41,17 @@ async fn mirror_through_logged(
         "{summary:#?}"
     );
     // Against the vault as it is now (faults may have stored pending variants).
-    let vault = server.with_vault(|vault| vault.clone());
+    let vault = sandbox.server().with_vault(|vault| vault.clone());
     let expected = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         expected
     );
-    (summary, server.stats(), server.api_requests())
+    (
+        summary,
+        sandbox.server().stats(),
+        sandbox.server().api_requests(),
+    )
 }
 
 /// The API calls the client made while told to wait: for each 429, the

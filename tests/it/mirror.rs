@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
+use vault_mirror::fake::{FakeList, FakeOptions, Vault};
 use vault_mirror::pipeline::{self, MirrorError, Outcome};
 use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::Quality;
 
-use crate::common::{
-    assert_archive_matches, media_files, mirror, settings_for, stored_variants, variant_rows,
-};
+use crate::common::{assert_archive_matches, media_files, mirror, stored_variants, variant_rows};
 use crate::sandbox::Sandbox;
 
 #[tokio::test]
@@ -97,9 +95,7 @@ async fn a_file_deleted_by_hand_is_fetched_again_and_its_view_links_come_back() 
 #[tokio::test]
 async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
     let vault = Vault::sample(30, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
     let unusual: Vec<String> = vault
         .media
         .values()
@@ -109,8 +105,7 @@ async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
         .collect();
     assert!(!unusual.is_empty(), "the sample should have unusual labels");
 
-    let thumbs = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, thumbs.path());
+    let mut settings = sandbox.settings();
     settings.mirror.quality = Quality::parse("thumb").unwrap();
     let summary = mirror(&settings).await;
     assert_eq!(
@@ -123,15 +118,16 @@ async fn quality_selects_labels_and_unknown_labels_are_mirrored_on_request() {
             .all(|(_, label, _, _, state)| (label == "thumb") == (state == "verified"))
     );
 
-    let everything = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, everything.path());
+    let everything = sandbox.path("everything");
+    std::fs::create_dir(&everything).unwrap();
+    let mut settings = sandbox.settings_at(&everything);
     settings.mirror.quality = Quality::All;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     let labels: Vec<&str> = unusual.iter().map(String::as_str).collect();
     assert!(summary.downloaded as usize > stored_variants(&vault, &["full", "thumb"]));
     assert!(stored_variants(&vault, &labels) > 0);
-    assert_archive_matches(everything.path(), &settings.db, &vault);
+    assert_archive_matches(&everything, &settings.db, &vault);
 }
 
 #[tokio::test]
@@ -149,25 +145,25 @@ async fn hostile_ids_and_list_names_stay_inside_the_archive() {
         name: "../../etc/passwd / list".into(),
         members: hostile.iter().map(|id| (*id).to_owned()).collect(),
     });
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let out = root.path().join("archive");
-    let settings = settings_for(&server, &out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let settings = sandbox.settings();
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
 
     // Nothing was written beside the archive.
-    let beside: Vec<_> = std::fs::read_dir(root.path()).unwrap().flatten().collect();
+    let beside: Vec<_> = std::fs::read_dir(sandbox.folder())
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(beside.len(), 1, "{beside:?}");
     // Every hostile id has its own folder, and its bytes.
-    let folders: std::collections::HashSet<_> = media_files(&out)
+    let folders: std::collections::HashSet<_> = media_files(out)
         .iter()
         .map(|path| path.parent().unwrap().to_path_buf())
         .collect();
     assert_eq!(folders.len(), vault.media.len());
-    assert_archive_matches(&out, &settings.db, &vault);
+    assert_archive_matches(out, &settings.db, &vault);
 }
 
 #[tokio::test]

@@ -11,14 +11,10 @@ use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
 use crate::common::{
-    against, assert_archive_matches, json_of as json, media_files, require, scrub_environment,
+    assert_archive_matches, json_of as json, media_files, require, scrub_environment,
     stored_variants, variant_rows, vault_mirror,
 };
 use crate::sandbox::{Sandbox, with_faults};
-
-fn start(vault: &Vault) -> FakeServer {
-    FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap()
-}
 
 /// Snapshot text with what varies between runs (the temporary folder,
 /// times, durations, sizes) replaced by placeholders. Plain string scanning
@@ -418,16 +414,15 @@ fn lists_shows_the_connection_s_lists_with_local_counts() {
 #[test]
 fn settings_come_from_flag_then_environment_then_file() {
     let vault = Vault::sample(6, 1);
-    let server = start(&vault);
-    let folder = tempfile::tempdir().unwrap();
-    let key_file = folder.path().join("api-key");
-    std::fs::write(&key_file, format!("{}\n", server.api_key())).unwrap();
-    let config = folder.path().join("vault-mirror.toml");
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let key_file = sandbox.path("api-key");
+    std::fs::write(&key_file, format!("{}\n", sandbox.server().api_key())).unwrap();
+    let config = sandbox.path("vault-mirror.toml");
     std::fs::write(
         &config,
         format!(
             "# where and how\nout = \"from-file\"\nbase_url = \"{}\"\napi_key_file = \"api-key\"\nconnection = \"conn_wrong\"\n\n[mirror]\nquality = \"thumb\"\njobs = 3\n",
-            server.base_url()
+            sandbox.server().base_url()
         ),
     )
     .unwrap();
@@ -445,7 +440,7 @@ fn settings_come_from_flag_then_environment_then_file() {
     assert_eq!(output.status.code(), Some(4));
     // The environment beats the file.
     let output = plan_with(&|command| {
-        command.env("OFAUTH_CONNECTION_ID", server.connection_id());
+        command.env("OFAUTH_CONNECTION_ID", sandbox.server().connection_id());
     });
     assert_eq!(output.status.code(), Some(0));
     let plan = json(&output);
@@ -453,13 +448,13 @@ fn settings_come_from_flag_then_environment_then_file() {
     assert_eq!(plan["jobs"], 3);
     assert_eq!(
         plan["out"].as_str().unwrap(),
-        folder.path().join("from-file").to_str().unwrap()
+        sandbox.path("from-file").to_str().unwrap()
     );
     // Flags beat both.
     let output = plan_with(&|command| {
         command
             .env("OFAUTH_CONNECTION_ID", "conn_also_wrong")
-            .args(["--connection", server.connection_id()])
+            .args(["--connection", sandbox.server().connection_id()])
             .args(["--quality", "full", "--jobs", "5"]);
     });
     assert_eq!(output.status.code(), Some(0));
@@ -470,17 +465,15 @@ fn settings_come_from_flag_then_environment_then_file() {
     );
 
     // An archive's own file is read without --config.
-    let archive = folder.path().join("archive");
-    std::fs::create_dir_all(&archive).unwrap();
+    let archive = sandbox.out();
+    std::fs::create_dir_all(archive).unwrap();
     std::fs::write(
         archive.join("vault-mirror.toml"),
         "[mirror]\nquality = \"thumb\"\n",
     )
     .unwrap();
-    against(&server, &archive, &["mirror", "-q"])
-        .assert()
-        .code(0);
-    let files = media_files(&archive);
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let files = media_files(archive);
     assert!(!files.is_empty());
     assert!(files.iter().all(|path| {
         path.file_name()

@@ -95,9 +95,19 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
+    /// The temp folder itself (the archive and [`Sandbox::path`]s are in it).
+    pub fn folder(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// In-process settings: the fake's API, the archive, fast retries.
     pub fn settings(&self) -> Settings {
         settings_for(self.server(), &self.out)
+    }
+
+    /// [`Sandbox::settings`] for another archive (`out`).
+    pub fn settings_at(&self, out: &Path) -> Settings {
+        settings_for(self.server(), out)
     }
 
     /// Sets `name` to `value` for every command from now on.
