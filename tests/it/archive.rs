@@ -10,8 +10,8 @@ use assert_cmd::prelude::*;
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
 
 use crate::common::{
-    assert_archive_matches, listed_media, media_files, mirror, stored_variants, variant_rows,
-    vault_mirror,
+    assert_archive_matches, json_of, listed_media, media_files, mirror, stored_variants,
+    variant_rows, vault_mirror,
 };
 use crate::sandbox::Sandbox;
 
@@ -150,7 +150,7 @@ async fn export_round_trip_is_checked_by_sha256sum() {
     std::fs::remove_file(sandbox.out().join("SHA256SUMS")).unwrap();
     let output = sandbox.offline(&["export", "--json"]).output().unwrap();
     assert!(output.status.success(), "{output:?}");
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let printed = json_of(&output);
     assert_eq!(printed["command"], "export");
     assert_eq!(printed["variants"].as_u64().unwrap() as usize, expected);
     assert_eq!(sha256sum_check(sandbox.out()), expected);

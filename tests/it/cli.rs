@@ -8,8 +8,8 @@ use predicates::prelude::*;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 
 use crate::common::{
-    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, media_files, require, send_signal,
-    stored_variants, variant_rows, vault_mirror,
+    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, json_of, media_files, require,
+    send_signal, stored_variants, variant_rows, vault_mirror,
 };
 use crate::sandbox::{Sandbox, with_faults};
 
@@ -196,7 +196,7 @@ fn demo_mirrors_the_sample_vault_and_a_second_run_downloads_nothing() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     assert_eq!(summary["downloaded"], 0);
     assert!(summary["already_verified"].as_u64().unwrap() > 0);
 }
@@ -754,7 +754,7 @@ fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(3), "{typo}");
-        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let summary = json_of(&output);
         assert_eq!(summary["outcome"], "partial");
         let error = summary["errors"][0].as_str().unwrap();
         assert!(
@@ -878,7 +878,7 @@ fn paging_that_never_ends_stops_with_a_clear_error() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     let errors = summary["errors"].to_string();
     assert!(errors.contains("kept paging without progress"), "{errors}");
     let stats = sandbox.server().stats();
@@ -1029,7 +1029,7 @@ fn mirror_without_links(
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     assert_eq!(summary["outcome"], "complete");
     assert_eq!(summary["downloaded"], 0);
     assert_eq!(summary["already_verified"], total);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use vault_mirror::fake::{FakeOptions, Vault};
 use vault_mirror::lock::ArchiveLock;
 
-use crate::common::{against, missing, require, stored_variants, vault_mirror};
+use crate::common::{against, json_with_code, missing, require, stored_variants, vault_mirror};
 use crate::sandbox::{Sandbox, with_faults};
 
 /// One request a [`PingServer`] received.
@@ -177,9 +177,7 @@ fn history_json(out: &Path, run_id: Option<&str>) -> serde_json::Value {
         .arg("--json")
         .arg("--out")
         .arg(out);
-    let (code, stdout, stderr) = run(&mut command);
-    assert_eq!(code, Some(0), "{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    json_with_code(&mut command, 0)
 }
 
 /// The pings of one run: a start, then one end, with one rid; the body
