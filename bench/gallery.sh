@@ -6,7 +6,7 @@
 #   bench/gallery.sh [--rounds N]
 #
 # Each round runs the test `fifty_thousand_media_render_one_page_at_a_time`
-# (release build): it writes a 50,000-media `index.html` (about 40 MB of
+# (release build): it writes a 50,000-media `index.html` (about 10 MB of
 # HTML), opens it from disk and times the first page of tiles, then one
 # page turn and one list filter together. Printed per round and as
 # medians, beside the targets (first page under 20 s, page turn and filter

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVariant, Vault};
+use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeVariant, Vault};
 use vault_mirror::settings::Quality;
 
-use crate::common::{mirror, require, settings_for};
+use crate::common::{mirror, require};
 use crate::sandbox::Sandbox;
 
 const FULL: (u32, u32) = (800, 600);
@@ -378,21 +378,18 @@ fn assert_fitted(viewer: &Value, natural: (f64, f64), window: (f64, f64)) {
 /// viewport: the sample vault (JPEG and PNG pictures of 320×240 with 80×60
 /// thumbs, 160×120 clips whose thumb is a 160×120 frame), one full page of
 /// it (120 media), mirrored with every label, so every tenth media has a
-/// 96×96 square preview too. The archive lives as long as its directory.
-async fn sample_gallery(browser: &Browser) -> (tempfile::TempDir, Session) {
-    let server = FakeServer::start(Vault::sample(120, 4), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+/// 96×96 square preview too. The archive lives as long as its sandbox.
+async fn sample_gallery(browser: &Browser) -> (Sandbox, Session) {
+    let sandbox = Sandbox::start(&Vault::sample(120, 4), FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     settings.mirror.quality = Quality::All;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     let mut session = browser.session().await;
     session.set_viewport(WINDOW).await;
-    session.open(&out.path().join("index.html")).await;
-    (out, session)
+    session.open(&sandbox.out().join("index.html")).await;
+    (sandbox, session)
 }
 
 #[tokio::test]
