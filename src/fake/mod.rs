@@ -38,7 +38,7 @@ pub use bench_data::{BenchScale, write_files};
 pub use connections::{FakeConnection, Tenant};
 pub use options::{FakeOptions, Faults, RateLimitFault};
 pub use sample::sample_account;
-pub use stats::Stats;
+pub use stats::{ApiRequest, RateLimitAnswer, Stats};
 pub use vault::{FakeList, FakeMedia, FakeVariant, Vault};
 
 use shared::{Shared, lock};
@@ -143,6 +143,7 @@ impl FakeServer {
             signing_key: random_key(),
             faults: Mutex::new(options.faults),
             stats: Mutex::new(Stats::default()),
+            api_requests: Mutex::new(Vec::new()),
             next_request_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             dice: AtomicU64::new(0x5EED),
@@ -248,6 +249,11 @@ impl FakeServer {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         lock(&self.shared.stats).clone()
+    }
+
+    /// Every authorized API call so far, in the order they arrived.
+    pub fn api_requests(&self) -> Vec<ApiRequest> {
+        lock(&self.shared.api_requests).clone()
     }
 }
 

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::connections::Tenant;
 use super::shared::{Shared, lock};
+use super::stats::{ApiRequest, RateLimitAnswer};
 use super::vault::{FakeMedia, Vault};
 
 type Answer = Result<Response, ApiError>;
@@ -154,6 +155,7 @@ async fn answer(shared: &Shared, request: Request, next: Next) -> Response {
 /// A switched-on fault for this API call, if one strikes; also lets
 /// pending variants become stored when their time has come.
 fn api_fault(shared: &Shared) -> Option<Response> {
+    let arrived = std::time::Instant::now();
     let faults = shared.faults();
     if let Some(delay) = faults.pending_for
         && shared.started.elapsed() >= delay
@@ -172,9 +174,18 @@ fn api_fault(shared: &Shared) -> Option<Response> {
         }
     }
     let sequence = shared.api_sequence.fetch_add(1, Ordering::Relaxed);
-    if let Some(limit) = faults.rate_limit.filter(|limit| limit.burst > 0)
-        && sequence % (limit.every + limit.burst) >= limit.every
-    {
+    let limited = faults
+        .rate_limit
+        .filter(|limit| limit.burst > 0 && sequence % (limit.every + limit.burst) >= limit.every);
+    lock(&shared.api_requests).push(ApiRequest {
+        arrived,
+        rate_limited: limited.as_ref().map(|limit| RateLimitAnswer {
+            answered: std::time::Instant::now(),
+            retry_after: limit.retry_after,
+            reset_after: limit.reset_after,
+        }),
+    });
+    if let Some(limit) = limited {
         shared.count(|stats| stats.rate_limited += 1);
         let mut response = api_error(
             shared,

@@ -14,7 +14,7 @@ use url::Url;
 use super::bench_data;
 use super::connections::Tenant;
 use super::options::Faults;
-use super::stats::Stats;
+use super::stats::{ApiRequest, Stats};
 
 /// State the handlers share.
 pub(super) struct Shared {
@@ -29,6 +29,8 @@ pub(super) struct Shared {
     pub(super) signing_key: Vec<u8>,
     pub(super) faults: Mutex<Faults>,
     pub(super) stats: Mutex<Stats>,
+    /// Every authorized API call, for [`super::FakeServer::api_requests`].
+    pub(super) api_requests: Mutex<Vec<ApiRequest>>,
     pub(super) next_request_id: AtomicU64,
     pub(super) started: std::time::Instant,
     /// State of the fixed-seed generator behind fault ratios.

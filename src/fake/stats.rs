@@ -65,3 +65,22 @@ pub struct Stats {
     /// Answers whose `Date` no client can read.
     pub garbled_dates: u64,
 }
+
+/// One API call as the fake saw it, in arrival order, so a test can check
+/// how long a client waited after being told to.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// When the call reached the API (after its key was accepted).
+    pub arrived: std::time::Instant,
+    /// `Some` when it was answered 429: when, and what the answer said.
+    pub rate_limited: Option<RateLimitAnswer>,
+}
+
+/// A 429 the fake sent: when, and its `Retry-After` and
+/// `X-RateLimit-Reset` (delta seconds), if any.
+#[derive(Debug, Clone)]
+pub struct RateLimitAnswer {
+    pub answered: std::time::Instant,
+    pub retry_after: Option<u64>,
+    pub reset_after: Option<u64>,
+}

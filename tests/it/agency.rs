@@ -5,42 +5,34 @@
 //! connections running, then a resume.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault, sample_account};
 use vault_mirror::names::safe_name;
 
-use crate::common::{against, assert_archive_matches, json_of, media_files, stored_variants};
+use crate::common::{
+    against, assert_archive_matches, json_of, json_with_code, media_files, send_signal,
+    stored_variants,
+};
+use crate::sandbox::Sandbox;
 
 /// A sample account of `connections` healthy connections (`conn_01`, …)
 /// of `media` media in 2 lists each, plus, when `troubled`, `conn_0N+1`
 /// listed as expired and `conn_0N+2` listed as active but refused.
-fn account(media: usize, connections: usize, troubled: bool, faults: Faults) -> FakeServer {
+/// In a sandbox whose commands have no connection in their environment
+/// (a test names the connections itself).
+fn account(media: usize, connections: usize, troubled: bool, faults: Faults) -> Sandbox {
     let (vault, options) = sample_account(media, 2, connections, troubled);
-    FakeServer::start_in_thread(vault, FakeOptions { faults, ..options }).unwrap()
+    let server = FakeServer::start_in_thread(vault, FakeOptions { faults, ..options }).unwrap();
+    let mut sandbox = Sandbox::around(server);
+    sandbox.env_remove("OFAUTH_CONNECTION_ID");
+    sandbox
 }
 
-/// The binary against `server`'s account, with no connection in its
-/// environment (a test names the connections itself).
-fn agency_run(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
-    let mut command = against(server, out, args);
-    command.env_remove("OFAUTH_CONNECTION_ID");
-    command
-}
-
-/// Runs `command`, checks its exit code, and returns its `--json` object.
-fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    json_of(&output)
-}
-
-/// `mirror --all-connections --json` into `out`, exiting `code`.
-fn mirror_all(server: &FakeServer, out: &Path, code: i32) -> serde_json::Value {
+/// `mirror --all-connections --json` into the sandbox's archive, exiting `code`.
+fn mirror_all(sandbox: &Sandbox, code: i32) -> serde_json::Value {
     let args = ["mirror", "--all-connections", "--json"];
-    json_with_code(&mut agency_run(server, out, &args), code)
+    json_with_code(&mut sandbox.command(&args), code)
 }
 
 /// The vault of connection `id`.
@@ -87,12 +79,11 @@ fn ids_in(summary: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn five_connections_one_expired_one_refused_the_others_complete() {
-    let server = account(6, 3, true, Faults::default());
-    let ids = server.connection_ids();
+    let sandbox = account(6, 3, true, Faults::default());
+    let ids = sandbox.server().connection_ids();
     assert_eq!(ids, ["conn_01", "conn_02", "conn_03", "conn_04", "conn_05"]);
-    let out = tempfile::tempdir().unwrap();
 
-    let summary = mirror_all(&server, out.path(), 4);
+    let summary = mirror_all(&sandbox, 4);
     assert_eq!(summary["command"], "mirror");
     assert_eq!(summary["outcome"], "refused");
     assert_eq!(summary["exit_code"], 4);
@@ -118,16 +109,16 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     assert_eq!(summary["totals"]["refused"], 1);
 
     for id in ["conn_01", "conn_02", "conn_03"] {
-        let archive = out.path().join(id);
-        let vault = vault_of(&server, id);
+        let archive = sandbox.out().join(id);
+        let vault = vault_of(sandbox.server(), id);
         let verified = assert_archive_matches(&archive, &db_of(&archive), &vault);
         assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
         assert_only_own_media(&archive, &vault);
     }
-    assert!(media_files(&out.path().join("conn_05")).is_empty());
-    assert!(!out.path().join("conn_04").exists());
-    assert!(!out.path().join("media").exists(), "nothing at the top");
-    let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(media_files(&sandbox.out().join("conn_05")).is_empty());
+    assert!(!sandbox.out().join("conn_04").exists());
+    assert!(!sandbox.out().join("media").exists(), "nothing at the top");
+    let index = std::fs::read_to_string(sandbox.out().join("index.html")).unwrap();
     // No gallery without --export: each connection named, not linked.
     for id in ["conn_01", "conn_02", "conn_03", "conn_05"] {
         assert!(index.contains(&format!("<td>{id}</td>")), "{index}");
@@ -138,13 +129,13 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     );
 
     // A second run downloads nothing.
-    let served = server.stats().media_requests;
-    let summary = mirror_all(&server, out.path(), 4);
+    let served = sandbox.server().stats().media_requests;
+    let summary = mirror_all(&sandbox, 4);
     assert_eq!(summary["totals"]["downloaded"], 0);
-    assert_eq!(server.stats().media_requests, served);
+    assert_eq!(sandbox.server().stats().media_requests, served);
 
     // Named explicitly, the expired connection is refused too, with a hint.
-    let mut command = agency_run(&server, out.path(), &["mirror", "--json"]);
+    let mut command = sandbox.command(&["mirror", "--json"]);
     for id in &ids {
         command.args(["--connection", id]);
     }
@@ -156,18 +147,13 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
     );
 
     // `status` shows one row per connection.
-    let output = agency_run(&server, out.path(), &["status"])
-        .output()
-        .unwrap();
+    let output = sandbox.command(&["status"]).output().unwrap();
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{table}");
     for id in &ids {
         assert!(table.contains(id.as_str()), "{table}");
     }
-    let status = json_with_code(
-        &mut agency_run(&server, out.path(), &["status", "--json"]),
-        0,
-    );
+    let status = json_with_code(&mut sandbox.command(&["status", "--json"]), 0);
     let rows = each_connection(&status, "id");
     assert_eq!(rows, ids, "every connection an archive was made for");
     assert_eq!(status["connections"][4]["last_run"]["exit_code"], 4);
@@ -176,15 +162,14 @@ fn five_connections_one_expired_one_refused_the_others_complete() {
 
 #[test]
 fn shards_cover_every_connection_exactly_once_and_stay_put() {
-    let server = account(2, 7, false, Faults::default());
-    let all = server.connection_ids();
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = account(2, 7, false, Faults::default());
+    let all = sandbox.server().connection_ids();
     let run_shards = || -> Vec<Vec<String>> {
         (1..=3)
             .map(|k| {
                 let shard = format!("{k}/3");
                 let args = ["mirror", "--all-connections", "--shard", &shard, "--json"];
-                let summary = json_with_code(&mut agency_run(&server, out.path(), &args), 0);
+                let summary = json_with_code(&mut sandbox.command(&args), 0);
                 assert_eq!(summary["shard"], shard.as_str());
                 ids_in(&summary)
             })
@@ -208,17 +193,16 @@ fn shards_cover_every_connection_exactly_once_and_stay_put() {
 
 #[test]
 fn one_connection_keeps_the_archive_layout() {
-    let server = account(4, 3, false, Faults::default());
-    let out = tempfile::tempdir().unwrap();
-    let mut command = agency_run(&server, out.path(), &["mirror", "--json"]);
+    let sandbox = account(4, 3, false, Faults::default());
+    let mut command = sandbox.command(&["mirror", "--json"]);
     let summary = json_with_code(command.env("OFAUTH_CONNECTION_ID", "conn_02"), 0);
     assert_eq!(summary["command"], "mirror");
     assert_eq!(summary["connection"], "conn_02");
     assert!(summary.get("connections").is_none());
-    let vault = vault_of(&server, "conn_02");
-    let verified = assert_archive_matches(out.path(), &db_of(out.path()), &vault);
+    let vault = vault_of(sandbox.server(), "conn_02");
+    let verified = assert_archive_matches(sandbox.out(), &db_of(sandbox.out()), &vault);
     assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
-    let mut top: Vec<String> = std::fs::read_dir(out.path())
+    let mut top: Vec<String> = std::fs::read_dir(sandbox.out())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -228,10 +212,9 @@ fn one_connection_keeps_the_archive_layout() {
 
 #[test]
 fn the_config_files_connection_tables() {
-    let server = account(4, 3, false, Faults::default());
-    let folder = tempfile::tempdir().unwrap();
-    let out = folder.path().join("archive");
-    let config = folder.path().join("agency.toml");
+    let sandbox = account(4, 3, false, Faults::default());
+    let out = sandbox.path("agency");
+    let config = sandbox.path("agency.toml");
     std::fs::write(
         &config,
         "[mirror]\nquality = \"full,thumb\"\n\n\
@@ -239,22 +222,22 @@ fn the_config_files_connection_tables() {
          [[connections]]\nid = \"conn_03\"\n",
     )
     .unwrap();
-    let mut command = agency_run(&server, &out, &["mirror", "--json"]);
+    let mut command = sandbox.command_at(&out, &["mirror", "--json"]);
     let summary = json_with_code(command.arg("--config").arg(&config), 0);
     assert_eq!(ids_in(&summary), ["conn_01", "conn_03"]);
     assert!(!out.join("conn_02").exists());
-    let thumbs = vault_of(&server, "conn_01");
+    let thumbs = vault_of(sandbox.server(), "conn_01");
     let archive = out.join("conn_01");
     let verified = assert_archive_matches(&archive, &db_of(&archive), &thumbs);
     assert_eq!(verified, stored_variants(&thumbs, &["thumb"]));
-    let both = vault_of(&server, "conn_03");
+    let both = vault_of(sandbox.server(), "conn_03");
     let archive = out.join("conn_03");
     let verified = assert_archive_matches(&archive, &db_of(&archive), &both);
     assert_eq!(verified, stored_variants(&both, &["full", "thumb"]));
 
     // One connection named alone keeps today's layout, and its table.
-    let single = folder.path().join("single");
-    let mut command = agency_run(&server, &single, &["mirror", "--json"]);
+    let single = sandbox.path("single");
+    let mut command = sandbox.command_at(&single, &["mirror", "--json"]);
     command
         .arg("--config")
         .arg(&config)
@@ -281,34 +264,20 @@ fn verified_in(archive: &Path) -> i64 {
     .unwrap_or(0)
 }
 
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
     let throttled = Faults {
         bandwidth_per_transfer: Some(64 * 1024),
         ..Faults::default()
     };
-    let server = account(24, 3, false, throttled);
-    let out = tempfile::tempdir().unwrap();
-    let mut command = agency_run(
-        &server,
-        out.path(),
-        &[
-            "mirror",
-            "--all-connections",
-            "--connections-at-once",
-            "3",
-            "--json",
-        ],
-    );
+    let sandbox = account(24, 3, false, throttled);
+    let mut command = sandbox.command(&[
+        "mirror",
+        "--all-connections",
+        "--connections-at-once",
+        "3",
+        "--json",
+    ]);
     let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -318,12 +287,12 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while ["conn_01", "conn_02", "conn_03"]
         .iter()
-        .any(|id| verified_in(&out.path().join(id)) == 0)
+        .any(|id| verified_in(&sandbox.out().join(id)) == 0)
     {
         assert!(Instant::now() < deadline, "the connections never got going");
         std::thread::sleep(Duration::from_millis(50));
     }
-    interrupt(&child);
+    send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
@@ -334,16 +303,17 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
     for connection in summary["connections"].as_array().unwrap() {
         assert_eq!(connection["outcome"], "interrupted", "{connection}");
         let id = connection["connection"].as_str().unwrap();
-        let archive = out.path().join(id);
-        before += assert_archive_matches(&archive, &db_of(&archive), &vault_of(&server, id));
+        let archive = sandbox.out().join(id);
+        before +=
+            assert_archive_matches(&archive, &db_of(&archive), &vault_of(sandbox.server(), id));
     }
 
-    server.set_faults(Faults::default());
-    let summary = mirror_all(&server, out.path(), 0);
+    sandbox.server().set_faults(Faults::default());
+    let summary = mirror_all(&sandbox, 0);
     let mut total = 0;
-    for id in server.connection_ids() {
-        let archive = out.path().join(&id);
-        let vault = vault_of(&server, &id);
+    for id in sandbox.server().connection_ids() {
+        let archive = sandbox.out().join(&id);
+        let vault = vault_of(sandbox.server(), &id);
         let verified = assert_archive_matches(&archive, &db_of(&archive), &vault);
         assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
         total += verified;
@@ -360,8 +330,7 @@ fn ctrl_c_stops_every_connection_in_order_and_the_next_run_resumes() {
 /// another without using them once stalled here forever).
 #[test]
 fn more_connections_at_once_than_transfer_slots_all_complete() {
-    let server = account(12, 6, false, Faults::default());
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = account(12, 6, false, Faults::default());
     let args = [
         "mirror",
         "--all-connections",
@@ -371,7 +340,8 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
         "2",
         "--json",
     ];
-    let mut child = agency_run(&server, out.path(), &args)
+    let mut child = sandbox
+        .command(&args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -380,7 +350,7 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            interrupt(&child);
+            send_signal(&child, "INT");
             let output = child.wait_with_output().unwrap();
             panic!(
                 "the run is stuck: {}",
@@ -393,9 +363,9 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
     assert_eq!(output.status.code(), Some(0));
     let summary = json_of(&output);
     assert_eq!(summary["totals"]["complete"], 6);
-    for id in server.connection_ids() {
-        let archive = out.path().join(&id);
-        let vault = vault_of(&server, &id);
+    for id in sandbox.server().connection_ids() {
+        let archive = sandbox.out().join(&id);
+        let vault = vault_of(sandbox.server(), &id);
         let verified = assert_archive_matches(&archive, &db_of(&archive), &vault);
         assert_eq!(verified, stored_variants(&vault, &["full", "thumb"]));
     }
@@ -405,18 +375,16 @@ fn more_connections_at_once_than_transfer_slots_all_complete() {
 /// account's listing (exit 4), or `--db` with several connections (exit 2).
 #[test]
 fn an_agency_run_that_cannot_start_creates_nothing() {
-    let server = account(1, 2, false, Faults::default());
-    let folder = tempfile::tempdir().unwrap();
-    let out = folder.path().join("archive");
-    let mut command = agency_run(&server, &out, &["mirror", "--all-connections", "--json"]);
+    let sandbox = account(1, 2, false, Faults::default());
+    let out = sandbox.path("agency");
+    let mut command = sandbox.command_at(&out, &["mirror", "--all-connections", "--json"]);
     let summary = json_with_code(command.env("OFAUTH_API_KEY", "wrong"), 4);
     assert_eq!(summary["outcome"], "failed");
     assert!(
         summary["error"].as_str().unwrap().contains("401"),
         "{summary}"
     );
-    let mut command = agency_run(
-        &server,
+    let mut command = sandbox.command_at(
         &out,
         &[
             "mirror",
@@ -428,7 +396,7 @@ fn an_agency_run_that_cannot_start_creates_nothing() {
     );
     let output = command
         .arg("--db")
-        .arg(folder.path().join("one.sqlite"))
+        .arg(sandbox.path("one.sqlite"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -438,17 +406,13 @@ fn an_agency_run_that_cannot_start_creates_nothing() {
 
 #[test]
 fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
-    let server = account(4, 3, false, Faults::default());
-    let out = tempfile::tempdir().unwrap();
-    let summary = mirror_all(&server, out.path(), 0);
+    let sandbox = account(4, 3, false, Faults::default());
+    let summary = mirror_all(&sandbox, 0);
     assert_eq!(ids_in(&summary), ["conn_01", "conn_02", "conn_03"]);
 
     // All intact: one object, a report per connection, each recorded in
     // its own history.
-    let report = json_with_code(
-        &mut agency_run(&server, out.path(), &["verify", "--json"]),
-        0,
-    );
+    let report = json_with_code(&mut sandbox.command(&["verify", "--json"]), 0);
     assert_eq!(report["command"], "verify");
     assert_eq!(ids_in(&report), ["conn_01", "conn_02", "conn_03"]);
     for connection in report["connections"].as_array().unwrap() {
@@ -458,48 +422,40 @@ fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
 
     // One file of conn_02 damaged (same size, other bytes): only conn_02
     // reports it, and the whole exits 3.
-    let damaged = media_files(&out.path().join("conn_02"))
+    let damaged = media_files(&sandbox.out().join("conn_02"))
         .into_iter()
         .next()
         .unwrap();
-    let damaged = out.path().join("conn_02").join(damaged);
+    let damaged = sandbox.out().join("conn_02").join(damaged);
     let mut bytes = std::fs::read(&damaged).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&damaged, bytes).unwrap();
-    let report = json_with_code(
-        &mut agency_run(&server, out.path(), &["verify", "--json"]),
-        3,
-    );
+    let report = json_with_code(&mut sandbox.command(&["verify", "--json"]), 3);
     let outcomes: Vec<String> = each_connection(&report, "outcome");
     assert_eq!(outcomes, ["intact", "damaged", "intact"], "{report}");
     let history = json_with_code(
-        &mut agency_run(&server, &out.path().join("conn_02"), &["history", "--json"]),
+        &mut sandbox.command_at(&sandbox.out().join("conn_02"), &["history", "--json"]),
         0,
     );
     assert_eq!(history["runs"][0]["command"], "verify", "{history}");
     assert_eq!(history["runs"][0]["exit_code"], 3, "{history}");
 
     // export writes each connection's index and the overview again.
-    std::fs::remove_file(out.path().join("index.html")).unwrap();
-    let report = json_with_code(
-        &mut agency_run(&server, out.path(), &["export", "--json"]),
-        0,
-    );
+    std::fs::remove_file(sandbox.out().join("index.html")).unwrap();
+    let report = json_with_code(&mut sandbox.command(&["export", "--json"]), 0);
     assert_eq!(ids_in(&report), ["conn_01", "conn_02", "conn_03"]);
     for id in ["conn_01", "conn_02", "conn_03"] {
-        let archive = out.path().join(id);
+        let archive = sandbox.out().join(id);
         for file in ["SHA256SUMS", "manifest.jsonl", "index.html"] {
             assert!(archive.join(file).is_file(), "{id}/{file}");
         }
     }
-    let overview = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    let overview = std::fs::read_to_string(sandbox.out().join("index.html")).unwrap();
     assert!(overview.contains("conn_02/index.html"), "{overview}");
 
     // `history` reads one archive: on the agency's folder it says which to give.
-    let output = agency_run(&server, out.path(), &["history"])
-        .output()
-        .unwrap();
+    let output = sandbox.command(&["history"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -511,36 +467,34 @@ fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
 
 #[test]
 fn an_agencys_run_never_mixes_into_one_connections_archive() {
-    let server = account(3, 2, false, Faults::default());
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = account(3, 2, false, Faults::default());
     // Today's layout: one connection, named by the environment.
-    let mut one = against(&server, out.path(), &["mirror", "--json"]);
+    let mut one = against(sandbox.server(), sandbox.out(), &["mirror", "--json"]);
     json_with_code(&mut one, 0);
-    let before = media_files(out.path()).len();
+    let before = media_files(sandbox.out()).len();
 
     for args in [
         &["mirror", "--all-connections"][..],
         &["mirror", "--all-connections", "--dry-run"][..],
     ] {
-        let output = agency_run(&server, out.path(), args).output().unwrap();
+        let output = sandbox.command(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("would mix the two layouts"), "{stderr}");
     }
     // Nothing was added: no connection folder, the archive as it was.
     for id in ["conn_01", "conn_02"] {
-        assert!(!out.path().join(id).exists(), "{id}");
+        assert!(!sandbox.out().join(id).exists(), "{id}");
     }
-    assert!(!out.path().join("connections.json").exists());
-    assert_eq!(media_files(out.path()).len(), before);
+    assert!(!sandbox.out().join("connections.json").exists());
+    assert_eq!(media_files(sandbox.out()).len(), before);
 }
 
 #[test]
 fn one_connections_run_never_mixes_into_an_agencys_folder() {
-    let server = account(3, 2, false, Faults::default());
-    let out = tempfile::tempdir().unwrap();
-    mirror_all(&server, out.path(), 0);
-    let mut one = against(&server, out.path(), &["mirror"]);
+    let sandbox = account(3, 2, false, Faults::default());
+    mirror_all(&sandbox, 0);
+    let mut one = against(sandbox.server(), sandbox.out(), &["mirror"]);
     let output = one.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -548,6 +502,6 @@ fn one_connections_run_never_mixes_into_an_agencys_folder() {
         stderr.contains("holds one archive per connection"),
         "{stderr}"
     );
-    assert!(!out.path().join(".vault-mirror").exists());
-    assert!(!out.path().join("media").exists());
+    assert!(!sandbox.out().join(".vault-mirror").exists());
+    assert!(!sandbox.out().join("media").exists());
 }

@@ -10,9 +10,10 @@ use assert_cmd::prelude::*;
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
 
 use crate::common::{
-    against, assert_archive_matches, listed_media, media_files, mirror, settings_for,
-    stored_variants, variant_rows, vault_mirror,
+    assert_archive_matches, json_of, listed_media, media_files, mirror, stored_variants,
+    variant_rows, vault_mirror,
 };
+use crate::sandbox::Sandbox;
 
 /// Runs `sha256sum -c SHA256SUMS` in `out`; panics with its output on failure.
 fn sha256sum_check(out: &Path) -> usize {
@@ -82,11 +83,8 @@ async fn export_round_trip_is_checked_by_sha256sum() {
         name: "</script><b>\"quoted\" & ünïcode".into(),
         members: vec!["../../x".into(), "UPPER".into(), "semi;colon\nline".into()],
     });
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -95,8 +93,8 @@ async fn export_round_trip_is_checked_by_sha256sum() {
     assert_eq!(export.variants, expected);
     assert!(export.missing.is_empty());
 
-    assert_eq!(sha256sum_check(out.path()), expected);
-    let sums = std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap();
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
+    let sums = std::fs::read_to_string(sandbox.out().join("SHA256SUMS")).unwrap();
     for line in sums.lines() {
         let (digest, path) = line.split_once("  ").unwrap();
         assert_eq!(digest.len(), 64);
@@ -107,7 +105,7 @@ async fn export_round_trip_is_checked_by_sha256sum() {
         );
     }
 
-    let entries = manifest(out.path());
+    let entries = manifest(sandbox.out());
     assert_eq!(entries.len(), expected);
     let rows = variant_rows(&settings.db);
     for entry in &entries {
@@ -127,7 +125,7 @@ async fn export_round_trip_is_checked_by_sha256sum() {
             assert!(entry.get(field).is_some(), "{field} missing in {entry}");
         }
         let path = entry["path"].as_str().unwrap();
-        let bytes = std::fs::read(out.path().join(path)).unwrap();
+        let bytes = std::fs::read(sandbox.out().join(path)).unwrap();
         assert_eq!(entry["size"].as_u64().unwrap() as usize, bytes.len());
         let id = entry["media_id"].as_str().unwrap();
         assert!(
@@ -144,22 +142,18 @@ async fn export_round_trip_is_checked_by_sha256sum() {
 
     // The gallery carries every media, and the hostile list name cannot
     // close its script.
-    let page = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    let page = std::fs::read_to_string(sandbox.out().join("index.html")).unwrap();
     assert_eq!(page.matches("</script>").count(), 2);
     assert!(page.contains("\\u003c/script>\\u003cb>"));
 
     // `export` alone (no key, no network) writes the same index.
-    std::fs::remove_file(out.path().join("SHA256SUMS")).unwrap();
-    let output = vault_mirror()
-        .args(["export", "--json", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    std::fs::remove_file(sandbox.out().join("SHA256SUMS")).unwrap();
+    let output = sandbox.offline(&["export", "--json"]).output().unwrap();
     assert!(output.status.success(), "{output:?}");
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let printed = json_of(&output);
     assert_eq!(printed["command"], "export");
     assert_eq!(printed["variants"].as_u64().unwrap() as usize, expected);
-    assert_eq!(sha256sum_check(out.path()), expected);
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
 }
 
 #[test]
@@ -177,21 +171,18 @@ fn export_without_an_archive_is_a_usage_error() {
 #[tokio::test]
 async fn list_views_follow_membership_and_every_link_resolves() {
     let vault = Vault::sample(24, 3);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let settings = sandbox.settings();
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
-    let root = std::fs::canonicalize(out.path()).unwrap();
+    let root = std::fs::canonicalize(sandbox.out()).unwrap();
 
     let expected_views: BTreeSet<String> = vault
         .lists
         .iter()
         .map(|list| vault_mirror::archive::views::view_name(&list.id, &list.name))
         .collect();
-    let links = view_links(out.path());
+    let links = view_links(sandbox.out());
     let views: BTreeSet<String> = links.iter().map(|(view, _, _)| view.clone()).collect();
     assert_eq!(views, expected_views);
     assert!(views.contains("28489180-best-of-2025-26"), "{views:?}");
@@ -203,22 +194,22 @@ async fn list_views_follow_membership_and_every_link_resolves() {
             "{view}/{name} points outside media/: {}",
             target.display()
         );
-        let link = out.path().join("lists").join(view).join(name);
+        let link = sandbox.out().join("lists").join(view).join(name);
         let relative = std::fs::read_link(&link).unwrap();
         assert!(relative.starts_with("../../media"), "{relative:?}");
     }
     assert_eq!(summary.views.as_ref().unwrap().links, per_list_files);
 
     // A member leaves one list: its links there go, the bytes stay.
-    let (list_id, leaving) = server.with_vault(|vault| {
+    let (list_id, leaving) = sandbox.server().with_vault(|vault| {
         let list = &mut vault.lists[0];
         (list.id.clone(), list.members.remove(0))
     });
-    let files_before = media_files(out.path());
+    let files_before = media_files(sandbox.out());
     let again = mirror(&settings).await;
     assert_eq!(again.views.as_ref().unwrap().removed, 2);
-    assert_eq!(media_files(out.path()), files_before);
-    let links = view_links(out.path());
+    assert_eq!(media_files(sandbox.out()), files_before);
+    let links = view_links(sandbox.out());
     assert!(
         !links
             .iter()
@@ -231,23 +222,22 @@ async fn list_views_follow_membership_and_every_link_resolves() {
 #[tokio::test]
 async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     let vault = Vault::sample(40, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     mirror(&settings).await;
     let ids: Vec<String> = vault.media.keys().cloned().collect();
 
     // Gone from every list upstream: kept on disk and marked.
     let removed = ids[0].clone();
-    server.with_vault(|vault| remove_everywhere(vault, &removed));
-    let files_before = media_files(out.path());
+    sandbox
+        .server()
+        .with_vault(|vault| remove_everywhere(vault, &removed));
+    let files_before = media_files(sandbox.out());
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0);
     assert!(summary.prune.is_none());
     assert_eq!(
-        media_files(out.path()),
+        media_files(sandbox.out()),
         files_before,
         "deleted without --prune"
     );
@@ -261,7 +251,7 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
         .unwrap();
     assert!(marked >= 1);
     assert!(
-        !view_links(out.path())
+        !view_links(sandbox.out())
             .iter()
             .any(|(_, name, _)| name.starts_with(&format!("{removed}.")))
     );
@@ -279,11 +269,13 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
             .iter()
             .all(|path| path.starts_with(&format!("media/{removed}/")))
     );
-    assert_eq!(media_files(out.path()), files_before);
+    assert_eq!(media_files(sandbox.out()), files_before);
 
     // Over --max-delete: refused whole, exit 3, nothing deleted.
     for id in &ids[1..6] {
-        server.with_vault(|vault| remove_everywhere(vault, id));
+        sandbox
+            .server()
+            .with_vault(|vault| remove_everywhere(vault, id));
     }
     settings.mirror.dry_run = false;
     settings.mirror.max_delete = 5;
@@ -298,7 +290,7 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
             .iter()
             .any(|error| error.contains("--max-delete 5"))
     );
-    assert_eq!(media_files(out.path()), files_before);
+    assert_eq!(media_files(sandbox.out()), files_before);
 
     // Within the limit: deleted, listed, recorded.
     settings.mirror.max_delete = 12;
@@ -308,11 +300,11 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     assert_eq!((prune.media, prune.files.len()), (6, 12));
     for id in &ids[..6] {
         assert!(
-            !out.path().join("media").join(id).exists(),
+            !sandbox.out().join("media").join(id).exists(),
             "{id} still on disk"
         );
     }
-    assert_eq!(media_files(out.path()).len(), files_before.len() - 12);
+    assert_eq!(media_files(sandbox.out()).len(), files_before.len() - 12);
     let recorded: i64 = connection
         .query_row("SELECT count(*) FROM pruned_files", [], |row| row.get(0))
         .unwrap();
@@ -322,18 +314,22 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
     assert!(nothing.prune.unwrap().files.is_empty());
 
     // Back upstream: fetched again.
-    server.with_vault(|vault| vault.lists[0].members.push(removed.clone()));
+    sandbox
+        .server()
+        .with_vault(|vault| vault.lists[0].members.push(removed.clone()));
     let back = mirror(&settings).await;
     assert_eq!(back.downloaded, 2);
-    assert!(out.path().join("media").join(&removed).is_dir());
+    assert!(sandbox.out().join("media").join(&removed).is_dir());
 
     // The CLI lists what it would delete, and the guard exits 3.
     for id in &ids[6..10] {
-        server.with_vault(|vault| remove_everywhere(vault, id));
+        sandbox
+            .server()
+            .with_vault(|vault| remove_everywhere(vault, id));
     }
     // The binary runs beside this test's runtime, which keeps serving the fake.
     let cli = |extra: &[&str]| {
-        let mut command = against(&server, out.path(), &["mirror"]);
+        let mut command = sandbox.command(&["mirror"]);
         command.args(extra);
         tokio::task::spawn_blocking(move || command.output().unwrap())
     };
@@ -358,11 +354,8 @@ async fn a_removal_is_kept_then_pruned_only_with_prune_and_within_max_delete() {
 #[tokio::test]
 async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     mirror(&settings).await;
 
@@ -384,7 +377,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
         .clone();
     let old_image = vault.body(&image, "full").unwrap();
     let old_retyped = vault.body(&retyped, "full").unwrap();
-    server.with_vault(|vault| {
+    sandbox.server().with_vault(|vault| {
         // New bytes, new size and a later storedAt.
         let variant = vault
             .media
@@ -419,7 +412,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             .unwrap();
         variant.stored_at = variant.stored_at.map(|at| at + 1);
     });
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
 
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -445,7 +438,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             version.local_path
         );
         assert_eq!(
-            std::fs::read(out.path().join(&version.local_path)).unwrap(),
+            std::fs::read(sandbox.out().join(&version.local_path)).unwrap(),
             old.as_ref(),
             "the old bytes of {id}"
         );
@@ -457,24 +450,26 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
             .find(|row| &row.0 == id && row.1 == "full")
             .unwrap();
         assert_eq!(row.4, "verified");
-        let bytes = std::fs::read(out.path().join(row.2.unwrap())).unwrap();
+        let bytes = std::fs::read(sandbox.out().join(row.2.unwrap())).unwrap();
         assert_eq!(bytes, current.body(id, "full").unwrap().as_ref());
     }
     assert!(
-        !out.path()
+        !sandbox
+            .out()
             .join(format!("media/{retyped}/full.png"))
             .exists()
     );
     assert!(
-        out.path()
+        sandbox
+            .out()
             .join(format!("media/{retyped}/full.jpg"))
             .exists()
     );
 
     // The versions are part of the archive: indexed, checked, shown.
     let expected = stored_variants(&vault, &["full", "thumb"]) + 2;
-    assert_eq!(sha256sum_check(out.path()), expected);
-    let versions: Vec<_> = manifest(out.path())
+    assert_eq!(sha256sum_check(sandbox.out()), expected);
+    let versions: Vec<_> = manifest(sandbox.out())
         .into_iter()
         .filter(|entry| entry["kind"] == "version")
         .collect();
@@ -559,13 +554,8 @@ fn versions_recorded(db: &Path) -> i64 {
         .unwrap()
 }
 
-/// The binary, run beside the test's runtime (which keeps serving the fake).
-async fn run_binary(
-    server: &FakeServer,
-    out: &Path,
-    args: &[&str],
-) -> (Option<i32>, String, String) {
-    let mut command = against(server, out, args);
+/// `command`, run beside the test's runtime (which keeps serving the fake).
+async fn run_binary(mut command: std::process::Command) -> (Option<i32>, String, String) {
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -580,24 +570,21 @@ async fn run_binary(
 #[tokio::test]
 async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_touched() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("archive");
-    let settings = settings_for(&server, &out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let settings = sandbox.settings();
     assert_eq!(mirror(&settings).await.exit_code, 0);
 
     // `media/<id>` becomes a link to a folder outside the archive, holding
     // the very files that were there; then the media changes upstream.
     let id = listed_jpeg(&vault, 0);
-    let outside = dir.path().join("outside");
+    let outside = sandbox.path("outside");
     std::fs::rename(out.join("media").join(&id), &outside).unwrap();
     std::os::unix::fs::symlink(&outside, out.join("media").join(&id)).unwrap();
     let outside_before = tree(&outside);
     assert!(!outside_before.is_empty());
     // export does not index bytes outside the archive.
-    let (code, stdout, stderr) = run_binary(&server, &out, &["export", "--json"]).await;
+    let (code, stdout, stderr) = run_binary(sandbox.command(&["export", "--json"])).await;
     assert_eq!(code, Some(3), "{stdout}{stderr}");
     let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(
@@ -609,9 +596,9 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     );
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert!(!sums.contains(&format!("media/{id}/")), "{sums}");
-    change_upstream(&server, &id);
+    change_upstream(sandbox.server(), &id);
 
-    let (code, _, stderr) = run_binary(&server, &out, &["mirror"]).await;
+    let (code, _, stderr) = run_binary(sandbox.command(&["mirror"])).await;
     assert_eq!(code, Some(0), "{stderr}");
     // Nothing outside was read into .versions/, written, renamed or deleted.
     assert_eq!(tree(&outside), outside_before);
@@ -628,9 +615,9 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
     assert_eq!(versions_recorded(&settings.db), 0);
     assert!(!out.join(".versions").exists());
     // The media is mirrored again, inside the archive, from upstream.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     assert_eq!(
-        assert_archive_matches(&out, &settings.db, &current),
+        assert_archive_matches(out, &settings.db, &current),
         stored_variants(&current, &["full", "thumb"])
     );
     assert_eq!(
@@ -643,19 +630,16 @@ async fn a_media_folder_planted_as_a_link_is_replaced_and_nothing_outside_is_tou
 #[tokio::test]
 async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("archive");
-    let settings = settings_for(&server, &out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let settings = sandbox.settings();
     assert_eq!(mirror(&settings).await.exit_code, 0);
 
     // `full.jpg` becomes a link to a copy of its bytes outside the archive,
     // and a `.part` beside it a link to another outside file.
     let id = listed_jpeg(&vault, 0);
     let folder = out.join("media").join(&id);
-    let outside = dir.path().join("outside");
+    let outside = sandbox.path("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::rename(folder.join("full.jpg"), outside.join("full.jpg")).unwrap();
     std::fs::write(outside.join("notes.txt"), b"someone's notes").unwrap();
@@ -664,21 +648,21 @@ async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
     let outside_before = tree(&outside);
 
     // verify does not vouch for bytes outside the archive.
-    let (code, stdout, stderr) = run_binary(&server, &out, &["verify"]).await;
+    let (code, stdout, stderr) = run_binary(sandbox.command(&["verify"])).await;
     assert_eq!(code, Some(3), "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!("damaged: media/{id}/full.jpg")) && stderr.contains("link"),
         "{stderr}"
     );
 
-    change_upstream(&server, &id);
+    change_upstream(sandbox.server(), &id);
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     assert!(summary.versions_kept.is_empty(), "{summary:?}");
     assert_eq!(versions_recorded(&settings.db), 0);
     assert_eq!(tree(&outside), outside_before);
     // Links replaced by the real, verified file; no `.part` left.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     let metadata = std::fs::symlink_metadata(folder.join("full.jpg")).unwrap();
     assert!(metadata.is_file() && !metadata.file_type().is_symlink());
     assert_eq!(
@@ -686,18 +670,15 @@ async fn a_file_planted_as_a_link_is_never_read_or_written_through() {
         current.body(&id, "full").unwrap().as_ref()
     );
     assert!(std::fs::symlink_metadata(folder.join("full.jpg.part")).is_err());
-    assert_archive_matches(&out, &settings.db, &current);
+    assert_archive_matches(out, &settings.db, &current);
 }
 
 #[tokio::test]
 async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
     let vault = Vault::sample(12, 2);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let out = out.path();
-    let mut settings = settings_for(&server, out);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let out = sandbox.out();
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     assert_eq!(mirror(&settings).await.exit_code, 0);
     let corrupt = |id: &str| {
@@ -723,7 +704,7 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
     // One damaged unnoticed, then changed upstream.
     let changed = listed_jpeg(&vault, 1);
     let changed_bytes = corrupt(&changed);
-    change_upstream(&server, &changed);
+    change_upstream(sandbox.server(), &changed);
 
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
@@ -743,7 +724,7 @@ async fn damaged_bytes_are_quarantined_never_kept_as_a_version() {
         );
     }
     // The index names only verified bytes, and checks out.
-    let current = server.with_vault(|vault| vault.clone());
+    let current = sandbox.server().with_vault(|vault| vault.clone());
     let expected = stored_variants(&current, &["full", "thumb"]);
     assert_eq!(sha256sum_check(out), expected);
     let entries = manifest(out);

@@ -63,7 +63,13 @@ impl Archive {
     fn new(backend: Backend, vault: Vault, options: FakeOptions) -> Option<Archive> {
         let moto = match backend {
             Backend::Disk => None,
-            Backend::Bucket => Some(moto()?),
+            Backend::Bucket => match moto() {
+                Ok(moto) => Some(moto),
+                Err(why) => {
+                    crate::common::missing(&why);
+                    return None;
+                }
+            },
         };
         let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
         let temp = tempfile::tempdir().unwrap();

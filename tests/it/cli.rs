@@ -8,9 +8,10 @@ use predicates::prelude::*;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 
 use crate::common::{
-    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, media_files, stored_variants,
-    variant_rows, vault_mirror,
+    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, json_of, media_files, require,
+    send_signal, stored_variants, variant_rows, vault_mirror,
 };
+use crate::sandbox::{Sandbox, with_faults};
 
 #[test]
 fn help_names_the_commands_and_exit_codes() {
@@ -69,9 +70,9 @@ fn the_scrubbed_environment_holds_every_variable_the_source_names() {
 
 #[test]
 fn a_refused_key_exits_4_with_a_hint() {
-    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror"])
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    sandbox
+        .command(&["mirror"])
         .env("OFAUTH_API_KEY", "not-the-key")
         .assert()
         .code(4)
@@ -133,12 +134,8 @@ fn missing_key_or_bad_flags_exit_2() {
 #[test]
 fn json_prints_exactly_one_object() {
     let vault = Vault::sample(12, 3);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let output = against(&server, out.path(), &["mirror"])
-        .arg("--json")
-        .output()
-        .unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let output = sandbox.command(&["mirror"]).arg("--json").output().unwrap();
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -175,10 +172,7 @@ fn json_prints_exactly_one_object() {
     );
 
     // A run that downloads nothing has no first byte.
-    let again = against(&server, out.path(), &["mirror"])
-        .arg("--json")
-        .output()
-        .unwrap();
+    let again = sandbox.command(&["mirror"]).arg("--json").output().unwrap();
     let summary: serde_json::Value =
         serde_json::from_str(String::from_utf8(again.stdout).unwrap().trim()).unwrap();
     assert_eq!(summary["downloaded"], 0);
@@ -202,7 +196,7 @@ fn demo_mirrors_the_sample_vault_and_a_second_run_downloads_nothing() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     assert_eq!(summary["downloaded"], 0);
     assert!(summary["already_verified"].as_u64().unwrap() > 0);
 }
@@ -210,21 +204,13 @@ fn demo_mirrors_the_sample_vault_and_a_second_run_downloads_nothing() {
 #[test]
 fn kill_9_mid_run_then_a_run_that_completes() {
     let vault = Vault::sample(40, 3);
-    let throttled = FakeOptions {
-        faults: Faults {
-            bandwidth_per_transfer: Some(96 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-
-    let mut child = against(&server, out.path(), &["mirror"])
-        .arg("--quiet")
-        .spawn()
-        .unwrap();
+    let throttled = with_faults(Faults {
+        bandwidth_per_transfer: Some(96 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, throttled);
+    let db = sandbox.db();
+    let mut child = sandbox.command(&["mirror"]).arg("--quiet").spawn().unwrap();
     // Wait until the run is well under way: some files verified, more in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -243,38 +229,25 @@ fn kill_9_mid_run_then_a_run_that_completes() {
     child.wait().unwrap();
 
     // Whatever the moment, nothing broken sits at a final path.
-    let verified_before = assert_archive_matches(out.path(), &db, &vault);
+    let verified_before = assert_archive_matches(sandbox.out(), &db, &vault);
     let total = stored_variants(&vault, &["full", "thumb"]);
     assert!(
         verified_before > 0 && verified_before < total,
         "{verified_before} of {total}"
     );
 
-    server.set_faults(Faults::default());
-    let requests_before = server.stats().media_requests;
-    against(&server, out.path(), &["mirror"])
-        .arg("--quiet")
-        .assert()
-        .code(0);
-    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    sandbox.server().set_faults(Faults::default());
+    let requests_before = sandbox.server().stats().media_requests;
+    sandbox.command(&["mirror"]).arg("--quiet").assert().code(0);
+    assert_eq!(assert_archive_matches(sandbox.out(), &db, &vault), total);
     // No verified file was fetched again.
-    let fetched = server.stats().media_requests - requests_before;
+    let fetched = sandbox.server().stats().media_requests - requests_before;
     assert_eq!(fetched as usize, total - verified_before);
     let connection = rusqlite::Connection::open(&db).unwrap();
     let check: String = connection
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-}
-
-/// Sends `signal` (a name for `kill`, like `INT`) to `child`.
-pub(crate) fn send_signal(child: &std::process::Child, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Waits (polling the database) until `at_least` variants are verified.
@@ -331,17 +304,14 @@ fn a_signal_stops_the_run_in_order_and_the_next_run_resumes() {
     let vault = Vault::sample(40, 3);
     let total = stored_variants(&vault, &["full", "thumb"]);
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
-        let throttled = FakeOptions {
-            faults: Faults {
-                bandwidth_per_transfer: Some(64 * 1024),
-                ..Faults::default()
-            },
-            ..FakeOptions::default()
-        };
-        let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
-        let out = tempfile::tempdir().unwrap();
-        let db = out.path().join(".vault-mirror/state.sqlite");
-        let child = against(&server, out.path(), &["mirror"])
+        let throttled = with_faults(Faults {
+            bandwidth_per_transfer: Some(64 * 1024),
+            ..Faults::default()
+        });
+        let sandbox = Sandbox::start_in_thread(&vault, throttled);
+        let db = sandbox.db();
+        let child = sandbox
+            .command(&["mirror"])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -366,20 +336,17 @@ fn a_signal_stops_the_run_in_order_and_the_next_run_resumes() {
         assert!(finished.is_some());
         drop(connection);
         assert_eq!(integrity_check(&db), "ok");
-        let verified_before = assert_archive_matches(out.path(), &db, &vault);
+        let verified_before = assert_archive_matches(sandbox.out(), &db, &vault);
         assert!(verified_before < total, "{verified_before} of {total}");
         // Transfers in flight were kept to resume.
-        assert!(part_files(out.path()) > 0, "no .part kept");
+        assert!(part_files(sandbox.out()) > 0, "no .part kept");
 
-        server.set_faults(Faults::default());
-        let requests_before = server.stats().media_requests;
-        against(&server, out.path(), &["mirror"])
-            .arg("--quiet")
-            .assert()
-            .code(0);
-        assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
-        assert_eq!(part_files(out.path()), 0);
-        let fetched = server.stats().media_requests - requests_before;
+        sandbox.server().set_faults(Faults::default());
+        let requests_before = sandbox.server().stats().media_requests;
+        sandbox.command(&["mirror"]).arg("--quiet").assert().code(0);
+        assert_eq!(assert_archive_matches(sandbox.out(), &db, &vault), total);
+        assert_eq!(part_files(sandbox.out()), 0);
+        let fetched = sandbox.server().stats().media_requests - requests_before;
         assert_eq!(fetched as usize, total - verified_before);
     }
 }
@@ -406,23 +373,21 @@ fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
     let mut moments = Moments(seed.max(1));
     let vault = Vault::sample(24, 3);
     let total = stored_variants(&vault, &["full", "thumb"]);
-    let throttled = FakeOptions {
-        faults: Faults {
-            bandwidth_per_transfer: Some(128 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault.clone(), throttled).unwrap();
-    let mut out = tempfile::tempdir().unwrap();
+    let throttled = with_faults(Faults {
+        bandwidth_per_transfer: Some(128 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, throttled);
+    let mut out = sandbox.out().to_path_buf();
     let mut kills = 0;
     let mut completed = 0;
     let mut attempts = 0;
     while kills < 20 {
         attempts += 1;
         assert!(attempts < 200, "runs keep finishing before the kill");
-        let db = out.path().join(".vault-mirror/state.sqlite");
-        let mut child = against(&server, out.path(), &["mirror"])
+        let db = out.join(".vault-mirror/state.sqlite");
+        let mut child = sandbox
+            .command_at(&out, &["mirror"])
             .arg("--quiet")
             .arg("--export")
             .stderr(std::process::Stdio::null())
@@ -435,11 +400,12 @@ fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
             Some(status) => {
                 // The run ended first: it must have completed everything.
                 assert_eq!(status.code(), Some(0), "seed {seed}, after {moment:?}");
-                assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+                assert_eq!(assert_archive_matches(&out, &db, &vault), total);
                 assert_eq!(integrity_check(&db), "ok");
                 completed += 1;
                 // A fresh archive, so the next kills land mid-run again.
-                out = tempfile::tempdir().unwrap();
+                out = sandbox.path(&format!("archive-{completed}"));
+                std::fs::create_dir(&out).unwrap();
             }
             None => {
                 child.kill().unwrap(); // SIGKILL
@@ -450,19 +416,20 @@ fn crash_loop_kill_9_at_random_moments_then_every_resumed_run_matches() {
                     // A kill while the database was being created may leave
                     // it without tables; the next run must cope with that.
                     if has_variants_table(&db) {
-                        assert_archive_matches(out.path(), &db, &vault);
+                        assert_archive_matches(&out, &db, &vault);
                     }
                 }
             }
         }
     }
     // And the run after the last kill completes.
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    against(&server, out.path(), &["mirror"])
+    let db = out.join(".vault-mirror/state.sqlite");
+    sandbox
+        .command_at(&out, &["mirror"])
         .arg("--quiet")
         .assert()
         .code(0);
-    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
+    assert_eq!(assert_archive_matches(&out, &db, &vault), total);
     assert_eq!(integrity_check(&db), "ok");
     eprintln!("{kills} kills, {completed} runs completed between them (seed {seed})");
 }
@@ -478,31 +445,29 @@ fn stops_then_the_next_run_completes(
 ) -> String {
     let vault = Vault::sample(40, 2);
     let total = stored_variants(&vault, &["full", "thumb"]);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    let output = against(&server, out.path(), &["mirror"])
+    let mut sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = sandbox.db();
+    let output = sandbox
         .env(variable, value)
+        .command(&["mirror"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let message = message.replace("<out>", &out.path().display().to_string());
+    let message = message.replace("<out>", &sandbox.out().display().to_string());
     assert!(stderr.contains(&message), "{stderr}");
     assert!(hint.is_none_or(|hint| stderr.contains(hint)), "{stderr}");
     assert_eq!(integrity_check(&db), "ok");
-    let verified_before = assert_archive_matches(out.path(), &db, &vault);
+    let verified_before = assert_archive_matches(sandbox.out(), &db, &vault);
     assert!(verified_before < total);
 
-    let requests_before = server.stats().media_requests;
-    against(&server, out.path(), &["mirror"])
-        .arg("--quiet")
-        .assert()
-        .code(0);
-    assert_eq!(assert_archive_matches(out.path(), &db, &vault), total);
-    assert_eq!(part_files(out.path()), 0);
+    let requests_before = sandbox.server().stats().media_requests;
+    sandbox.env_remove(variable);
+    sandbox.command(&["mirror"]).arg("--quiet").assert().code(0);
+    assert_eq!(assert_archive_matches(sandbox.out(), &db, &vault), total);
+    assert_eq!(part_files(sandbox.out()), 0);
     assert_eq!(integrity_check(&db), "ok");
-    let fetched = server.stats().media_requests - requests_before;
+    let fetched = sandbox.server().stats().media_requests - requests_before;
     assert!(fetched as usize <= total - verified_before);
     stderr
 }
@@ -510,18 +475,15 @@ fn stops_then_the_next_run_completes(
 #[test]
 fn an_unknown_list_given_while_list_names_cannot_be_read_leaves_no_row_either() {
     let vault = Vault::sample(4, 1);
-    let options = FakeOptions {
-        faults: Faults {
-            lists_unavailable: true,
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
+    let options = with_faults(Faults {
+        lists_unavailable: true,
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, options);
+    let db = sandbox.db();
     let known = vault.lists[0].id.clone();
-    against(&server, out.path(), &["mirror"])
+    sandbox
+        .command(&["mirror"])
         .args(["--list", "999", "--list", &known])
         .assert()
         .code(3)
@@ -529,7 +491,11 @@ fn an_unknown_list_given_while_list_names_cannot_be_read_leaves_no_row_either() 
             predicate::str::contains("could not read list names")
                 .and(predicate::str::contains("there is no list 999 upstream")),
         );
-    assert!(server.stats().lists_unavailable > 0, "{:?}", server.stats());
+    assert!(
+        sandbox.server().stats().lists_unavailable > 0,
+        "{:?}",
+        sandbox.server().stats()
+    );
     assert_eq!(db_list_ids(&db), vec![known]);
 }
 
@@ -558,16 +524,16 @@ fn a_full_disk_under_the_database_stops_the_run_and_the_next_run_resumes() {
 fn the_database_and_the_log_are_private_and_hold_no_secret() {
     use std::os::unix::fs::PermissionsExt;
     let vault = Vault::sample(6, 1);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let log = out.path().join("run.log");
-    against(&server, out.path(), &["mirror"])
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let log = sandbox.out().join("run.log");
+    sandbox
+        .command(&["mirror"])
         .arg("--log-file")
         .arg(&log)
         .arg("-v")
         .assert()
         .code(0);
-    let db = out.path().join(".vault-mirror/state.sqlite");
+    let db = sandbox.db();
     for path in [&db, &log] {
         let mode = std::fs::metadata(path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", path.display());
@@ -575,12 +541,16 @@ fn the_database_and_the_log_are_private_and_hold_no_secret() {
     // No key, connection id or signature anywhere the run wrote text.
     let mut texts = vec![std::fs::read(&log).unwrap()];
     texts.push(std::fs::read(&db).unwrap());
-    if let Ok(wal) = std::fs::read(out.path().join(".vault-mirror/state.sqlite-wal")) {
+    if let Ok(wal) = std::fs::read(sandbox.out().join(".vault-mirror/state.sqlite-wal")) {
         texts.push(wal);
     }
     for text in texts {
         let text = String::from_utf8_lossy(&text);
-        for secret in [server.api_key(), server.connection_id(), "sig="] {
+        for secret in [
+            sandbox.server().api_key(),
+            sandbox.server().connection_id(),
+            "sig=",
+        ] {
             assert!(!text.contains(secret), "{secret} was written");
         }
     }
@@ -604,9 +574,8 @@ fn mirrored_with_wal_folded_in(server: &FakeServer, out: &std::path::Path) -> st
 #[test]
 fn verify_reads_every_page_of_the_database_and_reports_damage_deep_inside() {
     let vault = Vault::sample(30, 2);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = mirrored_with_wal_folded_in(&server, out.path());
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = mirrored_with_wal_folded_in(sandbox.server(), sandbox.out());
     // The header and schema stay whole; the last page is scribbled over.
     let mut bytes = std::fs::read(&db).unwrap();
     let page = 4096;
@@ -614,9 +583,8 @@ fn verify_reads_every_page_of_the_database_and_reports_damage_deep_inside() {
     let last = bytes.len() - page;
     bytes[last..].fill(0x5A);
     std::fs::write(&db, &bytes).unwrap();
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
+    sandbox
+        .offline(&["verify"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("is damaged"))
@@ -631,15 +599,15 @@ fn verify_reads_every_page_of_the_database_and_reports_damage_deep_inside() {
 #[test]
 fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
     let vault = Vault::sample(6, 1);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = mirrored_with_wal_folded_in(&server, out.path());
-    let files_before = media_files(out.path());
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = mirrored_with_wal_folded_in(sandbox.server(), sandbox.out());
+    let files_before = media_files(sandbox.out());
     // Scribble over the header.
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[..100].copy_from_slice(&[0xAB; 100]);
     std::fs::write(&db, &bytes).unwrap();
-    against(&server, out.path(), &["mirror"])
+    sandbox
+        .command(&["mirror"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -652,25 +620,21 @@ fn a_damaged_database_is_reported_and_never_recreated_over_the_archive() {
         bytes,
         "the damaged file was changed"
     );
-    assert_eq!(media_files(out.path()), files_before);
+    assert_eq!(media_files(sandbox.out()), files_before);
 }
 
 #[test]
 fn a_locked_database_is_reported_not_waited_on_forever() {
     let vault = Vault::sample(6, 1);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    against(&server, out.path(), &["mirror"])
-        .arg("--quiet")
-        .assert()
-        .code(0);
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = sandbox.db();
+    sandbox.command(&["mirror"]).arg("--quiet").assert().code(0);
     // Another program holds an exclusive lock for the whole run.
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder
         .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
         .unwrap();
-    assert_cmd::Command::from_std(against(&server, out.path(), &["mirror"]))
+    assert_cmd::Command::from_std(sandbox.command(&["mirror"]))
         .timeout(Duration::from_secs(120))
         .assert()
         .code(1)
@@ -681,26 +645,29 @@ fn a_locked_database_is_reported_not_waited_on_forever() {
     holder.execute_batch("COMMIT;").unwrap();
 }
 
-/// Needs root and a tmpfs mount (as in CI); says so and passes elsewhere.
+/// Needs root to mount a tmpfs (as in CI): elsewhere it skips, saying so;
+/// under `CI=true` it fails (`require!`).
 #[test]
 fn a_read_only_database_is_reported() {
     let vault = Vault::sample(6, 1);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
     let mount = tempfile::tempdir().unwrap();
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
         .arg(mount.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
-        return;
-    }
+        .output();
+    require!(match mounted {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "cannot mount a tmpfs here (it needs root): mount {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(error) => Err(format!("cannot run mount: {error}")),
+    });
     let db = mount.path().join("state.sqlite");
     let run = || {
-        let mut command = against(&server, out.path(), &["mirror"]);
+        let mut command = sandbox.command(&["mirror"]);
         command.arg("--db").arg(&db).arg("--quiet");
         command
     };
@@ -740,21 +707,22 @@ fn too_little_free_space_warns_and_min_free_refuses_with_a_clear_message() {
         .map(|variant| variant.body.len() as u64)
         .max()
         .unwrap();
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
+    let mut sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
     // Room for the largest file, not for everything: a warning, then a run
     // that goes on (the pretended disk never really fills).
     let free = (total_bytes / 2).max(largest).to_string();
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror"])
-        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+    sandbox.env("VAULT_MIRROR_TEST_FREE_BYTES", &free);
+    sandbox
+        .command(&["mirror"])
         .assert()
         .code(0)
         .stderr(predicate::str::contains("need more than the"))
         .stderr(predicate::str::contains("--min-free"));
     // With a floor, what would go below it is refused and named.
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror"])
-        .env("VAULT_MIRROR_TEST_FREE_BYTES", &free)
+    let second = sandbox.path("second");
+    std::fs::create_dir(&second).unwrap();
+    sandbox
+        .command_at(&second, &["mirror"])
         .args(["--min-free", "1K"])
         .assert()
         .code(3)
@@ -776,15 +744,17 @@ fn db_list_ids(db: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
-    let server = FakeServer::start_in_thread(Vault::sample(6, 1), FakeOptions::default()).unwrap();
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(6, 1), FakeOptions::default());
     for typo in ["fulll", "FULL"] {
-        let out = tempfile::tempdir().unwrap();
-        let output = against(&server, out.path(), &["mirror"])
+        let out = sandbox.path(typo);
+        std::fs::create_dir(&out).unwrap();
+        let output = sandbox
+            .command_at(&out, &["mirror"])
             .args(["--quality", typo, "--json"])
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(3), "{typo}");
-        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let summary = json_of(&output);
         assert_eq!(summary["outcome"], "partial");
         let error = summary["errors"][0].as_str().unwrap();
         assert!(
@@ -793,11 +763,11 @@ fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
                 && error.contains("`thumb`"),
             "{error}"
         );
-        assert!(media_files(out.path()).is_empty());
+        assert!(media_files(&out).is_empty());
     }
     // One label right, one wrong: still not what was asked.
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror"])
+    sandbox
+        .command(&["mirror"])
         .args(["--quality", "full,thumbs"])
         .assert()
         .code(3)
@@ -805,7 +775,8 @@ fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
             "no media carries the label `thumbs`",
         ));
     // The plan says so too.
-    against(&server, out.path(), &["mirror"])
+    sandbox
+        .command(&["mirror"])
         .args(["--quality", "fulll", "--dry-run"])
         .assert()
         .stdout(predicate::str::contains(
@@ -815,9 +786,8 @@ fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
 
 #[test]
 fn a_command_that_cannot_start_creates_nothing() {
-    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
-    let parent = tempfile::tempdir().unwrap();
-    let typo = parent.path().join("typo");
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let typo = sandbox.path("typo");
     for command in [
         &["verify"][..],
         &["verify", "--fast"],
@@ -843,21 +813,21 @@ fn a_command_that_cannot_start_creates_nothing() {
     vault_mirror()
         .args(["mirror", "--api-key", "k", "--out"])
         .arg(&typo)
-        .env("OFAUTH_BASE_URL", server.base_url())
+        .env("OFAUTH_BASE_URL", sandbox.server().base_url())
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no connection id"));
     assert!(!typo.exists());
-    assert_eq!(server.stats().api_calls, 0);
+    assert_eq!(sandbox.server().stats().api_calls, 0);
 }
 
 #[test]
 fn an_unknown_list_is_a_clear_error_and_leaves_no_row_behind() {
     let vault = Vault::sample(6, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    against(&server, out.path(), &["mirror"])
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = sandbox.db();
+    sandbox
+        .command(&["mirror"])
         .args(["--list", "999", "--list", &vault.lists[0].id])
         .assert()
         .code(2)
@@ -868,61 +838,50 @@ fn an_unknown_list_is_a_clear_error_and_leaves_no_row_behind() {
             ))
             .and(predicate::str::contains("hint: `vault-mirror lists`")),
         );
-    assert_eq!(server.stats().sync_calls, 0, "nothing was synced");
+    assert_eq!(sandbox.server().stats().sync_calls, 0, "nothing was synced");
     // A full run afterwards: no list row for 999 (it would show as gone).
-    against(&server, out.path(), &["mirror"])
-        .arg("-q")
-        .assert()
-        .code(0);
+    sandbox.command(&["mirror"]).arg("-q").assert().code(0);
     assert_eq!(
         db_list_ids(&db),
         vec![vault.lists[0].id.clone(), vault.lists[1].id.clone()]
     );
-    vault_mirror()
-        .args(["status", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(0)
-        .stdout(
-            predicate::str::contains("999")
-                .not()
-                .and(predicate::str::contains("gone").not()),
-        );
+    sandbox.offline(&["status"]).assert().code(0).stdout(
+        predicate::str::contains("999")
+            .not()
+            .and(predicate::str::contains("gone").not()),
+    );
 }
 
 #[test]
 fn paging_that_never_ends_stops_with_a_clear_error() {
-    let options = FakeOptions {
-        faults: Faults {
-            endless_pages: true,
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
+    let options = with_faults(Faults {
+        endless_pages: true,
+        ..Faults::default()
+    });
     let vault = Vault::sample(6, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, options);
     // Every list: the listing repeats its first page.
-    against(&server, out.path(), &["mirror"])
+    sandbox.command(&["mirror"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
             "/v2/access/vault/lists kept paging without progress (a page brought no item not seen before)",
         ));
-    let stats = server.stats();
+    let stats = sandbox.server().stats();
     assert!(stats.list_calls <= 2, "{stats:?}");
     assert!(stats.endless_pages > 0, "{stats:?}");
     // Named lists: their members' cursor goes round in a circle; the last
     // known members stand and the run says why.
-    let output = against(&server, out.path(), &["mirror"])
+    let output = sandbox
+        .command(&["mirror"])
         .args(["--list", &vault.lists[0].id, "--json"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     let errors = summary["errors"].to_string();
     assert!(errors.contains("kept paging without progress"), "{errors}");
-    let stats = server.stats();
+    let stats = sandbox.server().stats();
     assert!(stats.member_calls <= 3, "{stats:?}");
     // Every list page paged without end, and so did some member page.
     assert!(stats.endless_pages > stats.list_calls, "{stats:?}");
@@ -1070,7 +1029,7 @@ fn mirror_without_links(
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = json_of(&output);
     assert_eq!(summary["outcome"], "complete");
     assert_eq!(summary["downloaded"], 0);
     assert_eq!(summary["already_verified"], total);
@@ -1085,9 +1044,8 @@ fn mirror_without_links(
 #[test]
 fn on_a_disk_without_links_views_are_indexes_and_the_run_succeeds() {
     let vault = Vault::sample(24, 3);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let stderr = mirror_without_links(&server, &vault, out.path(), true);
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let stderr = mirror_without_links(sandbox.server(), &vault, sandbox.out(), true);
     assert!(
         stderr.contains("hint: exFAT and FAT drives and some network shares cannot hold links"),
         "{stderr}"
@@ -1095,12 +1053,12 @@ fn on_a_disk_without_links_views_are_indexes_and_the_run_succeeds() {
 
     // Links work again (the archive moved to a disk with them): the views
     // are links again, the index files gone, and nothing more is said.
-    let output = against(&server, out.path(), &["mirror"]).output().unwrap();
+    let output = sandbox.command(&["mirror"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("symbolic nor hard links"), "{stderr}");
     let mut links = 0;
-    for view in std::fs::read_dir(out.path().join("lists")).unwrap() {
+    for view in std::fs::read_dir(sandbox.out().join("lists")).unwrap() {
         for entry in std::fs::read_dir(view.unwrap().path()).unwrap() {
             let path = entry.unwrap().path();
             let target = std::fs::read_link(&path)
@@ -1214,36 +1172,16 @@ fn run_tool(name: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
 }
 
 /// The real thing: a mirror onto an exFAT file system, which makes no
-/// links. Skips (saying why) where no exFAT can be mounted, but never in
-/// CI on a machine that has the tools for it.
+/// links. Where no exFAT can be mounted (it needs root, /dev/fuse, a free
+/// loop device and the Debian packages exfat-fuse and exfatprogs) it
+/// skips, saying why; under `CI=true` it fails (`require!`).
 #[cfg(target_os = "linux")]
 #[test]
 fn a_mirror_onto_exfat_completes_with_index_views() {
-    let mount = match ExfatMount::new() {
-        Ok(mount) => mount,
-        Err(why) => {
-            let root = run_tool("id", &["-u".as_ref()]).is_ok_and(|uid| uid.trim() == "0");
-            let equipped = root
-                && std::path::Path::new("/dev/fuse").exists()
-                && ["mkfs.exfat", "mount.exfat-fuse", "losetup"]
-                    .iter()
-                    .all(|tool| find_tool(tool).is_some());
-            assert!(
-                !(equipped && std::env::var("CI").is_ok_and(|ci| ci == "true")),
-                "CI has the exFAT tools, yet no exFAT could be mounted: {why}"
-            );
-            // Straight to stderr, past the test harness's capture, so a
-            // skip is seen in a plain `cargo test`.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED a_mirror_onto_exfat_completes_with_index_views: cannot mount an exFAT \
-                 image here ({why}); it needs root, /dev/fuse, a free loop device and the \
-                 Debian packages exfat-fuse and exfatprogs"
-            );
-            return;
-        }
-    };
+    let mount = require!(ExfatMount::new().map_err(|why| format!(
+        "cannot mount an exFAT image here ({why}); it needs root, /dev/fuse, a free loop \
+         device and the Debian packages exfat-fuse and exfatprogs"
+    )));
     let vault = Vault::sample(24, 3);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = mount.path.join("archive");

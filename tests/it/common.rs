@@ -102,6 +102,27 @@ pub fn json_of(output: &std::process::Output) -> serde_json::Value {
     })
 }
 
+/// Runs `command`, asserts it exits `code` (showing its stderr), and
+/// returns the one JSON object it printed on stdout: the one way a test
+/// reads a command's `--json`.
+pub fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    json_of(&output)
+}
+
+/// Sends `signal` (a name for `kill`, like `INT`) to `child`: the one way
+/// a test signals the binary.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
 /// A mirror run in this process, reporting nothing; panics if the run
 /// cannot start or is stopped by an error (its summary holds item failures).
 pub async fn mirror(settings: &Settings) -> Summary {
@@ -236,3 +257,42 @@ pub fn stored_variants(vault: &Vault, labels: &[&str]) -> usize {
         .filter(|(label, variant)| labels.contains(&label.as_str()) && variant.status == "stored")
         .count()
 }
+
+/// Whether this is a CI run (`CI=true`, as `.ci/run` and most CI services
+/// set it): there every tool a test needs must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true")
+}
+
+/// The one rule for a test that needs what a machine may lack (a tool, a
+/// browser, root, a mount): under `CI=true` the test fails, since CI must
+/// have it; elsewhere it prints `skipped: <test>: <why>` straight to
+/// stderr (past the harness's capture, so a plain `cargo test` shows it)
+/// and the test goes on without that part. Tests use it through
+/// [`require!`], which also returns.
+pub fn missing(why: &dyn std::fmt::Display) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    assert!(
+        !in_ci(),
+        "{test}: {why}; under CI=true it must be (.ci/run installs the tools and runs as root)"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// `require!(needed)`: the value of `needed` (a `Result`) when `Ok`;
+/// on `Err(why)`, [`missing`]`(why)` (a failure under `CI=true`) and a
+/// `return` from the test.
+macro_rules! require {
+    ($needed:expr) => {
+        match $needed {
+            Ok(value) => value,
+            Err(why) => {
+                $crate::common::missing(&why);
+                return;
+            }
+        }
+    };
+}
+pub(crate) use require;

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Stats, Vault};
+use vault_mirror::fake::{ApiRequest, Faults, RateLimitAnswer, RateLimitFault, Stats, Vault};
 use vault_mirror::pipeline::Summary;
 use vault_mirror::settings::Settings;
 
-use crate::common::{assert_archive_matches, mirror, settings_for, stored_variants};
+use crate::common::{assert_archive_matches, mirror, stored_variants};
+use crate::sandbox::{Sandbox, with_faults};
 
 /// Mirrors `vault` through a fake with `faults`; asserts a complete,
 /// correct archive and returns the summary and the fake's counters.
@@ -17,13 +18,19 @@ async fn mirror_through(
     faults: Faults,
     adjust: impl FnOnce(&mut Settings),
 ) -> (Summary, Stats) {
-    let options = FakeOptions {
-        faults,
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start(vault.clone(), options).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let (summary, stats, _) = mirror_through_logged(vault, faults, adjust).await;
+    (summary, stats)
+}
+
+/// [`mirror_through`], also returning every API call the fake saw.
+async fn mirror_through_logged(
+    vault: Vault,
+    faults: Faults,
+    adjust: impl FnOnce(&mut Settings),
+) -> (Summary, Stats, Vec<ApiRequest>) {
+    let options = with_faults(faults);
+    let sandbox = Sandbox::start(&vault, options).await;
+    let mut settings = sandbox.settings();
     settings.network.transfer_attempts = 12;
     settings.network.api_attempts = 12;
     adjust(&mut settings);
@@ -34,13 +41,44 @@ async fn mirror_through(
         "{summary:#?}"
     );
     // Against the vault as it is now (faults may have stored pending variants).
-    let vault = server.with_vault(|vault| vault.clone());
+    let vault = sandbox.server().with_vault(|vault| vault.clone());
     let expected = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         expected
     );
-    (summary, server.stats())
+    (
+        summary,
+        sandbox.server().stats(),
+        sandbox.server().api_requests(),
+    )
+}
+
+/// The API calls the client made while told to wait: for each 429, the
+/// next call must come no sooner than `told` after the 429 was answered
+/// (`told` picks the wait from what the 429 said; a few ms of slack for
+/// clock granularity). Returns how many 429s were followed by a call.
+fn assert_waited_as_told(
+    requests: &[ApiRequest],
+    told: impl Fn(&RateLimitAnswer) -> Duration,
+) -> usize {
+    let slack = Duration::from_millis(5);
+    let mut checked = 0;
+    for (index, pair) in requests.windows(2).enumerate() {
+        let Some(answer) = &pair[0].rate_limited else {
+            continue;
+        };
+        let waited = pair[1].arrived.saturating_duration_since(answer.answered);
+        let wait = told(answer);
+        assert!(
+            waited + slack >= wait,
+            "API call {} came {waited:?} after the 429 before it, which said to wait {wait:?} \
+             ({answer:?})",
+            index + 1
+        );
+        checked += 1;
+    }
+    checked
 }
 
 fn sample() -> Vault {
@@ -58,8 +96,14 @@ async fn rate_limit_bursts_with_retry_after() {
         }),
         ..Faults::default()
     };
-    let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+    let (_, stats, requests) = mirror_through_logged(sample(), faults, |_| {}).await;
     assert!(stats.rate_limited >= 2, "{stats:?}");
+    // Every call after a 429 waited out its `Retry-After` (the fake's
+    // 1 s, far above the client's own 10 ms retry delay).
+    let checked = assert_waited_as_told(&requests, |answer| {
+        Duration::from_secs(answer.retry_after.expect("every 429 says Retry-After"))
+    });
+    assert!(checked >= 2, "{checked} waits checked: {requests:?}");
 }
 
 #[tokio::test]
@@ -74,8 +118,18 @@ async fn rate_limit_bursts_with_a_reset_header_or_nothing() {
             }),
             ..Faults::default()
         };
-        let (_, stats) = mirror_through(sample(), faults, |_| {}).await;
+        let (_, stats, requests) = mirror_through_logged(sample(), faults, |_| {}).await;
         assert!(stats.rate_limited >= 1, "{stats:?}");
+        // With `X-RateLimit-Reset` the client waits until the reset; with
+        // no word at all, at least its own retry delay (10 ms here).
+        let checked = assert_waited_as_told(&requests, |answer| {
+            assert_eq!(answer.retry_after, None);
+            match answer.reset_after {
+                Some(seconds) => Duration::from_secs(seconds),
+                None => Duration::from_millis(10),
+            }
+        });
+        assert!(checked >= 1, "{checked} waits checked: {requests:?}");
     }
 }
 

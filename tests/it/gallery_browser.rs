@@ -4,15 +4,16 @@
 //! sizes of the decoded images), that a click opens the full image, that a
 //! video plays, that tiles and the viewer show pictures at least as large
 //! as they are drawn (the sample vault's 80×60 thumbs and 320×240
-//! pictures), and that 50,000 media stay fast. Screenshots are saved next
-//! to the build: `target/gallery-screenshot.png`,
-//! `target/gallery-dark.png`, `target/gallery-lightbox.png`,
-//! `target/gallery-tiles.png`, `target/gallery-viewer.png`,
-//! `target/gallery-viewer-narrow.png`, `target/gallery-viewer-clip.png`,
-//! `target/gallery-50k.png`.
+//! pictures), and that 50,000 media render one page at a time (how fast
+//! is for `bench/gallery.sh` to print, never for a test to assert).
+//! Screenshots are saved next to the build:
+//! `target/gallery-screenshot.png`, `target/gallery-dark.png`,
+//! `target/gallery-lightbox.png`, `target/gallery-tiles.png`,
+//! `target/gallery-viewer.png`, `target/gallery-viewer-narrow.png`,
+//! `target/gallery-viewer-clip.png`, `target/gallery-50k.png`.
 //!
-//! Without chromium the test is skipped with a loud message, unless `CI`
-//! is set: then it must run (`.ci/run` installs the Debian packages
+//! Without chromium the tests skip, saying so, unless `CI=true`: then they
+//! fail (`common::require!`; `.ci/run` installs the Debian packages
 //! `chromium` and `chromium-driver`).
 //!
 //! `tests/it/fixtures/clip.webm` is 2 s of VP9 at 320×180, made with
@@ -27,10 +28,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeServer, FakeVariant, Vault};
+use vault_mirror::fake::{FakeList, FakeMedia, FakeOptions, FakeVariant, Vault};
 use vault_mirror::settings::Quality;
 
-use crate::common::{mirror, settings_for};
+use crate::common::{mirror, require};
+use crate::sandbox::Sandbox;
 
 const FULL: (u32, u32) = (800, 600);
 const THUMB: (u32, u32) = (320, 240);
@@ -38,22 +40,17 @@ const CLIP: &[u8] = include_bytes!("fixtures/clip.webm");
 
 #[tokio::test]
 async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
-    let Some(browser) = Browser::find() else {
-        return;
-    };
+    let browser = require!(Browser::find());
     let vault = picture_vault(36);
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     let first = mirror(&settings).await;
     assert_eq!(first.exit_code, 0, "{first:?}");
     // Something for every badge, among the newest so the screenshot shows
     // them: one media gone upstream, one changed.
     let ids: Vec<String> = vault.media.keys().cloned().collect();
-    server.with_vault(|vault| {
+    sandbox.server().with_vault(|vault| {
         for list in &mut vault.lists {
             list.members.retain(|id| id != &ids[33]);
         }
@@ -65,7 +62,7 @@ async fn the_gallery_renders_thumbnails_opens_full_images_and_plays_video() {
     let second = mirror(&settings).await;
     assert_eq!(second.exit_code, 0, "{second:?}");
     assert_eq!(second.versions_kept.len(), 1);
-    let page = out.path().join("index.html");
+    let page = sandbox.out().join("index.html");
 
     let mut session = browser.session().await;
     session.open(&page).await;
@@ -168,9 +165,7 @@ const VIEWER_MARGINS: f64 = 160.0;
 
 #[tokio::test]
 async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
-    let Some(browser) = Browser::find() else {
-        return;
-    };
+    let browser = require!(Browser::find());
     let (_archive, session) = sample_gallery(&browser).await;
 
     // Every tile in view, once its picture has stopped changing.
@@ -247,9 +242,7 @@ async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
 
 #[tokio::test]
 async fn the_viewer_fits_pictures_and_clips_to_the_window() {
-    let Some(browser) = Browser::find() else {
-        return;
-    };
+    let browser = require!(Browser::find());
     let (_archive, session) = sample_gallery(&browser).await;
 
     // A 320×240 picture in a 1400×900 window: scaled up to the stage's
@@ -385,28 +378,23 @@ fn assert_fitted(viewer: &Value, natural: (f64, f64), window: (f64, f64)) {
 /// viewport: the sample vault (JPEG and PNG pictures of 320×240 with 80×60
 /// thumbs, 160×120 clips whose thumb is a 160×120 frame), one full page of
 /// it (120 media), mirrored with every label, so every tenth media has a
-/// 96×96 square preview too. The archive lives as long as its directory.
-async fn sample_gallery(browser: &Browser) -> (tempfile::TempDir, Session) {
-    let server = FakeServer::start(Vault::sample(120, 4), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+/// 96×96 square preview too. The archive lives as long as its sandbox.
+async fn sample_gallery(browser: &Browser) -> (Sandbox, Session) {
+    let sandbox = Sandbox::start(&Vault::sample(120, 4), FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     settings.mirror.export = true;
     settings.mirror.quality = Quality::All;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:?}");
     let mut session = browser.session().await;
     session.set_viewport(WINDOW).await;
-    session.open(&out.path().join("index.html")).await;
-    (out, session)
+    session.open(&sandbox.out().join("index.html")).await;
+    (sandbox, session)
 }
 
 #[tokio::test]
 async fn fifty_thousand_media_render_one_page_at_a_time() {
-    let Some(browser) = Browser::find() else {
-        return;
-    };
+    let browser = require!(Browser::find());
     use vault_mirror::archive::snapshot::Snapshot;
     use vault_mirror::store::{ArchiveList, ArchivedVariant};
     let out = tempfile::tempdir().unwrap();
@@ -455,18 +443,14 @@ async fn fifty_thousand_media_render_one_page_at_a_time() {
             "const tiles = document.querySelectorAll('#grid .tile').length; return tiles ? [tiles, document.getElementById('range').textContent] : null;",
         )
         .await;
-    let elapsed = started.elapsed();
-    eprintln!(
-        "50,000 media ({} MB of HTML): first page in {elapsed:.2?}",
-        html.len() / 1_000_000
-    );
+    // How long it took is a figure for bench/gallery.sh, never asserted.
+    let first_page = started.elapsed();
     assert_eq!(shown[0], 120, "{shown}");
     assert!(
         shown[1].as_str().unwrap().contains("of 50,000 media"),
         "{shown}"
     );
-    assert!(elapsed < Duration::from_secs(20), "too slow: {elapsed:?}");
-    // Paging and a list filter stay quick.
+    // Paging, then a list filter (their time is another figure).
     let timing = session
         .script(
             r#"
@@ -488,8 +472,13 @@ async fn fifty_thousand_media_render_one_page_at_a_time() {
         timing[1].as_str().unwrap().contains("6,250 media"),
         "{timing}"
     );
-    assert!(timing[2].as_f64().unwrap() < 2_000.0, "{timing}");
     assert_eq!(timing[3], 120);
+    eprintln!(
+        "gallery-50k: html_mb={} first_page_ms={} page_and_filter_ms={:.0}",
+        html.len() / 1_000_000,
+        first_page.as_millis(),
+        timing[2].as_f64().unwrap()
+    );
     session.screenshot(&artifact("gallery-50k.png")).await;
     session.close().await;
 }
@@ -629,8 +618,9 @@ struct Browser {
 }
 
 impl Browser {
-    /// `None` (after a loud message) when they are missing and `CI` is not set.
-    fn find() -> Option<Browser> {
+    /// Both, or why not (for [`require!`]: a skip, or under `CI=true` a
+    /// failure; `.ci/run` installs them).
+    fn find() -> Result<Browser, String> {
         let pick = |variable: &str, candidates: &[&str]| {
             std::env::var_os(variable)
                 .map(PathBuf::from)
@@ -644,24 +634,16 @@ impl Browser {
         );
         let chromedriver = pick("VAULT_MIRROR_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
         match (chromium, chromedriver) {
-            (Some(chromium), Some(chromedriver)) => Some(Browser {
+            (Some(chromium), Some(chromedriver)) => Ok(Browser {
                 chromium,
                 chromedriver,
             }),
-            _ if std::env::var_os("CI").is_some() => panic!(
-                "CI is set but chromium or chromedriver is missing: install the Debian packages \
-                 `chromium` and `chromium-driver` (.ci/run does)"
+            _ => Err(
+                "the real-browser gallery test needs chromium and chromedriver \
+                      (apt-get install chromium chromium-driver, or set \
+                      VAULT_MIRROR_CHROMIUM and VAULT_MIRROR_CHROMEDRIVER)"
+                    .to_owned(),
             ),
-            _ => {
-                eprintln!(
-                    "\n################################################################\n\
-                     SKIPPED: the real-browser gallery test needs chromium and\n\
-                     chromedriver (apt-get install chromium chromium-driver).\n\
-                     Set CI=1 to make their absence a failure.\n\
-                     ################################################################\n"
-                );
-                None
-            }
         }
     }
 

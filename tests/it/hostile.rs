@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
+use vault_mirror::fake::{FakeOptions, Vault};
 use vault_mirror::pipeline;
 use vault_mirror::report::SilentReporter;
 
-use crate::common::{
-    assert_archive_matches, listed_media, media_files, mirror, settings_for, stored_variants,
-};
+use crate::common::{assert_archive_matches, listed_media, media_files, mirror, stored_variants};
+use crate::sandbox::Sandbox;
 
 /// The (media id, label) of some stored `full` variant that is in a list.
 fn some_stored_full(vault: &Vault) -> (String, String) {
@@ -36,11 +35,8 @@ async fn a_size_larger_than_the_free_disk_is_refused_before_any_byte() {
         .get_mut(&label)
         .unwrap()
         .declared_size = Some(1_000_000_000_000_000); // a petabyte
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let settings = sandbox.settings();
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 3, "{summary:#?}");
     assert_eq!(summary.failed.len(), 1, "{summary:#?}");
@@ -51,16 +47,16 @@ async fn a_size_larger_than_the_free_disk_is_refused_before_any_byte() {
         "{}",
         failed.reason
     );
-    assert!(failed.reason.contains(&out.path().display().to_string()));
+    assert!(failed.reason.contains(&sandbox.out().display().to_string()));
     // Everything else is mirrored; the refused one was never requested.
     let total = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         total - 1
     );
-    assert_eq!(server.stats().media_requests as usize, total - 1);
+    assert_eq!(sandbox.server().stats().media_requests as usize, total - 1);
     assert!(
-        media_files(out.path()).iter().all(|path| {
+        media_files(sandbox.out()).iter().all(|path| {
             let path = path.to_string_lossy();
             !(path.contains(&media_id) && path.contains(&label))
         }),
@@ -77,11 +73,8 @@ async fn min_free_refuses_what_would_fill_the_disk_and_a_run_with_room_completes
         .flat_map(|media| media.variants.values())
         .map(|variant| variant.body.len() as u64)
         .sum();
-    let server = FakeServer::start(vault.clone(), FakeOptions::default())
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let mut settings = sandbox.settings();
     // A disk with room for everything, but a floor that leaves room for half.
     settings.mirror.assume_free = Some(total_bytes);
     settings.mirror.min_free = Some(total_bytes / 2);
@@ -95,7 +88,7 @@ async fn min_free_refuses_what_would_fill_the_disk_and_a_run_with_room_completes
             .all(|note| note.reason.contains("--min-free")),
         "{summary:#?}"
     );
-    let kept = assert_archive_matches(out.path(), &settings.db, &vault);
+    let kept = assert_archive_matches(sandbox.out(), &settings.db, &vault);
     assert!(kept > 0);
     let written: u64 = summary.bytes;
     assert!(written <= total_bytes / 2, "{written} of {total_bytes}");
@@ -103,15 +96,15 @@ async fn min_free_refuses_what_would_fill_the_disk_and_a_run_with_room_completes
     // With room, the next run fetches the rest and touches nothing kept.
     settings.mirror.min_free = None;
     settings.mirror.assume_free = None;
-    let requests_before = server.stats().media_requests;
+    let requests_before = sandbox.server().stats().media_requests;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:#?}");
     let total = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         total
     );
-    let fetched = server.stats().media_requests - requests_before;
+    let fetched = sandbox.server().stats().media_requests - requests_before;
     assert_eq!(fetched as usize, total - kept);
 }
 
@@ -125,17 +118,16 @@ async fn a_media_redirect_to_another_host_is_followed_without_the_key() {
         },
         ..FakeOptions::default()
     };
-    let server = FakeServer::start(vault.clone(), options).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, options).await;
+    let settings = sandbox.settings();
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 0, "{summary:#?}");
     let total = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         total
     );
-    let stats = server.stats();
+    let stats = sandbox.server().stats();
     // Each transfer was redirected once (to `localhost`) and then served.
     assert_eq!(stats.media_redirects as usize, total, "{stats:?}");
     assert_eq!(stats.media_requests as usize, 2 * total);
@@ -241,13 +233,12 @@ async fn bad_api_answers_fail_their_item_and_the_rest_of_the_run_goes_on() {
         },
         ..FakeOptions::default()
     };
-    let server = FakeServer::start(vault.clone(), options).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&server, out.path());
+    let sandbox = Sandbox::start(&vault, options).await;
+    let mut settings = sandbox.settings();
     settings.network.api_attempts = 12;
     let summary = mirror(&settings).await;
     assert_eq!(summary.exit_code, 3, "{summary:#?}");
-    let stats = server.stats();
+    let stats = sandbox.server().stats();
     assert!(
         stats.truncated_answers > 0,
         "no truncated answer: {stats:?}"
@@ -268,23 +259,23 @@ async fn bad_api_answers_fail_their_item_and_the_rest_of_the_run_goes_on() {
     // Everything else is mirrored, once; nothing for the id nobody asked for.
     let total = stored_variants(&vault, &["full", "thumb"]);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         total - 2
     );
-    assert!(!out.path().join("not-asked").exists());
+    assert!(!sandbox.out().join("not-asked").exists());
     assert!(
-        media_files(out.path())
+        media_files(sandbox.out())
             .iter()
             .all(|path| !path.to_string_lossy().contains("not-asked")),
     );
 
     // A second run of the same bad answers touches nothing already mirrored.
-    let requests_before = server.stats().media_requests;
+    let requests_before = sandbox.server().stats().media_requests;
     let again = mirror(&settings).await;
     assert_eq!(again.downloaded, 0, "{again:#?}");
-    assert_eq!(server.stats().media_requests, requests_before);
+    assert_eq!(sandbox.server().stats().media_requests, requests_before);
     assert_eq!(
-        assert_archive_matches(out.path(), &settings.db, &vault),
+        assert_archive_matches(sandbox.out(), &settings.db, &vault),
         total - 2
     );
 }

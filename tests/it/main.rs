@@ -4,7 +4,10 @@
 //! Run one module with `cargo test --test it faults::`.
 //!
 //! `common` owns what every module shares: the fake-server settings, the
-//! binary with a scrubbed environment, and the checks of an archive.
+//! binary with a scrubbed environment, the one way to read a command's
+//! JSON and to signal it, the one rule for a missing tool (`require!`),
+//! and the checks of an archive. `sandbox` is where a test against the
+//! fake starts: a temp folder, the fake, the archive and the environment.
 //! Fixtures live in `fixtures/`, insta snapshots in `snapshots/`.
 
 #![allow(
@@ -16,6 +19,7 @@
 )]
 
 mod common;
+mod sandbox;
 
 mod agency;
 mod archive;

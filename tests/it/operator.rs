@@ -11,13 +11,10 @@ use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
 use crate::common::{
-    against, assert_archive_matches, json_of as json, media_files, scrub_environment,
+    assert_archive_matches, json_of as json, media_files, require, scrub_environment,
     stored_variants, variant_rows, vault_mirror,
 };
-
-fn start(vault: &Vault) -> FakeServer {
-    FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap()
-}
+use crate::sandbox::{Sandbox, with_faults};
 
 /// Snapshot text with what varies between runs (the temporary folder,
 /// times, durations, sizes) replaced by placeholders. Plain string scanning
@@ -133,30 +130,18 @@ fn help_is_the_contract() {
 #[test]
 fn status_tells_what_the_archive_holds_and_how_the_last_run_went() {
     let vault = Vault::sample(12, 3);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    drop(server);
+    let mut sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    sandbox.stop_server();
 
     // Offline: the server is gone, and status does not need it.
-    let output = vault_mirror()
-        .args(["status", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let output = sandbox.offline(&["status"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
-    let text = normalise(&text, out.path());
+    let text = normalise(&text, sandbox.out());
     insta::assert_snapshot!("status", text);
 
-    let output = vault_mirror()
-        .args(["status", "--json", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let status = json(&output);
+    let status = sandbox.json(&mut sandbox.offline(&["status", "--json"]), 0);
     assert_eq!(status["lists"].as_array().unwrap().len(), 3);
     assert_eq!(status["total"]["members"], 12);
     assert_eq!(
@@ -207,164 +192,118 @@ fn damage(out: &Path) -> (String, String) {
 #[test]
 fn verify_finds_a_deleted_and_a_damaged_file_and_repair_restores_them() {
     let vault = Vault::sample(16, 2);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join(".vault-mirror/state.sqlite");
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let db = sandbox.db();
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    sandbox
+        .offline(&["verify"])
         .assert()
         .code(0)
         // The summary is on stderr; stdout is for --json alone.
         .stdout("")
         .stderr(predicate::str::contains("0 missing, 0 damaged"));
 
-    let (deleted, rotten) = damage(out.path());
+    let (deleted, rotten) = damage(sandbox.out());
     // Sizes only: the deleted file is found, the same-size damage is not.
-    let output = vault_mirror()
-        .args(["verify", "--fast", "--json", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let report = json(&output);
+    let report = sandbox.json(&mut sandbox.offline(&["verify", "--fast", "--json"]), 3);
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
     assert_eq!(report["findings"][0]["path"], deleted.as_str());
     assert_eq!(report["findings"][0]["problem"], "missing");
 
     // The whole check finds both, and says so again until they are fixed.
     for _ in 0..2 {
-        vault_mirror()
-            .args(["verify", "--out"])
-            .arg(out.path())
-            .assert()
-            .code(3)
-            .stderr(
-                predicate::str::contains(format!("missing: {deleted}"))
-                    .and(predicate::str::contains(format!("damaged: {rotten}")))
-                    .and(predicate::str::contains("sha256"))
-                    .and(predicate::str::contains("1 missing, 1 damaged")),
-            );
+        sandbox.offline(&["verify"]).assert().code(3).stderr(
+            predicate::str::contains(format!("missing: {deleted}"))
+                .and(predicate::str::contains(format!("damaged: {rotten}")))
+                .and(predicate::str::contains("sha256"))
+                .and(predicate::str::contains("1 missing, 1 damaged")),
+        );
     }
 
-    let requests_before = server.stats().media_requests;
-    let output = against(&server, out.path(), &["verify", "--repair", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = json(&output);
+    let requests_before = sandbox.server().stats().media_requests;
+    let report = sandbox.json(&mut sandbox.command(&["verify", "--repair", "--json"]), 0);
     assert_eq!(report["outcome"], "repaired");
     assert_eq!(report["repair"]["repaired"], 2);
     // Only the two broken files were fetched again.
-    assert_eq!(server.stats().media_requests - requests_before, 2);
+    assert_eq!(sandbox.server().stats().media_requests - requests_before, 2);
     assert_eq!(
-        assert_archive_matches(out.path(), &db, &vault),
+        assert_archive_matches(sandbox.out(), &db, &vault),
         stored_variants(&vault, &["full", "thumb"])
     );
     // The damaged bytes were set aside, not thrown away.
     let name = Path::new(&rotten).file_name().unwrap();
     let media_folder = Path::new(&rotten).parent().unwrap().file_name().unwrap();
     assert!(
-        out.path()
+        sandbox
+            .out()
             .join(".vault-mirror/quarantine")
             .join(media_folder)
             .join(name)
             .is_file()
     );
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(0);
+    sandbox.offline(&["verify"]).assert().code(0);
 }
 
 #[test]
 fn a_found_file_that_is_put_back_is_verified_again_and_mirror_also_repairs() {
     let vault = Vault::sample(6, 1);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    let (deleted, rotten) = damage(out.path());
-    let good_copy = std::fs::read(out.path().join(&rotten)).map(|mut bytes| {
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let (deleted, rotten) = damage(sandbox.out());
+    let good_copy = std::fs::read(sandbox.out().join(&rotten)).map(|mut bytes| {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xFF;
         bytes
     });
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(3);
+    sandbox.offline(&["verify"]).assert().code(3);
     // Put back by hand: verify accepts it again.
-    std::fs::write(out.path().join(&rotten), good_copy.unwrap()).unwrap();
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
+    std::fs::write(sandbox.out().join(&rotten), good_copy.unwrap()).unwrap();
+    sandbox
+        .offline(&["verify"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("1 missing, 0 damaged"));
     // What verify found, a plain mirror run fetches.
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    assert!(out.path().join(&deleted).is_file());
-    vault_mirror()
-        .args(["verify", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(0);
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    assert!(sandbox.out().join(&deleted).is_file());
+    sandbox.offline(&["verify"]).assert().code(0);
 }
 
 #[test]
 fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
     let vault = Vault::sample(4, 1);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
     // An archive to verify (verify says "no archive" where there is none).
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    let calls_before = server.stats().api_calls;
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let calls_before = sandbox.server().stats().api_calls;
     {
-        let _held = ArchiveLock::acquire(out.path(), "mirror").unwrap();
+        let _held = ArchiveLock::acquire(sandbox.out(), "mirror").unwrap();
         for command in [&["mirror"][..], &["verify"]] {
-            against(&server, out.path(), command)
-                .assert()
-                .code(1)
-                .stderr(
-                    predicate::str::contains("another vault-mirror run is using the archive")
-                        .and(predicate::str::contains(format!(
-                            "process {}",
-                            std::process::id()
-                        )))
-                        .and(predicate::str::contains("hint:")),
-                );
+            sandbox.command(command).assert().code(1).stderr(
+                predicate::str::contains("another vault-mirror run is using the archive")
+                    .and(predicate::str::contains(format!(
+                        "process {}",
+                        std::process::id()
+                    )))
+                    .and(predicate::str::contains("hint:")),
+            );
         }
         assert_eq!(
-            server.stats().api_calls,
+            sandbox.server().stats().api_calls,
             calls_before,
             "a refused run called the API"
         );
     }
     // The holder is gone (its lock file stays, naming it): the next run goes ahead.
-    let lock_file = out.path().join(".vault-mirror/lock");
+    let lock_file = sandbox.out().join(".vault-mirror/lock");
     assert!(lock_file.is_file());
     std::fs::write(
         &lock_file,
         "pid = 4194303\nhost = elsewhere\ncommand = mirror\n",
     )
     .unwrap();
-    against(&server, out.path(), &["mirror", "-v"])
+    sandbox
+        .command(&["mirror", "-v"])
         .assert()
         .code(0)
         .stderr(predicate::str::contains(
@@ -377,38 +316,30 @@ fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
 #[test]
 fn status_and_dry_runs_work_while_a_run_holds_the_lock() {
     let vault = Vault::sample(4, 1);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    against(&server, out.path(), &["mirror", "-q"])
-        .assert()
-        .code(0);
-    let _held = ArchiveLock::acquire(out.path(), "mirror").unwrap();
-    vault_mirror()
-        .args(["status", "--out"])
-        .arg(out.path())
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let _held = ArchiveLock::acquire(sandbox.out(), "mirror").unwrap();
+    sandbox
+        .offline(&["status"])
         .assert()
         .code(0)
         .stdout(predicate::str::contains(format!(
             "running now: process {}",
             std::process::id()
         )));
-    against(&server, out.path(), &["mirror", "--dry-run"])
-        .assert()
-        .code(0);
+    sandbox.command(&["mirror", "--dry-run"]).assert().code(0);
 }
 
 #[test]
 fn dry_run_shows_the_plan_and_changes_nothing() {
     let mut vault = Vault::sample(20, 2);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    let archive = out.path().join("archive");
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let archive = sandbox.out().join("archive");
 
-    let output = against(&server, &archive, &["mirror", "--dry-run", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let plan = json(&output);
+    let plan = sandbox.json(
+        &mut sandbox.command_at(&archive, &["mirror", "--dry-run", "--json"]),
+        0,
+    );
     assert_eq!(plan["dry_run"], true);
     assert_eq!(
         plan["download"]["variants"].as_u64().unwrap() as usize,
@@ -416,29 +347,33 @@ fn dry_run_shows_the_plan_and_changes_nothing() {
     );
     assert_eq!(plan["skip"]["variants"], 0);
     assert!(!archive.exists(), "a dry run created the archive");
-    let stats = server.stats();
+    let stats = sandbox.server().stats();
     assert_eq!((stats.sync_calls, stats.media_requests), (0, 0));
 
     // After a real run: everything is skipped; a member that leaves its
     // only list is counted for pruning; an expiring URL would be re-signed.
-    against(&server, &archive, &["mirror", "-q"])
+    sandbox
+        .command_at(&archive, &["mirror", "-q"])
         .assert()
         .code(0);
     let gone = vault.lists[0].members.remove(0);
-    server.with_vault(|served| served.lists[0].members.retain(|id| *id != gone));
+    sandbox
+        .server()
+        .with_vault(|served| served.lists[0].members.retain(|id| *id != gone));
     let in_other_list = vault.lists[1].members.contains(&gone);
     let rows_before = variant_rows(&archive.join(".vault-mirror/state.sqlite"));
-    let output = against(&server, &archive, &["mirror", "--dry-run"])
+    let output = sandbox
+        .command_at(&archive, &["mirror", "--dry-run"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("dry run: nothing was changed"), "{text}");
     assert!(text.contains("already verified"), "{text}");
-    let output = against(&server, &archive, &["mirror", "--dry-run", "--json"])
-        .output()
-        .unwrap();
-    let plan = json(&output);
+    let plan = sandbox.json(
+        &mut sandbox.command_at(&archive, &["mirror", "--dry-run", "--json"]),
+        0,
+    );
     assert_eq!(plan["download"]["variants"], 0);
     let expected_prune = if in_other_list { 0 } else { 2 };
     assert_eq!(plan["prune"]["variants"], expected_prune, "{plan}");
@@ -452,23 +387,16 @@ fn dry_run_shows_the_plan_and_changes_nothing() {
 #[test]
 fn lists_shows_the_connection_s_lists_with_local_counts() {
     let vault = Vault::sample(9, 3);
-    let server = start(&vault);
-    let out = tempfile::tempdir().unwrap();
-    let output = against(&server, out.path(), &["lists", "--json"])
-        .output()
-        .unwrap();
-    let lists = json(&output);
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let lists = sandbox.json(&mut sandbox.command(&["lists", "--json"]), 0);
     assert_eq!(lists["lists"].as_array().unwrap().len(), 3);
     assert!(lists["lists"][0]["local"].is_null());
 
-    against(
-        &server,
-        out.path(),
-        &["mirror", "-q", "--list", &vault.lists[0].id],
-    )
-    .assert()
-    .code(0);
-    let output = against(&server, out.path(), &["lists"]).output().unwrap();
+    sandbox
+        .command(&["mirror", "-q", "--list", &vault.lists[0].id])
+        .assert()
+        .code(0);
+    let output = sandbox.command(&["lists"]).output().unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
     let mirrored = text
         .lines()
@@ -486,16 +414,15 @@ fn lists_shows_the_connection_s_lists_with_local_counts() {
 #[test]
 fn settings_come_from_flag_then_environment_then_file() {
     let vault = Vault::sample(6, 1);
-    let server = start(&vault);
-    let folder = tempfile::tempdir().unwrap();
-    let key_file = folder.path().join("api-key");
-    std::fs::write(&key_file, format!("{}\n", server.api_key())).unwrap();
-    let config = folder.path().join("vault-mirror.toml");
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let key_file = sandbox.path("api-key");
+    std::fs::write(&key_file, format!("{}\n", sandbox.server().api_key())).unwrap();
+    let config = sandbox.path("vault-mirror.toml");
     std::fs::write(
         &config,
         format!(
             "# where and how\nout = \"from-file\"\nbase_url = \"{}\"\napi_key_file = \"api-key\"\nconnection = \"conn_wrong\"\n\n[mirror]\nquality = \"thumb\"\njobs = 3\n",
-            server.base_url()
+            sandbox.server().base_url()
         ),
     )
     .unwrap();
@@ -513,7 +440,7 @@ fn settings_come_from_flag_then_environment_then_file() {
     assert_eq!(output.status.code(), Some(4));
     // The environment beats the file.
     let output = plan_with(&|command| {
-        command.env("OFAUTH_CONNECTION_ID", server.connection_id());
+        command.env("OFAUTH_CONNECTION_ID", sandbox.server().connection_id());
     });
     assert_eq!(output.status.code(), Some(0));
     let plan = json(&output);
@@ -521,13 +448,13 @@ fn settings_come_from_flag_then_environment_then_file() {
     assert_eq!(plan["jobs"], 3);
     assert_eq!(
         plan["out"].as_str().unwrap(),
-        folder.path().join("from-file").to_str().unwrap()
+        sandbox.path("from-file").to_str().unwrap()
     );
     // Flags beat both.
     let output = plan_with(&|command| {
         command
             .env("OFAUTH_CONNECTION_ID", "conn_also_wrong")
-            .args(["--connection", server.connection_id()])
+            .args(["--connection", sandbox.server().connection_id()])
             .args(["--quality", "full", "--jobs", "5"]);
     });
     assert_eq!(output.status.code(), Some(0));
@@ -538,17 +465,15 @@ fn settings_come_from_flag_then_environment_then_file() {
     );
 
     // An archive's own file is read without --config.
-    let archive = folder.path().join("archive");
-    std::fs::create_dir_all(&archive).unwrap();
+    let archive = sandbox.out();
+    std::fs::create_dir_all(archive).unwrap();
     std::fs::write(
         archive.join("vault-mirror.toml"),
         "[mirror]\nquality = \"thumb\"\n",
     )
     .unwrap();
-    against(&server, &archive, &["mirror", "-q"])
-        .assert()
-        .code(0);
-    let files = media_files(&archive);
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let files = media_files(archive);
     assert!(!files.is_empty());
     assert!(files.iter().all(|path| {
         path.file_name()
@@ -594,18 +519,15 @@ fn config_errors_name_the_line_and_the_key() {
 #[test]
 fn logs_and_errors_never_show_the_key_or_signed_urls() {
     let vault = Vault::sample(6, 1);
-    let options = FakeOptions {
-        faults: Faults {
-            // Transfers get cut off (or stall briefly), so there is something to log.
-            bandwidth_per_transfer: Some(512 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let log = out.path().join("logs/run.log");
-    let output = against(&server, out.path(), &["mirror", "-vv"])
+    let options = with_faults(Faults {
+        // Transfers get cut off (or stall briefly), so there is something to log.
+        bandwidth_per_transfer: Some(512 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, options);
+    let log = sandbox.out().join("logs/run.log");
+    let output = sandbox
+        .command(&["mirror", "-vv"])
         .env("VAULT_MIRROR_LOG_FILE", &log)
         .output()
         .unwrap();
@@ -620,12 +542,16 @@ fn logs_and_errors_never_show_the_key_or_signed_urls() {
     assert!(logged.contains("summary:"), "{logged}");
     assert!(logged.contains("resolve:"), "{logged}");
     for text in [&logged, &stderr.to_string()] {
-        assert!(!text.contains(server.api_key()), "the key leaked: {text}");
+        assert!(
+            !text.contains(sandbox.server().api_key()),
+            "the key leaked: {text}"
+        );
         assert!(!text.contains("sig="), "a signed URL leaked: {text}");
     }
     // A refused key: an error with a hint, and still no key.
     let log_flag = format!("--log-file={}", log.display());
-    let output = against(&server, out.path(), &["mirror", &log_flag])
+    let output = sandbox
+        .command(&["mirror", &log_flag])
         .env("OFAUTH_API_KEY", "sk_not_the_key")
         .output()
         .unwrap();
@@ -690,12 +616,12 @@ fn infer_kind(bytes: &[u8]) -> &'static str {
 }
 
 /// Runs `command` (arguments of the binary, shell-quoted) in a real
-/// pseudo-terminal of 80 columns (util-linux `script`) against `server`;
-/// `None` where `script` cannot run here.
-fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Output> {
+/// pseudo-terminal of 80 columns (util-linux `script`, Debian package
+/// `bsdutils`) against `server`; or why `script` cannot run here (for
+/// [`require!`]: a skip, or under `CI=true` a failure).
+fn in_terminal(server: &FakeServer, command: &str) -> Result<std::process::Output, String> {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return None;
+        return Err("util-linux `script` is not installed (Debian package `bsdutils`)".to_owned());
     }
     let binary = assert_cmd::cargo::cargo_bin!("vault-mirror");
     let inner = format!(
@@ -705,7 +631,7 @@ fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Outpu
     let mut script = Command::new("script");
     // `script` passes its environment on to the binary: scrubbed, and
     // without a COLUMNS to beat the terminal's 80.
-    let output = scrub_environment(&mut script)
+    scrub_environment(&mut script)
         .env("OFAUTH_BASE_URL", server.base_url())
         .env("OFAUTH_API_KEY", server.api_key())
         .env("OFAUTH_CONNECTION_ID", server.connection_id())
@@ -713,14 +639,8 @@ fn in_terminal(server: &FakeServer, command: &str) -> Option<std::process::Outpu
         .env("NO_COLOR", "1")
         .args(["-qfec", &inner, "/dev/null"])
         .stdin(std::process::Stdio::null())
-        .output();
-    match output {
-        Ok(output) => Some(output),
-        Err(_) => {
-            eprintln!("skipped: `script` could not run");
-            None
-        }
-    }
+        .output()
+        .map_err(|error| format!("`script` could not run: {error}"))
 }
 
 /// What a terminal was sent, as the lines drawn: escape sequences
@@ -755,23 +675,17 @@ fn drawn_lines(screen: &str) -> Vec<String> {
 #[test]
 fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
     let vault = Vault::sample(12, 2);
-    let options = FakeOptions {
-        faults: Faults {
-            // Slow enough that the bars are drawn many times.
-            bandwidth_per_transfer: Some(48 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let options = with_faults(Faults {
+        // Slow enough that the bars are drawn many times.
+        bandwidth_per_transfer: Some(48 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, options);
     let command = format!(
         "{{bin}} mirror --jobs 4 --out '{}'",
-        out.path().join("archive").display()
+        sandbox.out().join("archive").display()
     );
-    let Some(output) = in_terminal(&server, &command) else {
-        return;
-    };
+    let output = require!(in_terminal(sandbox.server(), &command));
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -823,23 +737,17 @@ fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
 #[test]
 fn a_stop_signal_clears_the_bars_before_saying_so() {
     let vault = Vault::sample(12, 2);
-    let options = FakeOptions {
-        faults: Faults {
-            // Transfers still running when the signal comes.
-            bandwidth_per_transfer: Some(16 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let options = with_faults(Faults {
+        // Transfers still running when the signal comes.
+        bandwidth_per_transfer: Some(16 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, options);
     let command = format!(
         "{{bin}} mirror --jobs 4 --out '{}' & pid=$!; sleep 2; kill -INT $pid; wait $pid",
-        out.path().join("archive").display()
+        sandbox.out().join("archive").display()
     );
-    let Some(output) = in_terminal(&server, &command) else {
-        return;
-    };
+    let output = require!(in_terminal(sandbox.server(), &command));
     let screen = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{screen}");
     let (before, after) = screen

@@ -2,8 +2,8 @@
 //! loopback: moto's server mode (Python package `moto[server]`, installed
 //! by `.ci/run`). Each test starts its own `moto_server` on a free port;
 //! the objects and the multipart uploads left are read back with boto3
-//! (which moto brings), outside vault-mirror. Without moto a test says so
-//! and passes, unless `CI=true`, where it fails.
+//! (which moto brings), outside vault-mirror. Without moto or boto3 a test
+//! skips, saying so, unless `CI=true`, where it fails (`common::require!`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vault_mirror::fake::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
 
-use crate::common::{stored_variants, vault_mirror};
+use crate::common::{require, send_signal, stored_variants, vault_mirror};
 
 pub(crate) const BUCKET: &str = "vault-test";
 pub(crate) const PREFIX: &str = "archives/alice";
@@ -36,9 +36,17 @@ impl Drop for Moto {
     }
 }
 
-/// Starts moto with the test bucket, or None (with the reason printed)
-/// where moto is not installed; under `CI=true` that is a failure.
-pub(crate) fn moto() -> Option<Moto> {
+/// Starts moto with the test bucket, or says why it cannot (for
+/// [`require!`]: a skip, or under `CI=true` a failure).
+pub(crate) fn moto() -> Result<Moto, String> {
+    let boto3 = Command::new("python3")
+        .args(["-c", "import boto3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !boto3.is_ok_and(|status| status.success()) {
+        return Err("python3 cannot import boto3; pip install 'moto[server]' boto3".to_owned());
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,21 +58,10 @@ pub(crate) fn moto() -> Option<Moto> {
         .current_dir(home.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            let ci = std::env::var("CI").is_ok_and(|ci| ci == "true");
-            assert!(
-                !ci,
-                "CI must have moto_server (pip install 'moto[server]'): {error}"
-            );
-            eprintln!(
-                "SKIPPED: moto_server is not installed ({error}); pip install 'moto[server]'"
-            );
-            return None;
-        }
-    };
+        .spawn()
+        .map_err(|error| {
+            format!("moto_server is not installed ({error}); pip install 'moto[server]'")
+        })?;
     let moto = Moto {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
@@ -76,7 +73,7 @@ pub(crate) fn moto() -> Option<Moto> {
         std::thread::sleep(Duration::from_millis(100));
     }
     python(&moto, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
-    Some(moto)
+    Ok(moto)
 }
 
 /// Runs `code` with `s3` a boto3 client of `moto`; returns its stdout.
@@ -244,7 +241,7 @@ fn run_json(command: &mut Command) -> (serde_json::Value, String, i32) {
 
 #[test]
 fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = vault_with_a_big_file();
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -330,7 +327,7 @@ fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
 
 #[test]
 fn s3_a_lost_local_database_is_restored_from_the_snapshot() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(16, 2);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -373,7 +370,7 @@ fn s3_a_lost_local_database_is_restored_from_the_snapshot() {
 
 #[test]
 fn s3_lying_sizes_and_types_leave_no_object() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let mut vault = Vault::sample(12, 2);
     // Bytes that are no JPEG, declared and served as one: the magic-byte
     // check fails only once all 20 MiB went into a multipart upload.
@@ -466,7 +463,7 @@ fn spawn_until_uploading(moto: &Moto, command: &mut Command) -> Child {
 
 #[test]
 fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = vault_with_a_big_file();
     let server = slow_server(&vault, 4 << 20);
     let state = tempfile::tempdir().unwrap();
@@ -545,7 +542,7 @@ fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(10, 2);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -616,7 +613,7 @@ fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
 
 #[test]
 fn s3_export_and_list_views_are_objects() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(8, 2);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -688,7 +685,7 @@ fn s3_export_and_list_views_are_objects() {
 
 #[test]
 fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(4, 1);
     let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -738,7 +735,7 @@ fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
 
 #[test]
 fn s3_bytes_a_change_upstream_replaces_are_kept_by_server_side_copy() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(6, 1);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -782,7 +779,7 @@ fn s3_bytes_a_change_upstream_replaces_are_kept_by_server_side_copy() {
 
 #[test]
 fn s3_prune_deletes_only_with_prune_and_within_max_delete() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = Vault::sample(12, 2);
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -843,7 +840,7 @@ fn s3_prune_deletes_only_with_prune_and_within_max_delete() {
 
 #[test]
 fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = vault_with_a_big_file();
     let server = slow_server(&vault, 2 << 20);
     let state = tempfile::tempdir().unwrap();
@@ -888,7 +885,7 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
 
 #[test]
 fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let vault = vault_with_a_big_file();
     let server = slow_server(&vault, 2 << 20);
     let state = tempfile::tempdir().unwrap();
@@ -898,11 +895,7 @@ fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "TERM");
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr).to_string();
     assert_eq!(output.status.code(), Some(143), "{text}");
@@ -918,7 +911,7 @@ fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
 
 #[test]
 fn s3_many_connections_each_under_its_own_prefix() {
-    let Some(moto) = moto() else { return };
+    let moto = require!(moto());
     let (vault, options) = vault_mirror::fake::sample_account(6, 2, 3, false);
     let server = FakeServer::start_in_thread(vault, options).unwrap();
     let state = tempfile::tempdir().unwrap();

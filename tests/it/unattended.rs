@@ -9,10 +9,11 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
+use vault_mirror::fake::{FakeOptions, Vault};
 use vault_mirror::lock::ArchiveLock;
 
-use crate::common::{against, stored_variants, vault_mirror};
+use crate::common::{against, json_with_code, missing, require, stored_variants, vault_mirror};
+use crate::sandbox::{Sandbox, with_faults};
 
 /// One request a [`PingServer`] received.
 #[derive(Debug, Clone)]
@@ -125,38 +126,36 @@ fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key} in {samples:?}"))
 }
 
-/// `promtool` on `args` with `input` on stdin: `None` where promtool is
-/// not installed (a loud skip), except in CI, where it must be.
-fn promtool(args: &[&str], input: Option<&Path>) -> Option<std::process::Output> {
+/// `promtool` on `args` with `input` on stdin, or why it cannot run here
+/// (for [`require!`] or [`missing`]: a skip, or under `CI=true` a failure).
+fn promtool(args: &[&str], input: Option<&Path>) -> Result<std::process::Output, String> {
     let mut command = std::process::Command::new("promtool");
     command.args(args);
     if let Some(input) = input {
         command.stdin(std::fs::File::open(input).unwrap());
     }
     match command.output() {
-        Ok(output) => Some(output),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is not installed, and CI is set: install the Debian package `prometheus`"
-            );
-            eprintln!(
-                "SKIPPED: promtool is not installed (Debian package `prometheus`); the metrics file was not checked by it"
-            );
-            None
-        }
+        Ok(output) => Ok(output),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(
+            "promtool is not installed (Debian package `prometheus`); the metrics file and \
+             the alert rule were not checked by it"
+                .to_owned(),
+        ),
         Err(error) => panic!("cannot run promtool: {error}"),
     }
 }
 
+/// promtool accepts the metrics file; where promtool is missing, only
+/// this check is skipped (under `CI=true` it fails).
 fn promtool_accepts(metrics: &Path) {
-    if let Some(output) = promtool(&["check", "metrics"], Some(metrics)) {
-        assert!(
+    match promtool(&["check", "metrics"], Some(metrics)) {
+        Err(why) => missing(&why),
+        Ok(output) => assert!(
             output.status.success(),
             "promtool check metrics: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
-        );
+        ),
     }
 }
 
@@ -178,9 +177,7 @@ fn history_json(out: &Path, run_id: Option<&str>) -> serde_json::Value {
         .arg("--json")
         .arg("--out")
         .arg(out);
-    let (code, stdout, stderr) = run(&mut command);
-    assert_eq!(code, Some(0), "{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    json_with_code(&mut command, 0)
 }
 
 /// The pings of one run: a start, then one end, with one rid; the body
@@ -205,13 +202,16 @@ fn one_run(pings: &[Ping], end_path: &str, secrets: &[&str]) -> String {
 #[test]
 fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
     let vault = Vault::sample(8, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
     let pings = PingServer::start(false);
-    let out = tempfile::tempdir().unwrap();
-    let metrics = out.path().join("metrics/vault_mirror.prom");
+    let metrics = sandbox.out().join("metrics/vault_mirror.prom");
     std::fs::create_dir_all(metrics.parent().unwrap()).unwrap();
     let watched = |extra: &[&str]| {
-        let mut command = against(&server, &out.path().join("archive"), &["mirror"]);
+        let mut command = against(
+            sandbox.server(),
+            &sandbox.out().join("archive"),
+            &["mirror"],
+        );
         command
             .env("VAULT_MIRROR_METRICS_FILE", &metrics)
             .env("VAULT_MIRROR_PING_URL", &pings.url)
@@ -243,7 +243,11 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
         "{success} vs {now}"
     );
     assert!(sample(&first, "vault_mirror_last_run_timestamp_seconds") >= success);
-    let run_one = one_run(&pings.pings(), "/ping/check-uuid", &[server.api_key()]);
+    let run_one = one_run(
+        &pings.pings(),
+        "/ping/check-uuid",
+        &[sandbox.server().api_key()],
+    );
     assert!(
         pings.pings()[1].body.contains("mirrored 2 lists"),
         "{:?}",
@@ -272,7 +276,7 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
 
     // 3. Partial: a variant is pending upstream (exit 3), pinged with its
     // exit code.
-    server.with_vault(|vault| {
+    sandbox.server().with_vault(|vault| {
         let mut media = vault.media.values().next().unwrap().clone();
         media.id = "4199999999".into();
         let full = media.variants.get_mut("full").unwrap();
@@ -292,7 +296,11 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
     );
     assert!(third["vault_mirror_variants{connection=\"conn_demo\",state=\"pending\"}"] >= 1.0);
     let received = pings.pings();
-    one_run(&received[4..], "/ping/check-uuid/3", &[server.api_key()]);
+    one_run(
+        &received[4..],
+        "/ping/check-uuid/3",
+        &[sandbox.server().api_key()],
+    );
     assert!(received[5].body.contains("pending"), "{:?}", received[5]);
     // Nothing but the file itself in its folder: no temporary left over.
     let names: Vec<_> = std::fs::read_dir(metrics.parent().unwrap())
@@ -304,15 +312,16 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
 
 #[test]
 fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone() {
-    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
     let pings = PingServer::start(true);
-    let out = tempfile::tempdir().unwrap();
     // A metrics file that cannot be written is said, and changes nothing either.
-    let (code, _, stderr) = run(against(&server, &out.path().join("a"), &["mirror"])
-        .arg("--ping-url")
-        .arg(&pings.url)
-        .arg("--metrics-file")
-        .arg(out.path().join("no/such/folder/vault_mirror.prom")));
+    let (code, _, stderr) = run(
+        against(sandbox.server(), &sandbox.out().join("a"), &["mirror"])
+            .arg("--ping-url")
+            .arg(&pings.url)
+            .arg("--metrics-file")
+            .arg(sandbox.out().join("no/such/folder/vault_mirror.prom")),
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("cannot write the metrics file"), "{stderr}");
     assert!(stderr.contains("vault_mirror.prom"), "{stderr}");
@@ -325,15 +334,12 @@ fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone(
 
 #[test]
 fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
-    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
     let pings = PingServer::start(false);
-    let out = tempfile::tempdir().unwrap();
     let base = pings.url.trim_end_matches("/ping/check-uuid").to_owned();
     // Uptime Kuma: status and msg in the query; no `{event}`, no start ping.
     let kuma = format!("{base}/api/push/TOKEN?status={{status}}&msg={{msg}}");
-    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
-        .arg("--ping-url")
-        .arg(&kuma));
+    let (code, _, stderr) = run(sandbox.command(&["mirror"]).arg("--ping-url").arg(&kuma));
     assert_eq!(code, Some(0), "{stderr}");
     let received = pings.pings();
     assert_eq!(received.len(), 1, "{received:?}");
@@ -346,7 +352,8 @@ fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
     assert!(received[0].rid().is_some(), "{query}");
     // ntfy: the title says which end; `{event}` asks for the start too.
     let ntfy = format!("{base}/topic?title=vault-mirror+{{event}}+(exit+{{code}})");
-    let (code, _, stderr) = run(against(&server, out.path(), &["mirror"])
+    let (code, _, stderr) = run(sandbox
+        .command(&["mirror"])
         .arg("--ping-url")
         .arg(&ntfy)
         .env("OFAUTH_API_KEY", "sk_refused"));
@@ -368,24 +375,21 @@ fn template_urls_are_filled_in_for_uptime_kuma_and_ntfy() {
 
 #[test]
 fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrupted() {
-    use crate::cli::{send_signal, wait_for_verified};
+    use crate::cli::wait_for_verified;
+    use crate::common::send_signal;
     use vault_mirror::fake::Faults;
     let vault = Vault::sample(40, 3);
-    let throttled = FakeOptions {
-        faults: Faults {
-            bandwidth_per_transfer: Some(64 * 1024),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, throttled).unwrap();
+    let throttled = with_faults(Faults {
+        bandwidth_per_transfer: Some(64 * 1024),
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, throttled);
     let pings = PingServer::start(false);
-    let out = tempfile::tempdir().unwrap();
-    let archive = out.path().join("archive");
+    let archive = sandbox.out().join("archive");
     let db = archive.join(".vault-mirror/state.sqlite");
-    let metrics = out.path().join("vault_mirror.prom");
-    let events = out.path().join("events.ndjson");
-    let child = against(&server, &archive, &["mirror", "--quiet"])
+    let metrics = sandbox.out().join("vault_mirror.prom");
+    let events = sandbox.out().join("events.ndjson");
+    let child = against(sandbox.server(), &archive, &["mirror", "--quiet"])
         .arg("--metrics-file")
         .arg(&metrics)
         .arg("--ping-url")
@@ -402,7 +406,11 @@ fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrup
         sample(&samples(&metrics), "vault_mirror_run_exit_code"),
         130.0
     );
-    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    one_run(
+        &pings.pings(),
+        "/ping/check-uuid/fail",
+        &[sandbox.server().api_key()],
+    );
     let text = std::fs::read_to_string(&events).unwrap();
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let tail: Vec<&str> = text.lines().rev().take(6).collect();
@@ -410,7 +418,7 @@ fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrup
     assert_eq!(last["summary"]["outcome"], "interrupted");
 
     // Killed outright: no end, so "interrupted" without an exit code.
-    let mut child = against(&server, &archive, &["mirror", "--quiet"])
+    let mut child = against(sandbox.server(), &archive, &["mirror", "--quiet"])
         .spawn()
         .unwrap();
     let verified_before = last["summary"]["downloaded"].as_u64().unwrap() as usize;
@@ -439,15 +447,14 @@ fn a_stopped_run_is_measured_pinged_and_recorded_and_a_killed_one_shows_interrup
 
 #[test]
 fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
-    let server = FakeServer::start_in_thread(Vault::sample(2, 1), FakeOptions::default()).unwrap();
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
     let pings = PingServer::start(false);
-    let out = tempfile::tempdir().unwrap();
-    let metrics = out.path().join("vault_mirror.prom");
-    let archive = out.path().join("archive");
-    let (code, _, stderr) = run(&mut against(&server, &archive, &["mirror"]));
+    let metrics = sandbox.out().join("vault_mirror.prom");
+    let archive = sandbox.out().join("archive");
+    let (code, _, stderr) = run(&mut against(sandbox.server(), &archive, &["mirror"]));
     assert_eq!(code, Some(0), "{stderr}");
     let _held = ArchiveLock::acquire(&archive, "mirror").unwrap();
-    let (code, _, stderr) = run(against(&server, &archive, &["mirror"])
+    let (code, _, stderr) = run(against(sandbox.server(), &archive, &["mirror"])
         .arg("--metrics-file")
         .arg(&metrics)
         .arg("--ping-url")
@@ -457,7 +464,11 @@ fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
         sample(&samples(&metrics), "vault_mirror_run_exit_code"),
         1.0
     );
-    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    one_run(
+        &pings.pings(),
+        "/ping/check-uuid/fail",
+        &[sandbox.server().api_key()],
+    );
     let history = history_json(&archive, None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
@@ -508,13 +519,8 @@ fn a_run_without_a_key_creates_nothing_but_is_measured_and_pinged() {
 #[test]
 fn the_events_stream_reads_back_in_order() {
     let vault = Vault::sample(4, 1);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) = run(&mut against(
-        &server,
-        out.path(),
-        &["mirror", "--quiet", "--events", "-"],
-    ));
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let (code, stdout, stderr) = run(&mut sandbox.command(&["mirror", "--quiet", "--events", "-"]));
     assert_eq!(code, Some(0), "{stderr}");
     let events: Vec<serde_json::Value> = stdout
         .lines()
@@ -556,7 +562,7 @@ fn the_events_stream_reads_back_in_order() {
             .unwrap();
         let done = events.iter().position(|event| event == *file).unwrap();
         assert!(started < done);
-        let path = out.path().join(file["path"].as_str().unwrap());
+        let path = sandbox.out().join(file["path"].as_str().unwrap());
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(file["size"], bytes.len());
         use sha2::Digest;
@@ -570,11 +576,7 @@ fn the_events_stream_reads_back_in_order() {
     assert_eq!(summary["downloaded"], stored);
 
     // On stdout, events and the --json summary would mix: refused.
-    let (code, stdout, stderr) = run(&mut against(
-        &server,
-        out.path(),
-        &["mirror", "--json", "--events", "-"],
-    ));
+    let (code, stdout, stderr) = run(&mut sandbox.command(&["mirror", "--json", "--events", "-"]));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--events"), "{stderr}");
     assert!(!stdout.contains("\"event\""), "{stdout}");
@@ -584,22 +586,20 @@ fn the_events_stream_reads_back_in_order() {
 fn events_in_a_file_carry_retries_and_resigns() {
     use vault_mirror::fake::Faults;
     let vault = Vault::sample(6, 1);
-    let options = FakeOptions {
-        faults: Faults {
-            refused_urls: 0.3,
-            media_server_errors: 0.3,
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let events = out.path().join("log/events.ndjson");
-    let (code, _, stderr) = run(
-        against(&server, &out.path().join("a"), &["mirror", "--quiet"])
-            .env("VAULT_MIRROR_EVENTS", &events)
-            .args(["--retries", "20"]),
-    );
+    let options = with_faults(Faults {
+        refused_urls: 0.3,
+        media_server_errors: 0.3,
+        ..Faults::default()
+    });
+    let sandbox = Sandbox::start_in_thread(&vault, options);
+    let events = sandbox.out().join("log/events.ndjson");
+    let (code, _, stderr) = run(against(
+        sandbox.server(),
+        &sandbox.out().join("a"),
+        &["mirror", "--quiet"],
+    )
+    .env("VAULT_MIRROR_EVENTS", &events)
+    .args(["--retries", "20"]));
     assert_eq!(code, Some(0), "{stderr}");
     let text = std::fs::read_to_string(&events).unwrap();
     let kinds: Vec<String> = text
@@ -624,9 +624,8 @@ fn history_lists_additions_changes_removals_and_prunes() {
     for list in &mut first_vault.lists {
         list.members.retain(|member| *member != late);
     }
-    let server = FakeServer::start_in_thread(first_vault, FakeOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror"]));
+    let sandbox = Sandbox::start_in_thread(&first_vault, FakeOptions::default());
+    let (code, _, stderr) = run(&mut sandbox.command(&["mirror"]));
     assert_eq!(code, Some(0), "{stderr}");
 
     let changed = ids
@@ -649,22 +648,22 @@ fn history_lists_additions_changes_removals_and_prunes() {
         })
         .unwrap()
         .clone();
-    server.with_vault(|current| {
+    sandbox.server().with_vault(|current| {
         current.lists = vault.lists.clone();
         for list in &mut current.lists {
             list.members.retain(|member| *member != removed);
         }
     });
-    crate::archive::change_upstream(&server, &changed);
-    let (code, _, stderr) = run(&mut against(&server, out.path(), &["mirror", "--prune"]));
+    crate::archive::change_upstream(sandbox.server(), &changed);
+    let (code, _, stderr) = run(&mut sandbox.command(&["mirror", "--prune"]));
     assert_eq!(code, Some(0), "{stderr}");
 
-    let history = history_json(out.path(), None);
+    let history = history_json(sandbox.out(), None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["run_id"], 2, "newest first");
     let run_id = runs[0]["run_id"].to_string();
-    let detail = history_json(out.path(), Some(&run_id));
+    let detail = history_json(sandbox.out(), Some(&run_id));
     let changes = detail["changes"].as_array().unwrap();
     let of = |kind: &str| -> Vec<&serde_json::Value> {
         changes
@@ -691,7 +690,7 @@ fn history_lists_additions_changes_removals_and_prunes() {
     assert_eq!(changes_upstream[0]["label"], "full");
     let kept = changes_upstream[0]["kept_path"].as_str().unwrap();
     assert!(kept.starts_with(".versions/"), "{kept}");
-    assert!(out.path().join(kept).is_file(), "{kept}");
+    assert!(sandbox.out().join(kept).is_file(), "{kept}");
     let gone = of("gone");
     assert!(!gone.is_empty(), "{detail}");
     assert!(
@@ -703,16 +702,15 @@ fn history_lists_additions_changes_removals_and_prunes() {
     for file in &pruned {
         assert_eq!(file["media_id"], removed.as_str());
         assert!(
-            !out.path()
+            !sandbox
+                .out()
                 .join(file["local_path"].as_str().unwrap())
                 .exists()
         );
     }
 
     // The same, for a person.
-    let (_, text, _) = run(vault_mirror()
-        .args(["history", &run_id, "--out"])
-        .arg(out.path()));
+    let (_, text, _) = run(&mut sandbox.offline(&["history", &run_id]));
     for heading in [
         "added (",
         "changed upstream (1):",
@@ -725,20 +723,18 @@ fn history_lists_additions_changes_removals_and_prunes() {
         text.contains("the previous bytes are kept as .versions/"),
         "{text}"
     );
-    let (_, text, _) = run(vault_mirror().args(["history", "--out"]).arg(out.path()));
+    let (_, text, _) = run(vault_mirror().args(["history", "--out"]).arg(sandbox.out()));
     assert!(text.contains("RUN") && text.contains("complete"), "{text}");
-    let (code, _, stderr) = run(vault_mirror()
-        .args(["history", "99", "--out"])
-        .arg(out.path()));
+    let (code, _, stderr) = run(&mut sandbox.offline(&["history", "99"]));
     assert_eq!(code, Some(2), "{stderr}");
 
     // `export` and `verify` change the archive too: recorded; `status` and
     // `history` only read: not.
     for args in [&["export"][..], &["verify", "--fast"], &["status"]] {
-        let (code, _, stderr) = run(vault_mirror().args(args).arg("--out").arg(out.path()));
+        let (code, _, stderr) = run(vault_mirror().args(args).arg("--out").arg(sandbox.out()));
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
     }
-    let history = history_json(out.path(), None);
+    let history = history_json(sandbox.out(), None);
     let commands: Vec<&str> = history["runs"]
         .as_array()
         .unwrap()
@@ -761,9 +757,7 @@ fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
         "the README's alert rule differs from {}",
         rules.display()
     );
-    let Some(output) = promtool(&["check", "rules", rules.to_str().unwrap()], None) else {
-        return;
-    };
+    let output = require!(promtool(&["check", "rules", rules.to_str().unwrap()], None));
     assert!(
         output.status.success(),
         "promtool check rules: {}{}",
@@ -786,15 +780,14 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
     // conn_01..03 healthy, conn_04 listed as expired (left out of
     // --all-connections), conn_05 listed as active but refused.
     let (vault, options) = sample_account(4, 2, 3, true);
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
+    let sandbox = Sandbox::start_in_thread(&vault, options);
     let pings = PingServer::start(false);
-    let out = tempfile::tempdir().unwrap();
-    let metrics = out.path().join("vault_mirror.prom");
-    let events = out.path().join("events.ndjson");
+    let metrics = sandbox.out().join("vault_mirror.prom");
+    let events = sandbox.out().join("events.ndjson");
     let watched = |key: &str| {
         let mut command = against(
-            &server,
-            &out.path().join("archive"),
+            sandbox.server(),
+            &sandbox.out().join("archive"),
             &["mirror", "--all-connections"],
         );
         // The environment's connection is left out by --all-connections,
@@ -809,7 +802,7 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
 
     // One refused connection among healthy ones: exit 4, one entry per
     // connection that ran, one start and one end ping.
-    let (code, _, stderr) = run(&mut watched(server.api_key()));
+    let (code, _, stderr) = run(&mut watched(sandbox.server().api_key()));
     assert_eq!(code, Some(4), "{stderr}");
     let first = samples(&metrics);
     promtool_accepts(&metrics);
@@ -828,7 +821,11 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
         !first.keys().any(|name| name.contains("conn_04")),
         "{first:?}"
     );
-    one_run(&pings.pings(), "/ping/check-uuid/fail", &[server.api_key()]);
+    one_run(
+        &pings.pings(),
+        "/ping/check-uuid/fail",
+        &[sandbox.server().api_key()],
+    );
     let body = &pings.pings()[1].body;
     for id in ["conn_01", "conn_02", "conn_03", "conn_05"] {
         assert!(body.contains(&format!("connection {id}:")), "{body}");

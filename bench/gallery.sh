@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# How fast the offline gallery is with 50,000 media, in real headless
+# Chromium (the figures tests/it/gallery_browser.rs measures and prints,
+# never asserts):
+#
+#   bench/gallery.sh [--rounds N]
+#
+# Each round runs the test `fifty_thousand_media_render_one_page_at_a_time`
+# (release build): it writes a 50,000-media `index.html` (about 10 MB of
+# HTML), opens it from disk and times the first page of tiles, then one
+# page turn and one list filter together. Printed per round and as
+# medians, beside the targets (first page under 20 s, page turn and filter
+# under 2 s), never asserted.
+#
+# Needs chromium and chromedriver (Debian: chromium chromium-driver; or
+# VAULT_MIRROR_CHROMIUM / VAULT_MIRROR_CHROMEDRIVER). Without them the
+# test skips, and this script says so and exits 1.
+set -euo pipefail
+
+ROUNDS=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+TEST=gallery_browser::fifty_thousand_media_render_one_page_at_a_time
+
+cargo test --release --test it --no-run >/dev/null 2>&1 ||
+    cargo test --release --test it --no-run
+
+first=() paging=()
+for round in $(seq 1 "$ROUNDS"); do
+    # CI unset: a missing browser is a skip here, reported below.
+    line=$(env -u CI cargo test --release --test it "$TEST" -- --exact --nocapture 2>&1 |
+        grep '^gallery-50k:' || true)
+    if [ -z "$line" ]; then
+        echo "no figures: chromium or chromedriver is missing (the test skipped)" >&2
+        exit 1
+    fi
+    f=$(sed -n 's/.*first_page_ms=\([0-9]*\).*/\1/p' <<<"$line")
+    p=$(sed -n 's/.*page_and_filter_ms=\([0-9]*\).*/\1/p' <<<"$line")
+    first+=("$f") paging+=("$p")
+    printf 'round %d: first page %6d ms   page turn + filter %5d ms   (%s)\n' \
+        "$round" "$f" "$p" "${line#gallery-50k: }"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+printf 'median:  first page %6d ms (target < 20000)   page turn + filter %5d ms (target < 2000)\n' \
+    "$(median "${first[@]}")" "$(median "${paging[@]}")"

@@ -1,0 +1,162 @@
+//! The sandbox a test against the fake starts from: a temp folder, a fake
+//! Vault+ serving a given vault (with given faults), the archive folder
+//! inside the temp folder, and the environment every command of the test
+//! gets. A test builds the binary's commands (or the in-process settings)
+//! from it, so none sets up a server, a folder or an environment by hand:
+//!
+//! ```ignore
+//! let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+//! sandbox.command(&["mirror", "-q"]).assert().code(0);
+//! let report = sandbox.json(&mut sandbox.offline(&["verify", "--json"]), 0);
+//! ```
+//!
+//! Everything is removed and the fake stopped when the sandbox is dropped.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
+use vault_mirror::settings::Settings;
+
+use crate::common::{against, json_with_code, settings_for, vault_mirror};
+
+/// See the module's documentation.
+pub struct Sandbox {
+    /// The fake (None once stopped); it stops when the sandbox is dropped.
+    server: Option<FakeServer>,
+    // Dropped after the server, so nothing is served from a removed folder.
+    dir: tempfile::TempDir,
+    out: PathBuf,
+    /// Set (`Some`) or removed (`None`) for every command of the sandbox,
+    /// in order, after the fake's API settings.
+    env: Vec<(OsString, Option<OsString>)>,
+}
+
+/// Options of a fake with `faults` switched on (and nothing else changed).
+pub fn with_faults(faults: Faults) -> FakeOptions {
+    FakeOptions {
+        faults,
+        ..FakeOptions::default()
+    }
+}
+
+impl Sandbox {
+    /// A fake serving `vault` on the test's own runtime (async tests, whose
+    /// runtime keeps serving it while the test awaits).
+    pub async fn start(vault: &Vault, options: FakeOptions) -> Sandbox {
+        let server = FakeServer::start(vault.clone(), options).await.unwrap();
+        Sandbox::around(server)
+    }
+
+    /// A fake serving `vault` on a thread of its own (tests that run the
+    /// binary and wait for it).
+    pub fn start_in_thread(vault: &Vault, options: FakeOptions) -> Sandbox {
+        let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
+        Sandbox::around(server)
+    }
+
+    /// A sandbox around a fake started otherwise (an account's, say).
+    pub fn around(server: FakeServer) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("archive");
+        std::fs::create_dir(&out).unwrap();
+        Sandbox {
+            server: Some(server),
+            dir,
+            out,
+            env: Vec::new(),
+        }
+    }
+
+    /// The fake (panics once [`Sandbox::stop_server`] stopped it).
+    pub fn server(&self) -> &FakeServer {
+        self.server.as_ref().expect("the fake was stopped")
+    }
+
+    /// Stops the fake: the archive stays, and offline commands still run.
+    pub fn stop_server(&mut self) {
+        self.server = None;
+    }
+
+    /// The archive folder (`--out`): `archive/` in the temp folder, empty
+    /// at first.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// The archive's state database (where it is by default).
+    pub fn db(&self) -> PathBuf {
+        self.out.join(".vault-mirror/state.sqlite")
+    }
+
+    /// `name` in the temp folder, beside the archive (nothing is made).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The temp folder itself (the archive and [`Sandbox::path`]s are in it).
+    pub fn folder(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// In-process settings: the fake's API, the archive, fast retries.
+    pub fn settings(&self) -> Settings {
+        settings_for(self.server(), &self.out)
+    }
+
+    /// [`Sandbox::settings`] for another archive (`out`).
+    pub fn settings_at(&self, out: &Path) -> Settings {
+        settings_for(self.server(), out)
+    }
+
+    /// Sets `name` to `value` for every command from now on.
+    pub fn env(&mut self, name: &str, value: impl Into<OsString>) -> &mut Sandbox {
+        self.env.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes `name` from every command's environment from now on.
+    pub fn env_remove(&mut self, name: &str) -> &mut Sandbox {
+        self.env.push((name.into(), None));
+        self
+    }
+
+    fn with_env(&self, mut command: Command) -> Command {
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command
+    }
+
+    /// `vault-mirror <args> --out <archive>` against the fake (its API
+    /// settings in the environment), with the sandbox's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.with_env(against(self.server(), &self.out, args))
+    }
+
+    /// [`Sandbox::command`] with another archive (`--out <out>`): one in
+    /// the temp folder ([`Sandbox::path`]), or a connection's inside the
+    /// sandbox's.
+    pub fn command_at(&self, out: &Path, args: &[&str]) -> Command {
+        self.with_env(against(self.server(), out, args))
+    }
+
+    /// `vault-mirror <args> --out <archive>` with no API settings at all
+    /// (`status`, `verify`, `export`, … need none), with the sandbox's
+    /// environment.
+    pub fn offline(&self, args: &[&str]) -> Command {
+        let mut command = vault_mirror();
+        command.args(args).arg("--out").arg(&self.out);
+        self.with_env(command)
+    }
+
+    /// Runs `command`, asserts it exits `code` (showing its stderr), and
+    /// returns the one JSON object it printed on stdout.
+    pub fn json(&self, command: &mut Command, code: i32) -> serde_json::Value {
+        json_with_code(command, code)
+    }
+}
