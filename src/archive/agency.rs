@@ -7,10 +7,15 @@
 //!   <safe id>/          one complete archive per connection
 //! ```
 //!
-//! [`overview`] reads each connection's own database (figures, last run);
-//! `status` prints it as a table and [`write_index`] as a page.
+//! One [`Agency`] for both backends: on object storage the registry and
+//! the page are objects at the prefix, and each connection's database is
+//! its local state, restored from its snapshot where this machine has
+//! none. [`Agency::rows`] reads each connection's own database (figures,
+//! last run); `status` prints them as a table and
+//! [`Agency::write_overview`] as a page.
 //!
-//! Invariants: only folders that hold an archive database are listed;
+//! Invariants: on a disk only folders that hold an archive database are
+//! listed;
 //! every name and username is escaped before it reaches the page
 //! ([`super::view_index::html_text`]); links are relative, so the page
 //! works wherever the archive is; both files are written atomically.
@@ -20,10 +25,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::bucket::snapshot::restore_state;
 use crate::archive::view_index::html_text;
-use crate::archive::{ArchiveError, utc};
+use crate::archive::{Archive, ArchiveError, utc};
 use crate::human_bytes;
-use crate::settings::default_db;
+use crate::settings::{Settings, default_db};
 use crate::store::{ArchiveFigures, RunRecord, Store};
 
 /// The page at the top.
@@ -74,20 +80,133 @@ fn archive_folders(out: &Path) -> Vec<String> {
     folders
 }
 
-/// The registry at `<out>/connections.json` (empty when there is none or
-/// it cannot be read: it only names things).
-pub fn registry(out: &Path) -> Vec<Registered> {
-    fs_err::read(out.join(REGISTRY))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
+/// An agency's archive: a folder or a prefix with one complete archive per
+/// connection beneath it (`<out>/<safe id>/`), its registry and its page.
+/// The same on a disk and on object storage; what differs is only where a
+/// connection's database is (inside its folder, or in the local state
+/// folder of its prefix, restored from its snapshot where this machine has
+/// none: a connection another shard mirrors).
+pub struct Agency {
+    base: Settings,
+    archive: Archive,
 }
 
-/// Adds or updates `connections` in the registry (a username once known
-/// is kept when a later run does not know it).
-pub fn register(out: &Path, connections: &[Registered]) -> Result<(), ArchiveError> {
-    let text = registry_text(&merged(registry(out), connections));
-    write_root_file(out, REGISTRY, &text)
+impl Agency {
+    /// The agency's archive at `base`'s `--out` (it need not hold anything yet).
+    pub fn open(base: &Settings) -> Result<Agency, ArchiveError> {
+        Ok(Agency {
+            base: base.clone(),
+            archive: Archive::open(&base.archive())?,
+        })
+    }
+
+    /// The agency's archive at `base`, or `None` when `--out` is not one:
+    /// on a disk, no database of its own and at least one folder beneath
+    /// that holds one; on object storage, no local database for the prefix
+    /// and a registry at it.
+    pub async fn find(base: &Settings) -> Result<Option<Agency>, ArchiveError> {
+        let agency = match base.bucket {
+            None if is_agency(&base.out) => Agency::open(base)?,
+            Some(_) if !base.db.exists() => {
+                let agency = Agency::open(base)?;
+                if agency.registry().await?.is_empty() {
+                    return Ok(None);
+                }
+                agency
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(agency))
+    }
+
+    /// The registry (empty when there is none or it cannot be read: it
+    /// only names things).
+    pub async fn registry(&self) -> Result<Vec<Registered>, ArchiveError> {
+        Ok(self
+            .archive
+            .read_small(REGISTRY)
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default())
+    }
+
+    /// Every connection archived here, each with its own archive's
+    /// settings (its database restored from its snapshot first where this
+    /// machine has none): the registry's, and on a disk any other folder
+    /// holding a database (named by its folder).
+    pub async fn connections(&self) -> Result<Vec<(Registered, Settings)>, ArchiveError> {
+        let registered = self.registry().await?;
+        let mut found = Vec::new();
+        match &self.archive {
+            Archive::Disk(_) => {
+                let by_folder: BTreeMap<String, Registered> = registered
+                    .into_iter()
+                    .map(|entry| (entry.folder.clone(), entry))
+                    .collect();
+                for folder in archive_folders(&self.base.out) {
+                    let entry = by_folder.get(&folder).cloned().unwrap_or(Registered {
+                        id: folder.clone(),
+                        folder: folder.clone(),
+                        username: None,
+                    });
+                    let settings = self
+                        .base
+                        .for_connection_at(&entry.id, self.base.out.join(&folder));
+                    found.push((entry, settings));
+                }
+            }
+            Archive::Bucket(_) => {
+                for entry in registered {
+                    let settings = self.base.for_connection(&entry.id)?;
+                    restore_state(&settings).await?;
+                    found.push((entry, settings));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(found)
+    }
+
+    /// One row per connection, from its own database.
+    pub async fn rows(&self) -> Result<Vec<ConnectionRow>, ArchiveError> {
+        let mut rows = Vec::new();
+        for (entry, settings) in self.connections().await? {
+            let gallery = Archive::open(&settings.archive())?
+                .stat(super::export::GALLERY)
+                .await?
+                .is_some();
+            rows.extend(row(entry, &settings.db, gallery)?);
+        }
+        Ok(rows)
+    }
+
+    /// Adds or updates `connections` in the registry (a username once
+    /// known is kept when a later run does not know it), then writes the
+    /// page from every connection's row (the other shards' too). Returns
+    /// where the page is.
+    pub async fn write_overview(
+        &self,
+        connections: &[Registered],
+        now: i64,
+    ) -> Result<PathBuf, ArchiveError> {
+        let entries = merged(self.registry().await?, connections);
+        self.archive
+            .write(
+                REGISTRY,
+                registry_text(&entries).into_bytes(),
+                "application/json",
+            )
+            .await?;
+        let rows = self.rows().await?;
+        self.archive
+            .write(
+                INDEX,
+                render(&rows, now).into_bytes(),
+                "text/html; charset=utf-8",
+            )
+            .await?;
+        Ok(self.archive.shown().join(INDEX))
+    }
 }
 
 /// `known` with `connections` added or updated, by id (a username once
@@ -109,17 +228,13 @@ pub fn merged(known: Vec<Registered>, connections: &[Registered]) -> Vec<Registe
 }
 
 /// The registry file's text.
-pub fn registry_text(entries: &[Registered]) -> String {
+fn registry_text(entries: &[Registered]) -> String {
     serde_json::to_string_pretty(entries).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// One connection's row, from its database at `db` (`None` when there is
 /// no database there).
-pub fn row(
-    entry: Registered,
-    db: &Path,
-    gallery: bool,
-) -> Result<Option<ConnectionRow>, ArchiveError> {
+fn row(entry: Registered, db: &Path, gallery: bool) -> Result<Option<ConnectionRow>, ArchiveError> {
     let Some(store) = Store::open_existing(db)? else {
         return Ok(None);
     };
@@ -131,39 +246,6 @@ pub fn row(
         gallery,
         folder: entry.folder,
     }))
-}
-
-/// Every connection archived under `out`: the registry's, then any other
-/// folder holding a database (named by its folder).
-pub fn overview(out: &Path) -> Result<Vec<ConnectionRow>, ArchiveError> {
-    let registered: BTreeMap<String, Registered> = registry(out)
-        .into_iter()
-        .map(|entry| (entry.folder.clone(), entry))
-        .collect();
-    let mut rows = Vec::new();
-    for folder in archive_folders(out) {
-        let entry = registered.get(&folder).cloned().unwrap_or(Registered {
-            id: folder.clone(),
-            folder: folder.clone(),
-            username: None,
-        });
-        let archive = out.join(&folder);
-        let gallery = archive.join(super::export::GALLERY).is_file();
-        rows.extend(row(entry, &default_db(&archive), gallery)?);
-    }
-    rows.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(rows)
-}
-
-/// `<out>/index.html` for `rows`, written at `now` (epoch ms).
-pub fn write_index(out: &Path, rows: &[ConnectionRow], now: i64) -> Result<PathBuf, ArchiveError> {
-    write_root_file(out, INDEX, &render(rows, now))?;
-    Ok(out.join(INDEX))
-}
-
-fn write_root_file(out: &Path, name: &str, text: &str) -> Result<(), ArchiveError> {
-    super::write_atomically(&out.join(name), |file| file.write_all(text.as_bytes()))?;
-    Ok(())
 }
 
 /// The page: one row per connection, linking into its gallery.
@@ -292,17 +374,23 @@ mod tests {
         assert!(page.contains("2 connections"));
     }
 
-    #[test]
-    fn the_registry_keeps_a_username_once_known() {
+    #[tokio::test]
+    async fn the_registry_keeps_a_username_once_known() {
         let out = tempfile::tempdir().unwrap();
+        let base = Settings::new(out.path().to_owned());
+        let agency = Agency::open(&base).unwrap();
         let entry = |username: Option<&str>| Registered {
             id: "conn_01".into(),
             folder: "conn_01".into(),
             username: username.map(str::to_owned),
         };
-        register(out.path(), &[entry(Some("ann"))]).unwrap();
-        register(out.path(), &[entry(None)]).unwrap();
-        assert_eq!(registry(out.path()), [entry(Some("ann"))]);
+        agency
+            .write_overview(&[entry(Some("ann"))], 0)
+            .await
+            .unwrap();
+        agency.write_overview(&[entry(None)], 0).await.unwrap();
+        assert_eq!(agency.registry().await.unwrap(), [entry(Some("ann"))]);
         assert!(!is_agency(out.path()));
+        assert!(out.path().join(INDEX).is_file());
     }
 }

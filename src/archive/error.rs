@@ -3,6 +3,7 @@
 //! name it without depending on `archive/mod.rs`, which re-exports them.
 
 use crate::archive::bucket::BucketError;
+use crate::settings::SettingsError;
 use crate::store::StoreError;
 
 /// Why an archive step could not be done.
@@ -10,6 +11,9 @@ use crate::store::StoreError;
 pub enum ArchiveError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A connection's settings could not be made (an id that cannot be a prefix).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// Object storage failed (the key and the store's error named).
     #[error(transparent)]
     Bucket(#[from] BucketError),

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
-use vault_mirror::archive::agency::{self, Registered};
+use vault_mirror::archive::agency::{Agency, INDEX, Registered};
 use vault_mirror::exit::ExitStatus;
 use vault_mirror::pipeline::{self, Limits, Outcome, Summary};
 use vault_mirror::report::{Reporter, Stage, TransferId};
@@ -145,13 +145,7 @@ pub async fn run(
     display.finish();
     runs.sort_by_key(|(index, _)| *index);
     let runs: Vec<ConnectionRun> = runs.into_iter().map(|(_, run)| run).collect();
-    let code = finish(base, global, &runs, stop.peek().copied(), started);
-    if let Err(error) = super::overview::write(base, &registered(&runs)).await {
-        eprintln!(
-            "warning: cannot write the overview at {}: {error:#}",
-            base.shown_out().display()
-        );
-    }
+    let code = finish(base, global, &runs, stop.peek().copied(), started).await;
     let ends: Vec<ConnectionEnd> = runs
         .iter()
         .filter_map(|run| {
@@ -236,7 +230,7 @@ async fn run_one(
 
 /// The one place where every connection's result is known: the registry
 /// and `<out>/index.html`, what is printed, and the exit code.
-pub fn finish(
+pub async fn finish(
     base: &Settings,
     global: &GlobalArgs,
     runs: &[ConnectionRun],
@@ -244,12 +238,7 @@ pub fn finish(
     started: Instant,
 ) -> i32 {
     let code = exit_code(runs, stopped);
-    // On object storage the overview is written after this, as objects
-    // (`cli::overview`).
-    let index = match base.bucket {
-        Some(_) => Ok(()),
-        None => write_index(&base.out, runs),
-    };
+    let index = write_index(base, runs).await;
     let totals = Totals::of(runs, started.elapsed().as_secs_f64());
     if base.output.json {
         let object = ManyJson {
@@ -267,8 +256,9 @@ pub fn finish(
     }
     if let Err(error) = index {
         eprintln!(
-            "warning: cannot write {}: {error}",
-            base.out.join(agency::INDEX).display()
+            "warning: cannot write {}: {}",
+            base.shown_out().join(INDEX).display(),
+            vault_mirror::report::chain(&error)
         );
     }
     code
@@ -295,18 +285,19 @@ fn overall_outcome(code: i32) -> &'static str {
 }
 
 /// Registers the run's connections and writes `<out>/index.html` from
-/// every archive under `out` (the other shards' too, on a shared disk).
-fn write_index(
-    out: &Path,
+/// every archive there (the other shards' too, on a shared disk or bucket);
+/// nothing where no run created the folder.
+async fn write_index(
+    base: &Settings,
     runs: &[ConnectionRun],
 ) -> Result<(), vault_mirror::archive::ArchiveError> {
-    if !out.is_dir() {
+    if base.bucket.is_none() && !base.out.is_dir() {
         return Ok(());
     }
-    agency::register(out, &registered(runs))?;
-    let rows = agency::overview(out)?;
-    agency::write_index(out, &rows, vault_mirror::now_ms())?;
-    Ok(())
+    Agency::open(base)?
+        .write_overview(&registered(runs), vault_mirror::now_ms())
+        .await
+        .map(drop)
 }
 
 /// The run's connections as the registry names them.
@@ -445,7 +436,7 @@ fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: 
             totals.downloaded,
             vault_mirror::human_bytes(totals.bytes),
             totals.seconds,
-            base.out.join(agency::INDEX).display()
+            base.out.join(INDEX).display()
         );
     }
 }

@@ -10,7 +10,7 @@
 //! `connections` array holding each connection's own report.
 
 use serde_json::value::RawValue;
-use vault_mirror::archive::agency;
+use vault_mirror::archive::agency::{Agency, INDEX};
 use vault_mirror::exit::ExitStatus;
 use vault_mirror::settings::Settings;
 
@@ -21,23 +21,16 @@ use super::failure::{Failure, connection_failure_json, print_failure};
 /// folder, or an `s3://` prefix), each as its own archive's settings; or
 /// `None` when it is not an agency's archive.
 pub async fn agency_connections(settings: &Settings) -> Result<Option<Vec<Settings>>, Failure> {
-    if settings.bucket.is_some() {
-        if settings.db.exists() {
-            return Ok(None);
-        }
-        return super::overview::connections(settings)
-            .await
-            .map_err(Failure::failed);
-    }
-    if !agency::is_agency(&settings.out) {
+    let Some(agency) = Agency::find(settings).await.map_err(Failure::failed)? else {
         return Ok(None);
-    }
-    let rows = agency::overview(&settings.out).map_err(Failure::failed)?;
-    let connections = rows
-        .iter()
-        .map(|row| settings.for_connection_at(&row.id, settings.out.join(&row.folder)))
-        .collect();
-    Ok(Some(connections))
+    };
+    let connections = agency.connections().await.map_err(Failure::failed)?;
+    Ok(Some(
+        connections
+            .into_iter()
+            .map(|(_, settings)| settings)
+            .collect(),
+    ))
 }
 
 /// `verify` on every connection of an agency's archive.
@@ -75,18 +68,15 @@ pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i
         let result = super::export::run_report(&connection).await;
         each.add(&connection, result);
     }
-    let written = if settings.bucket.is_some() {
-        super::overview::write(settings, &[]).await
-    } else {
-        agency::overview(&settings.out)
-            .and_then(|rows| agency::write_index(&settings.out, &rows, vault_mirror::now_ms()))
-            .map(drop)
-            .map_err(anyhow::Error::from)
+    let written = match Agency::open(settings) {
+        Ok(agency) => agency.write_overview(&[], vault_mirror::now_ms()).await,
+        Err(error) => Err(error),
     };
     if let Err(error) = written {
         eprintln!(
-            "warning: cannot write the overview {}: {error:#}",
-            settings.shown_out().join(agency::INDEX).display()
+            "warning: cannot write the overview {}: {}",
+            settings.shown_out().join(INDEX).display(),
+            vault_mirror::report::chain(&error)
         );
     }
     Ok(each.finish())

@@ -17,7 +17,6 @@ mod lists;
 mod lock;
 mod logging;
 mod mirror;
-mod overview;
 mod progress;
 mod settings;
 mod status;
@@ -30,6 +29,7 @@ use clap::{CommandFactory, Parser};
 use failure::{Failure, print_failure};
 use lock::lock;
 use stop::interruptible;
+use vault_mirror::archive::agency::Agency;
 
 use args::{Cli, Command};
 
@@ -69,16 +69,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Status => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
-            if cli.global.db.is_none() && vault_mirror::archive::agency::is_agency(&settings.out) {
-                return status::run_many(&settings);
-            }
-            // On object storage, an agency's prefix holds a registry of
-            // connections, and no archive of its own.
-            if cli.global.db.is_none() && !settings.db.exists() {
-                let rows = overview::read(&settings).await.map_err(Failure::failed)?;
-                if let Some(rows) = rows {
-                    return Ok(status::print_many(&settings, &rows));
-                }
+            if cli.global.db.is_none()
+                && let Some(agency) = Agency::find(&settings).await.map_err(Failure::failed)?
+            {
+                let rows = agency.rows().await.map_err(Failure::failed)?;
+                return Ok(status::print_many(&settings, &rows));
             }
             status::restore(&settings).await?;
             status::run(&settings)

@@ -3,8 +3,7 @@
 //! and safe while a run is going on.
 
 use serde::Serialize;
-use vault_mirror::archive::bucket::Bucket;
-use vault_mirror::archive::bucket::snapshot::restore_snapshot;
+use vault_mirror::archive::bucket::snapshot::restore_state;
 use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
 use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
@@ -93,13 +92,6 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// `status` of an agency's archive (`<out>/<connection id>/` each): one
-/// row per connection, read from each connection's own database.
-pub fn run_many(settings: &Settings) -> Result<i32, Failure> {
-    let rows = vault_mirror::archive::agency::overview(&settings.out).map_err(Failure::failed)?;
-    Ok(print_many(settings, &rows))
-}
-
 /// `status` of an agency's archive whose rows were read (`rows`).
 pub fn print_many(
     settings: &Settings,
@@ -182,17 +174,14 @@ fn render_many(
 /// On object storage, a machine with no database for the archive starts
 /// from the snapshot in the bucket (as `mirror` does).
 pub async fn restore(settings: &Settings) -> Result<(), Failure> {
-    let Some(url) = &settings.bucket else {
-        return Ok(());
-    };
-    if settings.db.exists() {
-        return Ok(());
-    }
-    let archive = Bucket::open(url).map_err(Failure::usage)?;
-    if restore_snapshot(&archive, &settings.db)
-        .await
-        .map_err(Failure::failed)?
-    {
+    let restored = restore_state(settings).await.map_err(|error| {
+        if error.is_config() {
+            Failure::usage(error)
+        } else {
+            Failure::failed(error)
+        }
+    })?;
+    if restored {
         tracing::info!("no local state database: started from the archive's snapshot");
     }
     Ok(())

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::archive::bucket::s3::{Bucket, BucketError};
 use crate::archive::bucket::upload::{PART_SIZE, Upload, UploadLedger};
+use crate::settings::Settings;
 
 /// Where the snapshot lives, relative to the archive's prefix.
 pub const SNAPSHOT_KEY: &str = ".vault-mirror/state.sqlite";
@@ -87,4 +88,17 @@ pub async fn restore_snapshot(archive: &Bucket, db: &Path) -> Result<bool, Bucke
     drop(file);
     fs_err::tokio::rename(&temporary, db).await.map_err(local)?;
     Ok(true)
+}
+
+/// Where `settings`' archive is on object storage and this machine has no
+/// state database for it: the snapshot restored (the one way a machine
+/// starts from another's state). Returns whether it was.
+pub async fn restore_state(settings: &Settings) -> Result<bool, BucketError> {
+    let Some(url) = &settings.bucket else {
+        return Ok(false);
+    };
+    if settings.db.exists() {
+        return Ok(false);
+    }
+    restore_snapshot(&Bucket::open(url)?, &settings.db).await
 }
