@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::handle::{Store, StoreError, rows};
+use crate::store::database::{Store, rows};
+use crate::store::error::StoreError;
 use crate::units::ByteSize;
 
 /// A verified variant, with what the archive index says about it.

@@ -10,7 +10,8 @@
 use rusqlite::Row;
 use serde::Serialize;
 
-use crate::store::handle::{Store, StoreError, rows};
+use crate::store::database::{Store, rows};
+use crate::store::error::StoreError;
 use crate::units::ByteSize;
 
 /// One list as the database knows it.

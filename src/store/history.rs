@@ -18,7 +18,8 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
-use crate::store::handle::{Store, StoreError, rows};
+use crate::store::database::{Store, rows};
+use crate::store::error::StoreError;
 use crate::store::runs::{RunRecord, run_record};
 
 /// One run as `history` lists it: its record, and its figures.

@@ -11,7 +11,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::handle::{MediaRecord, Store, StoreError, dir_name, rows};
+use crate::store::database::{MediaRecord, Store, dir_name, rows};
+use crate::store::error::StoreError;
 
 /// A list as the API described it.
 #[derive(Debug, Clone)]

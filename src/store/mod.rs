@@ -24,8 +24,9 @@
 //! [`figures`] (what `status` and `lists` sum up).
 
 mod archive;
+mod database;
+mod error;
 mod figures;
-mod handle;
 mod history;
 mod membership;
 mod open;
@@ -45,7 +46,8 @@ pub use prune::{GoneMedia, PrunedFile, RecordedFile};
 pub use runs::RunRecord;
 pub use variants::{LocalState, LocalVariant, RemoteVariant};
 
-pub use handle::{MediaRecord, Store, StoreError};
+pub use database::{MediaRecord, Store};
+pub use error::StoreError;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::handle::{Store, StoreError, classify};
+use crate::store::database::Store;
+use crate::store::error::{StoreError, classify};
 
 /// Marks the file as a vault-mirror database ("VMIR").
 const APPLICATION_ID: i64 = 0x564D_4952;

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use rusqlite::params;
 
 use crate::store::archive::VerifiedFile;
-use crate::store::handle::{Store, StoreError, rows};
+use crate::store::database::{Store, rows};
+use crate::store::error::StoreError;
 use crate::units::ByteSize;
 
 /// Media that no live list holds any more.

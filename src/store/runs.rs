@@ -7,7 +7,8 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use crate::store::handle::{Store, StoreError, rows};
+use crate::store::database::{Store, rows};
+use crate::store::error::StoreError;
 
 /// One row of the `runs` table.
 #[derive(Debug, Clone, Serialize, PartialEq)]

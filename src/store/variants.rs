@@ -16,7 +16,8 @@ use rusqlite::{Row, Transaction, params};
 
 use crate::api::models::RemoteStatus;
 
-use crate::store::handle::{MediaRecord, Store, StoreError, dir_name, rows};
+use crate::store::database::{MediaRecord, Store, dir_name, rows};
+use crate::store::error::StoreError;
 use crate::units::{ByteSize, EpochMillis};
 
 /// Local state of a variant (the `local_state` column).

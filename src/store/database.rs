@@ -1,44 +1,13 @@
-//! The one connection to the state database, behind its mutex, and the
-//! one place SQLite's errors are sorted into kinds a person acts on
-//! ([`StoreError`]): every statement of the store runs through
-//! [`Store::with`] or [`Store::transaction`].
+//! [`Store`]: the one connection to the state database, behind its mutex;
+//! every statement of the store runs through [`Store::with`] or
+//! [`Store::transaction`], its errors sorted by [`classify`] (`error.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the state database {path}: {reason}")]
-    Open { path: PathBuf, reason: String },
-    #[error(
-        "the state database {path} is damaged or is not a vault-mirror database ({reason}); it was left untouched"
-    )]
-    NotOurs { path: PathBuf, reason: String },
-    #[error(
-        "the state database {path} was written by a newer vault-mirror (schema {found}, this one knows {known})"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error("the state database {path} is busy or locked by another program: {reason}")]
-    Busy { path: PathBuf, reason: String },
-    #[error("the state database {path} is read-only: {reason}")]
-    ReadOnly { path: PathBuf, reason: String },
-    #[error(
-        "no space left on the disk holding the state database {path}; what was verified before is recorded, and the same command resumes once there is room"
-    )]
-    DiskFull { path: PathBuf },
-    #[error("state database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-}
+use crate::store::error::{StoreError, classify};
 
 /// One media row, as a list or a batch answer describes it.
 #[derive(Debug, Clone)]
@@ -141,46 +110,4 @@ pub(super) fn rows<T>(
 /// recorded (and kept: a folder never moves).
 pub(super) fn dir_name(media_id: &str) -> String {
     crate::names::safe_name(media_id)
-}
-
-/// Sorts SQLite errors into the kinds a person acts on differently.
-pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode;
-    let path = path.to_owned();
-    match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
-            path,
-            reason: error.to_string(),
-        },
-        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly {
-            path,
-            reason: error.to_string(),
-        },
-        // SQLITE_FULL: the disk (or a size limit) is full. The write that
-        // failed rolled back whole, so nothing recorded is lost.
-        Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::NotOurs {
-            path,
-            reason: error.to_string(),
-        },
-        // SQLite says only "unable to open database file"; a read-only
-        // mount is the common cause worth naming.
-        Some(ErrorCode::CannotOpen) if on_read_only_mount(&path) => StoreError::ReadOnly {
-            path,
-            reason: "it is on a read-only file system".into(),
-        },
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::Open {
-            path,
-            reason: error.to_string(),
-        },
-        _ => StoreError::Sql {
-            path,
-            source: error,
-        },
-    }
-}
-
-fn on_read_only_mount(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
-        .is_ok_and(|stats| stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
