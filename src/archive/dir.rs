@@ -1,7 +1,8 @@
 //! The archive folder held open, and the one way vault-mirror reaches
 //! anything under it: [`ArchiveDir`] resolves folders relative to the
-//! archive root without following links, and [`Folder`] opens, renames,
-//! removes and fsyncs entries relative to a folder it holds open.
+//! archive root without following links, and [`Folder`] lists, opens,
+//! renames, links, removes and fsyncs entries relative to a folder it
+//! holds open.
 //!
 //! Every folder on the way from the root down — `media/<dir>`,
 //! `.versions/<dir>`, the quarantine, the views, the root where export
@@ -103,6 +104,33 @@ pub struct Entry {
     pub kind: EntryKind,
     /// Bytes, for a file.
     pub len: u64,
+}
+
+/// An entry's metadata, as found (links not followed): what
+/// [`Folder::stat`] and [`Folder::stat_entry`] give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryStat {
+    pub kind: EntryKind,
+    /// Bytes, for a file.
+    pub len: u64,
+    /// The device and inode that identify it; 0 where not known (not
+    /// unix), so nothing is ever taken for the same file there.
+    pub device: u64,
+    pub inode: u64,
+    /// How many names its bytes have (1 where not known).
+    pub links: u64,
+    /// Its last modification, in nanoseconds since the epoch.
+    pub modified_ns: i64,
+}
+
+impl EntryStat {
+    /// The kind and length alone.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            kind: self.kind,
+            len: self.len,
+        }
+    }
 }
 
 /// How a file is opened.
@@ -412,6 +440,41 @@ impl Folder {
         return &self.path;
     }
 
+    /// The sub-folder `name`, opened without following a link; `None` when
+    /// there is none. A link there is an error ([`LinkInside`]).
+    pub fn open_folder(&self, name: impl AsRef<OsStr>) -> io::Result<Option<Folder>> {
+        match self.child(plain_name(name.as_ref())?, false, true) {
+            Ok(folder) => Ok(Some(folder)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The sub-folder `name`, created when missing; a link there is
+    /// reported and replaced by a real folder (one named `.vault-mirror`
+    /// is refused, never replaced: see the module docs).
+    pub fn create_folder(&self, name: impl AsRef<OsStr>) -> io::Result<Folder> {
+        let name = plain_name(name.as_ref())?;
+        self.child(name, true, name != STATE_FOLDER)
+    }
+
+    /// The entries of this folder with their metadata (links not
+    /// followed); an entry removed while they are listed is left out.
+    pub fn entries(&self) -> io::Result<Vec<(OsString, EntryStat)>> {
+        let mut entries = Vec::new();
+        for name in self.names()? {
+            if let Some(stat) = self.stat_entry(&name)? {
+                entries.push((name, stat));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// What sits at `name`, links not followed; `None` when nothing does.
+    pub fn entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<Entry>> {
+        Ok(self.stat_entry(name)?.map(|stat| stat.entry()))
+    }
+
     /// Writes `name` atomically: a temporary file in this folder, filled by
     /// `fill`, flushed and fsynced, renamed over `name`, then the folder
     /// fsynced. A failure leaves the old file (if any) untouched; a link
@@ -447,6 +510,35 @@ impl Folder {
 fn folder_flags() -> rustix::fs::OFlags {
     use rustix::fs::OFlags;
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+#[cfg(unix)]
+fn entry_stat(stat: &rustix::fs::Stat) -> EntryStat {
+    use rustix::fs::FileType;
+    // The fields' types differ between systems (and between 32 and 64
+    // bits); none of their values is out of range.
+    fn unsigned(value: impl TryInto<u64>) -> u64 {
+        value.try_into().unwrap_or(0)
+    }
+    fn signed(value: impl TryInto<i64>) -> i64 {
+        value.try_into().unwrap_or(0)
+    }
+    let kind = match FileType::from_raw_mode(stat.st_mode as _) {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Folder,
+        FileType::Symlink => EntryKind::Link,
+        _ => EntryKind::Other,
+    };
+    EntryStat {
+        kind,
+        len: unsigned(stat.st_size),
+        device: unsigned(stat.st_dev),
+        inode: unsigned(stat.st_ino),
+        links: unsigned(stat.st_nlink),
+        modified_ns: signed(stat.st_mtime)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(signed(stat.st_mtime_nsec)),
+    }
 }
 
 /// Linux: the whole path in one call, refused by the kernel if any
@@ -557,26 +649,53 @@ impl Folder {
         ))
     }
 
-    /// What sits at `name`, links not followed; `None` when nothing does.
-    pub fn entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<Entry>> {
-        use rustix::fs::{AtFlags, FileType};
+    /// The metadata of `name`, links not followed; `None` when nothing is
+    /// there.
+    pub fn stat_entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<EntryStat>> {
         let name = plain_name(name.as_ref())?;
-        match rustix::fs::statat(&self.file, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) => {
-                let kind = match FileType::from_raw_mode(stat.st_mode as _) {
-                    FileType::RegularFile => EntryKind::File,
-                    FileType::Directory => EntryKind::Folder,
-                    FileType::Symlink => EntryKind::Link,
-                    _ => EntryKind::Other,
-                };
-                Ok(Some(Entry {
-                    kind,
-                    len: u64::try_from(stat.st_size).unwrap_or(0),
-                }))
-            }
+        match rustix::fs::statat(&self.file, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(entry_stat(&stat))),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(error) => Err(failed(error, "query metadata of", &self.entry_path(name))),
         }
+    }
+
+    /// This folder's own metadata, from the descriptor held (whatever is
+    /// at its path now).
+    pub fn stat(&self) -> io::Result<EntryStat> {
+        rustix::fs::fstat(&self.file)
+            .map(|stat| entry_stat(&stat))
+            .map_err(|error| failed(error, "query metadata of", self.path()))
+    }
+
+    /// Makes `name` a symbolic link to `target` (as written, so a relative
+    /// target is relative to this folder), in one step; fails when `name`
+    /// is taken. The error is the system's own, its number kept (it tells
+    /// a disk without links from a real failure): the caller names paths.
+    pub fn symlink(&self, target: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
+        let name = plain_name(name.as_ref())?;
+        rustix::fs::symlinkat(target, &self.file, name).map_err(io::Error::from)
+    }
+
+    /// Makes `to_name` in `to` a hard link to the file `name` of this
+    /// folder, in one step; fails when `to_name` is taken. A link at
+    /// `name` is linked itself, never followed. The error is the system's
+    /// own, as for [`Folder::symlink`].
+    pub fn hard_link(
+        &self,
+        name: impl AsRef<OsStr>,
+        to: &Folder,
+        to_name: impl AsRef<OsStr>,
+    ) -> io::Result<()> {
+        let (name, to_name) = (plain_name(name.as_ref())?, plain_name(to_name.as_ref())?);
+        rustix::fs::linkat(
+            &self.file,
+            name,
+            &to.file,
+            to_name,
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(io::Error::from)
     }
 
     /// Where the link `name` points (for messages).
@@ -759,27 +878,40 @@ impl Folder {
         Ok(Folder { path })
     }
 
-    pub fn entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<Entry>> {
+    pub fn stat_entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<EntryStat>> {
         let path = self.entry_path(plain_name(name.as_ref())?);
         match fs_err::symlink_metadata(&path) {
-            Ok(metadata) => {
-                let kind = if metadata.file_type().is_symlink() {
-                    EntryKind::Link
-                } else if metadata.is_file() {
-                    EntryKind::File
-                } else if metadata.is_dir() {
-                    EntryKind::Folder
-                } else {
-                    EntryKind::Other
-                };
-                Ok(Some(Entry {
-                    kind,
-                    len: metadata.len(),
-                }))
-            }
+            Ok(metadata) => Ok(Some(entry_stat(&metadata))),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    pub fn stat(&self) -> io::Result<EntryStat> {
+        fs_err::symlink_metadata(&self.path).map(|metadata| entry_stat(&metadata))
+    }
+
+    pub fn symlink(&self, target: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
+        let path = self.entry_path(plain_name(name.as_ref())?);
+        #[cfg(windows)]
+        return std::os::windows::fs::symlink_file(target, path);
+        #[cfg(not(windows))]
+        {
+            let _ = (target, path);
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
+
+    pub fn hard_link(
+        &self,
+        name: impl AsRef<OsStr>,
+        to: &Folder,
+        to_name: impl AsRef<OsStr>,
+    ) -> io::Result<()> {
+        fs_err::hard_link(
+            self.entry_path(plain_name(name.as_ref())?),
+            to.entry_path(plain_name(to_name.as_ref())?),
+        )
     }
 
     pub fn read_link(&self, name: impl AsRef<OsStr>) -> Option<PathBuf> {
@@ -839,6 +971,34 @@ impl Folder {
 
     pub fn sync(&self) -> io::Result<()> {
         crate::archive::durable::sync_folder(&self.path)
+    }
+}
+
+#[cfg(not(unix))]
+fn entry_stat(metadata: &std::fs::Metadata) -> EntryStat {
+    let kind = if metadata.file_type().is_symlink() {
+        EntryKind::Link
+    } else if metadata.is_file() {
+        EntryKind::File
+    } else if metadata.is_dir() {
+        EntryKind::Folder
+    } else {
+        EntryKind::Other
+    };
+    let modified_ns = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        });
+    EntryStat {
+        kind,
+        len: metadata.len(),
+        device: 0,
+        inode: 0,
+        links: 1,
+        modified_ns,
     }
 }
 
@@ -987,6 +1147,71 @@ mod tests {
         let root = archive.folder(Path::new("")).unwrap().unwrap();
         assert!(root.entry("../outside").is_err());
         assert!(root.open_file("a/b", Access::Replace).is_err());
+        assert_untouched(&outside);
+    }
+
+    #[test]
+    fn links_are_made_and_entries_listed_relative_to_the_folder() {
+        let (_dir, out, outside) = archive_and_outside();
+        let archive = ArchiveDir::open(&out);
+        let media = archive.create_folder(Path::new("media/1")).unwrap();
+        media
+            .write_atomically("full.jpg", |writer| writer.write_all(b"ours"))
+            .unwrap();
+        let lists = archive.create_folder(Path::new("lists")).unwrap();
+        // A link where a view folder goes is refused when only opened,
+        // replaced when made; its target is untouched.
+        symlink(&outside, out.join("lists/1-a")).unwrap();
+        assert!(LinkInside::of(&lists.open_folder("1-a").err().unwrap()).is_some());
+        assert!(lists.open_folder("2-b").unwrap().is_none());
+        let view = lists.create_folder("1-a").unwrap();
+        assert!(lists.stat_entry("1-a").unwrap().unwrap().kind == EntryKind::Folder);
+        // `.vault-mirror` is never replaced.
+        symlink(&outside, out.join("lists").join(STATE_FOLDER)).unwrap();
+        let refused = lists.create_folder(STATE_FOLDER).err().unwrap();
+        assert!(refused.to_string().contains("--db"), "{refused}");
+        lists.remove_file(STATE_FOLDER).unwrap();
+
+        view.symlink(Path::new("../../media/1/full.jpg"), "1.full.jpg")
+            .unwrap();
+        media.hard_link("full.jpg", &view, "1.hard.jpg").unwrap();
+        // Made only under a free name.
+        let taken = view
+            .symlink(Path::new("elsewhere"), "1.full.jpg")
+            .err()
+            .unwrap();
+        assert_eq!(taken.kind(), io::ErrorKind::AlreadyExists);
+        assert!(media.hard_link("full.jpg", &view, "1.hard.jpg").is_err());
+        assert_eq!(
+            std::fs::read(out.join("lists/1-a/1.full.jpg")).unwrap(),
+            b"ours"
+        );
+
+        let mut entries = view.entries().unwrap();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let file = media.stat_entry("full.jpg").unwrap().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, "1.full.jpg");
+        assert_eq!(entries[0].1.kind, EntryKind::Link);
+        assert_eq!(entries[1].0, "1.hard.jpg");
+        assert_eq!(entries[1].1, file);
+        assert_eq!((file.kind, file.len, file.links), (EntryKind::File, 4, 2));
+        assert_eq!(
+            view.read_link("1.full.jpg").as_deref(),
+            Some(Path::new("../../media/1/full.jpg"))
+        );
+
+        // The folder's own stamp, from the descriptor held: an entry
+        // removed changes its time, and its inode is the path's.
+        let stamp = view.stat().unwrap();
+        assert_eq!(stamp.kind, EntryKind::Folder);
+        assert_eq!(stamp, lists.stat_entry("1-a").unwrap().unwrap());
+        view.remove_file("1.hard.jpg").unwrap();
+        view.remove_file("1.full.jpg").unwrap();
+        assert!(view.stat().unwrap().modified_ns >= stamp.modified_ns);
+        assert_eq!(view.stat().unwrap().inode, stamp.inode);
+        lists.remove_folder("1-a").unwrap();
+        assert!(lists.entry("1-a").unwrap().is_none());
         assert_untouched(&outside);
     }
 

@@ -16,9 +16,11 @@
 //!   `index.html` is never taken for one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 use crate::archive::archive_path;
+use crate::archive::dir::{Access, Entry, EntryKind, Folder};
 use crate::human_bytes;
 
 /// A file a view shows: its path inside the archive and its size.
@@ -48,17 +50,26 @@ pub enum IndexFile {
     Leftover,
 }
 
-/// Which index file of ours the entry `name` is, if it is one. Ours only
-/// when it holds what we write, so that removing or replacing it loses
-/// nothing (the next run writes it again).
-pub fn recognise(name: &str, path: &Path, metadata: &std::fs::Metadata) -> Option<IndexFile> {
-    if !metadata.is_file() {
+/// Which index file of ours the entry `name` of `folder` is, if it is
+/// one (`entry`: what sits there, links not followed). Ours only when it
+/// holds what we write, so that removing or replacing it loses nothing
+/// (the next run writes it again). It is read through the folder held
+/// open, never through a link.
+pub fn recognise(folder: &Folder, name: &str, entry: Entry) -> Option<IndexFile> {
+    if entry.kind != EntryKind::File {
         return None;
     }
     let read = || {
-        (metadata.len() <= MAX_INDEX_BYTES)
-            .then(|| fs_err::read(path).ok())
-            .flatten()
+        if entry.len > MAX_INDEX_BYTES {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        folder
+            .open_file(name, Access::Read)
+            .ok()?
+            .read_to_end(&mut bytes)
+            .ok()?;
+        Some(bytes)
     };
     match name {
         PAGE_NAME => read()
@@ -163,7 +174,7 @@ fn is_file_list(bytes: &[u8]) -> bool {
         })
 }
 
-/// The temporary names [`crate::archive::write_atomically`] gives our index files:
+/// The temporary names [`Folder::write_atomically`] gives our index files:
 /// `.<name>.<process id>.tmp`.
 fn is_leftover(name: &str) -> bool {
     [PAGE_NAME, LIST_NAME].iter().any(|file_name| {

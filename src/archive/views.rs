@@ -31,7 +31,11 @@
 //! - Links only ever point at checked paths under `media/` (see
 //!   [`super::archive_path`]), and `lists/` and its views are real
 //!   folders, reached and made through [`ArchiveDir`]: a link in their
-//!   place is reported and replaced, never followed.
+//!   place is reported and replaced, never followed. Every step inside
+//!   them (listing, reading an index file, removing, making a link, the
+//!   folder's stamp) is taken relative to a [`Folder`] held open, never by
+//!   path, and so is the source of a hard link under `media/`: nothing is
+//!   read, removed or made through a link, even one swapped in meanwhile.
 //! - View names are unique per list id whatever the list names: the id is
 //!   written with [`safe_name`] and its `-` escaped as `~2d`, so the first
 //!   `-` of a view name always ends the id; the slug is readable only.
@@ -40,19 +44,22 @@
 //!   ever sees half of one.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::archive::durable::sync_folder;
+use crate::archive::dir::{Access, EntryKind, EntryStat, STATE_FOLDER, split_file};
 use crate::archive::paths::safe_name;
 use crate::archive::snapshot::key_of;
 use crate::archive::view_index::Wanted;
 use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
-use crate::archive::{Archive, ArchiveDir, ArchiveError, archive_path, write_atomically};
+use crate::archive::{Archive, ArchiveDir, ArchiveError, Folder, archive_path};
 use crate::store::{Store, ViewState};
 
+/// The folder of the views, under the archive root.
+const LISTS: &str = "lists";
 /// Longest slug kept from a list name.
 const MAX_SLUG: usize = 48;
 /// Longest id part of a view name before it is replaced by a digest.
@@ -154,8 +161,8 @@ pub fn update_views(store: &Store, out: &Path) -> Result<ViewsSummary, ArchiveEr
 /// identity and time (whole-second times are never trusted: a file system
 /// whose clock ticks that coarsely could hide a change in the same
 /// second, so such a view is read every run).
-fn written_state(folder: &Path, digest: String, links: usize) -> Result<ViewState, ArchiveError> {
-    let (folder_inode, mut folder_mtime) = folder_stamp(&fs_err::symlink_metadata(folder)?);
+fn written_state(folder: &Folder, digest: String, links: usize) -> Result<ViewState, ArchiveError> {
+    let (folder_inode, mut folder_mtime) = folder_stamp(&folder.stat()?);
     if folder_mtime % 1_000_000_000 == 0 {
         folder_mtime = i64::MIN;
     }
@@ -170,27 +177,37 @@ fn written_state(folder: &Path, digest: String, links: usize) -> Result<ViewStat
 /// Views of lists gone upstream, or renamed: their links and index files
 /// go, and the folder too once empty. Returns whether a folder went.
 fn remove_unwanted_views(
-    out: &Path,
-    root: &Path,
+    archive: &ArchiveDir,
+    lists: &Folder,
     wanted: &BTreeMap<String, (String, String)>,
     summary: &mut ViewsSummary,
 ) -> Result<bool, ArchiveError> {
     let mut removed = false;
-    for entry in fs_err::read_dir(root)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if wanted.contains_key(&name) {
+    for (name, stat) in lists.entries()? {
+        if wanted.contains_key(name.to_string_lossy().as_ref()) {
             continue;
         }
-        let path = entry.path();
-        if !fs_err::symlink_metadata(&path)?.is_dir() {
-            summary.left_alone.push(relative_to(out, &path));
+        if stat.kind != EntryKind::Folder {
+            summary
+                .left_alone
+                .push(relative_to(archive.path(), &lists.path().join(&name)));
             continue;
         }
+        let Some(folder) = lists.open_folder(&name)? else {
+            continue;
+        };
         // The link form with no link wanted makes none, and removes index
         // files alike.
-        sync_view(out, &path, "", &BTreeMap::new(), Form::Symbolic, summary)?;
-        if fs_err::remove_dir(&path).is_ok() {
+        sync_view(
+            archive,
+            &folder,
+            "",
+            &BTreeMap::new(),
+            Form::Symbolic,
+            summary,
+        )?;
+        drop(folder);
+        if lists.remove_folder(&name).is_ok() {
             removed = true;
         }
     }
@@ -214,55 +231,61 @@ fn update_views_with(
             )
         })
         .collect();
-    let root = out.join("lists");
+    let archive = ArchiveDir::open(out);
     let mut summary = ViewsSummary {
         lists: wanted.len(),
         ..ViewsSummary::default()
     };
-    if wanted.is_empty() && fs_err::symlink_metadata(&root).is_err() {
+    if wanted.is_empty() && matches!(archive.entry(Path::new(LISTS)), Ok(None) | Err(_)) {
         return Ok(summary);
     }
-    let archive = ArchiveDir::open(out);
     // A link in its place is replaced, never followed.
-    archive.create_folder(Path::new("lists"))?;
+    let lists = archive.create_folder(Path::new(LISTS))?;
     let mut form = match forced {
         Some(form) => form,
-        None => probe_links(out)?,
+        None => probe_links(&archive)?,
     };
     let mut last_written = store.view_states()?;
     let mut written = Vec::new();
     let mut newest_stamp = i64::MIN;
     let mut folders_changed = false;
     for (view, (list_id, name)) in &wanted {
-        let folder = root.join(view);
         let mut digest = view_digest(store, list_id, name, form)?;
-        match fs_err::symlink_metadata(&folder) {
-            Ok(metadata) if metadata.is_dir() => {
+        let found = lists.entry(view)?.map(|entry| entry.kind);
+        let held = match found {
+            Some(EntryKind::Folder) => lists.open_folder(view).ok().flatten(),
+            Some(EntryKind::File | EntryKind::Other) => {
+                summary
+                    .left_alone
+                    .push(relative_to(out, &lists.path().join(view)));
+                continue;
+            }
+            Some(EntryKind::Link) | None => None,
+        };
+        let folder = match held {
+            Some(folder) => {
                 // Nothing to do when the view was written from the same
                 // files and its folder has not changed since.
                 if let Some(state) = last_written.remove(view)
                     && state.digest == digest
-                    && folder_stamp(&metadata) == (state.folder_inode, state.folder_mtime)
+                    && folder_stamp(&folder.stat()?) == (state.folder_inode, state.folder_mtime)
                 {
                     summary.links += usize::try_from(state.links).unwrap_or(0);
                     summary.indexes += usize::from(form == Form::Index);
                     written.push((view.clone(), state));
                     continue;
                 }
-            }
-            Ok(metadata) if !metadata.file_type().is_symlink() => {
-                summary.left_alone.push(relative_to(out, &folder));
-                continue;
+                folder
             }
             // Missing, or a link (replaced, never followed).
-            _ => {
-                archive.create_folder(&Path::new("lists").join(view))?;
+            None => {
                 folders_changed = true;
+                lists.create_folder(view)?
             }
-        }
+        };
         let files = present_files(store, &archive, list_id)?;
         let (links_before, left_alone_before) = (summary.links, summary.left_alone.len());
-        if sync_view(out, &folder, name, &files, form, &mut summary)? == Synced::NoLinks {
+        if sync_view(&archive, &folder, name, &files, form, &mut summary)? == Synced::NoLinks {
             // Links failed here although the probe made one (`lists/` on
             // another mount than `media/`): this view and the rest of the
             // run are indexes. What the first try did stays counted, but
@@ -271,7 +294,7 @@ fn update_views_with(
             summary.left_alone.truncate(left_alone_before);
             form = Form::Index;
             digest = view_digest(store, list_id, name, form)?;
-            sync_view(out, &folder, name, &files, form, &mut summary)?;
+            sync_view(&archive, &folder, name, &files, form, &mut summary)?;
         }
         summary.indexes += usize::from(form == Form::Index);
         // A view holding things not ours is read in full each time, so
@@ -282,11 +305,11 @@ fn update_views_with(
             written.push((view.clone(), state));
         }
     }
-    if remove_unwanted_views(out, &root, &wanted, &mut summary)? {
+    if remove_unwanted_views(&archive, &lists, &wanted, &mut summary)? {
         folders_changed = true;
     }
     if folders_changed {
-        sync_folder(&root)?;
+        lists.sync()?;
     }
     // A change in the same tick of the clock as our last write would leave
     // the folder's time as it is: the stamps hold only once the clock has
@@ -446,24 +469,11 @@ fn now_ns() -> i64 {
 
 /// A folder's identity and last change: (inode, modification time in
 /// nanoseconds). Adding, removing or renaming an entry changes the time.
-fn folder_stamp(metadata: &std::fs::Metadata) -> (i64, i64) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (
-            i64::from_ne_bytes(metadata.ino().to_ne_bytes()),
-            metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec(),
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        let mtime = metadata
-            .modified()
-            .ok()
-            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |since| since.as_nanos() as i64);
-        (0, mtime)
-    }
+fn folder_stamp(stat: &EntryStat) -> (i64, i64) {
+    (
+        i64::from_ne_bytes(stat.inode.to_ne_bytes()),
+        stat.modified_ns,
+    )
 }
 
 /// How one view folder's update went.
@@ -480,8 +490,8 @@ enum Synced {
 /// ours that do not belong (stale links, an index where links are made,
 /// links where an index is) are removed.
 fn sync_view(
-    out: &Path,
-    folder: &Path,
+    archive: &ArchiveDir,
+    folder: &Folder,
     name: &str,
     files: &BTreeMap<String, Wanted>,
     form: Form,
@@ -493,22 +503,19 @@ fn sync_view(
     // The index as it is, when it is ours.
     let mut page = None;
     let mut list = None;
-    for entry in fs_err::read_dir(folder)? {
-        let entry = entry?;
-        let entry_name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let metadata = fs_err::symlink_metadata(&path)?;
+    for (entry, stat) in folder.entries()? {
+        let entry_name = entry.to_string_lossy().into_owned();
         if form != Form::Index
             && let Some(wanted) = files.get(&entry_name)
-            && points_at(&path, &metadata, &out.join(&wanted.target), &wanted.target)
+            && points_at(archive, folder, &entry, &stat, &wanted.target)
         {
             taken.insert(entry_name);
             summary.links += 1;
             continue;
         }
-        match classify(&entry_name, &path, &metadata) {
+        match classify(folder, &entry_name, &stat) {
             Found::Link => {
-                fs_err::remove_file(&path)?;
+                folder.remove_file(&entry)?;
                 summary.removed += 1;
                 changed = true;
             }
@@ -516,14 +523,16 @@ fn sync_view(
             Found::Index(IndexFile::List(bytes)) if form == Form::Index => list = Some(bytes),
             Found::Index(file) => {
                 // Not wanted in this form, or what a stopped write left.
-                fs_err::remove_file(&path)?;
+                folder.remove_file(&entry)?;
                 if let IndexFile::List(bytes) = file {
                     summary.removed += view_index::list_lines(&bytes).count();
                 }
                 changed = true;
             }
             Found::Foreign => {
-                summary.left_alone.push(relative_to(out, &path));
+                summary
+                    .left_alone
+                    .push(relative_to(archive.path(), &folder.path().join(&entry)));
                 taken.insert(entry_name);
             }
         }
@@ -535,12 +544,12 @@ fn sync_view(
             if taken.contains(entry_name) {
                 continue;
             }
-            let at = folder.join(entry_name);
             let from_view = Path::new("../..").join(&wanted.target);
-            match make_link(&from_view, &out.join(&wanted.target), &at, form)? {
+            let at = (folder, OsStr::new(entry_name));
+            match make_link(archive, &from_view, &wanted.target, at, form)? {
                 Linked::Unsupported => {
                     if changed {
-                        sync_folder(folder)?;
+                        folder.sync()?;
                     }
                     return Ok(Synced::NoLinks);
                 }
@@ -552,7 +561,7 @@ fn sync_view(
         }
     }
     if changed {
-        sync_folder(folder)?;
+        folder.sync()?;
     }
     Ok(Synced::Done)
 }
@@ -561,7 +570,7 @@ fn sync_view(
 /// what they hold (`list`, `page`: ours as found), so an unchanged view is
 /// not rewritten. A name taken by a file not ours is left to it.
 fn write_index(
-    folder: &Path,
+    folder: &Folder,
     name: &str,
     files: &BTreeMap<String, Wanted>,
     page: Option<Vec<u8>>,
@@ -576,9 +585,7 @@ fn write_index(
         if taken.contains(file_name) || old.as_deref() == Some(new.as_bytes()) {
             continue;
         }
-        write_atomically(&folder.join(file_name), |writer| {
-            writer.write_all(new.as_bytes())
-        })?;
+        folder.write_atomically(file_name, |writer| writer.write_all(new.as_bytes()))?;
     }
     Ok(())
 }
@@ -593,54 +600,56 @@ enum Found {
     Foreign,
 }
 
-fn classify(name: &str, path: &Path, metadata: &std::fs::Metadata) -> Found {
-    if is_our_link(metadata) {
+fn classify(folder: &Folder, name: &str, stat: &EntryStat) -> Found {
+    if is_our_link(stat) {
         return Found::Link;
     }
-    view_index::recognise(name, path, metadata).map_or(Found::Foreign, Found::Index)
+    view_index::recognise(folder, name, stat.entry()).map_or(Found::Foreign, Found::Index)
 }
 
-/// Whether an entry already is the link we want: a symbolic link with
-/// exactly our relative target, or a hard link to the target's bytes.
+/// Whether the entry `name` of `folder` already is the link we want: a
+/// symbolic link with exactly our relative target, or a hard link to the
+/// bytes of `target` (relative to the archive root).
 fn points_at(
-    path: &Path,
-    metadata: &std::fs::Metadata,
+    archive: &ArchiveDir,
+    folder: &Folder,
+    name: &OsStr,
+    stat: &EntryStat,
     target: &Path,
-    relative_target: &Path,
 ) -> bool {
-    if metadata.file_type().is_symlink() {
-        return fs_err::read_link(path)
-            .is_ok_and(|found| found == Path::new("../..").join(relative_target));
+    if stat.kind == EntryKind::Link {
+        return folder
+            .read_link(name)
+            .is_some_and(|found| found == Path::new("../..").join(target));
     }
-    same_file(metadata, target)
+    same_file(archive, stat, target)
 }
 
-#[cfg(unix)]
-fn same_file(metadata: &std::fs::Metadata, target: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    metadata.is_file()
-        && fs_err::metadata(target)
-            .is_ok_and(|other| other.dev() == metadata.dev() && other.ino() == metadata.ino())
-}
-
-#[cfg(not(unix))]
-fn same_file(_metadata: &std::fs::Metadata, _target: &Path) -> bool {
-    false
+/// Whether `stat` is of the regular file at `target` (relative to the
+/// archive root, reached without following links). Never where files
+/// have no known identity (not unix).
+fn same_file(archive: &ArchiveDir, stat: &EntryStat, target: &Path) -> bool {
+    if stat.kind != EntryKind::File || stat.inode == 0 {
+        return false;
+    }
+    let Ok((folder, name)) = split_file(target) else {
+        return false;
+    };
+    let found = archive
+        .folder(folder)
+        .ok()
+        .flatten()
+        .and_then(|folder| folder.stat_entry(name).ok().flatten());
+    found.is_some_and(|other| {
+        other.kind == EntryKind::File && other.device == stat.device && other.inode == stat.inode
+    })
 }
 
 /// Symbolic links are ours to remove; a regular file only when other
 /// names hold its bytes too (a hard link), so no bytes are ever lost.
-fn is_our_link(metadata: &std::fs::Metadata) -> bool {
-    if metadata.file_type().is_symlink() {
-        return true;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        metadata.is_file() && metadata.nlink() > 1
-    }
-    #[cfg(not(unix))]
-    false
+/// (Where the number of names is not known, it is 1: not ours.)
+fn is_our_link(stat: &EntryStat) -> bool {
+    stat.kind == EntryKind::Link || (stat.kind == EntryKind::File && stat.links > 1)
 }
 
 /// What [`make_link`] made.
@@ -652,10 +661,17 @@ enum Linked {
     Unsupported,
 }
 
-/// Creates a link at `at` in a link `form`: a symbolic one to `from_view`
-/// (a hard one to `target` if that fails), or a hard one. Fails only on
-/// an error other than the disk making no links.
-fn make_link(from_view: &Path, target: &Path, at: &Path, form: Form) -> std::io::Result<Linked> {
+/// Creates the link `at` (a folder and a name in it) in a link `form`: a
+/// symbolic one to `from_view` (a hard one to `target`, relative to the
+/// archive root, if that fails), or a hard one. Fails only on an error
+/// other than the disk making no links.
+fn make_link(
+    archive: &ArchiveDir,
+    from_view: &Path,
+    target: &Path,
+    at: (&Folder, &OsStr),
+    form: Form,
+) -> std::io::Result<Linked> {
     let symbolic_error = if form == Form::Symbolic {
         match symlink(from_view, at) {
             Ok(()) => return Ok(Linked::Symbolic),
@@ -664,7 +680,7 @@ fn make_link(from_view: &Path, target: &Path, at: &Path, form: Form) -> std::io:
     } else {
         None
     };
-    match hard_link(target, at) {
+    match hard_link(archive, target, at) {
         Ok(()) => Ok(Linked::Hard),
         Err(hard_error)
             if links_unsupported(&hard_error)
@@ -672,20 +688,23 @@ fn make_link(from_view: &Path, target: &Path, at: &Path, form: Form) -> std::io:
         {
             Ok(Linked::Unsupported)
         }
-        Err(hard_error) => Err(std::io::Error::new(
-            hard_error.kind(),
-            match symbolic_error {
-                Some(symbolic_error) => format!(
-                    "cannot link {}: {symbolic_error}; a hard link failed too: {hard_error}",
-                    at.display()
-                ),
-                None => format!(
-                    "cannot link {} to {}: {hard_error}",
-                    at.display(),
-                    target.display()
-                ),
-            },
-        )),
+        Err(hard_error) => {
+            let at = at.0.path().join(at.1);
+            Err(std::io::Error::new(
+                hard_error.kind(),
+                match symbolic_error {
+                    Some(symbolic_error) => format!(
+                        "cannot link {}: {symbolic_error}; a hard link failed too: {hard_error}",
+                        at.display()
+                    ),
+                    None => format!(
+                        "cannot link {} to {}: {hard_error}",
+                        at.display(),
+                        archive.join(target).display()
+                    ),
+                },
+            ))
+        }
     }
 }
 
@@ -718,18 +737,23 @@ fn links_unsupported(error: &std::io::Error) -> bool {
 /// Which form views take on this disk, found by making a link in
 /// `.vault-mirror/` (ours, so `lists/` is not touched when no view
 /// changed): a symbolic one, else a hard one, else none (an index).
-fn probe_links(out: &Path) -> Result<Form, ArchiveError> {
-    let folder = out.join(".vault-mirror");
-    fs_err::create_dir_all(&folder)?;
-    let target = folder.join("link-probe");
-    let link = folder.join("link-probe.link");
+fn probe_links(archive: &ArchiveDir) -> Result<Form, ArchiveError> {
+    const TARGET: &str = "link-probe";
+    const LINK: &str = "link-probe.link";
+    let folder = archive.create_folder(Path::new(STATE_FOLDER))?;
     // What a run stopped in the middle of this left.
-    remove_if_present(&link)?;
-    remove_if_present(&target)?;
-    fs_err::File::create(&target)?;
-    let made = make_link(Path::new("link-probe"), &target, &link, Form::Symbolic);
-    remove_if_present(&link)?;
-    fs_err::remove_file(&target)?;
+    remove_if_present(&folder, LINK)?;
+    remove_if_present(&folder, TARGET)?;
+    drop(folder.open_file(TARGET, Access::Replace)?);
+    let made = make_link(
+        archive,
+        Path::new(TARGET),
+        &Path::new(STATE_FOLDER).join(TARGET),
+        (&folder, OsStr::new(LINK)),
+        Form::Symbolic,
+    );
+    remove_if_present(&folder, LINK)?;
+    folder.remove_file(TARGET)?;
     Ok(match made? {
         Linked::Symbolic => Form::Symbolic,
         Linked::Hard => Form::Hard,
@@ -737,32 +761,33 @@ fn probe_links(out: &Path) -> Result<Form, ArchiveError> {
     })
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match fs_err::remove_file(path) {
+fn remove_if_present(folder: &Folder, name: &str) -> std::io::Result<()> {
+    match folder.remove_file(name) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
     }
 }
 
-/// The two ways a link is made; errors keep their OS error number for
-/// [`links_unsupported`].
-fn symlink(from_view: &Path, at: &Path) -> std::io::Result<()> {
+/// The two ways a link is made, in one step under a free name; errors
+/// keep their OS error number for [`links_unsupported`].
+fn symlink(from_view: &Path, (folder, name): (&Folder, &OsStr)) -> std::io::Result<()> {
     simulated_no_links()?;
-    #[cfg(unix)]
-    return std::os::unix::fs::symlink(from_view, at);
-    #[cfg(windows)]
-    return std::os::windows::fs::symlink_file(from_view, at);
-    #[cfg(not(any(unix, windows)))]
-    return Err(std::io::ErrorKind::Unsupported.into());
+    folder.symlink(from_view, name)
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the raw errno tells a disk without links from a real failure; fs-err keeps only the kind (callers name the paths)"
-)]
-fn hard_link(target: &Path, at: &Path) -> std::io::Result<()> {
+/// A hard link at `folder`/`name` to `target` (relative to the archive
+/// root, its folder reached without following links).
+fn hard_link(
+    archive: &ArchiveDir,
+    target: &Path,
+    (folder, name): (&Folder, &OsStr),
+) -> std::io::Result<()> {
     simulated_no_links()?;
-    std::fs::hard_link(target, at)
+    let (source, file) = split_file(target)?;
+    let source = archive
+        .folder(source)?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+    source.hard_link(file, folder, name)
 }
 
 #[cfg(test)]
@@ -1080,6 +1105,66 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_view_that_is_a_link_outside_is_replaced_and_nothing_outside_is_touched() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("archive");
+        std::fs::create_dir_all(&out).unwrap();
+        let store = archive_with(&out);
+        // Outside: what a view followed through the link would remove or
+        // rewrite (an index of ours, links, a file with two names).
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let page = format!("{PAGE_MARK} -->\n<html></html>");
+        std::fs::write(outside.join(PAGE_NAME), &page).unwrap();
+        std::fs::write(outside.join(LIST_NAME), "../../media/10/full.jpg\n").unwrap();
+        std::fs::write(outside.join("bytes"), b"precious").unwrap();
+        std::fs::hard_link(outside.join("bytes"), outside.join("10.full.jpg")).unwrap();
+        symlink("bytes", outside.join("stale.jpg")).unwrap();
+        let before = |path: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let names = before(&outside);
+
+        // A view wanted, and one of a list gone, both links outside.
+        std::fs::create_dir_all(out.join("lists")).unwrap();
+        symlink(&outside, out.join("lists/2-drafts")).unwrap();
+        symlink(&outside, out.join("lists/3-gone")).unwrap();
+        for form in [Some(Form::Symbolic), Some(Form::Hard), None] {
+            let _no_links = form.is_none().then(NoLinks::set);
+            let summary = update_views_with(&store, &out, form).unwrap();
+            assert_eq!(summary.left_alone, ["lists/3-gone"], "{form:?}");
+            let view = out.join("lists/2-drafts");
+            assert!(std::fs::symlink_metadata(&view).unwrap().is_dir());
+            assert!(
+                std::fs::symlink_metadata(out.join("lists/3-gone"))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert_eq!(before(&outside), names, "{form:?}");
+            assert_eq!(
+                std::fs::read_to_string(outside.join(PAGE_NAME)).unwrap(),
+                page
+            );
+            assert_eq!(
+                std::fs::read_to_string(outside.join(LIST_NAME)).unwrap(),
+                "../../media/10/full.jpg\n"
+            );
+            assert_eq!(std::fs::read(outside.join("bytes")).unwrap(), b"precious");
+            // Planted again for the next form.
+            std::fs::remove_dir_all(&view).unwrap();
+            symlink(&outside, &view).unwrap();
+        }
+    }
+
     /// Every link fails on this thread (as on exFAT) while it is held.
     struct NoLinks;
 
@@ -1108,11 +1193,17 @@ mod tests {
 
     /// (name, inode, modification time) of every entry of every view.
     fn view_stamps(out: &Path) -> Vec<(String, i64, i64)> {
+        let lists = ArchiveDir::open(out)
+            .folder(Path::new(LISTS))
+            .unwrap()
+            .unwrap();
         let mut found = Vec::new();
-        for view in std::fs::read_dir(out.join("lists")).unwrap().flatten() {
-            for entry in std::fs::read_dir(view.path()).unwrap().flatten() {
-                let (inode, mtime) = folder_stamp(&entry.metadata().unwrap());
-                found.push((entry.path().display().to_string(), inode, mtime));
+        for (view, _) in lists.entries().unwrap() {
+            let folder = lists.open_folder(&view).unwrap().unwrap();
+            for (name, stat) in folder.entries().unwrap() {
+                let (inode, mtime) = folder_stamp(&stat);
+                let path = folder.path().join(name);
+                found.push((path.display().to_string(), inode, mtime));
             }
         }
         found.sort();
