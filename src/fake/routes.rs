@@ -155,7 +155,6 @@ async fn answer(shared: &Shared, request: Request, next: Next) -> Response {
 /// A switched-on fault for this API call, if one strikes; also lets
 /// pending variants become stored when their time has come.
 fn api_fault(shared: &Shared) -> Option<Response> {
-    let arrived = std::time::Instant::now();
     let faults = shared.faults();
     if let Some(delay) = faults.pending_for
         && shared.started.elapsed() >= delay
@@ -177,14 +176,17 @@ fn api_fault(shared: &Shared) -> Option<Response> {
     let limited = faults
         .rate_limit
         .filter(|limit| limit.burst > 0 && sequence % (limit.every + limit.burst) >= limit.every);
-    lock(&shared.api_requests).push(ApiRequest {
-        arrived,
+    // Stamped under the log's lock, so the log's order is arrival order.
+    let mut requests = lock(&shared.api_requests);
+    requests.push(ApiRequest {
+        arrived: std::time::Instant::now(),
         rate_limited: limited.as_ref().map(|limit| RateLimitAnswer {
             answered: std::time::Instant::now(),
             retry_after: limit.retry_after,
             reset_after: limit.reset_after,
         }),
     });
+    drop(requests);
     if let Some(limit) = limited {
         shared.count(|stats| stats.rate_limited += 1);
         let mut response = api_error(

@@ -10,7 +10,11 @@
 //! let report = sandbox.json(&mut sandbox.offline(&["verify", "--json"]), 0);
 //! ```
 //!
-//! Everything is removed and the fake stopped when the sandbox is dropped.
+//! A command's `--json` is read with [`Sandbox::json`] (or
+//! `common::json_with_code` for a command built otherwise), a signal sent
+//! with `common::send_signal`, and a test that needs a tool the machine
+//! may lack starts with `common::require!`. When the sandbox is dropped the
+//! fake stops, then the temp folder is removed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
