@@ -28,6 +28,9 @@ use super::vault::{FakeMedia, Vault};
 
 type Answer = Result<Response, ApiError>;
 
+/// How many API calls the fake remembers for [`super::FakeServer::api_requests`].
+const API_LOG_LIMIT: usize = 100_000;
+
 /// A refusal in the API's error shape, `{"error","type","requestId"}`; kept
 /// apart from `Response` because it is small enough to travel in `Err`.
 struct ApiError {
@@ -186,6 +189,10 @@ fn api_fault(shared: &Shared) -> Option<Response> {
             reset_after: limit.reset_after,
         }),
     });
+    // Bounded for a long `fake-server` or `demo` run: a test looks at far fewer.
+    if requests.len() > API_LOG_LIMIT {
+        requests.drain(..API_LOG_LIMIT / 2);
+    }
     drop(requests);
     if let Some(limit) = limited {
         shared.count(|stats| stats.rate_limited += 1);
