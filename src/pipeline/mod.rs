@@ -17,6 +17,7 @@ pub mod bandwidth;
 pub mod bucket;
 pub mod context;
 pub mod dry_run;
+pub mod export;
 pub mod finish;
 pub mod lists;
 pub mod membership;
@@ -28,6 +29,7 @@ pub mod resign;
 pub mod resolve;
 pub mod sync;
 pub mod transfer;
+pub mod verify;
 
 pub use context::{Context, Counters, Limits, MirrorError};
 pub use outcome::{Ended, ItemNote, ListSummary, Outcome, Summary, display_name};
@@ -208,7 +210,7 @@ async fn run(
             let _ = context.store.finish_run(
                 run_id,
                 "failed",
-                error.exit_code(),
+                error.exit_code().code(),
                 &serde_json::json!({ "error": error.to_string() }).to_string(),
                 now,
             );
