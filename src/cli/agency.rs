@@ -29,7 +29,7 @@ use super::failure::{Failure, connection_failure_json, print_failure};
 use super::lock::lock;
 use super::mirror::print_summary;
 use super::progress::{self, Progress};
-use super::watch::{ConnectionEnd, Watchers};
+use super::unattended::{ConnectionEnd, Watchers};
 
 /// How one connection's run ended.
 pub enum RunResult {
@@ -96,7 +96,7 @@ pub async fn run(
         return dry_run(global, mirror, base, &chosen).await;
     };
     // What fails before any connection's run is the process's.
-    let process = super::watch::of_process(base);
+    let process = super::unattended::of_process(base);
     if let Some(failure) = mixed {
         return Err(watchers.fail(&process, failure).await);
     }

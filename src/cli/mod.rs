@@ -22,8 +22,8 @@ mod settings;
 mod status;
 mod stop;
 mod table;
+mod unattended;
 mod verify;
-mod watch;
 
 use clap::{CommandFactory, Parser};
 use failure::{Failure, print_failure};
@@ -156,11 +156,11 @@ async fn mirror_command(
     // connections (a refused key) is measured and pinged too.
     // A run of many connections is the process's, not one connection's.
     let process = if connections::covers_many(global, &settings)? {
-        watch::of_process(&settings)
+        unattended::of_process(&settings)
     } else {
         settings.clone()
     };
-    let watchers = watch::Watchers::start(&process, "mirror")?;
+    let watchers = unattended::Watchers::start(&process, "mirror")?;
     let selection = match connections::select(global, &settings).await {
         Ok(selection) => selection,
         Err(failure) => return Err(watchers.fail(&process, failure).await),
