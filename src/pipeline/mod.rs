@@ -20,6 +20,7 @@ pub mod dry_run;
 pub mod export;
 pub mod finish;
 pub mod lists;
+pub mod many;
 pub mod membership;
 pub mod outcome;
 pub mod plan;
