@@ -12,6 +12,10 @@
 //! lives in [`context`]; what a run reports, in [`outcome`]. One failed
 //! item is recorded and the run goes on; only a refused key, an
 //! unreachable API, a full disk or a broken database stop a run.
+//!
+//! Beside the stages: the runs of the other commands that change an
+//! archive ([`verify`], [`export`]) and a run of [`many`] connections,
+//! each returning a typed report the binary prints.
 
 pub mod bandwidth;
 pub mod bucket;
