@@ -82,6 +82,13 @@ impl ExitStatus {
     }
 }
 
+/// A status is written as its code (`"exit_code": 3` in every `--json`).
+impl serde::Serialize for ExitStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i32(self.code())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ExitStatus::{self, *};
@@ -119,5 +126,20 @@ mod tests {
         assert_eq!(worst(&[Usage]), Failed);
         assert_eq!(worst(&[Partial, Usage, Refused]), Failed);
         assert_eq!(worst(&[Usage, Terminated]), Terminated);
+    }
+
+    /// The process's code from the connections' codes.
+    #[test]
+    fn the_worst_exit_code_wins() {
+        let worst = |codes: &[i32]| {
+            ExitStatus::worst(codes.iter().map(|code| ExitStatus::from_code(*code))).code()
+        };
+        assert_eq!(worst(&[]), 0);
+        assert_eq!(worst(&[0, 0]), 0);
+        assert_eq!(worst(&[0, 3, 0]), 3);
+        assert_eq!(worst(&[3, 4, 0]), 4);
+        assert_eq!(worst(&[4, 1, 3]), 1);
+        assert_eq!(worst(&[0, 2]), 1);
+        assert_eq!(worst(&[3, 2]), 1);
     }
 }

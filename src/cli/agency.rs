@@ -1,82 +1,44 @@
-//! `mirror` of many connections in one process (an agency's run): each
-//! connection runs the unchanged pipeline on its own archive
-//! (`<out>/<safe id>/`, its own database and lock) with its own API
-//! client and token bucket, `--connections-at-once` at a time; the
-//! transfer slots (`--jobs`) and `--limit-rate` are one pool for the whole
-//! process ([`Limits`]). One stop signal stops every run in order.
+//! `mirror` of many connections in one process (an agency's run): the
+//! run itself is the core's ([`vault_mirror::pipeline::many`]); this file
+//! builds each connection's settings (its `[[connections]]` table, then
+//! the flags) and reporter (its lines labelled, the events), wires the
+//! progress display and the stop signal, and prints.
 //!
-//! A connection refused or failing is reported and the others go on;
 //! [`finish`] is the one place where every connection's result is known:
 //! it writes `<out>/index.html`, prints (one JSON object with `--json`),
-//! and picks the exit code (1 if any connection failed, else 4 if any was
-//! refused, else 3 if any is partial, else 0; 130/143 when stopped).
+//! and takes the exit code the core picked (1 if any connection failed,
+//! else 4 if any was refused, else 3 if any is partial, else 0; 130/143
+//! when stopped).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde::Serialize;
 use vault_mirror::archive::agency::{Agency, INDEX, Registered};
 use vault_mirror::exit::ExitStatus;
-use vault_mirror::pipeline::{self, Limits, Outcome, Summary};
+use vault_mirror::pipeline;
+use vault_mirror::pipeline::many::{self, Connection, ConnectionFailure, Totals};
 use vault_mirror::report::{Reporter, Stage, TransferId};
 use vault_mirror::settings::Settings;
 
 use super::args::{GlobalArgs, MirrorArgs};
 use super::connections::{Chosen, settings_for};
 use super::failure::{Failure, connection_failure_json, print_failure};
-use super::lock::lock;
 use super::mirror::print_summary;
 use super::progress::{self, Progress};
-use super::watch::{ConnectionEnd, Watchers};
+use super::unattended::{ConnectionEnd, Watchers};
 
 /// How one connection's run ended.
-pub enum RunResult {
-    Finished(Box<Summary>),
-    /// It could not start or could not go on (refused: exit code 4).
-    Failed(Failure),
-    /// A stop signal came before its turn.
-    NotStarted,
-}
-
+pub type RunResult = many::RunResult<Failure>;
 /// One connection of the run and how it went.
-pub struct ConnectionRun {
-    pub id: String,
-    pub username: Option<String>,
-    /// Its archive.
-    pub out: PathBuf,
-    /// Its settings (`None` when they could not be built).
-    pub settings: Option<Settings>,
-    pub result: RunResult,
-}
+pub type ConnectionRun = many::ConnectionRun<Failure>;
+/// The whole run.
+pub type ManyRun = many::ManyRun<Failure>;
 
-impl ConnectionRun {
-    /// The connection's own exit status (not started: nothing to report).
-    pub fn status(&self) -> ExitStatus {
-        match &self.result {
-            RunResult::Finished(summary) => match summary.outcome {
-                Outcome::Complete => ExitStatus::Ok,
-                Outcome::Partial => ExitStatus::Partial,
-                Outcome::Interrupted => ExitStatus::Interrupted,
-            },
-            RunResult::Failed(failure) => failure.status(),
-            RunResult::NotStarted => ExitStatus::Ok,
-        }
-    }
-
-    /// `complete`, `partial`, `interrupted`, `refused`, `failed` or `not_started`.
-    pub fn outcome(&self) -> &'static str {
-        match &self.result {
-            RunResult::Finished(summary) => match summary.outcome {
-                Outcome::Complete => "complete",
-                Outcome::Partial => "partial",
-                Outcome::Interrupted => "interrupted",
-            },
-            RunResult::Failed(failure) if failure.status() == ExitStatus::Refused => "refused",
-            RunResult::Failed(_) => "failed",
-            RunResult::NotStarted => "not_started",
-        }
+impl ConnectionFailure for Failure {
+    fn status(&self) -> ExitStatus {
+        Failure::status(self)
     }
 }
 
@@ -96,7 +58,7 @@ pub async fn run(
         return dry_run(global, mirror, base, &chosen).await;
     };
     // What fails before any connection's run is the process's.
-    let process = super::watch::of_process(base);
+    let process = super::unattended::of_process(base);
     if let Some(failure) = mixed {
         return Err(watchers.fail(&process, failure).await);
     }
@@ -104,49 +66,28 @@ pub async fn run(
     if let Err(error) = base.account_api_config() {
         return Err(watchers.fail(&process, error.into()).await);
     }
-    let started = Instant::now();
     let display = Arc::new(progress::display_for(base.output));
     let stop = super::stop::graceful_stop(display.clone()).shared();
-    let limits = Limits::new(base);
-    let at_once = base.mirror.connections_at_once.max(1);
-    let mut runs: Vec<(usize, ConnectionRun)> =
-        futures::stream::iter(chosen.into_iter().enumerate())
-            .map(|(index, connection)| {
-                let settings = settings_for(global, mirror, base, &connection.id);
-                let (display, stop, limits) = (display.clone(), stop.clone(), limits.clone());
-                let out = settings.as_ref().map_or_else(
-                    |_| vault_mirror::settings::connection_out(&base.out, &connection.id),
-                    Settings::shown_out,
-                );
-                async move {
-                    let (result, settings) = match (stop.peek(), settings) {
-                        (Some(_), settings) => (RunResult::NotStarted, settings.ok()),
-                        (None, Err(failure)) => (RunResult::Failed(failure), None),
-                        (None, Ok(settings)) => {
-                            let id = &connection.id;
-                            let result =
-                                run_one(&settings, id, display, stop, limits, watchers).await;
-                            (result, Some(settings))
-                        }
-                    };
-                    let run = ConnectionRun {
-                        id: connection.id,
-                        username: connection.username,
-                        out,
-                        settings,
-                        result,
-                    };
-                    (index, run)
-                }
-            })
-            .buffer_unordered(at_once)
-            .collect()
-            .await;
+    let connections = chosen
+        .into_iter()
+        .map(|connection| Connection {
+            settings: settings_for(global, mirror, base, &connection.id),
+            id: connection.id,
+            username: connection.username,
+        })
+        .collect();
+    let reporter = |settings: &Settings, id: &str| -> Arc<dyn Reporter> {
+        let labelled = Arc::new(Labelled {
+            label: format!("[{}] ", super::table::shown(id, 40)),
+            display: display.clone(),
+        });
+        watchers.reporter(labelled, settings)
+    };
+    let run = many::mirror_many(base, connections, stop, &reporter).await;
     display.finish();
-    runs.sort_by_key(|(index, _)| *index);
-    let runs: Vec<ConnectionRun> = runs.into_iter().map(|(_, run)| run).collect();
-    let code = finish(base, global, &runs, stop.peek().copied(), started).await;
-    let ends: Vec<ConnectionEnd> = runs
+    let status = finish(base, global, &run).await;
+    let ends: Vec<ConnectionEnd> = run
+        .runs
         .iter()
         .filter_map(|run| {
             let result = match &run.result {
@@ -160,8 +101,10 @@ pub async fn run(
             })
         })
         .collect();
-    watchers.finish(&ends, code, &end_text(&runs)).await;
-    Ok(code)
+    watchers
+        .finish(&ends, status.code(), &end_text(&run.runs))
+        .await;
+    Ok(status.code())
 }
 
 /// The end ping's body: each connection's outcome and its summary's
@@ -200,59 +143,25 @@ fn one_archive_already(base: &Settings) -> Option<Failure> {
     )
 }
 
-/// One connection's run: its lock, then the pipeline.
-async fn run_one(
-    settings: &Settings,
-    id: &str,
-    display: Arc<Progress>,
-    stop: impl std::future::Future<Output = i32>,
-    limits: Limits,
-    watchers: &Watchers,
-) -> RunResult {
-    let started_at = vault_mirror::now_ms();
-    let _lock = match lock(settings, "mirror") {
-        Ok(lock) => lock,
-        Err(failure) => {
-            super::history::record_refused(settings, "mirror", started_at, &failure);
-            return RunResult::Failed(failure);
-        }
-    };
-    let labelled = Arc::new(Labelled {
-        label: format!("[{}] ", super::table::shown(id, 40)),
-        display,
-    });
-    let reporter = watchers.reporter(labelled, settings);
-    match pipeline::mirror_sharing(settings, reporter, stop, limits).await {
-        Ok(summary) => RunResult::Finished(Box::new(summary)),
-        Err(error) => RunResult::Failed(error.into()),
-    }
-}
-
 /// The one place where every connection's result is known: the registry
-/// and `<out>/index.html`, what is printed, and the exit code.
-pub async fn finish(
-    base: &Settings,
-    global: &GlobalArgs,
-    runs: &[ConnectionRun],
-    stopped: Option<i32>,
-    started: Instant,
-) -> i32 {
-    let code = exit_code(runs, stopped);
-    let index = write_index(base, runs).await;
-    let totals = Totals::of(runs, started.elapsed().as_secs_f64());
+/// and `<out>/index.html`, what is printed, and the exit status.
+pub async fn finish(base: &Settings, global: &GlobalArgs, run: &ManyRun) -> ExitStatus {
+    let status = run.status();
+    let index = write_index(base, &run.runs).await;
+    let totals = run.totals();
     if base.output.json {
         let object = ManyJson {
             command: "mirror",
-            outcome: overall_outcome(code),
-            exit_code: code,
+            outcome: run.outcome(),
+            exit_code: status,
             out: &base.out,
             shard: global.shard.map(|shard| shard.to_string()),
-            connections: runs.iter().map(connection_json).collect(),
+            connections: run.runs.iter().map(connection_json).collect(),
             totals,
         };
         println!("{}", serde_json::to_string(&object).unwrap_or_default());
     } else {
-        print_runs(base, runs, &totals, global);
+        print_runs(base, &run.runs, &totals, global);
     }
     if let Err(error) = index {
         eprintln!(
@@ -261,27 +170,7 @@ pub async fn finish(
             vault_mirror::report::chain(&error)
         );
     }
-    code
-}
-
-/// 130/143 when stopped; else the worst of the connections' statuses
-/// ([`ExitStatus::worst`]: 1 if any failed, else 4 if any was refused, else
-/// 3 if any is partial, else 0).
-pub fn exit_code(runs: &[ConnectionRun], stopped: Option<i32>) -> i32 {
-    if let Some(code) = stopped {
-        return code;
-    }
-    ExitStatus::worst(runs.iter().map(ConnectionRun::status)).code()
-}
-
-fn overall_outcome(code: i32) -> &'static str {
-    match code {
-        0 => "complete",
-        3 => "partial",
-        4 => "refused",
-        130 | 143 => "interrupted",
-        _ => "failed",
-    }
+    status
 }
 
 /// Registers the run's connections and writes `<out>/index.html` from
@@ -311,60 +200,12 @@ fn registered(runs: &[ConnectionRun]) -> Vec<Registered> {
         .collect()
 }
 
-/// What every connection's run added up to.
-#[derive(Debug, Default, Serialize)]
-pub struct Totals {
-    pub connections: usize,
-    pub complete: usize,
-    pub partial: usize,
-    pub refused: usize,
-    pub failed: usize,
-    pub interrupted: usize,
-    pub not_started: usize,
-    pub downloaded: u64,
-    pub already_verified: u64,
-    /// Variants pending, and failed, over every connection.
-    pub pending_variants: usize,
-    pub failed_variants: usize,
-    pub bytes: u64,
-    /// Wall time of the whole run.
-    pub seconds: f64,
-}
-
-impl Totals {
-    fn of(runs: &[ConnectionRun], seconds: f64) -> Totals {
-        let mut totals = Totals {
-            connections: runs.len(),
-            seconds,
-            ..Totals::default()
-        };
-        for run in runs {
-            match run.outcome() {
-                "complete" => totals.complete += 1,
-                "partial" => totals.partial += 1,
-                "refused" => totals.refused += 1,
-                "interrupted" => totals.interrupted += 1,
-                "not_started" => totals.not_started += 1,
-                _ => totals.failed += 1,
-            }
-            if let RunResult::Finished(summary) = &run.result {
-                totals.downloaded += summary.downloaded;
-                totals.already_verified += summary.already_verified;
-                totals.pending_variants += summary.pending.len();
-                totals.failed_variants += summary.failed.len();
-                totals.bytes += summary.bytes;
-            }
-        }
-        totals
-    }
-}
-
 /// The `--json` object of a run of many connections.
 #[derive(Serialize)]
 struct ManyJson<'a> {
     command: &'static str,
     outcome: &'static str,
-    exit_code: i32,
+    exit_code: ExitStatus,
     out: &'a Path,
     shard: Option<String>,
     /// Each as its own object, its fields in their own order.

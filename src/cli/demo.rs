@@ -9,7 +9,7 @@ use vault_mirror::store::Store;
 use super::args::DemoArgs;
 use super::failure::Failure;
 use super::mirror::{run_dry, run_watched};
-use super::watch::Watchers;
+use super::unattended::Watchers;
 use super::{logging, settings as cli_settings};
 
 pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Result<i32, Failure> {
@@ -56,7 +56,7 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             super::agency::run(global, &demo.mirror, &settings, chosen, None).await?
         } else {
             // The run is the process's, not one connection's.
-            let watchers = Watchers::start(&super::watch::of_process(&settings), "demo")?;
+            let watchers = Watchers::start(&super::unattended::of_process(&settings), "demo")?;
             super::agency::run(global, &demo.mirror, &settings, chosen, Some(&watchers)).await?
         };
         if talk {

@@ -48,7 +48,7 @@ impl Failure {
 
 impl From<MirrorError> for Failure {
     fn from(error: MirrorError) -> Self {
-        let code = error.exit_code();
+        let code = error.exit_code().code();
         let mut hints = Vec::new();
         match &error {
             MirrorError::Api(api) => hints.extend(api.hint()),

@@ -12,12 +12,12 @@ use super::args::FakeServerArgs;
 use super::failure::{Failure, failure_text};
 use super::lock::lock;
 use super::progress::{self, EVENTS};
-use super::watch::{ConnectionEnd, Watchers};
+use super::unattended::{ConnectionEnd, Watchers};
 
 /// A `mirror` (or `demo`) run of one connection and what watches it
 /// (`watchers` has opened the events stream and sent the start ping), then the API settings, the archive's lock and the
 /// pipeline, then the metrics file and the end ping, whatever happened
-/// (see [`super::watch`]). A run the lock refuses is recorded in the
+/// (see [`super::unattended`]). A run the lock refuses is recorded in the
 /// archive's history when there is one.
 pub async fn run_watched(
     settings: &Settings,

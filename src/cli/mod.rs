@@ -9,7 +9,6 @@ mod agency;
 mod args;
 mod connections;
 mod demo;
-mod each;
 mod export;
 mod failure;
 mod history;
@@ -17,13 +16,14 @@ mod lists;
 mod lock;
 mod logging;
 mod mirror;
+mod per_connection;
 mod progress;
 mod settings;
 mod status;
 mod stop;
 mod table;
+mod unattended;
 mod verify;
-mod watch;
 
 use clap::{CommandFactory, Parser};
 use failure::{Failure, print_failure};
@@ -82,9 +82,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
             if cli.global.db.is_none()
-                && let Some(connections) = each::agency_connections(&settings).await?
+                && let Some(connections) = per_connection::agency_connections(&settings).await?
             {
-                return interruptible(each::verify(&settings, connections, args)).await;
+                return interruptible(per_connection::verify(&settings, connections, args)).await;
             }
             // No archive there (a typo in `--out`): say so, and create
             // nothing, not even the lock's folder.
@@ -110,9 +110,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
             if cli.global.db.is_none()
-                && let Some(connections) = each::agency_connections(&settings).await?
+                && let Some(connections) = per_connection::agency_connections(&settings).await?
             {
-                return each::export(&settings, connections).await;
+                return per_connection::export(&settings, connections).await;
             }
             status::restore(&settings).await?;
             export::run(&settings).await
@@ -156,11 +156,11 @@ async fn mirror_command(
     // connections (a refused key) is measured and pinged too.
     // A run of many connections is the process's, not one connection's.
     let process = if connections::covers_many(global, &settings)? {
-        watch::of_process(&settings)
+        unattended::of_process(&settings)
     } else {
         settings.clone()
     };
-    let watchers = watch::Watchers::start(&process, "mirror")?;
+    let watchers = unattended::Watchers::start(&process, "mirror")?;
     let selection = match connections::select(global, &settings).await {
         Ok(selection) => selection,
         Err(failure) => return Err(watchers.fail(&process, failure).await),

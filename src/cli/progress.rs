@@ -89,6 +89,15 @@ impl Default for Counts {
     }
 }
 
+/// A display no one holds any more clears its bars: the core drops a
+/// phase's reporter when the phase ends (`verify`'s checks, then its
+/// refetch), so what follows is not drawn over stale bars.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl Progress {
     /// Clears the bars before the summary is printed.
     pub fn finish(&self) {

@@ -4,6 +4,8 @@
 //! and verified, and the next run resumes from the `.part` bytes and the
 //! database.
 
+use vault_mirror::exit::ExitStatus;
+
 use super::failure::Failure;
 use super::progress;
 
@@ -14,14 +16,14 @@ use super::progress;
 pub async fn interruptible(
     work: impl std::future::Future<Output = Result<i32, Failure>>,
 ) -> Result<i32, Failure> {
-    let code = tokio::select! {
+    let status = tokio::select! {
         result = work => return result,
-        code = stop_signal() => code,
+        status = stop_signal() => status,
     };
     eprintln!();
     eprintln!("interrupted: what was verified is kept; run the same command again to resume");
     tracing::warn!(target: progress::EVENTS, "interrupted by a signal");
-    Ok(code)
+    Ok(status.code())
 }
 
 /// How long a run may take to stop after the first signal before the
@@ -39,17 +41,17 @@ pub(crate) fn graceful_stop(
 ) -> impl std::future::Future<Output = i32> + Send + 'static {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let code = stop_signal().await;
+        let status = stop_signal().await;
         display.stopping(
             "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
         );
-        let _ = sender.send(code);
-        let code = tokio::select! {
+        let _ = sender.send(status.code());
+        let status = tokio::select! {
             second = stop_signal() => second,
-            () = tokio::time::sleep(STOP_GRACE) => code,
+            () = tokio::time::sleep(STOP_GRACE) => status,
         };
         eprintln!("stopped at once");
-        std::process::exit(code);
+        std::process::exit(status.code());
     });
     async move {
         match receiver.await {
@@ -60,20 +62,21 @@ pub(crate) fn graceful_stop(
     }
 }
 
-/// Resolves with the exit code for the first stop signal.
-pub(crate) async fn stop_signal() -> i32 {
+/// Resolves with the exit status for the first stop signal: interrupted
+/// (Ctrl-C, 130) or terminated (SIGTERM, 143).
+pub(crate) async fn stop_signal() -> ExitStatus {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         if let Ok(mut terminate) = signal(SignalKind::terminate()) {
             return tokio::select! {
-                _ = tokio::signal::ctrl_c() => 130,
-                _ = terminate.recv() => 143,
+                _ = tokio::signal::ctrl_c() => ExitStatus::Interrupted,
+                _ = terminate.recv() => ExitStatus::Terminated,
             };
         }
     }
     match tokio::signal::ctrl_c().await {
-        Ok(()) => 130,
+        Ok(()) => ExitStatus::Interrupted,
         // No signal handling here: wait for the work instead.
         Err(_) => std::future::pending().await,
     }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::api::{ApiClient, ApiError};
-use crate::archive::{Archive, ArchiveDir};
+use crate::archive::bucket::BucketError;
+use crate::archive::{Archive, ArchiveDir, ArchiveError};
+use crate::exit::ExitStatus;
+use crate::location::ArchiveLocation;
 use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::bucket::{BucketRun, BucketRunError};
 use crate::pipeline::plan::Archived;
@@ -34,6 +37,17 @@ pub enum MirrorError {
     /// Object storage (`--out s3://…`) failed in a way no item can get past.
     #[error(transparent)]
     Bucket(Box<BucketRunError>),
+    /// The archive cannot be opened where it is (the AWS environment
+    /// cannot be used for an `s3://` archive).
+    #[error(transparent)]
+    OpenArchive(Box<BucketError>),
+    /// `export` could not write the archive index.
+    #[error("cannot write the archive index in {location}")]
+    Export {
+        location: Box<ArchiveLocation>,
+        #[source]
+        source: Box<ArchiveError>,
+    },
     #[error("{context}")]
     Io {
         context: String,
@@ -43,13 +57,17 @@ pub enum MirrorError {
 }
 
 impl MirrorError {
-    /// The exit code (README, "Exit codes") of this kind of failure.
-    pub fn exit_code(&self) -> i32 {
+    /// The exit status (README, "Exit codes") of this kind of failure.
+    pub fn exit_code(&self) -> ExitStatus {
         match self {
-            MirrorError::Settings(_) | MirrorError::UnknownLists { .. } => 2,
-            MirrorError::Bucket(error) if matches!(**error, BucketRunError::Config(_)) => 2,
-            MirrorError::Api(error) if error.is_auth() => 4,
-            _ => 1,
+            MirrorError::Settings(_)
+            | MirrorError::UnknownLists { .. }
+            | MirrorError::OpenArchive(_) => ExitStatus::Usage,
+            MirrorError::Bucket(error) if matches!(**error, BucketRunError::Config(_)) => {
+                ExitStatus::Usage
+            }
+            MirrorError::Api(error) if error.is_auth() => ExitStatus::Refused,
+            _ => ExitStatus::Failed,
         }
     }
 }

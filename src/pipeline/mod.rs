@@ -12,13 +12,19 @@
 //! lives in [`context`]; what a run reports, in [`outcome`]. One failed
 //! item is recorded and the run goes on; only a refused key, an
 //! unreachable API, a full disk or a broken database stop a run.
+//!
+//! Beside the stages: the runs of the other commands that change an
+//! archive ([`verify`], [`export`]) and a run of [`many`] connections,
+//! each returning a typed report the binary prints.
 
 pub mod bandwidth;
 pub mod bucket;
 pub mod context;
 pub mod dry_run;
+pub mod export;
 pub mod finish;
 pub mod lists;
+pub mod many;
 pub mod membership;
 pub mod outcome;
 pub mod plan;
@@ -28,6 +34,7 @@ pub mod resign;
 pub mod resolve;
 pub mod sync;
 pub mod transfer;
+pub mod verify;
 
 pub use context::{Context, Counters, Limits, MirrorError};
 pub use outcome::{Ended, ItemNote, ListSummary, Outcome, Summary, display_name};
@@ -208,7 +215,7 @@ async fn run(
             let _ = context.store.finish_run(
                 run_id,
                 "failed",
-                error.exit_code(),
+                error.exit_code().code(),
                 &serde_json::json!({ "error": error.to_string() }).to_string(),
                 now,
             );

@@ -149,6 +149,63 @@ fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     row.get::<_, ByteSize>(index).map(u64::from)
 }
 
+/// What the metrics file of an unattended run says of an archive's
+/// database (README, "Unattended runs"); each figure is `None` where the
+/// database cannot be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchedFigures {
+    /// When the last `mirror` run that succeeded ended (0: none has).
+    pub last_success_at: Option<i64>,
+    /// Variants per state, in the order of
+    /// [`crate::report::metrics::VARIANT_STATES`]: every verified one,
+    /// the others only where `wanted` (by their label: the run's
+    /// `--quality`).
+    pub variants: Option<[u64; 5]>,
+    /// Bytes of every verified file.
+    pub archive_bytes: Option<u64>,
+}
+
+impl WatchedFigures {
+    /// The figures of the database at `db`; all `None` when there is none
+    /// or it cannot be opened.
+    pub fn read(db: &std::path::Path, wanted: impl Fn(&str) -> bool) -> WatchedFigures {
+        match Store::open_existing(db) {
+            Ok(Some(store)) => store.watched_figures(wanted),
+            _ => WatchedFigures::default(),
+        }
+    }
+}
+
+impl Store {
+    /// [`WatchedFigures`] of this database.
+    pub fn watched_figures(&self, wanted: impl Fn(&str) -> bool) -> WatchedFigures {
+        let last_success_at = self
+            .last_success("mirror")
+            .ok()
+            .map(|run| run.and_then(|run| run.finished_at).unwrap_or(0));
+        let variants = self.variant_states().ok().map(|states| {
+            let mut counts = [0u64; 5];
+            for state in states {
+                let counted = state.state == "verified" || wanted(&state.label);
+                if let Some(index) = crate::report::metrics::VARIANT_STATES
+                    .iter()
+                    .position(|name| *name == state.state)
+                    && counted
+                {
+                    counts[index] += state.count;
+                }
+            }
+            counts
+        });
+        let archive_bytes = self.archive_figures().ok().map(|figures| figures.bytes);
+        WatchedFigures {
+            last_success_at,
+            variants,
+            archive_bytes,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::api::models::RemoteStatus;

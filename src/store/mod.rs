@@ -39,7 +39,7 @@ mod variants;
 pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
 };
-pub use figures::{ArchiveFigures, ListFigures};
+pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};
 pub use prune::{GoneMedia, PrunedFile, RecordedFile};

@@ -308,7 +308,7 @@ async fn a_refused_key_is_an_auth_error() {
         matches!(&error, MirrorError::Api(api) if api.is_auth()),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 4);
+    assert_eq!(error.exit_code().code(), 4);
 }
 
 #[tokio::test]

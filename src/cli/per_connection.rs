@@ -9,7 +9,6 @@
 //! else 4, else 3, else 0), as `mirror` picks it; `--json` prints one object with a
 //! `connections` array holding each connection's own report.
 
-use serde_json::value::RawValue;
 use vault_mirror::archive::agency::{Agency, INDEX};
 use vault_mirror::exit::ExitStatus;
 use vault_mirror::settings::Settings;
@@ -47,7 +46,7 @@ pub async fn verify(
             Ok(lock) => {
                 let result = super::verify::run_report(&connection, args).await;
                 drop(lock);
-                result
+                result.map(|report| (report.exit_code, serde_json::to_value(&report)))
             }
             Err(failure) => {
                 super::history::record_refused(&connection, "verify", started_at, &failure);
@@ -66,6 +65,7 @@ pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i
     for connection in each.connections.clone() {
         each.header(&connection);
         let result = super::export::run_report(&connection).await;
+        let result = result.map(|report| (report.exit_code, Ok(super::export::json(&report))));
         each.add(&connection, result);
     }
     let written = match Agency::open(settings) {
@@ -82,14 +82,18 @@ pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i
     Ok(each.finish())
 }
 
+/// A connection's report as JSON (its keys in alphabetical order, as a
+/// `serde_json::Value` writes them).
+type Report = Result<serde_json::Value, serde_json::Error>;
+
 /// One command over every connection: their settings, and what each
 /// reported.
 struct Each<'a> {
     command: &'static str,
     settings: &'a Settings,
     connections: Vec<Settings>,
-    reports: Vec<Box<RawValue>>,
-    codes: Vec<i32>,
+    reports: Vec<serde_json::Value>,
+    statuses: Vec<ExitStatus>,
 }
 
 impl<'a> Each<'a> {
@@ -99,7 +103,7 @@ impl<'a> Each<'a> {
             settings,
             connections,
             reports: Vec::new(),
-            codes: Vec::new(),
+            statuses: Vec::new(),
         }
     }
 
@@ -110,17 +114,17 @@ impl<'a> Each<'a> {
         }
     }
 
-    /// What the command found on `connection`: its exit code and report,
-    /// or the failure that stopped it there.
-    fn add(&mut self, connection: &Settings, result: Result<(i32, String), Failure>) {
-        let (code, report) = match result {
-            Ok((code, json)) => {
+    /// What the command found on `connection`: its exit status and
+    /// report (as JSON), or the failure that stopped it there.
+    fn add(&mut self, connection: &Settings, result: Result<(ExitStatus, Report), Failure>) {
+        let (status, report) = match result {
+            Ok((status, report)) => {
                 // The connection's own report, with its id beside it.
-                let mut body: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                let mut body = report.unwrap_or_default();
                 if let Some(object) = body.as_object_mut() {
                     object.insert("connection".into(), shown_id(connection).into());
                 }
-                (code, body)
+                (status, body)
             }
             Err(failure) => {
                 if self.settings.output.json {
@@ -135,19 +139,17 @@ impl<'a> Each<'a> {
                     &connection.shown_out(),
                     &failure,
                 );
-                (failure.code, body)
+                (failure.status(), body)
             }
         };
-        self.codes.push(code);
-        if let Ok(raw) = serde_json::value::to_raw_value(&report) {
-            self.reports.push(raw);
-        }
+        self.statuses.push(status);
+        self.reports.push(report);
     }
 
     /// Prints the whole (one JSON object with `--json`, else a closing
     /// line) and returns the exit code.
     fn finish(self) -> i32 {
-        let code = worst(&self.codes);
+        let code = ExitStatus::worst(self.statuses.iter().copied()).code();
         if self.settings.output.json {
             let body = serde_json::json!({
                 "command": self.command,
@@ -157,12 +159,16 @@ impl<'a> Each<'a> {
             });
             println!("{body}");
         } else if !self.settings.output.quiet {
-            let clean = self.codes.iter().filter(|code| **code == 0).count();
+            let clean = self
+                .statuses
+                .iter()
+                .filter(|status| **status == ExitStatus::Ok)
+                .count();
             eprintln!(
                 "{} {}: {clean} without a finding, {} with one (exit {code})",
                 self.command,
-                vault_mirror::counted(self.codes.len() as u64, "connection"),
-                self.codes.len() - clean,
+                vault_mirror::counted(self.statuses.len() as u64, "connection"),
+                self.statuses.len() - clean,
             );
         }
         code
@@ -171,25 +177,4 @@ impl<'a> Each<'a> {
 
 fn shown_id(connection: &Settings) -> String {
     connection.connection_id.clone().unwrap_or_default()
-}
-
-/// The exit code of many: the policy of [`ExitStatus::worst`] (1 if any
-/// failed, a connection's 2 counting as its failure, else 4 if any was
-/// refused, else 3 if any found something, else 0).
-fn worst(codes: &[i32]) -> i32 {
-    ExitStatus::worst(codes.iter().map(|code| ExitStatus::from_code(*code))).code()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_worst_exit_code_wins() {
-        assert_eq!(super::worst(&[]), 0);
-        assert_eq!(super::worst(&[0, 0]), 0);
-        assert_eq!(super::worst(&[0, 3, 0]), 3);
-        assert_eq!(super::worst(&[3, 4, 0]), 4);
-        assert_eq!(super::worst(&[4, 1, 3]), 1);
-        assert_eq!(super::worst(&[0, 2]), 1);
-        assert_eq!(super::worst(&[3, 2]), 1);
-    }
 }

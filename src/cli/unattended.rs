@@ -22,10 +22,10 @@ use secrecy::ExposeSecret;
 use vault_mirror::pipeline::Summary;
 use vault_mirror::report::Reporter;
 use vault_mirror::report::events::{EventReporter, EventSink};
-use vault_mirror::report::metrics::{self, MetricsEntry, VARIANT_STATES};
+use vault_mirror::report::metrics::{self, MetricsEntry};
 use vault_mirror::report::ping::{self, Pings};
 use vault_mirror::settings::Settings;
-use vault_mirror::store::Store;
+use vault_mirror::store::WatchedFigures;
 
 use super::failure::Failure;
 
@@ -201,39 +201,16 @@ fn metrics_entry(end: &ConnectionEnd<'_>, seconds: f64) -> MetricsEntry {
         ),
         Err(failure) => (failure.code, seconds, 0, 0),
     };
-    let store = Store::open_existing(&settings.db).ok().flatten();
-    let last_success_at = store.as_ref().and_then(|store| {
-        store
-            .last_success("mirror")
-            .ok()
-            .map(|run| run.and_then(|run| run.finished_at).unwrap_or(0))
-    });
-    let variants = store.as_ref().and_then(|store| {
-        let states = store.variant_states().ok()?;
-        let mut counts = [0u64; 5];
-        for state in states {
-            let wanted = state.state == "verified" || settings.mirror.quality.wants(&state.label);
-            if let Some(index) = VARIANT_STATES.iter().position(|name| *name == state.state)
-                && wanted
-            {
-                counts[index] += state.count;
-            }
-        }
-        Some(counts)
-    });
-    let archive_bytes = store
-        .as_ref()
-        .and_then(|store| store.archive_figures().ok())
-        .map(|figures| figures.bytes);
+    let figures = WatchedFigures::read(&settings.db, |label| settings.mirror.quality.wants(label));
     MetricsEntry {
         connection: connection_of(settings),
-        last_success_at,
+        last_success_at: figures.last_success_at,
         last_run_at: vault_mirror::now_ms(),
         duration_seconds,
         exit_code,
         downloaded_bytes,
         downloaded_files,
-        variants,
-        archive_bytes,
+        variants: figures.variants,
+        archive_bytes: figures.archive_bytes,
     }
 }

@@ -1,0 +1,180 @@
+//! A `verify` run on one archive: the state database checked page by
+//! page, the run recorded, every verified file re-read
+//! ([`crate::archive::verify`]), what it found recorded and, with
+//! `--repair`, fetched again ([`super::repair`]); the run's end recorded
+//! with its outcome. Returns a [`VerifyReport`]; the binary prints it.
+//!
+//! Invariant: a run that began is finished in the history whatever
+//! happens (`failed` with its error when something stopped it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::archive::verify::{Depth, Finding, verify_files};
+use crate::exit::ExitStatus;
+use crate::pipeline::context::MirrorError;
+use crate::pipeline::repair::{self, Repair};
+use crate::report::{Reporter, Stage};
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// What a `verify` run found (its `--json`, and its record in the
+/// history); the fields in this order.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// `verify`.
+    pub command: &'static str,
+    /// `intact` (nothing found), `repaired` (all found were fetched again),
+    /// or `damaged` (some files are still missing or damaged).
+    pub outcome: &'static str,
+    pub exit_code: ExitStatus,
+    /// The archive, as shown.
+    pub out: PathBuf,
+    /// `full` (size and sha256) or `fast` (size only).
+    pub depth: &'static str,
+    pub run_id: i64,
+    pub checked: u64,
+    pub intact: u64,
+    pub bytes: u64,
+    /// Missing and damaged files, by path.
+    pub findings: Vec<Finding>,
+    /// With `--repair`: how the refetch went.
+    pub repair: Option<Repair>,
+    pub seconds: f64,
+}
+
+/// Verifies the archive of `settings` whose database is `store`, to
+/// `depth`; with `repair`, fetches what it found again (the API settings
+/// are best checked before, so a missing key fails before the hashing).
+///
+/// `display` gives each phase (the checks, the refetch) its reporter,
+/// dropped when the phase ends.
+pub async fn verify(
+    settings: &Settings,
+    store: &Store,
+    depth: Depth,
+    repair: bool,
+    display: &dyn Fn() -> Arc<dyn Reporter>,
+) -> Result<VerifyReport, MirrorError> {
+    let started = Instant::now();
+    // The database first: a run notices damage only in the pages it reads.
+    store.check()?;
+    let run_id = store.begin_run("verify", crate::now_ms())?;
+    let run = Run {
+        settings,
+        store,
+        run_id,
+        started,
+    };
+    let result = run.checked(depth, repair, display).await;
+    if let Err(error) = &result {
+        // Best effort: the failure itself is what the user must see.
+        let body = serde_json::json!({ "error": crate::report::chain(error) });
+        let _ = store.finish_run(
+            run_id,
+            "failed",
+            error.exit_code().code(),
+            &body.to_string(),
+            crate::now_ms(),
+        );
+    }
+    result
+}
+
+/// `full` or `fast`, as the report names a depth.
+pub fn depth_word(depth: Depth) -> &'static str {
+    match depth {
+        Depth::Full => "full",
+        Depth::Fast => "fast",
+    }
+}
+
+/// One verify run, begun.
+struct Run<'a> {
+    settings: &'a Settings,
+    store: &'a Store,
+    run_id: i64,
+    started: Instant,
+}
+
+impl Run<'_> {
+    /// The checks, the repair if asked, and the run's end recorded.
+    async fn checked(
+        &self,
+        depth: Depth,
+        repair: bool,
+        display: &dyn Fn() -> Arc<dyn Reporter>,
+    ) -> Result<VerifyReport, MirrorError> {
+        let (settings, store) = (self.settings, self.store);
+        let files = store.files_to_verify()?;
+        let total: u64 = files.iter().map(|file| file.size).sum();
+
+        let reporter = display();
+        reporter.on_stage(
+            Stage::Verify,
+            &format!(
+                "{} {} ({})",
+                match depth {
+                    Depth::Fast => "checking the sizes of",
+                    Depth::Full => "re-hashing",
+                },
+                crate::counted(files.len() as u64, "file"),
+                crate::human_bytes(total)
+            ),
+        );
+        let archive = Archive::open(&settings.archive())
+            .map_err(|error| MirrorError::OpenArchive(Box::new(error)))?;
+        let workers = archive.parallel_reads();
+        let checked = verify_files(&archive, &files, depth, workers, &*reporter).await;
+        drop(reporter);
+
+        repair::record_findings(store, &files, &checked)?;
+
+        let repair = if repair && !checked.findings.is_empty() {
+            let reporter = display();
+            reporter.on_stage(
+                Stage::Resolve,
+                &format!("fetching {} files again", checked.findings.len()),
+            );
+            Some(repair::repair(settings, store, &checked, reporter).await?)
+        } else {
+            None
+        };
+        let still_broken = match &repair {
+            Some(repair) => repair.unrepaired.len(),
+            None => checked.findings.len(),
+        };
+        let (outcome, exit_code) = match (checked.findings.is_empty(), still_broken) {
+            (true, _) => ("intact", ExitStatus::Ok),
+            (false, 0) => ("repaired", ExitStatus::Ok),
+            _ => ("damaged", ExitStatus::Partial),
+        };
+        let report = VerifyReport {
+            command: "verify",
+            outcome,
+            exit_code,
+            out: settings.shown_out(),
+            depth: depth_word(depth),
+            run_id: self.run_id,
+            checked: checked.checked,
+            intact: checked.intact,
+            bytes: checked.bytes,
+            findings: checked.findings,
+            repair,
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
+        let text = serde_json::to_string(&report).unwrap_or_default();
+        store.finish_run(
+            self.run_id,
+            outcome,
+            exit_code.code(),
+            &text,
+            crate::now_ms(),
+        )?;
+        Ok(report)
+    }
+}
