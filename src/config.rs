@@ -21,6 +21,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use toml::de::{DeTable, DeValue};
 
+use crate::location::ArchiveLocation;
 use crate::settings::ConfigError;
 use crate::settings::{Quality, Settings, parse_base_url};
 
@@ -66,10 +67,10 @@ pub const OPTIONS: &[ConfigOption] = &[
         // An archive on object storage is a URL, not a path beside the file.
         match v.string()? {
             text if text.starts_with("s3://") => {
-                s.out = PathBuf::from(text);
+                s.archive = ArchiveLocation::parse_arg(&text)?;
                 Ok(())
             }
-            _ => v.path().map(|path| s.out = path),
+            _ => v.path().map(|path| s.archive = ArchiveLocation::Disk(path)),
         }
     }),
     option("db", |s, v| v.path().map(|path| s.db = path)),
@@ -698,7 +699,10 @@ stall_timeout = 45
 "#,
         )
         .unwrap();
-        assert_eq!(settings.out, Path::new("/etc/archive"));
+        assert_eq!(
+            settings.archive,
+            ArchiveLocation::Disk(PathBuf::from("/etc/archive"))
+        );
         assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/");
         assert_eq!(settings.connection_id.as_deref(), Some("conn_x"));
         assert_eq!(settings.output.verbose, 2);
@@ -718,7 +722,8 @@ stall_timeout = 45
     #[test]
     fn an_archive_on_object_storage_is_taken_as_written() {
         let settings = applied("out = \"s3://bucket/vault/alice\"\n").unwrap();
-        assert_eq!(settings.out, Path::new("s3://bucket/vault/alice"));
+        assert_eq!(settings.archive.to_string(), "s3://bucket/vault/alice");
+        assert!(settings.archive.bucket().is_some());
     }
 
     #[test]

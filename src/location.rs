@@ -36,6 +36,36 @@ impl ArchiveLocation {
         }
     }
 
+    /// [`ArchiveLocation::parse`] of what a person typed (`--out`).
+    pub fn parse_arg(text: &str) -> Result<Self, String> {
+        Self::parse(Path::new(text))
+    }
+
+    /// The bucket and prefix, when the archive is on object storage.
+    pub fn bucket(&self) -> Option<&S3Url> {
+        match self {
+            Self::Disk(_) => None,
+            Self::Bucket(url) => Some(url),
+        }
+    }
+
+    /// The folder, when the archive is on a local disk.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            Self::Disk(path) => Some(path),
+            Self::Bucket(_) => None,
+        }
+    }
+
+    /// A file at the top of the archive, as a person names it
+    /// (`vault-archive/index.html`, `s3://bucket/prefix/index.html`).
+    pub fn shown_file(&self, name: &str) -> String {
+        match self {
+            Self::Disk(path) => path.join(name).display().to_string(),
+            Self::Bucket(url) => format!("{url}/{name}"),
+        }
+    }
+
     /// The archive of `child` inside this one (`<out>/<child>`): a
     /// per-connection sub-archive is a folder locally, a longer prefix on
     /// object storage.
@@ -44,6 +74,13 @@ impl ArchiveLocation {
             Self::Disk(path) => Ok(Self::Disk(path.join(child))),
             Self::Bucket(url) => url.join(child).map(Self::Bucket),
         }
+    }
+}
+
+/// Written as a person names it: the folder, or `s3://bucket/prefix`.
+impl serde::Serialize for ArchiveLocation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -193,12 +193,14 @@ impl Default for NetworkSettings {
 /// `&Settings`, never the raw command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Archive root; for an archive on object storage, the local folder
-    /// that holds its lock and the uploads in flight (under the state
-    /// directory, see [`bucket_state_folder`]).
-    pub out: PathBuf,
-    /// `--out s3://bucket/prefix`: the archive is on object storage.
-    pub bucket: Option<S3Url>,
+    /// Where the archive is (`--out`): a folder on a local disk, or a
+    /// bucket and prefix on S3-compatible object storage.
+    pub archive: ArchiveLocation,
+    /// The archive's local folder: its lock (and on object storage the
+    /// uploads in flight). On a disk the archive's own folder; on object
+    /// storage a folder of its own under the state directory (see
+    /// [`bucket_state_folder`]). Set by [`Settings::locate`].
+    pub local: PathBuf,
     /// State database.
     pub db: PathBuf,
     pub base_url: Url,
@@ -278,8 +280,8 @@ impl Settings {
     pub fn new(out: PathBuf) -> Self {
         let db = default_db(&out);
         Self {
-            out,
-            bucket: None,
+            archive: ArchiveLocation::Disk(out.clone()),
+            local: out,
             db,
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL parses"),
             api_key: None,
@@ -326,8 +328,8 @@ impl Settings {
     /// its database and lock inside; on object storage, the prefix
     /// `<prefix>/<safe id>/` with its own local state folder.
     pub fn for_connection(&self, id: &str) -> Result<Settings, SettingsError> {
-        let Some(url) = &self.bucket else {
-            return Ok(self.for_connection_at(id, connection_out(&self.out, id)));
+        let Some(url) = self.archive.bucket() else {
+            return Ok(self.for_connection_at(id, connection_out(&self.local, id)));
         };
         let connection_id = Some(id.to_owned());
         let bucket =
@@ -336,11 +338,11 @@ impl Settings {
                     name: "connection id",
                     reason,
                 })?;
-        let out = bucket_state_folder(&bucket)?.join("work");
+        let local = bucket_state_folder(&bucket)?.join("work");
         Ok(Settings {
-            db: out.with_file_name("state.sqlite"),
-            out,
-            bucket: Some(bucket),
+            db: local.with_file_name("state.sqlite"),
+            local,
+            archive: ArchiveLocation::Bucket(bucket),
             connection_id,
             ..self.clone()
         })
@@ -353,7 +355,8 @@ impl Settings {
     pub fn for_connection_at(&self, id: &str, out: PathBuf) -> Settings {
         Settings {
             db: default_db(&out),
-            out,
+            archive: ArchiveLocation::Disk(out.clone()),
+            local: out,
             connection_id: Some(id.to_owned()),
             ..self.clone()
         }
@@ -369,34 +372,19 @@ pub fn connection_out(out: &std::path::Path, id: &str) -> PathBuf {
 }
 
 impl Settings {
-    /// The archive as a person names it: the folder, or `s3://bucket/prefix`.
-    pub fn shown_out(&self) -> PathBuf {
-        PathBuf::from(self.archive().to_string())
-    }
-
-    /// Where the archive is: the folder `out`, or the bucket and prefix.
-    pub fn archive(&self) -> ArchiveLocation {
-        match &self.bucket {
-            Some(url) => ArchiveLocation::Bucket(url.clone()),
-            None => ArchiveLocation::Disk(self.out.clone()),
-        }
-    }
-
-    /// With `out` given as `s3://bucket/prefix`: records the bucket and
-    /// prefix in `remote` and points `out` at the archive's local folder.
+    /// Sets [`Settings::local`] for where [`Settings::archive`] is.
     /// Returns whether the archive is on object storage.
-    pub fn place_bucket(&mut self) -> Result<bool, SettingsError> {
-        let location =
-            ArchiveLocation::parse(&self.out).map_err(|reason| SettingsError::Invalid {
-                name: "archive (--out, VAULT_MIRROR_OUT)",
-                reason,
-            })?;
-        let ArchiveLocation::Bucket(url) = location else {
-            return Ok(false);
-        };
-        self.out = bucket_state_folder(&url)?.join("work");
-        self.bucket = Some(url);
-        Ok(true)
+    pub fn locate(&mut self) -> Result<bool, SettingsError> {
+        match &self.archive {
+            ArchiveLocation::Disk(path) => {
+                self.local = path.clone();
+                Ok(false)
+            }
+            ArchiveLocation::Bucket(url) => {
+                self.local = bucket_state_folder(url)?.join("work");
+                Ok(true)
+            }
+        }
     }
 }
 
@@ -590,7 +578,7 @@ mod tests {
         base.mirror.jobs = 3;
         for id in ["conn_01", "../escape", "Conn/B", "", "."] {
             let settings = base.for_connection(id).unwrap();
-            let folder = settings.out.strip_prefix("/srv/agency").unwrap();
+            let folder = settings.local.strip_prefix("/srv/agency").unwrap();
             assert_eq!(folder.components().count(), 1, "{id:?}: {folder:?}");
             assert!(
                 matches!(
@@ -599,13 +587,13 @@ mod tests {
                 ),
                 "{id:?}"
             );
-            assert_eq!(settings.db, default_db(&settings.out));
+            assert_eq!(settings.db, default_db(&settings.local));
             assert_eq!(settings.connection_id.as_deref(), Some(id));
             assert_eq!(settings.mirror.jobs, 3);
         }
         assert_ne!(
-            base.for_connection("Conn").unwrap().out,
-            base.for_connection("conn").unwrap().out
+            base.for_connection("Conn").unwrap().local,
+            base.for_connection("conn").unwrap().local
         );
     }
 

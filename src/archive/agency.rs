@@ -21,7 +21,7 @@
 //! works wherever the archive is; both files are written atomically.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +96,7 @@ impl Agency {
     pub fn open(base: &Settings) -> Result<Agency, ArchiveError> {
         Ok(Agency {
             base: base.clone(),
-            archive: Archive::open(&base.archive())?,
+            archive: Archive::open(&base.archive)?,
         })
     }
 
@@ -105,8 +105,8 @@ impl Agency {
     /// that holds one; on object storage, no local database for the prefix
     /// and a registry at it.
     pub async fn find(base: &Settings) -> Result<Option<Agency>, ArchiveError> {
-        let agency = match base.bucket {
-            None if is_agency(&base.out) => Agency::open(base)?,
+        let agency = match base.archive.bucket() {
+            None if is_agency(&base.local) => Agency::open(base)?,
             Some(_) if !base.db.exists() => {
                 let agency = Agency::open(base)?;
                 if agency.registry().await?.is_empty() {
@@ -143,7 +143,7 @@ impl Agency {
                     .into_iter()
                     .map(|entry| (entry.folder.clone(), entry))
                     .collect();
-                for folder in archive_folders(&self.base.out) {
+                for folder in archive_folders(&self.base.local) {
                     let entry = by_folder.get(&folder).cloned().unwrap_or(Registered {
                         id: folder.clone(),
                         folder: folder.clone(),
@@ -151,7 +151,7 @@ impl Agency {
                     });
                     let settings = self
                         .base
-                        .for_connection_at(&entry.id, self.base.out.join(&folder));
+                        .for_connection_at(&entry.id, self.base.local.join(&folder));
                     found.push((entry, settings));
                 }
             }
@@ -171,7 +171,7 @@ impl Agency {
     pub async fn rows(&self) -> Result<Vec<ConnectionRow>, ArchiveError> {
         let mut rows = Vec::new();
         for (entry, settings) in self.connections().await? {
-            let gallery = Archive::open(&settings.archive())?
+            let gallery = Archive::open(&settings.archive)?
                 .stat(super::export::GALLERY)
                 .await?
                 .is_some();
@@ -188,7 +188,7 @@ impl Agency {
         &self,
         connections: &[Registered],
         now: i64,
-    ) -> Result<PathBuf, ArchiveError> {
+    ) -> Result<String, ArchiveError> {
         let entries = merged(self.registry().await?, connections);
         self.archive
             .write(
@@ -205,7 +205,7 @@ impl Agency {
                 "text/html; charset=utf-8",
             )
             .await?;
-        Ok(self.archive.shown().join(INDEX))
+        Ok(self.archive.location().shown_file(INDEX))
     }
 }
 

@@ -96,9 +96,12 @@ impl Archive {
         }
     }
 
-    /// The archive's place, as a person names it (a folder or `s3://…`).
-    pub fn shown(&self) -> PathBuf {
-        PathBuf::from(self.to_string())
+    /// Where the archive is.
+    pub fn location(&self) -> ArchiveLocation {
+        match self {
+            Archive::Disk(dir) => ArchiveLocation::Disk(dir.path().to_owned()),
+            Archive::Bucket(bucket) => ArchiveLocation::Bucket(bucket.url().clone()),
+        }
     }
 
     /// How many files are best read at once: on the disk one per core (at

@@ -23,12 +23,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::archive::snapshot::Snapshot;
 use crate::archive::{Archive, ArchiveError, gallery, utc};
+use crate::location::ArchiveLocation;
 use crate::store::{ArchivedVariant, Store};
 
 /// The files `export` writes at the archive root.
@@ -37,9 +37,9 @@ pub const CHECKSUMS: &str = "SHA256SUMS";
 pub const GALLERY: &str = "index.html";
 
 /// What an export wrote.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ExportSummary {
-    pub out: PathBuf,
+    pub out: ArchiveLocation,
     /// Media with at least one file indexed.
     pub media: usize,
     /// Verified variants indexed.
@@ -94,8 +94,7 @@ pub async fn export(
     now: i64,
 ) -> Result<ExportSummary, ArchiveError> {
     let snapshot = Snapshot::read(archive, store).await?;
-    let mut summary = summarise(&snapshot);
-    summary.out = archive.shown();
+    let mut summary = summarise(&snapshot, archive.location());
     let mut manifest = Vec::new();
     write_manifest(&snapshot, &mut manifest)?;
     let mut checksums = Vec::new();
@@ -113,12 +112,15 @@ pub async fn export(
 }
 
 /// What `snapshot` indexes.
-fn summarise(snapshot: &Snapshot) -> ExportSummary {
+fn summarise(snapshot: &Snapshot, out: ArchiveLocation) -> ExportSummary {
     let mut summary = ExportSummary {
+        out,
         variants: snapshot.variants.len(),
         versions: snapshot.versions.len(),
         missing: snapshot.missing.clone(),
-        ..ExportSummary::default()
+        media: 0,
+        bytes: 0,
+        written: Vec::new(),
     };
     let mut media: Vec<&str> = snapshot
         .variants

@@ -42,7 +42,7 @@ impl ConnectionFailure for Failure {
     }
 }
 
-/// Mirrors `chosen`, each into its own archive under `base.out`.
+/// Mirrors `chosen`, each into its own archive under `base.local`.
 pub async fn run(
     global: &GlobalArgs,
     mirror: &MirrorArgs,
@@ -122,13 +122,14 @@ fn end_text(runs: &[ConnectionRun]) -> String {
     text
 }
 
-/// `base.out` as the archive of one connection (today's layout): a run of
+/// `base.local` as the archive of one connection (today's layout): a run of
 /// many would put their archives inside it, mixing the two layouts.
 fn one_archive_already(base: &Settings) -> Option<Failure> {
-    if base.bucket.is_some() || !vault_mirror::settings::default_db(&base.out).is_file() {
+    if base.archive.bucket().is_some() || !vault_mirror::settings::default_db(&base.local).is_file()
+    {
         return None;
     }
-    let out = base.out.display();
+    let out = base.local.display();
     Some(
         Failure::usage(
             anyhow::anyhow!(
@@ -154,7 +155,7 @@ pub async fn finish(base: &Settings, global: &GlobalArgs, run: &ManyRun) -> Exit
             command: "mirror",
             outcome: run.outcome(),
             exit_code: status,
-            out: &base.out,
+            out: &base.local,
             shard: global.shard.map(|shard| shard.to_string()),
             connections: run.runs.iter().map(connection_json).collect(),
             totals,
@@ -166,7 +167,7 @@ pub async fn finish(base: &Settings, global: &GlobalArgs, run: &ManyRun) -> Exit
     if let Err(error) = index {
         eprintln!(
             "warning: cannot write {}: {}",
-            base.shown_out().join(INDEX).display(),
+            base.archive.shown_file(INDEX),
             vault_mirror::report::chain(&error)
         );
     }
@@ -180,7 +181,7 @@ async fn write_index(
     base: &Settings,
     runs: &[ConnectionRun],
 ) -> Result<(), vault_mirror::archive::ArchiveError> {
-    if base.bucket.is_none() && !base.out.is_dir() {
+    if base.archive.bucket().is_none() && !base.local.is_dir() {
         return Ok(());
     }
     Agency::open(base)?
@@ -277,7 +278,7 @@ fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: 
             totals.downloaded,
             vault_mirror::human_bytes(totals.bytes),
             totals.seconds,
-            base.out.join(INDEX).display()
+            base.local.join(INDEX).display()
         );
     }
 }

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use vault_mirror::location::ArchiveLocation;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,8 +40,9 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Archive root: a folder, or s3://bucket/prefix on S3-compatible object storage (AWS_*
     /// environment) [default: ./vault-archive; ./vault-demo for `demo`]
-    #[arg(long, env = "VAULT_MIRROR_OUT", global = true, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[arg(long, env = "VAULT_MIRROR_OUT", global = true, value_name = "DIR",
+          value_parser = ArchiveLocation::parse_arg)]
+    pub out: Option<ArchiveLocation>,
     /// State database [default: <out>/.vault-mirror/state.sqlite; for s3://,
     /// ~/.local/state/vault-mirror/<archive>/state.sqlite]
     #[arg(long, env = "VAULT_MIRROR_DB", global = true, value_name = "FILE")]

@@ -41,7 +41,7 @@ impl Chosen {
 /// The connections named by `--connection` (each once) and by the config
 /// file's `[[connections]]` tables.
 fn named(global: &GlobalArgs, settings: &Settings) -> Result<(Vec<String>, Vec<String>), Failure> {
-    let file = cli_settings::config_file(global, &settings.out)?;
+    let file = cli_settings::config_file(global, &settings.archive)?;
     let from_file = file.map(|file| file.connections()).unwrap_or_default();
     let mut flagged: Vec<String> = Vec::new();
     for id in global.connection.iter().map(|id| id.trim()) {
@@ -147,7 +147,7 @@ pub fn settings_for(
     id: &str,
 ) -> Result<Settings, Failure> {
     let mut settings = base.for_connection(id)?;
-    if let Some(file) = cli_settings::config_file(global, &base.out)? {
+    if let Some(file) = cli_settings::config_file(global, &base.archive)? {
         file.apply_connection(id, &mut settings)
             .map_err(SettingsError::from)?;
     }
@@ -166,7 +166,7 @@ pub fn apply_own_table(
     let Some(id) = settings.connection_id.clone() else {
         return Ok(());
     };
-    if let Some(file) = cli_settings::config_file(global, &settings.out)? {
+    if let Some(file) = cli_settings::config_file(global, &settings.archive)? {
         file.apply_connection(&id, settings)
             .map_err(SettingsError::from)?;
         cli_settings::apply_mirror(settings, mirror)?;

@@ -84,7 +84,7 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
 
 /// The agency demo's last words: the overview page and `status`.
 fn agency_what_to_open(settings: &Settings) -> String {
-    let out = settings.out.display();
+    let out = settings.local.display();
     let command = invoked_as();
     format!(
         "
@@ -98,7 +98,7 @@ Then try `{command} status --out {out}` and `{command} verify --out {out}`.
 /// The demo's last words: where the mirror is and what to open — only
 /// what is there (an interrupted demo has no gallery yet).
 fn what_to_open(settings: &Settings, code: i32) -> String {
-    let out = settings.out.display();
+    let out = settings.local.display();
     let mut text = if matches!(code, 130 | 143) {
         format!(
             "\nThe demo was stopped; what it verified is in {out}. Run the demo again to finish it.\n"
@@ -126,7 +126,7 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     for (name, what) in examples {
         if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
             lines.push((
-                settings.out.join(&file.local_path).display().to_string(),
+                settings.local.join(&file.local_path).display().to_string(),
                 what,
             ));
         }
@@ -143,7 +143,7 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
             "check every file with `sha256sum -c SHA256SUMS`",
         ),
     ] {
-        if settings.out.join(place).exists() {
+        if settings.local.join(place).exists() {
             lines.push((format!("{out}/{place}"), what));
         }
     }

@@ -28,7 +28,7 @@ pub async fn run_report(settings: &Settings) -> Result<ExportReport, Failure> {
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock::lock(settings, "export")?;
     let store = Store::open(&settings.db).map_err(MirrorError::from)?;
-    let report = pipeline::export::export_index(&settings.archive(), &store).await?;
+    let report = pipeline::export::export_index(&settings.archive, &store).await?;
     if !settings.output.json {
         print_export(&report.summary, settings.output);
     }
@@ -48,19 +48,19 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
             summary.media,
             vault_mirror::counted((summary.variants + summary.versions) as u64, "file"),
             human_bytes(summary.bytes),
-            summary.out.display(),
+            summary.out,
             summary.written.join(", ")
         );
-        if summary.out.starts_with("s3:") {
+        if summary.out.bucket().is_some() {
             eprintln!(
                 "  serve the prefix as a static website, or: aws s3 sync {} DIR && cd DIR && sha256sum -c SHA256SUMS (then open index.html)",
-                summary.out.display()
+                summary.out
             );
         } else {
             eprintln!(
                 "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
-                summary.out.join("index.html").display(),
-                summary.out.display()
+                summary.out.shown_file("index.html"),
+                summary.out
             );
         }
     }

@@ -3,6 +3,7 @@
 //! as one JSON object with `--json`).
 
 use vault_mirror::exit::ExitStatus;
+use vault_mirror::location::ArchiveLocation;
 use vault_mirror::lock::LockError;
 use vault_mirror::pipeline::MirrorError;
 use vault_mirror::settings::{Output, SettingsError};
@@ -128,7 +129,7 @@ pub fn connection_failure_json(
     command: &str,
     connection: &str,
     outcome: &str,
-    out: &std::path::Path,
+    out: &ArchiveLocation,
     failure: &Failure,
 ) -> serde_json::Value {
     serde_json::json!({

@@ -25,7 +25,7 @@ struct RunRow {
 
 pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
     let store = status::open(settings)?;
-    let running = current_holder(&settings.out).is_some();
+    let running = current_holder(&settings.local).is_some();
     let newest = store.history(1)?.first().map(|run| run.record.run_id);
     let row = |run: RunHistory| {
         let state = state_of(&run, running && Some(run.record.run_id) == newest);
@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         let Some(run) = store.run_history(run_id)? else {
             return Err(Failure::usage(anyhow::anyhow!(
                 "the archive {} has no run #{run_id}",
-                settings.out.display()
+                settings.local.display()
             ))
             .hint("`vault-mirror history` lists the runs with their ids"));
         };

@@ -8,7 +8,7 @@ use super::failure::Failure;
 
 /// Takes the archive's lock for a command that writes.
 pub fn lock(settings: &Settings, command: &str) -> Result<ArchiveLock, Failure> {
-    let lock = ArchiveLock::acquire(&settings.out, command)?;
+    let lock = ArchiveLock::acquire(&settings.local, command)?;
     if let Some(previous) = &lock.taken_over {
         tracing::info!(
             "took over the lock left by {} (no longer running)",

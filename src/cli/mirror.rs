@@ -55,16 +55,16 @@ pub async fn run_watched(
     result.map(|summary| summary.exit_code)
 }
 
-/// Whether `settings.out` holds an agency's archives (one per
+/// Whether `settings.local` holds an agency's archives (one per
 /// connection) rather than being one archive itself.
 fn agency_folder(settings: &Settings) -> bool {
     // `is_agency` asks that `<out>` hold no database of its own.
-    settings.bucket.is_none() && vault_mirror::archive::agency::is_agency(&settings.out)
+    settings.archive.bucket().is_none() && vault_mirror::archive::agency::is_agency(&settings.local)
 }
 
 /// One connection's run aimed at an agency's folder: the layouts would mix.
 fn into_agency_folder(settings: &Settings) -> Failure {
-    let out = settings.out.display();
+    let out = settings.local.display();
     Failure::usage(anyhow::anyhow!(
         "{out} holds one archive per connection (an agency's); a run of one connection \
              would make it an archive of its own and mix the two layouts"
@@ -262,7 +262,7 @@ fn summary_head(summary: &Summary, output: Output) -> String {
         text.push_str(&format!(
             "mirrored {} into {}: {} downloaded ({}), {} already verified, {} pending, {} failed, in {:.1}s\n",
             vault_mirror::counted(summary.lists.len() as u64, "list"),
-            summary.out.display(),
+            summary.out,
             summary.downloaded,
             vault_mirror::human_bytes(summary.bytes),
             summary.already_verified,
@@ -334,7 +334,7 @@ fn render_plan(plan: &Plan) -> String {
     let mut text = format!(
         "dry run: nothing was changed (no sync, no download, no database write)\n\
          plan for {}: {}, {} media, labels {}, {} transfers at a time\n",
-        plan.out.display(),
+        plan.out,
         vault_mirror::counted(plan.lists.len() as u64, "list"),
         plan.media,
         plan.quality,

@@ -75,7 +75,7 @@ pub async fn export(settings: &Settings, connections: Vec<Settings>) -> Result<i
     if let Err(error) = written {
         eprintln!(
             "warning: cannot write the overview {}: {}",
-            settings.shown_out().join(INDEX).display(),
+            settings.archive.shown_file(INDEX),
             vault_mirror::report::chain(&error)
         );
     }
@@ -136,7 +136,7 @@ impl<'a> Each<'a> {
                     self.command,
                     &shown_id(connection),
                     "failed",
-                    &connection.shown_out(),
+                    &connection.archive,
                     &failure,
                 );
                 (failure.status(), body)
@@ -153,7 +153,7 @@ impl<'a> Each<'a> {
         if self.settings.output.json {
             let body = serde_json::json!({
                 "command": self.command,
-                "out": self.settings.shown_out(),
+                "out": self.settings.archive.clone(),
                 "exit_code": code,
                 "connections": self.reports,
             });

@@ -4,10 +4,11 @@
 //! merges the first two (a flag wins over its variable), so this builds the
 //! defaults, applies the file over them, then applies whatever clap holds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use secrecy::SecretString;
 use vault_mirror::config::{self, ConfigFile, Origin};
+use vault_mirror::location::ArchiveLocation;
 use vault_mirror::settings::{
     Output, Quality, Settings, SettingsError, default_db, parse_base_url,
 };
@@ -37,25 +38,26 @@ pub fn build(
     let out = global
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from(default_out));
+        .unwrap_or_else(|| ArchiveLocation::Disk(PathBuf::from(default_out)));
     let file = config_file(global, &out)?;
-    let mut settings = Settings::new(out);
+    let mut settings = Settings::new(PathBuf::new());
+    settings.archive = out;
     if let Some(file) = &file {
         file.apply(&mut settings)?;
     }
 
     // Flags and environment, over the file.
     if let Some(out) = &global.out {
-        settings.out = out.clone();
+        settings.archive = out.clone();
     }
-    let remote = settings.place_bucket()?;
+    let on_bucket = settings.locate()?;
     settings.db = match (&global.db, &file) {
         (Some(db), _) => db.clone(),
         (None, Some(file)) if file.sets("db") => settings.db,
         // On object storage: `~/.local/state/vault-mirror/<archive>/state.sqlite`.
-        _ if remote => settings.out.with_file_name("state.sqlite"),
+        _ if on_bucket => settings.local.with_file_name("state.sqlite"),
         // The default follows the archive, wherever the file or flag put it.
-        _ => default_db(&settings.out),
+        _ => default_db(&settings.local),
     };
     if let Some(base_url) = &global.base_url {
         settings.base_url = parse_base_url(base_url)?;
@@ -110,11 +112,18 @@ pub fn build(
 
 /// The file named by `--config`/`VAULT_MIRROR_CONFIG` (which must exist),
 /// else `<out>/vault-mirror.toml` if there is one.
-pub fn config_file(global: &GlobalArgs, out: &Path) -> Result<Option<ConfigFile>, SettingsError> {
+pub fn config_file(
+    global: &GlobalArgs,
+    out: &ArchiveLocation,
+) -> Result<Option<ConfigFile>, SettingsError> {
     if let Some(path) = &global.config {
         return Ok(Some(ConfigFile::load(path, Origin::Given)?));
     }
-    let in_archive = out.join(config::FILE_NAME);
+    // Only a folder can hold one; a bucket's settings are given.
+    let Some(folder) = out.folder() else {
+        return Ok(None);
+    };
+    let in_archive = folder.join(config::FILE_NAME);
     if in_archive.is_file() {
         return Ok(Some(ConfigFile::load(&in_archive, Origin::InArchive)?));
     }
@@ -240,9 +249,9 @@ mod tests {
         out
     }
 
-    fn global_for(out: &Path) -> GlobalArgs {
+    fn global_for(out: &std::path::Path) -> GlobalArgs {
         GlobalArgs {
-            out: Some(out.to_owned()),
+            out: Some(ArchiveLocation::Disk(out.to_owned())),
             ..GlobalArgs::default()
         }
     }
@@ -301,7 +310,7 @@ mod tests {
             ..GlobalArgs::default()
         };
         let settings = build(&global, None, DEFAULT_OUT).unwrap();
-        assert_eq!(settings.out, folder.path().join("archive"));
+        assert_eq!(settings.local, folder.path().join("archive"));
         assert_eq!(settings.db, default_db(&folder.path().join("archive")));
         assert_eq!(settings.connection_id.as_deref(), Some("conn_file"));
         assert!(settings.output.quiet);

@@ -14,7 +14,7 @@ use super::table::{Align, Table, shown};
 #[derive(Serialize)]
 struct Status<'a> {
     command: &'static str,
-    out: &'a std::path::Path,
+    out: &'a vault_mirror::location::ArchiveLocation,
     db: &'a std::path::Path,
     lists: Vec<ListFigures>,
     total: ArchiveFigures,
@@ -46,7 +46,7 @@ struct Running {
 
 pub fn run(settings: &Settings) -> Result<i32, Failure> {
     let store = open(settings)?;
-    let holder = current_holder(&settings.out);
+    let holder = current_holder(&settings.local);
     let runs = store
         .last_runs()?
         .into_iter()
@@ -68,7 +68,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
             }
         })
         .collect();
-    let shown = settings.shown_out();
+    let shown = settings.archive.clone();
     let status = Status {
         command: "status",
         out: &shown,
@@ -97,7 +97,7 @@ pub fn print_many(
     settings: &Settings,
     rows: &[vault_mirror::archive::agency::ConnectionRow],
 ) -> i32 {
-    let out = settings.shown_out();
+    let out = settings.archive.clone();
     if settings.output.json {
         let body = serde_json::json!({"command": "status", "out": out, "connections": rows});
         println!("{body}");
@@ -108,7 +108,7 @@ pub fn print_many(
 }
 
 fn render_many(
-    out: &std::path::Path,
+    out: &vault_mirror::location::ArchiveLocation,
     rows: &[vault_mirror::archive::agency::ConnectionRow],
     now: i64,
 ) -> String {
@@ -165,8 +165,8 @@ fn render_many(
         "archive  {} (one archive per connection; `status --out {}/<connection>` for one)
 
 {}",
-        out.display(),
-        out.display(),
+        out,
+        out,
         table.render()
     )
 }
@@ -191,10 +191,10 @@ pub async fn restore(settings: &Settings) -> Result<(), Failure> {
 pub fn open(settings: &Settings) -> Result<Store, Failure> {
     match Store::open_existing(&settings.db)? {
         Some(store) => Ok(store),
-        None if settings.bucket.is_none()
-            && vault_mirror::archive::agency::is_agency(&settings.out) =>
+        None if settings.archive.bucket().is_none()
+            && vault_mirror::archive::agency::is_agency(&settings.local) =>
         {
-            let out = settings.out.display();
+            let out = settings.local.display();
             Err(Failure::usage(
                 anyhow::anyhow!(
                     "{out} holds one archive per connection (an agency's), not one archive"
@@ -207,13 +207,13 @@ pub fn open(settings: &Settings) -> Result<Store, Failure> {
         None => Err(Failure::usage(
             anyhow::anyhow!(
                 "no archive at {}: there is no database at {}",
-                settings.shown_out().display(),
+                settings.archive,
                 settings.db.display()
             ),
         )
         .hint(format!(
             "run `vault-mirror mirror --out {}` to create it, or point `--out` (or `--db`) at an existing archive",
-            settings.shown_out().display()
+            settings.archive
         ))),
     }
 }
@@ -221,7 +221,7 @@ pub fn open(settings: &Settings) -> Result<Store, Failure> {
 fn render(status: &Status<'_>, now: i64) -> String {
     let mut text = format!(
         "archive  {}\ndatabase {}\n\n",
-        status.out.display(),
+        status.out,
         status.db.display()
     );
     if status.lists.is_empty() {

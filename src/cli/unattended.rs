@@ -73,7 +73,7 @@ impl Watchers {
             "run_started",
             serde_json::json!({
                 "command": command,
-                "out": settings.out,
+                "out": settings.local,
                 "version": env!("CARGO_PKG_VERSION"),
                 "pid": std::process::id(),
                 "rid": watchers.pings.as_ref().and_then(Pings::rid),

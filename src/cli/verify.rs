@@ -63,7 +63,7 @@ fn render(report: &VerifyReport, args: &VerifyArgs) -> String {
         "verify: {} ({}) {what} in {}: {} intact, {missing} missing, {damaged} damaged\n",
         vault_mirror::counted(report.checked, "file"),
         vault_mirror::human_bytes(report.bytes),
-        report.out.display(),
+        report.out,
         report.intact,
     );
     const SHOWN: usize = 50;

@@ -87,7 +87,7 @@ impl BucketRun {
         command: &str,
         reporter: &dyn Reporter,
     ) -> Result<Option<(BucketRun, Lease)>, BucketRunError> {
-        let Some(url) = &settings.bucket else {
+        let Some(url) = settings.archive.bucket() else {
             return Ok(None);
         };
         let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
@@ -135,7 +135,7 @@ impl BucketRun {
                 crate::archive::bucket::snapshot::SNAPSHOT_KEY
             ));
         }
-        let ledger = UploadLedger::new(&settings.out.join(".vault-mirror").join("uploads"));
+        let ledger = UploadLedger::new(&settings.local.join(".vault-mirror").join("uploads"));
         let aborted = ledger.abort_leftovers(&bucket).await;
         if aborted > 0 {
             reporter.on_note(&format!(

@@ -146,7 +146,7 @@ pub struct Context {
     pub store: Store,
     /// The archive, on the disk or on object storage.
     pub archive: Archive,
-    /// The local folder `settings.out`, held open: on a disk the archive's
+    /// The local folder `settings.local`, held open: on a disk the archive's
     /// root (where `.part` files are written beside their final names); on
     /// object storage the run's local work folder.
     pub folder: ArchiveDir,

@@ -8,7 +8,6 @@
 //! missing), no file or folder, no media request.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -18,6 +17,7 @@ use crate::api::{ApiClient, BATCH_LIMIT};
 use crate::archive::ArchiveDir;
 use crate::archive::bucket::Bucket;
 use crate::archive::paths::part_path;
+use crate::location::ArchiveLocation;
 use crate::pipeline::bucket::BucketRunError;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::lists;
@@ -56,7 +56,7 @@ pub struct ListPlan {
 pub struct Plan {
     pub command: &'static str,
     pub dry_run: bool,
-    pub out: PathBuf,
+    pub out: ArchiveLocation,
     /// The variant labels selected (`all` for every label).
     pub quality: String,
     pub jobs: usize,
@@ -119,7 +119,7 @@ pub async fn dry_run(
 
     let mut planner = Planner {
         settings,
-        archive: ArchiveDir::open(&settings.out),
+        archive: ArchiveDir::open(&settings.local),
         listed: list_objects(settings).await?,
         now: api.clock().now_ms(),
         queued_bytes: 0,
@@ -164,7 +164,7 @@ pub async fn dry_run(
 /// On object storage: what is under `media/` (the dry run reads it, and
 /// writes nothing).
 async fn list_objects(settings: &Settings) -> Result<Option<HashMap<String, u64>>, MirrorError> {
-    let Some(url) = &settings.bucket else {
+    let Some(url) = settings.archive.bucket() else {
         return Ok(None);
     };
     let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
@@ -181,7 +181,7 @@ impl Plan {
         Plan {
             command: "mirror",
             dry_run: true,
-            out: settings.shown_out(),
+            out: settings.archive.clone(),
             quality: match &settings.mirror.quality {
                 Quality::All => "all".to_owned(),
                 Quality::Labels(labels) => labels.join(","),

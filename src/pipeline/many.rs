@@ -12,7 +12,6 @@
 //! stop signal's. The binary builds each connection's settings and
 //! reporter, and prints.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use futures::future::Shared;
 use serde::Serialize;
 
 use crate::exit::ExitStatus;
+use crate::location::ArchiveLocation;
 use crate::lock::{ArchiveLock, LockError};
 use crate::pipeline::{Limits, MirrorError, Outcome, Summary, mirror_sharing};
 use crate::report::Reporter;
@@ -55,7 +55,7 @@ pub struct ConnectionRun<F> {
     pub id: String,
     pub username: Option<String>,
     /// Its archive, as shown.
-    pub out: PathBuf,
+    pub out: ArchiveLocation,
     /// Its settings (`None` when they could not be built).
     pub settings: Option<Settings>,
     pub result: RunResult<F>,
@@ -131,7 +131,7 @@ pub fn outcome_of(status: ExitStatus) -> &'static str {
     }
 }
 
-/// Mirrors `connections` of the agency's archive at `base.out`,
+/// Mirrors `connections` of the agency's archive at `base.local`,
 /// `--connections-at-once` at a time, sharing one [`Limits`], until `stop`
 /// resolves with an exit code; `reporter` gives each connection (its
 /// settings and id) the reporter its run reports to.
@@ -154,8 +154,10 @@ where
                 let (stop, limits) = (stop.clone(), limits.clone());
                 async move {
                     let out = match &connection.settings {
-                        Ok(settings) => settings.shown_out(),
-                        Err(_) => connection_out(&base.out, &connection.id),
+                        Ok(settings) => settings.archive.clone(),
+                        Err(_) => {
+                            ArchiveLocation::Disk(connection_out(&base.local, &connection.id))
+                        }
                     };
                     let (result, settings) = match (stop.peek(), connection.settings) {
                         (Some(_), settings) => (RunResult::NotStarted, settings.ok()),
@@ -208,7 +210,7 @@ async fn run_one<F: ConnectionFailure>(
 /// archive's history (when it has a database: nothing is created for it).
 fn lock(settings: &Settings, command: &str) -> Result<ArchiveLock, LockError> {
     let started_at = crate::now_ms();
-    match ArchiveLock::acquire(&settings.out, command) {
+    match ArchiveLock::acquire(&settings.local, command) {
         Ok(lock) => {
             if let Some(previous) = &lock.taken_over {
                 tracing::info!(

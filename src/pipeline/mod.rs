@@ -134,10 +134,10 @@ async fn run(
     let started = Instant::now();
     let started_ms = crate::now_ms();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
-    fs_err::create_dir_all(&settings.out).map_err(|source| MirrorError::Io {
+    fs_err::create_dir_all(&settings.local).map_err(|source| MirrorError::Io {
         context: format!(
             "cannot create the archive folder {}",
-            settings.out.display()
+            settings.local.display()
         ),
         source,
     })?;
@@ -151,7 +151,7 @@ async fn run(
     };
     let archive = match &bucket {
         Some(run) => Archive::Bucket(run.bucket.clone()),
-        None => Archive::Disk(Arc::new(ArchiveDir::open(&settings.out))),
+        None => Archive::Disk(Arc::new(ArchiveDir::open(&settings.local))),
     };
     let opened = Store::open(&settings.db)
         .map_err(MirrorError::from)
@@ -175,7 +175,7 @@ async fn run(
         api,
         store,
         archive,
-        folder: ArchiveDir::open(&settings.out),
+        folder: ArchiveDir::open(&settings.local),
         bucket,
         reporter,
         counters: Counters::default(),

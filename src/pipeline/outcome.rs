@@ -2,7 +2,6 @@
 //! the items that need a word ([`ItemNote`]), and the [`Summary`] that
 //! `--json` prints (its fields are documented in the README and stable).
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
@@ -10,6 +9,7 @@ use serde::Serialize;
 use crate::archive::export::ExportSummary;
 use crate::archive::prune::PruneSummary;
 use crate::archive::views::ViewsSummary;
+use crate::location::ArchiveLocation;
 use crate::pipeline::context::{Context, MirrorError};
 use crate::store::VersionRecord;
 
@@ -53,7 +53,7 @@ pub struct Summary {
     pub connection: String,
     pub outcome: Outcome,
     pub exit_code: i32,
-    pub out: PathBuf,
+    pub out: ArchiveLocation,
     pub run_id: i64,
     pub lists: Vec<ListSummary>,
     /// Variants of the selected labels that the API described this run.
@@ -133,7 +133,7 @@ impl Summary {
             connection: context.settings.connection_id.clone().unwrap_or_default(),
             outcome: Outcome::Complete,
             exit_code: 0,
-            out: context.settings.shown_out(),
+            out: context.settings.archive.clone(),
             run_id,
             lists: Vec::new(),
             variants_seen: 0,

@@ -88,7 +88,7 @@ pub async fn repair(
     checked: &Checked,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Repair, MirrorError> {
-    let archive = ArchiveDir::open(&settings.out);
+    let archive = ArchiveDir::open(&settings.local);
     for finding in &checked.findings {
         if finding.problem == Problem::Damaged {
             set_aside(&archive, finding);

@@ -37,13 +37,13 @@ pub async fn resolve_all(
     let mut resolved = Resolved::default();
     let settings = &context.settings;
     let mut budget = SpaceBudget::new(
-        &settings.out,
+        &settings.local,
         settings.mirror.min_free,
         // Object storage has no free space to run out of.
         settings
             .mirror
             .assume_free
-            .or(settings.bucket.as_ref().map(|_| u64::MAX)),
+            .or(settings.archive.bucket().map(|_| u64::MAX)),
     );
     for chunk in media_ids.chunks(BATCH_LIMIT) {
         let batch = match context.api.media_batch(chunk).await {

@@ -7,7 +7,6 @@
 //! Invariant: a run that began is finished in the history whatever
 //! happens (`failed` with its error when something stopped it).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use serde::Serialize;
 use crate::archive::Archive;
 use crate::archive::verify::{Depth, Finding, verify_files};
 use crate::exit::ExitStatus;
+use crate::location::ArchiveLocation;
 use crate::pipeline::context::MirrorError;
 use crate::pipeline::repair::{self, Repair};
 use crate::report::{Reporter, Stage};
@@ -33,7 +33,7 @@ pub struct VerifyReport {
     pub outcome: &'static str,
     pub exit_code: ExitStatus,
     /// The archive, as shown.
-    pub out: PathBuf,
+    pub out: ArchiveLocation,
     /// `full` (size and sha256) or `fast` (size only).
     pub depth: &'static str,
     pub run_id: i64,
@@ -126,7 +126,7 @@ impl Run<'_> {
                 crate::human_bytes(total)
             ),
         );
-        let archive = Archive::open(&settings.archive())
+        let archive = Archive::open(&settings.archive)
             .map_err(|error| MirrorError::OpenArchive(Box::new(error)))?;
         let workers = archive.parallel_reads();
         let checked = verify_files(&archive, &files, depth, workers, &*reporter).await;
@@ -157,7 +157,7 @@ impl Run<'_> {
             command: "verify",
             outcome,
             exit_code,
-            out: settings.shown_out(),
+            out: settings.archive.clone(),
             depth: depth_word(depth),
             run_id: self.run_id,
             checked: checked.checked,

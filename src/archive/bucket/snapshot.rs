@@ -94,7 +94,7 @@ pub async fn restore_snapshot(archive: &Bucket, db: &Path) -> Result<bool, Bucke
 /// state database for it: the snapshot restored (the one way a machine
 /// starts from another's state). Returns whether it was.
 pub async fn restore_state(settings: &Settings) -> Result<bool, BucketError> {
-    let Some(url) = &settings.bucket else {
+    let Some(url) = settings.archive.bucket() else {
         return Ok(false);
     };
     if settings.db.exists() {

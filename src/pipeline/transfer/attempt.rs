@@ -183,7 +183,7 @@ impl Attempt<'_> {
         }
         let context = self.context.clone();
         let relative = part_path(&job.relative_path);
-        let shown = context.settings.out.join(&relative);
+        let shown = context.settings.local.join(&relative);
         let size = job.size;
         off_reactor(move || {
             let (folder, name) = split_file(&relative)?;
@@ -303,7 +303,7 @@ impl Attempt<'_> {
         let shown = self
             .context
             .settings
-            .out
+            .local
             .join(part_path(&job.relative_path));
         let local = |error| local_error(error, &shown);
         let mut written = part.len();
@@ -434,7 +434,7 @@ impl Attempt<'_> {
         }
         let sha256 = match part {
             Sink::Part(part) => {
-                let shown = self.context.settings.out.join(&job.relative_path);
+                let shown = self.context.settings.local.join(&job.relative_path);
                 let final_name = job.relative_path.file_name().unwrap_or_default().to_owned();
                 off_reactor(move || part.commit(&final_name))
                     .await
