@@ -19,7 +19,7 @@ use crate::archive::bucket::Bucket;
 use crate::archive::paths::part_path;
 use crate::location::ArchiveLocation;
 use crate::pipeline::bucket::BucketRunError;
-use crate::pipeline::context::MirrorError;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::lists;
 use crate::pipeline::membership::{self, Members};
 use crate::pipeline::plan::{Archived, Decision, decide};

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::archive::Archive;
 use crate::archive::export::{ExportSummary, export};
 use crate::exit::ExitStatus;
-use crate::pipeline::context::MirrorError;
+use crate::pipeline::error::MirrorError;
 use crate::store::Store;
 
 /// What an `export` run wrote: the summary, its outcome and exit code.

@@ -16,7 +16,8 @@ use crate::archive::export::{ExportSummary, export};
 use crate::archive::prune::{PruneSummary, prune};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::archive::{Archive, ArchiveError};
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::store::VersionRecord;
 
 /// What the finish stage did.

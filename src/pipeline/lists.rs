@@ -6,7 +6,8 @@
 //! records what was read).
 
 use crate::api::{ApiClient, ApiError};
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::report::{Reporter, Stage};
 use crate::store::{ListRecord, Store};
 

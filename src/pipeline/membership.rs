@@ -7,7 +7,8 @@
 //! `mirror --dry-run` shares, and a record half ([`read_members`]).
 
 use crate::api::ApiClient;
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::lists::is_fatal;
 use crate::pipeline::outcome::ListSummary;
 use crate::report::{Reporter, Stage};

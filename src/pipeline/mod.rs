@@ -21,8 +21,10 @@ pub mod bandwidth;
 pub mod bucket;
 pub mod context;
 pub mod dry_run;
+pub mod error;
 pub mod export;
 pub mod finish;
+pub mod limits;
 pub mod lists;
 pub mod many;
 pub mod membership;
@@ -36,7 +38,9 @@ pub mod sync;
 pub mod transfer;
 pub mod verify;
 
-pub use context::{Context, Counters, Limits, MirrorError};
+pub use context::{Context, Counters};
+pub use error::MirrorError;
+pub use limits::Limits;
 pub use outcome::{Ended, ItemNote, ListSummary, Outcome, Summary, display_name};
 
 use std::sync::Arc;

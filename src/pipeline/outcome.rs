@@ -10,7 +10,8 @@ use crate::archive::export::ExportSummary;
 use crate::archive::prune::PruneSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::store::VersionRecord;
 
 /// How a run ended.

@@ -6,15 +6,17 @@
 //! checks and commit as any run. The binary only calls and prints.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::ffi::OsStr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::archive::ArchiveDir;
-use crate::archive::dir::split_file;
+use crate::archive::dir::quarantine_path;
+use crate::archive::snapshot::key_of;
 use crate::archive::verify::{Checked, Finding, Problem};
-use crate::pipeline::context::MirrorError;
+use crate::archive::{Archive, archive_path};
+use crate::pipeline::bucket::BucketRunError;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::outcome::Summary;
 use crate::report::Reporter;
 use crate::settings::{Quality, Settings};
@@ -88,10 +90,11 @@ pub async fn repair(
     checked: &Checked,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Repair, MirrorError> {
-    let archive = ArchiveDir::open(&settings.local);
+    let archive = Archive::open(&settings.archive)
+        .map_err(|error| BucketRunError::at("opening the archive", error))?;
     for finding in &checked.findings {
         if finding.problem == Problem::Damaged {
-            set_aside(&archive, finding);
+            set_aside(&archive, finding).await;
         }
     }
     let media_ids: Vec<String> = checked
@@ -146,17 +149,21 @@ pub async fn repair(
 /// bytes that fail a check), so nothing broken sits at a final path while
 /// it is fetched again (and its bytes stay for inspection if that fails).
 /// Best effort: the commit of the refetched file moves it there anyway.
-fn set_aside(archive: &ArchiveDir, finding: &Finding) {
-    let moved = (|| {
-        let (folder, name) = split_file(Path::new(&finding.path))?;
-        match archive.folder(folder)? {
-            Some(folder) => archive
-                .quarantine(&folder, name, &finding.id, name)
-                .map(drop),
-            None => Ok(()),
-        }
-    })();
+async fn set_aside(archive: &Archive, finding: &Finding) {
+    if archive_path(&finding.path).is_err() {
+        return; // not one of ours: never touched
+    }
+    let name = finding.path.rsplit('/').next().unwrap_or_default();
+    let to = key_of(&quarantine_path(&finding.id, OsStr::new(name)));
+    let moved = match archive.move_aside(&finding.path, &to).await {
+        // Object storage copied it: the damaged object goes now.
+        Ok(()) => archive.delete(&finding.path).await,
+        Err(error) => Err(error),
+    };
     if let Err(error) = moved {
-        tracing::warn!("could not set the damaged file aside: {error}");
+        tracing::warn!(
+            "could not set the damaged file aside: {}",
+            crate::report::chain(&error)
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! are recorded. Skipped with `--no-sync`. A list whose sync fails is
 //! noted and mirrored from the cache as it stands.
 
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::lists::is_fatal;
 use crate::report::Stage;
 use crate::store::ListRecord;

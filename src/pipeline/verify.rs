@@ -16,7 +16,7 @@ use crate::archive::Archive;
 use crate::archive::verify::{Depth, Finding, verify_files};
 use crate::exit::ExitStatus;
 use crate::location::ArchiveLocation;
-use crate::pipeline::context::MirrorError;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::repair::{self, Repair};
 use crate::report::{Reporter, Stage};
 use crate::settings::Settings;

@@ -27,7 +27,7 @@ use crate::archive::versions::{Replaced, keep_previous};
 use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::bucket::BucketRunError;
 use crate::pipeline::context::Context;
-use crate::pipeline::context::MirrorError;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::plan::Job;
 use crate::pipeline::resign::Resign;
 use crate::pipeline::transfer::part::PartFile;

@@ -30,7 +30,8 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
 use crate::archive::paths::part_path;
 use crate::pipeline::bandwidth::Bandwidth;
-use crate::pipeline::context::{Context, MirrorError};
+use crate::pipeline::context::Context;
+use crate::pipeline::error::MirrorError;
 use crate::pipeline::outcome::{Ended, display_name, note};
 use crate::pipeline::plan::Job;
 use crate::pipeline::resign::Resign;
@@ -51,7 +52,7 @@ struct Inner {
     http: reqwest::Client,
     resign: Resign,
     /// `--limit-rate`: one budget of bytes shared fairly by every transfer
-    /// of the process (see [`crate::pipeline::context::Limits`]).
+    /// of the process (see [`crate::pipeline::limits::Limits`]).
     bandwidth: Option<Arc<Bandwidth>>,
     /// `--jobs` permits, shared by every run of the process: held from an
     /// attempt's request to its last body byte and checks, and given back
