@@ -110,7 +110,7 @@ impl BucketRun {
         }
         let ready = Self::prepare(settings, bucket, lease.lost(), reporter).await;
         match ready {
-            Ok(remote) => Ok(Some((remote, lease))),
+            Ok(run) => Ok(Some((run, lease))),
             Err(error) => {
                 lease.release().await;
                 Err(error)
