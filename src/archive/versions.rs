@@ -27,7 +27,7 @@ use crate::archive::dir::quarantine_path;
 use crate::archive::paths::safe_name;
 use crate::archive::snapshot::key_of;
 use crate::archive::{Archive, ArchiveError, Kind, archive_path, file_stamp};
-use crate::store::{Store, VersionRecord};
+use crate::store::{PreviousBytes, Store, VersionRecord};
 
 /// What [`keep_previous`] did with the bytes a commit replaces.
 #[derive(Debug, Default)]
@@ -124,29 +124,22 @@ pub async fn keep_previous(
                 .any(|version| version.sha256.eq_ignore_ascii_case(&sha256));
         let name = key.rsplit('/').next().unwrap_or(label);
         if as_verified {
-            let when = if is_recorded {
-                previous
-                    .stored_at
-                    .or(previous.verified_at)
-                    .unwrap_or_else(crate::now_ms)
-            } else {
-                crate::now_ms()
-            };
-            let to = free_version_key(archive, store, media_id, label, when, name).await?;
-            archive.move_aside(&key, &to).await?;
-            let version = VersionRecord {
-                media_id: media_id.to_owned(),
-                label: label.to_owned(),
-                local_path: to,
+            let found = Found {
+                key: &key,
+                is_recorded,
                 sha256,
-                size: i64::try_from(size).unwrap_or(i64::MAX),
-                content_type: previous.content_type.clone().filter(|_| is_recorded),
-                stored_at: previous.stored_at.filter(|_| is_recorded),
-                verified_at: previous.verified_at.filter(|_| is_recorded),
-                kept_at: crate::now_ms(),
-                replaced_by: incoming_sha256.to_owned(),
+                size,
             };
-            store.record_version(&version)?;
+            let version = keep_version(
+                archive,
+                store,
+                &previous,
+                media_id,
+                label,
+                found,
+                incoming_sha256,
+            )
+            .await?;
             replaced.kept.push(version);
         } else {
             let reason = if is_recorded && previous.sha256.is_some() {
@@ -170,6 +163,55 @@ pub async fn keep_previous(
         }
     }
     Ok(replaced)
+}
+
+/// Bytes found where a commit is about to write.
+struct Found<'a> {
+    key: &'a str,
+    /// At the path the database records for the variant (else at the
+    /// commit's own path, unrecorded).
+    is_recorded: bool,
+    sha256: String,
+    size: u64,
+}
+
+/// Moves `found`, the bytes verified before, to a free name in
+/// `.versions/`, and records it there.
+async fn keep_version(
+    archive: &Archive,
+    store: &Store,
+    previous: &PreviousBytes,
+    media_id: &str,
+    label: &str,
+    found: Found<'_>,
+    incoming_sha256: &str,
+) -> Result<VersionRecord, ArchiveError> {
+    let is_recorded = found.is_recorded;
+    let when = if is_recorded {
+        previous
+            .stored_at
+            .or(previous.verified_at)
+            .unwrap_or_else(crate::now_ms)
+    } else {
+        crate::now_ms()
+    };
+    let name = found.key.rsplit('/').next().unwrap_or(label);
+    let to = free_version_key(archive, store, media_id, label, when, name).await?;
+    archive.move_aside(found.key, &to).await?;
+    let version = VersionRecord {
+        media_id: media_id.to_owned(),
+        label: label.to_owned(),
+        local_path: to,
+        sha256: found.sha256,
+        size: i64::try_from(found.size).unwrap_or(i64::MAX),
+        content_type: previous.content_type.clone().filter(|_| is_recorded),
+        stored_at: previous.stored_at.filter(|_| is_recorded),
+        verified_at: previous.verified_at.filter(|_| is_recorded),
+        kept_at: crate::now_ms(),
+        replaced_by: incoming_sha256.to_owned(),
+    };
+    store.record_version(&version)?;
+    Ok(version)
 }
 
 /// The extension a kept version keeps: the file's own when it is one of

@@ -220,17 +220,7 @@ fn update_views_with(
     out: &Path,
     forced: Option<Form>,
 ) -> Result<ViewsSummary, ArchiveError> {
-    let wanted: BTreeMap<String, (String, String)> = store
-        .archive_lists()?
-        .into_iter()
-        .filter(|list| list.gone_at.is_none())
-        .map(|list| {
-            (
-                view_name(&list.list_id, &list.name),
-                (list.list_id, list.name),
-            )
-        })
-        .collect();
+    let wanted = wanted_views(store)?;
     let archive = ArchiveDir::open(out);
     let mut summary = ViewsSummary {
         lists: wanted.len(),
@@ -311,16 +301,7 @@ fn update_views_with(
     if folders_changed {
         lists.sync()?;
     }
-    // A change in the same tick of the clock as our last write would leave
-    // the folder's time as it is: the stamps hold only once the clock has
-    // moved on, so wait for that (a few ms at most) before anyone else may
-    // touch the views (the caller holds the archive lock).
-    let since = now_ns().saturating_sub(newest_stamp);
-    if since < CLOCK_TICK_NS {
-        std::thread::sleep(std::time::Duration::from_nanos(
-            u64::try_from(CLOCK_TICK_NS - since).unwrap_or(0),
-        ));
-    }
+    wait_past(newest_stamp);
     store.replace_view_states(&written)?;
     summary.left_alone.sort();
     Ok(summary)
@@ -409,15 +390,10 @@ pub async fn update_index_views(
     let listed = archive.files_under("media").await?;
     let existing = archive.files_under("lists").await?;
     let has_file = |path: &Path, size: u64| listed.get(&key_of(path)) == Some(&size);
+    let wanted = wanted_views(store)?;
     let mut summary = ViewsSummary::default();
-    let mut wanted_views = BTreeSet::new();
-    for list in store
-        .archive_lists()?
-        .iter()
-        .filter(|list| list.gone_at.is_none())
-    {
-        let view = view_name(&list.list_id, &list.name);
-        let files = present_files_with(store, &list.list_id, &has_file)?;
+    for (view, (list_id, name)) in &wanted {
+        let files = present_files_with(store, list_id, &has_file)?;
         let list_key = format!("lists/{view}/{LIST_NAME}");
         let page_key = format!("lists/{view}/{PAGE_NAME}");
         let new_list = view_index::file_list(&files);
@@ -429,7 +405,7 @@ pub async fn update_index_views(
         summary.indexes += 1;
         summary.lists += 1;
         if old_list.as_deref() != Some(new_list.as_bytes()) || !existing.contains_key(&page_key) {
-            let page = view_index::page(&list.name, &files);
+            let page = view_index::page(name, &files);
             archive
                 .write(
                     &list_key,
@@ -441,7 +417,6 @@ pub async fn update_index_views(
                 .write(&page_key, page.into_bytes(), "text/html; charset=utf-8")
                 .await?;
         }
-        wanted_views.insert(view);
     }
     for key in existing.keys() {
         let Some((view, name)) = key
@@ -450,11 +425,40 @@ pub async fn update_index_views(
         else {
             continue;
         };
-        if !wanted_views.contains(view) && (name == PAGE_NAME || name == LIST_NAME) {
+        if !wanted.contains_key(view) && (name == PAGE_NAME || name == LIST_NAME) {
             archive.delete(key).await?;
         }
     }
     Ok(summary)
+}
+
+/// The view of each live list: view name → (list id, list name).
+fn wanted_views(store: &Store) -> Result<BTreeMap<String, (String, String)>, ArchiveError> {
+    Ok(store
+        .archive_lists()?
+        .into_iter()
+        .filter(|list| list.gone_at.is_none())
+        .map(|list| {
+            (
+                view_name(&list.list_id, &list.name),
+                (list.list_id, list.name),
+            )
+        })
+        .collect())
+}
+
+/// A change in the same tick of the clock as our last write (at
+/// `newest_stamp`, in ns) would leave a folder's time as it is: the stamps
+/// hold only once the clock has moved on, so this waits for that (a few ms
+/// at most) before anyone else may touch the views (the caller holds the
+/// archive lock).
+fn wait_past(newest_stamp: i64) {
+    let since = now_ns().saturating_sub(newest_stamp);
+    if since < CLOCK_TICK_NS {
+        std::thread::sleep(std::time::Duration::from_nanos(
+            u64::try_from(CLOCK_TICK_NS - since).unwrap_or(0),
+        ));
+    }
 }
 
 /// Longer than a step of the kernel's coarse clock (1–10 ms), which sets

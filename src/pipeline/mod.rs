@@ -195,8 +195,26 @@ async fn run(
         code = stop => interrupted_summary(&context, run_id, started_ms, code),
     }
     .map(|summary| Summary { command, ..summary });
+    let result = record_end(&context, run_id, result, started, started_ms);
+    // After the run is recorded, so the snapshot holds its summary.
+    let result = finish_bucket_run(&context, result).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// Records how run `run_id` ended (its summary, or its failure), with
+/// its times filled in.
+fn record_end(
+    context: &Context,
+    run_id: i64,
+    result: Result<Summary, MirrorError>,
+    started: Instant,
+    started_ms: i64,
+) -> Result<Summary, MirrorError> {
     let now = crate::now_ms();
-    let result = match result {
+    match result {
         Ok(mut summary) => {
             summary.seconds = started.elapsed().as_secs_f64();
             let first_byte_at = context.counters.first_byte_at.load(Ordering::Relaxed);
@@ -225,13 +243,7 @@ async fn run(
             );
             Err(error)
         }
-    };
-    // After the run is recorded, so the snapshot holds its summary.
-    let result = finish_bucket_run(&context, result).await;
-    if let Some(lease) = lease {
-        lease.release().await;
     }
-    result
 }
 
 /// On object storage, the end of every run (see [`BucketRun::finish`]):
