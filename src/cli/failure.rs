@@ -19,6 +19,12 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The error and its causes on one line, none repeated (for JSON, the
+    /// log and the run's record).
+    pub fn one_line(&self) -> String {
+        vault_mirror::report::chain(self.error.as_ref())
+    }
+
     pub fn new(error: impl Into<anyhow::Error>, status: ExitStatus) -> Self {
         Failure {
             error: error.into(),
@@ -114,11 +120,11 @@ pub fn print_failure(failure: &Failure, output: Output) {
         let body = serde_json::json!({
             "outcome": "failed",
             "exit_code": failure.code,
-            "error": format!("{:#}", failure.error),
+            "error": failure.one_line(),
         });
         println!("{body}");
     }
-    tracing::error!(target: progress::EVENTS, "{:#}", failure.error);
+    tracing::error!(target: progress::EVENTS, "{}", failure.one_line());
     eprint!("{}", failure_text(failure));
 }
 
@@ -138,7 +144,7 @@ pub fn connection_failure_json(
         "outcome": outcome,
         "exit_code": failure.code,
         "out": out,
-        "error": format!("{:#}", failure.error),
+        "error": failure.one_line(),
         "hints": failure.hints,
     })
 }
@@ -146,9 +152,11 @@ pub fn connection_failure_json(
 /// A failure as the lines `print_failure` shows: `error:`, `caused by:`,
 /// `hint:`.
 pub fn failure_text(failure: &Failure) -> String {
-    let mut text = format!("error: {}\n", failure.error);
-    for cause in failure.error.chain().skip(1) {
-        text.push_str(&format!("  caused by: {cause}\n"));
+    let causes = vault_mirror::report::causes(failure.error.as_ref());
+    let mut text = String::new();
+    for (index, cause) in causes.iter().enumerate() {
+        let lead = if index == 0 { "error:" } else { "  caused by:" };
+        text.push_str(&format!("{lead} {cause}\n"));
     }
     for hint in &failure.hints {
         text.push_str(&format!("hint: {hint}\n"));

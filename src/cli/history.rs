@@ -72,7 +72,7 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
 /// for it). Best effort: the refusal itself is what the user must see.
 pub fn record_refused(settings: &Settings, command: &str, started_at: i64, failure: &Failure) {
     if let Ok(Some(store)) = Store::open_existing(&settings.db) {
-        let error = format!("{:#}", failure.error);
+        let error = failure.one_line();
         let _ = store.record_refused_run(
             command,
             started_at,

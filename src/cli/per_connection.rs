@@ -128,7 +128,7 @@ impl<'a> Each<'a> {
             }
             Err(failure) => {
                 if self.settings.output.json {
-                    tracing::error!("{}: {:#}", shown_id(connection), failure.error);
+                    tracing::error!("{}: {}", shown_id(connection), failure.one_line());
                 } else {
                     print_failure(&failure, self.settings.output);
                 }

@@ -132,7 +132,7 @@ impl Watchers {
                     "run_failed",
                     serde_json::json!({
                         "exit_code": failure.code,
-                        "error": vault_mirror::redact::scrub(&format!("{:#}", failure.error)),
+                        "error": vault_mirror::redact::scrub(&failure.one_line()),
                     }),
                 ),
             }

@@ -102,15 +102,50 @@ pub struct SilentReporter;
 
 impl Reporter for SilentReporter {}
 
+/// An error's message and its causes', each once: a cause whose text the
+/// message shown before it already holds is left out (some libraries put
+/// their source's text in their own message, and also give it as the
+/// source), so a chain never repeats itself.
+pub fn causes(error: &dyn std::error::Error) -> Vec<String> {
+    let mut shown = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !shown.last().is_some_and(|last| last.contains(&text)) {
+            shown.push(text);
+        }
+        source = cause.source();
+    }
+    shown
+}
+
 /// An error and its causes on one line (`what: why: deeper why`), for a
 /// note or a finding that has no room for a `caused by:` list.
 pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    causes(error).join(": ")
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    /// A library error that repeats its source in its own message.
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner detail")]
+    struct Inner;
+
+    #[test]
+    fn a_cause_already_in_the_message_before_it_is_not_repeated() {
+        let error = Outer(Middle(Inner));
+        assert_eq!(causes(&error), ["outer", "middle: inner detail"]);
+        assert_eq!(chain(&error), "outer: middle: inner detail");
     }
-    text
 }
