@@ -93,8 +93,12 @@ pub enum ConfigError {
         "the endpoint {0} is plain HTTP to another machine: credentials and media would cross the network unencrypted; use https, or set AWS_ALLOW_HTTP=true to accept that"
     )]
     PlainHttp(String),
-    #[error("{0}")]
-    Builder(String),
+    /// object_store refused the AWS environment (a region, an endpoint, a
+    /// key it cannot use). Its messages name settings, never a secret.
+    #[error("the AWS environment cannot be used")]
+    Builder(#[source] object_store::Error),
+    #[error("the HTTP client cannot be built")]
+    Client(#[source] reqwest::Error),
 }
 
 impl BucketError {
@@ -248,16 +252,12 @@ impl Bucket {
             // Plain HTTP to this machine (a local MinIO or moto) is allowed.
             builder = builder.with_allow_http(true);
         }
-        let store = builder.build().map_err(|error| {
-            invalid(ConfigError::Builder(crate::redact::scrub(
-                &error.to_string(),
-            )))
-        })?;
-        let http = reqwest::Client::builder().build().map_err(|error| {
-            invalid(ConfigError::Builder(crate::redact::scrub(
-                &error.to_string(),
-            )))
-        })?;
+        let store = builder
+            .build()
+            .map_err(|error| invalid(ConfigError::Builder(error)))?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|error| invalid(ConfigError::Client(error)))?;
         let store = Arc::new(store);
         Ok(Self {
             store: store.clone(),
