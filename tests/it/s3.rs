@@ -6,8 +6,6 @@
 //! skips, saying so, unless `CI=true`, where it fails (`common::require!`).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,127 +14,10 @@ use sha2::{Digest, Sha256};
 use vault_mirror::fake::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
 
 use crate::common::{require, send_signal, stored_variants, vault_mirror};
-
-pub(crate) const BUCKET: &str = "vault-test";
-pub(crate) const PREFIX: &str = "archives/alice";
-const ACCESS_KEY: &str = "AKIAVAULTMIRRORTEST1";
-const SECRET_KEY: &str = "s3cr3t-do-not-print-me-0123456789abcdef";
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub(crate) struct Moto {
-    child: Child,
-    endpoint: String,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto with the test bucket, or says why it cannot (for
-/// [`require!`]: a skip, or under `CI=true` a failure).
-pub(crate) fn moto() -> Result<Moto, String> {
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !boto3.is_ok_and(|status| status.success()) {
-        return Err("python3 cannot import boto3; pip install 'moto[server]' boto3".to_owned());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let home = tempfile::tempdir().unwrap();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .current_dir(home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| {
-            format!("moto_server is not installed ({error}); pip install 'moto[server]'")
-        })?;
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        _home: home,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    python(&moto, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
-    Ok(moto)
-}
-
-/// Runs `code` with `s3` a boto3 client of `moto`; returns its stdout.
-pub(crate) fn python(moto: &Moto, code: &str) -> String {
-    let script = format!(
-        "import boto3, json, hashlib\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}', region_name='us-east-1')\n{code}\n",
-        moto.endpoint
-    );
-    let mut child = Command::new("python3")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "python failed: {script}");
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// One object as boto3 sees it.
-#[derive(Debug, serde::Deserialize)]
-struct Object {
-    size: u64,
-    sha256: String,
-    metadata_sha256: Option<String>,
-    content_type: String,
-    /// The S3 checksum (`x-amz-checksum-sha256`, base64), if any.
-    checksum: Option<String>,
-}
-
-/// Every object under the prefix (key relative to it → what it holds).
-fn objects(moto: &Moto) -> BTreeMap<String, Object> {
-    let out = python(
-        moto,
-        &format!(
-            "found = {{}}\n\
-             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{BUCKET}', Prefix='{PREFIX}/'):\n\
-             \x20   for item in page.get('Contents', []):\n\
-             \x20       got = s3.get_object(Bucket='{BUCKET}', Key=item['Key'])\n\
-             \x20       body = got['Body'].read()\n\
-             \x20       found[item['Key'][len('{PREFIX}/'):]] = dict(size=len(body), sha256=hashlib.sha256(body).hexdigest(), metadata_sha256=got['Metadata'].get('sha256'), content_type=got['ContentType'], checksum=s3.head_object(Bucket='{BUCKET}', Key=item['Key'], ChecksumMode='ENABLED').get('ChecksumSHA256'))\n\
-             print(json.dumps(found))"
-        ),
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-/// Multipart uploads started and neither completed nor aborted.
-fn incomplete_uploads(moto: &Moto) -> Vec<String> {
-    let out = python(
-        moto,
-        &format!(
-            "print(json.dumps([u['Key'] for u in s3.list_multipart_uploads(Bucket='{BUCKET}').get('Uploads', [])]))"
-        ),
-    );
-    serde_json::from_str(&out).unwrap()
-}
+use crate::moto::{
+    ACCESS_KEY, BUCKET, Moto, Object, PREFIX, SECRET_KEY, assert_objects_match, incomplete_uploads,
+    moto, objects, python,
+};
 
 /// `vault-mirror mirror --out s3://…` against `server` and `moto`, with
 /// its local state under `state`.
@@ -146,13 +27,13 @@ fn mirror_s3(server: &FakeServer, moto: &Moto, state: &Path) -> Command {
 
 /// `vault-mirror <args> --json --out s3://…` against `server` and `moto`,
 /// with its local state under `state` and the log at debug level.
-pub(crate) fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
+fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
     let mut command = vault_mirror();
     command
         .args(args)
         .args(["--json", "--out", &format!("s3://{BUCKET}/{PREFIX}")])
         .env("XDG_STATE_HOME", state)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
@@ -167,7 +48,7 @@ pub(crate) fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &
 }
 
 /// The local state database of the test archive under `state`.
-pub(crate) fn state_db(state: &Path) -> PathBuf {
+fn state_db(state: &Path) -> PathBuf {
     let url = vault_mirror::location::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
     state
         .join("vault-mirror")
@@ -196,35 +77,6 @@ fn vault_with_a_big_file() -> Vault {
     );
     vault.lists[0].members.push(id);
     vault
-}
-
-/// Every object under media/ is a whole, verified variant: its bytes the
-/// fake's, its sha256 in its metadata (or, for a multipart object, in the
-/// database), its type the declared one. Returns how many there are.
-fn assert_objects_match(moto: &Moto, vault: &Vault) -> usize {
-    let mut count = 0;
-    for (key, object) in objects(moto) {
-        let Some(rest) = key.strip_prefix("media/") else {
-            continue;
-        };
-        let (folder, file) = rest.split_once('/').unwrap();
-        let label = file.split('.').next().unwrap();
-        let media = vault
-            .media
-            .values()
-            .find(|media| vault_mirror::names::safe_name(&media.id) == folder)
-            .unwrap_or_else(|| panic!("{key} is no media of the vault"));
-        let variant = &media.variants[label];
-        let expected = hex::encode(Sha256::digest(&variant.body));
-        assert_eq!(object.size, variant.body.len() as u64, "{key} size");
-        assert_eq!(object.sha256, expected, "{key} holds other bytes");
-        assert_eq!(object.content_type, variant.content_type, "{key} type");
-        if let Some(metadata) = &object.metadata_sha256 {
-            assert_eq!(metadata, &expected, "{key} metadata sha256");
-        }
-        count += 1;
-    }
-    count
 }
 
 fn run_json(command: &mut Command) -> (serde_json::Value, String, i32) {
