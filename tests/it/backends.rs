@@ -3,7 +3,10 @@
 //! (`--out s3://bucket/prefix`, moto on loopback), each in a `Sandbox` of
 //! that mode, through the binary only, so it holds whatever the code behind
 //! the command line. `both!(name, |backend| …)` makes `name::disk` and
-//! `name::bucket`.
+//! `name::bucket`. What only a bucket has (an object's type and sha256
+//! metadata, multipart uploads) is checked inside the same body, under
+//! `if backend == Backend::Bucket`; the rest of the bucket's own behaviour
+//! is in `s3`.
 //!
 //! The disk side runs with `VAULT_MIRROR_TEST_NO_LINKS=1`: its list views
 //! are index files, as they are on a bucket, so both lists of files
@@ -27,7 +30,7 @@ use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
 
 use crate::archive::change_upstream;
 use crate::common::{Printed, listed_media, require, stored_variants};
-use crate::moto::{BUCKET, PREFIX, python};
+use crate::moto::{BUCKET, PREFIX, assert_objects_match, incomplete_uploads, objects, python};
 use crate::sandbox::Sandbox;
 
 /// Which archive a test runs on.
@@ -399,6 +402,9 @@ both!(
     |backend| {
         let archive = require!(Archive::sample(backend, 10, 2));
         let archive = archive.mirrored();
+        let intact = archive.run_ok(&["verify"], 0);
+        assert_eq!(intact["outcome"], "intact", "{intact}");
+        assert_eq!(intact["out"], archive.sandbox.location().as_str());
         let id = jpegs(&archive.vault)[0].clone();
         let damaged_key = full_jpeg(&id);
         let deleted = archive
@@ -409,12 +415,29 @@ both!(
         archive.delete(&deleted);
         let damaged = flipped(&archive.read(&damaged_key).unwrap());
         archive.overwrite(&damaged_key, &damaged);
-        let repaired = archive.run_ok(&["verify", "--repair"], 0);
-        assert_eq!(repaired["outcome"], "repaired", "{repaired}");
+        // Same size, other bytes (on a bucket, no sha256 metadata either):
+        // `--fast` finds only the missing one, a full verify both.
         let mut expected = vec![pair(&deleted, "missing"), pair(&damaged_key, "damaged")];
         expected.sort_unstable();
+        let fast = archive.run_ok(&["verify", "--fast"], 3);
+        assert_eq!(findings(&fast), vec![pair(&deleted, "missing")], "{fast}");
+        let full = archive.run_ok(&["verify"], 3);
+        assert_eq!(findings(&full), expected, "{full}");
+
+        let repaired = archive.run_ok(&["verify", "--repair"], 0);
+        assert_eq!(repaired["outcome"], "repaired", "{repaired}");
         assert_eq!(findings(&repaired), expected, "{repaired}");
         assert_media_match(&archive, archive.expected());
+        if backend == Backend::Bucket {
+            // Each object's type and sha256 metadata as at the first
+            // mirror, and no multipart upload left open.
+            let moto = archive.sandbox.moto();
+            assert_eq!(
+                assert_objects_match(moto, &archive.vault),
+                archive.expected()
+            );
+            assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+        }
         // The damaged bytes are set aside, never kept as a version.
         let aside = format!(
             ".vault-mirror/quarantine/{}/full.jpg",
@@ -473,6 +496,11 @@ both!(
             Vec::<String>::new()
         );
         assert_media_match(&archive, archive.expected());
+        if backend == Backend::Bucket {
+            // The new object's type and sha256 metadata are the new bytes'.
+            let current = archive.server().with_vault(|vault| vault.clone());
+            assert_objects_match(archive.sandbox.moto(), &current);
+        }
         let verify = archive.run_ok(&["verify"], 0);
         assert_eq!(verify["outcome"], "intact", "{verify}");
         // Nothing more on a re-run.
@@ -627,6 +655,7 @@ both!(
         // More than --max-delete: nothing goes, and the run says so.
         let refused = archive.run_ok(&["mirror", "--prune", "--max-delete", "1"], 3);
         assert_eq!(refused["prune"]["refused"], true, "{refused}");
+        assert_eq!(refused["exit_code"], 3, "{refused}");
         assert_eq!(archive.keys_under(&folder), before);
 
         let pruned = archive.run_ok(&["mirror", "--prune"], 0);
@@ -734,6 +763,17 @@ both!(export_writes_the_manifest_sums_and_gallery, |backend| {
         top_level(&archive),
         ["SHA256SUMS", "index.html", "manifest.jsonl"]
     );
+    if backend == Backend::Bucket {
+        // Each object is served as what it is.
+        let objects = objects(archive.sandbox.moto());
+        for (name, content_type) in [
+            ("manifest.jsonl", "application/x-ndjson"),
+            ("SHA256SUMS", "text/plain; charset=utf-8"),
+            ("index.html", "text/html; charset=utf-8"),
+        ] {
+            assert_eq!(objects[name].content_type, content_type, "{name}");
+        }
+    }
     let files = archive.files();
     // SHA256SUMS: every media file with the hash of its bytes, by path.
     let mut sums: Vec<String> = files
@@ -877,7 +917,7 @@ both!(
 fn a_lost_state_is_restored_from_the_snapshot_bucket() {
     // The disk keeps its database inside the archive (<out>/.vault-mirror/):
     // losing one loses the other, so only the bucket has a snapshot.
-    let archive = require!(Archive::sample(Backend::Bucket, 8, 2)).mirrored();
+    let mut archive = require!(Archive::sample(Backend::Bucket, 8, 2)).mirrored();
     assert!(archive.read(".vault-mirror/state.sqlite").is_some());
     std::fs::remove_dir_all(archive.sandbox.state()).unwrap();
     std::fs::create_dir_all(archive.sandbox.state()).unwrap();
@@ -889,5 +929,13 @@ fn a_lost_state_is_restored_from_the_snapshot_bucket() {
     assert_eq!(archive.server().stats().media_requests, requests);
     assert!(archive.db().exists());
     let verify = archive.run_ok(&["verify"], 0);
+    assert_eq!(verify["checked"].as_u64(), Some(archive.expected() as u64));
+
+    // `status` and `verify` on another machine start from the snapshot too.
+    archive.sandbox.another_machine("elsewhere");
+    let status = archive.run_ok(&["status"], 0);
+    assert!(status["total"].is_object(), "{status}");
+    let verify = archive.run_ok(&["verify", "--fast"], 0);
+    assert_eq!(verify["outcome"], "intact", "{verify}");
     assert_eq!(verify["checked"].as_u64(), Some(archive.expected() as u64));
 }

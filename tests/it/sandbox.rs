@@ -130,6 +130,17 @@ impl Sandbox {
         &self.bucket().state
     }
 
+    /// From now on the commands run as on another machine (bucket mode
+    /// only): the local state folder is `name` in the temp folder, empty.
+    pub fn another_machine(&mut self, name: &str) {
+        let state = self.path(name);
+        std::fs::create_dir(&state).unwrap();
+        self.bucket
+            .as_mut()
+            .expect("a sandbox in bucket mode")
+            .state = state;
+    }
+
     /// The archive as a command names it (`--out`) and reports it (`out`):
     /// the folder, or `s3://<BUCKET>/<PREFIX>` in bucket mode.
     pub fn location(&self) -> String {
