@@ -168,6 +168,13 @@ impl Sandbox {
         self.server = None;
     }
 
+    /// Stops the fake and starts a new one serving `vault`: the archive
+    /// (and its local state) stays.
+    pub fn restart_server(&mut self, vault: &Vault, options: FakeOptions) {
+        self.server = None;
+        self.server = Some(FakeServer::start_in_thread(vault.clone(), options).unwrap());
+    }
+
     /// The archive folder (`--out`): `archive/` in the temp folder, empty
     /// at first. A bucket's archive has none: see [`Sandbox::location`].
     pub fn out(&self) -> &Path {
