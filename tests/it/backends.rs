@@ -1,8 +1,12 @@
 //! The archive's maintenance, once for both backends: every test body here
 //! runs twice, on a local folder (`--out DIR`) and on object storage
-//! (`--out s3://bucket/prefix`, moto on loopback, see `s3`), through the
-//! binary only, so it holds whatever the code behind the command line.
-//! `both!(name, |backend| …)` makes `name::disk` and `name::bucket`.
+//! (`--out s3://bucket/prefix`, moto on loopback), each in a `Sandbox` of
+//! that mode, through the binary only, so it holds whatever the code behind
+//! the command line. `both!(name, |backend| …)` makes `name::disk` and
+//! `name::bucket`. What only a bucket has (an object's type and sha256
+//! metadata, multipart uploads) is checked inside the same body, under
+//! `if backend == Backend::Bucket`; the rest of the bucket's own behaviour
+//! is in `s3`.
 //!
 //! The disk side runs with `VAULT_MIRROR_TEST_NO_LINKS=1`: its list views
 //! are index files, as they are on a bucket, so both lists of files
@@ -25,8 +29,9 @@ use sha2::{Digest, Sha256};
 use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
 
 use crate::archive::change_upstream;
-use crate::common::{against, listed_media, stored_variants};
-use crate::s3::{BUCKET, Moto, PREFIX, command_s3, moto, python, state_db};
+use crate::common::{Printed, listed_media, require, stored_variants};
+use crate::moto::{BUCKET, PREFIX, assert_objects_match, incomplete_uploads, objects, python};
+use crate::sandbox::Sandbox;
 
 /// Which archive a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,109 +40,70 @@ enum Backend {
     Bucket,
 }
 
-/// A fake Vault+ and an empty archive on one backend, with a temp folder
-/// for the local side (the disk's `--out`, or the bucket's local state).
+/// A sandbox (a fake Vault+, an empty archive) on one backend, and what
+/// the bodies here ask of the archive whichever it is.
 struct Archive {
     backend: Backend,
-    server: FakeServer,
+    sandbox: Sandbox,
     /// The vault as the test started it.
     vault: Vault,
-    temp: tempfile::TempDir,
-    /// The bucket's local state folder (`XDG_STATE_HOME`); disk: unused.
-    state: PathBuf,
-    moto: Option<Moto>,
-}
-
-/// One command's end.
-struct Run {
-    code: i32,
-    /// Its `--json` object (Null when stdout was none).
-    json: serde_json::Value,
-    /// stdout and stderr, for messages.
-    text: String,
 }
 
 impl Archive {
-    /// `vault` served by a fake; None (said so) when the bucket's moto is
-    /// missing, as `s3::moto` decides.
-    fn new(backend: Backend, vault: Vault, options: FakeOptions) -> Option<Archive> {
-        let moto = match backend {
-            Backend::Disk => None,
-            Backend::Bucket => match moto() {
-                Ok(moto) => Some(moto),
-                Err(why) => {
-                    crate::common::missing(&why);
-                    return None;
-                }
-            },
+    /// `vault` served by a fake; Err (for `require!`) when the bucket's
+    /// moto is missing.
+    fn new(backend: Backend, vault: Vault, options: FakeOptions) -> Result<Archive, String> {
+        let sandbox = match backend {
+            Backend::Disk => {
+                let mut sandbox = Sandbox::start_in_thread(&vault, options);
+                sandbox.env("VAULT_MIRROR_TEST_NO_LINKS", "1");
+                sandbox
+            }
+            Backend::Bucket => Sandbox::start_in_bucket(&vault, options)?,
         };
-        let server = FakeServer::start_in_thread(vault.clone(), options).unwrap();
-        let temp = tempfile::tempdir().unwrap();
-        let state = temp.path().join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        Some(Archive {
+        Ok(Archive {
             backend,
-            server,
+            sandbox,
             vault,
-            temp,
-            state,
-            moto,
         })
     }
 
     /// A sample vault of `media` media in `lists` lists.
-    fn sample(backend: Backend, media: usize, lists: usize) -> Option<Archive> {
+    fn sample(backend: Backend, media: usize, lists: usize) -> Result<Archive, String> {
         Archive::new(backend, Vault::sample(media, lists), FakeOptions::default())
     }
 
-    /// The disk's archive root.
-    fn out(&self) -> PathBuf {
-        self.temp.path().join("out")
-    }
-
-    /// What a command reports as `out`.
-    fn shown_out(&self) -> String {
-        match self.backend {
-            Backend::Disk => self.out().display().to_string(),
-            Backend::Bucket => format!("s3://{BUCKET}/{PREFIX}"),
-        }
-    }
-
-    fn moto(&self) -> &Moto {
-        self.moto.as_ref().expect("a bucket archive has moto")
+    fn server(&self) -> &FakeServer {
+        self.sandbox.server()
     }
 
     /// `vault-mirror <args> --json` against this archive and the fake.
     fn command(&self, args: &[&str]) -> Command {
-        match self.backend {
-            Backend::Disk => {
-                let mut command = against(&self.server, &self.out(), args);
-                command.arg("--json").env("VAULT_MIRROR_TEST_NO_LINKS", "1");
-                command
-            }
-            Backend::Bucket => command_s3(&self.server, self.moto(), &self.state, args),
-        }
-    }
-
-    /// Runs `args`.
-    fn run(&self, args: &[&str]) -> Run {
-        run(&mut self.command(args))
+        let mut command = self.sandbox.command(args);
+        command.arg("--json");
+        command
     }
 
     /// Runs `args`, which must exit `code`.
-    fn run_ok(&self, args: &[&str], code: i32) -> serde_json::Value {
-        let run = self.run(args);
-        assert_eq!(run.code, code, "{args:?}: {}", run.text);
-        run.json
+    fn run(&self, args: &[&str], code: i32) -> Printed {
+        self.sandbox.run(&mut self.command(args), code)
     }
 
-    /// `mirror <args>` with `--events` into a file: the run and its events.
-    fn mirror_with_events(&self, args: &[&str]) -> (Run, Vec<serde_json::Value>) {
-        let events = self.temp.path().join("events.ndjson");
+    /// Runs `args`, which must exit `code`: its `--json`.
+    fn run_ok(&self, args: &[&str], code: i32) -> serde_json::Value {
+        self.run(args, code).json()
+    }
+
+    /// `mirror <args>` with `--events` into a file, which must exit
+    /// `code`: the run and its events.
+    fn mirror_with_events(&self, args: &[&str], code: i32) -> (Printed, Vec<serde_json::Value>) {
+        let events = self.sandbox.path("events.ndjson");
         let _ = std::fs::remove_file(&events);
         let mut all = vec!["mirror"];
         all.extend_from_slice(args);
-        let run = run(self.command(&all).arg("--events").arg(&events));
+        let run = self
+            .sandbox
+            .run(self.command(&all).arg("--events").arg(&events), code);
         let lines = std::fs::read_to_string(&events)
             .unwrap_or_default()
             .lines()
@@ -151,9 +117,9 @@ impl Archive {
     fn files(&self) -> BTreeMap<String, Vec<u8>> {
         match self.backend {
             Backend::Disk => {
-                let root = self.out();
+                let root = self.sandbox.out();
                 let mut found = BTreeMap::new();
-                let mut stack = vec![root.clone()];
+                let mut stack = vec![root.to_path_buf()];
                 while let Some(folder) = stack.pop() {
                     let Ok(entries) = std::fs::read_dir(&folder) else {
                         continue;
@@ -164,7 +130,7 @@ impl Archive {
                         if kind.is_dir() {
                             stack.push(path);
                         } else {
-                            let key = path.strip_prefix(&root).unwrap();
+                            let key = path.strip_prefix(root).unwrap();
                             let key = key.to_string_lossy().replace('\\', "/");
                             let bytes = if kind.is_file() {
                                 std::fs::read(&path).unwrap()
@@ -179,7 +145,7 @@ impl Archive {
             }
             Backend::Bucket => {
                 let out = python(
-                    self.moto(),
+                    self.sandbox.moto(),
                     &format!(
                         "import base64\n\
                          found = {{}}\n\
@@ -216,17 +182,17 @@ impl Archive {
     /// The bytes at `key`, if any.
     fn read(&self, key: &str) -> Option<Vec<u8>> {
         match self.backend {
-            Backend::Disk => std::fs::read(self.out().join(key)).ok(),
+            Backend::Disk => std::fs::read(self.sandbox.out().join(key)).ok(),
             Backend::Bucket => self.files().remove(key),
         }
     }
 
     fn delete(&self, key: &str) {
         match self.backend {
-            Backend::Disk => std::fs::remove_file(self.out().join(key)).unwrap(),
+            Backend::Disk => std::fs::remove_file(self.sandbox.out().join(key)).unwrap(),
             Backend::Bucket => {
                 python(
-                    self.moto(),
+                    self.sandbox.moto(),
                     &format!("s3.delete_object(Bucket='{BUCKET}', Key='{PREFIX}/{key}')"),
                 );
             }
@@ -247,7 +213,7 @@ impl Archive {
 
     fn put(&self, key: &str, bytes: &[u8], keep_metadata: bool) {
         match self.backend {
-            Backend::Disk => std::fs::write(self.out().join(key), bytes).unwrap(),
+            Backend::Disk => std::fs::write(self.sandbox.out().join(key), bytes).unwrap(),
             Backend::Bucket => {
                 use base64::Engine as _;
                 let body = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -259,7 +225,7 @@ impl Archive {
                     "extra = {}\n"
                 };
                 python(
-                    self.moto(),
+                    self.sandbox.moto(),
                     &format!(
                         "import base64\nbucket, key = '{BUCKET}', '{key}'\n{extra}\
                          s3.put_object(Bucket=bucket, Key=key, Body=base64.b64decode('{body}'), **extra)"
@@ -271,10 +237,7 @@ impl Archive {
 
     /// The state database this archive's commands use.
     fn db(&self) -> PathBuf {
-        match self.backend {
-            Backend::Disk => self.out().join(".vault-mirror/state.sqlite"),
-            Backend::Bucket => state_db(&self.state),
-        }
+        self.sandbox.db()
     }
 
     fn sql(&self) -> rusqlite::Connection {
@@ -295,17 +258,6 @@ impl Archive {
             "{summary}"
         );
         self
-    }
-}
-
-fn run(command: &mut Command) -> Run {
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        json: serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
-        text: format!("{stdout}\n{stderr}"),
     }
 }
 
@@ -361,7 +313,7 @@ fn flipped(bytes: &[u8]) -> Vec<u8> {
 /// Every media file of the archive holds the fake's current bytes, and
 /// there are `count` of them.
 fn assert_media_match(archive: &Archive, count: usize) {
-    let current = archive.server.with_vault(|vault| vault.clone());
+    let current = archive.server().with_vault(|vault| vault.clone());
     let media: Vec<(String, Vec<u8>)> = archive
         .files()
         .into_iter()
@@ -407,14 +359,12 @@ macro_rules! both {
 both!(
     verify_fast_finds_a_deleted_and_a_truncated_file,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 10, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 10, 2));
         let archive = archive.mirrored();
         let intact = archive.run_ok(&["verify", "--fast"], 0);
         assert_eq!(intact["outcome"], "intact", "{intact}");
         assert_eq!(intact["checked"].as_u64(), Some(archive.expected() as u64));
-        assert_eq!(intact["out"], archive.shown_out().as_str());
+        assert_eq!(intact["out"], archive.sandbox.location().as_str());
 
         let media = archive.keys_under("media");
         let (deleted, truncated) = (&media[0], &media[1]);
@@ -430,9 +380,7 @@ both!(
 );
 
 both!(verify_full_finds_bytes_rotted_in_place, |backend| {
-    let Some(archive) = Archive::sample(backend, 10, 2) else {
-        return;
-    };
+    let archive = require!(Archive::sample(backend, 10, 2));
     let archive = archive.mirrored();
     let key = &archive.keys_under("media")[2];
     let bytes = archive.read(key).unwrap();
@@ -452,10 +400,11 @@ both!(verify_full_finds_bytes_rotted_in_place, |backend| {
 both!(
     verify_repair_fetches_again_and_a_second_verify_is_clean,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 10, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 10, 2));
         let archive = archive.mirrored();
+        let intact = archive.run_ok(&["verify"], 0);
+        assert_eq!(intact["outcome"], "intact", "{intact}");
+        assert_eq!(intact["out"], archive.sandbox.location().as_str());
         let id = jpegs(&archive.vault)[0].clone();
         let damaged_key = full_jpeg(&id);
         let deleted = archive
@@ -466,13 +415,29 @@ both!(
         archive.delete(&deleted);
         let damaged = flipped(&archive.read(&damaged_key).unwrap());
         archive.overwrite(&damaged_key, &damaged);
+        // Same size, other bytes (on a bucket, no sha256 metadata either):
+        // `--fast` finds only the missing one, a full verify both.
+        let mut expected = vec![pair(&deleted, "missing"), pair(&damaged_key, "damaged")];
+        expected.sort_unstable();
+        let fast = archive.run_ok(&["verify", "--fast"], 3);
+        assert_eq!(findings(&fast), vec![pair(&deleted, "missing")], "{fast}");
+        let full = archive.run_ok(&["verify"], 3);
+        assert_eq!(findings(&full), expected, "{full}");
 
         let repaired = archive.run_ok(&["verify", "--repair"], 0);
         assert_eq!(repaired["outcome"], "repaired", "{repaired}");
-        let mut expected = vec![pair(&deleted, "missing"), pair(&damaged_key, "damaged")];
-        expected.sort_unstable();
         assert_eq!(findings(&repaired), expected, "{repaired}");
         assert_media_match(&archive, archive.expected());
+        if backend == Backend::Bucket {
+            // Each object's type and sha256 metadata as at the first
+            // mirror, and no multipart upload left open.
+            let moto = archive.sandbox.moto();
+            assert_eq!(
+                assert_objects_match(moto, &archive.vault),
+                archive.expected()
+            );
+            assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+        }
         // The damaged bytes are set aside, never kept as a version.
         let aside = format!(
             ".vault-mirror/quarantine/{}/full.jpg",
@@ -490,16 +455,14 @@ both!(
 both!(
     a_change_upstream_keeps_the_old_bytes_as_a_version,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 8, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
         let id = jpegs(&archive.vault)[0].clone();
         let key = full_jpeg(&id);
         let old = archive.read(&key).unwrap();
-        change_upstream(&archive.server, &id);
+        change_upstream(archive.server(), &id);
         let new = archive
-            .server
+            .server()
             .with_vault(|vault| vault.body(&id, "full").unwrap());
 
         let summary = archive.run_ok(&["mirror"], 0);
@@ -533,6 +496,11 @@ both!(
             Vec::<String>::new()
         );
         assert_media_match(&archive, archive.expected());
+        if backend == Backend::Bucket {
+            // The new object's type and sha256 metadata are the new bytes'.
+            let current = archive.server().with_vault(|vault| vault.clone());
+            assert_objects_match(archive.sandbox.moto(), &current);
+        }
         let verify = archive.run_ok(&["verify"], 0);
         assert_eq!(verify["outcome"], "intact", "{verify}");
         // Nothing more on a re-run.
@@ -553,7 +521,7 @@ fn damaged_then_changed_upstream(archive: &Archive, id: &str, rot: bool) -> Vec<
     } else {
         archive.overwrite(&key, &damaged);
     }
-    change_upstream(&archive.server, id);
+    change_upstream(archive.server(), id);
     damaged
 }
 
@@ -595,9 +563,7 @@ fn assert_quarantined_not_kept(
 both!(
     bytes_no_longer_as_verified_are_quarantined_not_kept,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 8, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
         let id = jpegs(&archive.vault)[0].clone();
         let damaged = damaged_then_changed_upstream(&archive, &id, false);
@@ -607,15 +573,12 @@ both!(
 );
 
 both!(setting_bytes_aside_is_reported_in_the_events, |backend| {
-    let Some(archive) = Archive::sample(backend, 8, 2) else {
-        return;
-    };
+    let archive = require!(Archive::sample(backend, 8, 2));
     let archive = archive.mirrored();
     let id = jpegs(&archive.vault)[0].clone();
     let damaged = damaged_then_changed_upstream(&archive, &id, false);
-    let (run, events) = archive.mirror_with_events(&[]);
-    assert_eq!(run.code, 0, "{}", run.text);
-    assert_quarantined_not_kept(&archive, &run.json, &id, &damaged);
+    let (run, events) = archive.mirror_with_events(&[], 0);
+    assert_quarantined_not_kept(&archive, &run.json(), &id, &damaged);
     // One event names both where the bytes were and where they are now.
     let dir = vault_mirror::names::safe_name(&id);
     let (from, to) = (
@@ -635,9 +598,7 @@ both!(setting_bytes_aside_is_reported_in_the_events, |backend| {
 both!(
     bytes_rotted_under_their_record_are_quarantined_not_kept,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 8, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
         let id = jpegs(&archive.vault)[0].clone();
         let damaged = damaged_then_changed_upstream(&archive, &id, true);
@@ -661,7 +622,7 @@ fn remove_one_upstream(archive: &Archive) -> String {
         .unwrap()
         .id
         .clone();
-    archive.server.with_vault(|vault| {
+    archive.server().with_vault(|vault| {
         for list in &mut vault.lists {
             list.members.retain(|member| member != &gone);
         }
@@ -672,9 +633,7 @@ fn remove_one_upstream(archive: &Archive) -> String {
 both!(
     prune_deletes_only_media_gone_upstream_within_its_guards,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 12, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 12, 2));
         let archive = archive.mirrored();
         let gone = remove_one_upstream(&archive);
         let folder = format!("media/{}", vault_mirror::names::safe_name(&gone));
@@ -696,6 +655,7 @@ both!(
         // More than --max-delete: nothing goes, and the run says so.
         let refused = archive.run_ok(&["mirror", "--prune", "--max-delete", "1"], 3);
         assert_eq!(refused["prune"]["refused"], true, "{refused}");
+        assert_eq!(refused["exit_code"], 3, "{refused}");
         assert_eq!(archive.keys_under(&folder), before);
 
         let pruned = archive.run_ok(&["mirror", "--prune"], 0);
@@ -726,9 +686,7 @@ both!(
 
 both!(list_views_are_index_files_of_their_members, |backend| {
     use std::collections::BTreeSet;
-    let Some(archive) = Archive::sample(backend, 10, 3) else {
-        return;
-    };
+    let archive = require!(Archive::sample(backend, 10, 3));
     let archive = archive.mirrored();
     let files = archive.files();
     let media: BTreeSet<&str> = files
@@ -792,17 +750,30 @@ fn top_level(archive: &Archive) -> Vec<String> {
 }
 
 both!(export_writes_the_manifest_sums_and_gallery, |backend| {
-    let Some(archive) = Archive::sample(backend, 8, 2) else {
-        return;
-    };
+    let archive = require!(Archive::sample(backend, 8, 2));
     let archive = archive.mirrored();
     assert_eq!(top_level(&archive), Vec::<String>::new());
     let exported = archive.run_ok(&["export"], 0);
-    assert_eq!(exported["out"], archive.shown_out().as_str(), "{exported}");
+    assert_eq!(
+        exported["out"],
+        archive.sandbox.location().as_str(),
+        "{exported}"
+    );
     assert_eq!(
         top_level(&archive),
         ["SHA256SUMS", "index.html", "manifest.jsonl"]
     );
+    if backend == Backend::Bucket {
+        // Each object is served as what it is.
+        let objects = objects(archive.sandbox.moto());
+        for (name, content_type) in [
+            ("manifest.jsonl", "application/x-ndjson"),
+            ("SHA256SUMS", "text/plain; charset=utf-8"),
+            ("index.html", "text/html; charset=utf-8"),
+        ] {
+            assert_eq!(objects[name].content_type, content_type, "{name}");
+        }
+    }
     let files = archive.files();
     // SHA256SUMS: every media file with the hash of its bytes, by path.
     let mut sums: Vec<String> = files
@@ -842,13 +813,15 @@ both!(export_writes_the_manifest_sums_and_gallery, |backend| {
 });
 
 both!(status_and_history_show_the_runs, |backend| {
-    let Some(archive) = Archive::sample(backend, 6, 2) else {
-        return;
-    };
+    let archive = require!(Archive::sample(backend, 6, 2));
     let archive = archive.mirrored();
     archive.run_ok(&["mirror"], 0);
     let status = archive.run_ok(&["status"], 0);
-    assert_eq!(status["out"], archive.shown_out().as_str(), "{status}");
+    assert_eq!(
+        status["out"],
+        archive.sandbox.location().as_str(),
+        "{status}"
+    );
     assert_eq!(
         status["total"]["verified"].as_u64(),
         Some(archive.expected() as u64),
@@ -868,14 +841,12 @@ both!(
     an_agency_gets_an_overview_and_a_status_row_per_connection,
     |backend| {
         let (vault, options) = vault_mirror::fake::sample_account(6, 2, 3, false);
-        let Some(archive) = Archive::new(backend, vault, options) else {
-            return;
-        };
+        let archive = require!(Archive::new(backend, vault, options));
         // Two of the account's three connections, into one archive.
         let agency = |args: &[&str]| {
             let mut command = archive.command(args);
             command.env_remove("OFAUTH_CONNECTION_ID");
-            run(&mut command)
+            archive.sandbox.json(&mut command, 0)
         };
         let mirrored = agency(&[
             "mirror",
@@ -884,12 +855,11 @@ both!(
             "--connection",
             "conn_02",
         ]);
-        assert_eq!(mirrored.code, 0, "{}", mirrored.text);
         let ids = ["conn_01", "conn_02"];
         let files = archive.files();
         for id in ids {
             let own = archive
-                .server
+                .server()
                 .with_connection_vault(id, |vault| vault.clone())
                 .unwrap();
             let media = files
@@ -913,14 +883,10 @@ both!(
         assert!(!registry.to_string().contains("conn_03"), "{registry}");
         // `status` on the archive: one row per connection.
         let status = agency(&["status"]);
-        assert_eq!(status.code, 0, "{}", status.text);
-        let rows = status.json["connections"].as_array().unwrap();
+        let rows = status["connections"].as_array().unwrap();
         let listed: Vec<&str> = rows.iter().map(|row| row["id"].as_str().unwrap()).collect();
-        assert_eq!(listed, ids, "{}", status.text);
-        for (row, summary) in rows
-            .iter()
-            .zip(mirrored.json["connections"].as_array().unwrap())
-        {
+        assert_eq!(listed, ids, "{status}");
+        for (row, summary) in rows.iter().zip(mirrored["connections"].as_array().unwrap()) {
             assert_eq!(row["figures"]["verified"], summary["downloaded"], "{row}");
         }
     }
@@ -929,9 +895,7 @@ both!(
 both!(
     a_broken_database_in_the_finish_stage_stops_the_run,
     |backend| {
-        let Some(archive) = Archive::sample(backend, 8, 2) else {
-            return;
-        };
+        let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
         remove_one_upstream(&archive);
         // The database breaks after the transfers: recording the prune fails.
@@ -942,15 +906,10 @@ both!(
                  BEGIN SELECT RAISE(ABORT, 'the test broke the database'); END;",
             )
             .unwrap();
-        let run = archive.run(&["mirror", "--prune", "--export"]);
-        assert_eq!(run.code, 1, "{}", run.text);
-        assert!(
-            run.text.contains("the test broke the database"),
-            "{}",
-            run.text
-        );
+        let text = archive.run(&["mirror", "--prune", "--export"], 1).text();
+        assert!(text.contains("the test broke the database"), "{text}");
         // Stopped: the export after the prune never ran.
-        assert_eq!(archive.read("SHA256SUMS"), None, "{}", run.text);
+        assert_eq!(archive.read("SHA256SUMS"), None, "{text}");
     }
 );
 
@@ -958,20 +917,25 @@ both!(
 fn a_lost_state_is_restored_from_the_snapshot_bucket() {
     // The disk keeps its database inside the archive (<out>/.vault-mirror/):
     // losing one loses the other, so only the bucket has a snapshot.
-    let Some(archive) = Archive::sample(Backend::Bucket, 8, 2) else {
-        return;
-    };
-    let archive = archive.mirrored();
+    let mut archive = require!(Archive::sample(Backend::Bucket, 8, 2)).mirrored();
     assert!(archive.read(".vault-mirror/state.sqlite").is_some());
-    std::fs::remove_dir_all(&archive.state).unwrap();
-    std::fs::create_dir_all(&archive.state).unwrap();
-    let requests = archive.server.stats().media_requests;
-    let run = archive.run(&["mirror"]);
-    assert_eq!(run.code, 0, "{}", run.text);
-    assert!(run.text.contains("snapshot"), "{}", run.text);
-    assert_eq!(run.json["downloaded"], 0, "{}", run.text);
-    assert_eq!(archive.server.stats().media_requests, requests);
+    std::fs::remove_dir_all(archive.sandbox.state()).unwrap();
+    std::fs::create_dir_all(archive.sandbox.state()).unwrap();
+    let requests = archive.server().stats().media_requests;
+    let run = archive.run(&["mirror"], 0);
+    let text = run.text();
+    assert!(text.contains("snapshot"), "{text}");
+    assert_eq!(run.json()["downloaded"], 0, "{text}");
+    assert_eq!(archive.server().stats().media_requests, requests);
     assert!(archive.db().exists());
     let verify = archive.run_ok(&["verify"], 0);
+    assert_eq!(verify["checked"].as_u64(), Some(archive.expected() as u64));
+
+    // `status` and `verify` on another machine start from the snapshot too.
+    archive.sandbox.another_machine("elsewhere");
+    let status = archive.run_ok(&["status"], 0);
+    assert!(status["total"].is_object(), "{status}");
+    let verify = archive.run_ok(&["verify", "--fast"], 0);
+    assert_eq!(verify["outcome"], "intact", "{verify}");
     assert_eq!(verify["checked"].as_u64(), Some(archive.expected() as u64));
 }

@@ -3,8 +3,9 @@
 //! host's settings (one list of what a test must not inherit), and checks
 //! of an archive against the fake's data.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use vault_mirror::fake::{FakeMedia, FakeServer, Vault};
@@ -79,6 +80,11 @@ pub fn vault_mirror() -> Command {
 /// `vault-mirror <args> --out <out>` with `server`'s API settings in its
 /// environment: the binary run against the fake.
 pub fn against(server: &FakeServer, out: &Path, args: &[&str]) -> Command {
+    against_archive(server, out.as_os_str(), args)
+}
+
+/// [`against`] with `--out` a folder or a bucket URL (`s3://…`).
+pub fn against_archive(server: &FakeServer, out: &OsStr, args: &[&str]) -> Command {
     let mut command = vault_mirror();
     command
         .args(args)
@@ -102,14 +108,39 @@ pub fn json_of(output: &std::process::Output) -> serde_json::Value {
     })
 }
 
-/// Runs `command`, asserts it exits `code` (showing its stderr), and
-/// returns the one JSON object it printed on stdout: the one way a test
-/// reads a command's `--json`.
-pub fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
+/// What a command printed, once it exited with the code a test expected
+/// ([`run_with_code`]).
+pub struct Printed(Output);
+
+impl Printed {
+    /// The one JSON object it printed on stdout (panics when it is not one).
+    pub fn json(&self) -> serde_json::Value {
+        json_of(&self.0)
+    }
+
+    /// stdout then stderr, for what it said in words (or must not say).
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&self.0.stdout),
+            String::from_utf8_lossy(&self.0.stderr)
+        )
+    }
+}
+
+/// Runs `command` and asserts it exits `code` (showing its stdout and
+/// stderr): the one way a test runs a command to its end and reads it.
+pub fn run_with_code(command: &mut Command, code: i32) -> Printed {
     let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    json_of(&output)
+    let printed = Printed(output);
+    assert_eq!(printed.0.status.code(), Some(code), "{}", printed.text());
+    printed
+}
+
+/// Runs `command`, asserts it exits `code`, and returns the one JSON
+/// object it printed on stdout: how a test reads a command's `--json`.
+pub fn json_with_code(command: &mut Command, code: i32) -> serde_json::Value {
+    run_with_code(command, code).json()
 }
 
 /// Sends `signal` (a name for `kill`, like `INT`) to `child`: the one way

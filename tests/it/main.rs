@@ -7,7 +7,9 @@
 //! binary with a scrubbed environment, the one way to read a command's
 //! JSON and to signal it, the one rule for a missing tool (`require!`),
 //! and the checks of an archive. `sandbox` is where a test against the
-//! fake starts: a temp folder, the fake, the archive and the environment.
+//! fake starts: a temp folder, the fake, the archive (a folder, or a bucket
+//! on moto) and the environment; `moto` is the bucket side's S3 on loopback
+//! and what boto3 finds in it.
 //! Fixtures live in `fixtures/`, insta snapshots in `snapshots/`.
 
 #![allow(
@@ -19,6 +21,7 @@
 )]
 
 mod common;
+mod moto;
 mod sandbox;
 
 mod agency;

@@ -1,178 +1,32 @@
 //! `--out s3://bucket/prefix` against a real S3 implementation on
-//! loopback: moto's server mode (Python package `moto[server]`, installed
-//! by `.ci/run`). Each test starts its own `moto_server` on a free port;
-//! the objects and the multipart uploads left are read back with boto3
-//! (which moto brings), outside vault-mirror. Without moto or boto3 a test
-//! skips, saying so, unless `CI=true`, where it fails (`common::require!`).
+//! loopback: each test's [`Sandbox`] is in bucket mode (its own moto, see
+//! `moto`), and what the bucket holds is read back with boto3, outside
+//! vault-mirror. What both backends do alike (verify, repair, versions,
+//! prune, views, export, restore from the snapshot) is in `backends`; here
+//! is what only a bucket has: multipart uploads, the lease, the sha256
+//! metadata and checksums, the endpoint's rules. Without moto or boto3 a
+//! test skips, saying so, unless `CI=true`, where it fails
+//! (`common::require!`).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-use vault_mirror::fake::{FakeMedia, FakeOptions, FakeServer, FakeVariant, Faults, Vault};
+use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Faults, Vault};
 
-use crate::common::{require, send_signal, stored_variants, vault_mirror};
+use crate::common::{require, send_signal, stored_variants};
+use crate::moto::{
+    ACCESS_KEY, BUCKET, Moto, Object, PREFIX, SECRET_KEY, assert_objects_match, incomplete_uploads,
+    objects, python,
+};
+use crate::sandbox::{Sandbox, with_faults};
 
-pub(crate) const BUCKET: &str = "vault-test";
-pub(crate) const PREFIX: &str = "archives/alice";
-const ACCESS_KEY: &str = "AKIAVAULTMIRRORTEST1";
-const SECRET_KEY: &str = "s3cr3t-do-not-print-me-0123456789abcdef";
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub(crate) struct Moto {
-    child: Child,
-    endpoint: String,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto with the test bucket, or says why it cannot (for
-/// [`require!`]: a skip, or under `CI=true` a failure).
-pub(crate) fn moto() -> Result<Moto, String> {
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !boto3.is_ok_and(|status| status.success()) {
-        return Err("python3 cannot import boto3; pip install 'moto[server]' boto3".to_owned());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let home = tempfile::tempdir().unwrap();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .current_dir(home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| {
-            format!("moto_server is not installed ({error}); pip install 'moto[server]'")
-        })?;
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        _home: home,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    python(&moto, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
-    Ok(moto)
-}
-
-/// Runs `code` with `s3` a boto3 client of `moto`; returns its stdout.
-pub(crate) fn python(moto: &Moto, code: &str) -> String {
-    let script = format!(
-        "import boto3, json, hashlib\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}', region_name='us-east-1')\n{code}\n",
-        moto.endpoint
-    );
-    let mut child = Command::new("python3")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "python failed: {script}");
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// One object as boto3 sees it.
-#[derive(Debug, serde::Deserialize)]
-struct Object {
-    size: u64,
-    sha256: String,
-    metadata_sha256: Option<String>,
-    content_type: String,
-    /// The S3 checksum (`x-amz-checksum-sha256`, base64), if any.
-    checksum: Option<String>,
-}
-
-/// Every object under the prefix (key relative to it → what it holds).
-fn objects(moto: &Moto) -> BTreeMap<String, Object> {
-    let out = python(
-        moto,
-        &format!(
-            "found = {{}}\n\
-             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{BUCKET}', Prefix='{PREFIX}/'):\n\
-             \x20   for item in page.get('Contents', []):\n\
-             \x20       got = s3.get_object(Bucket='{BUCKET}', Key=item['Key'])\n\
-             \x20       body = got['Body'].read()\n\
-             \x20       found[item['Key'][len('{PREFIX}/'):]] = dict(size=len(body), sha256=hashlib.sha256(body).hexdigest(), metadata_sha256=got['Metadata'].get('sha256'), content_type=got['ContentType'], checksum=s3.head_object(Bucket='{BUCKET}', Key=item['Key'], ChecksumMode='ENABLED').get('ChecksumSHA256'))\n\
-             print(json.dumps(found))"
-        ),
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-/// Multipart uploads started and neither completed nor aborted.
-fn incomplete_uploads(moto: &Moto) -> Vec<String> {
-    let out = python(
-        moto,
-        &format!(
-            "print(json.dumps([u['Key'] for u in s3.list_multipart_uploads(Bucket='{BUCKET}').get('Uploads', [])]))"
-        ),
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-/// `vault-mirror mirror --out s3://…` against `server` and `moto`, with
-/// its local state under `state`.
-fn mirror_s3(server: &FakeServer, moto: &Moto, state: &Path) -> Command {
-    command_s3(server, moto, state, &["mirror"])
-}
-
-/// `vault-mirror <args> --json --out s3://…` against `server` and `moto`,
-/// with its local state under `state` and the log at debug level.
-pub(crate) fn command_s3(server: &FakeServer, moto: &Moto, state: &Path, args: &[&str]) -> Command {
-    let mut command = vault_mirror();
+/// `vault-mirror mirror --json <args>` on the sandbox's bucket.
+fn mirror(sandbox: &Sandbox, args: &[&str]) -> Command {
+    let mut command = sandbox.command(&["mirror", "--json"]);
+    command.args(args);
     command
-        .args(args)
-        .args(["--json", "--out", &format!("s3://{BUCKET}/{PREFIX}")])
-        .env("XDG_STATE_HOME", state)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_ENDPOINT_URL_S3")
-        .env_remove("AWS_ALLOW_HTTP")
-        .env("VAULT_MIRROR_LOG", "debug")
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key())
-        .env("OFAUTH_CONNECTION_ID", server.connection_id());
-    command
-}
-
-/// The local state database of the test archive under `state`.
-pub(crate) fn state_db(state: &Path) -> PathBuf {
-    let url = vault_mirror::location::S3Url::parse(&format!("s3://{BUCKET}/{PREFIX}")).unwrap();
-    state
-        .join("vault-mirror")
-        .join(url.state_key())
-        .join("state.sqlite")
 }
 
 /// The sample vault plus one media whose `full` needs a multipart upload
@@ -198,65 +52,23 @@ fn vault_with_a_big_file() -> Vault {
     vault
 }
 
-/// Every object under media/ is a whole, verified variant: its bytes the
-/// fake's, its sha256 in its metadata (or, for a multipart object, in the
-/// database), its type the declared one. Returns how many there are.
-fn assert_objects_match(moto: &Moto, vault: &Vault) -> usize {
-    let mut count = 0;
-    for (key, object) in objects(moto) {
-        let Some(rest) = key.strip_prefix("media/") else {
-            continue;
-        };
-        let (folder, file) = rest.split_once('/').unwrap();
-        let label = file.split('.').next().unwrap();
-        let media = vault
-            .media
-            .values()
-            .find(|media| vault_mirror::names::safe_name(&media.id) == folder)
-            .unwrap_or_else(|| panic!("{key} is no media of the vault"));
-        let variant = &media.variants[label];
-        let expected = hex::encode(Sha256::digest(&variant.body));
-        assert_eq!(object.size, variant.body.len() as u64, "{key} size");
-        assert_eq!(object.sha256, expected, "{key} holds other bytes");
-        assert_eq!(object.content_type, variant.content_type, "{key} type");
-        if let Some(metadata) = &object.metadata_sha256 {
-            assert_eq!(metadata, &expected, "{key} metadata sha256");
-        }
-        count += 1;
-    }
-    count
-}
-
-fn run_json(command: &mut Command) -> (serde_json::Value, String, i32) {
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (
-        summary,
-        format!("{stdout}\n{stderr}"),
-        output.status.code().unwrap_or(-1),
-    )
-}
-
 #[test]
 fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
-    let moto = require!(moto());
     let vault = vault_with_a_big_file();
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let sandbox = require!(Sandbox::start_in_bucket(&vault, FakeOptions::default()));
+    let moto = sandbox.moto();
     let expected = stored_variants(&vault, &["full", "thumb"]);
 
-    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
+    let run = sandbox.run(&mut mirror(&sandbox, &[]), 0);
+    let (summary, output) = (run.json(), run.text());
     assert_eq!(
         summary["downloaded"].as_u64().unwrap() as usize,
         expected,
         "{output}"
     );
     assert_eq!(summary["out"], format!("s3://{BUCKET}/{PREFIX}"));
-    assert_eq!(assert_objects_match(&moto, &vault), expected);
-    let all = objects(&moto);
+    assert_eq!(assert_objects_match(moto, &vault), expected);
+    let all = objects(moto);
     // Every object carries its sha256 as metadata, the multipart one too.
     let media: Vec<(&String, &Object)> = all
         .iter()
@@ -288,32 +100,31 @@ fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
         !all.contains_key(".vault-mirror/lease"),
         "the lease was not given back"
     );
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
     // Credentials reach no output (the log is at debug level here), and no
     // local file.
     assert!(
         !output.contains(SECRET_KEY) && !output.contains(ACCESS_KEY),
         "{output}"
     );
-    let db = std::fs::read(state_db(state.path())).unwrap();
+    let db = std::fs::read(sandbox.db()).unwrap();
     let db_text = String::from_utf8_lossy(&db);
     assert!(!db_text.contains(SECRET_KEY) && !db_text.contains(ACCESS_KEY));
 
     // A dry run reads the bucket's listing: nothing to fetch.
-    let (plan, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--dry-run"));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(plan["download"]["variants"], 0, "{output}");
+    let plan = sandbox.json(&mut mirror(&sandbox, &["--dry-run"]), 0);
+    assert_eq!(plan["download"]["variants"], 0, "{plan}");
     assert_eq!(
         plan["skip"]["variants"].as_u64().unwrap() as usize,
         expected,
-        "{output}"
+        "{plan}"
     );
     assert_eq!(plan["out"], format!("s3://{BUCKET}/{PREFIX}"));
 
+    let server = sandbox.server();
     let requests = server.stats().media_requests;
-    let (again, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(again["downloaded"], 0, "{output}");
+    let again = sandbox.json(&mut mirror(&sandbox, &[]), 0);
+    assert_eq!(again["downloaded"], 0, "{again}");
     assert_eq!(
         again["already_verified"].as_u64().unwrap() as usize,
         expected
@@ -326,51 +137,7 @@ fn s3_full_mirror_byte_for_byte_then_a_rerun_that_downloads_nothing() {
 }
 
 #[test]
-fn s3_a_lost_local_database_is_restored_from_the_snapshot() {
-    let moto = require!(moto());
-    let vault = Vault::sample(16, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-
-    // Another machine: an empty state directory.
-    let other = tempfile::tempdir().unwrap();
-    let requests = server.stats().media_requests;
-    let (again, output, code) = run_json(&mut mirror_s3(&server, &moto, other.path()));
-    assert_eq!(code, 0, "{output}");
-    assert!(output.contains("snapshot"), "{output}");
-    assert_eq!(again["downloaded"], 0, "{output}");
-    assert_eq!(
-        server.stats().media_requests,
-        requests,
-        "media fetched again"
-    );
-    assert!(state_db(other.path()).exists());
-
-    // `status` and `verify` on a third machine start from the snapshot too.
-    let third = tempfile::tempdir().unwrap();
-    let (status, output, code) =
-        run_json(&mut command_s3(&server, &moto, third.path(), &["status"]));
-    assert_eq!(code, 0, "{output}");
-    assert!(status["total"].is_object(), "{output}");
-    let (verify, output, code) = run_json(&mut command_s3(
-        &server,
-        &moto,
-        third.path(),
-        &["verify", "--fast"],
-    ));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(verify["outcome"], "intact", "{output}");
-    assert_eq!(
-        verify["checked"].as_u64().unwrap() as usize,
-        stored_variants(&vault, &["full", "thumb"])
-    );
-}
-
-#[test]
 fn s3_lying_sizes_and_types_leave_no_object() {
-    let moto = require!(moto());
     let mut vault = Vault::sample(12, 2);
     // Bytes that are no JPEG, declared and served as one: the magic-byte
     // check fails only once all 20 MiB went into a multipart upload.
@@ -387,8 +154,7 @@ fn s3_lying_sizes_and_types_leave_no_object() {
         },
     );
     vault.lists[0].members.push(id);
-    let state = tempfile::tempdir().unwrap();
-    let mut server = None;
+    let mut sandbox = require!(Sandbox::start_in_bucket(&vault, FakeOptions::default()));
     for lie in [
         Faults {
             wrong_size: 1.0,
@@ -400,23 +166,17 @@ fn s3_lying_sizes_and_types_leave_no_object() {
         },
     ] {
         // A fake of its own for each lie (each lies once per variant).
-        let options = FakeOptions {
-            faults: lie,
-            ..FakeOptions::default()
-        };
-        let server = server.insert(FakeServer::start_in_thread(vault.clone(), options).unwrap());
+        sandbox.restart_server(&vault, with_faults(lie));
         // No second try in the run: what a lying answer leaves stays visible.
-        let (summary, output, code) =
-            run_json(mirror_s3(server, &moto, state.path()).args(["--retries", "1"]));
-        assert_ne!(code, 0, "{output}");
-        assert_eq!(summary["downloaded"], 0, "{output}");
-        let media: Vec<String> = objects(&moto)
+        let summary = sandbox.json(&mut mirror(&sandbox, &["--retries", "1"]), 3);
+        assert_eq!(summary["downloaded"], 0, "{summary}");
+        let media: Vec<String> = objects(sandbox.moto())
             .into_keys()
             .filter(|key| key.starts_with("media/"))
             .collect();
         assert!(media.is_empty(), "objects of lying answers: {media:?}");
-        assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
-        let stats = server.stats();
+        assert_eq!(incomplete_uploads(sandbox.moto()), Vec::<String>::new());
+        let stats = sandbox.server().stats();
         assert!(
             stats.wrong_sizes + stats.wrong_types > 0,
             "no fault was served"
@@ -424,30 +184,33 @@ fn s3_lying_sizes_and_types_leave_no_object() {
     }
     // Honest answers again: every variant arrives, whole, but the one
     // whose bytes are not what Vault+ declared.
-    let server = server.unwrap();
-    server.set_faults(Faults::default());
-    let (summary, output, _) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(summary["failed"].as_array().unwrap().len(), 1, "{output}");
-    assert!(output.contains("not image/jpeg"), "{output}");
+    sandbox.server().set_faults(Faults::default());
+    let run = sandbox.run(&mut mirror(&sandbox, &[]), 3);
+    let output = run.text();
     assert_eq!(
-        assert_objects_match(&moto, &vault),
+        run.json()["failed"].as_array().unwrap().len(),
+        1,
+        "{output}"
+    );
+    assert!(output.contains("not image/jpeg"), "{output}");
+    let moto = sandbox.moto();
+    assert_eq!(
+        assert_objects_match(moto, &vault),
         stored_variants(&vault, &["full", "thumb"]) - 1
     );
-    assert!(!objects(&moto).contains_key("media/9000000002/full.jpg"));
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    assert!(!objects(moto).contains_key("media/9000000002/full.jpg"));
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
 }
 
-/// The big-file vault behind a fake media host that sends each transfer
-/// `rate` bytes a second, so a run can be caught mid-upload.
-fn slow_server(vault: &Vault, rate: u64) -> FakeServer {
-    let slow = FakeOptions {
-        faults: Faults {
-            bandwidth_per_transfer: Some(rate),
-            ..Faults::default()
-        },
-        ..FakeOptions::default()
-    };
-    FakeServer::start_in_thread(vault.clone(), slow).unwrap()
+/// The big-file vault in a bucket sandbox whose fake media host sends each
+/// transfer `rate` bytes a second, so a run can be caught mid-upload.
+fn slow_sandbox(rate: u64) -> Result<(Sandbox, Vault), String> {
+    let vault = vault_with_a_big_file();
+    let slow = with_faults(Faults {
+        bandwidth_per_transfer: Some(rate),
+        ..Faults::default()
+    });
+    Ok((Sandbox::start_in_bucket(&vault, slow)?, vault))
 }
 
 /// Starts `command` and returns once a multipart upload is under way.
@@ -463,13 +226,11 @@ fn spawn_until_uploading(moto: &Moto, command: &mut Command) -> Child {
 
 #[test]
 fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
-    let moto = require!(moto());
-    let vault = vault_with_a_big_file();
-    let server = slow_server(&vault, 4 << 20);
-    let state = tempfile::tempdir().unwrap();
+    let (sandbox, vault) = require!(slow_sandbox(4 << 20));
+    let moto = sandbox.moto();
     let mut child = spawn_until_uploading(
-        &moto,
-        mirror_s3(&server, &moto, state.path())
+        moto,
+        mirror(&sandbox, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
@@ -478,217 +239,57 @@ fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
 
     // Whatever the moment: no object at a final key with wrong bytes, and
     // the big one not at all.
-    assert_objects_match(&moto, &vault);
-    assert!(!objects(&moto).contains_key("media/9000000001/full.mp4"));
-    assert!(!incomplete_uploads(&moto).is_empty());
+    assert_objects_match(moto, &vault);
+    assert!(!objects(moto).contains_key("media/9000000001/full.mp4"));
+    assert!(!incomplete_uploads(moto).is_empty());
 
     // The next run aborts what the killed one left, then completes.
-    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
+    let run = sandbox.run(&mut mirror(&sandbox, &[]), 0);
+    let output = run.text();
     assert!(output.contains("aborted 1 unfinished upload"), "{output}");
-    assert_eq!(summary["outcome"], "complete", "{output}");
+    assert_eq!(run.json()["outcome"], "complete", "{output}");
     assert_eq!(
-        assert_objects_match(&moto, &vault),
+        assert_objects_match(moto, &vault),
         stored_variants(&vault, &["full", "thumb"])
     );
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
 }
 
 #[test]
 fn s3_plain_http_elsewhere_is_refused_without_printing_a_secret() {
-    let vault = Vault::sample(2, 1);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut command = vault_mirror();
-    command
-        .args(["mirror", "--out", "s3://vault-test/x"])
-        .env("XDG_STATE_HOME", state.path())
+    // No bucket: the endpoint is refused before any is reached.
+    let mut sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let state = sandbox.path("state");
+    std::fs::create_dir(&state).unwrap();
+    sandbox
+        .env("XDG_STATE_HOME", state)
         .env("AWS_ENDPOINT_URL", "http://user:pw@192.0.2.10:9000")
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key())
-        .env("OFAUTH_CONNECTION_ID", server.connection_id());
-    let (_, output, code) = run_json(&mut command);
-    assert_eq!(code, 2, "{output}");
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    let mut command = sandbox.command_at(Path::new("s3://vault-test/x"), &["mirror"]);
+    let output = sandbox.run(&mut command, 2).text();
     assert!(output.contains("http://192.0.2.10:9000"), "{output}");
     assert!(output.contains("never in the endpoint URL"), "{output}");
     for secret in [SECRET_KEY, ACCESS_KEY, "pw@"] {
         assert!(!output.contains(secret), "{secret} in {output}");
     }
     // Without them in the URL: plain HTTP to another machine is refused.
-    let (_, output, code) = run_json(command.env("AWS_ENDPOINT_URL", "http://192.0.2.10:9000"));
-    assert_eq!(code, 2, "{output}");
+    let output = sandbox
+        .run(command.env("AWS_ENDPOINT_URL", "http://192.0.2.10:9000"), 2)
+        .text();
     assert!(output.contains("AWS_ALLOW_HTTP=true"), "{output}");
     for secret in [SECRET_KEY, ACCESS_KEY] {
         assert!(!output.contains(secret), "{secret} in {output}");
     }
 }
 
-/// `verify --json`'s findings: (key, problem), sorted.
-fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|finding| {
-            let text = |name: &str| finding[name].as_str().unwrap().to_owned();
-            (text("path"), text("problem"))
-        })
-        .collect();
-    found.sort_unstable();
-    found
-}
-
-#[test]
-fn s3_verify_finds_a_deleted_and_a_replaced_object_and_repair_fetches_them() {
-    let moto = require!(moto());
-    let vault = Vault::sample(10, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    let (intact, output, code) =
-        run_json(&mut command_s3(&server, &moto, state.path(), &["verify"]));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(intact["outcome"], "intact");
-    assert_eq!(intact["out"], format!("s3://{BUCKET}/{PREFIX}"));
-    let (status, output, code) =
-        run_json(&mut command_s3(&server, &moto, state.path(), &["status"]));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(status["out"], format!("s3://{BUCKET}/{PREFIX}"), "{output}");
-
-    let keys: Vec<String> = objects(&moto)
-        .into_keys()
-        .filter(|key| key.starts_with("media/"))
-        .collect();
-    let (deleted, replaced) = (&keys[0], &keys[1]);
-    // Same size, other bytes, no sha256 metadata: only re-hashing tells.
-    python(
-        &moto,
-        &format!(
-            "s3.delete_object(Bucket='{BUCKET}', Key='{PREFIX}/{deleted}')\n\
-             old = s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{replaced}')['Body'].read()\n\
-             s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/{replaced}', Body=old[:-1] + bytes([old[-1] ^ 1]))"
-        ),
-    );
-    let (fast, output, code) = run_json(&mut command_s3(
-        &server,
-        &moto,
-        state.path(),
-        &["verify", "--fast"],
-    ));
-    assert_eq!(code, 3, "{output}");
-    let found = findings(&fast);
-    assert_eq!(
-        found,
-        vec![(deleted.clone(), "missing".to_owned())],
-        "{output}"
-    );
-
-    let (full, output, code) = run_json(&mut command_s3(&server, &moto, state.path(), &["verify"]));
-    assert_eq!(code, 3, "{output}");
-    let found = findings(&full);
-    let mut expected = vec![
-        (deleted.clone(), "missing".to_owned()),
-        (replaced.clone(), "damaged".to_owned()),
-    ];
-    expected.sort_unstable();
-    assert_eq!(found, expected, "{output}");
-
-    let (repaired, output, code) = run_json(&mut command_s3(
-        &server,
-        &moto,
-        state.path(),
-        &["verify", "--repair"],
-    ));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(repaired["outcome"], "repaired", "{output}");
-    assert_eq!(
-        assert_objects_match(&moto, &vault),
-        stored_variants(&vault, &["full", "thumb"])
-    );
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
-}
-
-#[test]
-fn s3_export_and_list_views_are_objects() {
-    let moto = require!(moto());
-    let vault = Vault::sample(8, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (summary, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--export"));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(
-        summary["export"]["missing"].as_array().unwrap().len(),
-        0,
-        "{output}"
-    );
-    let (exported, output, code) =
-        run_json(&mut command_s3(&server, &moto, state.path(), &["export"]));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(exported["out"], format!("s3://{BUCKET}/{PREFIX}"));
-    let all = objects(&moto);
-    for (name, content_type) in [
-        ("manifest.jsonl", "application/x-ndjson"),
-        ("SHA256SUMS", "text/plain; charset=utf-8"),
-        ("index.html", "text/html; charset=utf-8"),
-    ] {
-        assert_eq!(all[name].content_type, content_type, "{name}");
-    }
-    // One view a list, as index files whose every entry is a media object.
-    let views: Vec<&String> = all
-        .keys()
-        .filter(|key| key.starts_with("lists/") && key.ends_with("/files.txt"))
-        .collect();
-    assert_eq!(views.len(), 2, "{views:?}");
-    for view in views {
-        assert!(all.contains_key(&view.replace("files.txt", "index.html")));
-        let text = python(
-            &moto,
-            &format!(
-                "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{view}')['Body'].read().decode())"
-            ),
-        );
-        let entries: Vec<&str> = text.lines().filter(|line| !line.is_empty()).collect();
-        assert!(!entries.is_empty(), "{view} is empty");
-        for entry in entries {
-            let key = entry.strip_prefix("../../").unwrap();
-            assert!(
-                all.contains_key(key),
-                "{view} names {key}, which is not there"
-            );
-        }
-    }
-    // SHA256SUMS names every media object with the hash of its bytes.
-    let sums = python(
-        &moto,
-        &format!(
-            "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/SHA256SUMS')['Body'].read().decode())"
-        ),
-    );
-    let media: Vec<(&String, &Object)> = all
-        .iter()
-        .filter(|(key, _)| key.starts_with("media/"))
-        .collect();
-    assert_eq!(
-        sums.lines().filter(|line| !line.is_empty()).count(),
-        media.len()
-    );
-    for (key, object) in media {
-        assert!(
-            sums.contains(&format!("{}  {key}", object.sha256)),
-            "{key} in {sums}"
-        );
-    }
-}
-
 #[test]
 fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
-    let moto = require!(moto());
-    let vault = Vault::sample(4, 1);
-    let server = FakeServer::start_in_thread(vault, FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let sandbox = require!(Sandbox::start_in_bucket(
+        &Vault::sample(4, 1),
+        FakeOptions::default()
+    ));
+    let moto = sandbox.moto();
     let now = vault_mirror::now_ms();
     let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
@@ -696,157 +297,47 @@ fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
         .to_owned();
     let plant = |host: &str, pid: u32, renewed_at: i64| {
         python(
-            &moto,
+            moto,
             &format!(
                 "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='{host}', pid={pid}, command='mirror', started_at={renewed_at}, renewed_at={renewed_at})))"
             ),
         );
     };
+    let output = |code: i32| sandbox.run(&mut mirror(&sandbox, &[]), code).text();
 
     // Another host's lease, renewed a minute ago: honoured.
     plant("other-host", 4242, now - 60_000);
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("another run holds the archive"), "{output}");
-    assert!(output.contains("other-host"), "{output}");
-    assert_eq!(server.stats().media_requests, 0);
-    assert!(objects(&moto).contains_key(".vault-mirror/lease"));
+    let text = output(1);
+    assert!(text.contains("another run holds the archive"), "{text}");
+    assert!(text.contains("other-host"), "{text}");
+    assert_eq!(sandbox.server().stats().media_requests, 0);
+    assert!(objects(moto).contains_key(".vault-mirror/lease"));
 
     // Not renewed for 11 minutes (more than the 10 it is honoured): taken over.
     plant("other-host", 4242, now - 11 * 60_000);
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    assert!(output.contains("took over the lease"), "{output}");
-    assert!(!objects(&moto).contains_key(".vault-mirror/lease"));
+    let text = output(0);
+    assert!(text.contains("took over the lease"), "{text}");
+    assert!(!objects(moto).contains_key(".vault-mirror/lease"));
 
     // This host, a process that no longer exists, renewed just now: taken
     // over at once.
     plant(&here, u32::MAX - 7, now);
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    assert!(output.contains("took over the lease"), "{output}");
+    let text = output(0);
+    assert!(text.contains("took over the lease"), "{text}");
 
     // This host, a process that runs (this test): honoured.
     plant(&here, std::process::id(), now);
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("another run holds the archive"), "{output}");
-}
-
-#[test]
-fn s3_bytes_a_change_upstream_replaces_are_kept_by_server_side_copy() {
-    let moto = require!(moto());
-    let vault = Vault::sample(6, 1);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-
-    let (id, old) = vault
-        .media
-        .values()
-        .find(|media| media.variants["full"].content_type == "image/jpeg")
-        .map(|media| (media.id.clone(), media.variants["full"].body.clone()))
-        .unwrap();
-    server.with_vault(|vault| {
-        let variant = vault
-            .media
-            .get_mut(&id)
-            .unwrap()
-            .variants
-            .get_mut("full")
-            .unwrap();
-        let mut body = old.to_vec();
-        body.splice(body.len() - 2..body.len() - 2, *b"edited");
-        variant.body = body.into();
-        variant.stored_at = variant.stored_at.map(|at| at + 86_400_000);
-    });
-    let current = server.with_vault(|vault| vault.clone());
-    let (summary, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(summary["downloaded"], 1, "{output}");
-    let kept = summary["versions_kept"].as_array().unwrap();
-    assert_eq!(kept.len(), 1, "{output}");
-    let version_key = kept[0]["local_path"].as_str().unwrap();
-    assert!(
-        version_key.starts_with(&format!(".versions/{id}/full-")),
-        "{version_key}"
-    );
-    let all = objects(&moto);
-    assert_eq!(all[version_key].sha256, hex::encode(Sha256::digest(&old)));
-    assert_objects_match(&moto, &current);
-}
-
-#[test]
-fn s3_prune_deletes_only_with_prune_and_within_max_delete() {
-    let moto = require!(moto());
-    let vault = Vault::sample(12, 2);
-    let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (_, output, code) = run_json(&mut mirror_s3(&server, &moto, state.path()));
-    assert_eq!(code, 0, "{output}");
-    let gone = vault.media.keys().next().unwrap().clone();
-    server.with_vault(|vault| {
-        for list in &mut vault.lists {
-            list.members.retain(|member| member != &gone);
-        }
-    });
-    let of_gone = |moto: &Moto| -> Vec<String> {
-        objects(moto)
-            .into_keys()
-            .filter(|key| key.starts_with(&format!("media/{gone}/")))
-            .collect()
-    };
-    let before = of_gone(&moto);
-    assert_eq!(before.len(), 2, "{before:?}");
-
-    // Without --prune, with --dry-run, and beyond --max-delete: kept.
-    for args in [
-        &[][..],
-        &["--prune", "--dry-run"][..],
-        &["--prune", "--max-delete", "1"][..],
-    ] {
-        let (summary, output, _) = run_json(mirror_s3(&server, &moto, state.path()).args(args));
-        assert_eq!(of_gone(&moto), before, "{args:?} deleted: {output}");
-        if args.contains(&"--max-delete") {
-            assert_eq!(summary["prune"]["refused"], true, "{output}");
-            assert_eq!(summary["exit_code"], 3, "{output}");
-        }
-    }
-    let (summary, output, code) = run_json(mirror_s3(&server, &moto, state.path()).arg("--prune"));
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(
-        summary["prune"]["files"].as_array().unwrap().len(),
-        2,
-        "{output}"
-    );
-    assert!(of_gone(&moto).is_empty(), "{output}");
-    // Everything else is still there, and the views no longer name it.
-    let all = objects(&moto);
-    assert_eq!(
-        all.keys().filter(|key| key.starts_with("media/")).count(),
-        stored_variants(&vault, &["full", "thumb"]) - 2
-    );
-    for (key, _) in all.iter().filter(|(key, _)| key.ends_with("files.txt")) {
-        let text = python(
-            &moto,
-            &format!(
-                "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/{key}')['Body'].read().decode())"
-            ),
-        );
-        assert!(!text.contains(&format!("media/{gone}/")), "{key}: {text}");
-    }
+    let text = output(1);
+    assert!(text.contains("another run holds the archive"), "{text}");
 }
 
 #[test]
 fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
-    let moto = require!(moto());
-    let vault = vault_with_a_big_file();
-    let server = slow_server(&vault, 2 << 20);
-    let state = tempfile::tempdir().unwrap();
+    let (sandbox, _) = require!(slow_sandbox(2 << 20));
+    let moto = sandbox.moto();
     let child = spawn_until_uploading(
-        &moto,
-        mirror_s3(&server, &moto, state.path())
+        moto,
+        mirror(&sandbox, &[])
             .env("VAULT_MIRROR_TEST_LEASE_RENEW_MS", "200")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -854,7 +345,7 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
     // Another machine takes the lease meanwhile (as after a long pause).
     let now = vault_mirror::now_ms();
     python(
-        &moto,
+        moto,
         &format!(
             "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='other-host', pid=4242, command='mirror', started_at={now}, renewed_at={now})))"
         ),
@@ -867,15 +358,15 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
     );
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("took over the archive's lease"), "{text}");
-    let all = objects(&moto);
+    let all = objects(moto);
     assert!(
         !all.contains_key("media/9000000001/full.mp4"),
         "completed after losing the lease"
     );
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
     // The other run's lease is left as it is.
     let lease = python(
-        &moto,
+        moto,
         &format!(
             "print(s3.get_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease')['Body'].read().decode())"
         ),
@@ -885,13 +376,11 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
 
 #[test]
 fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
-    let moto = require!(moto());
-    let vault = vault_with_a_big_file();
-    let server = slow_server(&vault, 2 << 20);
-    let state = tempfile::tempdir().unwrap();
+    let (sandbox, vault) = require!(slow_sandbox(2 << 20));
+    let moto = sandbox.moto();
     let child = spawn_until_uploading(
-        &moto,
-        mirror_s3(&server, &moto, state.path())
+        moto,
+        mirror(&sandbox, &[])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
@@ -901,36 +390,32 @@ fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
     assert_eq!(output.status.code(), Some(143), "{text}");
     // Stopped in order: no upload left open, the snapshot written, the
     // lease given back, nothing half-made at a final key.
-    assert_eq!(incomplete_uploads(&moto), Vec::<String>::new());
-    let all = objects(&moto);
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+    let all = objects(moto);
     assert!(all.contains_key(".vault-mirror/state.sqlite"), "{text}");
     assert!(!all.contains_key(".vault-mirror/lease"), "{text}");
     assert!(!all.contains_key("media/9000000001/full.mp4"));
-    assert_objects_match(&moto, &vault);
+    assert_objects_match(moto, &vault);
 }
 
 #[test]
 fn s3_many_connections_each_under_its_own_prefix() {
-    let moto = require!(moto());
     let (vault, options) = vault_mirror::fake::sample_account(6, 2, 3, false);
-    let server = FakeServer::start_in_thread(vault, options).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mirror_all = || {
-        let mut command = command_s3(&server, &moto, state.path(), &["mirror"]);
-        command
-            .arg("--all-connections")
-            .env_remove("OFAUTH_CONNECTION_ID");
-        command
+    let mut sandbox = require!(Sandbox::start_in_bucket(&vault, options));
+    let mirror_all = |sandbox: &Sandbox| {
+        let mut command = mirror(sandbox, &["--all-connections"]);
+        command.env_remove("OFAUTH_CONNECTION_ID");
+        sandbox.json(&mut command, 0)
     };
-    let (summary, output, code) = run_json(&mut mirror_all());
-    assert_eq!(code, 0, "{output}");
+    let summary = mirror_all(&sandbox);
     let connections = summary["connections"].as_array().unwrap();
-    assert_eq!(connections.len(), 3, "{output}");
-    let found = objects(&moto);
+    assert_eq!(connections.len(), 3, "{summary}");
+    let server = sandbox.server();
+    let found = objects(sandbox.moto());
     for connection in connections {
         let id = connection["connection"].as_str().unwrap();
         let out = format!("s3://{BUCKET}/{PREFIX}/{id}");
-        assert_eq!(connection["out"], out.as_str(), "{output}");
+        assert_eq!(connection["out"], out.as_str(), "{summary}");
         // Every variant of its own vault at its own prefix, nothing of another's.
         let own = server
             .with_connection_vault(id, |vault| vault.clone())
@@ -956,51 +441,43 @@ fn s3_many_connections_each_under_its_own_prefix() {
             "{id}: no snapshot"
         );
     }
-    assert!(incomplete_uploads(&moto).is_empty());
+    assert!(incomplete_uploads(sandbox.moto()).is_empty());
     // The overview at the prefix: the page links into each gallery-less
     // connection by name, the registry names every connection.
     let page = &found["index.html"];
     assert_eq!(page.content_type, "text/html; charset=utf-8");
     assert!(found.contains_key("connections.json"));
     // Again: nothing new.
-    let (summary, output, code) = run_json(&mut mirror_all());
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(summary["totals"]["downloaded"], 0, "{output}");
+    let again = mirror_all(&sandbox);
+    assert_eq!(again["totals"]["downloaded"], 0, "{again}");
 
     // `status` from another machine (no local state): one row per
     // connection, each from its snapshot.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let (status, output, code) = run_json(&mut command_s3(
-        &server,
-        &moto,
-        elsewhere.path(),
-        &["status"],
-    ));
-    assert_eq!(code, 0, "{output}");
+    sandbox.another_machine("elsewhere");
+    let status = sandbox.json(&mut sandbox.command(&["status", "--json"]), 0);
     let rows = status["connections"].as_array().unwrap();
     let ids: Vec<&str> = rows.iter().map(|row| row["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{output}");
+    assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{status}");
     for (row, connection) in rows.iter().zip(connections) {
         assert_eq!(
             row["figures"]["verified"], connection["downloaded"],
-            "{output}"
+            "{status}"
         );
     }
     assert_eq!(status["out"], format!("s3://{BUCKET}/{PREFIX}"));
 
     // verify and export on the prefix: every connection's archive in turn.
     for args in [&["verify", "--fast"][..], &["verify"][..], &["export"][..]] {
-        let (report, output, code) =
-            run_json(&mut command_s3(&server, &moto, elsewhere.path(), args));
-        assert_eq!(code, 0, "{args:?}: {output}");
+        let mut command = sandbox.command(args);
+        let report = sandbox.json(command.arg("--json"), 0);
         let reports = report["connections"].as_array().unwrap();
         let ids: Vec<&str> = reports
             .iter()
             .map(|report| report["connection"].as_str().unwrap())
             .collect();
-        assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{args:?}: {output}");
+        assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{args:?}: {report}");
     }
-    let found = objects(&moto);
+    let found = objects(sandbox.moto());
     for id in ["conn_01", "conn_02", "conn_03"] {
         assert!(found.contains_key(&format!("{id}/SHA256SUMS")), "{id}");
     }
