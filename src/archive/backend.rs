@@ -195,48 +195,57 @@ impl Archive {
         }
     }
 
-    /// The files directly in `folder` (no deeper): name → size. Links and
-    /// folders are not files; on the disk a link in place of `folder`
-    /// itself is reported and yields nothing (what it leads to is not ours).
-    pub async fn files_in(&self, folder: &str) -> Result<BTreeMap<String, u64>, ArchiveError> {
+    /// The files directly in each of `folders` (no deeper): folder → name →
+    /// size (a folder that is missing maps to nothing). Links and folders
+    /// are not files; on the disk a link in place of a folder is reported
+    /// and yields nothing (what it leads to is not ours). On object storage
+    /// many folders are found with one listing of each top folder rather
+    /// than one listing each.
+    pub async fn files_in(
+        &self,
+        folders: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, ArchiveError> {
+        let mut found: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         match self {
             Archive::Disk(dir) => {
-                let (dir, folder) = (dir.clone(), PathBuf::from(folder));
-                Ok(blocking(move || {
-                    let mut files = BTreeMap::new();
-                    let opened = match dir.folder(&folder) {
-                        Ok(Some(opened)) => opened,
-                        Ok(None) => return Ok(files),
-                        Err(error) if LinkInside::of(&error).is_some() => {
-                            tracing::warn!("{error}; left alone");
-                            return Ok(files);
-                        }
-                        Err(error) => return Err(error),
-                    };
-                    for name in opened.names()? {
-                        if let Some(entry) = opened.entry(&name)?
-                            && entry.kind == EntryKind::File
-                        {
-                            files.insert(name.to_string_lossy().into_owned(), entry.len);
-                        }
+                let (dir, folders) = (dir.clone(), folders.to_vec());
+                return Ok(blocking(move || {
+                    for folder in folders {
+                        let files = files_of_folder(&dir, &folder)?;
+                        found.insert(folder, files);
                     }
-                    Ok(files)
+                    Ok(found)
                 })
-                .await?)
+                .await?);
             }
             Archive::Bucket(bucket) => {
-                let prefix = format!("{folder}/");
-                Ok(bucket
-                    .list(folder)
-                    .await?
-                    .into_iter()
-                    .filter_map(|(key, size)| {
-                        let name = key.strip_prefix(&prefix)?;
-                        (!name.is_empty() && !name.contains('/')).then(|| (name.to_owned(), size))
-                    })
-                    .collect())
+                let wanted: std::collections::BTreeSet<&str> =
+                    folders.iter().map(String::as_str).collect();
+                let listings: Vec<String> = if folders.len() > LIST_EACH_UP_TO {
+                    let tops: std::collections::BTreeSet<&str> = folders
+                        .iter()
+                        .map(|folder| folder.split('/').next().unwrap_or_default())
+                        .collect();
+                    tops.into_iter().map(str::to_owned).collect()
+                } else {
+                    folders.to_vec()
+                };
+                for listing in listings {
+                    for (key, size) in bucket.list(&listing).await? {
+                        let Some((folder, name)) = key.rsplit_once('/') else {
+                            continue;
+                        };
+                        if wanted.contains(folder) {
+                            found
+                                .entry(folder.to_owned())
+                                .or_default()
+                                .insert(name.to_owned(), size);
+                        }
+                    }
+                }
             }
         }
+        Ok(found)
     }
 
     /// Every file under `folder`, at any depth: key (from the root) → size.
@@ -382,6 +391,33 @@ impl Archive {
     }
 }
 
+/// Up to how many folders [`Archive::files_in`] lists one by one on
+/// object storage (one request each) before it lists their top folders.
+const LIST_EACH_UP_TO: usize = 8;
+
+/// The regular files directly in `folder` of `dir`: name → size; nothing
+/// when it is missing, or a link (reported, never followed).
+fn files_of_folder(dir: &ArchiveDir, folder: &str) -> std::io::Result<BTreeMap<String, u64>> {
+    let mut files = BTreeMap::new();
+    let opened = match dir.folder(Path::new(folder)) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(files),
+        Err(error) if LinkInside::of(&error).is_some() => {
+            tracing::warn!("{error}; left alone");
+            return Ok(files);
+        }
+        Err(error) => return Err(error),
+    };
+    for name in opened.names()? {
+        if let Some(entry) = opened.entry(&name)?
+            && entry.kind == EntryKind::File
+        {
+            files.insert(name.to_string_lossy().into_owned(), entry.len);
+        }
+    }
+    Ok(files)
+}
+
 /// Every regular file under `folder` of `dir`, reached without following
 /// links: key → size.
 fn walk(dir: &ArchiveDir, folder: &str) -> std::io::Result<BTreeMap<String, u64>> {
@@ -490,9 +526,11 @@ mod tests {
             assert_eq!(size, 5);
             assert_eq!(
                 archive
-                    .files_in("media/1")
+                    .files_in(&["media/1".to_owned()])
                     .await
                     .unwrap()
+                    .remove("media/1")
+                    .unwrap_or_default()
                     .into_iter()
                     .collect::<Vec<_>>(),
                 [("full.jpg".to_owned(), 5), ("thumb.jpg".to_owned(), 5)],
@@ -529,7 +567,44 @@ mod tests {
             );
             archive.delete("media/1/thumb.jpg").await.unwrap();
             archive.tidy(vec!["media/1".into()]).await.unwrap();
-            assert!(archive.files_in("media/1").await.unwrap().is_empty());
+            let left = archive.files_in(&["media/1".to_owned()]).await.unwrap();
+            assert!(left.values().all(BTreeMap::is_empty), "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn many_folders_are_listed_alike_one_by_one_or_by_their_top() {
+        for (archive, _keep) in both() {
+            let mut folders = Vec::new();
+            for id in 0..(LIST_EACH_UP_TO + 3) {
+                let folder = format!("media/{id}");
+                archive
+                    .write(&format!("{folder}/full.jpg"), vec![0; id], "image/jpeg")
+                    .await
+                    .unwrap();
+                folders.push(folder);
+            }
+            // Deeper, and beside: never taken for a folder's own files.
+            archive
+                .write("media/1/deeper/x.jpg", vec![1], "image/jpeg")
+                .await
+                .unwrap();
+            archive
+                .write("media/10x/full.jpg", vec![1], "image/jpeg")
+                .await
+                .unwrap();
+            for wanted in [&folders[..2], &folders[..]] {
+                let found = archive.files_in(wanted).await.unwrap();
+                assert_eq!(found.len(), wanted.len(), "{archive}");
+                for (index, folder) in wanted.iter().enumerate() {
+                    let files: Vec<_> = found[folder].iter().collect();
+                    assert_eq!(
+                        files,
+                        [(&"full.jpg".to_owned(), &(index as u64))],
+                        "{archive}"
+                    );
+                }
+            }
         }
     }
 }

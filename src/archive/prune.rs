@@ -95,8 +95,17 @@ pub async fn prune(
         ..PruneSummary::default()
     };
     // Media to record as pruned, each with the files found for it.
+    let gone_media = store.gone_from_every_list()?;
+    let folders: Vec<String> = gone_media
+        .iter()
+        .flat_map(|gone| {
+            let dir = safe_name(&gone.media_id);
+            BYTE_FOLDERS.map(|top| format!("{top}/{dir}"))
+        })
+        .collect();
+    let mut found = archive.files_in(&folders).await?;
     let mut plan: PrunePlan = Vec::new();
-    for gone in store.gone_from_every_list()? {
+    for gone in gone_media {
         let recorded: HashMap<String, Option<String>> = gone
             .files
             .iter()
@@ -105,8 +114,9 @@ pub async fn prune(
         let dir = safe_name(&gone.media_id);
         let mut files = Vec::new();
         for top in BYTE_FOLDERS {
-            for (name, size) in archive.files_in(&format!("{top}/{dir}")).await? {
-                let path = format!("{top}/{dir}/{name}");
+            let folder = format!("{top}/{dir}");
+            for (name, size) in found.remove(&folder).unwrap_or_default() {
+                let path = format!("{folder}/{name}");
                 files.push(PrunedFile {
                     media_id: gone.media_id.clone(),
                     sha256: recorded.get(&path).cloned().flatten(),
