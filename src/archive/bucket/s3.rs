@@ -628,23 +628,88 @@ impl Bucket {
             .signed_url_opts(method.clone(), key, Duration::from_secs(300), &options)
             .await
             .map_err(|error| plain(MetadataError::Sign(error)))?;
-        // The URL holds a signature: never shown (`without_url`).
-        let response = http
-            .request(method, url)
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|error| plain(MetadataError::Send(error.without_url())))?;
-        let status = response.status();
-        let retry_after = crate::api::retry_after(response.headers(), crate::now_ms());
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() || !body.contains("CopyObjectResult") {
-            return Err(Hinted {
-                error: MetadataError::Refused(status),
-                retry_after,
-            });
+        expect_answer(
+            http.request(method, url).headers(headers),
+            "CopyObjectResult",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The store's own list of multipart uploads started under the
+    /// archive's `media/` and `.vault-mirror/` and neither completed nor
+    /// aborted (ListMultipartUploads, which object_store has no call for:
+    /// a GET on the bucket presigned with its query): (relative key,
+    /// upload id). Empty on a store held in memory.
+    pub async fn incomplete_uploads(&self) -> Result<Vec<(String, String)>, BucketError> {
+        let Some((s3, http)) = &self.s3 else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for folder in ["media/", ".vault-mirror/"] {
+            let prefix = self.url.key(folder);
+            let mut markers = (String::new(), String::new());
+            loop {
+                let page = self
+                    .retries
+                    .run("listing the uploads under", &prefix, || {
+                        self.list_uploads_once(s3, http, &prefix, &markers)
+                    })
+                    .await
+                    .map_err(|hinted| BucketError::Metadata {
+                        key: prefix.clone(),
+                        source: hinted.error,
+                    })?;
+                for (key, id) in xml_values(&page, "Key")
+                    .into_iter()
+                    .zip(xml_values(&page, "UploadId"))
+                {
+                    if let Some(relative) = self.relative(&KeyPath::from(key.as_str())) {
+                        found.push((relative, id));
+                    }
+                }
+                let next = (
+                    xml_values(&page, "NextKeyMarker").pop().unwrap_or_default(),
+                    xml_values(&page, "NextUploadIdMarker")
+                        .pop()
+                        .unwrap_or_default(),
+                );
+                if !page.contains("<IsTruncated>true</IsTruncated>") || next.0.is_empty() {
+                    break;
+                }
+                markers = next;
+            }
         }
-        Ok(())
+        Ok(found)
+    }
+
+    async fn list_uploads_once(
+        &self,
+        s3: &AmazonS3,
+        http: &reqwest::Client,
+        prefix: &str,
+        (key_marker, id_marker): &(String, String),
+    ) -> Result<String, Hinted<MetadataError>> {
+        let plain = |error| Hinted {
+            error,
+            retry_after: None,
+        };
+        let mut query = vec![("uploads", ""), ("prefix", prefix)];
+        if !key_marker.is_empty() {
+            query.push(("key-marker", key_marker));
+            query.push(("upload-id-marker", id_marker));
+        }
+        let options = SignedUrlOptions::default().with_query(query);
+        let url = s3
+            .signed_url_opts(
+                Method::GET,
+                &KeyPath::from(""),
+                Duration::from_secs(300),
+                &options,
+            )
+            .await
+            .map_err(|error| plain(MetadataError::Sign(error)))?;
+        expect_answer(http.get(url), "ListMultipartUploadsResult").await
     }
 
     /// Drops an upload and every part of it (an upload already gone is fine).
@@ -684,6 +749,47 @@ impl StoreFault for MetadataError {
             MetadataError::TooLarge | MetadataError::Header(_) => Fault::Permanent,
         }
     }
+}
+
+/// Sends a presigned request and returns its answer's body, which must be
+/// a success naming `result` (S3 may answer 200 with an error in the body).
+async fn expect_answer(
+    request: reqwest::RequestBuilder,
+    result: &str,
+) -> Result<String, Hinted<MetadataError>> {
+    // The URL holds a signature: never shown (`without_url`).
+    let response = request.send().await.map_err(|error| Hinted {
+        error: MetadataError::Send(error.without_url()),
+        retry_after: None,
+    })?;
+    let status = response.status();
+    let retry_after = crate::api::retry_after(response.headers(), crate::now_ms());
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() || !body.contains(result) {
+        return Err(Hinted {
+            error: MetadataError::Refused(status),
+            retry_after,
+        });
+    }
+    Ok(body)
+}
+
+/// The text of every `<name>` element of `xml`, unescaped, in order
+/// (inside `<Upload>` a `Key` comes before its `UploadId`).
+fn xml_values(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value))
+        .map(|value| {
+            value
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }
 
 fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
