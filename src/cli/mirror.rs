@@ -290,6 +290,12 @@ fn summary_head(summary: &Summary, output: Output) -> String {
     if output.quiet {
         return text;
     }
+    if summary.store_retries > 0 {
+        text.push_str(&format!(
+            "  {} object-storage requests tried again after a transient failure\n",
+            summary.store_retries
+        ));
+    }
     if summary.urls_resigned > 0 || summary.transfer_retries > 0 {
         text.push_str(&format!(
             "  {} URLs re-signed in {} batch calls ({} refused by the media host), {} transfer retries\n",

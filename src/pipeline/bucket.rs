@@ -203,6 +203,7 @@ impl BucketRun {
             // The archive is another run's now: its snapshot is its own.
             return Ok(());
         }
+        self.abort_unknown_uploads().await;
         let copy = self.ledger.folder().with_file_name("snapshot.sqlite");
         let _ = fs_err::remove_file(&copy);
         store.backup_to(&copy).map_err(BucketRunError::Store)?;
@@ -210,5 +211,27 @@ impl BucketRun {
         let _ = fs_err::remove_file(&copy);
         uploaded
             .map_err(|error| BucketRunError::at("writing the state snapshot to the archive", error))
+    }
+
+    /// Aborts the uploads the store still holds under the archive's prefix
+    /// that the ledger does not know (one whose CreateMultipartUpload
+    /// answer was lost, or a killed run's on a machine that lost its
+    /// state): with the lease held, no other run writes there, so every
+    /// upload left is a leftover. A store that cannot list them is only
+    /// logged: the ledger's uploads were aborted already.
+    async fn abort_unknown_uploads(&self) {
+        let left = match self.bucket.incomplete_uploads().await {
+            Ok(left) => left,
+            Err(error) => {
+                tracing::warn!("{}", crate::report::chain(&error));
+                return;
+            }
+        };
+        for (key, id) in left {
+            match self.bucket.abort_upload(&key, &id).await {
+                Ok(()) => tracing::info!("aborted an upload to {key} that no record named"),
+                Err(error) => tracing::warn!("{}", crate::report::chain(&error)),
+            }
+        }
     }
 }

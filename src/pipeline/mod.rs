@@ -258,6 +258,11 @@ async fn finish_bucket_run(
     let finished = run.finish(&context.store).await.map_err(MirrorError::from);
     match (result, finished) {
         (Ok(_), Err(error)) => Err(error),
+        (Ok(summary), Ok(())) => Ok(Summary {
+            // The end of the run's own retries count too.
+            store_retries: run.bucket.retries(),
+            ..summary
+        }),
         (result, _) => result,
     }
 }

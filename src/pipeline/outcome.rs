@@ -81,6 +81,9 @@ pub struct Summary {
     pub expired_urls: u64,
     /// Transfer attempts retried after a transient failure.
     pub transfer_retries: u64,
+    /// Requests to the object store tried again after a transient failure
+    /// (0 on a disk).
+    pub store_retries: u64,
     pub seconds: f64,
     /// Seconds from the start of the run to the first media byte received
     /// (`None` when nothing was downloaded).
@@ -149,6 +152,10 @@ impl Summary {
             resign_calls: counters.resign_calls.load(Ordering::Relaxed),
             expired_urls: counters.expired_urls.load(Ordering::Relaxed),
             transfer_retries: counters.transfer_retries.load(Ordering::Relaxed),
+            store_retries: context
+                .bucket
+                .as_ref()
+                .map_or(0, |run| run.bucket.retries()),
             seconds: 0.0,
             first_byte_seconds: None,
             views: None,

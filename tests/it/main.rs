@@ -35,4 +35,6 @@ mod mirror;
 mod operator;
 mod properties;
 mod s3;
+mod store_faults;
+mod store_proxy;
 mod unattended;

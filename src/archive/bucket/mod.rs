@@ -5,7 +5,8 @@
 //! What only a bucket has: [`s3`] (the [`Bucket`]: list, head with size,
 //! sha256 metadata and type, read as a stream, conditional put, delete,
 //! server-side copy, multipart begin / part / complete / abort, on keys
-//! relative to the prefix), [`upload`] (a transfer's write half: hash,
+//! relative to the prefix), [`retry`] (the one retry policy of every
+//! request to the store, and its count), [`upload`] (a transfer's write half: hash,
 //! count, stream; visible only when committed after the checks; the
 //! ledger of uploads in flight), [`lease`] (one run at a time across
 //! machines) and [`snapshot`] (the state database's copy in the bucket).
@@ -17,6 +18,7 @@
 //! nothing unverified is ever visible at a final key.
 
 pub mod lease;
+pub mod retry;
 pub mod s3;
 pub mod snapshot;
 pub mod upload;

@@ -21,9 +21,10 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as KeyPath;
 use object_store::{
     Attribute, Attributes, GetOptions, MultipartId, ObjectStore, ObjectStoreExt, PutMode,
-    PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 
+use crate::archive::bucket::retry::{Fault, Hinted, StoreFault, StoreRetries};
 use crate::location::S3Url;
 use object_store::signer::{SignedUrlOptions, Signer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -157,6 +158,8 @@ pub struct Bucket {
     /// that sends it.
     s3: Option<(Arc<AmazonS3>, reqwest::Client)>,
     url: S3Url,
+    /// The retry policy every call goes through, and its count.
+    retries: StoreRetries,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -234,7 +237,12 @@ impl Bucket {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
             .with_checksum_algorithm(Checksum::SHA256)
-            .with_config(AmazonS3ConfigKey::ConditionalPut, "etag");
+            .with_config(AmazonS3ConfigKey::ConditionalPut, "etag")
+            // Retries are ours, one policy for every call (see `retry`).
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..RetryConfig::default()
+            });
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
         }
@@ -264,6 +272,7 @@ impl Bucket {
             multipart: store.clone(),
             s3: Some((store, http)),
             url: url.clone(),
+            retries: StoreRetries::default(),
         })
     }
 
@@ -276,11 +285,18 @@ impl Bucket {
             multipart: store,
             s3: None,
             url: S3Url::parse(&format!("s3://bucket/{prefix}")).expect("a valid URL"),
+            retries: StoreRetries::default(),
         }
     }
 
     pub fn url(&self) -> &S3Url {
         &self.url
+    }
+
+    /// Requests tried again after a transient failure, so far (every
+    /// clone of this bucket counts in the same place).
+    pub fn retries(&self) -> u64 {
+        self.retries.count()
     }
 
     /// The full key of `relative`, checked: `/`-separated segments of
@@ -314,15 +330,23 @@ impl Bucket {
     pub async fn list(&self, relative_folder: &str) -> Result<HashMap<String, u64>, BucketError> {
         let folder = self.key(relative_folder)?;
         let shown = folder.to_string();
-        let mut found = HashMap::new();
-        let mut listing = self.store.list(Some(&folder));
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|error| BucketError::of("listing", &shown, error))?;
-            if let Some(relative) = self.relative(&meta.location) {
-                found.insert(relative, meta.size);
-            }
-        }
-        Ok(found)
+        self.retries
+            .run("listing", &shown, || {
+                let folder = &folder;
+                async move {
+                    let mut found = HashMap::new();
+                    let mut listing = self.store.list(Some(folder));
+                    while let Some(meta) = listing.next().await {
+                        let meta = meta?;
+                        if let Some(relative) = self.relative(&meta.location) {
+                            found.insert(relative, meta.size);
+                        }
+                    }
+                    Ok(found)
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("listing", &shown, error))
     }
 
     /// Size, sha256 metadata and type of an object; None when there is none.
@@ -332,57 +356,80 @@ impl Bucket {
             head: true,
             ..GetOptions::default()
         };
-        match self.store.get_opts(&key, options).await {
-            Ok(result) => Ok(Some(ObjectInfo {
-                size: result.meta.size,
-                sha256: result
-                    .attributes
-                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
-                    .map(|value| value.to_string()),
-                content_type: result
-                    .attributes
-                    .get(&Attribute::ContentType)
-                    .map(|value| value.to_string()),
-                e_tag: result.meta.e_tag,
-            })),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
-        }
+        let found = self
+            .retries
+            .run("reading", key.as_ref(), || {
+                let (key, options) = (&key, options.clone());
+                async move {
+                    match self.store.get_opts(key, options).await {
+                        Ok(result) => Ok(Some(result)),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("reading", key.as_ref(), error))?;
+        Ok(found.map(|result| ObjectInfo {
+            size: result.meta.size,
+            sha256: result
+                .attributes
+                .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                .map(|value| value.to_string()),
+            content_type: result
+                .attributes
+                .get(&Attribute::ContentType)
+                .map(|value| value.to_string()),
+            e_tag: result.meta.e_tag,
+        }))
     }
 
-    /// The object's bytes as a stream; None when there is none.
+    /// The object's bytes as a stream; None when there is none. The
+    /// request is retried; a failure once the bytes flow is the caller's.
     pub async fn read(
         &self,
         relative: &str,
     ) -> Result<Option<BoxStream<'static, Result<Bytes, BucketError>>>, BucketError> {
         let key = self.key(relative)?;
-        match self.store.get(&key).await {
-            Ok(result) => {
-                let shown = key.to_string();
-                Ok(Some(
-                    result
-                        .into_stream()
-                        .map_err(move |error| BucketError::of("reading", &shown, error))
-                        .boxed(),
-                ))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
-        }
+        let found = self
+            .retries
+            .run("reading", key.as_ref(), || {
+                let key = &key;
+                async move {
+                    match self.store.get(key).await {
+                        Ok(result) => Ok(Some(result)),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("reading", key.as_ref(), error))?;
+        let shown = key.to_string();
+        Ok(found.map(|result| {
+            result
+                .into_stream()
+                .map_err(move |error| BucketError::of("reading", &shown, error))
+                .boxed()
+        }))
     }
 
     /// The whole object in memory (small objects only: leases, snapshots).
     pub async fn read_all(&self, relative: &str) -> Result<Option<Bytes>, BucketError> {
         let key = self.key(relative)?;
-        match self.store.get(&key).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|error| BucketError::of("reading", key.as_ref(), error)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(BucketError::of("reading", key.as_ref(), error)),
-        }
+        self.retries
+            .run("reading", key.as_ref(), || {
+                let key = &key;
+                async move {
+                    match self.store.get(key).await {
+                        Ok(result) => result.bytes().await.map(Some),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("reading", key.as_ref(), error))
     }
 
     /// Writes a whole object in one PUT, with its type and (when given)
@@ -409,8 +456,11 @@ impl Bucket {
             attributes: attributes(content_type, sha256),
             ..PutOptions::default()
         };
-        self.store
-            .put_opts(&key, payload, options)
+        self.retries
+            .run("writing", key.as_ref(), || {
+                let (key, payload, options) = (&key, payload.clone(), options.clone());
+                async move { self.store.put_opts(key, payload, options).await }
+            })
             .await
             .map(|result| result.e_tag)
             .map_err(|error| BucketError::of("writing", key.as_ref(), error))
@@ -418,23 +468,35 @@ impl Bucket {
 
     pub async fn delete(&self, relative: &str) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        match self.store.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(BucketError::of("deleting", key.as_ref(), error)),
-        }
+        self.retries
+            .run("deleting", key.as_ref(), || {
+                let key = &key;
+                async move {
+                    match self.store.delete(key).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("deleting", key.as_ref(), error))
     }
 
     /// Server-side copy (the bytes never come down).
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), BucketError> {
         let (from_key, to_key) = (self.key(from)?, self.key(to)?);
-        self.store
-            .copy(&from_key, &to_key)
+        self.retries
+            .run("copying to", to_key.as_ref(), || {
+                self.store.copy(&from_key, &to_key)
+            })
             .await
             .map_err(|error| BucketError::of("copying to", to_key.as_ref(), error))
     }
 
     /// Starts a multipart upload to `relative` (nothing is visible there
-    /// until [`Bucket::complete_upload`]).
+    /// until [`Bucket::complete_upload`]). An upload a lost answer left
+    /// unknown to us is aborted at the end of the run (see
+    /// `BucketRun::finish`).
     pub async fn begin_upload(
         &self,
         relative: &str,
@@ -445,8 +507,10 @@ impl Bucket {
             attributes: attributes(content_type, None),
             ..PutMultipartOptions::default()
         };
-        self.multipart
-            .create_multipart_opts(&key, options)
+        self.retries
+            .run("starting an upload to", key.as_ref(), || {
+                self.multipart.create_multipart_opts(&key, options.clone())
+            })
             .await
             .map_err(|error| BucketError::of("starting an upload to", key.as_ref(), error))
     }
@@ -459,8 +523,10 @@ impl Bucket {
         payload: PutPayload,
     ) -> Result<PartId, BucketError> {
         let key = self.key(relative)?;
-        self.multipart
-            .put_part(&key, id, index, payload)
+        self.retries
+            .run("uploading a part of", key.as_ref(), || {
+                self.multipart.put_part(&key, id, index, payload.clone())
+            })
             .await
             .map_err(|error| BucketError::of("uploading a part of", key.as_ref(), error))
     }
@@ -473,8 +539,10 @@ impl Bucket {
         parts: Vec<PartId>,
     ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        self.multipart
-            .complete_multipart(&key, id, parts)
+        self.retries
+            .run("completing the upload of", key.as_ref(), || {
+                self.multipart.complete_multipart(&key, id, parts.clone())
+            })
             .await
             .map(|_| ())
             .map_err(|error| BucketError::of("completing the upload of", key.as_ref(), error))
@@ -528,42 +596,200 @@ impl Bucket {
         // The copy gets a full-object SHA-256 checksum of its own, where a
         // multipart upload had per-part ones.
         headers.insert("x-amz-checksum-algorithm", header("SHA256")?);
+        let (s3, http) = (s3.as_ref(), http);
+        self.retries
+            .run("setting the sha256 metadata of", key.as_ref(), || {
+                self.send_signed(s3, http, Method::PUT, &key, headers.clone())
+            })
+            .await
+            .map_err(|hinted| failed(hinted.error))
+    }
+
+    /// Presigns `method` on `key` with `headers` bound to the signature,
+    /// sends it, and expects a CopyObject's answer (which may be a 200
+    /// with an error in its body).
+    async fn send_signed(
+        &self,
+        s3: &AmazonS3,
+        http: &reqwest::Client,
+        method: Method,
+        key: &KeyPath,
+        headers: HeaderMap,
+    ) -> Result<(), Hinted<MetadataError>> {
+        let plain = |error| Hinted {
+            error,
+            retry_after: None,
+        };
         let mut options = SignedUrlOptions::default();
         for (name, value) in &headers {
             options = options.with_signed_header(name.clone(), value.clone());
         }
         let url = s3
-            .signed_url_opts(Method::PUT, &key, Duration::from_secs(300), &options)
+            .signed_url_opts(method.clone(), key, Duration::from_secs(300), &options)
             .await
-            .map_err(|error| failed(MetadataError::Sign(error)))?;
-        // The URL holds a signature: never shown (`without_url`).
-        let response = http
-            .put(url)
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|error| failed(MetadataError::Send(error.without_url())))?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        // CopyObject may answer 200 with an error in the body.
-        if !status.is_success() || !body.contains("CopyObjectResult") {
-            return Err(failed(MetadataError::Refused(status)));
+            .map_err(|error| plain(MetadataError::Sign(error)))?;
+        expect_answer(
+            http.request(method, url).headers(headers),
+            "CopyObjectResult",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The store's own list of multipart uploads started under the
+    /// archive's `media/` and `.vault-mirror/` and neither completed nor
+    /// aborted (ListMultipartUploads, which object_store has no call for:
+    /// a GET on the bucket presigned with its query): (relative key,
+    /// upload id). Empty on a store held in memory.
+    pub async fn incomplete_uploads(&self) -> Result<Vec<(String, String)>, BucketError> {
+        let Some((s3, http)) = &self.s3 else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for folder in ["media/", ".vault-mirror/"] {
+            let prefix = self.url.key(folder);
+            let mut markers = (String::new(), String::new());
+            loop {
+                let page = self
+                    .retries
+                    .run("listing the uploads under", &prefix, || {
+                        self.list_uploads_once(s3, http, &prefix, &markers)
+                    })
+                    .await
+                    .map_err(|hinted| BucketError::Metadata {
+                        key: prefix.clone(),
+                        source: hinted.error,
+                    })?;
+                for (key, id) in xml_values(&page, "Key")
+                    .into_iter()
+                    .zip(xml_values(&page, "UploadId"))
+                {
+                    if let Some(relative) = self.relative(&KeyPath::from(key.as_str())) {
+                        found.push((relative, id));
+                    }
+                }
+                let next = (
+                    xml_values(&page, "NextKeyMarker").pop().unwrap_or_default(),
+                    xml_values(&page, "NextUploadIdMarker")
+                        .pop()
+                        .unwrap_or_default(),
+                );
+                if !page.contains("<IsTruncated>true</IsTruncated>") || next.0.is_empty() {
+                    break;
+                }
+                markers = next;
+            }
         }
-        Ok(())
+        Ok(found)
+    }
+
+    async fn list_uploads_once(
+        &self,
+        s3: &AmazonS3,
+        http: &reqwest::Client,
+        prefix: &str,
+        (key_marker, id_marker): &(String, String),
+    ) -> Result<String, Hinted<MetadataError>> {
+        let plain = |error| Hinted {
+            error,
+            retry_after: None,
+        };
+        let mut query = vec![("uploads", ""), ("prefix", prefix)];
+        if !key_marker.is_empty() {
+            query.push(("key-marker", key_marker));
+            query.push(("upload-id-marker", id_marker));
+        }
+        let options = SignedUrlOptions::default().with_query(query);
+        let url = s3
+            .signed_url_opts(
+                Method::GET,
+                &KeyPath::from(""),
+                Duration::from_secs(300),
+                &options,
+            )
+            .await
+            .map_err(|error| plain(MetadataError::Sign(error)))?;
+        expect_answer(http.get(url), "ListMultipartUploadsResult").await
     }
 
     /// Drops an upload and every part of it (an upload already gone is fine).
     pub async fn abort_upload(&self, relative: &str, id: &MultipartId) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        match self.multipart.abort_multipart(&key, id).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(BucketError::of(
-                "aborting the upload of",
-                key.as_ref(),
-                error,
-            )),
+        self.retries
+            .run("aborting the upload of", key.as_ref(), || {
+                let key = &key;
+                async move {
+                    match self.multipart.abort_multipart(key, id).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await
+            .map_err(|error| BucketError::of("aborting the upload of", key.as_ref(), error))
+    }
+}
+
+impl StoreFault for MetadataError {
+    fn fault(&self) -> Fault {
+        match self {
+            // No answer, or no credential to sign with yet: both may pass.
+            MetadataError::Send(_) | MetadataError::Sign(_) => Fault::Transient(None),
+            // A 200 whose body is no CopyObjectResult is S3's way to say
+            // the copy failed midway (an InternalError): try again.
+            MetadataError::Refused(status) => {
+                if status.is_success()
+                    || crate::archive::bucket::retry::transient_status(status.as_u16())
+                {
+                    Fault::Transient(None)
+                } else {
+                    Fault::Permanent
+                }
+            }
+            MetadataError::TooLarge | MetadataError::Header(_) => Fault::Permanent,
         }
     }
+}
+
+/// Sends a presigned request and returns its answer's body, which must be
+/// a success naming `result` (S3 may answer 200 with an error in the body).
+async fn expect_answer(
+    request: reqwest::RequestBuilder,
+    result: &str,
+) -> Result<String, Hinted<MetadataError>> {
+    // The URL holds a signature: never shown (`without_url`).
+    let response = request.send().await.map_err(|error| Hinted {
+        error: MetadataError::Send(error.without_url()),
+        retry_after: None,
+    })?;
+    let status = response.status();
+    let retry_after = crate::api::retry_after(response.headers(), crate::now_ms());
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() || !body.contains(result) {
+        return Err(Hinted {
+            error: MetadataError::Refused(status),
+            retry_after,
+        });
+    }
+    Ok(body)
+}
+
+/// The text of every `<name>` element of `xml`, unescaped, in order
+/// (inside `<Upload>` a `Key` comes before its `UploadId`).
+fn xml_values(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value))
+        .map(|value| {
+            value
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }
 
 fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
