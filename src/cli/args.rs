@@ -206,8 +206,16 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub repair: bool,
     /// Check sizes only, not sha256 (finds deleted and truncated files, not bit rot)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["budget", "max_bytes"])]
     pub fast: bool,
+    /// Rolling check: re-hash the files checked longest ago (never checked first) for at most
+    /// this long (e.g. 30m); repeated runs cover the whole archive
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub budget: Option<std::time::Duration>,
+    /// Rolling check: re-hash at most this many bytes (e.g. 200G), the files checked longest
+    /// ago first (at least one file)
+    #[arg(long, value_name = "SIZE", value_parser = parse_positive_size)]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +339,13 @@ fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err("give a duration above zero, e.g. `30s`".to_owned()),
         Err(error) => Err(error),
+    }
+}
+
+fn parse_positive_size(text: &str) -> Result<u64, String> {
+    match vault_mirror::settings::parse_size(text) {
+        Ok(0) => Err("give a size above zero, e.g. `200G`".to_owned()),
+        other => other,
     }
 }
 

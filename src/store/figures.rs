@@ -139,13 +139,13 @@ impl Store {
 }
 
 /// A count as u64 (a negative one is an error).
-fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(super) fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(index)?;
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
 }
 
 /// A sum of sizes as u64 (a negative one is an error).
-fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(super) fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     row.get::<_, ByteSize>(index).map(u64::from)
 }
 
