@@ -12,9 +12,8 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::store::database::{Store, rows};
+use crate::store::database::{Store, bytes, count, rows};
 use crate::store::error::StoreError;
-use crate::store::figures::{bytes, count};
 use crate::units::EpochMillis;
 
 /// What one check of a variant's bytes found.
