@@ -2,6 +2,10 @@
 //! checked against what was recorded when it was committed — its size
 //! and, unless `--fast`, its sha256.
 //!
+//! A pass may be held to a [`Budget`] (`--max-bytes`, `--budget`): it
+//! checks the first files it is given (the database gives them oldest
+//! check first) and stops there; the caller records what was checked.
+//!
 //! One check for both backends ([`Archive`]): on object storage, `--fast`
 //! also compares the sha256 an object carries in its metadata (one `HEAD`,
 //! no byte read), so a replaced object of the same size is found.
@@ -84,6 +88,50 @@ impl Checked {
     }
 }
 
+/// How much one pass may check (`verify --max-bytes`, `verify --budget`);
+/// the default is everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// Bytes to re-hash at most (the first file is checked whatever its size,
+    /// so every pass moves the cycle on).
+    pub max_bytes: Option<u64>,
+    /// How long the run may go on: no file is started after it (files
+    /// under way are finished).
+    #[serde(rename = "seconds", serialize_with = "seconds")]
+    pub time: Option<std::time::Duration>,
+}
+
+fn seconds<S: serde::Serializer>(
+    time: &Option<std::time::Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    time.map(|time| time.as_secs_f64()).serialize(serializer)
+}
+
+impl Budget {
+    /// No limit: every file.
+    pub fn is_whole(&self) -> bool {
+        self.max_bytes.is_none() && self.time.is_none()
+    }
+
+    /// The first of `files` (in the order given) whose sizes fit in
+    /// `max_bytes`; at least one file.
+    pub fn within_bytes<'a>(&self, files: &'a [VerifiedFile]) -> &'a [VerifiedFile] {
+        let Some(max_bytes) = self.max_bytes else {
+            return files;
+        };
+        let mut total = 0u64;
+        let fitting = files
+            .iter()
+            .take_while(|file| {
+                total = total.saturating_add(file.size);
+                total <= max_bytes
+            })
+            .count();
+        &files[..fitting.max(1).min(files.len())]
+    }
+}
+
 /// Checks `files` in `archive`, `workers` at a time, reporting each file
 /// as a transfer (so progress displays show bytes hashed). On the disk the
 /// hashing runs on blocking threads, `workers` of them at once.
@@ -94,10 +142,25 @@ pub async fn verify_files(
     workers: usize,
     reporter: &dyn Reporter,
 ) -> Checked {
+    verify_until(archive, files, depth, workers, &|| false, reporter).await
+}
+
+/// [`verify_files`], starting files in order until `out_of_time` says so
+/// (asked before each file after the first, so a pass always moves on).
+/// The files checked are the first [`Checked::checked`] of `files`.
+pub async fn verify_until(
+    archive: &Archive,
+    files: &[VerifiedFile],
+    depth: Depth,
+    workers: usize,
+    out_of_time: &(dyn Fn() -> bool + Sync),
+    reporter: &dyn Reporter,
+) -> Checked {
     let total: u64 = files.iter().map(|file| file.size).sum();
     reporter.on_queued(files.len() as u64, total);
-    let results: Vec<(&VerifiedFile, Outcome)> = futures::stream::iter(files)
-        .map(|file| async move {
+    let results: Vec<(&VerifiedFile, Outcome)> = futures::stream::iter(files.iter().enumerate())
+        .take_while(|(index, _)| std::future::ready(*index == 0 || !out_of_time()))
+        .map(|(_, file)| async move {
             let transfer = TransferId::next();
             reporter.on_start(transfer, &file.local_path, file.size, 0);
             // A file found broken before is hashed even with `--fast`: its
@@ -266,6 +329,48 @@ mod tests {
             // Sizes only: the rotten file passes.
             let fast = verify_files(&archive, &files, Depth::Fast, 1, &SilentReporter).await;
             assert_eq!((fast.intact, fast.findings.len()), (2, 2), "{archive}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_budget_checks_the_first_files_and_always_one() {
+        for (archive, _keep) in both() {
+            let mut files = Vec::new();
+            for id in 1..=5 {
+                files
+                    .push(recorded(&archive, &format!("media/{id}/full.jpg"), b"0123456789").await);
+            }
+            let bytes = |max_bytes| Budget {
+                max_bytes: Some(max_bytes),
+                time: None,
+            };
+            assert_eq!(bytes(25).within_bytes(&files).len(), 2);
+            assert_eq!(bytes(30).within_bytes(&files).len(), 3);
+            assert_eq!(bytes(1).within_bytes(&files).len(), 1, "at least one");
+            assert_eq!(Budget::default().within_bytes(&files).len(), 5);
+
+            // A clock that runs out after three files have started, however
+            // fast they are hashed.
+            let asked = std::sync::atomic::AtomicUsize::new(0);
+            let out_of_time = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2;
+            let checked = verify_until(
+                &archive,
+                &files,
+                Depth::Full,
+                2,
+                &out_of_time,
+                &SilentReporter,
+            )
+            .await;
+            assert_eq!(
+                (checked.checked, checked.intact, checked.bytes),
+                (3, 3, 30),
+                "{archive}"
+            );
+            let spent = || true;
+            let checked =
+                verify_until(&archive, &files, Depth::Full, 4, &spent, &SilentReporter).await;
+            assert_eq!(checked.checked, 1, "{archive}");
         }
     }
 

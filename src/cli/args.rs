@@ -206,8 +206,16 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub repair: bool,
     /// Check sizes only, not sha256 (finds deleted and truncated files, not bit rot)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["budget", "max_bytes"])]
     pub fast: bool,
+    /// Rolling check: re-hash the files checked longest ago (never checked first) for at most
+    /// this long (e.g. 30m); repeated runs cover the whole archive
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub budget: Option<std::time::Duration>,
+    /// Rolling check: re-hash at most this many bytes (e.g. 200G), the files checked longest
+    /// ago first (at least one file)
+    #[arg(long, value_name = "SIZE", value_parser = parse_positive_size)]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +342,13 @@ fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+fn parse_positive_size(text: &str) -> Result<u64, String> {
+    match vault_mirror::settings::parse_size(text) {
+        Ok(0) => Err("give a size above zero, e.g. `200G`".to_owned()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +384,10 @@ mod tests {
         const ONE_TIMER: &str = include_str!("../../deploy/systemd/vault-mirror.timer");
         const CRONJOB: &str = include_str!("../../deploy/kubernetes/cronjob.yaml");
         const NOMAD: &str = include_str!("../../deploy/nomad/vault-mirror.nomad.hcl");
+        const VERIFY_SERVICE: &str =
+            include_str!("../../deploy/systemd/vault-mirror-verify.service");
+        const VERIFY_TIMER: &str = include_str!("../../deploy/systemd/vault-mirror-verify.timer");
+        const VERIFY_CRONJOB: &str = include_str!("../../deploy/kubernetes/verify-cronjob.yaml");
 
         /// A unit file's `Key=value` lines, by section: `(section, key, value)`.
         fn unit(text: &str) -> Vec<(String, String, String)> {
@@ -511,17 +530,22 @@ mod tests {
             assert_eq!(words[..2], ["/bin/sh", "-c"]);
         }
 
-        #[test]
-        fn the_kubernetes_cronjob_is_indexed_forbids_overlap_and_passes_k() {
-            use saphyr::{LoadableYamlNode, Yaml};
-            let documents = Yaml::load_from_str(CRONJOB).unwrap();
-            let cronjob = &documents[0];
+        /// A `batch/v1` CronJob that never starts while its last Job runs.
+        fn assert_forbids_overlap(cronjob: &saphyr::Yaml<'_>) {
             assert_eq!(cronjob["kind"].as_str(), Some("CronJob"));
             assert_eq!(cronjob["apiVersion"].as_str(), Some("batch/v1"));
             assert_eq!(
                 cronjob["spec"]["concurrencyPolicy"].as_str(),
                 Some("Forbid")
             );
+        }
+
+        #[test]
+        fn the_kubernetes_cronjob_is_indexed_forbids_overlap_and_passes_k() {
+            use saphyr::{LoadableYamlNode, Yaml};
+            let documents = Yaml::load_from_str(CRONJOB).unwrap();
+            let cronjob = &documents[0];
+            assert_forbids_overlap(cronjob);
             let job = &cronjob["spec"]["jobTemplate"]["spec"];
             assert_eq!(job["completionMode"].as_str(), Some("Indexed"));
             let completions = job["completions"].as_integer().unwrap();
@@ -554,6 +578,87 @@ mod tests {
             assert_shards(script, "$((NOMAD_ALLOC_INDEX + 1))", count);
         }
 
+        /// Parses a command line (`exec` or environment assignments and the
+        /// binary's path first) as clap would: a rolling `verify`, its budget.
+        fn rolling_verify_of(command_line: &str) -> (Cli, std::time::Duration) {
+            let mut words: Vec<String> = shell_words::split(command_line)
+                .unwrap()
+                .into_iter()
+                .skip_while(|word| word == "exec" || word.contains('=') && !word.starts_with('-'))
+                .collect();
+            assert!(words[0].ends_with("vault-mirror"), "{command_line}");
+            words[0] = "vault-mirror".to_owned();
+            let cli = Cli::try_parse_from(&words)
+                .unwrap_or_else(|error| panic!("{command_line}: {error}"));
+            let Command::Verify(args) = &cli.command else {
+                panic!("not a verify: {command_line}");
+            };
+            assert!(!args.fast && !args.repair, "{command_line}");
+            let budget = args.budget.expect("a rolling check has a budget");
+            assert!(
+                cli.global.quiet && cli.global.out.is_some(),
+                "{command_line}"
+            );
+            (cli, budget)
+        }
+
+        #[test]
+        fn the_weekly_rolling_check_units_run_verify_within_a_budget() {
+            let service = unit(VERIFY_SERVICE);
+            assert_eq!(value(&service, "Service", "Type"), "oneshot");
+            assert_eq!(
+                value(&service, "Unit", "OnFailure"),
+                "vault-mirror-failure@%n.service"
+            );
+            // Damage found (exit 3) is a failure to report, not a success.
+            assert!(!VERIFY_SERVICE.contains("SuccessExitStatus"));
+            let (cli, budget) = rolling_verify_of(value(&service, "Service", "ExecStart"));
+            // The same archive as the mirror's unit, so the same lock.
+            let mirror = mirror_of(value(&unit(ONE_SERVICE), "Service", "ExecStart"));
+            assert_eq!(cli.global.out, mirror.global.out);
+            // It ends before the next mirror (03:00 + budget < 06:00).
+            assert!(
+                budget <= std::time::Duration::from_secs(3 * 3600),
+                "{budget:?}"
+            );
+            let timer = unit(VERIFY_TIMER);
+            assert!(value(&timer, "Timer", "OnCalendar").starts_with("Sun "));
+            assert!(value(&timer, "Timer", "OnCalendar").contains("03:00"));
+            assert_eq!(value(&timer, "Timer", "Persistent"), "true");
+            assert_eq!(value(&timer, "Install", "WantedBy"), "timers.target");
+        }
+
+        #[test]
+        fn the_rolling_check_cronjob_is_weekly_forbids_overlap_and_has_a_budget() {
+            use saphyr::{LoadableYamlNode, Yaml};
+            let documents = Yaml::load_from_str(VERIFY_CRONJOB).unwrap();
+            let cronjob = &documents[0];
+            assert_forbids_overlap(cronjob);
+            let schedule: Vec<&str> = cronjob["spec"]["schedule"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .collect();
+            assert_eq!(schedule.len(), 5);
+            assert_eq!(schedule[2..], ["*", "*", "0"], "weekly, on Sunday");
+            let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+            let container = &pod["containers"][0];
+            let script = container["args"][0].as_str().unwrap();
+            let (cli, _) = rolling_verify_of(script);
+            // The mirror CronJob's volume and archive: the same locks.
+            let mirror = &Yaml::load_from_str(CRONJOB).unwrap()[0];
+            let mirror_pod = &mirror["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+            assert_eq!(
+                pod["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str(),
+                mirror_pod["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str()
+            );
+            let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+            assert_eq!(
+                cli.global.out.map(|out| out.to_string()).as_deref(),
+                Some(mount)
+            );
+        }
+
         #[test]
         fn the_readme_shows_each_file_as_it_is() {
             let readme = include_str!("../../README.md");
@@ -565,6 +670,9 @@ mod tests {
                 ("vault-mirror.timer", ONE_TIMER),
                 ("cronjob.yaml", CRONJOB),
                 ("vault-mirror.nomad.hcl", NOMAD),
+                ("vault-mirror-verify.service", VERIFY_SERVICE),
+                ("vault-mirror-verify.timer", VERIFY_TIMER),
+                ("verify-cronjob.yaml", VERIFY_CRONJOB),
             ] {
                 assert!(
                     readme.contains(text),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use vault_mirror::archive::bucket::snapshot::restore_state;
 use vault_mirror::lock::{Holder, current_holder};
 use vault_mirror::settings::Settings;
-use vault_mirror::store::{ArchiveFigures, ListFigures, RunRecord, Store};
+use vault_mirror::store::{ArchiveFigures, CheckFigures, ListFigures, RunRecord, Store};
 
 use super::failure::Failure;
 use super::table::{Align, Table, shown};
@@ -24,6 +24,9 @@ struct Status<'a> {
     last_success: Option<RunRecord>,
     /// The process using the archive right now, if any.
     running: Option<Running>,
+    /// How old the oldest check is (`verify`), and how long a full cycle
+    /// takes at the pace of the last runs.
+    checks: CheckFigures,
 }
 
 #[derive(Serialize)]
@@ -83,6 +86,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
             command: holder.command,
             started_at: holder.started_at,
         }),
+        checks: store.check_figures()?,
     };
     if settings.output.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
@@ -272,7 +276,94 @@ fn render(status: &Status<'_>, now: i64) -> String {
     }
     text.push('\n');
     text.push_str(&render_runs(status, now));
+    text.push_str(&format!(
+        "checks: {}\n",
+        checks_sentence(&status.checks, now)
+    ));
     text
+}
+
+/// How old the archive's checks are, in a sentence: "every file checked
+/// within the last 23 days; at the last runs' pace (…) a full cycle takes
+/// about 9 days".
+pub fn checks_sentence(checks: &CheckFigures, now: i64) -> String {
+    let Some(oldest) = checks.oldest_check_at.filter(|_| checks.files > 0) else {
+        return "no verified files to check yet".to_owned();
+    };
+    let within = span_up(now - oldest);
+    let mut text = match checks.never_checked {
+        0 => format!("every file checked within the last {within}"),
+        never if never == checks.files => format!(
+            "no file re-read by `verify` yet; every file hashed within the last {within}, as it was written"
+        ),
+        never => format!(
+            "every file checked within the last {within}, {} of them only as they were written (not yet re-read by `verify`)",
+            vault_mirror::counted(never, "file")
+        ),
+    };
+    match &checks.pace {
+        Some(pace) => {
+            let per_run = vault_mirror::human_bytes(pace.bytes_per_run);
+            match (pace.seconds_between_runs, pace.cycle_seconds) {
+                (Some(between), Some(cycle)) => text.push_str(&format!(
+                    "; at the last {} runs' pace ({per_run} a run, one every {}) a full cycle takes about {}",
+                    pace.runs,
+                    span_about(between),
+                    span_about(cycle)
+                )),
+                _ => text.push_str(&format!(
+                    "; at the last run's pace ({per_run} a run) a full cycle takes {}",
+                    vault_mirror::counted(pace.cycle_runs, "run")
+                )),
+            }
+        }
+        None => {
+            text.push_str("; run `vault-mirror verify --budget 30m` to re-hash the oldest first")
+        }
+    }
+    text
+}
+
+/// A time span in milliseconds as a bound: `3 minutes`, `5 hours`, `23
+/// days` (rounded up, so "within" stays true).
+fn span_up(millis: i64) -> String {
+    let seconds = (millis.max(0) as f64 / 1000.0).max(1.0);
+    let (count, unit) = if seconds < 3_600.0 {
+        ((seconds / 60.0).ceil(), "minute")
+    } else if seconds < 86_400.0 * 2.0 {
+        ((seconds / 3_600.0).ceil(), "hour")
+    } else {
+        ((seconds / 86_400.0).ceil(), "day")
+    };
+    // "within the last minute", not "the last 1 minute".
+    if count == 1.0 {
+        unit.to_owned()
+    } else {
+        plural(count, unit)
+    }
+}
+
+/// A time span in seconds, rounded: `40 seconds`, `12 minutes`, `9 days`.
+fn span_about(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    let (count, unit) = if seconds < 90.0 {
+        (seconds.round().max(1.0), "second")
+    } else if seconds < 5_400.0 {
+        ((seconds / 60.0).round(), "minute")
+    } else if seconds < 86_400.0 * 2.0 {
+        ((seconds / 3_600.0).round(), "hour")
+    } else {
+        ((seconds / 86_400.0).round(), "day")
+    };
+    plural(count, unit)
+}
+
+fn plural(count: f64, unit: &str) -> String {
+    if count == 1.0 {
+        format!("1 {unit}")
+    } else {
+        format!("{count:.0} {unit}s")
+    }
 }
 
 /// The lines about runs: the one going on, the last of each command, and

@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 use vault_mirror::pipeline::Summary;
 use vault_mirror::report::Reporter;
 use vault_mirror::report::events::{EventReporter, EventSink};
-use vault_mirror::report::metrics::{self, MetricsEntry};
+use vault_mirror::report::metrics::{self, CheckMetrics, MetricsEntry};
 use vault_mirror::report::ping::{self, Pings};
 use vault_mirror::settings::Settings;
 use vault_mirror::store::WatchedFigures;
@@ -212,5 +212,12 @@ fn metrics_entry(end: &ConnectionEnd<'_>, seconds: f64) -> MetricsEntry {
         downloaded_files,
         variants: figures.variants,
         archive_bytes: figures.archive_bytes,
+        checks: figures.checks.map(|checks| CheckMetrics {
+            oldest_check_at: checks.oldest_check_at,
+            never_checked_files: checks.never_checked,
+            last_run: checks
+                .last_run
+                .map(|run| (run.finished_at, run.bytes, run.damaged)),
+        }),
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use vault_mirror::archive::verify::{Depth, Problem};
+use vault_mirror::archive::verify::{Budget, Depth, Problem};
 use vault_mirror::pipeline;
 use vault_mirror::pipeline::repair::problem_word;
 use vault_mirror::pipeline::verify::VerifyReport;
@@ -37,7 +37,12 @@ pub async fn run_report(settings: &Settings, args: &VerifyArgs) -> Result<Verify
     let store = status::open(settings)?;
     let depth = if args.fast { Depth::Fast } else { Depth::Full };
     let display = || -> Arc<dyn Reporter> { Arc::new(progress::display_for(settings.output)) };
-    let report = pipeline::verify::verify(settings, &store, depth, args.repair, &display).await?;
+    let budget = Budget {
+        max_bytes: args.max_bytes,
+        time: args.budget,
+    };
+    let report =
+        pipeline::verify::verify(settings, &store, depth, budget, args.repair, &display).await?;
     let code = report.exit_code.code();
     if !settings.output.json && (!settings.output.quiet || code != 0) {
         // The summary is for a person, on stderr like every command's;
@@ -66,6 +71,20 @@ fn render(report: &VerifyReport, args: &VerifyArgs) -> String {
         report.out,
         report.intact,
     );
+    if report.left > 0 {
+        text.push_str(&format!(
+            "budget spent: {} left for the next runs (checked longest ago first)\n",
+            vault_mirror::counted(report.left, "file")
+        ));
+    }
+    if let Some(checks) = &report.checks
+        && !args.fast
+    {
+        text.push_str(&format!(
+            "checks: {}\n",
+            status::checks_sentence(checks, vault_mirror::now_ms())
+        ));
+    }
     const SHOWN: usize = 50;
     for finding in report.findings.iter().take(SHOWN) {
         text.push_str(&format!(

@@ -1,8 +1,11 @@
 //! A `verify` run on one archive: the state database checked page by
-//! page, the run recorded, every verified file re-read
-//! ([`crate::archive::verify`]), what it found recorded and, with
-//! `--repair`, fetched again ([`super::repair`]); the run's end recorded
-//! with its outcome. Returns a [`VerifyReport`]; the binary prints it.
+//! page, the run recorded, the verified files re-read
+//! ([`crate::archive::verify`]) — all of them, or within a [`Budget`] those
+//! checked longest ago (never checked first), so repeated runs cover the
+//! archive once per cycle — each file's check recorded with what it
+//! found, the findings recorded and, with `--repair`, fetched again
+//! ([`super::repair`]); the run's end recorded with its outcome. Returns a
+//! [`VerifyReport`]; the binary prints it.
 //!
 //! Invariant: a run that began is finished in the history whatever
 //! happens (`failed` with its error when something stopped it).
@@ -13,14 +16,15 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::archive::Archive;
-use crate::archive::verify::{Depth, Finding, verify_files};
+use crate::archive::verify::{Budget, Checked, Depth, Finding, Problem, verify_until};
 use crate::exit::ExitStatus;
 use crate::location::ArchiveLocation;
 use crate::pipeline::error::MirrorError;
 use crate::pipeline::repair::{self, Repair};
 use crate::report::{Reporter, Stage};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{CheckFigures, CheckOutcome, CheckRecord, Store, StoreError, VerifiedFile};
+use crate::units::EpochMillis;
 
 /// What a `verify` run found (its `--json`, and its record in the
 /// history); the fields in this order.
@@ -45,6 +49,13 @@ pub struct VerifyReport {
     /// With `--repair`: how the refetch went.
     pub repair: Option<Repair>,
     pub seconds: f64,
+    /// `--max-bytes` and `--budget` (in seconds), `null` where not given.
+    pub budget: Budget,
+    /// Files left for the next runs (the budget was spent first).
+    pub left: u64,
+    /// How old the archive's checks are after this run, and the pace of
+    /// the last runs (`null` if the database could not say).
+    pub checks: Option<CheckFigures>,
 }
 
 /// Verifies the archive of `settings` whose database is `store`, to
@@ -57,6 +68,7 @@ pub async fn verify(
     settings: &Settings,
     store: &Store,
     depth: Depth,
+    budget: Budget,
     repair: bool,
     display: &dyn Fn() -> Arc<dyn Reporter>,
 ) -> Result<VerifyReport, MirrorError> {
@@ -69,6 +81,7 @@ pub async fn verify(
         store,
         run_id,
         started,
+        budget,
     };
     let result = run.checked(depth, repair, display).await;
     if let Err(error) = &result {
@@ -99,6 +112,7 @@ struct Run<'a> {
     store: &'a Store,
     run_id: i64,
     started: Instant,
+    budget: Budget,
 }
 
 impl Run<'_> {
@@ -110,17 +124,23 @@ impl Run<'_> {
         display: &dyn Fn() -> Arc<dyn Reporter>,
     ) -> Result<VerifyReport, MirrorError> {
         let (settings, store) = (self.settings, self.store);
-        let files = store.files_to_verify()?;
+        let all = store.files_to_verify()?;
+        let files = self.budget.within_bytes(&all);
         let total: u64 = files.iter().map(|file| file.size).sum();
 
         let reporter = display();
         reporter.on_stage(
             Stage::Verify,
             &format!(
-                "{} {} ({})",
+                "{} {}{} ({})",
                 match depth {
                     Depth::Fast => "checking the sizes of",
                     Depth::Full => "re-hashing",
+                },
+                if files.len() < all.len() || self.budget.time.is_some() {
+                    "up to "
+                } else {
+                    ""
                 },
                 crate::counted(files.len() as u64, "file"),
                 crate::human_bytes(total)
@@ -129,10 +149,18 @@ impl Run<'_> {
         let archive = Archive::open(&settings.archive)
             .map_err(|error| MirrorError::OpenArchive(Box::new(error)))?;
         let workers = archive.parallel_reads();
-        let checked = verify_files(&archive, &files, depth, workers, &*reporter).await;
+        let deadline = self.budget.time.map(|time| self.started + time);
+        let out_of_time = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let checked = verify_until(&archive, files, depth, workers, &out_of_time, &*reporter).await;
         drop(reporter);
 
-        repair::record_findings(store, &files, &checked)?;
+        // Only what was checked: a budget leaves the rest for later runs.
+        let files = &files[..usize::try_from(checked.checked).unwrap_or(files.len())];
+        let left = (all.len() - files.len()) as u64;
+        repair::record_findings(store, files, &checked)?;
+        if depth == Depth::Full {
+            record_checks(store, files, &checked)?;
+        }
 
         let repair = if repair && !checked.findings.is_empty() {
             let reporter = display();
@@ -166,6 +194,9 @@ impl Run<'_> {
             findings: checked.findings,
             repair,
             seconds: self.started.elapsed().as_secs_f64(),
+            budget: self.budget,
+            left,
+            checks: None,
         };
         let text = serde_json::to_string(&report).unwrap_or_default();
         store.finish_run(
@@ -175,6 +206,39 @@ impl Run<'_> {
             &text,
             crate::now_ms(),
         )?;
-        Ok(report)
+        // Read after the run's end is recorded, so its pace counts.
+        let checks = store.check_figures().ok();
+        Ok(VerifyReport { checks, ..report })
     }
+}
+
+/// Records the check of each of `files` (all checked), at once.
+fn record_checks(
+    store: &Store,
+    files: &[VerifiedFile],
+    checked: &Checked,
+) -> Result<(), StoreError> {
+    let found: std::collections::HashMap<(&str, &str), Problem> = checked
+        .findings
+        .iter()
+        .map(|finding| {
+            (
+                (finding.id.as_str(), finding.label.as_str()),
+                finding.problem,
+            )
+        })
+        .collect();
+    let records: Vec<CheckRecord<'_>> = files
+        .iter()
+        .map(|file| CheckRecord {
+            media_id: &file.media_id,
+            label: &file.label,
+            outcome: match found.get(&(file.media_id.as_str(), file.label.as_str())) {
+                None => CheckOutcome::Intact,
+                Some(Problem::Missing) => CheckOutcome::Missing,
+                Some(Problem::Damaged) => CheckOutcome::Damaged,
+            },
+        })
+        .collect();
+    store.record_checks(&records, EpochMillis(crate::now_ms()))
 }

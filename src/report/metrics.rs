@@ -39,6 +39,23 @@ pub struct MetricsEntry {
     pub variants: Option<[u64; 5]>,
     /// Bytes of every verified file; `None` when unknown.
     pub archive_bytes: Option<u64>,
+    /// The rolling check's figures; `None` when unknown.
+    pub checks: Option<CheckMetrics>,
+}
+
+/// What the metrics file says of `verify`'s checks (read from the
+/// database, so every run's file carries them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckMetrics {
+    /// When the file hashed longest ago was last hashed (epoch ms): its
+    /// last check, or its writing if `verify` never re-read it; `None`
+    /// with no verified file.
+    pub oldest_check_at: Option<i64>,
+    /// Verified files `verify` has not re-read since they were written.
+    pub never_checked_files: u64,
+    /// The last re-hashing `verify` run: when it ended (epoch ms), the
+    /// bytes it re-hashed and the missing and damaged files it found.
+    pub last_run: Option<(i64, u64, u64)>,
 }
 
 /// The metrics, in order: name, help, and how an entry gives its samples.
@@ -91,6 +108,57 @@ const METRICS: &[(&str, &str, Samples)] = &[
         "vault_mirror_archive_bytes",
         "Bytes of every verified file in the archive.",
         |entry| one(entry.archive_bytes.map(|bytes| bytes as f64)),
+    ),
+    (
+        "vault_mirror_oldest_check_timestamp_seconds",
+        "When the file checked longest ago was last hashed against its recorded sha256 (by verify, or as it was written), in Unix time.",
+        |entry| {
+            one(entry
+                .checks
+                .as_ref()
+                .and_then(|checks| checks.oldest_check_at)
+                .map(seconds))
+        },
+    ),
+    (
+        "vault_mirror_unchecked_files",
+        "Verified files that verify has not re-read since they were written.",
+        |entry| {
+            one(entry
+                .checks
+                .as_ref()
+                .map(|checks| checks.never_checked_files as f64))
+        },
+    ),
+    (
+        "vault_mirror_last_verify_timestamp_seconds",
+        "When the last verify run that re-hashed files finished, in Unix time (0: never).",
+        |entry| {
+            one(entry
+                .checks
+                .as_ref()
+                .map(|checks| checks.last_run.map_or(0.0, |run| seconds(run.0))))
+        },
+    ),
+    (
+        "vault_mirror_verify_checked_bytes",
+        "Bytes the last verify run re-hashed.",
+        |entry| {
+            one(entry
+                .checks
+                .as_ref()
+                .map(|checks| checks.last_run.map_or(0.0, |run| run.1 as f64)))
+        },
+    ),
+    (
+        "vault_mirror_verify_damaged_files",
+        "Missing and damaged files the last verify run found.",
+        |entry| {
+            one(entry
+                .checks
+                .as_ref()
+                .map(|checks| checks.last_run.map_or(0.0, |run| run.2 as f64)))
+        },
     ),
     (
         "vault_mirror_build_info",
@@ -199,6 +267,11 @@ mod tests {
             downloaded_files: 2,
             variants: Some([10, 1, 2, 0, 3]),
             archive_bytes: Some(4096),
+            checks: Some(CheckMetrics {
+                oldest_check_at: Some(1_699_000_000_000),
+                never_checked_files: 4,
+                last_run: Some((1_699_500_000_000, 1024, 1)),
+            }),
         }
     }
 
@@ -216,6 +289,14 @@ mod tests {
             text.contains("vault_mirror_variants{connection=\"conn_a\",state=\"missing\"} 3\n")
         );
         assert!(text.contains("vault_mirror_run_exit_code{connection=\"conn_\\\"b\\\"\"} 3\n"));
+        for line in [
+            "vault_mirror_oldest_check_timestamp_seconds{connection=\"conn_a\"} 1699000000\n",
+            "vault_mirror_unchecked_files{connection=\"conn_a\"} 4\n",
+            "vault_mirror_verify_checked_bytes{connection=\"conn_a\"} 1024\n",
+            "vault_mirror_verify_damaged_files{connection=\"conn_a\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
         assert!(text.contains(&format!(
             "vault_mirror_build_info{{connection=\"conn_a\",version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
@@ -225,11 +306,13 @@ mod tests {
             last_success_at: None,
             variants: None,
             archive_bytes: None,
+            checks: None,
             ..entry("c")
         };
         let text = render(&[unknown]);
         assert!(!text.contains("vault_mirror_last_success_timestamp_seconds{"));
         assert!(!text.contains("vault_mirror_variants{"));
+        assert!(!text.contains("vault_mirror_oldest_check_timestamp_seconds{"));
         assert!(text.contains("vault_mirror_run_exit_code{connection=\"c\"} 3"));
     }
 

@@ -133,23 +133,29 @@ impl Store {
 
     /// Every variant the database calls verified, by path.
     pub fn verified_files(&self) -> Result<Vec<VerifiedFile>, StoreError> {
-        self.files_where("local_state = 'verified'")
+        self.files_where("local_state = 'verified'", "local_path, media_id, label")
     }
 
     /// What `verify` checks: the verified files, and those an earlier
     /// `verify` found broken that no run has fetched since (so a second
     /// `verify` still reports them, and sees a file put back by hand).
+    ///
+    /// In the order a rolling check takes them: files found broken by an
+    /// earlier check first, then those `verify` never re-read (oldest
+    /// written first), then the rest by their last check, longest ago first.
     pub fn files_to_verify(&self) -> Result<Vec<VerifiedFile>, StoreError> {
         self.files_where(
             "local_state = 'verified' OR (local_state = 'missing' AND last_error LIKE 'verify:%'
                 AND local_path IS NOT NULL AND sha256 IS NOT NULL)",
+            "local_state = 'verified', checked_at IS NOT NULL, checked_at, verified_at,
+             local_path, media_id, label",
         )
     }
 
-    fn files_where(&self, condition: &str) -> Result<Vec<VerifiedFile>, StoreError> {
+    fn files_where(&self, condition: &str, order: &str) -> Result<Vec<VerifiedFile>, StoreError> {
         let sql = format!(
             "SELECT media_id, label, local_path, sha256, verified_size, local_state <> 'verified'
-             FROM variants WHERE {condition} ORDER BY local_path, media_id, label"
+             FROM variants WHERE {condition} ORDER BY {order}"
         );
         self.with(|connection| {
             rows(connection, &sql, [], |row| {

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, Row, Transaction};
 
 use crate::store::error::{StoreError, classify};
+use crate::units::ByteSize;
 
 /// One media row, as a list or a batch answer describes it.
 #[derive(Debug, Clone)]
@@ -110,4 +111,15 @@ pub(super) fn rows<T>(
 /// recorded (and kept: a folder never moves).
 pub(super) fn dir_name(media_id: &str) -> String {
     crate::names::safe_name(media_id)
+}
+
+/// A count as u64 (a negative one is an error).
+pub(super) fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+/// A sum of sizes as u64 (a negative one is an error).
+pub(super) fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    row.get::<_, ByteSize>(index).map(u64::from)
 }

@@ -7,12 +7,10 @@
 //! checked: a negative one is an error, never shown as a number (see
 //! [`crate::units`]).
 
-use rusqlite::Row;
 use serde::Serialize;
 
-use crate::store::database::{Store, rows};
+use crate::store::database::{Store, bytes, count, rows};
 use crate::store::error::StoreError;
-use crate::units::ByteSize;
 
 /// One list as the database knows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -138,21 +136,10 @@ impl Store {
     }
 }
 
-/// A count as u64 (a negative one is an error).
-fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
-    let value: i64 = row.get(index)?;
-    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
-}
-
-/// A sum of sizes as u64 (a negative one is an error).
-fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
-    row.get::<_, ByteSize>(index).map(u64::from)
-}
-
 /// What the metrics file of an unattended run says of an archive's
 /// database (README, "Unattended runs"); each figure is `None` where the
 /// database cannot be read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WatchedFigures {
     /// When the last `mirror` run that succeeded ended (0: none has).
     pub last_success_at: Option<i64>,
@@ -163,6 +150,8 @@ pub struct WatchedFigures {
     pub variants: Option<[u64; 5]>,
     /// Bytes of every verified file.
     pub archive_bytes: Option<u64>,
+    /// How old the checks are ([`crate::store::CheckFigures`]).
+    pub checks: Option<crate::store::CheckFigures>,
 }
 
 impl WatchedFigures {
@@ -202,6 +191,7 @@ impl Store {
             last_success_at,
             variants,
             archive_bytes,
+            checks: self.check_figures().ok(),
         }
     }
 }

@@ -21,9 +21,11 @@
 //! `status` and the metrics file), [`membership`] (lists and who is in them), [`variants`] (media
 //! and their variants: the remote description and the local state
 //! machine), [`archive`] (views, kept versions, verified files), [`prune`],
-//! [`figures`] (what `status` and `lists` sum up).
+//! [`figures`] (what `status` and `lists` sum up), [`checks`] (each
+//! variant's last check by `verify`, and the age of the oldest).
 
 mod archive;
+mod checks;
 mod database;
 mod error;
 mod figures;
@@ -39,6 +41,7 @@ mod variants;
 pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
 };
+pub use checks::{CheckFigures, CheckOutcome, CheckRecord, CheckRun, PACE_RUNS, Pace};
 pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};

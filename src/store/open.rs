@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/002-archive.sql")),
     (3, include_str!("../../migrations/003-rerun-cost.sql")),
     (4, include_str!("../../migrations/004-history.sql")),
+    (5, include_str!("../../migrations/005-checks.sql")),
 ];
 
 /// The schema version this build writes.

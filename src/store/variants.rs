@@ -143,7 +143,8 @@ impl Store {
                     "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
                         verified_size = ?5, verified_at = ?6, last_error = NULL,
                         part_validator = NULL, updated_at = ?6,
-                        verified_content_type = content_type, verified_stored_at = stored_at
+                        verified_content_type = content_type, verified_stored_at = stored_at,
+                        checked_at = NULL, check_outcome = NULL
                      WHERE media_id = ?1 AND label = ?2",
                 )?
                 .execute(params![media_id, label, local_path, sha256, size, now])

@@ -939,3 +939,119 @@ fn a_lost_state_is_restored_from_the_snapshot_bucket() {
     assert_eq!(verify["outcome"], "intact", "{verify}");
     assert_eq!(verify["checked"].as_u64(), Some(archive.expected() as u64));
 }
+
+/// `(media_id/label, checked_at, check_outcome)` of every variant `verify`
+/// has checked.
+fn checks(archive: &Archive) -> BTreeMap<String, (i64, String)> {
+    let sql = archive.sql();
+    let mut statement = sql
+        .prepare(
+            "SELECT media_id || '/' || label, checked_at, check_outcome FROM variants
+             WHERE checked_at IS NOT NULL",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+both!(
+    a_rolling_verify_covers_the_archive_once_per_cycle_within_its_budget,
+    |backend| {
+        let archive = require!(Archive::sample(backend, 10, 2));
+        let archive = archive.mirrored();
+        let total: u64 = archive
+            .sql()
+            .query_row(
+                "SELECT sum(verified_size) FROM variants WHERE local_state = 'verified'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let files = archive.expected() as u64;
+        let budget = (total / 3).to_string();
+        let rolling = ["verify", "--max-bytes", budget.as_str()];
+
+        // The first cycle: each run re-hashes files no run checked yet,
+        // within its bytes, until every file has been checked once.
+        let mut runs = Vec::new();
+        let mut done = 0;
+        while done < files {
+            assert!(runs.len() < 10, "the cycle never ends: {runs:?}");
+            let report = archive.run_ok(&rolling, 0);
+            let checked = report["checked"].as_u64().unwrap();
+            assert!(checked >= 1, "{report}");
+            assert!(
+                checked == 1 || report["bytes"].as_u64().unwrap() <= total / 3,
+                "{report}"
+            );
+            done += checked;
+            assert_eq!(report["left"].as_u64(), Some(files - checked), "{report}");
+            // No file twice in a cycle: the checks recorded add up (the
+            // last run of the cycle may go on into the next).
+            let recorded = checks(&archive);
+            assert_eq!(recorded.len() as u64, done.min(files), "{report}");
+            assert!(recorded.values().all(|(_, outcome)| outcome == "intact"));
+            assert_eq!(
+                report["checks"]["never_checked"].as_u64(),
+                Some(files - done.min(files))
+            );
+            runs.push(recorded);
+        }
+        assert!(
+            runs.len() >= 3,
+            "a third of the bytes a run: {}",
+            runs.len()
+        );
+        let checked = runs.last().unwrap();
+        let oldest = checked.values().map(|(at, _)| *at).min().unwrap();
+        let first: Vec<String> = checked
+            .iter()
+            .filter(|(_, (at, _))| *at == oldest)
+            .map(|(name, _)| name.clone())
+            .collect();
+
+        // The next run takes the files checked longest ago: rot in one of
+        // them is found by it.
+        let (id, label) = first[0].split_once('/').unwrap();
+        let sql = archive.sql();
+        let key: String = sql
+            .query_row(
+                "SELECT local_path FROM variants WHERE media_id = ?1 AND label = ?2",
+                [id, label],
+                |row| row.get(0),
+            )
+            .unwrap();
+        archive.rot(&key, &flipped(&archive.read(&key).unwrap()));
+        let found = archive.run_ok(&rolling, 3);
+        assert_eq!(findings(&found), vec![pair(&key, "damaged")], "{found}");
+        let after = checks(&archive);
+        assert_eq!(after[&first[0]].1, "damaged");
+        for name in &first {
+            assert!(after[name].0 > oldest, "{name} was not checked again");
+        }
+        let status = archive.run_ok(&["status"], 0);
+        assert_eq!(
+            status["checks"]["files"].as_u64(),
+            Some(files - 1),
+            "{status}"
+        );
+        assert_eq!(status["checks"]["last_run"]["damaged"], 1, "{status}");
+        assert!(
+            status["checks"]["pace"]["cycle_runs"].as_u64().unwrap() >= 3,
+            "{status}"
+        );
+
+        // Damage is handled as a full verify handles it: `--repair` fetches
+        // it again, and the new bytes count as never checked.
+        let repaired = archive.run_ok(&["verify", "--max-bytes", "1", "--repair"], 0);
+        assert_eq!(repaired["outcome"], "repaired", "{repaired}");
+        assert_eq!(findings(&repaired), vec![pair(&key, "damaged")]);
+        assert_media_match(&archive, archive.expected());
+        assert!(!checks(&archive).contains_key(&first[0]));
+    }
+);

@@ -278,7 +278,7 @@ fn the_lock_refuses_a_second_run_and_a_stale_one_is_taken_over() {
     let calls_before = sandbox.server().stats().api_calls;
     {
         let _held = ArchiveLock::acquire(sandbox.out(), "mirror").unwrap();
-        for command in [&["mirror"][..], &["verify"]] {
+        for command in [&["mirror"][..], &["verify"], &["verify", "--budget", "30m"]] {
             sandbox.command(command).assert().code(1).stderr(
                 predicate::str::contains("another vault-mirror run is using the archive")
                     .and(predicate::str::contains(format!(

@@ -870,3 +870,69 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
         &["sk_refused_KEY"],
     );
 }
+
+#[test]
+fn the_metrics_file_says_how_old_the_oldest_check_is() {
+    let vault = Vault::sample(8, 2);
+    let sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    let metrics = sandbox.out().join("metrics/vault_mirror.prom");
+    std::fs::create_dir_all(metrics.parent().unwrap()).unwrap();
+    let archive = sandbox.out().join("archive");
+    let command = |args: &[&str]| {
+        let mut command = against(sandbox.server(), &archive, args);
+        command.env("VAULT_MIRROR_METRICS_FILE", &metrics);
+        command
+    };
+    let stored = stored_variants(&vault, &["full", "thumb"]) as f64;
+    let before = vault_mirror::now_ms() as f64 / 1000.0;
+    let (code, _, stderr) = run(&mut command(&["mirror"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let first = samples(&metrics);
+    promtool_accepts(&metrics);
+    // Nothing re-read yet: the oldest check is the oldest file's writing.
+    assert_eq!(sample(&first, "vault_mirror_unchecked_files"), stored);
+    let oldest = sample(&first, "vault_mirror_oldest_check_timestamp_seconds");
+    assert!(oldest >= before.floor() && oldest <= vault_mirror::now_ms() as f64 / 1000.0);
+    assert_eq!(
+        sample(&first, "vault_mirror_last_verify_timestamp_seconds"),
+        0.0
+    );
+    assert_eq!(sample(&first, "vault_mirror_verify_checked_bytes"), 0.0);
+
+    // A rolling check of a few files, then the next mirror's file says so.
+    let (code, _, stderr) = run(&mut command(&["verify", "--max-bytes", "20K", "--json"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(&mut command(&["mirror"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let second = samples(&metrics);
+    promtool_accepts(&metrics);
+    let unchecked = sample(&second, "vault_mirror_unchecked_files");
+    assert!(
+        unchecked >= 1.0 && unchecked < stored,
+        "{unchecked} of {stored}"
+    );
+    let bytes = sample(&second, "vault_mirror_verify_checked_bytes");
+    // Within the budget (or the one file a run always checks).
+    assert!(
+        bytes > 0.0 && (bytes <= 20.0 * 1024.0 || unchecked == stored - 1.0),
+        "{bytes}"
+    );
+    assert_eq!(sample(&second, "vault_mirror_verify_damaged_files"), 0.0);
+    assert!(sample(&second, "vault_mirror_last_verify_timestamp_seconds") >= oldest);
+    // The files re-read were the oldest: the oldest check moved on.
+    assert!(sample(&second, "vault_mirror_oldest_check_timestamp_seconds") >= oldest);
+}
+
+#[test]
+fn the_oldest_check_alert_is_in_the_rules_and_fires_after_35_days() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules =
+        std::fs::read_to_string(root.join("contrib/prometheus/vault-mirror-alerts.yml")).unwrap();
+    assert!(rules.contains("alert: VaultMirrorOldestCheckTooOld"));
+    assert!(rules.contains("vault_mirror_oldest_check_timestamp_seconds > 35 * 86400"));
+    let test =
+        std::fs::read_to_string(root.join("contrib/prometheus/vault-mirror-alerts.test.yml"))
+            .unwrap();
+    assert!(test.contains("alertname: VaultMirrorOldestCheckTooOld"));
+    // `promtool test rules` runs it in the_alert_rule_is_the_readmes_and_fires_after_26_hours.
+}
