@@ -80,7 +80,7 @@ fn into_agency_folder(settings: &Settings) -> Failure {
 pub fn end_text(result: Result<&Summary, &Failure>) -> String {
     match result {
         Ok(summary) => summary_text(summary),
-        Err(failure) => failure_text(failure),
+        Err(failure) => failure_text(failure, false),
     }
 }
 

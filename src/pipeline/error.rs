@@ -55,9 +55,7 @@ impl MirrorError {
             MirrorError::Settings(_)
             | MirrorError::UnknownLists { .. }
             | MirrorError::OpenArchive(_) => ExitStatus::Usage,
-            MirrorError::Bucket(error) if matches!(**error, BucketRunError::Config(_)) => {
-                ExitStatus::Usage
-            }
+            MirrorError::Bucket(error) if error.is_setup() => ExitStatus::Usage,
             MirrorError::Api(error) if error.is_auth() => ExitStatus::Refused,
             _ => ExitStatus::Failed,
         }
