@@ -82,6 +82,12 @@ impl From<MirrorError> for Failure {
             MirrorError::UnknownLists { .. } => hints.push(
                 "`vault-mirror lists` shows the connection's lists with their ids".into(),
             ),
+            MirrorError::UnknownLabels { suggestion, .. } => hints.push(match suggestion {
+                Some(label) => format!(
+                    "did you mean `{label}`? (labels are case-sensitive; `--quality all` takes every one); nothing was changed"
+                ),
+                None => "`--quality all` takes every label; nothing was changed".into(),
+            }),
             MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
                 "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
             ),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault, sample_account};
 use vault_mirror::pipeline::dry_run::{Plan, dry_run};
+use vault_mirror::pipeline::preflight::check_quality;
 use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::{Output, Settings};
 
 use super::args::FakeServerArgs;
@@ -30,17 +32,22 @@ pub async fn run_watched(
     let result = match settings.api_config() {
         Err(error) => Err(Failure::from(error)),
         Ok(_) if agency_folder(settings) => Err(into_agency_folder(settings)),
-        Ok(_) => match lock(settings, command) {
-            Ok(lock) => {
-                let result = run(settings, &watchers).await;
-                drop(lock);
-                result
-            }
-            Err(failure) => {
-                // The pipeline records `demo` runs as `mirror` runs too.
-                super::history::record_refused(settings, "mirror", started_at, &failure);
-                Err(failure)
-            }
+        Ok(_) => match check_quality(settings, Arc::new(SilentReporter)).await {
+            // A mistake in the command: found before the lock, the archive
+            // folder or any sync.
+            Err(error) => Err(Failure::from(error)),
+            Ok(()) => match lock(settings, command) {
+                Ok(lock) => {
+                    let result = run(settings, &watchers).await;
+                    drop(lock);
+                    result
+                }
+                Err(failure) => {
+                    // The pipeline records `demo` runs as `mirror` runs too.
+                    super::history::record_refused(settings, "mirror", started_at, &failure);
+                    Err(failure)
+                }
+            },
         },
     };
     let (code, text) = match &result {

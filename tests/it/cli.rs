@@ -743,45 +743,55 @@ fn db_list_ids(db: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
+fn a_quality_label_nothing_carries_is_refused_before_any_sync_or_file() {
     let sandbox = Sandbox::start_in_thread(&Vault::sample(6, 1), FakeOptions::default());
-    for typo in ["fulll", "FULL"] {
+    for (typo, meant) in [("fulll", "full"), ("FULL", "full"), ("thumbs", "thumb")] {
         let out = sandbox.path(typo);
         std::fs::create_dir(&out).unwrap();
-        let output = sandbox
-            .command_at(&out, &["mirror"])
-            .args(["--quality", typo, "--json"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(3), "{typo}");
-        let summary = json_of(&output);
-        assert_eq!(summary["outcome"], "partial");
-        let error = summary["errors"][0].as_str().unwrap();
-        assert!(
-            error.contains(&format!("no media carries the label `{typo}`"))
-                && error.contains("`full`")
-                && error.contains("`thumb`"),
-            "{error}"
-        );
-        assert!(media_files(&out).is_empty());
+        for dry_run in [false, true] {
+            let mut command = sandbox.command_at(&out, &["mirror"]);
+            command.args(["--quality", &format!("full,{typo}")]);
+            if dry_run {
+                command.arg("--dry-run");
+            }
+            let text = sandbox.run(&mut command, 2).text();
+            assert!(
+                text.contains(&format!(
+                    "error: --quality: no media carries `{typo}`; the labels there are `full`, `square-preview`, `thumb`"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("hint: did you mean `{meant}`?")),
+                "{text}"
+            );
+        }
+        // Nothing changed upstream or on disk: no sync, not even the
+        // archive's own folder.
+        assert_eq!(sandbox.server().stats().sync_calls, 0);
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "{typo}");
     }
-    // One label right, one wrong: still not what was asked.
+    // A label far from every one, when every member was looked at.
+    let json = sandbox.json(
+        sandbox
+            .command(&["mirror", "--json"])
+            .args(["--quality", "hd720"]),
+        2,
+    );
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("no media carries `hd720`"),
+        "{json}"
+    );
+    assert_eq!(sandbox.server().stats().sync_calls, 0);
+    // Labels that exist run as before.
     sandbox
-        .command(&["mirror"])
-        .args(["--quality", "full,thumbs"])
+        .command(&["mirror", "-q"])
+        .args(["--quality", "thumb"])
         .assert()
-        .code(3)
-        .stderr(predicate::str::contains(
-            "no media carries the label `thumbs`",
-        ));
-    // The plan says so too.
-    sandbox
-        .command(&["mirror"])
-        .args(["--quality", "fulll", "--dry-run"])
-        .assert()
-        .stdout(predicate::str::contains(
-            "no media carries the label `fulll`",
-        ));
+        .code(0);
 }
 
 #[test]
