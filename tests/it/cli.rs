@@ -113,6 +113,21 @@ fn missing_key_or_bad_flags_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no API key"));
+    // The key file first: a key on the command line shows in `ps`.
+    let said = String::from_utf8(
+        vault_mirror()
+            .args(["mirror", "--connection", "c", "--out"])
+            .arg(out.path())
+            .env_remove("OFAUTH_API_KEY")
+            .env_remove("OFAUTH_API_KEY_FILE")
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .unwrap();
+    let file = said.find("--api-key-file").expect("the key file suggested");
+    let flag = said.find("`--api-key` ").expect("the flag named");
+    assert!(file < flag && said.contains("shows in `ps`"), "{said}");
     vault_mirror()
         .args(["mirror", "--jobs", "0"])
         .assert()

@@ -870,3 +870,66 @@ fn an_agencys_run_is_measured_per_connection_and_pinged_once() {
         &["sk_refused_KEY"],
     );
 }
+
+/// `systemd-analyze verify` on the unit files of `deploy/systemd/` (their
+/// `ExecStart` pointed at this build): no warning, where systemd is there.
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    let verify = |folder: &std::path::Path, units: &[&str]| {
+        std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .args(units)
+            .current_dir(folder)
+            .output()
+            .map_err(|error| format!("systemd-analyze cannot run ({error})"))
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd");
+    for entry in std::fs::read_dir(&deploy).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "/usr/local/bin/vault-mirror",
+            env!("CARGO_BIN_EXE_vault-mirror"),
+        );
+        std::fs::write(folder.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    // An instance of the template, as `systemctl start vault-mirror@2-3` makes it.
+    std::fs::copy(
+        folder.path().join("vault-mirror@.service"),
+        folder.path().join("vault-mirror@2-3.service"),
+    )
+    .unwrap();
+    let units = [
+        "./vault-mirror.service",
+        "./vault-mirror.timer",
+        "./vault-mirror@2-3.service",
+        "./vault-mirror@.timer",
+        "./vault-mirror-failure@.service",
+    ];
+    let output = require!(verify(folder.path(), &units));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// A metrics file in a folder that does not exist would leave a good run
+/// without metrics: refused before the run, with the command that fixes it.
+#[test]
+fn a_metrics_file_in_a_missing_folder_is_refused_up_front() {
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let metrics = sandbox.path("no-such-folder/vault_mirror.prom");
+    let output = sandbox
+        .command(&["mirror", &format!("--metrics-file={}", metrics.display())])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "its folder {} does not exist",
+            sandbox.path("no-such-folder").display()
+        )) && said.contains("mkdir -p"),
+        "{said}"
+    );
+    assert_eq!(sandbox.server().stats().api_calls, 0);
+    assert_eq!(std::fs::read_dir(sandbox.out()).unwrap().count(), 0);
+}
