@@ -899,7 +899,8 @@ fn paging_that_never_ends_stops_with_a_clear_error() {
     // known members stand and the run says why.
     let output = sandbox
         .command(&["mirror"])
-        .args(["--list", &vault.lists[0].id, "--json"])
+        // `all`: no label to check before the run, so only the run pages.
+        .args(["--list", &vault.lists[0].id, "--quality", "all", "--json"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
@@ -1211,4 +1212,27 @@ fn a_mirror_onto_exfat_completes_with_index_views() {
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = mount.path.join("archive");
     mirror_without_links(&server, &vault, &out, false);
+}
+
+#[test]
+fn out_naming_a_file_or_inside_an_archives_media_is_refused_with_exit_2() {
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let file = sandbox.path("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let text = sandbox
+        .run(&mut sandbox.command_at(&file, &["mirror"]), 2)
+        .text();
+    assert!(text.contains("is a file, not a folder"), "{text}");
+
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let nested = sandbox.out().join("media/inner");
+    let text = sandbox
+        .run(&mut sandbox.command_at(&nested, &["mirror"]), 2)
+        .text();
+    assert!(
+        text.contains("is inside the media/ folder of the archive at"),
+        "{text}"
+    );
+    assert!(!nested.exists());
+    assert_eq!(sandbox.server().stats().sync_calls, 1);
 }

@@ -314,13 +314,16 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
 fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone() {
     let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
     let pings = PingServer::start(true);
-    // A metrics file that cannot be written is said, and changes nothing either.
+    // A metrics file that cannot be written (a folder is in its place) is
+    // said, and changes nothing either.
+    let metrics = sandbox.path("metrics/vault_mirror.prom");
+    std::fs::create_dir_all(&metrics).unwrap();
     let (code, _, stderr) = run(
         against(sandbox.server(), &sandbox.out().join("a"), &["mirror"])
             .arg("--ping-url")
             .arg(&pings.url)
             .arg("--metrics-file")
-            .arg(sandbox.out().join("no/such/folder/vault_mirror.prom")),
+            .arg(&metrics),
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("cannot write the metrics file"), "{stderr}");
@@ -472,8 +475,20 @@ fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
     let history = history_json(&archive, None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
-    assert_eq!(runs[0]["state"], "failed");
+    assert_eq!(runs[0]["state"], "refused");
     assert_eq!(runs[0]["exit_code"], 1);
+    // `status` does not call the archive's last run failed.
+    let output = vault_mirror()
+        .args(["status", "--out"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("last run mirror #2: refused: another run held the archive (exit 1)"),
+        "{said}"
+    );
+    assert!(!said.contains("failed ("), "{said}");
     assert!(
         runs[0]["error"]
             .as_str()
