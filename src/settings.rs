@@ -240,7 +240,7 @@ impl WatchSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error(
-        "no API key: pass `--api-key`, set OFAUTH_API_KEY, or set `api_key_file` in the config file"
+        "no API key: put it in a file readable only by you and pass `--api-key-file` (or set OFAUTH_API_KEY_FILE, or `api_key_file` in the config file), or set OFAUTH_API_KEY; `--api-key` works too, but a key on the command line shows in `ps`"
     )]
     MissingApiKey,
     #[error("no connection id: pass `--connection` or set OFAUTH_CONNECTION_ID")]

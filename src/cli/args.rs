@@ -458,7 +458,7 @@ mod tests {
         fn the_one_connection_units_and_the_cron_line_are_valid_and_report_failures() {
             let service = unit(ONE_SERVICE);
             assert_eq!(value(&service, "Service", "Type"), "oneshot");
-            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3");
+            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3 130 143");
             assert_eq!(
                 value(&service, "Unit", "OnFailure"),
                 "vault-mirror-failure@%n.service"
@@ -503,7 +503,7 @@ mod tests {
         fn the_systemd_template_runs_shard_k_of_n_and_reports_failures() {
             let service = unit(SERVICE);
             assert_eq!(value(&service, "Service", "Type"), "oneshot");
-            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3");
+            assert_eq!(value(&service, "Service", "SuccessExitStatus"), "3 130 143");
             assert_eq!(
                 value(&service, "Unit", "OnFailure"),
                 "vault-mirror-failure@%n.service"

@@ -2,6 +2,7 @@
 //! its kind picks; printed as `error:` / `caused by:` / `hint:` lines (and
 //! as one JSON object with `--json`).
 
+use vault_mirror::archive::bucket::diagnose::{Diagnosis, diagnose};
 use vault_mirror::exit::ExitStatus;
 use vault_mirror::location::ArchiveLocation;
 use vault_mirror::lock::LockError;
@@ -20,9 +21,27 @@ pub struct Failure {
 
 impl Failure {
     /// The error and its causes on one line, none repeated (for JSON, the
-    /// log and the run's record).
+    /// log and the run's record); for a set-up mistake on object storage,
+    /// the one sentence that says what happened.
     pub fn one_line(&self) -> String {
-        vault_mirror::report::chain(self.error.as_ref())
+        match self.diagnosis() {
+            Some(diagnosis) => diagnosis.what,
+            None => vault_mirror::report::chain(self.error.as_ref()),
+        }
+    }
+
+    /// The set-up mistake on object storage this failure shows, if any.
+    pub fn diagnosis(&self) -> Option<Diagnosis> {
+        diagnose(self.error.as_ref())
+    }
+
+    /// The hints to show: the diagnosis's first, then the failure's own.
+    pub fn all_hints(&self) -> Vec<String> {
+        let diagnosed = self.diagnosis().map(|diagnosis| diagnosis.hint);
+        diagnosed
+            .into_iter()
+            .chain(self.hints.iter().cloned())
+            .collect()
     }
 
     pub fn new(error: impl Into<anyhow::Error>, status: ExitStatus) -> Self {
@@ -63,6 +82,12 @@ impl From<MirrorError> for Failure {
             MirrorError::UnknownLists { .. } => hints.push(
                 "`vault-mirror lists` shows the connection's lists with their ids".into(),
             ),
+            MirrorError::UnknownLabels { suggestion, .. } => hints.push(match suggestion {
+                Some(label) => format!(
+                    "did you mean `{label}`? (labels are case-sensitive; `--quality all` takes every one); nothing was changed"
+                ),
+                None => "`--quality all` takes every label; nothing was changed".into(),
+            }),
             MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
                 "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
             ),
@@ -125,7 +150,10 @@ pub fn print_failure(failure: &Failure, output: Output) {
         println!("{body}");
     }
     tracing::error!(target: progress::EVENTS, "{}", failure.one_line());
-    eprint!("{}", failure_text(failure));
+    if failure.diagnosis().is_some() {
+        tracing::debug!("{}", vault_mirror::report::chain(failure.error.as_ref()));
+    }
+    eprint!("{}", failure_text(failure, output.verbose > 0));
 }
 
 /// One connection's entry in the `--json` object of a command over many
@@ -145,20 +173,32 @@ pub fn connection_failure_json(
         "exit_code": failure.code,
         "out": out,
         "error": failure.one_line(),
-        "hints": failure.hints,
+        "hints": failure.all_hints(),
     })
 }
 
 /// A failure as the lines `print_failure` shows: `error:`, `caused by:`,
-/// `hint:`.
-pub fn failure_text(failure: &Failure) -> String {
-    let causes = vault_mirror::report::causes(failure.error.as_ref());
+/// `hint:`. A set-up mistake on object storage is one `error:` line and its
+/// hint, its chain of causes only when `verbose`.
+pub fn failure_text(failure: &Failure, verbose: bool) -> String {
     let mut text = String::new();
-    for (index, cause) in causes.iter().enumerate() {
-        let lead = if index == 0 { "error:" } else { "  caused by:" };
+    let causes = vault_mirror::report::causes(failure.error.as_ref());
+    let shown = match failure.diagnosis() {
+        Some(diagnosis) => {
+            text.push_str(&format!("error: {}\n", diagnosis.what));
+            if verbose { &causes[..] } else { &[] }
+        }
+        None => &causes[..],
+    };
+    for (index, cause) in shown.iter().enumerate() {
+        let lead = if index == 0 && text.is_empty() {
+            "error:"
+        } else {
+            "  caused by:"
+        };
         text.push_str(&format!("{lead} {cause}\n"));
     }
-    for hint in &failure.hints {
+    for hint in &failure.all_hints() {
         text.push_str(&format!("hint: {hint}\n"));
     }
     text

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, RateLimitFault, Vault, sample_account};
 use vault_mirror::pipeline::dry_run::{Plan, dry_run};
+use vault_mirror::pipeline::preflight::check_quality;
 use vault_mirror::pipeline::{self, Summary};
+use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::{Output, Settings};
 
 use super::args::FakeServerArgs;
@@ -27,10 +29,9 @@ pub async fn run_watched(
     let started_at = vault_mirror::now_ms();
     // A run that cannot start (no key: exit 2) creates nothing, not even
     // the archive folder or its lock, but it is measured and pinged.
-    let result = match settings.api_config() {
-        Err(error) => Err(Failure::from(error)),
-        Ok(_) if agency_folder(settings) => Err(into_agency_folder(settings)),
-        Ok(_) => match lock(settings, command) {
+    let result = match before_the_lock(settings).await {
+        Err(failure) => Err(failure),
+        Ok(()) => match lock(settings, command) {
             Ok(lock) => {
                 let result = run(settings, &watchers).await;
                 drop(lock);
@@ -53,6 +54,55 @@ pub async fn run_watched(
     };
     watchers.finish(&[end], code, &text).await;
     result.map(|summary| summary.exit_code)
+}
+
+/// The mistakes in the command found before the lock, the archive folder
+/// or any sync: no key, `--out` where no archive may go, a `--quality`
+/// label no media carries.
+async fn before_the_lock(settings: &Settings) -> Result<(), Failure> {
+    settings.api_config()?;
+    if agency_folder(settings) {
+        return Err(into_agency_folder(settings));
+    }
+    if let Some(failure) = misplaced_out(settings) {
+        return Err(failure);
+    }
+    check_quality(settings, Arc::new(SilentReporter)).await?;
+    Ok(())
+}
+
+/// `--out` naming a file, or a folder inside another archive's `media/`
+/// (a run there would nest an archive in one).
+fn misplaced_out(settings: &Settings) -> Option<Failure> {
+    if settings.archive.bucket().is_some() {
+        return None;
+    }
+    let out = std::path::absolute(&settings.local).unwrap_or_else(|_| settings.local.clone());
+    if out.exists() && !out.is_dir() {
+        return Some(
+            Failure::usage(anyhow::anyhow!(
+                "--out {} is a file, not a folder",
+                out.display()
+            ))
+            .hint("name a folder for the archive (it is made if missing)"),
+        );
+    }
+    let archive = out.ancestors().skip(1).find(|folder| {
+        folder.file_name().is_some_and(|name| name == "media")
+            && folder
+                .parent()
+                .is_some_and(|root| vault_mirror::settings::default_db(root).is_file())
+    })?;
+    let root = archive.parent()?.display().to_string();
+    Some(
+        Failure::usage(anyhow::anyhow!(
+            "--out {} is inside the media/ folder of the archive at {root}; a run there would nest an archive in it",
+            out.display()
+        ))
+        .hint(format!(
+            "give a folder outside it (or `--out {root}` to mirror into that archive)"
+        )),
+    )
 }
 
 /// Whether `settings.local` holds an agency's archives (one per
@@ -80,7 +130,7 @@ fn into_agency_folder(settings: &Settings) -> Failure {
 pub fn end_text(result: Result<&Summary, &Failure>) -> String {
     match result {
         Ok(summary) => summary_text(summary),
-        Err(failure) => failure_text(failure),
+        Err(failure) => failure_text(failure, false),
     }
 }
 

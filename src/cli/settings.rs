@@ -150,6 +150,9 @@ fn apply_watch(settings: &mut Settings, global: &GlobalArgs) -> Result<(), Setti
     if let Some(path) = &global.events {
         watch.events = Some(path.clone());
     }
+    if let Some(path) = &watch.metrics_file {
+        check_metrics_folder(path)?;
+    }
     if watch.events_on_stdout() && settings.output.json {
         return Err(SettingsError::Invalid {
             name: "--events",
@@ -159,6 +162,26 @@ fn apply_watch(settings: &mut Settings, global: &GlobalArgs) -> Result<(), Setti
         });
     }
     Ok(())
+}
+
+/// The metrics file is written atomically beside itself: its folder must
+/// exist before the run, or the run would end well and leave no metrics.
+fn check_metrics_folder(path: &std::path::Path) -> Result<(), SettingsError> {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => std::path::Path::new("."),
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(SettingsError::Invalid {
+        name: "metrics file (--metrics-file, VAULT_MIRROR_METRICS_FILE, `metrics_file`)",
+        reason: format!(
+            "its folder {} does not exist; create it (`mkdir -p {}`, writable by the user the run runs as) or name a file in an existing folder",
+            folder.display(),
+            folder.display()
+        ),
+    })
 }
 
 /// A switch given on the command line wins over the file; one not given

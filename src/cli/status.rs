@@ -56,6 +56,9 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
         .enumerate()
         .map(|(index, record)| {
             let state = match (&record.outcome, record.finished_at) {
+                (Some(outcome), _) if outcome == "refused" => {
+                    "refused: another run held the archive".to_owned()
+                }
                 (Some(outcome), _) => outcome.clone(),
                 // Only the most recent run can be the one going on.
                 (None, None) if index == 0 && holder.is_some() => "running".to_owned(),

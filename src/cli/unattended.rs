@@ -110,7 +110,7 @@ impl Watchers {
         self.finish(
             &[end],
             failure.code,
-            &super::failure::failure_text(&failure),
+            &super::failure::failure_text(&failure, false),
         )
         .await;
         failure

@@ -68,6 +68,21 @@ pub enum BucketRunError {
 }
 
 impl BucketRunError {
+    /// Whether this is a set-up mistake found before the run changed
+    /// anything (exit 2): an unusable AWS environment, or a first write
+    /// (the lease) that failed for a reason `diagnose` names (credentials,
+    /// bucket, region, endpoint, certificate).
+    pub fn is_setup(&self) -> bool {
+        match self {
+            BucketRunError::Config(_) => true,
+            BucketRunError::Lease {
+                source: LeaseError::Storage(error),
+                ..
+            } => crate::archive::bucket::diagnose::diagnose(error).is_some(),
+            _ => false,
+        }
+    }
+
     /// `source` failed during `step`; an unusable AWS environment is a
     /// usage error (exit 2) whatever the step.
     pub fn at(step: &'static str, source: BucketError) -> Self {

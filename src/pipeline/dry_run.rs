@@ -153,8 +153,13 @@ pub async fn dry_run(
         plan.pending += (chunk.len() - batch.items.len()) as u64;
         planner.describe(&mut plan, &batch.items, &locals, api.clock().now_ms());
     }
-    plan.errors
-        .extend(settings.mirror.quality.unmatched(&planner.labels_seen));
+    // A label nothing carries is a mistake in the command (exit 2), as a
+    // real run finds it before it changes anything.
+    if let Quality::Labels(asked) = &settings.mirror.quality
+        && let Some(refused) = super::preflight::refusal(asked, &planner.labels_seen, true)
+    {
+        return Err(refused);
+    }
     if let Some(store) = &store {
         plan_prune(&mut plan, settings, store, &selected, &media_ids)?;
     }

@@ -26,6 +26,15 @@ pub enum MirrorError {
         missing: Vec<String>,
         known: Vec<String>,
     },
+    /// `--quality` asks for labels no media carries (found before the run
+    /// changed anything; see `preflight`).
+    #[error("--quality: no media carries {}; the labels there are {}", quoted(.missing), quoted(.seen))]
+    UnknownLabels {
+        missing: Vec<String>,
+        seen: Vec<String>,
+        /// The seen label closest to a missing one, when one is close.
+        suggestion: Option<String>,
+    },
     /// Object storage (`--out s3://…`) failed in a way no item can get past.
     #[error(transparent)]
     Bucket(Box<BucketRunError>),
@@ -54,10 +63,9 @@ impl MirrorError {
         match self {
             MirrorError::Settings(_)
             | MirrorError::UnknownLists { .. }
+            | MirrorError::UnknownLabels { .. }
             | MirrorError::OpenArchive(_) => ExitStatus::Usage,
-            MirrorError::Bucket(error) if matches!(**error, BucketRunError::Config(_)) => {
-                ExitStatus::Usage
-            }
+            MirrorError::Bucket(error) if error.is_setup() => ExitStatus::Usage,
             MirrorError::Api(error) if error.is_auth() => ExitStatus::Refused,
             _ => ExitStatus::Failed,
         }

@@ -30,6 +30,7 @@ pub mod many;
 pub mod membership;
 pub mod outcome;
 pub mod plan;
+pub mod preflight;
 pub mod queue;
 pub mod repair;
 pub mod resign;

@@ -12,7 +12,8 @@
 //!   changes: a `verify` run's window holds its own repair run's work.
 //! - A run refused before it could start (the archive in use by another
 //!   run) is recorded whole at once ([`Store::record_refused_run`]), with
-//!   no changes: the files another run verified meanwhile are not its.
+//!   the outcome `refused` (not `failed`: nothing of the archive failed)
+//!   and no changes: the files another run verified meanwhile are not its.
 //! - "Success" is exit code 0.
 
 use rusqlite::{OptionalExtension, Row, params};
@@ -165,7 +166,7 @@ impl Store {
         self.with(|connection| {
             connection.execute(
                 "INSERT INTO runs (command, started_at, finished_at, outcome, exit_code, summary, error)
-                 VALUES (?1, ?2, ?3, 'failed', ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, 'refused', ?4, ?5, ?6)",
                 params![command, started_at, now, exit_code, summary, error],
             )?;
             Ok(connection.last_insert_rowid())
@@ -295,6 +296,7 @@ mod tests {
         );
         assert_eq!(history[1].error.as_deref(), Some("key refused"));
         assert_eq!(history[0].error.as_deref(), Some("the archive is in use"));
+        assert_eq!(history[0].record.outcome.as_deref(), Some("refused"));
         assert!(store.run_changes(refused).unwrap().is_empty());
     }
 

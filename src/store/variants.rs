@@ -198,6 +198,15 @@ impl Store {
         })
     }
 
+    /// Every variant label the database has recorded.
+    pub fn labels(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare("SELECT DISTINCT label FROM variants")?;
+            let labels = statement.query_map([], |row| row.get::<_, String>(0))?;
+            labels.collect::<Result<_, _>>()
+        })
+    }
+
     /// Counts of variants by local state (for tests and `status`).
     pub fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.with(|connection| {

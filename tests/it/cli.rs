@@ -113,6 +113,21 @@ fn missing_key_or_bad_flags_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no API key"));
+    // The key file first: a key on the command line shows in `ps`.
+    let said = String::from_utf8(
+        vault_mirror()
+            .args(["mirror", "--connection", "c", "--out"])
+            .arg(out.path())
+            .env_remove("OFAUTH_API_KEY")
+            .env_remove("OFAUTH_API_KEY_FILE")
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .unwrap();
+    let file = said.find("--api-key-file").expect("the key file suggested");
+    let flag = said.find("`--api-key` ").expect("the flag named");
+    assert!(file < flag && said.contains("shows in `ps`"), "{said}");
     vault_mirror()
         .args(["mirror", "--jobs", "0"])
         .assert()
@@ -743,45 +758,55 @@ fn db_list_ids(db: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn a_quality_label_nothing_carries_exits_3_and_names_the_labels_seen() {
+fn a_quality_label_nothing_carries_is_refused_before_any_sync_or_file() {
     let sandbox = Sandbox::start_in_thread(&Vault::sample(6, 1), FakeOptions::default());
-    for typo in ["fulll", "FULL"] {
+    for (typo, meant) in [("fulll", "full"), ("FULL", "full"), ("thumbs", "thumb")] {
         let out = sandbox.path(typo);
         std::fs::create_dir(&out).unwrap();
-        let output = sandbox
-            .command_at(&out, &["mirror"])
-            .args(["--quality", typo, "--json"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(3), "{typo}");
-        let summary = json_of(&output);
-        assert_eq!(summary["outcome"], "partial");
-        let error = summary["errors"][0].as_str().unwrap();
-        assert!(
-            error.contains(&format!("no media carries the label `{typo}`"))
-                && error.contains("`full`")
-                && error.contains("`thumb`"),
-            "{error}"
-        );
-        assert!(media_files(&out).is_empty());
+        for dry_run in [false, true] {
+            let mut command = sandbox.command_at(&out, &["mirror"]);
+            command.args(["--quality", &format!("full,{typo}")]);
+            if dry_run {
+                command.arg("--dry-run");
+            }
+            let text = sandbox.run(&mut command, 2).text();
+            assert!(
+                text.contains(&format!(
+                    "error: --quality: no media carries `{typo}`; the labels there are `full`, `square-preview`, `thumb`"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("hint: did you mean `{meant}`?")),
+                "{text}"
+            );
+        }
+        // Nothing changed upstream or on disk: no sync, not even the
+        // archive's own folder.
+        assert_eq!(sandbox.server().stats().sync_calls, 0);
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "{typo}");
     }
-    // One label right, one wrong: still not what was asked.
+    // A label far from every one, when every member was looked at.
+    let json = sandbox.json(
+        sandbox
+            .command(&["mirror", "--json"])
+            .args(["--quality", "hd720"]),
+        2,
+    );
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("no media carries `hd720`"),
+        "{json}"
+    );
+    assert_eq!(sandbox.server().stats().sync_calls, 0);
+    // Labels that exist run as before.
     sandbox
-        .command(&["mirror"])
-        .args(["--quality", "full,thumbs"])
+        .command(&["mirror", "-q"])
+        .args(["--quality", "thumb"])
         .assert()
-        .code(3)
-        .stderr(predicate::str::contains(
-            "no media carries the label `thumbs`",
-        ));
-    // The plan says so too.
-    sandbox
-        .command(&["mirror"])
-        .args(["--quality", "fulll", "--dry-run"])
-        .assert()
-        .stdout(predicate::str::contains(
-            "no media carries the label `fulll`",
-        ));
+        .code(0);
 }
 
 #[test]
@@ -874,7 +899,8 @@ fn paging_that_never_ends_stops_with_a_clear_error() {
     // known members stand and the run says why.
     let output = sandbox
         .command(&["mirror"])
-        .args(["--list", &vault.lists[0].id, "--json"])
+        // `all`: no label to check before the run, so only the run pages.
+        .args(["--list", &vault.lists[0].id, "--quality", "all", "--json"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
@@ -1186,4 +1212,27 @@ fn a_mirror_onto_exfat_completes_with_index_views() {
     let server = FakeServer::start_in_thread(vault.clone(), FakeOptions::default()).unwrap();
     let out = mount.path.join("archive");
     mirror_without_links(&server, &vault, &out, false);
+}
+
+#[test]
+fn out_naming_a_file_or_inside_an_archives_media_is_refused_with_exit_2() {
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let file = sandbox.path("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let text = sandbox
+        .run(&mut sandbox.command_at(&file, &["mirror"]), 2)
+        .text();
+    assert!(text.contains("is a file, not a folder"), "{text}");
+
+    sandbox.command(&["mirror", "-q"]).assert().code(0);
+    let nested = sandbox.out().join("media/inner");
+    let text = sandbox
+        .run(&mut sandbox.command_at(&nested, &["mirror"]), 2)
+        .text();
+    assert!(
+        text.contains("is inside the media/ folder of the archive at"),
+        "{text}"
+    );
+    assert!(!nested.exists());
+    assert_eq!(sandbox.server().stats().sync_calls, 1);
 }

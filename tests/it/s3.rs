@@ -483,3 +483,103 @@ fn s3_many_connections_each_under_its_own_prefix() {
     }
     assert!(found.contains_key("index.html"));
 }
+
+/// The `error:` and `hint:` lines of a failed command's stderr, asserting
+/// it printed no `caused by:` chain and no raw S3 XML.
+fn one_line_and_hint(text: &str) -> (String, String) {
+    assert!(!text.contains("caused by:"), "{text}");
+    assert!(!text.contains("<Error>"), "{text}");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    let hint = text
+        .lines()
+        .find(|line| line.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint in {text}"));
+    (errors[0].to_owned(), hint.to_owned())
+}
+
+#[test]
+fn s3_a_missing_bucket_or_no_credentials_is_one_line_and_exit_2_before_any_change() {
+    let mut sandbox = require!(Sandbox::start_in_bucket(
+        &Vault::sample(2, 1),
+        FakeOptions::default()
+    ));
+    sandbox.env_remove("VAULT_MIRROR_LOG");
+    let missing = Path::new("s3://no-such-bucket/x");
+    let text = sandbox
+        .run(&mut sandbox.command_at(missing, &["mirror"]), 2)
+        .text();
+    let (error, hint) = one_line_and_hint(&text);
+    let endpoint = sandbox.moto().endpoint().to_owned();
+    assert_eq!(
+        error,
+        format!("error: the bucket `no-such-bucket` does not exist at {endpoint}")
+    );
+    assert!(hint.contains("`aws s3 mb s3://no-such-bucket`"), "{hint}");
+    // The chain only with -v.
+    let text = sandbox
+        .run(&mut sandbox.command_at(missing, &["mirror", "-v"]), 2)
+        .text();
+    assert!(
+        text.contains("caused by: taking the lease of s3://no-such-bucket/x"),
+        "{text}"
+    );
+    // --json: the same one line.
+    let json = sandbox.json(&mut sandbox.command_at(missing, &["mirror", "--json"]), 2);
+    assert_eq!(json["error"], error.trim_start_matches("error: "));
+
+    // No credentials anywhere (and no instance metadata service asked).
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        sandbox.env_remove(name);
+    }
+    sandbox.env("AWS_EC2_METADATA_DISABLED", "true");
+    let text = sandbox.run(&mut sandbox.command(&["mirror"]), 2).text();
+    let (error, hint) = one_line_and_hint(&text);
+    assert_eq!(
+        error,
+        "error: no AWS credentials for the object store: none in the environment, and this machine gives none"
+    );
+    assert!(
+        hint.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{hint}"
+    );
+    // Nothing changed upstream or in the bucket.
+    assert_eq!(sandbox.server().stats().sync_calls, 0);
+    assert!(objects(sandbox.moto()).is_empty());
+}
+
+#[test]
+fn s3_an_unreachable_endpoint_is_one_line_and_exit_2() {
+    let mut sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let state = sandbox.path("state");
+    std::fs::create_dir(&state).unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sandbox
+        .env("XDG_STATE_HOME", state)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    let mut command = sandbox.command_at(Path::new("s3://vault-test/x"), &["mirror"]);
+    let text = sandbox.run(&mut command, 2).text();
+    let (error, hint) = one_line_and_hint(&text);
+    assert_eq!(
+        error,
+        format!("error: cannot reach the object store at http://127.0.0.1:{port}")
+    );
+    assert!(hint.contains("AWS_ENDPOINT_URL"), "{hint}");
+    assert_eq!(sandbox.server().stats().sync_calls, 0);
+}

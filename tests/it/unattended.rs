@@ -314,13 +314,16 @@ fn metrics_and_pings_after_a_success_a_refused_key_and_a_partial_run() {
 fn a_hanging_ping_server_and_an_unwritable_metrics_file_leave_the_outcome_alone() {
     let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
     let pings = PingServer::start(true);
-    // A metrics file that cannot be written is said, and changes nothing either.
+    // A metrics file that cannot be written (a folder is in its place) is
+    // said, and changes nothing either.
+    let metrics = sandbox.path("metrics/vault_mirror.prom");
+    std::fs::create_dir_all(&metrics).unwrap();
     let (code, _, stderr) = run(
         against(sandbox.server(), &sandbox.out().join("a"), &["mirror"])
             .arg("--ping-url")
             .arg(&pings.url)
             .arg("--metrics-file")
-            .arg(sandbox.out().join("no/such/folder/vault_mirror.prom")),
+            .arg(&metrics),
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("cannot write the metrics file"), "{stderr}");
@@ -472,8 +475,20 @@ fn a_run_refused_by_the_lock_is_recorded_measured_and_pinged() {
     let history = history_json(&archive, None);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
-    assert_eq!(runs[0]["state"], "failed");
+    assert_eq!(runs[0]["state"], "refused");
     assert_eq!(runs[0]["exit_code"], 1);
+    // `status` does not call the archive's last run failed.
+    let output = vault_mirror()
+        .args(["status", "--out"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("last run mirror #2: refused: another run held the archive (exit 1)"),
+        "{said}"
+    );
+    assert!(!said.contains("failed ("), "{said}");
     assert!(
         runs[0]["error"]
             .as_str()
@@ -935,4 +950,67 @@ fn the_oldest_check_alert_is_in_the_rules_and_fires_after_35_days() {
             .unwrap();
     assert!(test.contains("alertname: VaultMirrorOldestCheckTooOld"));
     // `promtool test rules` runs it in the_alert_rule_is_the_readmes_and_fires_after_26_hours.
+}
+
+/// `systemd-analyze verify` on the unit files of `deploy/systemd/` (their
+/// `ExecStart` pointed at this build): no warning, where systemd is there.
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    let verify = |folder: &std::path::Path, units: &[&str]| {
+        std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .args(units)
+            .current_dir(folder)
+            .output()
+            .map_err(|error| format!("systemd-analyze cannot run ({error})"))
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd");
+    for entry in std::fs::read_dir(&deploy).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "/usr/local/bin/vault-mirror",
+            env!("CARGO_BIN_EXE_vault-mirror"),
+        );
+        std::fs::write(folder.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    // An instance of the template, as `systemctl start vault-mirror@2-3` makes it.
+    std::fs::copy(
+        folder.path().join("vault-mirror@.service"),
+        folder.path().join("vault-mirror@2-3.service"),
+    )
+    .unwrap();
+    let units = [
+        "./vault-mirror.service",
+        "./vault-mirror.timer",
+        "./vault-mirror@2-3.service",
+        "./vault-mirror@.timer",
+        "./vault-mirror-failure@.service",
+    ];
+    let output = require!(verify(folder.path(), &units));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// A metrics file in a folder that does not exist would leave a good run
+/// without metrics: refused before the run, with the command that fixes it.
+#[test]
+fn a_metrics_file_in_a_missing_folder_is_refused_up_front() {
+    let sandbox = Sandbox::start_in_thread(&Vault::sample(2, 1), FakeOptions::default());
+    let metrics = sandbox.path("no-such-folder/vault_mirror.prom");
+    let output = sandbox
+        .command(&["mirror", &format!("--metrics-file={}", metrics.display())])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "its folder {} does not exist",
+            sandbox.path("no-such-folder").display()
+        )) && said.contains("mkdir -p"),
+        "{said}"
+    );
+    assert_eq!(sandbox.server().stats().api_calls, 0);
+    assert_eq!(std::fs::read_dir(sandbox.out()).unwrap().count(), 0);
 }

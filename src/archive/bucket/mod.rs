@@ -17,6 +17,8 @@
 //! no message, log or database; nothing is written outside the prefix;
 //! nothing unverified is ever visible at a final key.
 
+pub mod credentials;
+pub mod diagnose;
 pub mod lease;
 pub mod retry;
 pub mod s3;

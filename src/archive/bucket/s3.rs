@@ -100,6 +100,8 @@ pub enum ConfigError {
     Builder(#[source] object_store::Error),
     #[error("the HTTP client cannot be built")]
     Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    NoCredentials(#[from] super::credentials::NoCredentials),
 }
 
 impl BucketError {
@@ -260,6 +262,7 @@ impl Bucket {
             // Plain HTTP to this machine (a local MinIO or moto) is allowed.
             builder = builder.with_allow_http(true);
         }
+        let builder = super::credentials::decide(builder).map_err(|e| invalid(e.into()))?;
         let store = builder
             .build()
             .map_err(|error| invalid(ConfigError::Builder(error)))?;
