@@ -52,7 +52,22 @@ fn behind_a_proxy(
 #[test]
 fn store_faults_are_retried_and_the_run_ends_complete_and_verified() {
     let vault = vault_with_videos();
-    let (sandbox, proxy) = require!(behind_a_proxy(&vault, every(5, 2)));
+    // Every 5th request, and at least one part upload whatever the order
+    // the transfers' requests arrive in.
+    let regular = every(5, 2);
+    let part_faulted = std::sync::atomic::AtomicBool::new(false);
+    let schedule = move |seen: &crate::store_proxy::Seen| {
+        let is_part = seen.target.contains("partNumber=");
+        let fault = regular(seen).or_else(|| {
+            let first = is_part && !part_faulted.load(std::sync::atomic::Ordering::SeqCst);
+            first.then_some(Fault::SlowDown)
+        });
+        if fault.is_some() && is_part {
+            part_faulted.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        fault
+    };
+    let (sandbox, proxy) = require!(behind_a_proxy(&vault, schedule));
     let expected = stored_variants(&vault, &["full", "thumb"]);
 
     let run = sandbox.run(&mut sandbox.command(&["mirror", "--json"]), 0);
