@@ -11,7 +11,7 @@ use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Vault};
 use crate::common::{require, stored_variants};
 use crate::moto::{assert_objects_match, incomplete_uploads};
 use crate::sandbox::Sandbox;
-use crate::store_proxy::{Fault, FaultProxy, every};
+use crate::store_proxy::{Fault, FaultProxy, Seen, every, lose_first};
 
 /// The sample vault plus two videos of 9 and 12 MB, so that multipart
 /// uploads (two parts each) happen.
@@ -160,4 +160,112 @@ fn store_aborts_that_fail_for_a_while_are_retried_and_leave_no_upload() {
     assert_eq!(proxy.injected().len(), 2, "{output}");
     assert!(summary["store_retries"].as_u64().unwrap() >= 2, "{output}");
     assert_eq!(incomplete_uploads(sandbox.moto()), Vec::<String>::new());
+}
+
+/// Runs `mirror` behind a proxy faulting as `schedule` says (a lost
+/// answer, and what follows), and checks the run made it safe: the faults
+/// met, one retry, nothing fetched twice, no take-over, every object whole
+/// with its sha256, none left incomplete, the lease given back.
+fn a_lost_answer_is_made_safe(
+    schedule: impl Fn(&Seen) -> Option<Fault> + Send + Sync + 'static,
+    env: &[(&str, &str)],
+) -> Option<FaultProxy> {
+    let vault = vault_with_videos();
+    let (mut sandbox, proxy) = match behind_a_proxy(&vault, schedule) {
+        Ok(found) => found,
+        Err(why) => {
+            crate::common::missing(&why);
+            return None;
+        }
+    };
+    for (name, value) in env {
+        sandbox.env(name, *value);
+    }
+
+    let run = sandbox.run(&mut sandbox.command(&["mirror", "--json"]), 0);
+    let (summary, output) = (run.json(), run.text());
+    assert!(!proxy.injected().is_empty(), "an answer was lost: {output}");
+    assert_eq!(summary["outcome"], "complete", "{output}");
+    assert_eq!(summary["store_retries"], 1, "{output}");
+    assert_eq!(summary["transfer_retries"], 0, "{output}");
+    assert!(!output.contains("took over"), "{output}");
+    assert_eq!(
+        assert_objects_match(sandbox.moto(), &vault),
+        stored_variants(&vault, &["full", "thumb"])
+    );
+    let objects = crate::moto::objects(sandbox.moto());
+    for (key, object) in objects.iter().filter(|(key, _)| key.starts_with("media/")) {
+        assert_eq!(
+            object.metadata_sha256.as_ref(),
+            Some(&object.sha256),
+            "{key}"
+        );
+    }
+    assert!(
+        !objects.contains_key(".vault-mirror/lease"),
+        "the lease was given back"
+    );
+    assert_eq!(incomplete_uploads(sandbox.moto()), Vec::<String>::new());
+    Some(proxy)
+}
+
+/// The first CompleteMultipartUpload is applied and its answer lost; the
+/// store has forgotten the upload when it is tried again (`NoSuchUpload`,
+/// as some S3-compatible stores answer; moto, as AWS, would answer it as
+/// the first, so the proxy answers for it).
+#[test]
+fn store_a_completion_whose_answer_was_lost_is_found_completed() {
+    // The completion lost, and whether it was tried since.
+    let lost = std::sync::Mutex::new(None::<(String, bool)>);
+    let Some(proxy) = a_lost_answer_is_made_safe(
+        move |seen| {
+            let completes = seen.method == "POST" && seen.target.contains("uploadId=");
+            if !completes {
+                return None;
+            }
+            let mut lost = lost.lock().unwrap();
+            match lost.as_mut() {
+                None => {
+                    *lost = Some((seen.target.clone(), false));
+                    Some(Fault::LoseAnswer)
+                }
+                Some((target, again)) if *target == seen.target && !*again => {
+                    *again = true;
+                    Some(Fault::NoSuchUpload)
+                }
+                Some(_) => None,
+            }
+        },
+        &[],
+    ) else {
+        return;
+    };
+    let kinds: Vec<Fault> = proxy.injected().into_iter().map(|(_, kind)| kind).collect();
+    assert_eq!(kinds, [Fault::LoseAnswer, Fault::NoSuchUpload]);
+}
+
+#[test]
+fn store_a_lease_creation_whose_answer_was_lost_is_found_ours() {
+    let Some(proxy) = a_lost_answer_is_made_safe(
+        lose_first(|seen| {
+            seen.target.contains(".vault-mirror/lease") && seen.header("if-none-match").is_some()
+        }),
+        &[],
+    ) else {
+        return;
+    };
+    assert_eq!(proxy.injected().len(), 1);
+}
+
+#[test]
+fn store_a_lease_renewal_whose_answer_was_lost_is_found_ours() {
+    let Some(proxy) = a_lost_answer_is_made_safe(
+        lose_first(|seen| {
+            seen.target.contains(".vault-mirror/lease") && seen.header("if-match").is_some()
+        }),
+        &[("VAULT_MIRROR_TEST_LEASE_RENEW_MS", "50")],
+    ) else {
+        return;
+    };
+    assert_eq!(proxy.injected().len(), 1);
 }

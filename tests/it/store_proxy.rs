@@ -11,7 +11,7 @@
 //! seen (and counted) on its own. vault-mirror signs for the proxy's host;
 //! moto does not check signatures.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +26,10 @@ pub enum Fault {
     Reset,
     /// The request applied by the store, its answer replaced by a reset.
     LoseAnswer,
+    /// `404 NoSuchUpload`, without forwarding: what a store that forgets
+    /// a completed upload answers to its completion tried again (moto, as
+    /// AWS, answers that one as it did the first).
+    NoSuchUpload,
 }
 
 /// A request as the schedule sees it.
@@ -46,11 +50,6 @@ impl Seen {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
-    }
-
-    /// A conditional write (`If-None-Match` / `If-Match`).
-    pub fn conditional(&self) -> bool {
-        self.header("if-none-match").is_some() || self.header("if-match").is_some()
     }
 }
 
@@ -232,6 +231,11 @@ async fn serve(
             client.write_all(&answer).await?;
             return client.shutdown().await;
         }
+        Some(Fault::NoSuchUpload) => {
+            let answer = error_answer("404 Not Found", "NoSuchUpload");
+            client.write_all(&answer).await?;
+            return client.shutdown().await;
+        }
         Some(Fault::Reset) => {
             reset(client);
             return Ok(());
@@ -254,10 +258,10 @@ async fn serve(
 }
 
 /// The schedule of the long test: every `every`-th request (from the
-/// `from`-th) is faulted, the kinds in turn; an answer is lost only where
-/// trying again needs no check of what the store holds (not a POST of a
-/// multipart upload, not a conditional write): there the request is reset
-/// before it reaches the store instead.
+/// `from`-th) is faulted, the kinds in turn, on every kind of request: a
+/// lost answer on a POST (a multipart upload's creation or completion) or
+/// on a conditional write is one vault-mirror must make safe by checking
+/// what the store holds.
 pub fn every(every: usize, from: usize) -> impl Fn(&Seen) -> Option<Fault> + Send + Sync {
     const KINDS: [Fault; 4] = [
         Fault::SlowDown,
@@ -269,11 +273,17 @@ pub fn every(every: usize, from: usize) -> impl Fn(&Seen) -> Option<Fault> + Sen
         if request.number < from || !(request.number - from).is_multiple_of(every) {
             return None;
         }
-        let kind = KINDS[((request.number - from) / every) % KINDS.len()];
-        let needs_a_check = request.method == "POST" || request.conditional();
-        Some(match kind {
-            Fault::LoseAnswer if needs_a_check => Fault::Reset,
-            kind => kind,
-        })
+        Some(KINDS[((request.number - from) / every) % KINDS.len()])
+    }
+}
+
+/// A schedule that loses the answer of the first request `matches`
+/// picks (and faults nothing else).
+pub fn lose_first(
+    matches: impl Fn(&Seen) -> bool + Send + Sync + 'static,
+) -> impl Fn(&Seen) -> Option<Fault> + Send + Sync {
+    let lost = AtomicBool::new(false);
+    move |request| {
+        (matches(request) && !lost.swap(true, Ordering::SeqCst)).then_some(Fault::LoseAnswer)
     }
 }

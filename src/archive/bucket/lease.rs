@@ -1,7 +1,7 @@
 //! One run at a time on an object-storage archive: the lease object
 //! `<prefix>/.vault-mirror/lease`, created only if absent
-//! (`If-None-Match: *`), naming the host, pid and start time of its
-//! holder, and renewed every [`RENEW_EVERY`] by a conditional write
+//! (`If-None-Match: *`), naming the host, pid, start time and a random
+//! run id of its holder, and renewed every [`RENEW_EVERY`] by a conditional write
 //! (`If-Match` on its ETag) while the run goes on.
 //!
 //! Invariants: a lease is taken over only when its holder is surely gone —
@@ -45,6 +45,12 @@ pub struct LeaseBody {
     /// Epoch milliseconds, by the holder's clock.
     pub started_at: i64,
     pub renewed_at: i64,
+    /// Random, one per run: with the host and pid it makes the lease this
+    /// run's own, so a write whose answer was lost is known for ours when
+    /// read back (see `Bucket::put`). Empty in a lease an older version
+    /// wrote.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// Why a lease could not be had.
@@ -66,6 +72,8 @@ pub struct Lease {
     /// Set when a renewal finds the lease taken over by another run.
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
+    /// The run id this run's lease carries.
+    run_id: String,
     /// Whose lease was taken over, when one was.
     pub took_over: Option<LeaseBody>,
 }
@@ -83,7 +91,18 @@ fn this_run(command: &str) -> LeaseBody {
         command: command.to_owned(),
         started_at: now,
         renewed_at: now,
+        run_id: run_id(),
     }
+}
+
+/// 16 random bytes in hex.
+fn run_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // No randomness: the time and pid still tell runs apart.
+        return format!("{:x}-{:x}", crate::now_ms(), std::process::id());
+    }
+    hex::encode(bytes)
 }
 
 /// Writes the lease object; returns its new ETag.
@@ -159,12 +178,14 @@ impl Lease {
     ) -> Lease {
         let e_tag = Arc::new(Mutex::new(e_tag));
         let lost = Arc::new(AtomicBool::new(false));
+        let run_id = mine.run_id.clone();
         let renewer = tokio::spawn(renew(archive.clone(), mine, e_tag.clone(), lost.clone()));
         Lease {
             archive: archive.clone(),
             e_tag,
             lost,
             renewer,
+            run_id,
             took_over,
         }
     }
@@ -176,12 +197,21 @@ impl Lease {
     }
 
     /// Gives the lease up: deleted, unless another run took it meanwhile.
+    /// The lease there is ours by the ETag of our last renewal, or by our
+    /// run id (a renewal stopped mid-write landed with an ETag never seen).
     pub async fn release(self) {
         self.renewer.abort();
         let _ = self.renewer.await;
         let held = self.e_tag.lock().map(|e_tag| e_tag.clone()).ok().flatten();
         let current = self.archive.head(LEASE_KEY).await.ok().flatten();
-        if current.is_some_and(|info| info.e_tag.is_some() && info.e_tag == held) {
+        let by_e_tag = current.is_some_and(|info| info.e_tag.is_some() && info.e_tag == held);
+        let ours = by_e_tag
+            || read(&self.archive)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|found| !found.run_id.is_empty() && found.run_id == self.run_id);
+        if ours {
             let _ = self.archive.delete(LEASE_KEY).await;
         }
     }
@@ -235,6 +265,7 @@ mod tests {
             command: "mirror".into(),
             started_at: renewed_at,
             renewed_at,
+            run_id: String::new(),
         }
     }
 

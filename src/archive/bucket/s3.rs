@@ -419,24 +419,23 @@ impl Bucket {
 
     /// The whole object in memory (small objects only: leases, snapshots).
     pub async fn read_all(&self, relative: &str) -> Result<Option<Bytes>, BucketError> {
-        let key = self.key(relative)?;
-        self.retries
-            .run("reading", key.as_ref(), || {
-                let key = &key;
-                async move {
-                    match self.store.get(key).await {
-                        Ok(result) => result.bytes().await.map(Some),
-                        Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        Err(error) => Err(error),
-                    }
-                }
-            })
-            .await
-            .map_err(|error| BucketError::of("reading", key.as_ref(), error))
+        Ok(self
+            .read_with_e_tag(relative)
+            .await?
+            .map(|(bytes, _)| bytes))
     }
 
     /// Writes a whole object in one PUT, with its type and (when given)
     /// its sha256 as metadata. Returns its new ETag.
+    ///
+    /// A conditional write (`Create`, `Replace`) whose answer was lost has
+    /// been applied: tried again, its precondition fails on the object it
+    /// wrote itself. So a precondition failing after a retry is checked
+    /// against what the store now holds: the very bytes written (a lease
+    /// names its host, pid and run id, so no other writer's are the same)
+    /// are a success, with the object's ETag; anything else stays the
+    /// precondition it is. A plain overwrite needs no check: trying it
+    /// again writes the same bytes again.
     pub async fn put(
         &self,
         relative: &str,
@@ -459,14 +458,55 @@ impl Bucket {
             attributes: attributes(content_type, sha256),
             ..PutOptions::default()
         };
-        self.retries
+        let mut tries = 0;
+        let written = self
+            .retries
             .run("writing", key.as_ref(), || {
+                tries += 1;
                 let (key, payload, options) = (&key, payload.clone(), options.clone());
                 async move { self.store.put_opts(key, payload, options).await }
             })
+            .await;
+        match written {
+            Ok(result) => Ok(result.e_tag),
+            Err(
+                error @ (object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. }),
+            ) if tries > 1 => match self.read_with_e_tag(relative).await? {
+                Some((bytes, e_tag)) if bytes == Bytes::from(payload) => {
+                    tracing::info!(
+                        "object storage: the write of {key} had landed, its answer lost"
+                    );
+                    Ok(e_tag)
+                }
+                _ => Err(BucketError::of("writing", key.as_ref(), error)),
+            },
+            Err(error) => Err(BucketError::of("writing", key.as_ref(), error)),
+        }
+    }
+
+    /// The whole object (a small one) and its ETag; None when there is none.
+    async fn read_with_e_tag(
+        &self,
+        relative: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, BucketError> {
+        let key = self.key(relative)?;
+        self.retries
+            .run("reading", key.as_ref(), || {
+                let key = &key;
+                async move {
+                    match self.store.get(key).await {
+                        Ok(result) => {
+                            let e_tag = result.meta.e_tag.clone();
+                            result.bytes().await.map(|bytes| Some((bytes, e_tag)))
+                        }
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
             .await
-            .map(|result| result.e_tag)
-            .map_err(|error| BucketError::of("writing", key.as_ref(), error))
+            .map_err(|error| BucketError::of("reading", key.as_ref(), error))
     }
 
     pub async fn delete(&self, relative: &str) -> Result<(), BucketError> {
@@ -534,21 +574,92 @@ impl Bucket {
             .map_err(|error| BucketError::of("uploading a part of", key.as_ref(), error))
     }
 
-    /// Makes the upload's object visible at its key, whole.
+    /// Makes the upload's object visible at its key, whole: `size` bytes
+    /// whose sha256 is `sha256`.
+    ///
+    /// A completion whose answer was lost has been applied: trying it
+    /// again finds the upload gone (`NoSuchUpload`, a 404). So a 404 after
+    /// a retry is checked against what the store now holds — the object
+    /// at its key with our size and our sha256 (its metadata if it has
+    /// one, else its bytes hashed as they stream from the store) — and is
+    /// a success only then. A 404 on the first try, or an object that is
+    /// not ours (an older one at the key, say), stays a failure.
     pub async fn complete_upload(
         &self,
         relative: &str,
         id: &MultipartId,
         parts: Vec<PartId>,
+        (size, sha256): (u64, &str),
     ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        self.retries
+        let mut tries = 0;
+        let completed = self
+            .retries
             .run("completing the upload of", key.as_ref(), || {
+                tries += 1;
                 self.multipart.complete_multipart(&key, id, parts.clone())
             })
-            .await
-            .map(|_| ())
-            .map_err(|error| BucketError::of("completing the upload of", key.as_ref(), error))
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) if tries > 1 => {
+                if self.holds(relative, size, sha256).await? {
+                    tracing::info!(
+                        "object storage: the completion of {key} had landed, its answer lost"
+                    );
+                    return Ok(());
+                }
+                Err(BucketError::Store {
+                    action: "completing the upload of",
+                    key: key.to_string(),
+                    source: object_store::Error::NotFound {
+                        path: key.to_string(),
+                        source: "the upload is gone and the object there is not the one uploaded"
+                            .into(),
+                    },
+                })
+            }
+            Err(error) => Err(BucketError::of(
+                "completing the upload of",
+                key.as_ref(),
+                error,
+            )),
+        }
+    }
+
+    /// Whether the object at `relative` is `size` bytes whose sha256 is
+    /// `sha256`: by its metadata where it carries one, else by its bytes,
+    /// hashed as they stream from the store.
+    pub async fn holds(
+        &self,
+        relative: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<bool, BucketError> {
+        let Some(info) = self.head(relative).await? else {
+            return Ok(false);
+        };
+        if info.size != size {
+            return Ok(false);
+        }
+        if let Some(found) = info.sha256 {
+            return Ok(found == sha256);
+        }
+        Ok(self.stream_sha256(relative).await?.as_deref() == Some(sha256))
+    }
+
+    /// The sha256 (lowercase hex) of the object's bytes, hashed as they
+    /// stream from the store; None when there is no object.
+    pub async fn stream_sha256(&self, relative: &str) -> Result<Option<String>, BucketError> {
+        use sha2::{Digest, Sha256};
+        let Some(mut stream) = self.read(relative).await? else {
+            return Ok(None);
+        };
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(Some(hex::encode(hasher.finalize())))
     }
 
     /// Gives an object a multipart upload wrote its sha256 as metadata
@@ -559,6 +670,16 @@ impl Bucket {
     /// SHA-256 checksum), sent to a URL that
     /// object_store presigns with those headers bound to the signature.
     /// The bytes are copied server-side and stay as they are.
+    ///
+    /// Why a copy and not a checksum given at completion: S3 keeps a
+    /// full-object checksum of a multipart upload
+    /// (`x-amz-checksum-type: FULL_OBJECT`) for the CRC algorithms only;
+    /// with SHA-256 it keeps a composite one (the sha256 of the parts'
+    /// sha256s, `…-N`), which is not the file's sha256 and cannot be
+    /// compared with the one in `SHA256SUMS`. object_store 0.14 sends per
+    /// part checksums and no checksum type at all, and has no call for
+    /// it. So the copy, a second write on the store's side, is what puts
+    /// the file's own sha256 on the object.
     pub async fn set_sha256_metadata(
         &self,
         relative: &str,

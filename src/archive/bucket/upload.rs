@@ -213,8 +213,9 @@ impl Upload {
             multipart.parts.push(join(previous).await?);
         }
         let parts = std::mem::take(&mut multipart.parts);
+        let whole = (self.tally.len(), self.tally.sha256());
         self.archive
-            .complete_upload(&self.relative, &multipart.id, parts)
+            .complete_upload(&self.relative, &multipart.id, parts, (whole.0, &whole.1))
             .await
     }
 
