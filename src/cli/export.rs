@@ -28,7 +28,7 @@ pub async fn run_report(settings: &Settings) -> Result<ExportReport, Failure> {
     // Only now: taking the lock creates `.vault-mirror/` in the archive.
     let _lock = super::lock::lock(settings, "export")?;
     let store = Store::open(&settings.db).map_err(MirrorError::from)?;
-    let report = pipeline::export::export_index(&settings.archive, &store).await?;
+    let report = pipeline::export::export_index(settings, &store).await?;
     if !settings.output.json {
         print_export(&report.summary, settings.output);
     }

@@ -1,7 +1,9 @@
 //! `history [--limit N]`: the runs recorded in the archive, newest first;
 //! `history RUN_ID`: what that run added, changed, removed and failed.
-//! Reads only the database (like `status`): instant, offline, and safe
-//! while a run is going on; it records nothing itself.
+//! Reads only the database (like `status`, which on object storage a
+//! machine without one first restores from the archive's snapshot):
+//! instant, offline, and safe while a run is going on; it records nothing
+//! itself.
 
 use serde::Serialize;
 use vault_mirror::lock::current_holder;

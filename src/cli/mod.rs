@@ -99,6 +99,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::History(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            status::restore(&settings).await?;
             history::run(&settings, args)
         }
         Command::Lists => {

@@ -3,7 +3,9 @@
 //! snapshot when this machine has none, the uploads a killed run left
 //! aborted, and the list of objects already there; after them, every
 //! upload of the run completed or aborted, the snapshot written, and the
-//! lease given back.
+//! lease given back. A run another run of this process started while it
+//! holds the lease (`verify --repair`'s refetch, see [`crate::pipeline::leased`])
+//! works under that lease and takes none of its own.
 //!
 //! Invariants: the stages start only with the lease held; an object
 //! counts as present only if it is listed at the size it was verified at;
@@ -24,6 +26,12 @@ use crate::location::S3Url;
 use crate::report::Reporter;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
+
+tokio::task_local! {
+    /// Set while a run of this task holds the archive's lease: whether
+    /// another run took it over.
+    pub(crate) static HELD: Arc<AtomicBool>;
+}
 
 /// What the stages of a run on object storage share.
 pub struct BucketRun {
@@ -94,19 +102,46 @@ impl BucketRunError {
 }
 
 impl BucketRun {
-    /// Opens the archive, takes its lease, restores the state database
-    /// from the snapshot if this machine has none, aborts the uploads a
-    /// killed run left, and lists what is there.
+    /// Opens the archive, takes its lease (none if this task holds it
+    /// already: see [`HELD`]), restores the state database from the
+    /// snapshot if this machine has none, aborts the uploads a killed run
+    /// left, and, with `list`, lists what is there.
     pub async fn open(
         settings: &Settings,
         command: &str,
+        list: bool,
         reporter: &dyn Reporter,
-    ) -> Result<Option<(BucketRun, Lease)>, BucketRunError> {
+    ) -> Result<Option<(BucketRun, Option<Lease>)>, BucketRunError> {
         let Some(url) = settings.archive.bucket() else {
             return Ok(None);
         };
         let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
-        let lease = Lease::acquire(&bucket, command)
+        let (lease, lost) = match HELD.try_with(Arc::clone) {
+            Ok(lost) => (None, lost),
+            Err(_) => {
+                let lease = Self::lease(&bucket, url, command, reporter).await?;
+                let lost = lease.lost();
+                (Some(lease), lost)
+            }
+        };
+        match Self::prepare(settings, bucket, lost, list, reporter).await {
+            Ok(run) => Ok(Some((run, lease))),
+            Err(error) => {
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn lease(
+        bucket: &Bucket,
+        url: &S3Url,
+        command: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Lease, BucketRunError> {
+        let lease = Lease::acquire(bucket, command)
             .await
             .map_err(|source| match source {
                 LeaseError::Storage(error @ BucketError::Config(_)) => {
@@ -123,20 +158,14 @@ impl BucketRun {
                 previous.command, previous.pid, previous.host
             ));
         }
-        let ready = Self::prepare(settings, bucket, lease.lost(), reporter).await;
-        match ready {
-            Ok(run) => Ok(Some((run, lease))),
-            Err(error) => {
-                lease.release().await;
-                Err(error)
-            }
-        }
+        Ok(lease)
     }
 
     async fn prepare(
         settings: &Settings,
         bucket: Bucket,
         lease_lost: Arc<AtomicBool>,
+        list: bool,
         reporter: &dyn Reporter,
     ) -> Result<BucketRun, BucketRunError> {
         if restore_snapshot(&bucket, &settings.db)
@@ -157,10 +186,14 @@ impl BucketRun {
                 "aborted {aborted} unfinished upload(s) a stopped run left; their items are fetched again"
             ));
         }
-        let inventory = bucket
-            .list("media")
-            .await
-            .map_err(|error| BucketRunError::at("listing the archive", error))?;
+        let inventory = if list {
+            bucket
+                .list("media")
+                .await
+                .map_err(|error| BucketRunError::at("listing the archive", error))?
+        } else {
+            HashMap::new()
+        };
         Ok(BucketRun {
             bucket,
             ledger,
@@ -176,7 +209,14 @@ impl BucketRun {
         self.lease_lost.load(Ordering::SeqCst)
     }
 
-    /// The objects under `media/` when the run began: key → size.
+    /// The flag [`Self::lease_lost`] reads, shared with the runs started
+    /// under this run's lease.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lease_lost.clone()
+    }
+
+    /// The objects under `media/` when the run began: key → size (none
+    /// when it was opened without `list`).
     pub fn inventory(&self) -> &HashMap<String, u64> {
         &self.inventory
     }

@@ -6,12 +6,16 @@
 //! Invariant: a run that began is finished in the history whatever
 //! happens (`failed` with its error when the index could not be written).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::archive::Archive;
 use crate::archive::export::{ExportSummary, export};
 use crate::exit::ExitStatus;
 use crate::pipeline::error::MirrorError;
+use crate::report::{Reporter, SilentReporter};
+use crate::settings::Settings;
 use crate::store::Store;
 
 /// What an `export` run wrote: the summary, its outcome and exit code.
@@ -27,9 +31,17 @@ pub struct ExportReport {
     pub summary: ExportSummary,
 }
 
-/// Writes the index of the archive at `location` whose database is
-/// `store` (the caller holds the archive's lock), recorded as a run.
-pub async fn export_index(
+/// Writes the index of `settings`' archive whose database is `store`
+/// (the caller holds the archive's lock), recorded as a run; on object
+/// storage under the archive's lease, ending with the snapshot that holds
+/// the run ([`crate::pipeline::leased`]).
+pub async fn export_index(settings: &Settings, store: &Store) -> Result<ExportReport, MirrorError> {
+    let notes: Arc<dyn Reporter> = Arc::new(SilentReporter);
+    let run = export_run(&settings.archive, store);
+    crate::pipeline::leased::leased(settings, "export", store, notes, run).await
+}
+
+async fn export_run(
     location: &crate::location::ArchiveLocation,
     store: &Store,
 ) -> Result<ExportReport, MirrorError> {

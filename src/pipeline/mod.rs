@@ -24,6 +24,7 @@ pub mod dry_run;
 pub mod error;
 pub mod export;
 pub mod finish;
+pub mod leased;
 pub mod limits;
 pub mod lists;
 pub mod many;
@@ -150,8 +151,8 @@ async fn run(
         Scope::Lists => "mirror",
         Scope::Media(_) => "repair",
     };
-    let (bucket, lease) = match BucketRun::open(settings, command, reporter.as_ref()).await? {
-        Some((run, lease)) => (Some(run), Some(lease)),
+    let (bucket, lease) = match BucketRun::open(settings, command, true, reporter.as_ref()).await? {
+        Some((run, lease)) => (Some(run), lease),
         None => (None, None),
     };
     let archive = match &bucket {

@@ -72,30 +72,35 @@ pub async fn verify(
     repair: bool,
     display: &dyn Fn() -> Arc<dyn Reporter>,
 ) -> Result<VerifyReport, MirrorError> {
-    let started = Instant::now();
-    // The database first: a run notices damage only in the pages it reads.
-    store.check()?;
-    let run_id = store.begin_run("verify", crate::now_ms())?;
-    let run = Run {
-        settings,
-        store,
-        run_id,
-        started,
-        budget,
-    };
-    let result = run.checked(depth, repair, display).await;
-    if let Err(error) = &result {
-        // Best effort: the failure itself is what the user must see.
-        let body = serde_json::json!({ "error": crate::report::chain(error) });
-        let _ = store.finish_run(
+    // On object storage: under the archive's lease, ending with the
+    // snapshot that holds this run.
+    let run = async {
+        let started = Instant::now();
+        // The database first: a run notices damage only in the pages it reads.
+        store.check()?;
+        let run_id = store.begin_run("verify", crate::now_ms())?;
+        let run = Run {
+            settings,
+            store,
             run_id,
-            "failed",
-            error.exit_code().code(),
-            &body.to_string(),
-            crate::now_ms(),
-        );
-    }
-    result
+            started,
+            budget,
+        };
+        let result = run.checked(depth, repair, display).await;
+        if let Err(error) = &result {
+            // Best effort: the failure itself is what the user must see.
+            let body = serde_json::json!({ "error": crate::report::chain(error) });
+            let _ = store.finish_run(
+                run_id,
+                "failed",
+                error.exit_code().code(),
+                &body.to_string(),
+                crate::now_ms(),
+            );
+        }
+        result
+    };
+    crate::pipeline::leased::leased(settings, "verify", store, display(), run).await
 }
 
 /// `full` or `fast`, as the report names a depth.

@@ -583,3 +583,37 @@ fn s3_an_unreachable_endpoint_is_one_line_and_exit_2() {
     assert!(hint.contains("AWS_ENDPOINT_URL"), "{hint}");
     assert_eq!(sandbox.server().stats().sync_calls, 0);
 }
+
+#[test]
+fn s3_verify_and_export_write_the_snapshot_so_another_machine_sees_them() {
+    let vault = Vault::sample(4, 2);
+    let mut sandbox = require!(Sandbox::start_in_bucket(&vault, FakeOptions::default()));
+    let first = sandbox.json(&mut mirror(&sandbox, &[]), 0);
+    for args in [
+        &["verify", "--json"][..],
+        &["verify", "--budget", "1h", "--json"][..],
+        &["export", "--json"][..],
+    ] {
+        sandbox.json(&mut sandbox.command(args), 0);
+        // Each run under the lease, given back at its end.
+        assert!(!objects(sandbox.moto()).contains_key(".vault-mirror/lease"));
+    }
+    let mirrored = first["run_id"].as_i64().unwrap();
+
+    // A fresh machine starts from the snapshot: it sees every run, and
+    // numbers its own after them.
+    sandbox.another_machine("elsewhere");
+    let history = sandbox.json(&mut sandbox.command(&["history", "--json"]), 0);
+    let runs = history["runs"].as_array().unwrap();
+    let commands: Vec<&str> = runs
+        .iter()
+        .map(|run| run["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        ["export", "verify", "verify", "mirror"],
+        "{history}"
+    );
+    let next = sandbox.json(&mut sandbox.command(&["verify", "--json"]), 0);
+    assert_eq!(next["run_id"].as_i64(), Some(mirrored + 4), "{next}");
+}
