@@ -142,8 +142,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell
     Completions(CompletionsArgs),
-    /// Serve the fake Vault+ API on loopback (for trying faults and benchmarks)
-    #[command(hide = true)]
+    /// Serve a sample vault on loopback until stopped, to try the other commands on
     FakeServer(FakeServerArgs),
 }
 
@@ -270,8 +269,8 @@ pub struct FakeServerArgs {
     /// Lifetime of signed URLs (e.g. 10m, 5s)
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub url_ttl: std::time::Duration,
-    /// Bandwidth cap per transfer in bytes per second
-    #[arg(long)]
+    /// Bandwidth cap per transfer in bytes per second (e.g. 20M, 512K)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub bandwidth: Option<u64>,
     /// Fraction of media bodies cut short (0.0-1.0)
     #[arg(long, default_value_t = 0.0)]
@@ -352,6 +351,27 @@ fn parse_positive_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_fake_server_is_in_the_help_and_reads_rates_as_limit_rate_does() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("fake-server"), "{help}");
+        for (text, expected) in [("20K", 20 << 10), ("20M", 20 << 20), ("100000", 100_000)] {
+            let args = Cli::try_parse_from(["vault-mirror", "fake-server", "--bandwidth", text]);
+            let Command::FakeServer(args) = args.unwrap().command else {
+                panic!("expected fake-server");
+            };
+            assert_eq!(args.bandwidth, Some(expected), "{text}");
+            let mirror = Cli::try_parse_from(["vault-mirror", "mirror", "--limit-rate", text]);
+            let Command::Mirror(mirror) = mirror.unwrap().command else {
+                panic!("expected mirror");
+            };
+            assert_eq!(mirror.limit_rate, Some(expected), "{text}");
+        }
+        let refused = Cli::try_parse_from(["vault-mirror", "fake-server", "--bandwidth", "fast"]);
+        assert!(refused.is_err());
+    }
 
     #[test]
     fn clock_skews_take_a_sign() {

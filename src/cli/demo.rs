@@ -91,7 +91,8 @@ fn agency_what_to_open(settings: &Settings) -> String {
 The mirror is in {out}, one archive per connection ({out}/<connection id>/).
   {out}/index.html   every connection, linking into each one's gallery
 Then try `{command} status --out {out}` and `{command} verify --out {out}`.
-"
+{}",
+        try_next(&command)
     )
 }
 
@@ -161,25 +162,95 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
         "Then try `{command} status --out {out}` and `{command} verify --out {out}`;\n\
          run the demo again and nothing is downloaded twice.\n"
     ));
+    if !matches!(code, 130 | 143) {
+        text.push_str(&try_next(&command));
+    }
     text
 }
 
-/// How the user can run this binary again: `vault-mirror` once installed,
-/// `cargo run --release --` when it runs from a cargo build folder (a
-/// fresh clone's `cargo run --release -- demo` puts nothing on the PATH).
+/// What to try after the demo, whose server is gone when it ends: a fake
+/// server that stays up, its lists, a throttled mirror, Ctrl-C and resume.
+fn try_next(command: &str) -> String {
+    format!(
+        "
+Try next, on a fake server that stays up (the demo's is gone now):
+  1. in one terminal: {command} fake-server
+     and paste the `export …` lines it prints into another; there:
+  2. {command} lists
+  3. {command} mirror --out try-it --limit-rate 200K
+  4. press Ctrl-C mid-way, run the same command again: it resumes
+"
+    )
+}
+
+/// How the user can run this binary again: `cargo run --release --` (or
+/// `cargo run --`) when cargo runs it from its build folder (a fresh
+/// clone's `cargo run --release -- demo` puts nothing on the PATH), else
+/// the command as the user typed it (`vault-mirror` from the PATH, or the
+/// path given).
 fn invoked_as() -> String {
+    let typed = std::env::args_os()
+        .next()
+        .map(|arg| arg.to_string_lossy().into_owned());
     let exe = std::env::current_exe().unwrap_or_default();
-    let parts: Vec<String> = exe
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    match parts.iter().rev().nth(1).map(String::as_str) {
-        Some("release") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
-            "cargo run --release --".to_owned()
+    invoked_as_from(std::env::var_os("CARGO").is_some(), &exe, typed.as_deref())
+}
+
+/// [`invoked_as`] from whether cargo runs this process, the binary's path
+/// and the first word of its command line.
+fn invoked_as_from(under_cargo: bool, exe: &std::path::Path, typed: Option<&str>) -> String {
+    let folder = |level: usize| {
+        exe.components()
+            .rev()
+            .nth(level)
+            .map(|part| part.as_os_str().to_string_lossy().into_owned())
+    };
+    if under_cargo && folder(2).as_deref() == Some("target") {
+        match folder(1).as_deref() {
+            Some("release") => return "cargo run --release --".to_owned(),
+            Some("debug") => return "cargo run --".to_owned(),
+            _ => {}
         }
-        Some("debug") if parts.iter().rev().nth(2).is_some_and(|p| p == "target") => {
-            "cargo run --".to_owned()
+    }
+    match typed {
+        Some(typed) if !typed.is_empty() && !typed.contains(char::is_whitespace) => {
+            typed.to_owned()
         }
         _ => "vault-mirror".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::invoked_as_from;
+
+    #[test]
+    fn the_demo_names_the_command_as_the_user_ran_it() {
+        let release = Path::new("/src/vault-mirror/target/release/vault-mirror");
+        // From `cargo run --release -- demo`.
+        assert_eq!(
+            invoked_as_from(true, release, Some("target/release/vault-mirror")),
+            "cargo run --release --"
+        );
+        assert_eq!(
+            invoked_as_from(true, Path::new("/src/x/target/debug/vault-mirror"), None),
+            "cargo run --"
+        );
+        // The release binary on the PATH, or by its path, not under cargo.
+        assert_eq!(
+            invoked_as_from(false, release, Some("vault-mirror")),
+            "vault-mirror"
+        );
+        assert_eq!(
+            invoked_as_from(false, release, Some("./target/release/vault-mirror")),
+            "./target/release/vault-mirror"
+        );
+        assert_eq!(
+            invoked_as_from(false, Path::new("/usr/bin/vm"), Some("vm")),
+            "vm"
+        );
+        assert_eq!(invoked_as_from(false, release, None), "vault-mirror");
     }
 }

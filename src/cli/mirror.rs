@@ -1,4 +1,4 @@
-//! `mirror` (and its `--dry-run` plan), and the hidden `fake-server`:
+//! `mirror` (and its `--dry-run` plan), and `fake-server`:
 //! running the pipeline and saying how it went.
 
 use std::sync::Arc;

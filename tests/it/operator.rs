@@ -602,6 +602,45 @@ fn the_demo_ends_by_saying_what_to_open_and_serves_real_media() {
     }
 }
 
+#[test]
+fn the_demo_run_from_the_path_suggests_the_binary_and_what_to_try_next() {
+    // The binary on the PATH, as after an install (not under cargo).
+    let folder = tempfile::tempdir().unwrap();
+    let bin = folder.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        assert_cmd::cargo::cargo_bin!("vault-mirror"),
+        bin.join("vault-mirror"),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("vault-mirror")
+        .env("PATH", path)
+        .env_remove("CARGO")
+        .env("VAULT_MIRROR_NO_PROGRESS", "1")
+        .current_dir(folder.path())
+        .args(["demo", "--media", "8"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("cargo run"), "{stderr}");
+    assert!(
+        stderr.contains("Then try `vault-mirror status --out vault-demo`"),
+        "{stderr}"
+    );
+    let tail = &stderr[stderr.find("Try next").expect("a try-next list")..];
+    for step in [
+        "  1. in one terminal: vault-mirror fake-server\n",
+        "  2. vault-mirror lists\n",
+        "  3. vault-mirror mirror --out try-it --limit-rate 200K\n",
+        "  4. press Ctrl-C mid-way, run the same command again: it resumes\n",
+    ] {
+        assert!(tail.contains(step), "{step:?} in {tail}");
+    }
+    assert!(tail.lines().all(|line| line.chars().count() <= 80), "{tail}");
+}
+
 /// The file type by its signature, as the `file` command would say.
 fn infer_kind(bytes: &[u8]) -> &'static str {
     if bytes.starts_with(b"\xFF\xD8\xFF") && bytes.ends_with(b"\xFF\xD9") {
