@@ -27,17 +27,9 @@ struct RunRow {
 
 pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
     let store = status::open(settings)?;
-    let running = current_holder(&settings.local).is_some();
-    let newest = store.history(1)?.first().map(|run| run.record.run_id);
-    let row = |run: RunHistory| {
-        let state = state_of(&run, running && Some(run.record.run_id) == newest);
-        RunRow {
-            seconds: run.seconds(),
-            state,
-            run,
-        }
-    };
     if let Some(run_id) = args.run_id {
+        let running = running_run(settings, &store);
+        let row = |run: RunHistory| row_of(run, running);
         let Some(run) = store.run_history(run_id)? else {
             return Err(Failure::usage(anyhow::anyhow!(
                 "the archive {} has no run #{run_id}",
@@ -59,7 +51,7 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         }
         return Ok(0);
     }
-    let runs: Vec<RunRow> = store.history(args.limit)?.into_iter().map(row).collect();
+    let runs = runs_of(settings, &store, args.limit)?;
     if settings.output.json {
         let body = serde_json::json!({ "command": "history", "runs": runs });
         println!("{body}");
@@ -67,6 +59,77 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         print!("{}", render_runs(&runs));
     }
     Ok(0)
+}
+
+/// `history` on an agency's archive: each connection's recent runs, under
+/// its id (`--json`: `{"command": "history", "connections": [{"connection",
+/// "runs"}]}`). On object storage a connection this machine has no
+/// database for starts from its snapshot; one without either shows no runs.
+pub async fn run_many(
+    settings: &Settings,
+    connections: &[Settings],
+    args: &HistoryArgs,
+) -> Result<i32, Failure> {
+    if args.run_id.is_some() {
+        let out = settings.archive.to_string();
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{out} holds one archive per connection: a run's number is one connection's"
+        ))
+        .hint(format!(
+            "give that connection's folder: `vault-mirror history RUN --out {out}/<connection id>`"
+        )));
+    }
+    let mut all = Vec::new();
+    let mut text = String::new();
+    for connection in connections {
+        let id = connection.connection_id.clone().unwrap_or_default();
+        status::restore(connection).await?;
+        let runs = match Store::open_existing(&connection.db)? {
+            Some(store) => runs_of(connection, &store, args.limit)?,
+            None => Vec::new(),
+        };
+        text.push_str(&format!("connection {id}:\n"));
+        if runs.is_empty() {
+            text.push_str("  no runs yet\n");
+        } else {
+            text.push_str(&render_runs(&runs));
+        }
+        all.push(serde_json::json!({ "connection": id, "runs": runs }));
+    }
+    if settings.output.json {
+        let body = serde_json::json!({ "command": "history", "connections": all });
+        println!("{body}");
+    } else {
+        print!("{text}");
+    }
+    Ok(0)
+}
+
+/// The `limit` newest runs of the archive of `settings`, whose database
+/// is `store`.
+fn runs_of(settings: &Settings, store: &Store, limit: u32) -> Result<Vec<RunRow>, Failure> {
+    let running = running_run(settings, store);
+    Ok(store
+        .history(limit)?
+        .into_iter()
+        .map(|run| row_of(run, running))
+        .collect())
+}
+
+/// The run going on now, if the archive's lock says one is: the newest.
+fn running_run(settings: &Settings, store: &Store) -> Option<i64> {
+    current_holder(&settings.local)?;
+    store.history(1).ok()?.first().map(|run| run.record.run_id)
+}
+
+/// `run` as `history` shows it (`running` if it is the run going on).
+fn row_of(run: RunHistory, running: Option<i64>) -> RunRow {
+    let state = state_of(&run, running == Some(run.record.run_id));
+    RunRow {
+        seconds: run.seconds(),
+        state,
+        run,
+    }
 }
 
 /// Records a run of `command` that the archive's lock refused, in the

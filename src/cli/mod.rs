@@ -99,6 +99,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::History(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;
             logging::init(&settings)?;
+            if cli.global.db.is_none()
+                && let Some(connections) = per_connection::agency_connections(&settings).await?
+            {
+                return history::run_many(&settings, &connections, args).await;
+            }
             status::restore(&settings).await?;
             history::run(&settings, args)
         }

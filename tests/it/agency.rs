@@ -454,14 +454,24 @@ fn verify_and_export_on_an_agencys_archive_cover_every_connection() {
     let overview = std::fs::read_to_string(sandbox.out().join("index.html")).unwrap();
     assert!(overview.contains("conn_02/index.html"), "{overview}");
 
-    // `history` reads one archive: on the agency's folder it says which to give.
+    // `history` on the agency's folder: each connection's recent runs.
+    let history = json_with_code(&mut sandbox.command(&["history", "--json"]), 0);
+    let connections = history["connections"].as_array().unwrap();
+    let ids: Vec<&str> = connections
+        .iter()
+        .map(|connection| connection["connection"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["conn_01", "conn_02", "conn_03"], "{history}");
+    assert_eq!(connections[1]["runs"][0]["command"], "export", "{history}");
+    assert_eq!(connections[1]["runs"][1]["command"], "verify", "{history}");
     let output = sandbox.command(&["history"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("connection conn_02:\n"), "{stdout}");
+    // A run's number is one connection's: it says which folder to give.
+    let output = sandbox.command(&["history", "1"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("holds one archive per connection"),
-        "{stderr}"
-    );
     assert!(stderr.contains("/<connection id>"), "{stderr}");
 }
 

@@ -613,7 +613,11 @@ fn the_demo_run_from_the_path_suggests_the_binary_and_what_to_try_next() {
         bin.join("vault-mirror"),
     )
     .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let output = std::process::Command::new("vault-mirror")
         .env("PATH", path)
         .env_remove("CARGO")
@@ -638,7 +642,10 @@ fn the_demo_run_from_the_path_suggests_the_binary_and_what_to_try_next() {
     ] {
         assert!(tail.contains(step), "{step:?} in {tail}");
     }
-    assert!(tail.lines().all(|line| line.chars().count() <= 80), "{tail}");
+    assert!(
+        tail.lines().all(|line| line.chars().count() <= 80),
+        "{tail}"
+    );
 }
 
 /// The file type by its signature, as the `file` command would say.
