@@ -56,7 +56,10 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         let body = serde_json::json!({ "command": "history", "runs": runs });
         println!("{body}");
     } else {
-        print!("{}", render_runs(&runs));
+        print!(
+            "{}\n`vault-mirror history RUN` {RUN_HINT}\n",
+            render_runs(&runs)
+        );
     }
     Ok(0)
 }
@@ -100,7 +103,8 @@ pub async fn run_many(
         let body = serde_json::json!({ "command": "history", "connections": all });
         println!("{body}");
     } else {
-        print!("{text}");
+        let out = settings.archive.to_string();
+        print!("{text}\n`vault-mirror history RUN --out {out}/<connection id>` {RUN_HINT}\n");
     }
     Ok(0)
 }
@@ -206,11 +210,11 @@ fn render_runs(runs: &[RunRow]) -> String {
         text.push_str("\nerrors:\n");
         text.extend(errors);
     }
-    text.push_str(
-        "\n`vault-mirror history RUN` lists what a run added, changed, removed and failed\n",
-    );
     text
 }
+
+/// What to run next, under a list of runs.
+const RUN_HINT: &str = "lists what a run added, changed, removed and failed";
 
 fn render_run(row: &RunRow, changes: &[RunChange], now: i64) -> String {
     let run = &row.run;
