@@ -248,6 +248,89 @@ fn row(entry: Registered, db: &Path, gallery: bool) -> Result<Option<ConnectionR
     }))
 }
 
+/// The page's stylesheet: the gallery's (`gallery.html`) colours, fonts and
+/// light/dark scheme; on a narrow screen the table scrolls inside its own
+/// box, never the page.
+const STYLE: &str = r#":root {
+  --bg: #f4f5f8; --panel: #ffffff; --text: #171a21; --muted: #687082; --line: #e2e5eb;
+  --accent: #4a63e7; --accent-soft: rgba(74, 99, 231, .12); --chip: #eceff5;
+  --warn: #b4541a; --shadow: 0 1px 2px rgba(16, 24, 40, .06), 0 6px 18px rgba(16, 24, 40, .06);
+  --radius: 12px;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #0d0f13; --panel: #151920; --text: #e8eaf0; --muted: #8f98aa; --line: #232834;
+    --accent: #8fa2ff; --accent-soft: rgba(143, 162, 255, .14); --chip: #1e2430;
+    --warn: #f0a46b; --shadow: 0 1px 2px rgba(0, 0, 0, .4), 0 8px 24px rgba(0, 0, 0, .35);
+  }
+}
+* { box-sizing: border-box; }
+html, body { margin: 0; }
+body {
+  background: var(--bg); color: var(--text);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  -webkit-font-smoothing: antialiased;
+}
+a { color: var(--accent); }
+.top { display: flex; gap: 12px; align-items: center; padding: 14px 24px; border-bottom: 1px solid var(--line); }
+.logo {
+  width: 38px; height: 38px; border-radius: 10px; display: grid; place-items: center; flex: none;
+  background: linear-gradient(135deg, #5b7cfa, #a45bf0); color: #fff; box-shadow: var(--shadow);
+}
+h1 { font-size: 18px; margin: 0; letter-spacing: -.01em; }
+.totals { margin: 0; color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
+main { max-width: 72rem; margin: 0 auto; padding: 20px 24px 40px; }
+.scroll {
+  max-width: 100%; overflow-x: auto; background: var(--panel); border-radius: var(--radius);
+  box-shadow: var(--shadow);
+}
+table { border-collapse: collapse; width: 100%; }
+th, td { padding: 10px 14px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+tr:last-child td { border-bottom: 0; }
+th { font-size: 12px; font-weight: 600; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.failed { color: var(--warn); }
+time { font-variant-numeric: tabular-nums; }
+footer { padding: 0 24px 32px; color: var(--muted); font-size: 12px; text-align: center; }
+code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--chip); padding: 1px 5px; border-radius: 5px; }
+@media (max-width: 760px) {
+  .top { padding: 12px 14px; }
+  main { padding: 12px 14px 32px; }
+  th, td { padding: 8px 10px; }
+}
+"#;
+
+/// The gallery's logo, so the page reads as the same thing.
+const LOGO: &str = r#"<div class="logo" aria-hidden="true"><svg width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="4" width="18" height="16" rx="3"/><circle cx="9" cy="10" r="2"/><path d="M21 16l-5-5-9 9"/></svg></div>"#;
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An epoch-ms time for people: `7 Dec 2026, 06:41 UTC` (the exact time
+/// as RFC 3339 when it cannot be read apart).
+pub fn human_utc(ms: i64) -> String {
+    let exact = utc(ms);
+    // `2026-12-07T06:41:00.000Z`
+    let part = |range: std::ops::Range<usize>| exact.get(range).and_then(|s| s.parse::<u32>().ok());
+    match (part(0..4), part(5..7), part(8..10), exact.get(11..16)) {
+        (Some(year), Some(month @ 1..=12), Some(day), Some(clock)) => {
+            format!("{day} {} {year}, {clock} UTC", MONTHS[month as usize - 1])
+        }
+        _ => exact,
+    }
+}
+
+/// `<time>` for an epoch-ms time: shown for people, exact (RFC 3339) in
+/// its `datetime` and `title`.
+fn time_element(ms: i64) -> String {
+    let exact = html_text(&utc(ms));
+    format!(
+        "<time datetime=\"{exact}\" title=\"{exact}\">{}</time>",
+        html_text(&human_utc(ms))
+    )
+}
+
 /// The page: one row per connection, linking into its gallery.
 pub fn render(rows: &[ConnectionRow], now: i64) -> String {
     let total_bytes: u64 = rows.iter().map(|row| row.figures.bytes).sum();
@@ -258,21 +341,19 @@ pub fn render(rows: &[ConnectionRow], now: i64) -> String {
 <head>
 <meta charset=\"utf-8\">
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
+<meta name=\"color-scheme\" content=\"light dark\">
+<meta name=\"generator\" content=\"vault-mirror\">
 <title>vault-mirror: {count}</title>
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
-h1 {{ font-size: 1.4rem; margin: 0; }}
-p {{ opacity: .75; margin: .25rem 0 1rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ padding: .25rem .5rem; border-bottom: 1px solid #8883; text-align: left; }}
-td.n, th.n {{ text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }}
-@media (prefers-color-scheme: dark) {{ body {{ background: #111; color: #ddd; }} a {{ color: #8bf; }} }}
-</style>
+{STYLE}</style>
 </head>
 <body>
-<h1>{count}</h1>
-<p>{files} verified files, {size}; written {written}. Each connection is a complete archive \
-of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</code> in its folder.</p>
+<header class=\"top\">
+{LOGO}
+<div><h1>{count}</h1><p class=\"totals\">{files} verified files, {size}; written {written}</p></div>
+</header>
+<main>
+<div class=\"scroll\" id=\"connections\">
 <table>
 <tr><th>Connection</th><th>Username</th><th class=\"n\">Media</th><th class=\"n\">Files</th>\
 <th class=\"n\">Pending</th><th class=\"n\">Failed</th><th class=\"n\">Size</th><th>Last run</th><th>Outcome</th></tr>
@@ -280,7 +361,7 @@ of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</co
         count = html_text(&crate::counted(rows.len() as u64, "connection")),
         files = total_files,
         size = human_bytes(total_bytes),
-        written = utc(now),
+        written = time_element(now),
     );
     for row in rows {
         let id = html_text(&row.id);
@@ -295,26 +376,30 @@ of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</co
         };
         let (when, outcome) = match &row.last_run {
             Some(run) => (
-                utc(run.finished_at.unwrap_or(run.started_at)),
+                time_element(run.finished_at.unwrap_or(run.started_at)),
                 run_outcome(run),
             ),
             None => (String::new(), "no run yet".to_owned()),
         };
         let figures = &row.figures;
+        let failed = if figures.failed > 0 { "n failed" } else { "n" };
         page.push_str(&format!(
             "<tr><td>{name}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
+<td class=\"n\">{}</td><td class=\"{failed}\">{}</td><td class=\"n\">{}</td><td>{when}</td><td>{}</td></tr>\n",
             html_text(row.username.as_deref().unwrap_or("")),
             figures.members,
             figures.verified,
             figures.pending,
             figures.failed,
             human_bytes(figures.bytes),
-            html_text(&when),
             html_text(&outcome),
         ));
     }
-    page.push_str("</table>\n</body>\n</html>\n");
+    page.push_str(
+        "</table>\n</div>\n</main>\n<footer>Written by vault-mirror. Each connection is a complete \
+archive of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</code> \
+in its folder.</footer>\n</body>\n</html>\n",
+    );
     page
 }
 
@@ -372,6 +457,36 @@ mod tests {
         assert!(page.contains("<td>Conn/../x</td>"), "{page}");
         assert!(page.contains("partial (exit 3)"));
         assert!(page.contains("2 connections"));
+    }
+
+    #[test]
+    fn times_read_for_people_and_stay_exact_in_the_markup() {
+        // 2026-12-07T06:41:09.250Z
+        let at = 1_796_625_669_250;
+        assert_eq!(utc(at), "2026-12-07T06:41:09.250Z");
+        assert_eq!(human_utc(at), "7 Dec 2026, 06:41 UTC");
+        assert_eq!(human_utc(0), "1 Jan 1970, 00:00 UTC");
+        let mut ran = row("conn_01", None, true);
+        ran.last_run.as_mut().unwrap().finished_at = Some(at);
+        let page = render(&[ran], at);
+        let time = "<time datetime=\"2026-12-07T06:41:09.250Z\" \
+                    title=\"2026-12-07T06:41:09.250Z\">7 Dec 2026, 06:41 UTC</time>";
+        // Written at, and the connection's last run.
+        assert_eq!(page.matches(time).count(), 2, "{page}");
+        assert!(!page.contains(">2026-12-07T"), "{page}");
+    }
+
+    #[test]
+    fn the_table_scrolls_in_its_own_box_and_the_page_is_self_contained() {
+        let page = render(&[row("conn_01", Some("ann"), true)], 0);
+        assert!(page.contains("<div class=\"scroll\" id=\"connections\">\n<table>"));
+        assert!(page.contains(".scroll {"), "{page}");
+        assert!(page.contains("overflow-x: auto"), "{page}");
+        assert!(page.contains("name=\"viewport\""));
+        assert!(page.contains("prefers-color-scheme: dark"));
+        for external in ["http://", "https://", "<link", "@import", "src="] {
+            assert!(!page.contains(external), "{external} in {page}");
+        }
     }
 
     #[tokio::test]

@@ -4,13 +4,16 @@
 //! sizes of the decoded images), that a click opens the full image, that a
 //! video plays, that tiles and the viewer show pictures at least as large
 //! as they are drawn (the sample vault's 80×60 thumbs and 320×240
-//! pictures), and that 50,000 media render one page at a time (how fast
-//! is for `bench/gallery.sh` to print, never for a test to assert).
+//! pictures), that 50,000 media render one page at a time (how fast
+//! is for `bench/gallery.sh` to print, never for a test to assert), and
+//! that on a 375 px phone the viewer's buttons leave the media id clear and
+//! an agency's overview page does not scroll sideways.
 //! Screenshots are saved next to the build:
 //! `target/gallery-screenshot.png`, `target/gallery-dark.png`,
 //! `target/gallery-lightbox.png`, `target/gallery-tiles.png`,
 //! `target/gallery-viewer.png`, `target/gallery-viewer-narrow.png`,
-//! `target/gallery-viewer-clip.png`, `target/gallery-50k.png`.
+//! `target/gallery-viewer-clip.png`, `target/gallery-viewer-phone.png`,
+//! `target/gallery-50k.png`, `target/agency-phone.png`.
 //!
 //! Without chromium the tests skip, saying so, unless `CI=true`: then they
 //! fail (`common::require!`; `.ci/run` installs the Debian packages
@@ -287,6 +290,111 @@ async fn the_viewer_fits_pictures_and_clips_to_the_window() {
         .await;
     assert_eq!(playing["natural"], json!([160, 120]), "{playing}");
     assert_fitted(&playing, (160.0, 120.0), (1400.0, 900.0));
+    session.close().await;
+}
+
+/// A phone's viewport, 375 px wide.
+const PHONE: (u32, u32) = (375, 740);
+
+#[tokio::test]
+async fn on_a_phone_the_viewers_arrows_leave_the_media_id_clear() {
+    let browser = require!(Browser::find());
+    let (_archive, session) = sample_gallery(&browser).await;
+    session.set_viewport(PHONE).await;
+    let tile = session.find("#grid .tile.image").await;
+    session.click(&tile).await;
+    let boxes = session
+        .settled(
+            "the viewer on a phone",
+            r#"
+            const id = document.querySelector('#lightbox-info strong');
+            if (document.getElementById('lightbox').hidden || !id) return null;
+            const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+            return {id: rect(id), buttons: ['lightbox-prev', 'lightbox-next', 'lightbox-close']
+                .map(name => rect(document.getElementById(name)))};
+            "#,
+        )
+        .await;
+    session
+        .screenshot(&artifact("gallery-viewer-phone.png"))
+        .await;
+    let corners = |value: &Value| -> [f64; 4] {
+        let all: Vec<f64> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|side| side.as_f64().unwrap())
+            .collect();
+        [all[0], all[1], all[2], all[3]]
+    };
+    let id = corners(&boxes["id"]);
+    for button in boxes["buttons"].as_array().unwrap() {
+        let button = corners(button);
+        let apart =
+            button[2] <= id[0] || id[2] <= button[0] || button[3] <= id[1] || id[3] <= button[1];
+        assert!(apart, "a viewer button covers the media id: {boxes}");
+    }
+    session.close().await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_agency_overview_does_not_scroll_sideways() {
+    use vault_mirror::archive::agency::{ConnectionRow, render};
+    use vault_mirror::store::{ArchiveFigures, RunRecord};
+    let browser = require!(Browser::find());
+    let out = tempfile::tempdir().unwrap();
+    let rows: Vec<ConnectionRow> = (0..12)
+        .map(|n| ConnectionRow {
+            id: format!("connection_with_a_long_identifier_{n:02}"),
+            folder: format!("connection_with_a_long_identifier_{n:02}"),
+            username: Some(format!("someone.with.a.rather.long.name.{n}@example.org")),
+            figures: ArchiveFigures {
+                members: 12_345,
+                verified: 24_690,
+                pending: 7,
+                failed: n % 3,
+                bytes: 123_456_789_012,
+                ..ArchiveFigures::default()
+            },
+            last_run: Some(RunRecord {
+                run_id: 1,
+                command: "mirror".into(),
+                started_at: 1_796_625_000_000,
+                finished_at: Some(1_796_625_669_250),
+                outcome: Some("partial".into()),
+                exit_code: Some(3),
+            }),
+            gallery: true,
+        })
+        .collect();
+    let page = out.path().join("index.html");
+    std::fs::write(&page, render(&rows, 1_796_625_669_250)).unwrap();
+    let mut session = browser.session().await;
+    session.set_viewport(PHONE).await;
+    session.open(&page).await;
+    let widths = session
+        .wait_for(
+            "the overview",
+            r#"
+            const box = document.getElementById('connections');
+            if (!box || document.readyState !== 'complete') return null;
+            return [innerWidth, document.documentElement.scrollWidth, box.scrollWidth, box.clientWidth,
+                    document.querySelectorAll('time[datetime]').length];
+            "#,
+        )
+        .await;
+    session.screenshot(&artifact("agency-phone.png")).await;
+    assert_eq!(widths[0], 375, "{widths}");
+    assert!(
+        widths[1].as_f64().unwrap() <= 375.0,
+        "the page scrolls sideways: {widths}"
+    );
+    // The table is wider than the phone: it scrolls inside its own box.
+    assert!(
+        widths[2].as_f64().unwrap() > widths[3].as_f64().unwrap(),
+        "{widths}"
+    );
+    assert_eq!(widths[4], 13, "{widths}");
     session.close().await;
 }
 
