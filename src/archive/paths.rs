@@ -46,6 +46,13 @@ pub fn variant_path(media_id: &str, label: &str, content_type: &str) -> PathBuf 
     ))
 }
 
+/// A path relative to the archive root as the `/`-separated key the
+/// archive, the database and object storage name it by (whatever the
+/// platform's separator).
+pub fn key_of(relative: &Path) -> String {
+    relative.to_string_lossy().replace('\\', "/")
+}
+
 /// The in-progress file beside a final path.
 pub fn part_path(final_path: &Path) -> PathBuf {
     let mut name = final_path.file_name().unwrap_or_default().to_os_string();

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::archive::paths::key_of;
 use crate::archive::{Archive, ArchiveError, BYTE_FOLDERS, archive_path};
 use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
 
@@ -32,11 +33,6 @@ pub async fn files_of(
         listed.extend(archive.files_under(top).await?);
     }
     Ok(listed)
-}
-
-/// A relative path as a `/`-separated key.
-pub fn key_of(relative: &Path) -> String {
-    relative.to_string_lossy().replace('\\', "/")
 }
 
 impl Snapshot {

@@ -24,8 +24,8 @@
 use std::ffi::OsStr;
 
 use crate::archive::dir::quarantine_path;
+use crate::archive::paths::key_of;
 use crate::archive::paths::safe_name;
-use crate::archive::snapshot::key_of;
 use crate::archive::{Archive, ArchiveError, Kind, archive_path, file_stamp};
 use crate::store::{PreviousBytes, Store, VersionRecord};
 

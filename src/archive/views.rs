@@ -51,8 +51,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::dir::{Access, EntryKind, EntryStat, STATE_FOLDER, split_file};
+use crate::archive::paths::key_of;
 use crate::archive::paths::safe_name;
-use crate::archive::snapshot::key_of;
 use crate::archive::view_index::Wanted;
 use crate::archive::view_index::{self, IndexFile, LIST_NAME, PAGE_NAME, PAGE_VERSION};
 use crate::archive::{Archive, ArchiveDir, ArchiveError, Folder, archive_path};

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::api::clock::UrlLifetime;
 use crate::api::models::{RemoteStatus, Variant};
-use crate::archive::paths::variant_path;
+use crate::archive::paths::{key_of, variant_path};
 use crate::archive::{ArchiveDir, archive_path};
 use crate::store::{LocalState, LocalVariant};
 
@@ -120,9 +120,7 @@ fn verified_file_present(archive: Archived<'_>, local: &LocalVariant) -> bool {
     };
     match archive {
         Archived::Disk(archive) => archive.has_file(&path, size.0),
-        Archived::Listed(listed) => {
-            listed.get(path.to_string_lossy().replace('\\', "/").as_str()) == Some(&size.0)
-        }
+        Archived::Listed(listed) => listed.get(key_of(&path).as_str()) == Some(&size.0),
     }
 }
 

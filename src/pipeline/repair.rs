@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::archive::dir::quarantine_path;
-use crate::archive::snapshot::key_of;
+use crate::archive::paths::key_of;
 use crate::archive::verify::{Checked, Finding, Problem};
 use crate::archive::{Archive, archive_path};
 use crate::pipeline::bucket::BucketRunError;

@@ -22,7 +22,7 @@ use crate::archive::ArchiveError;
 use crate::archive::bucket::upload::Upload;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
-use crate::archive::paths::part_path;
+use crate::archive::paths::{key_of, part_path};
 use crate::archive::versions::{Replaced, keep_previous};
 use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::bucket::BucketRunError;
@@ -170,7 +170,7 @@ impl Attempt<'_> {
     /// object storage, the upload an earlier attempt left, or a new one.
     async fn open_part(&self, job: &Job) -> Result<Sink, AttemptError> {
         if let Some(run) = &self.context.bucket {
-            let key = job.relative_path.to_string_lossy().replace('\\', "/");
+            let key = key_of(&job.relative_path);
             if let Some(upload) = run.unpark(&key, job.size).await {
                 return Ok(Sink::Upload(upload));
             }
@@ -405,7 +405,7 @@ impl Attempt<'_> {
         name: &str,
         part: Sink,
     ) -> Result<(), AttemptError> {
-        let relative = job.relative_path.to_string_lossy().replace('\\', "/");
+        let relative = key_of(&job.relative_path);
         let size = part.len();
         if self
             .context
