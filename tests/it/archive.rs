@@ -10,7 +10,7 @@ use assert_cmd::prelude::*;
 use vault_mirror::fake::{FakeList, FakeOptions, FakeServer, Vault};
 
 use crate::common::{
-    assert_archive_matches, json_of, listed_media, media_files, mirror, stored_variants,
+    assert_archive_matches, json_of, media_files, mirror, stored_jpegs, stored_variants,
     variant_rows, vault_mirror,
 };
 use crate::sandbox::Sandbox;
@@ -488,17 +488,7 @@ async fn a_change_upstream_is_fetched_anew_and_the_old_bytes_are_kept() {
 
 /// A stored JPEG `full` variant of a listed media (`skip` of them passed over).
 fn listed_jpeg(vault: &Vault, skip: usize) -> String {
-    listed_media(vault)
-        .filter(|media| {
-            media
-                .variants
-                .get("full")
-                .is_some_and(|full| full.status == "stored" && full.content_type == "image/jpeg")
-        })
-        .nth(skip)
-        .unwrap()
-        .id
-        .clone()
+    stored_jpegs(vault).swap_remove(skip)
 }
 
 /// The media's `full` bytes change upstream: new bytes, new size, a later storedAt.

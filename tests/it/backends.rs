@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use vault_mirror::fake::{FakeOptions, FakeServer, Vault};
 
 use crate::archive::change_upstream;
-use crate::common::{Printed, listed_media, require, stored_variants};
+use crate::common::{Printed, listed_media, require, stored_jpegs, stored_variants};
 use crate::moto::{BUCKET, PREFIX, assert_objects_match, incomplete_uploads, objects, python};
 use crate::sandbox::Sandbox;
 
@@ -289,19 +289,6 @@ fn full_jpeg(id: &str) -> String {
     format!("media/{}/full.jpg", vault_mirror::names::safe_name(id))
 }
 
-/// Listed media whose `full` variant is a stored JPEG.
-fn jpegs(vault: &Vault) -> Vec<String> {
-    listed_media(vault)
-        .filter(|media| {
-            media
-                .variants
-                .get("full")
-                .is_some_and(|full| full.status == "stored" && full.content_type == "image/jpeg")
-        })
-        .map(|media| media.id.clone())
-        .collect()
-}
-
 /// `bytes` with one bit flipped in the middle: same size, other bytes.
 fn flipped(bytes: &[u8]) -> Vec<u8> {
     let mut bytes = bytes.to_vec();
@@ -405,7 +392,7 @@ both!(
         let intact = archive.run_ok(&["verify"], 0);
         assert_eq!(intact["outcome"], "intact", "{intact}");
         assert_eq!(intact["out"], archive.sandbox.location().as_str());
-        let id = jpegs(&archive.vault)[0].clone();
+        let id = stored_jpegs(&archive.vault)[0].clone();
         let damaged_key = full_jpeg(&id);
         let deleted = archive
             .keys_under("media")
@@ -457,7 +444,7 @@ both!(
     |backend| {
         let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
-        let id = jpegs(&archive.vault)[0].clone();
+        let id = stored_jpegs(&archive.vault)[0].clone();
         let key = full_jpeg(&id);
         let old = archive.read(&key).unwrap();
         change_upstream(archive.server(), &id);
@@ -565,7 +552,7 @@ both!(
     |backend| {
         let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
-        let id = jpegs(&archive.vault)[0].clone();
+        let id = stored_jpegs(&archive.vault)[0].clone();
         let damaged = damaged_then_changed_upstream(&archive, &id, false);
         let summary = archive.run_ok(&["mirror"], 0);
         assert_quarantined_not_kept(&archive, &summary, &id, &damaged);
@@ -575,7 +562,7 @@ both!(
 both!(setting_bytes_aside_is_reported_in_the_events, |backend| {
     let archive = require!(Archive::sample(backend, 8, 2));
     let archive = archive.mirrored();
-    let id = jpegs(&archive.vault)[0].clone();
+    let id = stored_jpegs(&archive.vault)[0].clone();
     let damaged = damaged_then_changed_upstream(&archive, &id, false);
     let (run, events) = archive.mirror_with_events(&[], 0);
     assert_quarantined_not_kept(&archive, &run.json(), &id, &damaged);
@@ -600,7 +587,7 @@ both!(
     |backend| {
         let archive = require!(Archive::sample(backend, 8, 2));
         let archive = archive.mirrored();
-        let id = jpegs(&archive.vault)[0].clone();
+        let id = stored_jpegs(&archive.vault)[0].clone();
         let damaged = damaged_then_changed_upstream(&archive, &id, true);
         let summary = archive.run_ok(&["mirror"], 0);
         assert_quarantined_not_kept(&archive, &summary, &id, &damaged);

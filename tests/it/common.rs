@@ -281,6 +281,19 @@ pub fn listed_media(vault: &Vault) -> impl Iterator<Item = &FakeMedia> {
     })
 }
 
+/// The ids of listed media whose `full` variant is a stored JPEG.
+pub fn stored_jpegs(vault: &Vault) -> Vec<String> {
+    listed_media(vault)
+        .filter(|media| {
+            media
+                .variants
+                .get("full")
+                .is_some_and(|full| full.status == "stored" && full.content_type == "image/jpeg")
+        })
+        .map(|media| media.id.clone())
+        .collect()
+}
+
 /// The number of (media, label) pairs of `labels` that are stored upstream.
 pub fn stored_variants(vault: &Vault, labels: &[&str]) -> usize {
     listed_media(vault)
