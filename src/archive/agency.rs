@@ -171,8 +171,10 @@ impl Agency {
     pub async fn rows(&self) -> Result<Vec<ConnectionRow>, ArchiveError> {
         let mut rows = Vec::new();
         for (entry, settings) in self.connections().await? {
-            let gallery = Archive::open(&settings.archive)?
-                .stat(super::export::GALLERY)
+            // Its folder (or prefix) is `entry.folder` under this archive's.
+            let gallery = self
+                .archive
+                .stat(&format!("{}/{}", entry.folder, super::export::GALLERY))
                 .await?
                 .is_some();
             rows.extend(row(entry, &settings.db, gallery)?);
