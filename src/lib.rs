@@ -27,6 +27,7 @@
 pub mod api;
 pub mod archive;
 pub mod config;
+pub mod durable;
 pub mod exit;
 pub mod fake;
 pub mod location;

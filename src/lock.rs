@@ -151,7 +151,7 @@ impl ArchiveLock {
             source,
         };
         if let Some(folder) = path.parent() {
-            fs_err::create_dir_all(folder).map_err(io)?;
+            crate::durable::create_dir_all(folder).map_err(io)?;
         }
         let mut file = fs_err::OpenOptions::new()
             .read(true)

@@ -604,7 +604,12 @@ impl Folder {
             }
             if error == Errno::NOENT {
                 match rustix::fs::mkdirat(&self.file, name, Mode::RWXU | Mode::RWXG | Mode::RWXO) {
-                    Ok(()) | Err(Errno::EXIST) => continue,
+                    // The new entry lasts once this folder is synced.
+                    Ok(()) => {
+                        self.sync()?;
+                        continue;
+                    }
+                    Err(Errno::EXIST) => continue,
                     Err(error) => return Err(failed(error, "create directory", &path)),
                 }
             }
@@ -826,7 +831,7 @@ impl Folder {
 
     /// fsync, so renames and removals in it survive a crash.
     pub fn sync(&self) -> io::Result<()> {
-        crate::archive::durable::sync_open_folder(&self.file)
+        crate::durable::sync_open_folder(&self.file)
     }
 }
 
@@ -970,7 +975,7 @@ impl Folder {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        crate::archive::durable::sync_folder(&self.path)
+        crate::durable::sync_folder(&self.path)
     }
 }
 

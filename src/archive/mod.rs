@@ -19,7 +19,6 @@ mod backend;
 pub mod bucket;
 pub mod content;
 pub mod dir;
-pub mod durable;
 mod error;
 pub mod export;
 pub mod gallery;

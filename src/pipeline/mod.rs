@@ -140,7 +140,7 @@ async fn run(
     let started = Instant::now();
     let started_ms = crate::now_ms();
     let api = ApiClient::new(settings.api_config()?, reporter.clone())?;
-    fs_err::create_dir_all(&settings.local).map_err(|source| MirrorError::Io {
+    crate::durable::create_dir_all(&settings.local).map_err(|source| MirrorError::Io {
         context: format!(
             "cannot create the archive folder {}",
             settings.local.display()

@@ -46,7 +46,8 @@ impl Store {
             reason,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs_err::create_dir_all(parent).map_err(|error| open_error(error.to_string()))?;
+            crate::durable::create_dir_all(parent)
+                .map_err(|error| open_error(error.to_string()))?;
         }
         if !path.exists() {
             create_private_file(path).map_err(|error| open_error(error.to_string()))?;
@@ -59,6 +60,7 @@ impl Store {
         let store = Store {
             path: path.to_owned(),
             connection: Mutex::new(connection),
+            progress_synced: Mutex::new(std::time::Instant::now()),
         };
         store.with(|connection| {
             connection.busy_timeout(Duration::from_secs(5))?;
@@ -152,6 +154,8 @@ impl Store {
 
 /// Creates an empty file readable by its owner only (the database holds
 /// what a person mirrors; it is nobody else's business).
+/// Creates the empty database file, readable by its owner alone, and
+/// syncs its folder: SQLite syncs the file's bytes, never the new name.
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     let mut options = fs_err::OpenOptions::new();
     options.write(true).create_new(true);
@@ -160,7 +164,9 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         use fs_err::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map(drop)
+    options.open(path).map(drop)?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    crate::durable::sync_folder(folder.unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ impl Store {
                 )?
                 .execute(params![media_id, label, local_path, sha256, size, now])
         })?;
-        Ok(())
+        self.sync_progress()
     }
 
     /// The variant ended badly this run (`failed` or `quarantined`), or is

@@ -7,9 +7,11 @@ use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
 
+#[cfg(target_os = "linux")]
+use crate::common::run_tool;
 use crate::common::{
-    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, json_of, media_files, require,
-    send_signal, stored_variants, variant_rows, vault_mirror,
+    SCRUBBED_ENVIRONMENT, against, assert_archive_matches, has_variants_table, integrity_check,
+    json_of, media_files, require, send_signal, stored_variants, variant_rows, vault_mirror,
 };
 use crate::sandbox::{Sandbox, with_faults};
 
@@ -230,7 +232,9 @@ fn kill_9_mid_run_then_a_run_that_completes() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         std::thread::sleep(Duration::from_millis(100));
+        // The database may be there before its tables are.
         let verified = db.exists()
+            && has_variants_table(&db)
             && variant_rows(&db)
                 .iter()
                 .filter(|row| row.4 == "verified")
@@ -286,25 +290,6 @@ pub(crate) fn wait_for_verified(db: &std::path::Path, at_least: usize) {
         }
     }
     panic!("fewer than {at_least} variants verified after a minute");
-}
-
-fn integrity_check(db: &std::path::Path) -> String {
-    let connection = rusqlite::Connection::open(db).unwrap();
-    connection
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .unwrap()
-}
-
-fn has_variants_table(db: &std::path::Path) -> bool {
-    let connection = rusqlite::Connection::open(db).unwrap();
-    connection
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'variants'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .unwrap()
-        == 1
 }
 
 fn part_files(out: &std::path::Path) -> usize {
@@ -1170,34 +1155,6 @@ impl Drop for ExfatMount {
         }
         let _ = run_tool("losetup", &["-d".as_ref(), self.loop_device.as_ref()]);
     }
-}
-
-/// A system tool on `PATH` or in the sbin folders (root's tools).
-#[cfg(target_os = "linux")]
-fn find_tool(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(std::path::PathBuf::from))
-        .map(|folder| folder.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Runs a system tool; its stdout, or why it failed.
-#[cfg(target_os = "linux")]
-fn run_tool(name: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
-    let program = find_tool(name).ok_or(format!("{name} is not installed"))?;
-    let output = Command::new(&program)
-        .args(args)
-        .output()
-        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{name} {args:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The real thing: a mirror onto an exFAT file system, which makes no

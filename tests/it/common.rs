@@ -271,6 +271,28 @@ pub fn assert_archive_matches(out: &Path, db: &Path, vault: &Vault) -> usize {
     verified
 }
 
+/// SQLite's own check of a database file: "ok" when its pages are whole.
+pub fn integrity_check(db: &std::path::Path) -> String {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// Whether the database holds the schema yet (a database cut off before
+/// its first sync holds nothing, and claims nothing).
+pub fn has_variants_table(db: &std::path::Path) -> bool {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'variants'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+}
+
 /// The media some list of the vault holds (the ones a mirror fetches).
 pub fn listed_media(vault: &Vault) -> impl Iterator<Item = &FakeMedia> {
     vault.media.values().filter(|media| {
@@ -340,3 +362,31 @@ macro_rules! require {
     };
 }
 pub(crate) use require;
+
+/// A system tool on `PATH` or in the sbin folders (root's tools).
+#[cfg(target_os = "linux")]
+pub fn find_tool(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(std::path::PathBuf::from))
+        .map(|folder| folder.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs a system tool; its stdout, or why it failed.
+#[cfg(target_os = "linux")]
+pub fn run_tool(name: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
+    let program = find_tool(name).ok_or(format!("{name} is not installed"))?;
+    let output = Command::new(&program)
+        .args(args)
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{name} {args:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

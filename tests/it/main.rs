@@ -33,6 +33,7 @@ mod gallery_browser;
 mod hostile;
 mod mirror;
 mod operator;
+mod power_loss;
 mod properties;
 mod s3;
 mod store_faults;
