@@ -1,4 +1,4 @@
-//! The command-line contract (README.md, "Using it"): commands, flags and the
+//! The command-line contract (docs/one-connection.md, "The command line"): commands, flags and the
 //! environment variables that stand in for them. Only clap lives here;
 //! [`super::settings`] turns these into `Settings`.
 //!
@@ -392,7 +392,7 @@ mod tests {
 
     /// The scheduler files under `deploy/`: each runs a command line that
     /// clap accepts, with the fields that matter (shards, no overlap,
-    /// retries, failure alerts); the README shows each one as it is.
+    /// retries, failure alerts); docs/scheduling.md shows each one as it is.
     mod deploy {
         use super::*;
         use vault_mirror::shard::Shard;
@@ -491,13 +491,13 @@ mod tests {
             assert_eq!(value(&timer, "Timer", "Persistent"), "true");
             assert_eq!(value(&timer, "Install", "WantedBy"), "timers.target");
 
-            // The README's crontab line: five time fields, then the command.
-            let readme = include_str!("../../README.md");
-            let block = readme
+            // The guide's crontab line: five time fields, then the command.
+            let guide = include_str!("../../docs/scheduling.md");
+            let block = guide
                 .split("```cron\n")
                 .nth(1)
                 .and_then(|rest| rest.split("```").next())
-                .expect("a cron block in the README");
+                .expect("a cron block in docs/scheduling.md");
             let line = block.lines().next().unwrap();
             let command: Vec<&str> = line.split_whitespace().skip(5).collect();
             let cli = mirror_of(&command.join(" "));
@@ -681,8 +681,8 @@ mod tests {
         }
 
         #[test]
-        fn the_readme_shows_each_file_as_it_is() {
-            let readme = include_str!("../../README.md");
+        fn the_guide_shows_each_file_as_it_is() {
+            let guide = include_str!("../../docs/scheduling.md");
             for (name, text) in [
                 ("vault-mirror@.service", SERVICE),
                 ("vault-mirror@.timer", TIMER),
@@ -696,8 +696,8 @@ mod tests {
                 ("verify-cronjob.yaml", VERIFY_CRONJOB),
             ] {
                 assert!(
-                    readme.contains(text),
-                    "the README does not show deploy/…/{name} as it is"
+                    guide.contains(text),
+                    "docs/scheduling.md does not show deploy/…/{name} as it is"
                 );
             }
         }

@@ -89,7 +89,7 @@ impl From<MirrorError> for Failure {
                 None => "`--quality all` takes every label; nothing was changed".into(),
             }),
             MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
-                "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
+                "`vault-mirror --help` lists where settings come from; docs/reference.md has an annotated config file".into(),
             ),
             _ => {}
         }
