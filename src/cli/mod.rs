@@ -15,6 +15,7 @@ mod history;
 mod lists;
 mod lock;
 mod logging;
+mod manual;
 mod mirror;
 mod per_connection;
 mod progress;
