@@ -153,7 +153,10 @@ pub fn print_failure(failure: &Failure, output: Output) {
     if failure.diagnosis().is_some() {
         tracing::debug!("{}", vault_mirror::report::chain(failure.error.as_ref()));
     }
-    eprint!("{}", failure_text(failure, output.verbose > 0));
+    eprint!(
+        "{}",
+        super::terminal::for_stderr(&failure_text(failure, output.verbose > 0))
+    );
 }
 
 /// One connection's entry in the `--json` object of a command over many

@@ -23,6 +23,7 @@ mod settings;
 mod status;
 mod stop;
 mod table;
+mod terminal;
 mod unattended;
 mod verify;
 

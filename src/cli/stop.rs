@@ -43,7 +43,7 @@ pub(crate) fn graceful_stop(
     tokio::spawn(async move {
         let status = stop_signal().await;
         display.stopping(
-            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
+            "stopping: transfers in flight are kept to resume (Ctrl-C again: stop at once)",
         );
         let _ = sender.send(status.code());
         let status = tokio::select! {
