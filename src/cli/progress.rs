@@ -636,6 +636,40 @@ mod tests {
         display.finish();
     }
 
+    /// At the start of a run nothing has arrived: the ETA says `--`, not
+    /// `0s` at 0 B/s.
+    #[test]
+    fn no_eta_before_a_rate_is_known() {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let display = Progress::Bars(Box::new(Bars::new(false, target, 80)));
+        display.on_queued(24, 360_000);
+        display.on_planned();
+        let line = screen
+            .lines()
+            .into_iter()
+            .rfind(|line| line.contains(" files"))
+            .expect("the overall line was drawn");
+        assert!(
+            line.contains("ETA --") && !line.contains("ETA 0s"),
+            "{line:?}"
+        );
+        display.finish();
+    }
+
+    #[test]
+    fn a_retry_names_its_request_once_and_keeps_the_ends_of_a_chain() {
+        assert_eq!(
+            short_reason(
+                "PUT /v2/vault-plus/lists/1/sync",
+                "PUT /v2/vault-plus/lists/1/sync answered HTTP 503 Service Unavailable (waiting 0.8s)"
+            ),
+            "HTTP 503 Service Unavailable (waiting 0.8s)"
+        );
+        assert_eq!(short_reason("x", "a: b: c: d"), "a: … d");
+        assert_eq!(short_reason("x", "a: b"), "a: b");
+    }
+
     #[test]
     fn counts_are_grouped_by_thousands() {
         assert_eq!(grouped(0), "0");

@@ -80,8 +80,10 @@ pub fn wrap(text: &str, columns: usize) -> String {
             if !empty && current_width + spaces + word_width > columns {
                 wrapped.push_str(current.trim_end());
                 wrapped.push('\n');
-                current.clone_from(&continuation);
-                current_width = continuation.len();
+                // Less indentation for a word that would not fit with it.
+                let indent = continuation.len().min(columns.saturating_sub(word_width));
+                current = " ".repeat(indent);
+                current_width = indent;
             } else if !empty {
                 current.push_str(&" ".repeat(spaces));
                 current_width += spaces;
@@ -166,12 +168,15 @@ mod tests {
         // A column's padding stays where the line does not break.
         assert_eq!(
             wrap("  a.jpg      a picture that is described at length", 30),
-            "  a.jpg      a picture that\n    is described at length"
+            "  a.jpg      a picture that is\n    described at length"
         );
         // An indented line keeps its indentation, and a long word stays whole.
         let path = format!("  {} a picture", "/x".repeat(50));
         let wrapped = wrap(&path, 80);
         assert_eq!(wrapped, format!("  {}\n    a picture", "/x".repeat(50)));
+        // A long word after a break gives up indentation to fit.
+        let wrapped = wrap(&format!("  open {}", "/x".repeat(39)), 80);
+        assert_eq!(wrapped, format!("  open\n  {}", "/x".repeat(39)));
     }
 
     #[test]
