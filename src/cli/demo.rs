@@ -162,11 +162,11 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     }
     let width = lines
         .iter()
-        .map(|(path, _)| super::table::width(path))
+        .map(|(path, _)| super::terminal::width(path))
         .max()
         .unwrap_or(0);
     for (path, what) in lines {
-        let pad = " ".repeat(width - super::table::width(&path));
+        let pad = " ".repeat(width - super::terminal::width(&path));
         text.push_str(&format!("  {path}{pad}   {what}\n"));
     }
     let command = invoked_as();

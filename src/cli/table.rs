@@ -4,7 +4,7 @@
 //! display columns (`unicode-width`): a CJK character or an emoji takes two,
 //! so a list named with them keeps the columns straight.
 
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use super::terminal::{cut_to, width};
 
 /// How a column lines up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,34 +109,11 @@ impl Table {
     }
 }
 
-/// How many columns `text` takes in a terminal.
-pub fn width(text: &str) -> usize {
-    text.width()
-}
-
 /// Server text made safe for a terminal: control characters escaped, and
 /// long names cut to `limit` columns.
 pub fn shown(text: &str, limit: usize) -> String {
     let escaped: String = text.chars().flat_map(char::escape_debug).collect();
     cut_to(&escaped, limit)
-}
-
-/// `text` cut to `limit` columns, ending in `…` when cut.
-fn cut_to(text: &str, limit: usize) -> String {
-    let escaped = text;
-    if width(escaped) <= limit {
-        return escaped.to_owned();
-    }
-    let room = limit.saturating_sub(1);
-    let mut used = 0;
-    let head: String = escaped
-        .chars()
-        .take_while(|c| {
-            used += c.width().unwrap_or(0);
-            used <= room
-        })
-        .collect();
-    format!("{head}…")
 }
 
 #[cfg(test)]

@@ -7,9 +7,34 @@
 //!
 //! Widths are display columns (`unicode-width`), as in [`super::table`].
 
-use unicode_width::UnicodeWidthChar;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::table::width;
+/// How many columns `text` takes in a terminal.
+pub fn width(text: &str) -> usize {
+    text.width()
+}
+
+/// The longest start of `chars` that takes at most `columns`.
+fn within(chars: impl Iterator<Item = char>, columns: usize) -> Vec<char> {
+    let mut used = 0;
+    chars
+        .take_while(|c| {
+            used += c.width().unwrap_or(0);
+            used <= columns
+        })
+        .collect()
+}
+
+/// `text` cut to `limit` columns, ending in `…` when cut.
+pub fn cut_to(text: &str, limit: usize) -> String {
+    if width(text) <= limit {
+        return text.to_owned();
+    }
+    let head: String = within(text.chars(), limit.saturating_sub(1))
+        .into_iter()
+        .collect();
+    format!("{head}…")
+}
 
 /// The width of the terminal stderr is, or `None` when it is none.
 pub fn stderr_width() -> Option<usize> {
@@ -106,24 +131,8 @@ pub fn one_line(text: &str, columns: usize) -> String {
     }
     let room = columns.saturating_sub(1);
     let tail_room = room / 3;
-    let head_room = room - tail_room;
-    let mut used = 0;
-    let head: String = text
-        .chars()
-        .take_while(|c| {
-            used += c.width().unwrap_or(0);
-            used <= head_room
-        })
-        .collect();
-    let mut used = 0;
-    let mut tail: Vec<char> = text
-        .chars()
-        .rev()
-        .take_while(|c| {
-            used += c.width().unwrap_or(0);
-            used <= tail_room
-        })
-        .collect();
+    let head: String = within(text.chars(), room - tail_room).into_iter().collect();
+    let mut tail = within(text.chars().rev(), tail_room);
     tail.reverse();
     let tail: String = tail.into_iter().collect();
     format!("{}…{}", head.trim_end(), tail.trim_start())
@@ -141,14 +150,8 @@ pub fn lead_and_detail(lead: &str, detail: &str, columns: usize) -> String {
     if lead_width + 12 > columns {
         return one_line(&format!("{lead}{detail}"), columns);
     }
-    let room = columns - lead_width - 1;
-    let mut used = 0;
-    let head: String = detail
-        .chars()
-        .take_while(|c| {
-            used += c.width().unwrap_or(0);
-            used <= room
-        })
+    let head: String = within(detail.chars(), columns - lead_width - 1)
+        .into_iter()
         .collect();
     format!("{lead}{}…", head.trim_end())
 }
