@@ -109,9 +109,18 @@ impl Progress {
 
     /// A stop signal: the bars go (transfers in flight are dropped, so
     /// they would stay drawn as they were), then `text` is shown.
-    pub fn stopping(&self, text: &str) {
+    /// `echoed`: the signal is a Ctrl-C typed on the terminal, which
+    /// echoed `^C` where the cursor was. The bars fill every line to the
+    /// last column (indicatif lets the terminal wrap), so the echo began
+    /// a line below them that they know nothing of: that line goes first,
+    /// or clearing them (so many lines up from the cursor) would leave
+    /// their top line, the overall bar, on screen.
+    pub fn stopping(&self, text: &str, echoed: bool) {
         tracing::warn!(target: EVENTS, "{text}");
         if let Progress::Bars(bars) = self {
+            if echoed && !bars.stopped.load(Ordering::Relaxed) {
+                eprint!("\r\x1b[2K\x1b[1A");
+            }
             bars.clear();
         }
         // Shown whatever the output mode: a stop is worth a line.

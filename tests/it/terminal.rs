@@ -152,7 +152,10 @@ fn a_stop_signal_clears_the_bars_before_saying_so() {
     });
     let sandbox = Sandbox::start_in_thread(&vault, options);
     let command = format!(
-        "{{bin}} mirror --jobs 4 --out '{}' & pid=$!; sleep 2; kill -INT $pid; wait $pid",
+        // Ctrl-C typed on the terminal: it echoes `^C` where the cursor is,
+        // then the signal comes (written and sent here as it would; the
+        // terminal stays the run's stdin, as in the foreground).
+        "{{bin}} mirror --jobs 4 --out '{}' < /dev/tty & pid=$!; sleep 2; printf '^C' > /dev/tty; kill -INT $pid; wait $pid",
         sandbox.out().join("archive").display()
     );
     let output = require!(in_terminal(sandbox.server(), &command));
