@@ -377,7 +377,8 @@ fn retries_are_one_line_each_and_no_eta_shows_before_a_rate() {
 
 /// An agency's run: the later connections' stages replace each other on
 /// one line below the overall bar (none piles up above the bars), and the
-/// totals are final (no `≥`, an ETA) once every connection is planned.
+/// totals are final (no `≥`, an ETA) once every connection is planned;
+/// then its `status` table and `history`, within 80 columns.
 #[test]
 fn an_agency_run_keeps_its_stages_on_one_line_and_ends_with_final_totals() {
     let (vault, options) = sample_account(12, 2, 3, false);
@@ -390,9 +391,11 @@ fn an_agency_run_keeps_its_stages_on_one_line_and_ends_with_final_totals() {
     };
     let server = FakeServer::start_in_thread(vault, options).unwrap();
     let out = tempfile::tempdir().unwrap();
+    let agency = out.path().join("agency");
+    let agency = agency.display();
     let command = format!(
-        "{{bin}} mirror --all-connections --connections-at-once 2 --jobs 3 --out '{}'",
-        out.path().join("agency").display()
+        "{{bin}} mirror --all-connections --connections-at-once 2 --jobs 3 --out '{agency}' \
+         && {{bin}} status --out '{agency}' && {{bin}} history --out '{agency}'"
     );
     let output = require!(in_terminal(&server, &command));
     let screen = String::from_utf8_lossy(&output.stdout);
@@ -414,6 +417,11 @@ fn an_agency_run_keeps_its_stages_on_one_line_and_ends_with_final_totals() {
         drawn_lines(&screen)
             .iter()
             .any(|line| is_bar(line) && line.contains("[conn_03]") && line.contains(": [conn_03]")),
+        "{screen}"
+    );
+    // The agency's table and each connection's runs, within 80 too.
+    assert!(
+        screen.contains("CONNECTION") && screen.contains("conn_03"),
         "{screen}"
     );
     let last_frame = drawn_lines(&screen)
