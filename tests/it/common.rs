@@ -41,6 +41,8 @@ pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "VAULT_MIRROR_TEST_DB_MAX_PAGES",
     "VAULT_MIRROR_TEST_NO_LINKS",
     "VAULT_MIRROR_TEST_LEASE_RENEW_MS",
+    // Read by the man pages' unit test only (it writes docs/man/).
+    "VAULT_MIRROR_WRITE_MAN",
     // Colour and width (clap's help, the progress bars).
     "NO_COLOR",
     "CLICOLOR",

@@ -38,4 +38,5 @@ mod properties;
 mod s3;
 mod store_faults;
 mod store_proxy;
+mod terminal;
 mod unattended;
