@@ -14,6 +14,7 @@ use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::Upload;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
+use crate::store::ResumePoint;
 
 /// A transfer's destination, between writes.
 #[expect(
@@ -89,6 +90,26 @@ impl SinkWriter {
                     Err(SinkError::Upload(error))
                 }
             },
+        }
+    }
+
+    /// The points reached since the last call, to be recorded (see
+    /// `crate::store::ResumePoint`), and on object storage the upload they
+    /// belong to: its key, id and the file's first bytes.
+    pub fn take_points(&mut self) -> (Vec<ResumePoint>, Option<(String, String, Vec<u8>)>) {
+        match self {
+            SinkWriter::Part(writer) => (writer.take_points(), None),
+            SinkWriter::Upload(upload) => {
+                let points = upload.take_points();
+                let recorded = upload.upload_id().map(|id| {
+                    (
+                        upload.relative().to_owned(),
+                        id.to_owned(),
+                        upload.head().to_vec(),
+                    )
+                });
+                (points, recorded)
+            }
         }
     }
 
