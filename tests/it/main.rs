@@ -34,6 +34,7 @@ mod hostile;
 mod mirror;
 mod operator;
 mod properties;
+mod resume;
 mod s3;
 mod store_faults;
 mod store_proxy;

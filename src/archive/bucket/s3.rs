@@ -148,10 +148,12 @@ pub struct ListedPart {
 }
 
 /// The ETag in object_store's id of a part (with checksums on, an XML
-/// fragment holding the ETag and the part's checksum; else the ETag).
+/// fragment holding the ETag, as `<e_tag>` in object_store 0.14, and the
+/// part's checksum; else the ETag itself).
 pub fn part_e_tag(part: &PartId) -> String {
-    xml_values(&part.content_id, "ETag")
-        .pop()
+    ["e_tag", "ETag"]
+        .iter()
+        .find_map(|name| xml_values(&part.content_id, name).pop())
         .unwrap_or_else(|| part.content_id.clone())
 }
 
@@ -1025,6 +1027,20 @@ fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_id_names_its_e_tag_with_or_without_checksums() {
+        let id = |content_id: &str| PartId {
+            content_id: content_id.to_owned(),
+        };
+        assert_eq!(
+            part_e_tag(&id(
+                "<PartMetadata><e_tag>\"a7\"</e_tag><checksum_sha256>x=</checksum_sha256></PartMetadata>"
+            )),
+            "\"a7\""
+        );
+        assert_eq!(part_e_tag(&id("\"b8\"")), "\"b8\"");
+    }
 
     /// The same bytes kept, the same `%XX` (upper case) for every other byte,
     /// as the hand-written encoder this replaced.

@@ -131,6 +131,12 @@ impl Upload {
                     })
                 });
             if !matches {
+                tracing::debug!(
+                    "{key}: part {} recorded as {:?} ({} bytes), the store holds {there:?}",
+                    point.part_number,
+                    point.part_id,
+                    point.part_size
+                );
                 break;
             }
             kept.push(point);
