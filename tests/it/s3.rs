@@ -243,10 +243,15 @@ fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
     assert!(!objects(moto).contains_key("media/9000000001/full.mp4"));
     assert!(!incomplete_uploads(moto).is_empty());
 
-    // The next run aborts what the killed one left, then completes.
+    // The next run aborts what the killed one left (or, once a part of it
+    // was recorded, resumes it: see `resume`), then completes.
     let run = sandbox.run(&mut mirror(&sandbox, &[]), 0);
     let output = run.text();
-    assert!(output.contains("aborted 1 unfinished upload"), "{output}");
+    assert!(
+        output.contains("aborted 1 unfinished upload")
+            || output.contains("resuming the upload of media/9000000001/full.mp4"),
+        "{output}"
+    );
     assert_eq!(run.json()["outcome"], "complete", "{output}");
     assert_eq!(
         assert_objects_match(moto, &vault),
@@ -374,8 +379,21 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
     assert!(lease.contains("other-host"), "{lease}");
 }
 
+/// The uploads recorded in the state database as kept to resume.
+fn resumable_uploads(db: &Path) -> Vec<String> {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    let mut statement = connection
+        .prepare("SELECT object_key FROM resumable_uploads ORDER BY object_key")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
-fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
+fn s3_a_stop_signal_keeps_only_resumable_uploads_and_leaves_a_snapshot() {
     let (sandbox, vault) = require!(slow_sandbox(2 << 20));
     let moto = sandbox.moto();
     let child = spawn_until_uploading(
@@ -388,14 +406,23 @@ fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr).to_string();
     assert_eq!(output.status.code(), Some(143), "{text}");
-    // Stopped in order: no upload left open, the snapshot written, the
-    // lease given back, nothing half-made at a final key.
-    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+    // Stopped in order: no upload left open but one kept to resume (its
+    // parts recorded), the snapshot written, the lease given back,
+    // nothing half-made at a final key.
+    let kept: Vec<String> = resumable_uploads(&sandbox.db())
+        .iter()
+        .map(|key| format!("{PREFIX}/{key}"))
+        .collect();
+    assert_eq!(incomplete_uploads(moto), kept, "{text}");
     let all = objects(moto);
     assert!(all.contains_key(".vault-mirror/state.sqlite"), "{text}");
     assert!(!all.contains_key(".vault-mirror/lease"), "{text}");
     assert!(!all.contains_key("media/9000000001/full.mp4"));
     assert_objects_match(moto, &vault);
+    // The next run completes, and leaves no upload at all.
+    sandbox.run(&mut mirror(&sandbox, &[]), 0);
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+    assert!(resumable_uploads(&sandbox.db()).is_empty());
 }
 
 #[test]
