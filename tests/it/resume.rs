@@ -71,32 +71,33 @@ fn furthest_point(db: &Path) -> u64 {
         .map_or(0, |end| end as u64)
 }
 
-/// Starts `command` and `kill -9`s it once a point at `at` bytes or
-/// beyond is recorded. Returns that point.
-fn kill_9_past(sandbox: &Sandbox, command: &mut Command, at: u64) -> u64 {
+/// Starts `command` and `kill -9`s it once `reached` says so.
+fn kill_9_when(sandbox: &Sandbox, command: &mut Command, reached: impl Fn() -> bool) {
     let log = sandbox.path("killed-run.log");
     let mut child: Child = command
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let reached = loop {
-        let reached = furthest_point(&sandbox.db());
-        if reached >= at {
-            break reached;
-        }
-        assert!(Instant::now() < deadline, "no point past {at} recorded");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !reached() {
+        assert!(Instant::now() < deadline, "not reached in time");
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended first: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    reached
+}
+
+/// [`kill_9_when`] a point at `at` bytes or beyond is recorded. Returns
+/// the furthest point recorded.
+fn kill_9_past(sandbox: &Sandbox, command: &mut Command, at: u64) -> u64 {
+    kill_9_when(sandbox, command, || furthest_point(&sandbox.db()) >= at);
+    furthest_point(&sandbox.db())
 }
 
 fn mirror(sandbox: &Sandbox) -> Command {
@@ -116,8 +117,10 @@ fn s3_resume_after_kill_9(size: usize) -> Option<u64> {
     };
     let moto = sandbox.moto();
     let size = size as u64;
-    kill_9_past(&sandbox, &mut mirror(&sandbox), size / 2);
-    let served_before = sandbox.server().stats().media_bytes_served;
+    // Killed once half the video left the media host.
+    let served = || sandbox.server().stats().media_bytes_served;
+    kill_9_when(&sandbox, &mut mirror(&sandbox), || served() >= size / 2);
+    let served_before = served();
     assert_eq!(incomplete_uploads(moto).len(), 1, "the upload was not kept");
 
     let run = sandbox.run(&mut mirror(&sandbox), 0);
@@ -278,4 +281,81 @@ fn s3_a_part_that_is_not_the_one_recorded_starts_the_upload_over() {
         &vault,
         "starts over: the parts the store holds are not the ones recorded",
     );
+}
+
+/// `bench/resume.sh`: the time to open a `.part` holding half of a 2 GB
+/// video to resume it, hashing every byte again (what a resume cost
+/// before the saved states, and still costs without them) and from its
+/// last saved state. Prints figures, asserts nothing about speed. Set
+/// `VAULT_MIRROR_BENCH_DIR` to put the 1 GB file elsewhere than /tmp.
+#[test]
+#[ignore = "a benchmark: bench/resume.sh runs it"]
+fn bench_resume_half_of_a_2_gb_part() {
+    use std::ffi::OsStr;
+    use vault_mirror::archive::dir::ArchiveDir;
+    use vault_mirror::pipeline::transfer::part::PartFile;
+
+    let declared: u64 = 2_000_000_000;
+    let half = declared / 2 + 12_345;
+    let base = std::env::var_os("VAULT_MIRROR_BENCH_DIR")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let folder = || {
+        ArchiveDir::open(dir.path())
+            .create_folder(Path::new(""))
+            .unwrap()
+    };
+    let name = OsStr::new("full.mp4.part");
+    let mut part = PartFile::open(folder(), name, declared, &[]).unwrap();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut written = 0;
+    while written < half {
+        for byte in chunk.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *byte = seed as u8;
+        }
+        let take = chunk.len().min((half - written) as usize);
+        part.write(&chunk[..take]).unwrap();
+        written += take as u64;
+    }
+    let points = part.keep().unwrap();
+    let expected = part.sha256();
+    drop(part);
+    let cold = || {
+        // Root may drop the page cache, so the bytes come from the disk
+        // as after a reboot; elsewhere every figure is a warm one.
+        std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+    };
+    let time = |points: &[vault_mirror::store::ResumePoint]| {
+        let started = Instant::now();
+        let part = PartFile::open(folder(), name, declared, points).unwrap();
+        let took = started.elapsed();
+        assert_eq!(part.sha256(), expected);
+        took
+    };
+    println!(
+        "a .part of {written} bytes (of {declared}), {} points saved, the last at {}",
+        points.len(),
+        points.last().map_or(0, |point| point.end)
+    );
+    for (label, with) in [
+        ("before (every byte hashed again)", &[][..]),
+        ("after (from the last saved state)", &points[..]),
+    ] {
+        let warm = time(with);
+        let was_cold = cold();
+        let first = time(with);
+        println!(
+            "{label}: {:.3}s warm{}",
+            warm.as_secs_f64(),
+            if was_cold {
+                format!(", {:.3}s cold", first.as_secs_f64())
+            } else {
+                String::new()
+            }
+        );
+    }
 }

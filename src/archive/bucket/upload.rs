@@ -4,10 +4,18 @@
 //! bigger ones — and the object becomes visible at its key only when
 //! [`Upload::commit`] is called, after every check passed.
 //!
+//! Resuming after a crash: at every part the store acknowledges, the
+//! upload hands out a [`ResumePoint`] (the part's id and the sha256 state
+//! at its end, a part boundary) for the caller to record; a later run
+//! continues it with [`Upload::resume`] once ListParts shows the recorded
+//! parts still there, and the hash goes on from the saved state.
+//!
 //! Invariants: a multipart upload is written to the [`UploadLedger`] (a
 //! file per upload in the local state folder) as soon as the store has
 //! given it an id, and forgotten only once completed or aborted, so a
-//! run killed mid-upload leaves a record the next run aborts; memory per
+//! run killed mid-upload leaves a record the next run aborts (or, with
+//! parts recorded in the state database, resumes); a point is handed out
+//! only for a part the store acknowledged; memory per
 //! transfer is at most two parts ([`PART_SIZE`], kept as the network's
 //! chunks, never copied into one buffer): the one filling and the one on
 //! its way; a failed check,

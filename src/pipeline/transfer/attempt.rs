@@ -1,5 +1,6 @@
 //! One attempt of a transfer, in the order of the fixed transaction:
-//! open the `.part` (re-hashing what it holds) → ask for the bytes not on
+//! open the `.part` (hashing what it holds after its last resume point),
+//! or on object storage the upload a crashed run kept open → ask for the bytes not on
 //! disk yet, accepting a resume only as a matching 206 → record the
 //! answer → check the headers (type, length) before any body byte → stream
 //! into the `.part` through its [`PartWriter`] → check the size and the
@@ -8,7 +9,9 @@
 //!
 //! Invariants: a check that fails quarantines the bytes, they never reach
 //! the final path; a transient failure keeps (and syncs) the `.part` to
-//! resume from; file and database work runs off the async workers.
+//! resume from; the resume points a transfer reaches are recorded as it
+//! goes (only for bytes durable where they went); file and database work
+//! runs off the async workers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
