@@ -8,14 +8,13 @@
 //! not the one recorded. Bytes fetched again are counted by the fake's
 //! media host (`media_bytes_served`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Faults, Vault};
+use vault_mirror::fake::{FakeOptions, Faults, Vault};
 
-use crate::common::{assert_archive_matches, require};
+use crate::common::{add_video, assert_archive_matches, require};
 use crate::moto::{BUCKET, PREFIX, assert_objects_match, incomplete_uploads, python};
 use crate::sandbox::{Sandbox, with_faults};
 
@@ -31,21 +30,7 @@ fn vault_with_a_video(size: usize) -> Vault {
     for list in &mut vault.lists {
         list.members.clear();
     }
-    let mut variants = BTreeMap::new();
-    variants.insert(
-        "full".to_owned(),
-        FakeVariant::stored(BIG, "full", "video/mp4", size),
-    );
-    vault.media.insert(
-        BIG.to_owned(),
-        FakeMedia {
-            id: BIG.to_owned(),
-            media_type: "video".into(),
-            duration: Some(2.0),
-            variants,
-        },
-    );
-    vault.lists[0].members.push(BIG.to_owned());
+    add_video(&mut vault, BIG, size);
     vault
 }
 

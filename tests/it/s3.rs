@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Faults, Vault};
 
-use crate::common::{require, send_signal, stored_variants};
+use crate::common::{add_video, db_strings, require, send_signal, stored_variants};
 use crate::moto::{
     ACCESS_KEY, BUCKET, Moto, Object, PREFIX, SECRET_KEY, assert_objects_match, incomplete_uploads,
     objects, python,
@@ -33,22 +33,7 @@ fn mirror(sandbox: &Sandbox, args: &[&str]) -> Command {
 /// (three parts of 8 MiB and a short last one).
 fn vault_with_a_big_file() -> Vault {
     let mut vault = Vault::sample(24, 3);
-    let id = "9000000001".to_owned();
-    let mut variants = BTreeMap::new();
-    variants.insert(
-        "full".to_owned(),
-        FakeVariant::stored(&id, "full", "video/mp4", 25 * 1024 * 1024 + 12_345),
-    );
-    vault.media.insert(
-        id.clone(),
-        FakeMedia {
-            id: id.clone(),
-            media_type: "video".into(),
-            duration: Some(2.0),
-            variants,
-        },
-    );
-    vault.lists[0].members.push(id);
+    add_video(&mut vault, "9000000001", 25 * 1024 * 1024 + 12_345);
     vault
 }
 
@@ -381,15 +366,10 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
 
 /// The uploads recorded in the state database as kept to resume.
 fn resumable_uploads(db: &Path) -> Vec<String> {
-    let connection = rusqlite::Connection::open(db).unwrap();
-    let mut statement = connection
-        .prepare("SELECT object_key FROM resumable_uploads ORDER BY object_key")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    db_strings(
+        db,
+        "SELECT object_key FROM resumable_uploads ORDER BY object_key",
+    )
 }
 
 #[test]
