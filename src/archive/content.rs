@@ -78,7 +78,7 @@ impl Tally {
     /// those bytes to a fresh tally would have given. None when `length`
     /// is not a multiple of 64.
     pub fn resume(state: &[u8; 32], length: u64, head: &[u8]) -> Option<Tally> {
-        if length % 64 != 0 {
+        if !length.is_multiple_of(64) {
             return None;
         }
         let mut serialized = SerializedState::<Sha256>::default();

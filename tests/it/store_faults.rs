@@ -4,7 +4,6 @@
 //! (`archive::bucket::retry`), counted in the summary, and a run that ends
 //! by itself leaves no incomplete multipart upload.
 
-
 use vault_mirror::fake::{FakeOptions, Vault};
 
 use crate::common::{require, stored_variants};

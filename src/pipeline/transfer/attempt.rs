@@ -39,7 +39,7 @@ use crate::pipeline::transfer::sink::{Sink, SinkError, SinkWriter};
 use crate::pipeline::transfer::writer::off_reactor;
 use crate::redact::{Redacted, scrub};
 use crate::report::TransferId;
-use crate::store::{LocalState, ResumableUpload, Store, StoreError};
+use crate::store::{LocalState, Store, StoreError};
 use crate::units::{ByteSize, EpochMillis};
 
 /// Why an attempt did not end in a committed file.
@@ -281,17 +281,10 @@ impl Attempt<'_> {
     /// a crash resumes from the last one. On object storage the first
     /// records its upload too.
     async fn record_points(&self, job: &Job, writer: &mut SinkWriter) -> Result<(), AttemptError> {
-        let (points, upload) = writer.take_points();
+        let (points, upload) = writer.take_points(job.size);
         if points.is_empty() {
             return Ok(());
         }
-        let upload = upload.map(|(key, upload_id, head)| ResumableUpload {
-            key,
-            upload_id,
-            declared_size: job.size,
-            head,
-            started_at: crate::now_ms(),
-        });
         let (media_id, label) = (job.media_id.clone(), job.label.clone());
         self.with_store(move |store| {
             store.record_resume_points(&media_id, &label, upload.as_ref(), &points)

@@ -156,7 +156,7 @@ impl PartFile {
             self.writer.write_all(now)?;
             self.tally.add(now);
             keep_tail(&mut self.tail, now);
-            if self.tally.len() % part == 0
+            if self.tally.len().is_multiple_of(part)
                 && let Some(state) = self.tally.state()
             {
                 self.pending.push(ResumePoint {

@@ -14,7 +14,7 @@ use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::Upload;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
-use crate::store::ResumePoint;
+use crate::store::{ResumableUpload, ResumePoint};
 
 /// A transfer's destination, between writes.
 #[expect(
@@ -95,18 +95,24 @@ impl SinkWriter {
 
     /// The points reached since the last call, to be recorded (see
     /// `crate::store::ResumePoint`), and on object storage the upload they
-    /// belong to: its key, id and the file's first bytes.
-    pub fn take_points(&mut self) -> (Vec<ResumePoint>, Option<(String, String, Vec<u8>)>) {
+    /// belong to (begun for a file of `declared_size` bytes).
+    pub fn take_points(
+        &mut self,
+        declared_size: u64,
+    ) -> (Vec<ResumePoint>, Option<ResumableUpload>) {
         match self {
             SinkWriter::Part(writer) => (writer.take_points(), None),
             SinkWriter::Upload(upload) => {
                 let points = upload.take_points();
-                let recorded = upload.upload_id().map(|id| {
-                    (
-                        upload.relative().to_owned(),
-                        id.to_owned(),
-                        upload.head().to_vec(),
-                    )
+                if points.is_empty() {
+                    return (points, None);
+                }
+                let recorded = upload.upload_id().map(|id| ResumableUpload {
+                    key: upload.relative().to_owned(),
+                    upload_id: id.to_owned(),
+                    declared_size,
+                    head: upload.head().to_vec(),
+                    started_at: crate::now_ms(),
                 });
                 (points, recorded)
             }
