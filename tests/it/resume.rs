@@ -350,3 +350,28 @@ fn bench_resume_half_of_a_2_gb_part() {
         );
     }
 }
+
+#[test]
+fn s3_the_parts_before_one_that_differs_are_kept() {
+    let (sandbox, vault) = require!(killed_mid_upload());
+    // Part 2 replaced by other bytes: part 1 still holds, so the run
+    // resumes after it and fetches the rest again.
+    python(
+        sandbox.moto(),
+        &format!(
+            "u = s3.list_multipart_uploads(Bucket='{BUCKET}')['Uploads'][0]\n\
+             s3.upload_part(Bucket='{BUCKET}', Key=u['Key'], UploadId=u['UploadId'], PartNumber=2, Body=b'x' * {PART})"
+        ),
+    );
+    let run = sandbox.run(&mut mirror(&sandbox), 0);
+    let output = run.text();
+    assert!(
+        output.contains(&format!(
+            "resuming the upload of media/{BIG}/full.mp4 at 8.00 MiB of"
+        )),
+        "{output}"
+    );
+    assert_eq!(run.json()["outcome"], "complete", "{output}");
+    assert_eq!(assert_objects_match(sandbox.moto(), &vault), 1);
+    assert_eq!(incomplete_uploads(sandbox.moto()), Vec::<String>::new());
+}
