@@ -35,6 +35,7 @@ mod mirror;
 mod operator;
 mod power_loss;
 mod properties;
+mod resume;
 mod s3;
 mod store_faults;
 mod store_proxy;

@@ -10,12 +10,14 @@
 //! every byte received.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::transfer::part::PartFile;
+use crate::store::ResumePoint;
 
 /// Chunks in flight between the network and the disk: enough to ride out
 /// a short stall of either, little enough to hold no more than a few
@@ -35,11 +37,14 @@ pub async fn off_reactor<T: Send + 'static>(
 pub struct PartWriter {
     chunks: Option<mpsc::Sender<Bytes>>,
     task: Option<JoinHandle<std::io::Result<PartFile>>>,
+    /// The points the `.part` made durable, as the writer reaches them.
+    durable: Arc<Mutex<Vec<ResumePoint>>>,
 }
 
 impl PartWriter {
     /// Starts writing after the bytes `part` already holds.
     pub fn start(mut part: PartFile) -> Self {
+        let durable = part.durable_points();
         let (chunks, mut incoming) = mpsc::channel::<Bytes>(IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = incoming.blocking_recv() {
@@ -51,7 +56,16 @@ impl PartWriter {
         PartWriter {
             chunks: Some(chunks),
             task: Some(task),
+            durable,
         }
+    }
+
+    /// The points the `.part` made durable since the last call.
+    pub fn take_points(&self) -> Vec<ResumePoint> {
+        self.durable
+            .lock()
+            .map(|mut durable| std::mem::take(&mut *durable))
+            .unwrap_or_default()
     }
 
     /// Hands `chunk` to the writer (waits while it is behind). An error
