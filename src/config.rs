@@ -109,6 +109,9 @@ pub const OPTIONS: &[ConfigOption] = &[
         s.watch.events = Some(path);
         Ok(())
     }),
+    option("single_writer", |s, v| {
+        v.boolean().map(|single| s.single_writer = single)
+    }),
     option("json", |s, v| v.boolean().map(|json| s.output.json = json)),
     option("quiet", |s, v| {
         v.boolean().map(|quiet| s.output.quiet = quiet)

@@ -19,6 +19,7 @@ use crate::archive::Archive;
 use crate::archive::verify::{Budget, Checked, Depth, Finding, Problem, verify_until};
 use crate::exit::ExitStatus;
 use crate::location::ArchiveLocation;
+use crate::pipeline::bucket::Mended;
 use crate::pipeline::error::MirrorError;
 use crate::pipeline::repair::{self, Repair};
 use crate::report::{Reporter, Stage};
@@ -48,6 +49,9 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// With `--repair`: how the refetch went.
     pub repair: Option<Repair>,
+    /// With `--repair` on object storage: objects given their missing
+    /// sha256 metadata from their own bytes (`null` otherwise).
+    pub sha256_metadata: Option<Mended>,
     pub seconds: f64,
     /// `--max-bytes` and `--budget` (in seconds), `null` where not given.
     pub budget: Budget,
@@ -167,6 +171,7 @@ impl Run<'_> {
             record_checks(store, files, &checked)?;
         }
 
+        let repairing = repair;
         let repair = if repair && !checked.findings.is_empty() {
             let reporter = display();
             reporter.on_stage(
@@ -174,6 +179,12 @@ impl Run<'_> {
                 &format!("fetching {} files again", checked.findings.len()),
             );
             Some(repair::repair(settings, store, &checked, reporter).await?)
+        } else {
+            None
+        };
+        // After the refetch, so the bytes fetched again are sealed already.
+        let sha256_metadata = if repairing {
+            repair::mend_metadata(&archive, store, &*display()).await?
         } else {
             None
         };
@@ -198,6 +209,7 @@ impl Run<'_> {
             bytes: checked.bytes,
             findings: checked.findings,
             repair,
+            sha256_metadata,
             seconds: self.started.elapsed().as_secs_f64(),
             budget: self.budget,
             left,

@@ -47,7 +47,7 @@ pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};
 pub use prune::{GoneMedia, PrunedFile, RecordedFile};
 pub use runs::RunRecord;
-pub use variants::{LocalState, LocalVariant, RemoteVariant};
+pub use variants::{LocalState, LocalVariant, RemoteVariant, Unsealed};
 
 pub use database::{MediaRecord, Store};
 pub use error::StoreError;

@@ -64,6 +64,20 @@ pub struct RemoteVariant {
     pub stored_at: Option<i64>,
 }
 
+/// An object whole in the archive whose sha256 metadata is missing (see
+/// [`Store::mark_unsealed`]), or a verified one to check for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    pub media_id: String,
+    pub label: String,
+    /// The object's key, relative to the archive.
+    pub local_path: String,
+    /// What its bytes hash to when they are the ones checked.
+    pub sha256: String,
+    pub size: ByteSize,
+    pub content_type: String,
+}
+
 /// What we hold of one variant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalVariant {
@@ -150,6 +164,64 @@ impl Store {
                 .execute(params![media_id, label, local_path, sha256, size, now])
         })?;
         Ok(())
+    }
+
+    /// The bytes passed every check and are whole at `local_path` on object
+    /// storage, but the store would not take their sha256 as metadata:
+    /// the variant is not verified. What the object should hold is kept
+    /// (`sha256`, `verified_size`, and the description it answered, with
+    /// `verified_at` left empty: the mark [`Store::unsealed`] looks for),
+    /// so a later run sets the metadata after hashing the object instead
+    /// of fetching the bytes again. The caller marks the variant `failed`
+    /// with the reason.
+    pub fn mark_unsealed(
+        &self,
+        media_id: &str,
+        label: &str,
+        local_path: &str,
+        sha256: &str,
+        size: ByteSize,
+        now: EpochMillis,
+    ) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .prepare_cached(
+                    "UPDATE variants SET local_path = ?3, sha256 = ?4, verified_size = ?5,
+                        verified_at = NULL, part_validator = NULL, updated_at = ?6,
+                        verified_content_type = content_type, verified_stored_at = stored_at,
+                        checked_at = NULL, check_outcome = NULL
+                     WHERE media_id = ?1 AND label = ?2",
+                )?
+                .execute(params![media_id, label, local_path, sha256, size, now])
+        })?;
+        Ok(())
+    }
+
+    /// The variants [`Store::mark_unsealed`] left and Vault+ still
+    /// describes as it did then (same size, type and stored time), with
+    /// the bytes their object should hold.
+    pub fn unsealed(&self) -> Result<Vec<Unsealed>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT media_id, label, local_path, sha256, verified_size, content_type
+                 FROM variants
+                 WHERE local_state = 'failed' AND verified_at IS NULL AND sha256 IS NOT NULL
+                    AND local_path IS NOT NULL AND verified_size IS size_bytes
+                    AND verified_content_type IS content_type
+                    AND verified_stored_at IS stored_at",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(Unsealed {
+                    media_id: row.get(0)?,
+                    label: row.get(1)?,
+                    local_path: row.get(2)?,
+                    sha256: row.get(3)?,
+                    size: row.get(4)?,
+                    content_type: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     /// The variant ended badly this run (`failed` or `quarantined`), or is

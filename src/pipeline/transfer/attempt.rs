@@ -19,6 +19,7 @@ use reqwest::{StatusCode, header};
 
 use crate::api::error_chain;
 use crate::archive::ArchiveError;
+use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::Upload;
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
@@ -440,12 +441,18 @@ impl Attempt<'_> {
                     .await
                     .map_err(|error| local_error(error, &shown))?
             }
-            Sink::Upload(upload) => upload.commit().await.map_err(|error| {
-                AttemptError::Transient(format!(
-                    "completing the upload failed: {}",
-                    crate::report::chain(&error)
-                ))
-            })?,
+            Sink::Upload(upload) => match upload.commit().await {
+                Ok(sha256) => sha256,
+                Err(error @ BucketError::Metadata { .. }) => {
+                    return Err(self.unsealed(job, relative, incoming, size, &error).await);
+                }
+                Err(error) => {
+                    return Err(AttemptError::Transient(format!(
+                        "completing the upload failed: {}",
+                        crate::report::chain(&error)
+                    )));
+                }
+            },
         };
         self.record_verified(job, transfer, name, relative, sha256, size)
             .await
@@ -502,6 +509,43 @@ impl Attempt<'_> {
             .reporter
             .on_verified(transfer, name, &path, size, &digest);
         Ok(())
+    }
+
+    /// The object is whole at `relative` but the store refused its sha256
+    /// metadata after every retry: not verified (the caller's failure
+    /// marks it `failed`), and recorded with its sha256 so the next run
+    /// sets the metadata from the object's own bytes instead of fetching
+    /// them again (`archive::bucket::seal`). No retry in this run: the
+    /// request was tried as often as the store's retry policy allows.
+    async fn unsealed(
+        &self,
+        job: &Job,
+        relative: String,
+        sha256: String,
+        size: u64,
+        error: &BucketError,
+    ) -> AttemptError {
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let reason = format!(
+            "{}; the bytes are whole at {relative}, so the next run sets it from them without fetching them again",
+            crate::report::chain(error)
+        );
+        let recorded = self
+            .with_store(move |store| {
+                store.mark_unsealed(
+                    &media_id,
+                    &label,
+                    &relative,
+                    &sha256,
+                    ByteSize(size),
+                    EpochMillis(crate::now_ms()),
+                )
+            })
+            .await;
+        match recorded {
+            Ok(()) => AttemptError::Permanent(reason),
+            Err(error) => error,
+        }
     }
 
     /// Records a failed check of bytes that were never kept.
