@@ -930,30 +930,42 @@ stall_timeout = 45
         }
     }
 
+    /// The first TOML example of a Markdown text.
+    fn toml_example(text: &str) -> &str {
+        let start = text.find("```toml\n").expect("a TOML example") + 8;
+        let example = &text[start..];
+        &example[..example.find("```").unwrap()]
+    }
+
+    /// Every key is shown in the README's example, or in the example of
+    /// the page of the user guide that documents it (the object-storage
+    /// settings in `docs/object-storage-faults.md`).
     #[test]
     fn the_readme_example_holds_every_key_and_parses() {
-        let readme = include_str!("../README.md");
-        let start = readme
-            .find("```toml\n")
-            .expect("the README has a TOML example")
-            + 8;
-        let example = &readme[start..];
-        let example = &example[..example.find("```").unwrap()];
+        let examples = [
+            toml_example(include_str!("../README.md")),
+            toml_example(include_str!("../docs/object-storage-faults.md")),
+        ];
         // Commented-out keys count as documented; uncomment them to parse all.
-        let uncommented: String = example
-            .lines()
-            .map(|line| {
-                line.strip_prefix("# ")
-                    .filter(|rest| rest.contains(" = "))
-                    .unwrap_or(line)
+        let files: Vec<_> = examples
+            .iter()
+            .map(|example| {
+                let uncommented: String = example
+                    .lines()
+                    .map(|line| {
+                        line.strip_prefix("# ")
+                            .filter(|rest| rest.contains(" = "))
+                            .unwrap_or(line)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                parse(&uncommented).unwrap_or_else(|error| panic!("{error}"))
             })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let file = parse(&uncommented).unwrap_or_else(|error| panic!("{error}"));
+            .collect();
         for option in OPTIONS {
             assert!(
-                file.sets(option.key),
-                "the README's example lacks `{}`",
+                files.iter().any(|file| file.sets(option.key)),
+                "no example (README, docs/) shows `{}`",
                 option.key
             );
         }

@@ -37,4 +37,5 @@ mod properties;
 mod s3;
 mod store_faults;
 mod store_proxy;
+mod store_trust;
 mod unattended;

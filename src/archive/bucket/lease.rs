@@ -280,25 +280,22 @@ impl Lease {
             let Some(info) = archive.head(LEASE_KEY).await? else {
                 refuse(None)?;
                 match write(archive, &mine, WriteMode::Create).await {
-                    Ok(e_tag) => {
-                        let lease = Self::hold(archive, mine, e_tag, None);
-                        return Ok(Lease {
-                            store_ahead_ms,
-                            ..lease
-                        });
-                    }
+                    Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, None, store_ahead_ms)),
                     Err(BucketError::Precondition { .. }) => continue,
                     Err(error) => return Err(error.into()),
                 }
             };
             let found = read(archive).await?;
-            // An unreadable lease is taken over as a stale one would be.
-            let takeable = found.as_ref().is_none_or(|found| {
-                may_take_over(found, &mine.host, info.last_modified, store.now)
-            });
             let holder = found.clone().map(|body| Holder {
                 body,
                 written_at: info.last_modified,
+            });
+            // Whatever the lease's age: on such a store even a stale one
+            // may be taken by two runs at once.
+            refuse(holder.clone())?;
+            // An unreadable lease is taken over as a stale one would be.
+            let takeable = found.as_ref().is_none_or(|found| {
+                may_take_over(found, &mine.host, info.last_modified, store.now)
             });
             if !takeable {
                 return Err(LeaseError::Held(holder.unwrap_or_else(|| Holder {
@@ -306,16 +303,9 @@ impl Lease {
                     written_at: info.last_modified,
                 })));
             }
-            refuse(holder)?;
             let Some(e_tag) = info.e_tag else { continue };
             match write(archive, &mine, WriteMode::Replace(e_tag)).await {
-                Ok(e_tag) => {
-                    let lease = Self::hold(archive, mine, e_tag, found);
-                    return Ok(Lease {
-                        store_ahead_ms,
-                        ..lease
-                    });
-                }
+                Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, found, store_ahead_ms)),
                 Err(BucketError::Precondition { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
@@ -338,6 +328,7 @@ impl Lease {
         mine: LeaseBody,
         e_tag: Option<String>,
         took_over: Option<LeaseBody>,
+        store_ahead_ms: i64,
     ) -> Lease {
         let e_tag = Arc::new(Mutex::new(e_tag));
         let lost = Arc::new(AtomicBool::new(false));
@@ -350,7 +341,7 @@ impl Lease {
             renewer,
             run_id,
             took_over,
-            store_ahead_ms: 0,
+            store_ahead_ms,
         }
     }
 
