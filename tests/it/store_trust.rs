@@ -18,7 +18,6 @@ use crate::common::require;
 use crate::moto::{
     BUCKET, Moto, PREFIX, assert_objects_match, incomplete_uploads, objects, python,
 };
-use crate::sandbox::Sandbox;
 use crate::store_faults::{behind_a_proxy, vault_with_videos};
 use crate::store_proxy::{Fault, ignoring_conditions, writes_metadata};
 
@@ -259,6 +258,7 @@ fn store_a_lease_written_just_now_by_a_slow_clock_is_not_taken_over() {
     // renewed 15 minutes ago, but the store wrote it just now.
     plant_lease(sandbox.moto(), "slow-host", 15 * 60_000);
     let text = sandbox.run(&mut sandbox.command(&["mirror"]), 1).text();
+    eprintln!("{text}");
     assert!(text.contains("another run holds the archive"), "{text}");
     assert!(text.contains("slow-host"), "{text}");
     assert_eq!(lease_holder(sandbox.moto()).as_deref(), Some("slow-host"));

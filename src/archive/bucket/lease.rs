@@ -78,7 +78,7 @@ pub struct LeaseBody {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "another run holds the archive: `{}` (pid {}) on {}, started {}, last renewed {} by the store's clock; it is taken over once the store has not seen it renewed for {} minutes",
+        "another run holds the archive: `{}` (pid {}) on {}, started {} by its clock, last renewed {} by the store's clock; it is taken over once the store has not seen it renewed for {} minutes",
         .0.body.command, .0.body.pid, .0.body.host, when(.0.body.started_at), when(.0.written_at), stale_after().as_secs() / 60
     )]
     Held(Holder),
