@@ -151,19 +151,7 @@ impl Store {
         size: ByteSize,
         now: EpochMillis,
     ) -> Result<(), StoreError> {
-        self.with(|connection| {
-            connection
-                .prepare_cached(
-                    "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
-                        verified_size = ?5, verified_at = ?6, last_error = NULL,
-                        part_validator = NULL, updated_at = ?6,
-                        verified_content_type = content_type, verified_stored_at = stored_at,
-                        checked_at = NULL, check_outcome = NULL
-                     WHERE media_id = ?1 AND label = ?2",
-                )?
-                .execute(params![media_id, label, local_path, sha256, size, now])
-        })?;
-        Ok(())
+        self.record_bytes((media_id, label), (local_path, sha256, size), now, true)
     }
 
     /// The bytes passed every check and are whole at `local_path` on object
@@ -183,16 +171,33 @@ impl Store {
         size: ByteSize,
         now: EpochMillis,
     ) -> Result<(), StoreError> {
+        self.record_bytes((media_id, label), (local_path, sha256, size), now, false)
+    }
+
+    /// Records the bytes committed for a variant (where, their sha256 and
+    /// size, the description they answer), verified or not.
+    fn record_bytes(
+        &self,
+        (media_id, label): (&str, &str),
+        (local_path, sha256, size): (&str, &str, ByteSize),
+        now: EpochMillis,
+        verified: bool,
+    ) -> Result<(), StoreError> {
         self.with(|connection| {
             connection
                 .prepare_cached(
                     "UPDATE variants SET local_path = ?3, sha256 = ?4, verified_size = ?5,
-                        verified_at = NULL, part_validator = NULL, updated_at = ?6,
+                        local_state = CASE WHEN ?7 THEN 'verified' ELSE local_state END,
+                        verified_at = CASE WHEN ?7 THEN ?6 END,
+                        last_error = CASE WHEN ?7 THEN NULL ELSE last_error END,
+                        part_validator = NULL, updated_at = ?6,
                         verified_content_type = content_type, verified_stored_at = stored_at,
                         checked_at = NULL, check_outcome = NULL
                      WHERE media_id = ?1 AND label = ?2",
                 )?
-                .execute(params![media_id, label, local_path, sha256, size, now])
+                .execute(params![
+                    media_id, label, local_path, sha256, size, now, verified
+                ])
         })?;
         Ok(())
     }

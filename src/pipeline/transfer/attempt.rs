@@ -492,19 +492,8 @@ impl Attempt<'_> {
         sha256: String,
         size: u64,
     ) -> Result<(), AttemptError> {
-        let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let (path, digest) = (relative.clone(), sha256.clone());
-        self.with_store(move |store| {
-            store.mark_verified(
-                &media_id,
-                &label,
-                &relative,
-                &sha256,
-                ByteSize(size),
-                EpochMillis(crate::now_ms()),
-            )
-        })
-        .await?;
+        self.record_bytes(job, relative, sha256, size, true).await?;
         self.context
             .reporter
             .on_verified(transfer, name, &path, size, &digest);
@@ -525,27 +514,36 @@ impl Attempt<'_> {
         size: u64,
         error: &BucketError,
     ) -> AttemptError {
-        let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let reason = format!(
             "{}; the bytes are whole at {relative}, so the next run sets it from them without fetching them again",
             crate::report::chain(error)
         );
-        let recorded = self
-            .with_store(move |store| {
-                store.mark_unsealed(
-                    &media_id,
-                    &label,
-                    &relative,
-                    &sha256,
-                    ByteSize(size),
-                    EpochMillis(crate::now_ms()),
-                )
-            })
-            .await;
-        match recorded {
+        match self.record_bytes(job, relative, sha256, size, false).await {
             Ok(()) => AttemptError::Permanent(reason),
             Err(error) => error,
         }
+    }
+
+    /// Records the bytes committed at `relative`: the variant verified,
+    /// or (`sealed` false: their sha256 is not on their object) not.
+    async fn record_bytes(
+        &self,
+        job: &Job,
+        relative: String,
+        sha256: String,
+        size: u64,
+        sealed: bool,
+    ) -> Result<(), AttemptError> {
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| {
+            let (size, now) = (ByteSize(size), EpochMillis(crate::now_ms()));
+            if sealed {
+                store.mark_verified(&media_id, &label, &relative, &sha256, size, now)
+            } else {
+                store.mark_unsealed(&media_id, &label, &relative, &sha256, size, now)
+            }
+        })
+        .await
     }
 
     /// Records a failed check of bytes that were never kept.
