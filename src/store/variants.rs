@@ -534,4 +534,70 @@ mod tests {
             vec![("verified".to_owned(), 1)]
         );
     }
+
+    #[test]
+    fn unsealed_bytes_are_not_verified_and_are_found_while_upstream_is_unchanged() {
+        let (_dir, store) = testing::open();
+        store
+            .record_remote(&[media("1")], &[stored("1", 10, 2)], 1)
+            .unwrap();
+        // Verified once, then fetched again and refused its metadata.
+        store
+            .mark_verified(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "old",
+                ByteSize(10),
+                EpochMillis(2),
+            )
+            .unwrap();
+        store
+            .mark_unsealed(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "ab",
+                ByteSize(10),
+                EpochMillis(3),
+            )
+            .unwrap();
+        store
+            .mark_unfinished("1", "full", LocalState::Failed, "refused", 3)
+            .unwrap();
+        let found = store.unsealed().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].sha256.as_str(), found[0].size),
+            ("ab", ByteSize(10))
+        );
+        assert!(
+            store.archived_variants().unwrap().is_empty(),
+            "not verified"
+        );
+        // A failure of an earlier verified variant is no unsealed one.
+        store
+            .record_remote(&[media("2")], &[stored("2", 10, 2)], 4)
+            .unwrap();
+        store
+            .mark_verified(
+                "2",
+                "full",
+                "media/2/full.jpg",
+                "cd",
+                ByteSize(10),
+                EpochMillis(4),
+            )
+            .unwrap();
+        store
+            .mark_unfinished("2", "full", LocalState::Failed, "gone", 5)
+            .unwrap();
+        assert_eq!(store.unsealed().unwrap().len(), 1);
+        // Described otherwise upstream: the bytes in the store are no
+        // longer the ones wanted.
+        store
+            .record_remote(&[media("1")], &[stored("1", 11, 2)], 6)
+            .unwrap();
+        assert!(store.unsealed().unwrap().is_empty());
+    }
 }
