@@ -292,10 +292,10 @@ impl BucketRun {
     /// wrote is never newer than its verification, so an unchanged
     /// archive costs no request here.
     pub async fn mend(&self, store: &Store, reporter: &dyn Reporter) -> Result<Mended, StoreError> {
-        let mut objects: Vec<(Unsealed, bool)> = store
+        let mut objects: Vec<(Unsealed, Looked)> = store
             .unsealed()?
             .into_iter()
-            .map(|object| (object, false))
+            .map(|object| (object, Looked::Unsealed))
             .collect();
         for variant in store.archived_variants()? {
             let (Some(&written), Some(verified_at)) =
@@ -306,7 +306,7 @@ impl BucketRun {
             // Last-Modified is whole seconds, and the clocks' offset is
             // read to about one: anything closer is our own write.
             if written > verified_at + self.store_ahead_ms + CLOCK_SLACK_MS {
-                objects.push((sealed_as_verified(variant), true));
+                objects.push((sealed_as_verified(variant), Looked::Rewritten));
             }
         }
         mend(&self.bucket, store, objects, reporter).await
@@ -408,6 +408,17 @@ pub struct Mended {
     pub failed: u64,
 }
 
+/// Why an object is looked at by [`mend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    /// A run left its variant unverified: the store refused its metadata.
+    Unsealed,
+    /// Its variant is verified (`verify --repair` looks at every one).
+    Verified,
+    /// Its variant is verified, and the store wrote it since.
+    Rewritten,
+}
+
 /// A verified variant as an object to check for its sha256.
 pub fn sealed_as_verified(variant: ArchivedVariant) -> Unsealed {
     Unsealed {
@@ -421,69 +432,62 @@ pub fn sealed_as_verified(variant: ArchivedVariant) -> Unsealed {
 }
 
 /// Gives each of `objects` its sha256 metadata where it lacks it
-/// ([`seal`]), a few at a time; `true` beside one says it is verified
-/// already. An unsealed one sealed is verified now; a verified one whose
-/// object holds other bytes goes back to `missing`, to be fetched (and its
-/// bytes set aside) by a run; a store that still refuses is logged, and
-/// the next run tries again.
+/// ([`seal`]), a few at a time. An unsealed one sealed is verified now; a
+/// verified one sealed again (or rewritten and still carrying it) has its
+/// verification moved on; a verified one whose object holds other bytes
+/// goes back to `missing`, to be fetched (and its bytes set aside) by a
+/// run; a store that still refuses is logged, and the next run tries
+/// again.
 pub async fn mend(
     bucket: &Bucket,
     store: &Store,
-    objects: Vec<(Unsealed, bool)>,
+    objects: Vec<(Unsealed, Looked)>,
     reporter: &dyn Reporter,
 ) -> Result<Mended, StoreError> {
     let mut mended = Mended::default();
     let results: Vec<_> = futures::stream::iter(objects)
-        .map(|(object, verified)| async move {
+        .map(|(object, looked)| async move {
             let result = seal(bucket, &object).await;
-            (object, verified, result)
+            (object, looked, result)
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    let now = crate::now_ms();
-    for (object, verified, result) in results {
+    let now = EpochMillis(crate::now_ms());
+    for (object, looked, result) in results {
         mended.looked_at += 1;
         let key = &object.local_path;
-        match result {
-            Ok(sealing @ (Sealing::Carried | Sealing::Set)) => {
-                if sealing == Sealing::Set {
-                    mended.set += 1;
-                    reporter.on_note(&format!(
-                        "{key} lacked its sha256 metadata: set from its bytes in the store (not fetched again)"
-                    ));
-                }
-                if !verified {
-                    mended.verified += 1;
-                    store.mark_verified(
-                        &object.media_id,
-                        &object.label,
-                        key,
-                        &object.sha256,
-                        object.size,
-                        EpochMillis(now),
-                    )?;
-                }
-            }
-            Ok(Sealing::Absent) => {}
-            Ok(Sealing::Differs(why)) => {
-                if verified {
-                    mended.differ += 1;
-                    let reason = format!("the object is not the bytes verified: {why}");
-                    reporter.on_note(&format!("{key}: {reason}; fetched again"));
-                    store.mark_unfinished(
-                        &object.media_id,
-                        &object.label,
-                        LocalState::Missing,
-                        &reason,
-                        now,
-                    )?;
-                }
-            }
+        let (media_id, label) = (&object.media_id, &object.label);
+        let sealing = match result {
+            Ok(sealing) => sealing,
             Err(error) => {
                 mended.failed += 1;
                 tracing::warn!("{}; a later run tries again", crate::report::chain(&error));
+                continue;
             }
+        };
+        if sealing == Sealing::Set {
+            mended.set += 1;
+            reporter.on_note(&format!(
+                "{key} lacked its sha256 metadata: set from its bytes in the store (not fetched again)"
+            ));
+        }
+        match (sealing, looked) {
+            (Sealing::Set | Sealing::Carried, Looked::Unsealed) => {
+                mended.verified += 1;
+                let sha256 = &object.sha256;
+                store.mark_verified(media_id, label, key, sha256, object.size, now)?;
+            }
+            (Sealing::Set, _) | (Sealing::Carried, Looked::Rewritten) => {
+                store.reverified(media_id, label, now)?;
+            }
+            (Sealing::Differs(why), Looked::Verified | Looked::Rewritten) => {
+                mended.differ += 1;
+                let reason = format!("the object is not the bytes verified: {why}");
+                reporter.on_note(&format!("{key}: {reason}; fetched again"));
+                store.mark_unfinished(media_id, label, LocalState::Missing, &reason, now.0)?;
+            }
+            _ => {}
         }
     }
     Ok(mended)

@@ -15,7 +15,7 @@ use crate::archive::dir::quarantine_path;
 use crate::archive::paths::key_of;
 use crate::archive::verify::{Checked, Finding, Problem};
 use crate::archive::{Archive, archive_path};
-use crate::pipeline::bucket::{BucketRunError, Mended, mend, sealed_as_verified};
+use crate::pipeline::bucket::{BucketRunError, Looked, Mended, mend, sealed_as_verified};
 use crate::pipeline::error::MirrorError;
 use crate::pipeline::outcome::Summary;
 use crate::report::Reporter;
@@ -49,13 +49,13 @@ pub async fn mend_metadata(
     let mut objects: Vec<_> = store
         .unsealed()?
         .into_iter()
-        .map(|object| (object, false))
+        .map(|object| (object, Looked::Unsealed))
         .collect();
     objects.extend(
         store
             .archived_variants()?
             .into_iter()
-            .map(|variant| (sealed_as_verified(variant), true)),
+            .map(|variant| (sealed_as_verified(variant), Looked::Verified)),
     );
     mend(bucket, store, objects, reporter).await.map(Some)
 }

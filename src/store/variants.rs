@@ -202,6 +202,27 @@ impl Store {
         Ok(())
     }
 
+    /// A verified variant's object was found (or made) to carry its
+    /// sha256 again after the store rewrote it: its `verified_at` moves
+    /// on, so later runs, which look again at objects written after their
+    /// verification, need not.
+    pub fn reverified(
+        &self,
+        media_id: &str,
+        label: &str,
+        now: EpochMillis,
+    ) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .prepare_cached(
+                    "UPDATE variants SET verified_at = ?3
+                     WHERE media_id = ?1 AND label = ?2 AND local_state = 'verified'",
+                )?
+                .execute(params![media_id, label, now])
+        })?;
+        Ok(())
+    }
+
     /// The variants [`Store::mark_unsealed`] left and Vault+ still
     /// describes as it did then (same size, type and stored time), with
     /// the bytes their object should hold.

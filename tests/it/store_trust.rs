@@ -101,9 +101,21 @@ fn store_a_refused_sha256_metadata_leaves_the_variant_unverified_and_the_next_ru
 fn store_objects_stripped_of_their_sha256_are_mended_by_mirror_and_verify_repair_without_fetching()
 {
     let vault = vault_with_videos();
-    let (sandbox, _proxy) = require!(behind_a_proxy(&vault, |_| None));
+    // HEADs of media objects, counted: what looking at objects costs.
+    let heads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = heads.clone();
+    let (sandbox, _proxy) = require!(behind_a_proxy(&vault, move |seen| {
+        if seen.method == "HEAD" && seen.target.contains("/media/") {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        None
+    }));
     sandbox.json(&mut sandbox.command(&["mirror", "--json"]), 0);
     assert_sealed(sandbox.moto());
+    // An unchanged archive: no object is looked at.
+    let before = heads.load(Ordering::SeqCst);
+    sandbox.json(&mut sandbox.command(&["mirror", "--json"]), 0);
+    assert_eq!(heads.load(Ordering::SeqCst), before);
     // A multipart object and a one-PUT one.
     let image = objects(sandbox.moto())
         .into_keys()
@@ -130,6 +142,13 @@ fn store_objects_stripped_of_their_sha256_are_mended_by_mirror_and_verify_repair
         );
     }
     assert_sealed(sandbox.moto());
+    // Mended, and looked at no more by the runs after.
+    let before = heads.load(Ordering::SeqCst);
+    let output = sandbox
+        .run(&mut sandbox.command(&["mirror", "--json"]), 0)
+        .text();
+    assert!(!output.contains("lacked its sha256"), "{output}");
+    assert_eq!(heads.load(Ordering::SeqCst), before, "{output}");
 
     // verify --repair looks at every object, whenever it was written.
     for key in &stripped {

@@ -54,7 +54,9 @@ fn stale_after() -> Duration {
         .map_or(STALE_AFTER, Duration::from_millis)
 }
 
-/// The scratch object the store's behaviour is probed with (deleted after).
+/// Where the scratch object the store's behaviour is probed with goes
+/// (`<this>-<run id>`, one per run, so two runs starting at once do not
+/// probe the same object; deleted after).
 pub const PROBE_KEY: &str = ".vault-mirror/probe";
 
 /// What the lease object says.
@@ -209,7 +211,7 @@ pub fn may_take_over(found: &LeaseBody, host: &str, written_at: i64, store_now: 
 }
 
 /// Finds out how the store treats conditional writes, and reads its
-/// clock, with a scratch object ([`PROBE_KEY`]): written, then created
+/// clock, with a scratch object (`<`[`PROBE_KEY`]`>-<run id>`): written, then created
 /// again with `If-None-Match: *` (which must fail: it exists), then
 /// replaced with `If-Match` on an ETag it never had (which must fail
 /// too); its `Last-Modified` is the store's clock now. Each write carries
@@ -222,8 +224,10 @@ pub async fn probe(archive: &Bucket, run_id: &str) -> Result<StoreBehaviour, Buc
         PutPayload::from(Bytes::from(text))
     };
     let kind = "application/json";
+    let key = format!("{PROBE_KEY}-{run_id}");
+    let key = key.as_str();
     archive
-        .put(PROBE_KEY, body("plain"), kind, None, WriteMode::Overwrite)
+        .put(key, body("plain"), kind, None, WriteMode::Overwrite)
         .await?;
     let mut ignores = None;
     let tries = [
@@ -238,7 +242,7 @@ pub async fn probe(archive: &Bucket, run_id: &str) -> Result<StoreBehaviour, Buc
     ];
     for (step, (mode, behaviour)) in tries.into_iter().enumerate() {
         let payload = body(&format!("conditional-{step}"));
-        match archive.put(PROBE_KEY, payload, kind, None, mode).await {
+        match archive.put(key, payload, kind, None, mode).await {
             Ok(_) => {
                 ignores.get_or_insert(behaviour);
             }
@@ -247,10 +251,10 @@ pub async fn probe(archive: &Bucket, run_id: &str) -> Result<StoreBehaviour, Buc
         }
     }
     let now = archive
-        .head(PROBE_KEY)
+        .head(key)
         .await?
         .map_or_else(crate::now_ms, |info| info.last_modified);
-    archive.delete(PROBE_KEY).await?;
+    archive.delete(key).await?;
     Ok(StoreBehaviour { now, ignores })
 }
 
@@ -451,7 +455,7 @@ mod tests {
         let bucket = Bucket::in_memory("probe");
         let found = probe(&bucket, "run").await.unwrap();
         assert_eq!(found.ignores, None);
-        assert!(bucket.head(PROBE_KEY).await.unwrap().is_none());
+        assert!(bucket.list(".vault-mirror").await.unwrap().is_empty());
         let lease = Lease::acquire(&bucket, "mirror", false).await.unwrap();
         lease.release().await;
     }
