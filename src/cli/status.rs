@@ -1,6 +1,8 @@
 //! `status`: what the local mirror holds, per list, and how the last runs
 //! went. Reads only the database (and peeks at the lock): instant, offline,
-//! and safe while a run is going on.
+//! and safe while a run is going on. On object storage it also asks the
+//! store one thing: how many incomplete multipart uploads are under the
+//! prefix (their parts are billed).
 
 use serde::Serialize;
 use vault_mirror::archive::bucket::snapshot::restore_state;
