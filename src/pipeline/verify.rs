@@ -47,6 +47,9 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Missing and damaged files, by path.
     pub findings: Vec<Finding>,
+    /// On object storage: intact objects found without their sha256
+    /// metadata (with `--repair`, `sha256_metadata` says what was set).
+    pub without_sha256: u64,
     /// With `--repair`: how the refetch went.
     pub repair: Option<Repair>,
     /// With `--repair` on object storage: objects given their missing
@@ -208,6 +211,7 @@ impl Run<'_> {
             intact: checked.intact,
             bytes: checked.bytes,
             findings: checked.findings,
+            without_sha256: checked.without_sha256,
             repair,
             sha256_metadata,
             seconds: self.started.elapsed().as_secs_f64(),

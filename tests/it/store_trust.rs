@@ -150,10 +150,18 @@ fn store_objects_stripped_of_their_sha256_are_mended_by_mirror_and_verify_repair
     assert!(!output.contains("lacked its sha256"), "{output}");
     assert_eq!(heads.load(Ordering::SeqCst), before, "{output}");
 
-    // verify --repair looks at every object, whenever it was written.
+    // verify tells; verify --repair looks at every object, whenever it
+    // was written, and mends.
     for key in &stripped {
         strip_metadata(sandbox.moto(), key);
     }
+    let fast = sandbox
+        .run(&mut sandbox.offline(&["verify", "--fast"]), 0)
+        .text();
+    assert!(
+        fast.contains("2 objects carry no sha256 metadata (checked by size only)"),
+        "{fast}"
+    );
     let run = sandbox.run(&mut sandbox.command(&["verify", "--repair", "--json"]), 0);
     let (report, output) = (run.json(), run.text());
     assert_eq!(report["outcome"], "intact", "{output}");
