@@ -213,6 +213,10 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// What an unattended run leaves for those watching it.
     pub watch: WatchSettings,
+    /// The operator states that only one run ever writes to the archive
+    /// (`--single-writer`): on object storage that ignores conditional
+    /// writes, the lease is taken all the same (see `archive::bucket::lease`).
+    pub single_writer: bool,
 }
 
 /// What an unattended run leaves for those watching it (docs/scheduling.md
@@ -291,6 +295,7 @@ impl Settings {
             mirror: MirrorSettings::default(),
             network: NetworkSettings::default(),
             watch: WatchSettings::default(),
+            single_writer: false,
         }
     }
 

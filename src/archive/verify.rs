@@ -65,6 +65,9 @@ pub struct Checked {
     pub bytes: u64,
     /// Missing and damaged files, by path.
     pub findings: Vec<Finding>,
+    /// On object storage: intact objects that carry no sha256 metadata,
+    /// so `--fast` compared their size only (`verify --repair` sets it).
+    pub without_sha256: u64,
 }
 
 impl Checked {
@@ -179,14 +182,26 @@ pub async fn verify_until(
         .await;
     let mut checked = Checked::default();
     for (file, result) in results {
-        checked.count(file, result);
+        checked.without_sha256 += u64::from(matches!(result, Ok((_, Sealed::No))));
+        checked.count(file, result.map(|(bytes, _)| bytes));
     }
     checked.findings.sort();
     checked
 }
 
-/// The bytes read from an intact file, or what is wrong with it.
-type Outcome = Result<u64, (Problem, String)>;
+/// The bytes read from an intact file and whether it carries its sha256
+/// (an object), or what is wrong with it.
+type Outcome = Result<(u64, Sealed), (Problem, String)>;
+
+/// Whether an intact file carries its sha256 as metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealed {
+    Yes,
+    /// An object without `x-amz-meta-sha256`.
+    No,
+    /// A file on a disk: no metadata to carry.
+    NotApplicable,
+}
 
 /// Checks one file; returns the bytes read (with `--fast`, its size).
 async fn check(
@@ -237,9 +252,14 @@ async fn check(
             "its sha256 metadata is not the one recorded: the object was replaced".into(),
         ));
     }
+    let sealed = match (&stat.sha256, archive) {
+        (Some(_), _) => Sealed::Yes,
+        (None, Archive::Bucket(_)) => Sealed::No,
+        (None, _) => Sealed::NotApplicable,
+    };
     if depth == Depth::Fast {
         reporter.on_bytes(transfer, file.size);
-        return Ok(file.size);
+        return Ok((file.size, sealed));
     }
     let on_bytes = |read| reporter.on_bytes(transfer, read);
     let sha256 = match archive.hash(&file.local_path, &on_bytes).await {
@@ -259,7 +279,7 @@ async fn check(
             file.sha256.get(..12).unwrap_or(&file.sha256)
         )));
     }
-    Ok(file.size)
+    Ok((file.size, sealed))
 }
 
 #[cfg(test)]

@@ -120,6 +120,10 @@ pub struct GlobalArgs {
     /// A `mirror`'s events as it goes, one JSON object a line, appended to FILE (`-`: stdout)
     #[arg(long, env = "VAULT_MIRROR_EVENTS", global = true, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// On s3://: only this machine ever writes to the archive, so a store that ignores
+    /// conditional writes (If-None-Match, If-Match) may be used; without it such a store is refused
+    #[arg(long, env = "VAULT_MIRROR_SINGLE_WRITER", global = true)]
+    pub single_writer: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -78,7 +78,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 return Ok(status::print_many(&settings, &rows));
             }
             status::restore(&settings).await?;
-            status::run(&settings)
+            let uploads = status::incomplete_uploads(&settings).await;
+            status::run(&settings, uploads)
         }
         Command::Verify(args) => {
             let settings = settings::build(&cli.global, None, settings::DEFAULT_OUT)?;

@@ -85,6 +85,9 @@ pub fn build(
     if let Some(log_file) = &global.log_file {
         settings.log_file = Some(log_file.clone());
     }
+    if global.single_writer {
+        settings.single_writer = true;
+    }
     apply_output(&mut settings.output, global);
     apply_watch(&mut settings, global)?;
 

@@ -1,6 +1,8 @@
 //! `status`: what the local mirror holds, per list, and how the last runs
 //! went. Reads only the database (and peeks at the lock): instant, offline,
-//! and safe while a run is going on.
+//! and safe while a run is going on. On object storage it also asks the
+//! store one thing: how many incomplete multipart uploads are under the
+//! prefix (their parts are billed).
 
 use serde::Serialize;
 use vault_mirror::archive::bucket::snapshot::restore_state;
@@ -27,6 +29,11 @@ struct Status<'a> {
     /// How old the oldest check is (`verify`), and how long a full cycle
     /// takes at the pace of the last runs.
     checks: CheckFigures,
+    /// On object storage: the multipart uploads the store holds under the
+    /// archive's prefix, neither completed nor aborted (their parts are
+    /// billed as storage); `null` on a disk, or when the store would not
+    /// list them.
+    incomplete_uploads: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +54,23 @@ struct Running {
     started_at: Option<i64>,
 }
 
-pub fn run(settings: &Settings) -> Result<i32, Failure> {
+/// On object storage, the store's count of incomplete multipart uploads
+/// under the archive's prefix (one listing; `status` is otherwise
+/// offline); None on a disk, or (logged) when the store cannot list them.
+pub async fn incomplete_uploads(settings: &Settings) -> Option<usize> {
+    match vault_mirror::pipeline::bucket::incomplete_uploads(settings).await {
+        Ok(count) => count,
+        Err(error) => {
+            tracing::warn!(
+                "counting the incomplete uploads: {}",
+                vault_mirror::report::chain(&error)
+            );
+            None
+        }
+    }
+}
+
+pub fn run(settings: &Settings, incomplete_uploads: Option<usize>) -> Result<i32, Failure> {
     let store = open(settings)?;
     let holder = current_holder(&settings.local);
     let runs = store
@@ -90,6 +113,7 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
             started_at: holder.started_at,
         }),
         checks: store.check_figures()?,
+        incomplete_uploads,
     };
     if settings.output.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
@@ -289,6 +313,17 @@ fn render(status: &Status<'_>, now: i64) -> String {
         "checks: {}\n",
         checks_sentence(&status.checks, now)
     ));
+    match (status.out.bucket(), status.incomplete_uploads) {
+        (Some(_), Some(0)) => text.push_str("incomplete uploads: none\n"),
+        (Some(_), Some(count)) => text.push_str(&format!(
+            "incomplete uploads: {count} under {} (their parts are billed as storage; `vault-mirror verify --repair --out {}` aborts them)\n",
+            status.out, status.out
+        )),
+        (Some(_), None) => {
+            text.push_str("incomplete uploads: unknown (the store would not list them)\n");
+        }
+        (None, _) => {}
+    }
     text
 }
 

@@ -101,6 +101,35 @@ fn render(report: &VerifyReport, args: &VerifyArgs) -> String {
             report.findings.len() - SHOWN
         ));
     }
+    if report.without_sha256 > 0 && report.sha256_metadata.is_none() {
+        text.push_str(&format!(
+            "{} no sha256 metadata (checked by size{}): `vault-mirror verify --repair` sets it from their bytes\n",
+            match report.without_sha256 {
+                1 => "1 object carries".to_owned(),
+                count => format!("{count} objects carry"),
+            },
+            if args.fast { " only" } else { " and bytes" },
+        ));
+    }
+    if let Some(mended) = &report.sha256_metadata
+        && (mended.set > 0 || mended.failed > 0 || mended.differ > 0)
+    {
+        text.push_str(&format!(
+            "sha256 metadata: set on {} from their bytes in the store ({} verified again without fetching){}{}\n",
+            vault_mirror::counted(mended.set, "object"),
+            mended.verified,
+            if mended.differ > 0 {
+                format!("; {} not the bytes verified, to fetch again", mended.differ)
+            } else {
+                String::new()
+            },
+            if mended.failed > 0 {
+                format!("; {} refused by the store (the next run tries again)", mended.failed)
+            } else {
+                String::new()
+            },
+        ));
+    }
     match &report.repair {
         Some(repair) => {
             text.push_str(&format!(

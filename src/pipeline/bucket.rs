@@ -21,13 +21,16 @@ use std::sync::{Arc, Mutex};
 
 use crate::archive::bucket::lease::{Lease, LeaseError};
 use crate::archive::bucket::s3::ConfigError;
+use crate::archive::bucket::seal::{Sealing, seal};
 use crate::archive::bucket::snapshot::{restore_snapshot, upload_snapshot};
 use crate::archive::bucket::upload::{Upload, UploadLedger};
 use crate::archive::bucket::{Bucket, BucketError};
 use crate::location::S3Url;
 use crate::report::Reporter;
 use crate::settings::Settings;
-use crate::store::{Store, StoreError};
+use crate::store::{ArchivedVariant, LocalState, Store, StoreError, Unsealed};
+use crate::units::{ByteSize, EpochMillis};
+use futures::StreamExt;
 
 tokio::task_local! {
     /// Set while a run of this task holds the archive's lease: whether
@@ -41,11 +44,31 @@ pub struct BucketRun {
     pub ledger: UploadLedger,
     /// Objects under `media/` when the run began: relative key → size.
     inventory: HashMap<String, u64>,
+    /// The same objects: relative key → when the store last wrote them
+    /// (epoch ms, the store's clock).
+    written: HashMap<String, i64>,
+    /// How far the store's clock is ahead of ours (negative: behind), as
+    /// the lease's probe read it; 0 under another run's lease.
+    store_ahead_ms: i64,
     /// Uploads a transient failure interrupted, kept for the next attempt
     /// of the same item in this run: key → (declared size, upload).
     parked: Mutex<HashMap<String, (u64, Box<Upload>)>>,
     /// Set when the lease was taken over by another run (see [`Lease::lost`]).
     lease_lost: Arc<AtomicBool>,
+}
+
+/// The multipart uploads the store holds under the archive's prefix,
+/// neither completed nor aborted (`status`); None on a disk.
+pub async fn incomplete_uploads(settings: &Settings) -> Result<Option<usize>, BucketRunError> {
+    let Some(url) = settings.archive.bucket() else {
+        return Ok(None);
+    };
+    let bucket = Bucket::open(url).map_err(|error| BucketRunError::at("opening", error))?;
+    bucket
+        .incomplete_uploads()
+        .await
+        .map(|uploads| Some(uploads.len()))
+        .map_err(|error| BucketRunError::at("listing the incomplete uploads", error))
 }
 
 /// Why a run on object storage cannot start or end well.
@@ -84,7 +107,11 @@ impl BucketRunError {
     /// bucket, region, endpoint, certificate).
     pub fn is_setup(&self) -> bool {
         match self {
-            BucketRunError::Config(_) => true,
+            BucketRunError::Config(_)
+            | BucketRunError::Lease {
+                source: LeaseError::ConditionsIgnored { .. },
+                ..
+            } => true,
             BucketRunError::Lease {
                 source: LeaseError::Storage(error),
                 ..
@@ -121,13 +148,21 @@ impl BucketRun {
         let (lease, lost) = match HELD.try_with(Arc::clone) {
             Ok(lost) => (None, lost),
             Err(_) => {
-                let lease = Self::lease(&bucket, url, command, reporter).await?;
+                let lease =
+                    Self::lease(&bucket, url, command, settings.single_writer, reporter).await?;
                 let lost = lease.lost();
                 (Some(lease), lost)
             }
         };
+        let store_ahead_ms = lease.as_ref().map_or(0, |lease| lease.store_ahead_ms);
         match Self::prepare(settings, bucket, lost, list, reporter).await {
-            Ok(run) => Ok(Some((run, lease))),
+            Ok(run) => Ok(Some((
+                BucketRun {
+                    store_ahead_ms,
+                    ..run
+                },
+                lease,
+            ))),
             Err(error) => {
                 if let Some(lease) = lease {
                     lease.release().await;
@@ -141,9 +176,10 @@ impl BucketRun {
         bucket: &Bucket,
         url: &S3Url,
         command: &str,
+        single_writer: bool,
         reporter: &dyn Reporter,
     ) -> Result<Lease, BucketRunError> {
-        let lease = Lease::acquire(bucket, command)
+        let lease = Lease::acquire(bucket, command, single_writer)
             .await
             .map_err(|source| match source {
                 LeaseError::Storage(error @ BucketError::Config(_)) => {
@@ -197,18 +233,28 @@ impl BucketRun {
                 "aborted {aborted} unfinished upload(s) a stopped run left; their items are fetched again"
             ));
         }
-        let inventory = if list {
+        let listed = if list {
             bucket
-                .list("media")
+                .list_written("media")
                 .await
                 .map_err(|error| BucketRunError::at("listing the archive", error))?
         } else {
             HashMap::new()
         };
+        let inventory = listed
+            .iter()
+            .map(|(key, (size, _))| (key.clone(), *size))
+            .collect();
+        let written = listed
+            .into_iter()
+            .map(|(key, (_, written))| (key, written))
+            .collect();
         Ok(BucketRun {
             bucket,
             ledger,
             inventory,
+            written,
+            store_ahead_ms: 0,
             parked: Mutex::new(HashMap::new()),
             lease_lost,
         })
@@ -230,6 +276,34 @@ impl BucketRun {
     /// when it was opened without `list`).
     pub fn inventory(&self) -> &HashMap<String, u64> {
         &self.inventory
+    }
+
+    /// Before a mirror run's stages: every object that may lack its
+    /// sha256 metadata gets it from its own bytes ([`mend`]) — those a run
+    /// left unsealed (the store refused the metadata), and verified ones
+    /// the store wrote after they were verified (by the store's clock:
+    /// stripped or replaced by someone else). An object the run itself
+    /// wrote is never newer than its verification, so an unchanged
+    /// archive costs no request here.
+    pub async fn mend(&self, store: &Store, reporter: &dyn Reporter) -> Result<Mended, StoreError> {
+        let mut objects: Vec<(Unsealed, Looked)> = store
+            .unsealed()?
+            .into_iter()
+            .map(|object| (object, Looked::Unsealed))
+            .collect();
+        for variant in store.archived_variants()? {
+            let (Some(&written), Some(verified_at)) =
+                (self.written.get(&variant.local_path), variant.verified_at)
+            else {
+                continue;
+            };
+            // Last-Modified is whole seconds, and the clocks' offset is
+            // read to about one: anything closer is our own write.
+            if written > verified_at + self.store_ahead_ms + CLOCK_SLACK_MS {
+                objects.push((sealed_as_verified(variant), Looked::Rewritten));
+            }
+        }
+        mend(&self.bucket, store, objects, reporter).await
     }
 
     /// Keeps an interrupted upload for the next attempt of the same item.
@@ -290,7 +364,8 @@ impl BucketRun {
     /// state) and that are not kept to resume: with the lease held, no
     /// other run writes there, so every other upload left is a leftover.
     /// A store that cannot list them is only logged: the ledger's uploads
-    /// were aborted already.
+    /// were aborted already. Every run on object storage ends so
+    /// (`mirror`, `verify`, `verify --repair`, `export`).
     async fn abort_unknown_uploads(&self, store: &Store) {
         let left = match self.bucket.incomplete_uploads().await {
             Ok(left) => left,
@@ -318,4 +393,110 @@ fn resumable(store: &Store, key: &str, id: &str) -> bool {
     store
         .is_resumable_upload(key, id, crate::units::EpochMillis(crate::now_ms()))
         .unwrap_or(false)
+}
+
+/// How much later than its verification (by the store's clock) an
+/// object must have been written to be looked at again.
+const CLOCK_SLACK_MS: i64 = 2_000;
+
+/// What [`mend`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Mended {
+    /// Objects looked at (one `HEAD` each).
+    pub looked_at: u64,
+    /// Objects given their sha256 metadata again from their own bytes.
+    pub set: u64,
+    /// Variants verified again without fetching (their metadata write had
+    /// failed).
+    pub verified: u64,
+    /// Verified variants whose object is not the bytes verified: handed
+    /// back to be fetched.
+    pub differ: u64,
+    /// Objects the store still would not give their metadata.
+    pub failed: u64,
+}
+
+/// Why an object is looked at by [`mend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    /// A run left its variant unverified: the store refused its metadata.
+    Unsealed,
+    /// Its variant is verified (`verify --repair` looks at every one).
+    Verified,
+    /// Its variant is verified, and the store wrote it since.
+    Rewritten,
+}
+
+/// A verified variant as an object to check for its sha256.
+pub fn sealed_as_verified(variant: ArchivedVariant) -> Unsealed {
+    Unsealed {
+        media_id: variant.media_id,
+        label: variant.label,
+        local_path: variant.local_path,
+        sha256: variant.sha256,
+        size: ByteSize(u64::try_from(variant.size).unwrap_or(u64::MAX)),
+        content_type: variant.content_type.unwrap_or_default(),
+    }
+}
+
+/// Gives each of `objects` its sha256 metadata where it lacks it
+/// ([`seal`]), a few at a time. An unsealed one sealed is verified now; a
+/// verified one sealed again (or rewritten and still carrying it) has its
+/// verification moved on; a verified one whose object holds other bytes
+/// goes back to `missing`, to be fetched (and its bytes set aside) by a
+/// run; a store that still refuses is logged, and the next run tries
+/// again.
+pub async fn mend(
+    bucket: &Bucket,
+    store: &Store,
+    objects: Vec<(Unsealed, Looked)>,
+    reporter: &dyn Reporter,
+) -> Result<Mended, StoreError> {
+    let mut mended = Mended::default();
+    let results: Vec<_> = futures::stream::iter(objects)
+        .map(|(object, looked)| async move {
+            let result = seal(bucket, &object).await;
+            (object, looked, result)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let now = EpochMillis(crate::now_ms());
+    for (object, looked, result) in results {
+        mended.looked_at += 1;
+        let key = &object.local_path;
+        let (media_id, label) = (&object.media_id, &object.label);
+        let sealing = match result {
+            Ok(sealing) => sealing,
+            Err(error) => {
+                mended.failed += 1;
+                tracing::warn!("{}; a later run tries again", crate::report::chain(&error));
+                continue;
+            }
+        };
+        if sealing == Sealing::Set {
+            mended.set += 1;
+            reporter.on_note(&format!(
+                "{key} lacked its sha256 metadata: set from its bytes in the store (not fetched again)"
+            ));
+        }
+        match (sealing, looked) {
+            (Sealing::Set | Sealing::Carried, Looked::Unsealed) => {
+                mended.verified += 1;
+                let sha256 = &object.sha256;
+                store.mark_verified(media_id, label, key, sha256, object.size, now)?;
+            }
+            (Sealing::Set, _) | (Sealing::Carried, Looked::Rewritten) => {
+                store.reverified(media_id, label, now)?;
+            }
+            (Sealing::Differs(why), Looked::Verified | Looked::Rewritten) => {
+                mended.differ += 1;
+                let reason = format!("the object is not the bytes verified: {why}");
+                reporter.on_note(&format!("{key}: {reason}; fetched again"));
+                store.mark_unfinished(media_id, label, LocalState::Missing, &reason, now.0)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(mended)
 }

@@ -298,6 +298,9 @@ async fn run_stages(
     let mut errors = Vec::new();
     let (list_summaries, media_ids) = match scope {
         Scope::Lists => {
+            if let Some(run) = &context.bucket {
+                run.mend(&context.store, context.reporter.as_ref()).await?;
+            }
             let selected = lists::select(context).await?;
             if context.settings.mirror.sync {
                 sync::sync_lists(context, &selected, &mut errors).await?;

@@ -15,7 +15,7 @@ use crate::archive::dir::quarantine_path;
 use crate::archive::paths::key_of;
 use crate::archive::verify::{Checked, Finding, Problem};
 use crate::archive::{Archive, archive_path};
-use crate::pipeline::bucket::BucketRunError;
+use crate::pipeline::bucket::{BucketRunError, Looked, Mended, mend, sealed_as_verified};
 use crate::pipeline::error::MirrorError;
 use crate::pipeline::outcome::Summary;
 use crate::report::Reporter;
@@ -32,6 +32,32 @@ pub struct Repair {
     pub unrepaired: Vec<Finding>,
     /// The refetch run's own summary (as `mirror --json` prints it).
     pub summary: Summary,
+}
+
+/// `verify --repair` on object storage: every verified object, and every
+/// one a run left without its sha256 metadata, given that metadata where
+/// it lacks it, from its own bytes in the store (see
+/// [`crate::archive::bucket::seal`]); None on a disk.
+pub async fn mend_metadata(
+    archive: &Archive,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<Option<Mended>, StoreError> {
+    let Archive::Bucket(bucket) = archive else {
+        return Ok(None);
+    };
+    let mut objects: Vec<_> = store
+        .unsealed()?
+        .into_iter()
+        .map(|object| (object, Looked::Unsealed))
+        .collect();
+    objects.extend(
+        store
+            .archived_variants()?
+            .into_iter()
+            .map(|variant| (sealed_as_verified(variant), Looked::Verified)),
+    );
+    mend(bucket, store, objects, reporter).await.map(Some)
 }
 
 /// `missing` or `damaged`.

@@ -19,6 +19,7 @@ use crate::archive::Archive;
 use crate::archive::verify::{Budget, Checked, Depth, Finding, Problem, verify_until};
 use crate::exit::ExitStatus;
 use crate::location::ArchiveLocation;
+use crate::pipeline::bucket::Mended;
 use crate::pipeline::error::MirrorError;
 use crate::pipeline::repair::{self, Repair};
 use crate::report::{Reporter, Stage};
@@ -46,8 +47,14 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Missing and damaged files, by path.
     pub findings: Vec<Finding>,
+    /// On object storage: intact objects found without their sha256
+    /// metadata (with `--repair`, `sha256_metadata` says what was set).
+    pub without_sha256: u64,
     /// With `--repair`: how the refetch went.
     pub repair: Option<Repair>,
+    /// With `--repair` on object storage: objects given their missing
+    /// sha256 metadata from their own bytes (`null` otherwise).
+    pub sha256_metadata: Option<Mended>,
     pub seconds: f64,
     /// `--max-bytes` and `--budget` (in seconds), `null` where not given.
     pub budget: Budget,
@@ -167,6 +174,7 @@ impl Run<'_> {
             record_checks(store, files, &checked)?;
         }
 
+        let repairing = repair;
         let repair = if repair && !checked.findings.is_empty() {
             let reporter = display();
             reporter.on_stage(
@@ -174,6 +182,12 @@ impl Run<'_> {
                 &format!("fetching {} files again", checked.findings.len()),
             );
             Some(repair::repair(settings, store, &checked, reporter).await?)
+        } else {
+            None
+        };
+        // After the refetch, so the bytes fetched again are sealed already.
+        let sha256_metadata = if repairing {
+            repair::mend_metadata(&archive, store, &*display()).await?
         } else {
             None
         };
@@ -197,7 +211,9 @@ impl Run<'_> {
             intact: checked.intact,
             bytes: checked.bytes,
             findings: checked.findings,
+            without_sha256: checked.without_sha256,
             repair,
+            sha256_metadata,
             seconds: self.started.elapsed().as_secs_f64(),
             budget: self.budget,
             left,

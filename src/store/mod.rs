@@ -51,7 +51,7 @@ pub use membership::{ArchiveList, ListRecord, Membership};
 pub use prune::{GoneMedia, PrunedFile, RecordedFile};
 pub use resume::{RESUMABLE_FOR_MS, ResumableUpload, ResumePoint};
 pub use runs::RunRecord;
-pub use variants::{LocalState, LocalVariant, RemoteVariant};
+pub use variants::{LocalState, LocalVariant, RemoteVariant, Unsealed};
 
 pub use database::{MediaRecord, Store};
 pub use error::StoreError;

@@ -65,6 +65,20 @@ pub struct RemoteVariant {
     pub stored_at: Option<i64>,
 }
 
+/// An object whole in the archive whose sha256 metadata is missing (see
+/// [`Store::mark_unsealed`]), or a verified one to check for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    pub media_id: String,
+    pub label: String,
+    /// The object's key, relative to the archive.
+    pub local_path: String,
+    /// What its bytes hash to when they are the ones checked.
+    pub sha256: String,
+    pub size: ByteSize,
+    pub content_type: String,
+}
+
 /// What we hold of one variant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalVariant {
@@ -142,20 +156,106 @@ impl Store {
         size: ByteSize,
         now: EpochMillis,
     ) -> Result<(), StoreError> {
+        self.record_bytes((media_id, label), (local_path, sha256, size), now, true)
+    }
+
+    /// The bytes passed every check and are whole at `local_path` on object
+    /// storage, but the store would not take their sha256 as metadata:
+    /// the variant is not verified. What the object should hold is kept
+    /// (`sha256`, `verified_size`, and the description it answered, with
+    /// `verified_at` left empty: the mark [`Store::unsealed`] looks for),
+    /// so a later run sets the metadata after hashing the object instead
+    /// of fetching the bytes again. The caller marks the variant `failed`
+    /// with the reason.
+    pub fn mark_unsealed(
+        &self,
+        media_id: &str,
+        label: &str,
+        local_path: &str,
+        sha256: &str,
+        size: ByteSize,
+        now: EpochMillis,
+    ) -> Result<(), StoreError> {
+        self.record_bytes((media_id, label), (local_path, sha256, size), now, false)
+    }
+
+    /// Records the bytes committed for a variant (where, their sha256 and
+    /// size, the description they answer), verified or not.
+    fn record_bytes(
+        &self,
+        (media_id, label): (&str, &str),
+        (local_path, sha256, size): (&str, &str, ByteSize),
+        now: EpochMillis,
+        verified: bool,
+    ) -> Result<(), StoreError> {
+        // The bytes are committed either way: the points a resumed
+        // transfer would have gone on from are of no more use.
         self.transaction(|connection| {
             forget_resume(connection, media_id, label)?;
             connection
                 .prepare_cached(
-                    "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,
-                        verified_size = ?5, verified_at = ?6, last_error = NULL,
+                    "UPDATE variants SET local_path = ?3, sha256 = ?4, verified_size = ?5,
+                        local_state = CASE WHEN ?7 THEN 'verified' ELSE local_state END,
+                        verified_at = CASE WHEN ?7 THEN ?6 END,
+                        last_error = CASE WHEN ?7 THEN NULL ELSE last_error END,
                         part_validator = NULL, updated_at = ?6,
                         verified_content_type = content_type, verified_stored_at = stored_at,
                         checked_at = NULL, check_outcome = NULL
                      WHERE media_id = ?1 AND label = ?2",
                 )?
-                .execute(params![media_id, label, local_path, sha256, size, now])
+                .execute(params![
+                    media_id, label, local_path, sha256, size, now, verified
+                ])
         })?;
         self.sync_progress()
+    }
+
+    /// A verified variant's object was found (or made) to carry its
+    /// sha256 again after the store rewrote it: its `verified_at` moves
+    /// on, so later runs, which look again at objects written after their
+    /// verification, need not.
+    pub fn reverified(
+        &self,
+        media_id: &str,
+        label: &str,
+        now: EpochMillis,
+    ) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .prepare_cached(
+                    "UPDATE variants SET verified_at = ?3
+                     WHERE media_id = ?1 AND label = ?2 AND local_state = 'verified'",
+                )?
+                .execute(params![media_id, label, now])
+        })?;
+        Ok(())
+    }
+
+    /// The variants [`Store::mark_unsealed`] left and Vault+ still
+    /// describes as it did then (same size, type and stored time), with
+    /// the bytes their object should hold.
+    pub fn unsealed(&self) -> Result<Vec<Unsealed>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT media_id, label, local_path, sha256, verified_size, content_type
+                 FROM variants
+                 WHERE local_state = 'failed' AND verified_at IS NULL AND sha256 IS NOT NULL
+                    AND local_path IS NOT NULL AND verified_size IS size_bytes
+                    AND verified_content_type IS content_type
+                    AND verified_stored_at IS stored_at",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(Unsealed {
+                    media_id: row.get(0)?,
+                    label: row.get(1)?,
+                    local_path: row.get(2)?,
+                    sha256: row.get(3)?,
+                    size: row.get(4)?,
+                    content_type: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     /// The variant ended badly this run (`failed` or `quarantined`), or is
@@ -462,5 +562,71 @@ mod tests {
             store.count_by_state().unwrap(),
             vec![("verified".to_owned(), 1)]
         );
+    }
+
+    #[test]
+    fn unsealed_bytes_are_not_verified_and_are_found_while_upstream_is_unchanged() {
+        let (_dir, store) = testing::open();
+        store
+            .record_remote(&[media("1")], &[stored("1", 10, 2)], 1)
+            .unwrap();
+        // Verified once, then fetched again and refused its metadata.
+        store
+            .mark_verified(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "old",
+                ByteSize(10),
+                EpochMillis(2),
+            )
+            .unwrap();
+        store
+            .mark_unsealed(
+                "1",
+                "full",
+                "media/1/full.jpg",
+                "ab",
+                ByteSize(10),
+                EpochMillis(3),
+            )
+            .unwrap();
+        store
+            .mark_unfinished("1", "full", LocalState::Failed, "refused", 3)
+            .unwrap();
+        let found = store.unsealed().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].sha256.as_str(), found[0].size),
+            ("ab", ByteSize(10))
+        );
+        assert!(
+            store.archived_variants().unwrap().is_empty(),
+            "not verified"
+        );
+        // A failure of an earlier verified variant is no unsealed one.
+        store
+            .record_remote(&[media("2")], &[stored("2", 10, 2)], 4)
+            .unwrap();
+        store
+            .mark_verified(
+                "2",
+                "full",
+                "media/2/full.jpg",
+                "cd",
+                ByteSize(10),
+                EpochMillis(4),
+            )
+            .unwrap();
+        store
+            .mark_unfinished("2", "full", LocalState::Failed, "gone", 5)
+            .unwrap();
+        assert_eq!(store.unsealed().unwrap().len(), 1);
+        // Described otherwise upstream: the bytes in the store are no
+        // longer the ones wanted.
+        store
+            .record_remote(&[media("1")], &[stored("1", 11, 2)], 6)
+            .unwrap();
+        assert!(store.unsealed().unwrap().is_empty());
     }
 }

@@ -34,6 +34,7 @@ pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "VAULT_MIRROR_METRICS_FILE",
     "VAULT_MIRROR_PING_URL",
     "VAULT_MIRROR_EVENTS",
+    "VAULT_MIRROR_SINGLE_WRITER",
     // Test hooks of the binary.
     "VAULT_MIRROR_TEST_RETRY_DELAY_MS",
     "VAULT_MIRROR_TEST_FREE_BYTES",
@@ -43,6 +44,7 @@ pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "VAULT_MIRROR_TEST_LEASE_RENEW_MS",
     // Read by the man pages' unit test only (it writes docs/man/).
     "VAULT_MIRROR_WRITE_MAN",
+    "VAULT_MIRROR_TEST_LEASE_STALE_MS",
     // Colour and width (clap's help, the progress bars).
     "NO_COLOR",
     "CLICOLOR",

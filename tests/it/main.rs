@@ -40,4 +40,5 @@ mod s3;
 mod store_faults;
 mod store_proxy;
 mod terminal;
+mod store_trust;
 mod unattended;

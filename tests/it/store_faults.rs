@@ -13,7 +13,7 @@ use crate::store_proxy::{Fault, FaultProxy, Seen, every, lose_first};
 
 /// The sample vault plus two videos of 9 and 12 MB, so that multipart
 /// uploads (two parts each) happen.
-fn vault_with_videos() -> Vault {
+pub fn vault_with_videos() -> Vault {
     let mut vault = Vault::sample(24, 3);
     for (id, size) in [("9100000001", 9_400_000), ("9100000002", 12_300_000)] {
         crate::common::add_video(&mut vault, id, size);
@@ -23,7 +23,7 @@ fn vault_with_videos() -> Vault {
 
 /// A bucket sandbox whose commands reach moto through a proxy faulting as
 /// `schedule` says.
-fn behind_a_proxy(
+pub fn behind_a_proxy(
     vault: &Vault,
     schedule: impl Fn(&crate::store_proxy::Seen) -> Option<Fault> + Send + Sync + 'static,
 ) -> Result<(Sandbox, FaultProxy), String> {

@@ -3,7 +3,10 @@
 //! SlowDown` or `500 InternalError` without forwarding, resets the
 //! connection before forwarding, or forwards the request (the store
 //! applies it) and then resets the connection instead of answering (a
-//! lost answer). Every other request is forwarded as it came.
+//! lost answer), or forwards it stripped of `If-None-Match` and `If-Match`
+//! (a store that ignores conditional writes: some older Ceph RGW and NAS
+//! gateways accept the headers and do not honour them). Every other
+//! request is forwarded as it came.
 //!
 //! One request a connection: the proxy reads the request head and its
 //! `Content-Length` body, sends it to moto with `Connection: close`, and
@@ -30,6 +33,9 @@ pub enum Fault {
     /// a completed upload answers to its completion tried again (moto, as
     /// AWS, answers that one as it did the first).
     NoSuchUpload,
+    /// Forwarded without its `If-None-Match` and `If-Match` headers: the
+    /// store applies the write whatever is there.
+    IgnoreConditions,
 }
 
 /// A request as the schedule sees it.
@@ -162,11 +168,20 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u
 
 /// `head` with its `Connection` header replaced by `Connection: close`.
 fn closing(head: &[u8]) -> Vec<u8> {
+    without(head, &["connection:"])
+}
+
+/// `head` without the headers `dropped` names (lower case, with their
+/// colon), and with `Connection: close`.
+fn without(head: &[u8], dropped: &[&str]) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
     let mut lines: Vec<&str> = text
         .split("\r\n")
         .filter(|line| !line.is_empty())
-        .filter(|line| !line.to_lowercase().starts_with("connection:"))
+        .filter(|line| {
+            let lower = line.to_lowercase();
+            !lower.starts_with("connection:") && !dropped.iter().any(|name| lower.starts_with(name))
+        })
         .collect();
     lines.insert(1, "Connection: close");
     format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes()
@@ -240,10 +255,14 @@ async fn serve(
             reset(client);
             return Ok(());
         }
-        Some(Fault::LoseAnswer) | None => {}
+        Some(Fault::LoseAnswer | Fault::IgnoreConditions) | None => {}
     }
+    let head = match fault {
+        Some(Fault::IgnoreConditions) => without(&head, &["if-none-match:", "if-match:"]),
+        _ => closing(&head),
+    };
     let mut store = TcpStream::connect(upstream).await?;
-    store.write_all(&closing(&head)).await?;
+    store.write_all(&head).await?;
     store.write_all(&body).await?;
     let mut answer = Vec::new();
     store.read_to_end(&mut answer).await?;
@@ -286,4 +305,19 @@ pub fn lose_first(
     move |request| {
         (matches(request) && !lost.swap(true, Ordering::SeqCst)).then_some(Fault::LoseAnswer)
     }
+}
+
+/// A store that ignores conditional writes: every conditional request is
+/// forwarded without its conditions.
+pub fn ignoring_conditions() -> impl Fn(&Seen) -> Option<Fault> + Send + Sync {
+    |request| {
+        (request.header("if-none-match").is_some() || request.header("if-match").is_some())
+            .then_some(Fault::IgnoreConditions)
+    }
+}
+
+/// Whether `request` writes an object's sha256 metadata: the CopyObject
+/// onto itself that replaces its metadata.
+pub fn writes_metadata(request: &Seen) -> bool {
+    request.header("x-amz-metadata-directive") == Some("REPLACE")
 }

@@ -13,6 +13,7 @@
 use std::error::Error;
 
 use super::credentials::NoCredentials;
+use super::lease::LeaseError;
 use super::s3::ConfigError;
 
 /// A set-up mistake on object storage.
@@ -32,6 +33,9 @@ pub enum Problem {
     Unreachable,
     /// The endpoint's TLS certificate was refused.
     Tls,
+    /// The store applies conditional writes it should refuse, and the
+    /// operator has not said that only one writer exists.
+    IgnoresConditions,
 }
 
 /// A [`Problem`], what happened (one sentence) and what to do (a hint).
@@ -113,6 +117,9 @@ fn facts(error: &(dyn Error + 'static)) -> Facts {
 
 /// The set-up mistake `error`'s chain shows, if it shows one.
 pub fn diagnose(error: &(dyn Error + 'static)) -> Option<Diagnosis> {
+    if let Some(ignored) = ignored_conditions(error) {
+        return Some(ignored);
+    }
     let facts = facts(error);
     let bucket = facts.bucket.as_deref().unwrap_or("<bucket>");
     let code = facts.code.as_deref().unwrap_or_default();
@@ -185,6 +192,23 @@ pub fn diagnose(error: &(dyn Error + 'static)) -> Option<Diagnosis> {
         what,
         hint,
     })
+}
+
+/// A lease refused on a store that ignores conditional writes: its own
+/// message is the sentence (the behaviour, the holder, the way out).
+fn ignored_conditions(error: &(dyn Error + 'static)) -> Option<Diagnosis> {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(lease @ LeaseError::ConditionsIgnored { .. }) = cause.downcast_ref() {
+            return Some(Diagnosis {
+                problem: Problem::IgnoresConditions,
+                what: lease.to_string(),
+                hint: "run `vault-mirror --single-writer ...` only where no other machine or process writes to the archive (nothing else guards it then); or move the archive to a store that honours If-None-Match and If-Match on PUT (AWS S3 does)".to_owned(),
+            });
+        }
+        current = cause.source();
+    }
+    None
 }
 
 fn at(origin: &Option<String>) -> String {

@@ -6,16 +6,24 @@
 //!
 //! Invariants: a lease is taken over only when its holder is surely gone —
 //! on this host, when its process no longer exists (as the local lock does
-//! after `kill -9`); from another host, when it has not been renewed for
-//! [`STALE_AFTER`] — and the take-over is itself conditional on the ETag
-//! read, so of two runs racing for a stale lease exactly one wins. A lease
-//! holds no secret.
+//! after `kill -9`); from another host, when the store has not written it
+//! for [`STALE_AFTER`] by the store's own clock (the lease's
+//! `Last-Modified` against a probe the store wrote just now, never the
+//! `renewed_at` the holder wrote by its clock, which may run slow) — and
+//! the take-over is itself conditional on the ETag read, so of two runs
+//! racing for a stale lease exactly one wins. The lease is read before it
+//! is written, so a fresh lease of another host is never overwritten.
+//! A store that ignores conditional writes is found out before the lease
+//! is written (see [`probe`]): the run then refuses to write unless the
+//! operator stated that only one writer exists (`--single-writer`). A
+//! lease holds no secret.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode};
@@ -33,8 +41,23 @@ fn renew_every() -> Duration {
         .and_then(|text| text.parse().ok())
         .map_or(RENEW_EVERY, Duration::from_millis)
 }
-/// A lease from another host not renewed for this long is taken over.
+/// A lease from another host the store has not written for this long
+/// (by its own clock) is taken over.
 pub const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// [`STALE_AFTER`], or what the test hook `VAULT_MIRROR_TEST_LEASE_STALE_MS`
+/// says (so a test sees a lease go stale without waiting ten minutes).
+fn stale_after() -> Duration {
+    std::env::var("VAULT_MIRROR_TEST_LEASE_STALE_MS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or(STALE_AFTER, Duration::from_millis)
+}
+
+/// Where the scratch object the store's behaviour is probed with goes
+/// (`<this>-<run id>`, one per run, so two runs starting at once do not
+/// probe the same object; deleted after).
+pub const PROBE_KEY: &str = ".vault-mirror/probe";
 
 /// What the lease object says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +80,54 @@ pub struct LeaseBody {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "another run holds the archive: `{}` (pid {}) on {}, started {}, last renewed {}; it is taken over once it has not been renewed for {} minutes",
-        .0.command, .0.pid, .0.host, when(.0.started_at), when(.0.renewed_at), STALE_AFTER.as_secs() / 60
+        "another run holds the archive: `{}` (pid {}) on {}, started {} by its clock, last renewed {} by the store's clock; it is taken over once the store has not seen it renewed for {} minutes",
+        .0.body.command, .0.body.pid, .0.body.host, when(.0.body.started_at), when(.0.written_at), stale_after().as_secs() / 60
     )]
-    Held(LeaseBody),
+    Held(Holder),
+    /// The store applied a conditional write it should have refused: it
+    /// cannot keep two runs apart, and the operator has not said that only
+    /// one writer exists.
+    #[error(
+        "the object store ignores conditional writes ({behaviour}), so its lease cannot keep two runs from writing the archive at once; {}; nothing was written. If only this machine ever writes to this archive, say so with --single-writer (VAULT_MIRROR_SINGLE_WRITER=true, or single_writer = true in the config file)",
+        holder.as_ref().map_or_else(|| "no run holds the lease now".to_owned(), Holder::shown)
+    )]
+    ConditionsIgnored {
+        behaviour: &'static str,
+        holder: Option<Holder>,
+    },
     #[error(transparent)]
     Storage(#[from] BucketError),
+}
+
+/// A lease found in the store, and when the store last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub body: LeaseBody,
+    /// The lease object's `Last-Modified` (epoch ms, the store's clock).
+    pub written_at: i64,
+}
+
+impl Holder {
+    fn shown(&self) -> String {
+        format!(
+            "the lease there now is held by `{}` (pid {}) on {}, last written {} by the store's clock",
+            self.body.command,
+            self.body.pid,
+            self.body.host,
+            when(self.written_at)
+        )
+    }
+}
+
+/// What a probe found out about the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreBehaviour {
+    /// The store's clock now (epoch ms, whole seconds): the probe's
+    /// `Last-Modified`.
+    pub now: i64,
+    /// The conditional write the store applied where it should have
+    /// refused it, if it did.
+    pub ignores: Option<&'static str>,
 }
 
 /// A lease held by this run; renewed in the background until released.
@@ -76,6 +141,9 @@ pub struct Lease {
     run_id: String,
     /// Whose lease was taken over, when one was.
     pub took_over: Option<LeaseBody>,
+    /// How far the store's clock is ahead of this machine's (negative:
+    /// behind), as the probe read it: about a second either way.
+    pub store_ahead_ms: i64,
 }
 
 /// An epoch-ms time as RFC 3339 UTC, for a message.
@@ -130,44 +198,133 @@ fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Whether `found` may be taken over by a run on `host` at `now`.
-pub fn may_take_over(found: &LeaseBody, host: &str, now: i64) -> bool {
+/// Whether `found` may be taken over by a run on `host`, the store's
+/// clock reading `store_now` and the lease last written at `written_at`
+/// by that same clock (its `renewed_at`, by its holder's clock, plays no
+/// part: a holder whose clock runs slow writes leases that look old).
+pub fn may_take_over(found: &LeaseBody, host: &str, written_at: i64, store_now: i64) -> bool {
     if found.host == host {
         return !process_exists(found.pid) || found.pid == std::process::id();
     }
-    let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
-    now.saturating_sub(found.renewed_at) > stale_ms
+    let stale_ms = i64::try_from(stale_after().as_millis()).unwrap_or(i64::MAX);
+    store_now.saturating_sub(written_at) > stale_ms
+}
+
+/// Finds out how the store treats conditional writes, and reads its
+/// clock, with a scratch object (`<`[`PROBE_KEY`]`>-<run id>`): written, then created
+/// again with `If-None-Match: *` (which must fail: it exists), then
+/// replaced with `If-Match` on an ETag it never had (which must fail
+/// too); its `Last-Modified` is the store's clock now. Each write carries
+/// other bytes, so a retried conditional write whose first answer was
+/// lost is not taken for an applied one (see `Bucket::put`). Five small
+/// requests a run.
+pub async fn probe(archive: &Bucket, run_id: &str) -> Result<StoreBehaviour, BucketError> {
+    let body = |step: &str| {
+        let text = format!("{{\"probe\":\"{step}\",\"run_id\":\"{run_id}\"}}");
+        PutPayload::from(Bytes::from(text))
+    };
+    let kind = "application/json";
+    let key = format!("{PROBE_KEY}-{run_id}");
+    let key = key.as_str();
+    archive
+        .put(key, body("plain"), kind, None, WriteMode::Overwrite)
+        .await?;
+    let mut ignores = None;
+    let tries = [
+        (
+            WriteMode::Create,
+            "a PUT with If-None-Match: * replaced an object that exists",
+        ),
+        (
+            WriteMode::Replace("\"vault-mirror-no-such-etag\"".to_owned()),
+            "a PUT with If-Match on an ETag the object does not have replaced it",
+        ),
+    ];
+    for (step, (mode, behaviour)) in tries.into_iter().enumerate() {
+        let payload = body(&format!("conditional-{step}"));
+        match archive.put(key, payload, kind, None, mode).await {
+            Ok(_) => {
+                ignores.get_or_insert(behaviour);
+            }
+            Err(BucketError::Precondition { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let now = archive
+        .head(key)
+        .await?
+        .map_or_else(crate::now_ms, |info| info.last_modified);
+    archive.delete(key).await?;
+    Ok(StoreBehaviour { now, ignores })
 }
 
 impl Lease {
     /// Takes the archive's lease for `command` (see the module docs).
-    pub async fn acquire(archive: &Bucket, command: &str) -> Result<Lease, LeaseError> {
+    /// `single_writer`: the operator stated that no other run ever writes
+    /// to the archive, so a store that ignores conditional writes is used
+    /// all the same (a fresh lease of another host is still honoured).
+    pub async fn acquire(
+        archive: &Bucket,
+        command: &str,
+        single_writer: bool,
+    ) -> Result<Lease, LeaseError> {
         let mine = this_run(command);
-        for _ in 0..3 {
-            match write(archive, &mine, WriteMode::Create).await {
-                Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, None)),
-                Err(BucketError::Precondition { .. }) => {}
-                Err(error) => return Err(error.into()),
+        let asked_at = crate::now_ms();
+        let store = probe(archive, &mine.run_id).await?;
+        let store_ahead_ms = store.now - asked_at;
+        let refuse = |holder: Option<Holder>| match store.ignores {
+            Some(behaviour) if !single_writer => {
+                Err(LeaseError::ConditionsIgnored { behaviour, holder })
             }
+            _ => Ok(()),
+        };
+        for _ in 0..3 {
+            // Read before writing: a store that ignores `If-None-Match`
+            // would let a create replace another run's lease.
             let Some(info) = archive.head(LEASE_KEY).await? else {
-                continue; // released meanwhile: try to create it again
+                refuse(None)?;
+                match write(archive, &mine, WriteMode::Create).await {
+                    Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, None, store_ahead_ms)),
+                    Err(BucketError::Precondition { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                }
             };
             let found = read(archive).await?;
+            let holder = found.clone().map(|body| Holder {
+                body,
+                written_at: info.last_modified,
+            });
+            // Whatever the lease's age: on such a store even a stale one
+            // may be taken by two runs at once.
+            refuse(holder.clone())?;
             // An unreadable lease is taken over as a stale one would be.
-            let takeable = found
-                .as_ref()
-                .is_none_or(|found| may_take_over(found, &mine.host, crate::now_ms()));
+            let takeable = found.as_ref().is_none_or(|found| {
+                may_take_over(found, &mine.host, info.last_modified, store.now)
+            });
             if !takeable {
-                return Err(LeaseError::Held(found.unwrap_or_else(|| mine.clone())));
+                return Err(LeaseError::Held(holder.unwrap_or_else(|| Holder {
+                    body: mine.clone(),
+                    written_at: info.last_modified,
+                })));
             }
             let Some(e_tag) = info.e_tag else { continue };
             match write(archive, &mine, WriteMode::Replace(e_tag)).await {
-                Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, found)),
+                Ok(e_tag) => return Ok(Self::hold(archive, mine, e_tag, found, store_ahead_ms)),
                 Err(BucketError::Precondition { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(LeaseError::Held(read(archive).await?.unwrap_or(mine)))
+        let holder = match archive.head(LEASE_KEY).await? {
+            Some(info) => read(archive).await?.map(|body| Holder {
+                body,
+                written_at: info.last_modified,
+            }),
+            None => None,
+        };
+        Err(LeaseError::Held(holder.unwrap_or(Holder {
+            written_at: mine.renewed_at,
+            body: mine,
+        })))
     }
 
     fn hold(
@@ -175,6 +332,7 @@ impl Lease {
         mine: LeaseBody,
         e_tag: Option<String>,
         took_over: Option<LeaseBody>,
+        store_ahead_ms: i64,
     ) -> Lease {
         let e_tag = Arc::new(Mutex::new(e_tag));
         let lost = Arc::new(AtomicBool::new(false));
@@ -187,6 +345,7 @@ impl Lease {
             renewer,
             run_id,
             took_over,
+            store_ahead_ms,
         }
     }
 
@@ -273,23 +432,31 @@ mod tests {
     fn leases_are_taken_over_only_from_the_gone() {
         let now = 1_000_000_000;
         // Same host: the process decides (pid 1 always exists; a huge pid does not).
-        assert!(!may_take_over(&lease("here", 1, now), "here", now));
+        assert!(!may_take_over(&lease("here", 1, now), "here", now, now));
         assert!(may_take_over(
             &lease("here", u32::MAX - 1, now),
             "here",
+            now,
             now
         ));
-        // Another host: only once not renewed for STALE_AFTER.
+        // Another host: only once the store has not written it for STALE_AFTER.
         let stale = i64::try_from(STALE_AFTER.as_millis()).unwrap();
-        assert!(!may_take_over(
-            &lease("there", 1, now - stale + 1000),
-            "here",
-            now
-        ));
-        assert!(may_take_over(
-            &lease("there", 1, now - stale - 1000),
-            "here",
-            now
-        ));
+        let there = lease("there", 1, now);
+        assert!(!may_take_over(&there, "here", now - stale + 1000, now));
+        assert!(may_take_over(&there, "here", now - stale - 1000, now));
+        // Its holder's clock plays no part: a lease written just now that
+        // says it was renewed 15 minutes ago (a slow clock) is fresh.
+        let slow = lease("there", 1, now - 15 * 60_000);
+        assert!(!may_take_over(&slow, "here", now, now));
+    }
+
+    #[tokio::test]
+    async fn a_store_that_honours_conditions_passes_the_probe() {
+        let bucket = Bucket::in_memory("probe");
+        let found = probe(&bucket, "run").await.unwrap();
+        assert_eq!(found.ignores, None);
+        assert!(bucket.list(".vault-mirror").await.unwrap().is_empty());
+        let lease = Lease::acquire(&bucket, "mirror", false).await.unwrap();
+        lease.release().await;
     }
 }

@@ -8,8 +8,10 @@
 //! relative to the prefix), [`retry`] (the one retry policy of every
 //! request to the store, and its count), [`upload`] (a transfer's write half: hash,
 //! count, stream; visible only when committed after the checks; the
-//! ledger of uploads in flight), [`lease`] (one run at a time across
-//! machines) and [`snapshot`] (the state database's copy in the bucket).
+//! ledger of uploads in flight), [`seal`] (an object's missing sha256
+//! metadata set again from its own bytes), [`lease`] (one run at a time
+//! across machines, judged by the store's clock) and [`snapshot`] (the
+//! state database's copy in the bucket).
 //! Everything the disk does too (verify, versions, prune, export, the
 //! overview) is written once over [`crate::archive::Archive`].
 //!
@@ -22,6 +24,7 @@ pub mod diagnose;
 pub mod lease;
 pub mod retry;
 pub mod s3;
+pub mod seal;
 pub mod snapshot;
 pub mod upload;
 

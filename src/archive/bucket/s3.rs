@@ -136,6 +136,9 @@ pub struct ObjectInfo {
     pub sha256: Option<String>,
     pub content_type: Option<String>,
     pub e_tag: Option<String>,
+    /// `Last-Modified`: when the store wrote it, by the store's own clock
+    /// (epoch milliseconds, whole seconds).
+    pub last_modified: i64,
 }
 
 /// One part of a multipart upload, as ListParts names it.
@@ -350,6 +353,20 @@ impl Bucket {
 
     /// Every object under `relative_folder` (e.g. `media`): relative key → size.
     pub async fn list(&self, relative_folder: &str) -> Result<HashMap<String, u64>, BucketError> {
+        Ok(self
+            .list_written(relative_folder)
+            .await?
+            .into_iter()
+            .map(|(key, (size, _))| (key, size))
+            .collect())
+    }
+
+    /// Every object under `relative_folder`: relative key → (size, its
+    /// `Last-Modified` in epoch ms by the store's clock).
+    pub async fn list_written(
+        &self,
+        relative_folder: &str,
+    ) -> Result<HashMap<String, (u64, i64)>, BucketError> {
         let folder = self.key(relative_folder)?;
         let shown = folder.to_string();
         self.retries
@@ -361,7 +378,8 @@ impl Bucket {
                     while let Some(meta) = listing.next().await {
                         let meta = meta?;
                         if let Some(relative) = self.relative(&meta.location) {
-                            found.insert(relative, meta.size);
+                            let written = meta.last_modified.timestamp_millis();
+                            found.insert(relative, (meta.size, written));
                         }
                     }
                     Ok(found)
@@ -403,6 +421,7 @@ impl Bucket {
                 .get(&Attribute::ContentType)
                 .map(|value| value.to_string()),
             e_tag: result.meta.e_tag,
+            last_modified: result.meta.last_modified.timestamp_millis(),
         }))
     }
 

@@ -22,7 +22,8 @@
 //! an error or a reset aborts the upload; every object ends with its
 //! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
 //! itself right after its completion, see
-//! [`Bucket::set_sha256_metadata`]).
+//! [`Bucket::set_sha256_metadata`] and `seal` for why), or the commit
+//! says it does not ([`BucketError::Metadata`]).
 
 use std::path::{Path, PathBuf};
 
@@ -313,7 +314,10 @@ impl Upload {
     /// Every check passed: makes the object visible at its key, whole.
     /// One PUT (with the sha256 as metadata and checksum) when it fits in
     /// a part; else the last part, then CompleteMultipartUpload. Returns
-    /// the sha256 (lowercase hex). On an error the upload is aborted.
+    /// the sha256 (lowercase hex). On an error the upload is aborted,
+    /// except [`BucketError::Metadata`]: the object is then whole at its
+    /// key and only its sha256 metadata is missing (the store refused it
+    /// after every retry), which the caller must not call verified.
     pub async fn commit(mut self) -> Result<String, BucketError> {
         let sha256 = self.sha256();
         if self.multipart.is_none() {
@@ -340,20 +344,15 @@ impl Upload {
         if let Some(multipart) = &self.multipart {
             self.ledger.forget(&self.relative, &multipart.id);
         }
-        // The object is whole and verified already; without the metadata
-        // `verify --fast` checks its size only.
-        if let Err(error) = self
-            .archive
+        // The object is whole; without the metadata it is not done.
+        self.archive
             .set_sha256_metadata(
                 &self.relative,
                 self.tally.len(),
                 &self.content_type,
                 &sha256,
             )
-            .await
-        {
-            tracing::warn!("{}", crate::report::chain(&error));
-        }
+            .await?;
         Ok(sha256)
     }
 

@@ -22,6 +22,7 @@ use reqwest::{StatusCode, header};
 
 use crate::api::error_chain;
 use crate::archive::ArchiveError;
+use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::{PART_SIZE, Resumed, Upload};
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
@@ -539,12 +540,18 @@ impl Attempt<'_> {
                     .await
                     .map_err(|error| local_error(error, &shown))?
             }
-            Sink::Upload(upload) => upload.commit().await.map_err(|error| {
-                AttemptError::Transient(format!(
-                    "completing the upload failed: {}",
-                    crate::report::chain(&error)
-                ))
-            })?,
+            Sink::Upload(upload) => match upload.commit().await {
+                Ok(sha256) => sha256,
+                Err(error @ BucketError::Metadata { .. }) => {
+                    return Err(self.unsealed(job, relative, incoming, size, &error).await);
+                }
+                Err(error) => {
+                    return Err(AttemptError::Transient(format!(
+                        "completing the upload failed: {}",
+                        crate::report::chain(&error)
+                    )));
+                }
+            },
         };
         self.record_verified(job, transfer, name, relative, sha256, size)
             .await
@@ -584,23 +591,58 @@ impl Attempt<'_> {
         sha256: String,
         size: u64,
     ) -> Result<(), AttemptError> {
-        let (media_id, label) = (job.media_id.clone(), job.label.clone());
         let (path, digest) = (relative.clone(), sha256.clone());
-        self.with_store(move |store| {
-            store.mark_verified(
-                &media_id,
-                &label,
-                &relative,
-                &sha256,
-                ByteSize(size),
-                EpochMillis(crate::now_ms()),
-            )
-        })
-        .await?;
+        self.record_bytes(job, relative, sha256, size, true).await?;
         self.context
             .reporter
             .on_verified(transfer, name, &path, size, &digest);
         Ok(())
+    }
+
+    /// The object is whole at `relative` but the store refused its sha256
+    /// metadata after every retry: not verified (the caller's failure
+    /// marks it `failed`), and recorded with its sha256 so the next run
+    /// sets the metadata from the object's own bytes instead of fetching
+    /// them again (`archive::bucket::seal`). No retry in this run: the
+    /// request was tried as often as the store's retry policy allows.
+    async fn unsealed(
+        &self,
+        job: &Job,
+        relative: String,
+        sha256: String,
+        size: u64,
+        error: &BucketError,
+    ) -> AttemptError {
+        let reason = format!(
+            "{}; the bytes are whole at {relative}, so the next run sets it from them without fetching them again",
+            crate::report::chain(error)
+        );
+        match self.record_bytes(job, relative, sha256, size, false).await {
+            Ok(()) => AttemptError::Permanent(reason),
+            Err(error) => error,
+        }
+    }
+
+    /// Records the bytes committed at `relative`: the variant verified,
+    /// or (`sealed` false: their sha256 is not on their object) not.
+    async fn record_bytes(
+        &self,
+        job: &Job,
+        relative: String,
+        sha256: String,
+        size: u64,
+        sealed: bool,
+    ) -> Result<(), AttemptError> {
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| {
+            let (size, now) = (ByteSize(size), EpochMillis(crate::now_ms()));
+            if sealed {
+                store.mark_verified(&media_id, &label, &relative, &sha256, size, now)
+            } else {
+                store.mark_unsealed(&media_id, &label, &relative, &sha256, size, now)
+            }
+        })
+        .await
     }
 
     /// Records a failed check of bytes that were never kept.
