@@ -1076,6 +1076,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_lists_folder_or_view_that_is_a_link_is_replaced_never_followed() {
         let dir = tempfile::tempdir().unwrap();
@@ -1084,7 +1085,6 @@ mod tests {
         let store = archive_with(&out);
         let elsewhere = dir.path().join("elsewhere");
         std::fs::create_dir_all(&elsewhere).unwrap();
-        #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&elsewhere, out.join("lists")).unwrap();
             let summary = update_views(&store, &out).unwrap();

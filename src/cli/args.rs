@@ -44,7 +44,8 @@ pub struct GlobalArgs {
           value_parser = ArchiveLocation::parse_arg)]
     pub out: Option<ArchiveLocation>,
     /// State database [default: <out>/.vault-mirror/state.sqlite; for s3://,
-    /// ~/.local/state/vault-mirror/<archive>/state.sqlite]
+    /// ~/.local/state/vault-mirror/<archive>/state.sqlite (Windows:
+    /// %LOCALAPPDATA%\vault-mirror\<archive>\state.sqlite)]
     #[arg(long, env = "VAULT_MIRROR_DB", global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// TOML config file [default: <out>/vault-mirror.toml, if present]
