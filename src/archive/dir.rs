@@ -179,9 +179,9 @@ impl ArchiveDir {
         &self.path
     }
 
-    /// `relative` under the root, for messages.
+    /// `relative` under the root, for messages (with one separator).
     pub fn join(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.path.join(relative)
+        crate::location::shown_path(&self.path.join(relative))
     }
 
     /// The folder at `relative` (empty: the root), opened without following

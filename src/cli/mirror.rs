@@ -115,12 +115,13 @@ fn agency_folder(settings: &Settings) -> bool {
 /// One connection's run aimed at an agency's folder: the layouts would mix.
 fn into_agency_folder(settings: &Settings) -> Failure {
     let out = settings.local.display();
+    let connection = settings.archive.shown_file("<connection id>");
     Failure::usage(anyhow::anyhow!(
         "{out} holds one archive per connection (an agency's); a run of one connection \
              would make it an archive of its own and mix the two layouts"
     ))
     .hint(format!(
-        "give the connection's own folder, `--out {out}/<connection id>`, or choose the \
+        "give the connection's own folder, `--out {connection}`, or choose the \
          connections as the agency's runs do (`--all-connections`, `--connection` repeated)"
     ))
 }
