@@ -113,8 +113,10 @@ pub struct EntryStat {
     pub kind: EntryKind,
     /// Bytes, for a file.
     pub len: u64,
-    /// The device and inode that identify it; 0 where not known (not
-    /// unix), so nothing is ever taken for the same file there.
+    /// The device and inode that identify it (on Windows the volume serial
+    /// number and file index); 0 where not known (another system, or an
+    /// entry that could not be opened), so nothing is ever taken for the
+    /// same file there.
     pub device: u64,
     pub inode: u64,
     /// How many names its bytes have (1 where not known).
@@ -881,14 +883,14 @@ impl Folder {
     pub fn stat_entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<EntryStat>> {
         let path = self.entry_path(plain_name(name.as_ref())?);
         match fs_err::symlink_metadata(&path) {
-            Ok(metadata) => Ok(Some(entry_stat(&metadata))),
+            Ok(metadata) => Ok(Some(entry_stat(&path, &metadata))),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }
     }
 
     pub fn stat(&self) -> io::Result<EntryStat> {
-        fs_err::symlink_metadata(&self.path).map(|metadata| entry_stat(&metadata))
+        fs_err::symlink_metadata(&self.path).map(|metadata| entry_stat(&self.path, &metadata))
     }
 
     pub fn symlink(&self, target: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
@@ -975,7 +977,7 @@ impl Folder {
 }
 
 #[cfg(not(unix))]
-fn entry_stat(metadata: &std::fs::Metadata) -> EntryStat {
+fn entry_stat(path: &Path, metadata: &std::fs::Metadata) -> EntryStat {
     let kind = if metadata.file_type().is_symlink() {
         EntryKind::Link
     } else if metadata.is_file() {
@@ -992,14 +994,39 @@ fn entry_stat(metadata: &std::fs::Metadata) -> EntryStat {
         .map_or(0, |since| {
             i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
         });
+    let (device, inode, links) = match kind {
+        EntryKind::File | EntryKind::Folder => identity(path),
+        EntryKind::Link | EntryKind::Other => None,
+    }
+    .unwrap_or((0, 0, 1));
     EntryStat {
         kind,
         len: metadata.len(),
-        device: 0,
-        inode: 0,
-        links: 1,
+        device,
+        inode,
+        links,
         modified_ns,
     }
+}
+
+/// A file's or folder's volume, file index and number of names
+/// (`GetFileInformationByHandle`, which std keeps unstable): what tells
+/// a hard link of a view from a file of someone else's. `None` when the
+/// entry cannot be opened (then nothing is taken for the same file).
+#[cfg(windows)]
+fn identity(path: &Path) -> Option<(u64, u64, u64)> {
+    let handle = winapi_util::Handle::from_path_any(path).ok()?;
+    let information = winapi_util::file::information(&handle).ok()?;
+    Some((
+        information.volume_serial_number(),
+        information.file_index(),
+        information.number_of_links(),
+    ))
+}
+
+#[cfg(not(any(unix, windows)))]
+fn identity(_path: &Path) -> Option<(u64, u64, u64)> {
+    None
 }
 
 #[cfg(all(test, unix))]
