@@ -955,10 +955,11 @@ impl Folder {
             self.entry_path(plain_name(name.as_ref())?),
             to.entry_path(plain_name(to_name.as_ref())?),
         )
+        .map_err(held_open)
     }
 
     pub fn remove_file(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
-        fs_err::remove_file(self.entry_path(plain_name(name.as_ref())?))
+        fs_err::remove_file(self.entry_path(plain_name(name.as_ref())?)).map_err(held_open)
     }
 
     pub fn remove_folder(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
@@ -974,6 +975,29 @@ impl Folder {
     pub fn sync(&self) -> io::Result<()> {
         crate::archive::durable::sync_folder(&self.path)
     }
+}
+
+/// On Windows a file another program holds open (a picture in a viewer)
+/// cannot be renamed or removed: the error says so and what to do. The
+/// step fails whole (the file and the new bytes beside it stay as they
+/// are), so the next run does it again.
+#[cfg(not(unix))]
+fn held_open(error: io::Error) -> io::Error {
+    /// `ERROR_SHARING_VIOLATION`, `ERROR_LOCK_VIOLATION`.
+    const HELD: [i32; 2] = [32, 33];
+    if cfg!(windows)
+        && error
+            .raw_os_error()
+            .is_some_and(|code| HELD.contains(&code))
+    {
+        return io::Error::new(
+            error.kind(),
+            format!(
+                "{error}; another program has the file open (a viewer?): close it, and the next run does this again"
+            ),
+        );
+    }
+    error
 }
 
 #[cfg(not(unix))]

@@ -182,11 +182,16 @@ fn try_next(command: &str) -> String {
         "
 Try next, on a fake server that stays up (the demo's is gone now):
   1. in one terminal: {command} fake-server
-     and paste the `export …` lines it prints into another; there:
+     and paste the {} lines it prints into another; there:
   2. {command} lists
   3. {command} mirror --out try-it --limit-rate 200K
   4. press Ctrl-C mid-way, run the same command again: it resumes
-"
+",
+        if cfg!(windows) {
+            "`$env:…` (PowerShell)"
+        } else {
+            "`export …`"
+        }
     )
 }
 

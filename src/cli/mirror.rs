@@ -236,10 +236,19 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             Failure::failed(anyhow::Error::new(error).context("cannot write the URL list"))
         })?;
     }
-    // Lines a shell takes as they are: paste them, or `eval "$(…)"`.
-    println!("export OFAUTH_BASE_URL={}", server.base_url());
-    println!("export OFAUTH_API_KEY={}", server.api_key());
-    println!("export OFAUTH_CONNECTION_ID={}", server.connection_id());
+    // Lines the system's shell takes as they are: paste them, or
+    // `eval "$(…)"` (PowerShell's `$env:NAME = "value"` on Windows).
+    for (name, value) in [
+        ("OFAUTH_BASE_URL", server.base_url().to_string()),
+        ("OFAUTH_API_KEY", server.api_key().to_string()),
+        ("OFAUTH_CONNECTION_ID", server.connection_id().to_string()),
+    ] {
+        if cfg!(windows) {
+            println!("$env:{name} = \"{value}\"");
+        } else {
+            println!("export {name}={value}");
+        }
+    }
     let connections = server.connection_ids();
     if connections.len() > 1 {
         eprintln!(
