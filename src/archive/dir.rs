@@ -951,15 +951,34 @@ impl Folder {
         to: &Folder,
         to_name: impl AsRef<OsStr>,
     ) -> io::Result<()> {
-        fs_err::rename(
-            self.entry_path(plain_name(name.as_ref())?),
-            to.entry_path(plain_name(to_name.as_ref())?),
-        )
-        .map_err(held_open)
+        let from = self.entry_path(plain_name(name.as_ref())?);
+        let to = to.entry_path(plain_name(to_name.as_ref())?);
+        // std, not fs-err, whose errors lose the OS error number
+        // `held_open` reads; the message names both paths as fs-err's do.
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the error names both paths below, after `held_open` read its number"
+        )]
+        std::fs::rename(&from, &to).map_err(|error| {
+            let error = held_open(error);
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "failed to rename file from `{}` to `{}`: {error}",
+                    from.display(),
+                    to.display()
+                ),
+            )
+        })
     }
 
     pub fn remove_file(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
-        fs_err::remove_file(self.entry_path(plain_name(name.as_ref())?)).map_err(held_open)
+        let path = self.entry_path(plain_name(name.as_ref())?);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the error is named by `failed` after `held_open` read its number"
+        )]
+        std::fs::remove_file(&path).map_err(|error| failed(held_open(error), "remove file", &path))
     }
 
     pub fn remove_folder(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
