@@ -52,7 +52,12 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wineserver -k 2>/dev/null || true
-  rm -rf "$work"
+  # WINDOWS_TEST_KEEP=1 keeps every command's output (`<step>.err`) to read.
+  if [ -n "${WINDOWS_TEST_KEEP:-}" ]; then
+    echo "kept: $work/run"
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 
@@ -203,7 +208,7 @@ ok "export: exit 0, SHA256SUMS checks, the gallery is written, the hint is Power
 
 echo "== 7. object storage (moto)"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd "$work" && moto_server -H 127.0.0.1 -p "$port" >moto.log 2>&1) &
+moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 python3 - "$port" <<'PY'
