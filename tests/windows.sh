@@ -154,6 +154,13 @@ run verify verify --out faults
 views_filled faults
 ok "mirror with cut bodies, resets and 503s: exit 0; verify: exit 0"
 
+echo "== 3b. free space from Windows (GetDiskFreeSpaceExW)"
+run space mirror --out space --min-free 1000000G
+[ "$code" = 3 ] || fail "a mirror short of --min-free exited $code, not 3" space.err
+grep -q 'would leave less than --min-free .* free, ' space.err || fail "no free space in the refusal" space.err
+[ -z "$(find space/media -type f 2>/dev/null)" ] || fail "files fetched past --min-free"
+ok "free space: with --min-free above it every variant is refused, naming the free space"
+
 echo "== 4. verify --repair, and a file another program holds open"
 damaged=$(ls faults/media/*/full.jpg | head -1)
 printf 'XXXX' | dd of="$damaged" bs=1 seek=100 conv=notrunc 2>/dev/null
