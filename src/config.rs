@@ -514,9 +514,10 @@ impl Value<'_> {
     pub fn path(&self) -> Result<PathBuf, String> {
         let text = self.string()?;
         if let Some(rest) = text.strip_prefix("~/") {
-            let home = std::env::var_os("HOME")
-                .ok_or("`~` is used, but HOME is not set; write the full path")?;
-            return Ok(PathBuf::from(home).join(rest));
+            // `$HOME` on unix, the profile folder (`%USERPROFILE%`) on Windows.
+            let home = dirs::home_dir()
+                .ok_or("`~` is used, but this system names no home folder; write the full path")?;
+            return Ok(home.join(rest));
         }
         Ok(self.folder.join(text))
     }

@@ -62,6 +62,27 @@ pub fn human_bytes(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
+/// The command that checks every file `SHA256SUMS` lists, run in its
+/// folder, in this system's usual shell: GNU `sha256sum -c`; on Windows a
+/// PowerShell line over `Get-FileHash` (SHA-256 is its default), which
+/// prints each file whose bytes differ or are missing.
+pub const CHECK_SUMS: &str = if cfg!(windows) {
+    CHECK_SUMS_POWERSHELL
+} else {
+    "sha256sum -c SHA256SUMS"
+};
+
+/// [`CHECK_SUMS`] on Windows (also named in the gallery's footer, which
+/// any system may open).
+pub const CHECK_SUMS_POWERSHELL: &str = "Get-Content SHA256SUMS | ForEach-Object { $sum, $file = $_ -split '  ', 2; if ((Get-FileHash -LiteralPath $file).Hash -ne $sum) { \"FAILED: $file\" } }";
+
+/// [`CHECK_SUMS`] from anywhere: into `folder` first (`&&` in a unix
+/// shell, `;` in PowerShell, whose 5.1 has no `&&`).
+pub fn check_sums_in(folder: &str) -> String {
+    let then = if cfg!(windows) { ";" } else { " &&" };
+    format!("cd {folder}{then} {CHECK_SUMS}")
+}
+
 /// `1 list`, `2 lists`: a count with its noun (regular plurals only).
 pub fn counted(count: impl Into<u64>, noun: &str) -> String {
     let count = count.into();

@@ -57,11 +57,12 @@ impl ArchiveLocation {
         }
     }
 
-    /// A file at the top of the archive, as a person names it
-    /// (`vault-archive/index.html`, `s3://bucket/prefix/index.html`).
+    /// A file of the archive (`name`: a `/`-separated key), as a person
+    /// names it: `vault-archive/media/1/full.jpg` (`vault-archive\media\1\full.jpg`
+    /// on Windows: one separator), `s3://bucket/prefix/media/1/full.jpg`.
     pub fn shown_file(&self, name: &str) -> String {
         match self {
-            Self::Disk(path) => path.join(name).display().to_string(),
+            Self::Disk(path) => path.join(path_of_key(name)).display().to_string(),
             Self::Bucket(url) => format!("{url}/{name}"),
         }
     }
@@ -77,6 +78,25 @@ impl ArchiveLocation {
     }
 }
 
+/// A `/`-separated key inside an archive (as the database, object storage
+/// and `SHA256SUMS` name files) as a relative path with this system's
+/// separator: `media\1\full.jpg` on Windows, unchanged elsewhere. What is
+/// opened and shown on a disk; the inverse of `archive::paths::key_of`.
+pub fn path_of_key(key: &str) -> PathBuf {
+    PathBuf::from(key.replace('/', std::path::MAIN_SEPARATOR_STR))
+}
+
+/// `path` with one separator throughout, for messages: on Windows, where
+/// both `\` and `/` separate, `C:\a/b` becomes `C:\a\b`; elsewhere `\`
+/// is a character of a name, so the path is shown as it is.
+pub fn shown_path(path: &Path) -> PathBuf {
+    if cfg!(windows) {
+        path.components().collect()
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Written as a person names it: the folder, or `s3://bucket/prefix`.
 impl serde::Serialize for ArchiveLocation {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -87,7 +107,7 @@ impl serde::Serialize for ArchiveLocation {
 impl fmt::Display for ArchiveLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Disk(path) => write!(f, "{}", path.display()),
+            Self::Disk(path) => write!(f, "{}", shown_path(path).display()),
             Self::Bucket(url) => url.fmt(f),
         }
     }
@@ -185,6 +205,35 @@ mod tests {
             "s3://bucket/a/./b",
         ] {
             assert!(S3Url::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn keys_become_paths_with_one_separator() {
+        let path = path_of_key("media/41/full.jpg");
+        assert_eq!(
+            path.components().count(),
+            3,
+            "{} is not three names",
+            path.display()
+        );
+        let shown =
+            ArchiveLocation::Disk(PathBuf::from("vault-demo")).shown_file("media/41/full.jpg");
+        let separator = std::path::MAIN_SEPARATOR;
+        assert_eq!(
+            shown,
+            format!("vault-demo{separator}media{separator}41{separator}full.jpg")
+        );
+        let on_bucket = ArchiveLocation::parse(Path::new("s3://bucket/p")).unwrap();
+        assert_eq!(
+            on_bucket.shown_file("media/41/full.jpg"),
+            "s3://bucket/p/media/41/full.jpg"
+        );
+        if cfg!(windows) {
+            assert_eq!(
+                shown_path(Path::new(r"C:\a/b\c")),
+                PathBuf::from(r"C:\a\b\c")
+            );
         }
     }
 

@@ -120,7 +120,13 @@ impl LockError {
         match self {
             LockError::Held { holder, .. } => Some(match holder.pid {
                 Some(pid) => format!(
-                    "wait for it to finish; if it is stuck, stop it (`kill {pid}`): the next run resumes where it stopped"
+                    "wait for it to finish; if it is stuck, stop it (`{}`): the next run resumes where it stopped",
+                    // PowerShell's on Windows, where there is no `kill`.
+                    if cfg!(windows) {
+                        format!("Stop-Process -Id {pid}")
+                    } else {
+                        format!("kill {pid}")
+                    }
                 ),
                 None => "wait for the other run to finish".to_owned(),
             }),

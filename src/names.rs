@@ -14,11 +14,32 @@ use sha2::{Digest, Sha256};
 /// Longest name we produce (well under the 255 bytes most file systems allow).
 const MAX_NAME: usize = 120;
 
-/// Names Windows refuses whatever the extension.
+/// Names Windows refuses whatever the extension (`con`, `CON.jpg`, `com1.txt`:
+/// device names; `com0` and `lpt0` too on recent versions).
 const RESERVED: &[&str] = &[
-    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
-    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "con", "prn", "aux", "nul", "com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+    "com8", "com9", "lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
+
+/// Whether Windows refuses `name` as a file or folder name: a device name
+/// (with or without an extension, any case, spaces before the dot
+/// ignored), a character of `<>:"/\|?*` or a control character, a
+/// trailing dot or space, or nothing. Pure, so Linux tests check every
+/// name vault-mirror makes against it.
+pub fn windows_refuses(name: &str) -> bool {
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(' ');
+    name.is_empty()
+        || name.ends_with(['.', ' '])
+        || name
+            .chars()
+            .any(|c| c.is_control() || "<>:\"/\\|?*".contains(c))
+        || RESERVED.contains(&stem.to_ascii_lowercase().as_str())
+        || ["conin$", "conout$"].contains(&stem.to_ascii_lowercase().as_str())
+}
 
 /// A file-system-safe, injective rendering of `raw` (see the module docs).
 pub fn safe_name(raw: &str) -> String {
@@ -73,6 +94,64 @@ mod tests {
         ];
         let names: HashSet<String> = inputs.iter().map(|raw| safe_name(raw)).collect();
         assert_eq!(names.len(), inputs.len(), "{names:?}");
+    }
+
+    #[test]
+    fn windows_refuses_what_it_refuses() {
+        for refused in [
+            "CON",
+            "COM0",
+            "lpt0.png",
+            "con",
+            "Con.jpg",
+            "nul.txt",
+            "COM1",
+            "lpt9.tar.gz",
+            "aux ",
+            "name.",
+            "a:b",
+            "a<b",
+            "a>b",
+            "a\"b",
+            "a/b",
+            "a\\b",
+            "a|b",
+            "a?b",
+            "a*b",
+            "a\u{1}b",
+            "",
+            "prn .x",
+        ] {
+            assert!(windows_refuses(refused), "{refused:?}");
+        }
+        for allowed in [
+            "console",
+            "con-1",
+            "4100000000",
+            "full.jpg",
+            "~63on",
+            "a.b.c",
+            ".vault-mirror",
+        ] {
+            assert!(!windows_refuses(allowed), "{allowed:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Every name [`safe_name`] makes, and every file name vault-mirror
+        /// makes from one (`<label>.<ext>`, a view's `<media>.<label>.<ext>`),
+        /// is one Windows takes, whatever the id or label.
+        #[test]
+        fn safe_names_are_names_windows_takes(raw in "\\PC{0,200}", other in "(con|nul|com[0-9]|lpt[0-9]|aux|prn)[. ]{0,2}") {
+            for input in [raw.as_str(), other.as_str(), &other.to_uppercase()] {
+                let name = safe_name(input);
+                proptest::prop_assert!(!windows_refuses(&name), "{input:?} -> {name:?}");
+                let file = format!("{name}.jpg");
+                let view_entry = format!("{name}.{name}.jpg");
+                proptest::prop_assert!(!windows_refuses(&file), "{}", file);
+                proptest::prop_assert!(!windows_refuses(&view_entry), "{}", view_entry);
+            }
+        }
     }
 
     #[test]

@@ -394,18 +394,18 @@ impl Settings {
 }
 
 /// The local folder of an archive on object storage: its state database,
-/// lock and uploads in flight, under `$XDG_STATE_HOME/vault-mirror/`
-/// (default `~/.local/state/vault-mirror/`), one folder per archive URL.
+/// lock and uploads in flight, one folder per archive URL under
+/// `vault-mirror/` in the user's state folder: `$XDG_STATE_HOME` (default
+/// `~/.local/state`) on Linux, `%LOCALAPPDATA%` on Windows, the local
+/// application data folder elsewhere ([`dirs`] knows each system's place).
 pub fn bucket_state_folder(url: &S3Url) -> Result<PathBuf, SettingsError> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|path| path.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("state"))
-        })
+    let base = dirs::state_dir()
+        .or_else(dirs::data_local_dir)
         .ok_or_else(|| SettingsError::Invalid {
             name: "state directory",
-            reason: "neither XDG_STATE_HOME nor HOME is set: give `--db`".into(),
+            reason: "this system names no folder for local state (on Linux: neither \
+                     XDG_STATE_HOME nor HOME is set): give `--db`"
+                .into(),
         })?;
     Ok(base.join("vault-mirror").join(url.state_key()))
 }

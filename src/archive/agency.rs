@@ -400,7 +400,7 @@ pub fn render(rows: &[ConnectionRow], now: i64) -> String {
     page.push_str(
         "</table>\n</div>\n</main>\n<footer>Written by vault-mirror. Each connection is a complete \
 archive of its own: open its gallery, or check it with <code>sha256sum -c SHA256SUMS</code> \
-in its folder.</footer>\n</body>\n</html>\n",
+in its folder (on Windows, with the PowerShell line its gallery's footer gives).</footer>\n</body>\n</html>\n",
     );
     page
 }

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::bucket::{Bucket, BucketError, WriteMode};
 use crate::archive::dir::{Access, ArchiveDir, EntryKind, LinkInside, split_file};
 use crate::archive::error::ArchiveError;
-use crate::location::ArchiveLocation;
+use crate::location::{ArchiveLocation, path_of_key};
 
 /// An archive: a folder on a local disk, or a prefix in a bucket.
 #[derive(Clone)]
@@ -125,7 +125,7 @@ impl Archive {
     pub async fn stat(&self, key: &str) -> Result<Option<Stat>, ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, key) = (dir.clone(), PathBuf::from(key));
+                let (dir, key) = (dir.clone(), path_of_key(key));
                 let entry = blocking(move || dir.entry(&key)).await?;
                 Ok(entry.map(|entry| Stat {
                     kind: match entry.kind {
@@ -155,7 +155,7 @@ impl Archive {
     ) -> Result<Option<(String, u64)>, ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, key) = (dir.clone(), PathBuf::from(key));
+                let (dir, key) = (dir.clone(), path_of_key(key));
                 let (sender, mut progress) = tokio::sync::mpsc::unbounded_channel();
                 let hashing = tokio::task::spawn_blocking(move || {
                     let file = match dir.open_file(&key, Access::Read) {
@@ -264,7 +264,7 @@ impl Archive {
     pub async fn read_small(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, key) = (dir.clone(), PathBuf::from(key));
+                let (dir, key) = (dir.clone(), path_of_key(key));
                 Ok(blocking(move || {
                     use std::io::Read;
                     match dir.open_file(&key, Access::Read) {
@@ -294,7 +294,7 @@ impl Archive {
     ) -> Result<(), ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, key) = (dir.clone(), PathBuf::from(key));
+                let (dir, key) = (dir.clone(), path_of_key(key));
                 Ok(
                     blocking(move || dir.write_atomically(&key, |writer| writer.write_all(&bytes)))
                         .await?,
@@ -317,7 +317,7 @@ impl Archive {
     pub async fn move_aside(&self, from: &str, to: &str) -> Result<(), ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, from, to) = (dir.clone(), PathBuf::from(from), PathBuf::from(to));
+                let (dir, from, to) = (dir.clone(), path_of_key(from), path_of_key(to));
                 Ok(blocking(move || {
                     let (from_folder, name) = split_file(&from)?;
                     let (to_folder, to_name) = split_file(&to)?;
@@ -348,7 +348,7 @@ impl Archive {
     pub async fn delete(&self, key: &str) -> Result<(), ArchiveError> {
         match self {
             Archive::Disk(dir) => {
-                let (dir, key) = (dir.clone(), PathBuf::from(key));
+                let (dir, key) = (dir.clone(), path_of_key(key));
                 Ok(blocking(move || match dir.entry(&key)? {
                     Some(entry) if matches!(entry.kind, EntryKind::File | EntryKind::Link) => {
                         dir.remove_file(&key)

@@ -113,8 +113,10 @@ pub struct EntryStat {
     pub kind: EntryKind,
     /// Bytes, for a file.
     pub len: u64,
-    /// The device and inode that identify it; 0 where not known (not
-    /// unix), so nothing is ever taken for the same file there.
+    /// The device and inode that identify it (on Windows the volume serial
+    /// number and file index); 0 where not known (another system, or an
+    /// entry that could not be opened), so nothing is ever taken for the
+    /// same file there.
     pub device: u64,
     pub inode: u64,
     /// How many names its bytes have (1 where not known).
@@ -179,9 +181,9 @@ impl ArchiveDir {
         &self.path
     }
 
-    /// `relative` under the root, for messages.
+    /// `relative` under the root, for messages (with one separator).
     pub fn join(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.path.join(relative)
+        crate::location::shown_path(&self.path.join(relative))
     }
 
     /// The folder at `relative` (empty: the root), opened without following
@@ -886,14 +888,14 @@ impl Folder {
     pub fn stat_entry(&self, name: impl AsRef<OsStr>) -> io::Result<Option<EntryStat>> {
         let path = self.entry_path(plain_name(name.as_ref())?);
         match fs_err::symlink_metadata(&path) {
-            Ok(metadata) => Ok(Some(entry_stat(&metadata))),
+            Ok(metadata) => Ok(Some(entry_stat(&path, &metadata))),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }
     }
 
     pub fn stat(&self) -> io::Result<EntryStat> {
-        fs_err::symlink_metadata(&self.path).map(|metadata| entry_stat(&metadata))
+        fs_err::symlink_metadata(&self.path).map(|metadata| entry_stat(&self.path, &metadata))
     }
 
     pub fn symlink(&self, target: &Path, name: impl AsRef<OsStr>) -> io::Result<()> {
@@ -954,14 +956,34 @@ impl Folder {
         to: &Folder,
         to_name: impl AsRef<OsStr>,
     ) -> io::Result<()> {
-        fs_err::rename(
-            self.entry_path(plain_name(name.as_ref())?),
-            to.entry_path(plain_name(to_name.as_ref())?),
-        )
+        let from = self.entry_path(plain_name(name.as_ref())?);
+        let to = to.entry_path(plain_name(to_name.as_ref())?);
+        // std, not fs-err, whose errors lose the OS error number
+        // `held_open` reads; the message names both paths as fs-err's do.
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the error names both paths below, after `held_open` read its number"
+        )]
+        std::fs::rename(&from, &to).map_err(|error| {
+            let error = held_open(error);
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "failed to rename file from `{}` to `{}`: {error}",
+                    from.display(),
+                    to.display()
+                ),
+            )
+        })
     }
 
     pub fn remove_file(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
-        fs_err::remove_file(self.entry_path(plain_name(name.as_ref())?))
+        let path = self.entry_path(plain_name(name.as_ref())?);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the error is named by `failed` after `held_open` read its number"
+        )]
+        std::fs::remove_file(&path).map_err(|error| failed(held_open(error), "remove file", &path))
     }
 
     pub fn remove_folder(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
@@ -979,8 +1001,31 @@ impl Folder {
     }
 }
 
+/// On Windows a file another program holds open (a picture in a viewer)
+/// cannot be renamed or removed: the error says so and what to do. The
+/// step fails whole (the file and the new bytes beside it stay as they
+/// are), so the next run does it again.
 #[cfg(not(unix))]
-fn entry_stat(metadata: &std::fs::Metadata) -> EntryStat {
+fn held_open(error: io::Error) -> io::Error {
+    /// `ERROR_SHARING_VIOLATION`, `ERROR_LOCK_VIOLATION`.
+    const HELD: [i32; 2] = [32, 33];
+    if cfg!(windows)
+        && error
+            .raw_os_error()
+            .is_some_and(|code| HELD.contains(&code))
+    {
+        return io::Error::new(
+            error.kind(),
+            format!(
+                "{error}; another program has the file open (a viewer?): close it, and the next run does this again"
+            ),
+        );
+    }
+    error
+}
+
+#[cfg(not(unix))]
+fn entry_stat(path: &Path, metadata: &std::fs::Metadata) -> EntryStat {
     let kind = if metadata.file_type().is_symlink() {
         EntryKind::Link
     } else if metadata.is_file() {
@@ -997,14 +1042,39 @@ fn entry_stat(metadata: &std::fs::Metadata) -> EntryStat {
         .map_or(0, |since| {
             i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
         });
+    let (device, inode, links) = match kind {
+        EntryKind::File | EntryKind::Folder => identity(path),
+        EntryKind::Link | EntryKind::Other => None,
+    }
+    .unwrap_or((0, 0, 1));
     EntryStat {
         kind,
         len: metadata.len(),
-        device: 0,
-        inode: 0,
-        links: 1,
+        device,
+        inode,
+        links,
         modified_ns,
     }
+}
+
+/// A file's or folder's volume, file index and number of names
+/// (`GetFileInformationByHandle`, which std keeps unstable): what tells
+/// a hard link of a view from a file of someone else's. `None` when the
+/// entry cannot be opened (then nothing is taken for the same file).
+#[cfg(windows)]
+fn identity(path: &Path) -> Option<(u64, u64, u64)> {
+    let handle = winapi_util::Handle::from_path_any(path).ok()?;
+    let information = winapi_util::file::information(&handle).ok()?;
+    Some((
+        information.volume_serial_number(),
+        information.file_index(),
+        information.number_of_links(),
+    ))
+}
+
+#[cfg(not(any(unix, windows)))]
+fn identity(_path: &Path) -> Option<(u64, u64, u64)> {
+    None
 }
 
 #[cfg(all(test, unix))]

@@ -138,6 +138,12 @@ mod tests {
     use super::*;
     use crate::store::{ArchiveList, ArchivedVariant};
 
+    #[test]
+    fn the_footer_gives_the_windows_check_that_windows_builds_print() {
+        assert!(TEMPLATE.contains(crate::CHECK_SUMS_POWERSHELL));
+        assert!(TEMPLATE.contains("sha256sum -c SHA256SUMS"));
+    }
+
     fn snapshot() -> Snapshot {
         let mut snapshot = Snapshot {
             lists: vec![ArchiveList {

@@ -56,7 +56,7 @@ pub fn archive_path(relative: &str) -> Result<PathBuf, ArchiveError> {
             "the character {bad:?} is not one vault-mirror writes"
         )));
     }
-    let path = PathBuf::from(relative);
+    let path = crate::location::path_of_key(relative);
     let mut components = path.components();
     let first = components.next();
     if !first.is_some_and(|first| BYTE_FOLDERS.iter().any(|top| first.as_os_str() == *top)) {

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 /// Bytes an unprivileged process may still write on the file system that
-/// holds `path`.
+/// holds `path` (`statvfs` on unix, `GetDiskFreeSpaceExW` on Windows:
+/// the space left to this user, quotas included).
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
-    let stats = rustix::fs::statvfs(path)?;
-    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    fs4::available_space(path)
 }
 
 /// What the budget says about one more variant.

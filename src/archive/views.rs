@@ -631,7 +631,7 @@ fn points_at(
 
 /// Whether `stat` is of the regular file at `target` (relative to the
 /// archive root, reached without following links). Never where files
-/// have no known identity (not unix).
+/// have no known identity (neither unix nor Windows).
 fn same_file(archive: &ArchiveDir, stat: &EntryStat, target: &Path) -> bool {
     if stat.kind != EntryKind::File || stat.inode == 0 {
         return false;
@@ -738,9 +738,23 @@ fn links_unsupported(error: &std::io::Error) -> bool {
     )
 }
 
+/// The first form a disk is tried with. Symbolic links on unix. On
+/// Windows hard links: a symbolic link there needs a privilege (or
+/// Developer Mode), a relative one resolves only with `\\` separators,
+/// and Explorer and backup programs treat them poorly; NTFS makes hard
+/// links for anyone, and a view of hard links is files a person opens
+/// like any other.
+const FIRST_FORM: Form = if cfg!(windows) {
+    Form::Hard
+} else {
+    Form::Symbolic
+};
+
 /// Which form views take on this disk, found by making a link in
 /// `.vault-mirror/` (ours, so `lists/` is not touched when no view
-/// changed): a symbolic one, else a hard one, else none (an index).
+/// changed): [`FIRST_FORM`], else a hard one, else none (an index). A
+/// link the system says it made but that is not there (Wine's symbolic
+/// links) counts as none, so a view is never an empty folder.
 fn probe_links(archive: &ArchiveDir) -> Result<Form, ArchiveError> {
     const TARGET: &str = "link-probe";
     const LINK: &str = "link-probe.link";
@@ -754,11 +768,19 @@ fn probe_links(archive: &ArchiveDir) -> Result<Form, ArchiveError> {
         Path::new(TARGET),
         &Path::new(STATE_FOLDER).join(TARGET),
         (&folder, OsStr::new(LINK)),
-        Form::Symbolic,
+        FIRST_FORM,
     );
+    let there = folder.entry(LINK)?.is_some();
     remove_if_present(&folder, LINK)?;
     folder.remove_file(TARGET)?;
     Ok(match made? {
+        _ if !there => {
+            tracing::warn!(
+                "{}: a link this system said it made is not there; list views are indexes",
+                archive.join(STATE_FOLDER).display()
+            );
+            Form::Index
+        }
         Linked::Symbolic => Form::Symbolic,
         Linked::Hard => Form::Hard,
         Linked::Unsupported => Form::Index,
@@ -1076,6 +1098,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_lists_folder_or_view_that_is_a_link_is_replaced_never_followed() {
         let dir = tempfile::tempdir().unwrap();
@@ -1084,7 +1107,6 @@ mod tests {
         let store = archive_with(&out);
         let elsewhere = dir.path().join("elsewhere");
         std::fs::create_dir_all(&elsewhere).unwrap();
-        #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&elsewhere, out.join("lists")).unwrap();
             let summary = update_views(&store, &out).unwrap();

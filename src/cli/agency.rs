@@ -285,7 +285,7 @@ fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: 
             totals.downloaded,
             vault_mirror::human_bytes(totals.bytes),
             totals.seconds,
-            base.local.join(INDEX).display()
+            base.archive.shown_file(INDEX)
         );
         eprintln!("{}", super::terminal::for_stderr(&line));
     }

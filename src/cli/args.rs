@@ -44,7 +44,8 @@ pub struct GlobalArgs {
           value_parser = ArchiveLocation::parse_arg)]
     pub out: Option<ArchiveLocation>,
     /// State database [default: <out>/.vault-mirror/state.sqlite; for s3://,
-    /// ~/.local/state/vault-mirror/<archive>/state.sqlite]
+    /// ~/.local/state/vault-mirror/<archive>/state.sqlite (Windows:
+    /// %LOCALAPPDATA%\vault-mirror\<archive>\state.sqlite)]
     #[arg(long, env = "VAULT_MIRROR_DB", global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// TOML config file [default: <out>/vault-mirror.toml, if present]
@@ -688,6 +689,88 @@ mod tests {
             assert_eq!(
                 cli.global.out.map(|out| out.to_string()).as_deref(),
                 Some(mount)
+            );
+        }
+
+        const TASK: &str = include_str!("../../deploy/windows/vault-mirror.xml");
+
+        /// A Task Scheduler `Arguments` line split as a Windows program's
+        /// arguments are: on spaces, `"…"` keeping spaces, a backslash
+        /// being a character of a path.
+        fn windows_words(line: &str) -> Vec<String> {
+            let mut words = Vec::new();
+            let mut word = String::new();
+            let (mut quoted, mut started) = (false, false);
+            for character in line.chars() {
+                match character {
+                    '"' => (quoted, started) = (!quoted, true),
+                    ' ' | '\t' if !quoted => {
+                        if started {
+                            words.push(std::mem::take(&mut word));
+                        }
+                        started = false;
+                    }
+                    other => {
+                        word.push(other);
+                        started = true;
+                    }
+                }
+            }
+            if started {
+                words.push(word);
+            }
+            words
+        }
+
+        #[test]
+        fn the_task_scheduler_definition_mirrors_daily_without_overlap() {
+            let document = roxmltree::Document::parse(TASK).unwrap();
+            let task = document.root_element();
+            assert_eq!(task.tag_name().name(), "Task");
+            let text = |path: &[&str]| -> String {
+                let mut node = task;
+                for name in path {
+                    node = node
+                        .children()
+                        .find(|child| child.has_tag_name(*name))
+                        .unwrap_or_else(|| panic!("no {path:?}"));
+                }
+                node.text().unwrap_or_default().trim().to_owned()
+            };
+            // One at a time (the lock would refuse a second anyway), and a
+            // run missed while the machine was off starts when it is back.
+            assert_eq!(text(&["Settings", "MultipleInstancesPolicy"]), "IgnoreNew");
+            assert_eq!(text(&["Settings", "StartWhenAvailable"]), "true");
+            assert_eq!(
+                text(&[
+                    "Triggers",
+                    "CalendarTrigger",
+                    "ScheduleByDay",
+                    "DaysInterval"
+                ]),
+                "1"
+            );
+            assert_eq!(
+                text(&["Principals", "Principal", "RunLevel"]),
+                "LeastPrivilege"
+            );
+            let command = text(&["Actions", "Exec", "Command"]);
+            assert!(command.ends_with(r"\vault-mirror.exe"), "{command}");
+            let mut words = windows_words(&text(&["Actions", "Exec", "Arguments"]));
+            words.insert(0, "vault-mirror".to_owned());
+            let cli =
+                Cli::try_parse_from(&words).unwrap_or_else(|error| panic!("{words:?}: {error}"));
+            assert!(matches!(cli.command, Command::Mirror(_)), "{words:?}");
+            assert!(cli.global.quiet, "{words:?}");
+            let out = cli.global.out.expect("an --out");
+            assert!(
+                matches!(&out, vault_mirror::location::ArchiveLocation::Disk(path) if path.to_string_lossy().starts_with(r"D:\")),
+                "{out}"
+            );
+            assert!(cli.global.log_file.is_some(), "{words:?}");
+            assert_eq!(
+                windows_words(r#"mirror --out "C:\My Archive" -q"#),
+                ["mirror", "--out", r"C:\My Archive", "-q"]
             );
         }
 

@@ -97,11 +97,14 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
 /// The agency demo's last words: the overview page and `status`.
 fn agency_what_to_open(settings: &Settings) -> String {
     let out = settings.local.display();
+    let connection = settings.archive.shown_file("<connection id>");
+    let separator = std::path::MAIN_SEPARATOR;
+    let index = settings.archive.shown_file("index.html");
     let command = invoked_as();
     format!(
         "
-The mirror is in {out}, one archive per connection ({out}/<connection id>/).
-  {out}/index.html   every connection, linking into each one's gallery
+The mirror is in {out}, one archive per connection ({connection}{separator}).
+  {index}   every connection, linking into each one's gallery
 Then try `{command} status --out {out}` and `{command} verify --out {out}`.
 {}",
         try_next(&command)
@@ -138,26 +141,30 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     let mut lines: Vec<(String, &str)> = Vec::new();
     for (name, what) in examples {
         if let Some(file) = files.iter().find(|file| file.local_path.ends_with(name)) {
-            lines.push((
-                settings.local.join(&file.local_path).display().to_string(),
-                what,
-            ));
+            lines.push((settings.archive.shown_file(&file.local_path), what));
         }
     }
-    for (place, what) in [
-        ("media/", "every file, by media id"),
-        ("index.html", "the offline gallery: open it in a browser"),
+    let check = format!("check every file with `{}`", vault_mirror::CHECK_SUMS);
+    let separator = std::path::MAIN_SEPARATOR;
+    let links = format!(
+        "one folder per list: links into media{separator}, or an index.html where the disk has no links"
+    );
+    for (place, folder, what) in [
+        ("media", true, "every file, by media id"),
         (
-            "lists/",
-            "one folder per list: links into media/, or an index.html where the disk has no links",
+            "index.html",
+            false,
+            "the offline gallery: open it in a browser",
         ),
-        (
-            "SHA256SUMS",
-            "check every file with `sha256sum -c SHA256SUMS`",
-        ),
+        ("lists", true, links.as_str()),
+        ("SHA256SUMS", false, check.as_str()),
     ] {
         if settings.local.join(place).exists() {
-            lines.push((format!("{out}/{place}"), what));
+            let mut shown = settings.archive.shown_file(place);
+            if folder {
+                shown.push(separator);
+            }
+            lines.push((shown, what));
         }
     }
     let width = lines
@@ -187,11 +194,16 @@ fn try_next(command: &str) -> String {
         "
 Try next, on a fake server that stays up (the demo's is gone now):
   1. in one terminal: {command} fake-server
-     and paste the `export …` lines it prints into another; there:
+     and paste the {} lines it prints into another; there:
   2. {command} lists
   3. {command} mirror --out try-it --limit-rate 200K
   4. press Ctrl-C mid-way, run the same command again: it resumes
-"
+",
+        if cfg!(windows) {
+            "`$env:…` (PowerShell)"
+        } else {
+            "`export …`"
+        }
     )
 }
 

@@ -60,14 +60,15 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
         );
         if summary.out.bucket().is_some() {
             say!(
-                "  serve the prefix as a static website, or: aws s3 sync {} DIR && cd DIR && sha256sum -c SHA256SUMS (then open index.html)",
-                summary.out
+                "  serve the prefix as a static website, or: aws s3 sync {} DIR, then {} (then open index.html)",
+                summary.out,
+                vault_mirror::check_sums_in("DIR")
             );
         } else {
             say!(
-                "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
+                "  open {} in a browser; check every file with: {}",
                 summary.out.shown_file("index.html"),
-                summary.out
+                vault_mirror::check_sums_in(&summary.out.to_string())
             );
         }
     }

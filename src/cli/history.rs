@@ -85,7 +85,8 @@ pub async fn run_many(
             "{out} holds one archive per connection: a run's number is one connection's"
         ))
         .hint(format!(
-            "give that connection's folder: `vault-mirror history RUN --out {out}/<connection id>`"
+            "give that connection's folder: `vault-mirror history RUN --out {}`",
+            settings.archive.shown_file("<connection id>")
         )));
     }
     let mut all = Vec::new();
@@ -109,11 +110,11 @@ pub async fn run_many(
         let body = serde_json::json!({ "command": "history", "connections": all });
         println!("{body}");
     } else {
-        let out = settings.archive.to_string();
+        let connection = settings.archive.shown_file("<connection id>");
         print!(
             "{}",
             super::terminal::for_stdout(&format!(
-                "{text}\n`vault-mirror history RUN --out {out}/<connection id>` {RUN_HINT}\n"
+                "{text}\n`vault-mirror history RUN --out {connection}` {RUN_HINT}\n"
             ))
         );
     }

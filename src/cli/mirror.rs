@@ -115,12 +115,13 @@ fn agency_folder(settings: &Settings) -> bool {
 /// One connection's run aimed at an agency's folder: the layouts would mix.
 fn into_agency_folder(settings: &Settings) -> Failure {
     let out = settings.local.display();
+    let connection = settings.archive.shown_file("<connection id>");
     Failure::usage(anyhow::anyhow!(
         "{out} holds one archive per connection (an agency's); a run of one connection \
              would make it an archive of its own and mix the two layouts"
     ))
     .hint(format!(
-        "give the connection's own folder, `--out {out}/<connection id>`, or choose the \
+        "give the connection's own folder, `--out {connection}`, or choose the \
          connections as the agency's runs do (`--all-connections`, `--connection` repeated)"
     ))
 }
@@ -235,10 +236,19 @@ pub async fn run_fake_server(args: &FakeServerArgs) -> Result<i32, Failure> {
             Failure::failed(anyhow::Error::new(error).context("cannot write the URL list"))
         })?;
     }
-    // Lines a shell takes as they are: paste them, or `eval "$(…)"`.
-    println!("export OFAUTH_BASE_URL={}", server.base_url());
-    println!("export OFAUTH_API_KEY={}", server.api_key());
-    println!("export OFAUTH_CONNECTION_ID={}", server.connection_id());
+    // Lines the system's shell takes as they are: paste them, or
+    // `eval "$(…)"` (PowerShell's `$env:NAME = "value"` on Windows).
+    for (name, value) in [
+        ("OFAUTH_BASE_URL", server.base_url().to_string()),
+        ("OFAUTH_API_KEY", server.api_key().to_string()),
+        ("OFAUTH_CONNECTION_ID", server.connection_id().to_string()),
+    ] {
+        if cfg!(windows) {
+            println!("$env:{name} = \"{value}\"");
+        } else {
+            println!("export {name}={value}");
+        }
+    }
     let connections = server.connection_ids();
     if connections.len() > 1 {
         eprintln!(

@@ -238,7 +238,8 @@ pub fn open(settings: &Settings) -> Result<Store, Failure> {
                 ),
             )
             .hint(format!(
-                "give one connection's folder: `--out {out}/<connection id>`; `vault-mirror status --out {out}` lists them"
+                "give one connection's folder: `--out {}`; `vault-mirror status --out {out}` lists them",
+                settings.archive.shown_file("<connection id>")
             )))
         }
         None => Err(Failure::usage(

@@ -73,7 +73,25 @@ pub(super) fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Whether the folder of `path` (or its nearest folder that exists) is on
+/// a file system that refuses writes: a new file made there fails as
+/// read-only (`EROFS` on unix, `ERROR_WRITE_PROTECT` on Windows), and
+/// one that could be made is removed at once. One way on every system.
 fn on_read_only_mount(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
-        .is_ok_and(|stats| stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    let Some(folder) = path.ancestors().skip(1).find(|folder| folder.is_dir()) else {
+        return false;
+    };
+    let probe = folder.join(format!(".vault-mirror-probe-{}", std::process::id()));
+    match fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(file) => {
+            drop(file);
+            let _ = fs_err::remove_file(&probe);
+            false
+        }
+        Err(error) => error.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+    }
 }

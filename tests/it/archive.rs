@@ -508,6 +508,7 @@ pub(crate) fn change_upstream(server: &FakeServer, media_id: &str) {
     });
 }
 
+#[cfg(unix)]
 /// Every file under `folder` with the sha256 of its bytes, links not followed.
 fn tree(folder: &Path) -> Vec<(PathBuf, String)> {
     use sha2::Digest;
@@ -532,6 +533,7 @@ fn tree(folder: &Path) -> Vec<(PathBuf, String)> {
     found
 }
 
+#[cfg(unix)]
 fn is_real_folder(path: &Path) -> bool {
     let metadata = std::fs::symlink_metadata(path).unwrap();
     metadata.is_dir() && !metadata.file_type().is_symlink()
@@ -544,6 +546,7 @@ fn versions_recorded(db: &Path) -> i64 {
         .unwrap()
 }
 
+#[cfg(unix)]
 /// `command`, run beside the test's runtime (which keeps serving the fake).
 async fn run_binary(mut command: std::process::Command) -> (Option<i32>, String, String) {
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())

@@ -602,6 +602,7 @@ fn the_demo_ends_by_saying_what_to_open_and_serves_real_media() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn the_demo_run_from_the_path_suggests_the_binary_and_what_to_try_next() {
     // The binary on the PATH, as after an install (not under cargo).

@@ -193,9 +193,14 @@ async fn read(archive: &Bucket) -> Result<Option<LeaseBody>, BucketError> {
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
-/// Whether a process of this host with `pid` still runs.
-fn process_exists(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// Whether a process of this host with `pid` still runs, where the system
+/// tells without a library (Linux's `/proc`); `None` elsewhere (macOS,
+/// Windows), where the lease's age decides instead.
+fn process_exists(pid: u32) -> Option<bool> {
+    if !std::path::Path::new("/proc/self").exists() {
+        return None;
+    }
+    Some(std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Whether `found` may be taken over by a run on `host`, the store's
@@ -204,7 +209,12 @@ fn process_exists(pid: u32) -> bool {
 /// part: a holder whose clock runs slow writes leases that look old).
 pub fn may_take_over(found: &LeaseBody, host: &str, written_at: i64, store_now: i64) -> bool {
     if found.host == host {
-        return !process_exists(found.pid) || found.pid == std::process::id();
+        if found.pid == std::process::id() {
+            return true;
+        }
+        if let Some(exists) = process_exists(found.pid) {
+            return !exists;
+        }
     }
     let stale_ms = i64::try_from(stale_after().as_millis()).unwrap_or(i64::MAX);
     store_now.saturating_sub(written_at) > stale_ms
