@@ -11,6 +11,7 @@ use crate::archive::prune::PruneSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
 use crate::pipeline::context::Context;
+use crate::pipeline::describe::DatesSummary;
 use crate::pipeline::error::MirrorError;
 use crate::store::VersionRecord;
 
@@ -88,6 +89,9 @@ pub struct Summary {
     /// Seconds from the start of the run to the first media byte received
     /// (`None` when nothing was downloaded).
     pub first_byte_seconds: Option<f64>,
+    /// Media asked about the Access API for their own date this run
+    /// (`null` when the run did not get there).
+    pub dates: Option<DatesSummary>,
     /// The list views after the run (`null` with `--dry-run`).
     pub views: Option<ViewsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
@@ -158,6 +162,7 @@ impl Summary {
                 .map_or(0, |run| run.bucket.retries()),
             seconds: 0.0,
             first_byte_seconds: None,
+            dates: None,
             views: None,
             prune: None,
             export: None,

@@ -22,11 +22,13 @@
 //! and their variants: the remote description and the local state
 //! machine), [`archive`] (views, kept versions, verified files), [`prune`],
 //! [`figures`] (what `status` and `lists` sum up), [`checks`] (each
-//! variant's last check by `verify`, and the age of the oldest).
+//! variant's last check by `verify`, and the age of the oldest), [`dates`]
+//! (each media's own date and shape, and the times its files carry).
 
 mod archive;
 mod checks;
 mod database;
+mod dates;
 mod error;
 mod figures;
 mod history;
@@ -42,6 +44,9 @@ pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
 };
 pub use checks::{CheckFigures, CheckOutcome, CheckRecord, CheckRun, PACE_RUNS, Pace};
+pub use dates::{
+    Description, FileToDate, MediaFacts, SOURCE_CACHED, SOURCE_FIRST_SEEN, SOURCE_ONLYFANS,
+};
 pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};

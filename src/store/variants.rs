@@ -144,7 +144,7 @@ impl Store {
                         verified_size = ?5, verified_at = ?6, last_error = NULL,
                         part_validator = NULL, updated_at = ?6,
                         verified_content_type = content_type, verified_stored_at = stored_at,
-                        checked_at = NULL, check_outcome = NULL
+                        checked_at = NULL, check_outcome = NULL, file_dated_at = NULL
                      WHERE media_id = ?1 AND label = ?2",
                 )?
                 .execute(params![media_id, label, local_path, sha256, size, now])

@@ -648,6 +648,7 @@ fn picture_vault(count: usize) -> Vault {
                 media_type: if is_video { "video" } else { "image" }.to_owned(),
                 duration: is_video.then_some(2.1),
                 variants,
+                access: None,
             },
         );
         lists[index % 4].members.push(id.clone());

@@ -28,6 +28,7 @@ mod agency;
 mod archive;
 mod backends;
 mod cli;
+mod dates;
 mod faults;
 mod gallery_browser;
 mod hostile;

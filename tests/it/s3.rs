@@ -46,6 +46,7 @@ fn vault_with_a_big_file() -> Vault {
             media_type: "video".into(),
             duration: Some(2.0),
             variants,
+            access: None,
         },
     );
     vault.lists[0].members.push(id);
@@ -151,6 +152,7 @@ fn s3_lying_sizes_and_types_leave_no_object() {
             media_type: "photo".into(),
             duration: None,
             variants: BTreeMap::from([("full".to_owned(), fake)]),
+            access: None,
         },
     );
     vault.lists[0].members.push(id);

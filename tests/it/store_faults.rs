@@ -30,6 +30,7 @@ fn vault_with_videos() -> Vault {
                 media_type: "video".into(),
                 duration: Some(2.0),
                 variants,
+                access: None,
             },
         );
         vault.lists[0].members.push(id.to_owned());
