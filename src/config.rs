@@ -34,6 +34,10 @@ const SECTIONS: &[&str] = &["mirror", "network"];
 /// The array of tables naming connections (`[[connections]]`).
 const CONNECTIONS: &str = "connections";
 
+/// The array of views by template (`[[views]]` with `name` and `path`;
+/// `views = ["by-date"]` for the built-in one).
+const VIEWS: &str = "views";
+
 /// What a `[[connections]]` table may set besides its `id`: the options
 /// of one archive, as `[mirror]` names them. The transfer limits (`jobs`,
 /// `limit_rate`) are one for the whole process, so they stay in `[mirror]`.
@@ -110,6 +114,20 @@ pub const OPTIONS: &[ConfigOption] = &[
         Ok(())
     }),
     option("json", |s, v| v.boolean().map(|json| s.output.json = json)),
+    option("file_dates", |s, v| {
+        v.boolean().map(|dates| s.layout.file_dates = dates)
+    }),
+    option("sidecars", |s, v| match v.string()?.as_str() {
+        "xmp" => {
+            s.layout.sidecars = true;
+            Ok(())
+        }
+        "none" => {
+            s.layout.sidecars = false;
+            Ok(())
+        }
+        _ => Err("`sidecars` is \"xmp\" (an XMP file beside each file) or \"none\"".into()),
+    }),
     option("quiet", |s, v| {
         v.boolean().map(|quiet| s.output.quiet = quiet)
     }),
@@ -206,6 +224,8 @@ pub struct ConfigFile {
     entries: Vec<Setting>,
     /// The `[[connections]]` tables, in the file's order.
     connections: Vec<ConnectionTable>,
+    /// The `[[views]]`, checked; `None` when the file declares none.
+    views: Option<Vec<crate::template::ViewTemplate>>,
 }
 
 /// One `[[connections]]` table: a connection to mirror, and what its
@@ -258,6 +278,7 @@ impl ConfigFile {
             folder,
             entries: Vec::new(),
             connections: Vec::new(),
+            views: None,
         };
         for (name, value) in table.get_ref() {
             let line = line_of(text, name.span().start);
@@ -266,6 +287,10 @@ impl ConfigFile {
                     for table in tables {
                         file.add_connection(text, line, table)?;
                     }
+                }
+                DeValue::Array(views) if name.get_ref() == VIEWS => {
+                    let views: Vec<_> = views.iter().collect();
+                    file.add_views(text, line, &views)?;
                 }
                 DeValue::Table(section) if SECTIONS.contains(&name.get_ref().as_ref()) => {
                     for (inner, value) in section {
@@ -365,6 +390,67 @@ impl ConfigFile {
         Ok(())
     }
 
+    /// The `[[views]]` tables (or names of built-in views), each checked
+    /// now, before any work: a bad template is a configuration error.
+    fn add_views(
+        &mut self,
+        text: &str,
+        line: usize,
+        views: &[&toml::Spanned<DeValue<'_>>],
+    ) -> Result<(), ConfigError> {
+        let mut checked: Vec<crate::template::ViewTemplate> = Vec::new();
+        for view in views {
+            let line = line_of(text, view.span().start).max(line);
+            let refuse = |key: &str, reason: String| ConfigError::Key {
+                path: self.path.clone(),
+                line,
+                key: format!("views.{key}"),
+                reason,
+            };
+            let (name, path) = match view.get_ref() {
+                DeValue::String(name) => (name.to_string(), None),
+                DeValue::Table(table) => {
+                    let mut name = None;
+                    let mut path = None;
+                    for (key, value) in table {
+                        let DeValue::String(text) = value.get_ref() else {
+                            return Err(refuse(key.get_ref(), "must be a string".into()));
+                        };
+                        match key.get_ref().as_ref() {
+                            "name" => name = Some(text.to_string()),
+                            "path" => path = Some(text.to_string()),
+                            other => {
+                                let reason = "unknown key in a `[[views]]` table; it takes `name` and `path`";
+                                return Err(refuse(other, reason.into()));
+                            }
+                        }
+                    }
+                    let name = name.ok_or_else(|| {
+                        refuse("name", "every `[[views]]` table needs a `name`".into())
+                    })?;
+                    (name, path)
+                }
+                _ => {
+                    let reason = "write each view as a `[[views]]` table with `name` and `path`, or the name of a built-in view (`views = [\"by-date\"]`)";
+                    return Err(refuse("name", reason.into()));
+                }
+            };
+            crate::template::check_view_name(&name).map_err(|reason| refuse("name", reason))?;
+            let key = if path.is_some() { "path" } else { "name" };
+            let view = crate::template::ViewTemplate::new(&name, path.as_deref())
+                .map_err(|reason| refuse(key, reason))?;
+            if checked.iter().any(|known| known.name == view.name) {
+                return Err(refuse(
+                    "name",
+                    format!("the view `{name}` is declared twice"),
+                ));
+            }
+            checked.push(view);
+        }
+        self.views = Some(checked);
+        Ok(())
+    }
+
     fn add(&mut self, key: String, line: usize, value: &DeValue<'_>) -> Result<(), ConfigError> {
         let entry = Setting {
             key,
@@ -402,6 +488,9 @@ impl ConfigFile {
 
     /// Sets every option the file holds.
     pub fn apply(&self, settings: &mut Settings) -> Result<(), ConfigError> {
+        if let Some(views) = &self.views {
+            settings.layout.views = views.clone();
+        }
         self.apply_entries(&self.entries, settings)
     }
 
@@ -849,6 +938,78 @@ stall_timeout = 45
             .to_string();
         assert!(text.contains("`ping_url`"), "{text}");
         assert!(!text.contains("secret-check"), "{text}");
+    }
+
+    #[test]
+    fn views_file_dates_and_sidecars_are_read_and_bad_templates_refused() {
+        let text = "file_dates = false\nsidecars = \"xmp\"\n\
+                    [[views]]\nname = \"by-list\"\npath = \"{list}/{date:%Y-%m}/{id}_{label}.{ext}\"\n\
+                    [[views]]\nname = \"by-date\"\n";
+        let mut settings = Settings::new(PathBuf::from("out"));
+        parse(text).unwrap().apply(&mut settings).unwrap();
+        assert!(!settings.layout.file_dates);
+        assert!(settings.layout.sidecars);
+        let names: Vec<&str> = settings
+            .layout
+            .views
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(names, ["by-list", "by-date"]);
+        assert_eq!(
+            settings.layout.views[1].template.text(),
+            crate::template::BY_DATE
+        );
+        // The one-line forms.
+        for text in [
+            "views = [\"by-date\"]\n",
+            "views = [{ name = \"by-date\" }]\n",
+        ] {
+            let mut settings = Settings::new(PathBuf::from("out"));
+            parse(text).unwrap().apply(&mut settings).unwrap();
+            assert_eq!(settings.layout.views.len(), 1, "{text}");
+        }
+        for (text, key, says) in [
+            (
+                "[[views]]\nname = \"x\"\npath = \"{date:%Y}/{nope}\"\n",
+                "views.path",
+                "unknown field `{nope}`; the fields are id, label",
+            ),
+            ("[[views]]\nname = \"x\"\n", "views.name", "needs a `path`"),
+            (
+                "[[views]]\nname = \"media\"\npath = \"{id}\"\n",
+                "views.name",
+                "archive's own folder",
+            ),
+            (
+                "[[views]]\nname = \"x\"\npath = \"../{id}\"\n",
+                "views.path",
+                "leave the view",
+            ),
+            (
+                "[[views]]\nname = \"x\"\ncolour = \"red\"\n",
+                "views.colour",
+                "unknown key",
+            ),
+            (
+                "views = [\"by-date\", \"by-date\"]\n",
+                "views.name",
+                "twice",
+            ),
+            ("sidecars = \"yes\"\n", "sidecars", "xmp"),
+        ] {
+            let Err(ConfigError::Key {
+                key: found, reason, ..
+            }) = parse(text).and_then(|file| {
+                let mut settings = Settings::new(PathBuf::from("out"));
+                file.apply(&mut settings).map(|()| file)
+            })
+            else {
+                panic!("{text:?} was not refused");
+            };
+            assert_eq!(found, key, "{text:?}");
+            assert!(reason.contains(says), "{text:?}: {reason}");
+        }
     }
 
     #[test]

@@ -213,6 +213,31 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// What an unattended run leaves for those watching it.
     pub watch: WatchSettings,
+    /// How the archive shows its files beyond `media/`: file dates,
+    /// sidecars, views by template.
+    pub layout: LayoutSettings,
+}
+
+/// How the archive shows its files to other tools (`docs/views-and-dates.md`).
+#[derive(Debug, Clone)]
+pub struct LayoutSettings {
+    /// Each verified file's modification time is its media's own date
+    /// (`file_dates`, default on); off, files keep their download times.
+    pub file_dates: bool,
+    /// An XMP sidecar beside each file (`sidecars = "xmp"`, default off).
+    pub sidecars: bool,
+    /// Views by template (`[[views]]`), checked when settings are built.
+    pub views: Vec<crate::template::ViewTemplate>,
+}
+
+impl Default for LayoutSettings {
+    fn default() -> Self {
+        Self {
+            file_dates: true,
+            sidecars: false,
+            views: Vec::new(),
+        }
+    }
 }
 
 /// What an unattended run leaves for those watching it (README,
@@ -291,6 +316,7 @@ impl Settings {
             mirror: MirrorSettings::default(),
             network: NetworkSettings::default(),
             watch: WatchSettings::default(),
+            layout: LayoutSettings::default(),
         }
     }
 
