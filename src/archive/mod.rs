@@ -22,6 +22,7 @@ pub mod dir;
 pub mod durable;
 mod error;
 pub mod export;
+pub mod file_dates;
 pub mod gallery;
 pub mod paths;
 pub mod prune;

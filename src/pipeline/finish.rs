@@ -1,5 +1,5 @@
-//! Stage 8, finish: the offline archive after the transfers — the list
-//! views brought in step with membership, then `--prune` and `--export`
+//! Stage 8, finish: the offline archive after the transfers — each file
+//! dated as its media (`file_dates`), the list views brought in step with membership, then `--prune` and `--export`
 //! when asked for, and the versions this run kept. One path for both
 //! backends ([`Archive`]); only the views differ in kind (links on a disk
 //! that makes them, index files elsewhere).
@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use crate::archive::export::{ExportSummary, export};
+use crate::archive::file_dates::{self, DatedFiles};
 use crate::archive::prune::{PruneSummary, prune};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::archive::{Archive, ArchiveError};
@@ -23,6 +24,7 @@ use crate::store::VersionRecord;
 /// What the finish stage did.
 #[derive(Debug, Default)]
 pub struct Finished {
+    pub dated_files: Option<DatedFiles>,
     pub views: Option<ViewsSummary>,
     pub prune: Option<PruneSummary>,
     pub export: Option<ExportSummary>,
@@ -39,6 +41,12 @@ pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finis
         versions_kept: store.versions_kept_since(run_started_at)?,
         ..Finished::default()
     };
+    if !mirror.dry_run && context.settings.layout.file_dates {
+        match date_files(context).await {
+            Ok(dated) => finished.dated_files = Some(dated),
+            Err(error) => report(context, &mut finished.errors, "dating the files", error)?,
+        }
+    }
     if !mirror.dry_run {
         match views(context).await {
             Ok(views) => {
@@ -82,6 +90,19 @@ pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finis
         }
     }
     Ok(finished)
+}
+
+/// Each verified file dated as its media, on the disk off the async
+/// threads; on object storage an object's time cannot be set (the date is
+/// in the manifest and the sidecars), so nothing is done there.
+async fn date_files(context: &Arc<Context>) -> Result<DatedFiles, ArchiveError> {
+    let Archive::Disk(dir) = &context.archive else {
+        return Ok(DatedFiles::default());
+    };
+    let (dir, context) = (dir.clone(), context.clone());
+    tokio::task::spawn_blocking(move || file_dates::date_files(&dir, &context.store))
+        .await
+        .map_err(|error| ArchiveError::Io(std::io::Error::other(error)))?
 }
 
 /// The views, on the disk off the async threads (they are file-system work).

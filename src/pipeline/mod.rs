@@ -362,6 +362,7 @@ async fn run_stages(
     };
     // The offline archive: views in step with membership, --prune, --export.
     let archive = finish::finish(context, started_at).await?;
+    summary.dated_files = archive.dated_files;
     summary.views = archive.views;
     summary.prune = archive.prune;
     summary.export = archive.export;

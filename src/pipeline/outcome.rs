@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use crate::archive::export::ExportSummary;
+use crate::archive::file_dates::DatedFiles;
 use crate::archive::prune::PruneSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
@@ -92,6 +93,9 @@ pub struct Summary {
     /// Media asked about the Access API for their own date this run
     /// (`null` when the run did not get there).
     pub dates: Option<DatesSummary>,
+    /// Files given their media's date as modification time this run
+    /// (`null` with `file_dates = false`, or when the run did not get there).
+    pub dated_files: Option<DatedFiles>,
     /// The list views after the run (`null` with `--dry-run`).
     pub views: Option<ViewsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
@@ -163,6 +167,7 @@ impl Summary {
             seconds: 0.0,
             first_byte_seconds: None,
             dates: None,
+            dated_files: None,
             views: None,
             prune: None,
             export: None,

@@ -139,4 +139,63 @@ async fn an_archive_made_before_dates_fills_them_in_without_fetching_a_file() {
     assert_eq!(after.media_requests, stats.media_requests);
     assert!(after.access_media_calls > stats.access_media_calls);
     assert_dated_as_the_fake_says(&settings.db, &vault);
+    for (id, modified, date) in file_times(sandbox.out(), &settings.db, &vault) {
+        assert_eq!(modified, vault_mirror::epoch_time(date), "{id}");
+    }
+}
+
+/// Each verified file of a media the Access API lists, with its mtime and
+/// the fake's date for it.
+fn file_times(out: &Path, db: &Path, vault: &Vault) -> Vec<(String, std::time::SystemTime, i64)> {
+    crate::common::variant_rows(db)
+        .into_iter()
+        .filter(|(_, _, _, _, state)| state == "verified")
+        .filter_map(|(id, _, path, _, _)| {
+            let date = access_date(vault, &id)?;
+            let modified = std::fs::metadata(out.join(path?))
+                .unwrap()
+                .modified()
+                .unwrap();
+            Some((id, modified, date))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn files_carry_their_medias_date_unless_told_not_to() {
+    let vault = Vault::sample(20, 2);
+    let sandbox = Sandbox::start(&vault, FakeOptions::default()).await;
+    let settings = sandbox.settings();
+    let first = mirror(&settings).await;
+    let times = file_times(sandbox.out(), &settings.db, &vault);
+    assert!(!times.is_empty());
+    let verified = crate::common::variant_rows(&settings.db)
+        .into_iter()
+        .filter(|row| row.4 == "verified")
+        .count();
+    assert_eq!(first.dated_files.unwrap().dated, verified);
+    for (id, modified, date) in &times {
+        assert_eq!(*modified, vault_mirror::epoch_time(*date), "{id}");
+    }
+    // Verification reads no time: every dated file is intact.
+    let verify = sandbox.json(&mut sandbox.command(&["verify", "--json"]), 0);
+    assert_eq!(verify["intact"].as_u64(), Some(verified as u64), "{verify}");
+    assert_eq!(
+        verify["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{verify}"
+    );
+
+    let mut keep = sandbox.settings();
+    keep.layout.file_dates = false;
+    let other = tempfile::tempdir().unwrap();
+    keep.archive = vault_mirror::location::ArchiveLocation::Disk(other.path().to_owned());
+    keep.local = other.path().to_owned();
+    keep.db = other.path().join(".vault-mirror/state.sqlite");
+    let summary = mirror(&keep).await;
+    assert!(summary.dated_files.is_none());
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (id, modified, _) in file_times(other.path(), &keep.db, &vault) {
+        assert!(modified > hour_ago, "{id} does not carry its download time");
+    }
 }
