@@ -24,3 +24,11 @@ ALTER TABLE variants ADD COLUMN file_dated_at INTEGER;
 -- Which XMP sidecar a media has (its digest), so a sidecar is written
 -- only when what it says changed (its lists, say).
 ALTER TABLE media ADD COLUMN sidecar_digest TEXT;
+
+-- The views by template (`[[views]]`) as last written: a view dropped from
+-- the config file is found here and removed (its links, never bytes).
+CREATE TABLE template_views (
+    name     TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    links    INTEGER NOT NULL
+) STRICT;

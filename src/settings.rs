@@ -228,6 +228,9 @@ pub struct LayoutSettings {
     pub sidecars: bool,
     /// Views by template (`[[views]]`), checked when settings are built.
     pub views: Vec<crate::template::ViewTemplate>,
+    /// The creator's username, where the account's listing gave it (an
+    /// agency's run): the `{username}` of views by template.
+    pub username: Option<String>,
 }
 
 impl Default for LayoutSettings {
@@ -236,6 +239,7 @@ impl Default for LayoutSettings {
             file_dates: true,
             sidecars: false,
             views: Vec::new(),
+            username: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod paths;
 pub mod prune;
 pub mod snapshot;
 pub mod space;
+pub mod template_views;
 pub mod verify;
 pub mod versions;
 pub mod view_index;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::archive::export::{ExportSummary, export};
 use crate::archive::file_dates::{self, DatedFiles};
 use crate::archive::prune::{PruneSummary, prune};
+use crate::archive::template_views::{self, Owner, TemplateViewsSummary};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::archive::{Archive, ArchiveError};
 use crate::pipeline::context::Context;
@@ -26,6 +27,7 @@ use crate::store::VersionRecord;
 pub struct Finished {
     pub dated_files: Option<DatedFiles>,
     pub views: Option<ViewsSummary>,
+    pub template_views: Option<TemplateViewsSummary>,
     pub prune: Option<PruneSummary>,
     pub export: Option<ExportSummary>,
     pub versions_kept: Vec<VersionRecord>,
@@ -83,6 +85,19 @@ pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finis
             Err(error) => report(context, &mut finished.errors, "pruning", error)?,
         }
     }
+    // After the prune: a view by template names every verified file
+    // present, so none a prune deleted.
+    if !mirror.dry_run {
+        match template_views(context).await {
+            Ok(views) => finished.template_views = Some(views).filter(|views| views.views > 0),
+            Err(error) => report(
+                context,
+                &mut finished.errors,
+                "updating the views by template",
+                error,
+            )?,
+        }
+    }
     if mirror.export && !mirror.dry_run {
         match export(archive, store, crate::now_ms()).await {
             Ok(summary) => finished.export = Some(summary),
@@ -117,6 +132,41 @@ async fn views(context: &Arc<Context>) -> Result<ViewsSummary, ArchiveError> {
         }
         Archive::Bucket(_) => {
             crate::archive::views::update_index_views(&context.archive, &context.store).await
+        }
+    }
+}
+
+/// The views by template (`[[views]]`): links on a disk (off the async
+/// threads), indexes on object storage.
+async fn template_views(context: &Arc<Context>) -> Result<TemplateViewsSummary, ArchiveError> {
+    let settings = &context.settings;
+    let owner = Owner {
+        connection: settings.connection_id.clone().unwrap_or_default(),
+        username: settings.layout.username.clone().unwrap_or_default(),
+    };
+    match &context.archive {
+        Archive::Disk(_) => {
+            let context = context.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = context.folder.path();
+                template_views::update_disk(
+                    &context.store,
+                    out,
+                    &context.settings.layout.views,
+                    &owner,
+                )
+            })
+            .await
+            .map_err(|error| ArchiveError::Io(std::io::Error::other(error)))?
+        }
+        Archive::Bucket(_) => {
+            template_views::update_bucket(
+                &context.archive,
+                &context.store,
+                &settings.layout.views,
+                &owner,
+            )
+            .await
         }
     }
 }

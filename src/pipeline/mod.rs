@@ -364,6 +364,7 @@ async fn run_stages(
     let archive = finish::finish(context, started_at).await?;
     summary.dated_files = archive.dated_files;
     summary.views = archive.views;
+    summary.template_views = archive.template_views;
     summary.prune = archive.prune;
     summary.export = archive.export;
     summary.versions_kept = archive.versions_kept;

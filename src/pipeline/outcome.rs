@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::archive::export::ExportSummary;
 use crate::archive::file_dates::DatedFiles;
 use crate::archive::prune::PruneSummary;
+use crate::archive::template_views::TemplateViewsSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
 use crate::pipeline::context::Context;
@@ -98,6 +99,9 @@ pub struct Summary {
     pub dated_files: Option<DatedFiles>,
     /// The list views after the run (`null` with `--dry-run`).
     pub views: Option<ViewsSummary>,
+    /// The views by template (`[[views]]`) after the run (`null` when the
+    /// config file declares none).
+    pub template_views: Option<TemplateViewsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
     pub prune: Option<PruneSummary>,
     /// What `--export` wrote (`null` without it).
@@ -169,6 +173,7 @@ impl Summary {
             dates: None,
             dated_files: None,
             views: None,
+            template_views: None,
             prune: None,
             export: None,
             versions_kept: Vec::new(),

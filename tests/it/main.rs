@@ -39,3 +39,4 @@ mod s3;
 mod store_faults;
 mod store_proxy;
 mod unattended;
+mod views_by_template;
