@@ -21,9 +21,17 @@ ALTER TABLE media ADD COLUMN described_at INTEGER;
 -- again whenever new bytes are committed.
 ALTER TABLE variants ADD COLUMN file_dated_at INTEGER;
 
--- Which XMP sidecar a media has (its digest), so a sidecar is written
--- only when what it says changed (its lists, say).
-ALTER TABLE media ADD COLUMN sidecar_digest TEXT;
+-- The XMP sidecars written (`sidecars = "xmp"`), one per verified file:
+-- a sidecar is rewritten only when what it says changes (the media's
+-- lists, say), listed in SHA256SUMS, and removed with its file.
+CREATE TABLE sidecars (
+    media_id   TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    local_path TEXT NOT NULL UNIQUE,   -- media/<dir>/<label>.xmp
+    sha256     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (media_id, label)
+) STRICT, WITHOUT ROWID;
 
 -- The views by template (`[[views]]`) as last written: a view dropped from
 -- the config file is found here and removed (its links, never bytes).

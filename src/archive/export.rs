@@ -5,7 +5,7 @@
 //!   version (media id, label, lists, size, sha256, types, duration,
 //!   remote times, path relative to the root);
 //! - `SHA256SUMS`: `<sha256>  <path>` lines that `sha256sum -c SHA256SUMS`
-//!   checks from the root;
+//!   checks from the root (the XMP sidecars too);
 //! - `index.html`: the offline gallery ([`super::gallery`]).
 //!
 //! One export for both backends ([`Archive`]): on object storage the three
@@ -225,6 +225,12 @@ fn write_checksums(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Resu
                 .versions
                 .iter()
                 .map(|version| (version.local_path.as_str(), version.sha256.as_str())),
+        )
+        .chain(
+            snapshot
+                .sidecars
+                .iter()
+                .map(|sidecar| (sidecar.local_path.as_str(), sidecar.sha256.as_str())),
         )
         .collect();
     lines.sort_unstable();

@@ -26,6 +26,7 @@ pub mod file_dates;
 pub mod gallery;
 pub mod paths;
 pub mod prune;
+pub mod sidecars;
 pub mod snapshot;
 pub mod space;
 pub mod template_views;

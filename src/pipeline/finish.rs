@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::archive::export::{ExportSummary, export};
 use crate::archive::file_dates::{self, DatedFiles};
 use crate::archive::prune::{PruneSummary, prune};
+use crate::archive::sidecars::{SidecarsSummary, update_sidecars};
 use crate::archive::template_views::{self, Owner, TemplateViewsSummary};
 use crate::archive::views::{NO_LINKS_NOTE, ViewsSummary, update_views};
 use crate::archive::{Archive, ArchiveError};
@@ -28,6 +29,7 @@ pub struct Finished {
     pub dated_files: Option<DatedFiles>,
     pub views: Option<ViewsSummary>,
     pub template_views: Option<TemplateViewsSummary>,
+    pub sidecars: Option<SidecarsSummary>,
     pub prune: Option<PruneSummary>,
     pub export: Option<ExportSummary>,
     pub versions_kept: Vec<VersionRecord>,
@@ -96,6 +98,13 @@ pub async fn finish(context: &Arc<Context>, run_started_at: i64) -> Result<Finis
                 "updating the views by template",
                 error,
             )?,
+        }
+    }
+    // Before the export, so SHA256SUMS lists them.
+    if !mirror.dry_run && context.settings.layout.sidecars {
+        match update_sidecars(archive, store).await {
+            Ok(sidecars) => finished.sidecars = Some(sidecars),
+            Err(error) => report(context, &mut finished.errors, "writing the sidecars", error)?,
         }
     }
     if mirror.export && !mirror.dry_run {

@@ -365,6 +365,7 @@ async fn run_stages(
     summary.dated_files = archive.dated_files;
     summary.views = archive.views;
     summary.template_views = archive.template_views;
+    summary.sidecars = archive.sidecars;
     summary.prune = archive.prune;
     summary.export = archive.export;
     summary.versions_kept = archive.versions_kept;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::archive::export::ExportSummary;
 use crate::archive::file_dates::DatedFiles;
 use crate::archive::prune::PruneSummary;
+use crate::archive::sidecars::SidecarsSummary;
 use crate::archive::template_views::TemplateViewsSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
@@ -102,6 +103,8 @@ pub struct Summary {
     /// The views by template (`[[views]]`) after the run (`null` when the
     /// config file declares none).
     pub template_views: Option<TemplateViewsSummary>,
+    /// The XMP sidecars after the run (`null` unless `sidecars = "xmp"`).
+    pub sidecars: Option<SidecarsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
     pub prune: Option<PruneSummary>,
     /// What `--export` wrote (`null` without it).
@@ -174,6 +177,7 @@ impl Summary {
             dated_files: None,
             views: None,
             template_views: None,
+            sidecars: None,
             prune: None,
             export: None,
             versions_kept: Vec::new(),

@@ -59,6 +59,17 @@ pub struct MediaFacts {
     pub duration: Option<f64>,
 }
 
+/// An XMP sidecar as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarRecord {
+    pub media_id: String,
+    pub label: String,
+    /// Relative to the archive root (`media/<dir>/<label>.xmp`).
+    pub local_path: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
 /// A verified file whose modification time is not yet its media's date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileToDate {
@@ -182,6 +193,57 @@ impl Store {
                     "UPDATE variants SET file_dated_at = ?3 WHERE media_id = ?1 AND label = ?2",
                 )?
                 .execute(params![media_id, label, date])
+        })?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The sidecars written, by path.
+    pub fn sidecars(&self) -> Result<Vec<SidecarRecord>, StoreError> {
+        self.with(|connection| {
+            rows(
+                connection,
+                "SELECT media_id, label, local_path, sha256, size FROM sidecars ORDER BY local_path",
+                [],
+                |row| {
+                    Ok(SidecarRecord {
+                        media_id: row.get(0)?,
+                        label: row.get(1)?,
+                        local_path: row.get(2)?,
+                        sha256: row.get(3)?,
+                        size: row.get(4)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Records a sidecar written (after its bytes are in place).
+    pub fn record_sidecar(&self, sidecar: &SidecarRecord) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sidecars (media_id, label, local_path, sha256, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    sidecar.media_id,
+                    sidecar.label,
+                    sidecar.local_path,
+                    sidecar.sha256,
+                    sidecar.size
+                ])
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the sidecar at `local_path` (after it was deleted).
+    pub fn forget_sidecar(&self, local_path: &str) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .prepare_cached("DELETE FROM sidecars WHERE local_path = ?1")?
+                .execute([local_path])
         })?;
         Ok(())
     }

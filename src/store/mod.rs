@@ -46,6 +46,7 @@ pub use archive::{
 pub use checks::{CheckFigures, CheckOutcome, CheckRecord, CheckRun, PACE_RUNS, Pace};
 pub use dates::{
     Description, FileToDate, MediaFacts, SOURCE_CACHED, SOURCE_FIRST_SEEN, SOURCE_ONLYFANS,
+    SidecarRecord,
 };
 pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};

@@ -125,7 +125,7 @@ async fn an_archive_made_before_dates_fills_them_in_without_fetching_a_file() {
     connection
         .execute_batch(
             "UPDATE media SET taken_at = NULL, date_source = NULL, width = NULL, height = NULL,
-                 described_at = NULL, sidecar_digest = NULL;
+                 described_at = NULL;
              UPDATE variants SET file_dated_at = NULL;",
         )
         .unwrap();

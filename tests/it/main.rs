@@ -36,6 +36,7 @@ mod mirror;
 mod operator;
 mod properties;
 mod s3;
+mod sidecars;
 mod store_faults;
 mod store_proxy;
 mod unattended;
