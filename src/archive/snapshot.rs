@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::archive::paths::key_of;
 use crate::archive::{Archive, ArchiveError, BYTE_FOLDERS, archive_path};
-use crate::store::{ArchiveList, ArchivedVariant, SidecarRecord, Store, VersionRecord};
+use crate::store::{ArchiveList, ArchivedVariant, MediaFacts, SidecarRecord, Store, VersionRecord};
 
 /// What the database says the archive holds, checked against the disk.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub variants: Vec<ArchivedVariant>,
     /// Present on disk, by media id, label, time.
     pub versions: Vec<VersionRecord>,
+    /// Each media's own date and shape, by media id.
+    pub facts: HashMap<String, MediaFacts>,
     /// XMP sidecars present as written (`sidecars = "xmp"`).
     pub sidecars: Vec<SidecarRecord>,
     /// Recorded but not on disk as recorded.
@@ -104,6 +106,7 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
+            facts: store.media_facts()?,
             lists,
             membership,
             variants,
