@@ -248,3 +248,22 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The oldest and newest date of the media with a verified file
+    /// (epoch ms); `None` when there is none.
+    pub fn media_date_range(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT min(date), max(date) FROM (SELECT {DATE_SQL} AS date FROM media m
+             WHERE EXISTS (SELECT 1 FROM variants v WHERE v.media_id = m.media_id
+                           AND v.local_state = 'verified'))"
+        );
+        self.with(|connection| {
+            connection.query_row(&sql, [], |row| {
+                Ok(row
+                    .get::<_, Option<i64>>(0)?
+                    .zip(row.get::<_, Option<i64>>(1)?))
+            })
+        })
+    }
+}

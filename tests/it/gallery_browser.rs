@@ -366,6 +366,7 @@ async fn on_a_phone_the_agency_overview_does_not_scroll_sideways() {
                 outcome: Some("partial".into()),
                 exit_code: Some(3),
             }),
+            media_dates: Some((1_650_000_000_000, 1_796_625_669_250)),
             gallery: true,
         })
         .collect();
