@@ -400,8 +400,10 @@ impl ConfigFile {
     ) -> Result<(), ConfigError> {
         let mut checked: Vec<crate::template::ViewTemplate> = Vec::new();
         for view in views {
-            let line = line_of(text, view.span().start).max(line);
-            let refuse = |key: &str, reason: String| ConfigError::Key {
+            let start = line_of(text, view.span().start).max(line);
+            // Each error names the line of the key it is about.
+            let (mut name_line, mut path_line) = (start, start);
+            let refuse = |key: &str, line: usize, reason: String| ConfigError::Key {
                 path: self.path.clone(),
                 line,
                 key: format!("views.{key}"),
@@ -413,37 +415,44 @@ impl ConfigFile {
                     let mut name = None;
                     let mut path = None;
                     for (key, value) in table {
+                        let at = line_of(text, key.span().start);
                         let DeValue::String(text) = value.get_ref() else {
-                            return Err(refuse(key.get_ref(), "must be a string".into()));
+                            return Err(refuse(key.get_ref(), at, "must be a string".into()));
                         };
                         match key.get_ref().as_ref() {
-                            "name" => name = Some(text.to_string()),
-                            "path" => path = Some(text.to_string()),
+                            "name" => (name, name_line) = (Some(text.to_string()), at),
+                            "path" => (path, path_line) = (Some(text.to_string()), at),
                             other => {
                                 let reason = "unknown key in a `[[views]]` table; it takes `name` and `path`";
-                                return Err(refuse(other, reason.into()));
+                                return Err(refuse(other, at, reason.into()));
                             }
                         }
                     }
                     let name = name.ok_or_else(|| {
-                        refuse("name", "every `[[views]]` table needs a `name`".into())
+                        refuse(
+                            "name",
+                            start,
+                            "every `[[views]]` table needs a `name`".into(),
+                        )
                     })?;
                     (name, path)
                 }
                 _ => {
                     let reason = "write each view as a `[[views]]` table with `name` and `path`, or the name of a built-in view (`views = [\"by-date\"]`)";
-                    return Err(refuse("name", reason.into()));
+                    return Err(refuse("name", start, reason.into()));
                 }
             };
-            crate::template::check_view_name(&name).map_err(|reason| refuse("name", reason))?;
-            let key = if path.is_some() { "path" } else { "name" };
+            crate::template::check_view_name(&name)
+                .map_err(|reason| refuse("name", name_line, reason))?;
+            let (key, at) = match path {
+                Some(_) => ("path", path_line),
+                None => ("name", name_line),
+            };
             let view = crate::template::ViewTemplate::new(&name, path.as_deref())
-                .map_err(|reason| refuse(key, reason))?;
+                .map_err(|reason| refuse(key, at, reason))?;
             if checked.iter().any(|known| known.name == view.name) {
-                return Err(refuse(
-                    "name",
-                    format!("the view `{name}` is declared twice"),
-                ));
+                let reason = format!("the view `{name}` is declared twice");
+                return Err(refuse("name", name_line, reason));
             }
             checked.push(view);
         }
@@ -1090,27 +1099,40 @@ stall_timeout = 45
 
     #[test]
     fn the_readme_example_holds_every_key_and_parses() {
+        // The README's example, and the TOML examples of the guide pages
+        // for the keys documented there (views, dates, sidecars).
         let readme = include_str!("../README.md");
         let start = readme
             .find("```toml\n")
             .expect("the README has a TOML example")
             + 8;
         let example = &readme[start..];
-        let example = &example[..example.find("```").unwrap()];
-        // Commented-out keys count as documented; uncomment them to parse all.
-        let uncommented: String = example
-            .lines()
-            .map(|line| {
-                line.strip_prefix("# ")
-                    .filter(|rest| rest.contains(" = "))
-                    .unwrap_or(line)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let file = parse(&uncommented).unwrap_or_else(|error| panic!("{error}"));
+        let mut examples = vec![&example[..example.find("```").unwrap()]];
+        for page in [
+            include_str!("../docs/views-and-dates.md"),
+            include_str!("../docs/photo-managers.md"),
+        ] {
+            for block in page.split("```toml\n").skip(1) {
+                examples.push(&block[..block.find("```").unwrap()]);
+            }
+        }
+        let mut files = Vec::new();
+        for example in examples {
+            // Commented-out keys count as documented; uncomment them to parse all.
+            let uncommented: String = example
+                .lines()
+                .map(|line| {
+                    line.strip_prefix("# ")
+                        .filter(|rest| rest.contains(" = "))
+                        .unwrap_or(line)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            files.push(parse(&uncommented).unwrap_or_else(|error| panic!("{error}")));
+        }
         for option in OPTIONS {
             assert!(
-                file.sets(option.key),
+                files.iter().any(|file| file.sets(option.key)),
                 "the README's example lacks `{}`",
                 option.key
             );
