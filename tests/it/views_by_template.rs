@@ -206,3 +206,38 @@ fn a_bad_template_is_refused_before_any_work() {
     assert_eq!(stats.api_calls, 0, "work was done before the refusal");
     assert!(!sandbox.out().join("media").exists());
 }
+
+#[test]
+fn on_a_disk_without_links_a_template_view_is_an_index() {
+    let vault = Vault::sample(6, 2);
+    let mut sandbox = Sandbox::start_in_thread(&vault, FakeOptions::default());
+    sandbox.env("VAULT_MIRROR_TEST_NO_LINKS", "1");
+    std::fs::create_dir_all(sandbox.out()).unwrap();
+    std::fs::write(
+        sandbox.out().join("vault-mirror.toml"),
+        "views = [\"by-date\"]\n",
+    )
+    .unwrap();
+    let summary = sandbox.json(&mut sandbox.command(&["mirror", "--json"]), 0);
+    let views = &summary["template_views"];
+    assert_eq!(views["indexes"], 1, "{summary:#}");
+    let root = sandbox.out().join("by-date");
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let files = std::fs::read_to_string(root.join("files.txt")).unwrap();
+    assert_eq!(
+        files.lines().count() as u64,
+        views["links"].as_u64().unwrap()
+    );
+    for line in files.lines() {
+        let (path, target) = line.split_once('\t').unwrap();
+        assert_eq!(path.split('/').count(), 3, "{line}");
+        // Relative to the view's folder, a file of the archive.
+        assert!(root.join(target).is_file(), "{line}");
+    }
+    let page = std::fs::read_to_string(root.join("index.html")).unwrap();
+    assert!(page.contains("href=\"../media/"), "{page}");
+}
