@@ -721,5 +721,46 @@ mod access_media_tests {
         assert_eq!(media.id.as_deref(), Some("4100000000"));
         assert_eq!(media.created_at_ms(), Some(1_767_139_200_000));
         assert_eq!(media.dimensions(), (Some(320), Some(240)));
+        // Odd shapes are no date, no size; never a failed page.
+        let raw: Box<RawValue> = serde_json::from_str(
+            r#"{"id": "7", "createdAt": {"no": 1}, "files": [1, 2], "duration": "x"}"#,
+        )
+        .unwrap();
+        let odd: AccessMedia = parse_item(&raw).unwrap();
+        assert_eq!(odd.created_at_ms(), None);
+        assert_eq!(odd.dimensions(), (None, None));
+    }
+
+    #[test]
+    fn media_dates_are_read_in_every_spelling_seen() {
+        let noon = Some(1_747_483_200_000); // 2025-05-17T12:00:00Z
+        for text in [
+            "2025-05-17T12:00:00Z",
+            "2025-05-17T12:00:00.000Z",
+            "2025-05-17T14:00:00+02:00",
+            "2025-05-17 07:00:00-05:00",
+            "2025-05-17T12:00:00",
+            "2025-05-17 12:00:00",
+            "1747483200",
+            "1747483200000",
+            " 1747483200.0 ",
+        ] {
+            assert_eq!(parse_media_date(text), noon, "{text}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "0",
+            "-5",
+            "1e300",
+            "NaN",
+            "9999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_media_date(bad), None, "{bad}");
+        }
+        assert_eq!(
+            format_offset_date(1_747_483_200_000, 2 * 3600),
+            "2025-05-17T14:00:00+02:00"
+        );
     }
 }
