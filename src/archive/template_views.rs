@@ -233,13 +233,7 @@ pub fn update_disk(
             form = Form::Index;
         }
         if form == Form::Index {
-            sync_links(
-                &archive,
-                &root,
-                &Entries::new(),
-                Form::Symbolic,
-                &mut summary,
-            )?;
+            remove_links(&archive, &root, &mut summary)?;
             write_disk_index(&root, &view.name, &entries, &mut summary)?;
         }
         summary.views += 1;
@@ -247,13 +241,7 @@ pub fn update_disk(
     }
     for name in dropped(&before, views) {
         if let Some(root) = archive.folder(Path::new(name))? {
-            sync_links(
-                &archive,
-                &root,
-                &Entries::new(),
-                Form::Symbolic,
-                &mut summary,
-            )?;
+            remove_links(&archive, &root, &mut summary)?;
             remove_index_files(&root)?;
             drop(root);
             let _ = archive
@@ -284,6 +272,15 @@ fn dropped<'a>(
         .iter()
         .map(|(name, _)| name)
         .filter(|name| !views.iter().any(|view| &view.name == *name))
+}
+
+/// Removes every link of ours under `root` (and folders left empty).
+fn remove_links(
+    archive: &ArchiveDir,
+    root: &Folder,
+    summary: &mut TemplateViewsSummary,
+) -> Result<(), ArchiveError> {
+    sync_links(archive, root, &Entries::new(), Form::Symbolic, summary).map(|_| ())
 }
 
 /// Makes the tree under `root` hold exactly `entries` as links in `form`;

@@ -507,41 +507,13 @@ async fn sample_gallery(browser: &Browser) -> (Sandbox, Session) {
 #[tokio::test]
 async fn fifty_thousand_media_render_one_page_at_a_time() {
     let browser = require!(Browser::find());
-    use vault_mirror::archive::snapshot::Snapshot;
-    use vault_mirror::store::{ArchiveList, ArchivedVariant};
     let out = tempfile::tempdir().unwrap();
     let count = 50_000;
-    let mut snapshot = Snapshot {
-        lists: (0..8)
-            .map(|index| ArchiveList {
-                list_id: format!("{}", 28_489_180 + index),
-                name: format!("List number {index}"),
-                gone_at: None,
-            })
-            .collect(),
-        ..Snapshot::default()
-    };
-    for index in 0..count {
-        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
-        snapshot
-            .membership
-            .insert(id.clone(), vec![(index % 8, None)]);
-        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
-            snapshot.variants.push(ArchivedVariant {
-                media_id: id.clone(),
-                label: label.into(),
-                local_path: format!("media/{id}/{label}.jpg"),
-                sha256: "0".repeat(64),
-                size,
-                content_type: Some("image/jpeg".into()),
-                media_type: Some("image".into()),
-                duration: None,
-                created_at: Some(1_767_225_600_000 + index as i64 * 1000),
-                stored_at: None,
-                verified_at: None,
-            });
-        }
-    }
+    let snapshot = big_snapshot(
+        count,
+        |index| 1_767_225_600_000 + index as i64 * 1000,
+        false,
+    );
     let html = vault_mirror::archive::gallery::render(&snapshot, 1_767_225_600_000);
     let page = out.path().join("index.html");
     std::fs::write(&page, &html).unwrap();
@@ -600,54 +572,11 @@ async fn fifty_thousand_media_render_one_page_at_a_time() {
 #[tokio::test]
 async fn a_hundred_thousand_media_on_a_timeline_jump_to_a_month() {
     let browser = require!(Browser::find());
-    use vault_mirror::archive::snapshot::Snapshot;
-    use vault_mirror::store::{ArchiveList, ArchivedVariant, MediaFacts};
     let out = tempfile::tempdir().unwrap();
     let count = 100_000;
     let newest = 1_767_225_600_000i64; // 2026-01-01
-    let mut snapshot = Snapshot {
-        lists: (0..8)
-            .map(|index| ArchiveList {
-                list_id: format!("{}", 28_489_180 + index),
-                name: format!("List number {index}"),
-                gone_at: None,
-            })
-            .collect(),
-        ..Snapshot::default()
-    };
-    for index in 0..count {
-        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
-        snapshot
-            .membership
-            .insert(id.clone(), vec![(index % 8, None)]);
-        // Twenty minutes apart: four years of media.
-        let date = newest - index as i64 * 1_200_000;
-        snapshot.facts.insert(
-            id.clone(),
-            MediaFacts {
-                date,
-                date_source: "onlyfans".into(),
-                width: Some(1280),
-                height: Some(960),
-                duration: None,
-            },
-        );
-        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
-            snapshot.variants.push(ArchivedVariant {
-                media_id: id.clone(),
-                label: label.into(),
-                local_path: format!("media/{id}/{label}.jpg"),
-                sha256: "0".repeat(64),
-                size,
-                content_type: Some("image/jpeg".into()),
-                media_type: Some("image".into()),
-                duration: None,
-                created_at: Some(1),
-                stored_at: None,
-                verified_at: None,
-            });
-        }
-    }
+    // Twenty minutes apart: four years of media, each dated by OnlyFans.
+    let snapshot = big_snapshot(count, |index| newest - index as i64 * 1_200_000, true);
     let html = vault_mirror::archive::gallery::render(&snapshot, newest);
     let page = out.path().join("index.html");
     std::fs::write(&page, &html).unwrap();
@@ -717,6 +646,60 @@ async fn a_hundred_thousand_media_on_a_timeline_jump_to_a_month() {
         .screenshot(&artifact("gallery-100k-timeline.png"))
         .await;
     session.close().await;
+}
+
+/// A snapshot of `count` media in 8 lists, each a `full` and a `thumb`
+/// JPEG, media `index` dated `date(index)`: as its variants' cache time,
+/// or (`own_dates`) as its own date from the Access API.
+fn big_snapshot(
+    count: usize,
+    date: impl Fn(usize) -> i64,
+    own_dates: bool,
+) -> vault_mirror::archive::snapshot::Snapshot {
+    use vault_mirror::archive::snapshot::Snapshot;
+    use vault_mirror::store::{ArchiveList, ArchivedVariant, MediaFacts};
+    let mut snapshot = Snapshot {
+        lists: (0..8)
+            .map(|index| ArchiveList {
+                list_id: format!("{}", 28_489_180 + index),
+                name: format!("List number {index}"),
+                gone_at: None,
+            })
+            .collect(),
+        ..Snapshot::default()
+    };
+    for index in 0..count {
+        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
+        snapshot
+            .membership
+            .insert(id.clone(), vec![(index % 8, None)]);
+        if own_dates {
+            let facts = MediaFacts {
+                date: date(index),
+                date_source: "onlyfans".into(),
+                width: Some(1280),
+                height: Some(960),
+                duration: None,
+            };
+            snapshot.facts.insert(id.clone(), facts);
+        }
+        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
+            snapshot.variants.push(ArchivedVariant {
+                media_id: id.clone(),
+                label: label.into(),
+                local_path: format!("media/{id}/{label}.jpg"),
+                sha256: "0".repeat(64),
+                size,
+                content_type: Some("image/jpeg".into()),
+                media_type: Some("image".into()),
+                duration: None,
+                created_at: Some(if own_dates { 1 } else { date(index) }),
+                stored_at: None,
+                verified_at: None,
+            });
+        }
+    }
+    snapshot
 }
 
 /// A stable path for a screenshot: `target/<name>`.
