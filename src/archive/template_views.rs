@@ -85,8 +85,13 @@ pub fn entries(
     } else {
         HashMap::new()
     };
-    let connection = safe_name(&owner.connection);
-    let username = slug(&owner.username);
+    // Unknown is said so, never an empty name (or `slug`'s `list`).
+    let known = |text: &str, safe: fn(&str) -> String| match text.is_empty() {
+        true => "unknown".to_owned(),
+        false => safe(text),
+    };
+    let connection = known(&owner.connection, safe_name);
+    let username = known(&owner.username, slug);
     let no_list = vec![(String::new(), String::new())];
     let mut rendered: BTreeMap<String, Vec<(String, Wanted)>> = BTreeMap::new();
     for variant in store.archived_variants()? {
@@ -547,4 +552,42 @@ pub async fn update_bucket(
     }
     store.replace_template_views(&written)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_rendered_twice_take_stable_suffixes_and_owners_are_named() {
+        let (_dir, store) = crate::store::testing::open();
+        for id in ["42", "43", "44"] {
+            crate::store::testing::verified(&store, id, 1_800_000_000_000);
+        }
+        let view = ViewTemplate::new("mine", Some("{connection}/{username}/{year}.{ext}")).unwrap();
+        let owner = Owner {
+            connection: "conn_A".into(),
+            username: "Jane.Doe".into(),
+        };
+        let (first, suffixed) = entries(&store, &view, &owner, &|_, _| true).unwrap();
+        assert_eq!(suffixed, 3);
+        let names: Vec<&String> = first.keys().collect();
+        assert!(
+            names
+                .iter()
+                .all(|name| name.starts_with("conn_~41/jane-doe/1970~") && name.ends_with(".jpg")),
+            "{names:?}"
+        );
+        // The same again, whatever else is there: the names stay.
+        let (again, _) = entries(&store, &view, &owner, &|_, _| true).unwrap();
+        assert_eq!(again.keys().collect::<Vec<_>>(), names);
+        let (unnamed, _) = entries(&store, &view, &Owner::default(), &|path, _| {
+            path.starts_with("media/42")
+        })
+        .unwrap();
+        assert_eq!(
+            unnamed.keys().collect::<Vec<_>>(),
+            ["unknown/unknown/1970.jpg"]
+        );
+    }
 }
