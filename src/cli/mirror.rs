@@ -269,6 +269,11 @@ pub fn print_summary(summary: &Summary, output: Output) {
     if output.quiet && problems == 0 {
         return;
     }
+    // Before the headline, which stays the summary's last line when all
+    // went well (the one a ping's `{msg}` carries).
+    if !output.quiet {
+        eprint!("{}", layout_lines(summary));
+    }
     eprint!("{}", summary_head(summary, output));
     if summary.outcome == pipeline::Outcome::Interrupted {
         return;
@@ -375,12 +380,11 @@ fn summary_head(summary: &Summary, output: Output) -> String {
             ));
         }
     }
-    text.push_str(&layout_lines(summary));
     text
 }
 
 /// What a run did to each media's date, the views by template and the
-/// sidecars, when it did anything.
+/// sidecars, when it did anything (printed before the headline).
 fn layout_lines(summary: &Summary) -> String {
     let mut text = String::new();
     if let Some(dates) = summary.dates.as_ref().filter(|dates| dates.asked > 0) {
