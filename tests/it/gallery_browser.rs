@@ -625,6 +625,24 @@ async fn a_hundred_thousand_media_on_a_timeline_jump_to_a_month() {
         format!("{:010}", 4_100_000_000u64 + first_of_march as u64 * 7),
         "{jumped}"
     );
+    // The viewer shows the media's own date, its lists and its dimensions.
+    let viewer = session
+        .script(
+            "document.getElementById('month-2023-03').nextElementSibling.click(); \
+             const info = document.getElementById('lightbox-info'); \
+             const time = info.querySelector('time'); \
+             const text = info.textContent; \
+             document.getElementById('lightbox-close').click(); \
+             return [time && time.getAttribute('datetime'), text.includes('1280 × 960'), \
+                     text.includes('List number ')];",
+        )
+        .await;
+    assert_eq!(viewer[1], true, "{viewer}");
+    assert_eq!(viewer[2], true, "{viewer}");
+    assert!(
+        viewer[0].as_str().unwrap().starts_with("2023-03-"),
+        "{viewer}"
+    );
     // The list filter still works on the timeline.
     let filtered = session
         .script(
