@@ -12,6 +12,10 @@
 # medians, beside the targets (first page under 20 s, page turn and filter
 # under 2 s), never asserted.
 #
+# Then the timeline at 100,000 media (`a_hundred_thousand_media_on_a_timeline_jump_to_a_month`):
+# the first page, and a jump to a month three years back, per round and
+# as medians.
+#
 # Needs chromium and chromedriver (Debian: chromium chromium-driver; or
 # VAULT_MIRROR_CHROMIUM / VAULT_MIRROR_CHROMEDRIVER). Without them the
 # test skips, and this script says so and exits 1.
@@ -51,3 +55,21 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 printf 'median:  first page %6d ms (target < 20000)   page turn + filter %5d ms (target < 2000)\n' \
     "$(median "${first[@]}")" "$(median "${paging[@]}")"
+
+TEST100=gallery_browser::a_hundred_thousand_media_on_a_timeline_jump_to_a_month
+first100=() jump=()
+for round in $(seq 1 "$ROUNDS"); do
+    line=$(env -u CI cargo test --release --test it "$TEST100" -- --exact --nocapture 2>&1 |
+        grep '^gallery-100k:' || true)
+    if [ -z "$line" ]; then
+        echo "no figures for the timeline test" >&2
+        exit 1
+    fi
+    f=$(sed -n 's/.*first_page_ms=\([0-9]*\).*/\1/p' <<<"$line")
+    j=$(sed -n 's/.*jump_to_month_ms=\([0-9]*\).*/\1/p' <<<"$line")
+    first100+=("$f") jump+=("$j")
+    printf 'timeline round %d: first page %6d ms   jump to a month %5d ms   (%s)\n' \
+        "$round" "$f" "$j" "${line#gallery-100k: }"
+done
+printf 'timeline median (100,000 media): first page %6d ms   jump to a month %5d ms\n' \
+    "$(median "${first100[@]}")" "$(median "${jump[@]}")"

@@ -34,6 +34,10 @@ const SECTIONS: &[&str] = &["mirror", "network"];
 /// The array of tables naming connections (`[[connections]]`).
 const CONNECTIONS: &str = "connections";
 
+/// The array of views by template (`[[views]]` with `name` and `path`;
+/// `views = ["by-date"]` for the built-in one).
+const VIEWS: &str = "views";
+
 /// What a `[[connections]]` table may set besides its `id`: the options
 /// of one archive, as `[mirror]` names them. The transfer limits (`jobs`,
 /// `limit_rate`) are one for the whole process, so they stay in `[mirror]`.
@@ -113,6 +117,20 @@ pub const OPTIONS: &[ConfigOption] = &[
         v.boolean().map(|single| s.single_writer = single)
     }),
     option("json", |s, v| v.boolean().map(|json| s.output.json = json)),
+    option("file_dates", |s, v| {
+        v.boolean().map(|dates| s.layout.file_dates = dates)
+    }),
+    option("sidecars", |s, v| match v.string()?.as_str() {
+        "xmp" => {
+            s.layout.sidecars = true;
+            Ok(())
+        }
+        "none" => {
+            s.layout.sidecars = false;
+            Ok(())
+        }
+        _ => Err("`sidecars` is \"xmp\" (an XMP file beside each file) or \"none\"".into()),
+    }),
     option("quiet", |s, v| {
         v.boolean().map(|quiet| s.output.quiet = quiet)
     }),
@@ -209,6 +227,8 @@ pub struct ConfigFile {
     entries: Vec<Setting>,
     /// The `[[connections]]` tables, in the file's order.
     connections: Vec<ConnectionTable>,
+    /// The `[[views]]`, checked; `None` when the file declares none.
+    views: Option<Vec<crate::template::ViewTemplate>>,
 }
 
 /// One `[[connections]]` table: a connection to mirror, and what its
@@ -261,6 +281,7 @@ impl ConfigFile {
             folder,
             entries: Vec::new(),
             connections: Vec::new(),
+            views: None,
         };
         for (name, value) in table.get_ref() {
             let line = line_of(text, name.span().start);
@@ -269,6 +290,10 @@ impl ConfigFile {
                     for table in tables {
                         file.add_connection(text, line, table)?;
                     }
+                }
+                DeValue::Array(views) if name.get_ref() == VIEWS => {
+                    let views: Vec<_> = views.iter().collect();
+                    file.add_views(text, line, &views)?;
                 }
                 DeValue::Table(section) if SECTIONS.contains(&name.get_ref().as_ref()) => {
                     for (inner, value) in section {
@@ -368,6 +393,76 @@ impl ConfigFile {
         Ok(())
     }
 
+    /// The `[[views]]` tables (or names of built-in views), each checked
+    /// now, before any work: a bad template is a configuration error.
+    fn add_views(
+        &mut self,
+        text: &str,
+        line: usize,
+        views: &[&toml::Spanned<DeValue<'_>>],
+    ) -> Result<(), ConfigError> {
+        let mut checked: Vec<crate::template::ViewTemplate> = Vec::new();
+        for view in views {
+            let start = line_of(text, view.span().start).max(line);
+            // Each error names the line of the key it is about.
+            let (mut name_line, mut path_line) = (start, start);
+            let refuse = |key: &str, line: usize, reason: String| ConfigError::Key {
+                path: self.path.clone(),
+                line,
+                key: format!("views.{key}"),
+                reason,
+            };
+            let (name, path) = match view.get_ref() {
+                DeValue::String(name) => (name.to_string(), None),
+                DeValue::Table(table) => {
+                    let mut name = None;
+                    let mut path = None;
+                    for (key, value) in table {
+                        let at = line_of(text, key.span().start);
+                        let DeValue::String(text) = value.get_ref() else {
+                            return Err(refuse(key.get_ref(), at, "must be a string".into()));
+                        };
+                        match key.get_ref().as_ref() {
+                            "name" => (name, name_line) = (Some(text.to_string()), at),
+                            "path" => (path, path_line) = (Some(text.to_string()), at),
+                            other => {
+                                let reason = "unknown key in a `[[views]]` table; it takes `name` and `path`";
+                                return Err(refuse(other, at, reason.into()));
+                            }
+                        }
+                    }
+                    let name = name.ok_or_else(|| {
+                        refuse(
+                            "name",
+                            start,
+                            "every `[[views]]` table needs a `name`".into(),
+                        )
+                    })?;
+                    (name, path)
+                }
+                _ => {
+                    let reason = "write each view as a `[[views]]` table with `name` and `path`, or the name of a built-in view (`views = [\"by-date\"]`)";
+                    return Err(refuse("name", start, reason.into()));
+                }
+            };
+            crate::template::check_view_name(&name)
+                .map_err(|reason| refuse("name", name_line, reason))?;
+            let (key, at) = match path {
+                Some(_) => ("path", path_line),
+                None => ("name", name_line),
+            };
+            let view = crate::template::ViewTemplate::new(&name, path.as_deref())
+                .map_err(|reason| refuse(key, at, reason))?;
+            if checked.iter().any(|known| known.name == view.name) {
+                let reason = format!("the view `{name}` is declared twice");
+                return Err(refuse("name", name_line, reason));
+            }
+            checked.push(view);
+        }
+        self.views = Some(checked);
+        Ok(())
+    }
+
     fn add(&mut self, key: String, line: usize, value: &DeValue<'_>) -> Result<(), ConfigError> {
         let entry = Setting {
             key,
@@ -405,6 +500,9 @@ impl ConfigFile {
 
     /// Sets every option the file holds.
     pub fn apply(&self, settings: &mut Settings) -> Result<(), ConfigError> {
+        if let Some(views) = &self.views {
+            settings.layout.views = views.clone();
+        }
         self.apply_entries(&self.entries, settings)
     }
 
@@ -856,6 +954,78 @@ stall_timeout = 45
     }
 
     #[test]
+    fn views_file_dates_and_sidecars_are_read_and_bad_templates_refused() {
+        let text = "file_dates = false\nsidecars = \"xmp\"\n\
+                    [[views]]\nname = \"by-list\"\npath = \"{list}/{date:%Y-%m}/{id}_{label}.{ext}\"\n\
+                    [[views]]\nname = \"by-date\"\n";
+        let mut settings = Settings::new(PathBuf::from("out"));
+        parse(text).unwrap().apply(&mut settings).unwrap();
+        assert!(!settings.layout.file_dates);
+        assert!(settings.layout.sidecars);
+        let names: Vec<&str> = settings
+            .layout
+            .views
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(names, ["by-list", "by-date"]);
+        assert_eq!(
+            settings.layout.views[1].template.text(),
+            crate::template::BY_DATE
+        );
+        // The one-line forms.
+        for text in [
+            "views = [\"by-date\"]\n",
+            "views = [{ name = \"by-date\" }]\n",
+        ] {
+            let mut settings = Settings::new(PathBuf::from("out"));
+            parse(text).unwrap().apply(&mut settings).unwrap();
+            assert_eq!(settings.layout.views.len(), 1, "{text}");
+        }
+        for (text, key, says) in [
+            (
+                "[[views]]\nname = \"x\"\npath = \"{date:%Y}/{nope}\"\n",
+                "views.path",
+                "unknown field `{nope}`; the fields are id, label",
+            ),
+            ("[[views]]\nname = \"x\"\n", "views.name", "needs a `path`"),
+            (
+                "[[views]]\nname = \"media\"\npath = \"{id}\"\n",
+                "views.name",
+                "archive's own folder",
+            ),
+            (
+                "[[views]]\nname = \"x\"\npath = \"../{id}\"\n",
+                "views.path",
+                "leave the view",
+            ),
+            (
+                "[[views]]\nname = \"x\"\ncolour = \"red\"\n",
+                "views.colour",
+                "unknown key",
+            ),
+            (
+                "views = [\"by-date\", \"by-date\"]\n",
+                "views.name",
+                "twice",
+            ),
+            ("sidecars = \"yes\"\n", "sidecars", "xmp"),
+        ] {
+            let Err(ConfigError::Key {
+                key: found, reason, ..
+            }) = parse(text).and_then(|file| {
+                let mut settings = Settings::new(PathBuf::from("out"));
+                file.apply(&mut settings).map(|()| file)
+            })
+            else {
+                panic!("{text:?} was not refused");
+            };
+            assert_eq!(found, key, "{text:?}");
+            assert!(reason.contains(says), "{text:?}: {reason}");
+        }
+    }
+
+    #[test]
     fn connection_tables_name_connections_and_their_own_options() {
         let text = "[mirror]\nquality = \"full\"\njobs = 4\n\n\
                     [[connections]]\nid = \"conn_a\"\nlists = [1, 2]\nquality = \"thumb\"\n\n\
@@ -943,10 +1113,21 @@ stall_timeout = 45
     /// settings in `docs/object-storage-faults.md`).
     #[test]
     fn the_guides_example_holds_every_key_and_parses() {
-        let examples = [
+        // The reference's example, and the TOML examples of the chapters
+        // for the keys documented there (object storage's faults; views,
+        // dates, sidecars).
+        let mut examples = vec![
             toml_example(include_str!("../docs/reference.md")),
             toml_example(include_str!("../docs/object-storage-faults.md")),
         ];
+        for page in [
+            include_str!("../docs/views-and-dates.md"),
+            include_str!("../docs/photo-managers.md"),
+        ] {
+            for block in page.split("```toml\n").skip(1) {
+                examples.push(&block[..block.find("```").unwrap()]);
+            }
+        }
         // Commented-out keys count as documented; uncomment them to parse all.
         let files: Vec<_> = examples
             .iter()
@@ -966,7 +1147,7 @@ stall_timeout = 45
         for option in OPTIONS {
             assert!(
                 files.iter().any(|file| file.sets(option.key)),
-                "no example (docs/reference.md, docs/object-storage-faults.md) shows `{}`",
+                "no example (docs/reference.md, or the chapter of the key) shows `{}`",
                 option.key
             );
         }

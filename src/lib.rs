@@ -39,6 +39,7 @@ pub mod report;
 pub mod settings;
 pub mod shard;
 pub mod store;
+pub mod template;
 pub mod units;
 
 /// An epoch-milliseconds time as a `SystemTime` (times before 1970 as

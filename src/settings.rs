@@ -217,6 +217,35 @@ pub struct Settings {
     /// (`--single-writer`): on object storage that ignores conditional
     /// writes, the lease is taken all the same (see `archive::bucket::lease`).
     pub single_writer: bool,
+    /// How the archive shows its files beyond `media/`: file dates,
+    /// sidecars, views by template.
+    pub layout: LayoutSettings,
+}
+
+/// How the archive shows its files to other tools (`docs/views-and-dates.md`).
+#[derive(Debug, Clone)]
+pub struct LayoutSettings {
+    /// Each verified file's modification time is its media's own date
+    /// (`file_dates`, default on); off, files keep their download times.
+    pub file_dates: bool,
+    /// An XMP sidecar beside each file (`sidecars = "xmp"`, default off).
+    pub sidecars: bool,
+    /// Views by template (`[[views]]`), checked when settings are built.
+    pub views: Vec<crate::template::ViewTemplate>,
+    /// The creator's username, where the account's listing gave it (an
+    /// agency's run): the `{username}` of views by template.
+    pub username: Option<String>,
+}
+
+impl Default for LayoutSettings {
+    fn default() -> Self {
+        Self {
+            file_dates: true,
+            sidecars: false,
+            views: Vec::new(),
+            username: None,
+        }
+    }
 }
 
 /// What an unattended run leaves for those watching it (docs/scheduling.md
@@ -296,6 +325,7 @@ impl Settings {
             network: NetworkSettings::default(),
             watch: WatchSettings::default(),
             single_writer: false,
+            layout: LayoutSettings::default(),
         }
     }
 

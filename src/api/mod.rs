@@ -25,8 +25,8 @@ use crate::redact::{Redacted, scrub};
 use crate::report::Reporter;
 use clock::ServerClock;
 use models::{
-    AccountConnection, ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport, VaultList,
-    VaultListPage, VaultStatus, parse_item,
+    AccessMedia, AccountConnection, ErrorBody, ItemsPage, ListMember, MediaItem, SyncReport,
+    VaultList, VaultListPage, VaultStatus, parse_item,
 };
 
 /// The batch route takes at most this many ids per call.
@@ -276,6 +276,7 @@ impl ApiClient {
             &[],
             LIST_PAGE_LIMIT,
             |list: &VaultList| list.id.clone(),
+            &mut |_| false,
         )
         .await
     }
@@ -296,19 +297,42 @@ impl ApiClient {
             &query,
             CONNECTION_PAGE_LIMIT,
             |connection: &AccountConnection| connection.id.clone(),
+            &mut |_| false,
+        )
+        .await
+    }
+
+    /// The media of vault list `list_id` from the Access API (`GET
+    /// /v2/access/vault/lists/{id}/media`, newest first, 40 a page), page
+    /// after page until `enough` (given every item so far) says so or the
+    /// list ends: one call per 40 media, so a caller that wants a few
+    /// stops early.
+    pub async fn access_list_media(
+        &self,
+        list_id: &str,
+        enough: &mut (dyn FnMut(&[AccessMedia]) -> bool + Send),
+    ) -> Result<Vec<AccessMedia>, ApiError> {
+        self.offset_paged(
+            &["v2", "access", "vault", "lists", list_id, "media"],
+            &[("sortBy", "recent"), ("sortDirection", "desc")],
+            LIST_PAGE_LIMIT,
+            |media: &AccessMedia| media.id.clone(),
+            enough,
         )
         .await
     }
 
     /// Every item of an offset-paged route (`limit`, `offset`, `hasMore`,
-    /// maybe `nextOffset`), each id once, guarded by [`Pager`]. Items that
-    /// do not parse or carry no id are left out.
+    /// maybe `nextOffset`), each id once, guarded by [`Pager`], until
+    /// `enough` says the items so far are. Items that do not parse or carry
+    /// no id are left out.
     async fn offset_paged<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         query: &[(&str, &str)],
         page_limit: usize,
         id_of: fn(&T) -> Option<String>,
+        enough: &mut (dyn FnMut(&[T]) -> bool + Send),
     ) -> Result<Vec<T>, ApiError> {
         let mut items: Vec<T> = Vec::new();
         let mut pager = Pager::new(&format!("/{}", segments.join("/")));
@@ -332,7 +356,9 @@ impl ApiClient {
                 }
             }
             let next = page.next_offset.unwrap_or(offset + count);
-            if !page.has_more || count == 0 {
+            // `enough` sees every page, the last one too.
+            let enough = enough(&items);
+            if !page.has_more || count == 0 || enough {
                 break;
             }
             pager.next_page(new, &next.to_string())?;

@@ -141,6 +141,122 @@ pub struct VaultList {
     pub list_type: Option<String>,
 }
 
+/// One media of a vault list from the Access API (`VaultMedia`, `GET
+/// /v2/access/vault/lists/{id}/media`): only what a mirror records, the
+/// media's own date and shape. Every field may be missing or odd; an
+/// unreadable date is simply no date.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccessMedia {
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    #[serde(rename = "type", deserialize_with = "lenient_string")]
+    pub media_type: Option<String>,
+    /// When the media was created on OnlyFans, as sent (text or a number).
+    #[serde(deserialize_with = "lenient_string")]
+    pub created_at: Option<String>,
+    #[serde(deserialize_with = "lenient_f64")]
+    pub duration: Option<f64>,
+    #[serde(deserialize_with = "lenient_files")]
+    pub files: AccessFiles,
+}
+
+impl AccessMedia {
+    /// `createdAt` as epoch ms (see [`parse_media_date`]).
+    pub fn created_at_ms(&self) -> Option<i64> {
+        self.created_at.as_deref().and_then(parse_media_date)
+    }
+
+    /// The full file's width and height, when both are positive whole
+    /// numbers of pixels.
+    pub fn dimensions(&self) -> (Option<i64>, Option<i64>) {
+        let full = &self.files.full;
+        let pixels = |value: Option<f64>| {
+            value
+                .filter(|value| value.is_finite() && *value >= 1.0 && *value < 1e6)
+                .map(|value| value.round() as i64)
+        };
+        (pixels(full.width), pixels(full.height))
+    }
+}
+
+/// `files` of an Access media: only `full` is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessFiles {
+    #[serde(deserialize_with = "lenient_file")]
+    pub full: AccessFile,
+}
+
+/// One file of an Access media (`AccessFileRef`): its shape.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessFile {
+    #[serde(deserialize_with = "lenient_f64")]
+    pub width: Option<f64>,
+    #[serde(deserialize_with = "lenient_f64")]
+    pub height: Option<f64>,
+}
+
+/// `files`, or nothing when it is not an object of the expected shape.
+fn lenient_files<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccessFiles, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+/// `files.full`, or nothing when it is not an object of the expected shape.
+fn lenient_file<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccessFile, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+/// A media date as the Access API may send it, as epoch ms: RFC 3339 with
+/// any offset (`2024-05-17T12:34:56+00:00`, `…Z`, fractions), the same
+/// with a space or without an offset (taken as UTC), or a number of
+/// seconds or milliseconds since the epoch. `None` for anything else, or a
+/// time before 2000 or past 2200 (no OnlyFans media is that old, and such
+/// a value is a unit mistake, not a date).
+pub fn parse_media_date(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let millis = if let Ok(number) = text.parse::<f64>() {
+        // Seconds below 1e11 (year 5138), milliseconds above.
+        if !number.is_finite() {
+            return None;
+        }
+        let millis = if number.abs() < 1e11 {
+            number * 1000.0
+        } else {
+            number
+        };
+        millis.round() as i64
+    } else if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        time.timestamp_millis()
+    } else {
+        let naive = text.trim_end_matches('Z').replace(' ', "T");
+        chrono::NaiveDateTime::parse_from_str(&naive, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?
+            .and_utc()
+            .timestamp_millis()
+    };
+    (946_684_800_000..7_258_118_400_000)
+        .contains(&millis)
+        .then_some(millis)
+}
+
+/// `epoch_ms` as RFC 3339 text at `offset_seconds` east of UTC
+/// (`2024-05-17T14:34:56+02:00`), as the Access API sends dates and XMP
+/// writes them; UTC when the offset is impossible.
+pub fn format_offset_date(epoch_ms: i64, offset_seconds: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(offset_seconds)
+        .or_else(|| chrono::FixedOffset::east_opt(0))
+        .expect("UTC is a valid offset");
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .unwrap_or_default()
+        .with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
 /// One connection of the account (`GET /v2/account/connections`): only
 /// what a mirror needs; the rest of the record is ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -592,5 +708,59 @@ mod tests {
             serde_json::from_str(r#"{"message":"bad key","code":"AUTH_INVALID_KEY","details":{}}"#)
                 .unwrap();
         assert_eq!(older.code.as_deref(), Some("AUTH_INVALID_KEY"));
+    }
+}
+#[cfg(test)]
+mod access_media_tests {
+    use super::*;
+
+    #[test]
+    fn access_media_parse_leniently() {
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"id": 4100000000, "type": "photo", "convertedToVideo": false, "createdAt": "2025-12-31T00:00:00+00:00", "duration": null, "files": {"full": {"url": "x", "width": 320, "height": 240, "sources": []}}, "lists": [{"id": 1, "type": "custom", "name": "a"}]}"#).unwrap();
+        let media: AccessMedia = parse_item(&raw).unwrap();
+        assert_eq!(media.id.as_deref(), Some("4100000000"));
+        assert_eq!(media.created_at_ms(), Some(1_767_139_200_000));
+        assert_eq!(media.dimensions(), (Some(320), Some(240)));
+        // Odd shapes are no date, no size; never a failed page.
+        let raw: Box<RawValue> = serde_json::from_str(
+            r#"{"id": "7", "createdAt": {"no": 1}, "files": [1, 2], "duration": "x"}"#,
+        )
+        .unwrap();
+        let odd: AccessMedia = parse_item(&raw).unwrap();
+        assert_eq!(odd.created_at_ms(), None);
+        assert_eq!(odd.dimensions(), (None, None));
+    }
+
+    #[test]
+    fn media_dates_are_read_in_every_spelling_seen() {
+        let noon = Some(1_747_483_200_000); // 2025-05-17T12:00:00Z
+        for text in [
+            "2025-05-17T12:00:00Z",
+            "2025-05-17T12:00:00.000Z",
+            "2025-05-17T14:00:00+02:00",
+            "2025-05-17 07:00:00-05:00",
+            "2025-05-17T12:00:00",
+            "2025-05-17 12:00:00",
+            "1747483200",
+            "1747483200000",
+            " 1747483200.0 ",
+        ] {
+            assert_eq!(parse_media_date(text), noon, "{text}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "0",
+            "-5",
+            "1e300",
+            "NaN",
+            "9999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_media_date(bad), None, "{bad}");
+        }
+        assert_eq!(
+            format_offset_date(1_747_483_200_000, 2 * 3600),
+            "2025-05-17T14:00:00+02:00"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! <out>/
-//!   index.html          every connection: username, counts, size, last run
+//!   index.html          every connection: username, counts, size, oldest
+//!                       and newest media date, last run
 //!   connections.json    which folder holds which connection id (and username)
 //!   <safe id>/          one complete archive per connection
 //! ```
@@ -55,6 +56,8 @@ pub struct ConnectionRow {
     pub figures: ArchiveFigures,
     /// The latest run, whatever its command.
     pub last_run: Option<RunRecord>,
+    /// The oldest and newest media date of its verified files (epoch ms).
+    pub media_dates: Option<(i64, i64)>,
     /// Whether the connection's gallery (`<folder>/index.html`) is there.
     pub gallery: bool,
 }
@@ -245,6 +248,7 @@ fn row(entry: Registered, db: &Path, gallery: bool) -> Result<Option<ConnectionR
         username: entry.username,
         figures: store.archive_figures()?,
         last_run: store.last_runs()?.into_iter().next(),
+        media_dates: store.media_date_range()?,
         gallery,
         folder: entry.folder,
     }))
@@ -333,6 +337,18 @@ fn time_element(ms: i64) -> String {
     )
 }
 
+/// `<time>` for a media's date: the day for people (`17 May 2025`), the
+/// exact time in its `datetime` and `title`.
+fn day_element(ms: i64) -> String {
+    let exact = html_text(&utc(ms));
+    let shown = human_utc(ms);
+    let day = shown.split(',').next().unwrap_or(&shown);
+    format!(
+        "<time datetime=\"{exact}\" title=\"{exact}\">{}</time>",
+        html_text(day)
+    )
+}
+
 /// The page: one row per connection, linking into its gallery.
 pub fn render(rows: &[ConnectionRow], now: i64) -> String {
     let total_bytes: u64 = rows.iter().map(|row| row.figures.bytes).sum();
@@ -358,7 +374,8 @@ pub fn render(rows: &[ConnectionRow], now: i64) -> String {
 <div class=\"scroll\" id=\"connections\">
 <table>
 <tr><th>Connection</th><th>Username</th><th class=\"n\">Media</th><th class=\"n\">Files</th>\
-<th class=\"n\">Pending</th><th class=\"n\">Failed</th><th class=\"n\">Size</th><th>Last run</th><th>Outcome</th></tr>
+<th class=\"n\">Pending</th><th class=\"n\">Failed</th><th class=\"n\">Size</th><th>Oldest media</th><th>Newest media</th>\
+<th>Last run</th><th>Outcome</th></tr>
 ",
         count = html_text(&crate::counted(rows.len() as u64, "connection")),
         files = total_files,
@@ -385,9 +402,14 @@ pub fn render(rows: &[ConnectionRow], now: i64) -> String {
         };
         let figures = &row.figures;
         let failed = if figures.failed > 0 { "n failed" } else { "n" };
+        let (oldest, newest) = row
+            .media_dates
+            .map(|(oldest, newest)| (day_element(oldest), day_element(newest)))
+            .unwrap_or_default();
         page.push_str(&format!(
             "<tr><td>{name}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"{failed}\">{}</td><td class=\"n\">{}</td><td>{when}</td><td>{}</td></tr>\n",
+<td class=\"n\">{}</td><td class=\"{failed}\">{}</td><td class=\"n\">{}</td><td>{oldest}</td><td>{newest}</td>\
+<td>{when}</td><td>{}</td></tr>\n",
             html_text(row.username.as_deref().unwrap_or("")),
             figures.members,
             figures.verified,
@@ -441,6 +463,7 @@ mod tests {
                 outcome: Some("partial".into()),
                 exit_code: Some(3),
             }),
+            media_dates: Some((1_747_483_200_000, 1_796_625_669_250)),
             gallery,
         }
     }
@@ -459,6 +482,9 @@ mod tests {
         assert!(page.contains("<td>Conn/../x</td>"), "{page}");
         assert!(page.contains("partial (exit 3)"));
         assert!(page.contains("2 connections"));
+        // The oldest and newest media, by day.
+        assert!(page.contains(">17 May 2025</time></td><td><time"), "{page}");
+        assert!(page.contains(">7 Dec 2026</time></td>"), "{page}");
     }
 
     #[test]

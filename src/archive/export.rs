@@ -5,7 +5,7 @@
 //!   version (media id, label, lists, size, sha256, types, duration,
 //!   remote times, path relative to the root);
 //! - `SHA256SUMS`: `<sha256>  <path>` lines that `sha256sum -c SHA256SUMS`
-//!   checks from the root;
+//!   checks from the root (the XMP sidecars too);
 //! - `index.html`: the offline gallery ([`super::gallery`]).
 //!
 //! One export for both backends ([`Archive`]): on object storage the three
@@ -71,6 +71,13 @@ struct ManifestEntry<'a> {
     content_type: Option<&'a str>,
     media_type: Option<&'a str>,
     duration: Option<f64>,
+    /// The media's own date (see `docs/views-and-dates.md`), and where it
+    /// came from: `onlyfans`, `vault-plus-cached` or `first-seen`.
+    date: Option<String>,
+    date_source: Option<&'a str>,
+    /// The full file's dimensions in pixels, where the API gave them.
+    width: Option<i64>,
+    height: Option<i64>,
     created_at: Option<String>,
     stored_at: Option<String>,
     verified_at: Option<String>,
@@ -162,6 +169,7 @@ fn write_manifest(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Resul
         }
         (current, gone)
     };
+    let facts = |media_id: &str| snapshot.facts.get(media_id);
     let media_info: HashMap<&str, &ArchivedVariant> = snapshot
         .variants
         .iter()
@@ -180,6 +188,10 @@ fn write_manifest(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Resul
             content_type: variant.content_type.as_deref(),
             media_type: variant.media_type.as_deref(),
             duration: variant.duration,
+            date: facts(&variant.media_id).map(|facts| utc(facts.date)),
+            date_source: facts(&variant.media_id).map(|facts| facts.date_source.as_str()),
+            width: facts(&variant.media_id).and_then(|facts| facts.width),
+            height: facts(&variant.media_id).and_then(|facts| facts.height),
             created_at: variant.created_at.map(utc),
             stored_at: variant.stored_at.map(utc),
             verified_at: variant.verified_at.map(utc),
@@ -203,6 +215,10 @@ fn write_manifest(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Resul
             content_type: version.content_type.as_deref(),
             media_type: info.and_then(|info| info.media_type.as_deref()),
             duration: info.and_then(|info| info.duration),
+            date: facts(&version.media_id).map(|facts| utc(facts.date)),
+            date_source: facts(&version.media_id).map(|facts| facts.date_source.as_str()),
+            width: facts(&version.media_id).and_then(|facts| facts.width),
+            height: facts(&version.media_id).and_then(|facts| facts.height),
             created_at: None,
             stored_at: version.stored_at.map(utc),
             verified_at: version.verified_at.map(utc),
@@ -225,6 +241,12 @@ fn write_checksums(snapshot: &Snapshot, writer: &mut dyn Write) -> std::io::Resu
                 .versions
                 .iter()
                 .map(|version| (version.local_path.as_str(), version.sha256.as_str())),
+        )
+        .chain(
+            snapshot
+                .sidecars
+                .iter()
+                .map(|sidecar| (sidecar.local_path.as_str(), sidecar.sha256.as_str())),
         )
         .collect();
     lines.sort_unstable();

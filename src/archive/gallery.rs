@@ -46,8 +46,16 @@ struct GalleryMedia<'a> {
     t: Option<&'a str>,
     /// Duration in seconds.
     d: Option<f64>,
-    /// Created upstream (epoch ms), the earliest of its variants.
+    /// The media's date (epoch ms): its own where the Access API gave it,
+    /// else the earliest of its variants' cache times.
     c: Option<i64>,
+    /// Where `c` came from: `o` OnlyFans, `c` when Vault+ cached it, `f`
+    /// when first seen; absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'static str>,
+    /// The full file's width and height in pixels, where given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    w: Option<(i64, i64)>,
     /// Indexes into `lists` of the lists holding it now.
     l: Vec<usize>,
     /// Gone from every live list since (epoch ms).
@@ -80,6 +88,17 @@ pub fn render(snapshot: &Snapshot, exported_at: i64) -> String {
             variant.content_type.as_deref().unwrap_or(""),
             variant.size,
         ));
+    }
+    for item in &mut media {
+        if let Some(facts) = snapshot.facts.get(item.i) {
+            item.c = Some(facts.date);
+            item.s = Some(match facts.date_source.as_str() {
+                crate::store::SOURCE_ONLYFANS => "o",
+                crate::store::SOURCE_CACHED => "c",
+                _ => "f",
+            });
+            item.w = facts.width.zip(facts.height);
+        }
     }
     for version in &snapshot.versions {
         let index = *position.entry(&version.media_id).or_insert_with(|| {
@@ -117,6 +136,8 @@ fn new_media<'a>(snapshot: &'a Snapshot, media_id: &'a str) -> GalleryMedia<'a> 
         t: None,
         d: None,
         c: None,
+        s: None,
+        w: None,
         l: snapshot.current_lists(media_id),
         g: snapshot.gone_from_every_list(media_id),
         f: Vec::new(),

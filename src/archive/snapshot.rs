@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::archive::paths::key_of;
 use crate::archive::{Archive, ArchiveError, BYTE_FOLDERS, archive_path};
-use crate::store::{ArchiveList, ArchivedVariant, Store, VersionRecord};
+use crate::store::{ArchiveList, ArchivedVariant, MediaFacts, SidecarRecord, Store, VersionRecord};
 
 /// What the database says the archive holds, checked against the disk.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,10 @@ pub struct Snapshot {
     pub variants: Vec<ArchivedVariant>,
     /// Present on disk, by media id, label, time.
     pub versions: Vec<VersionRecord>,
+    /// Each media's own date and shape, by media id.
+    pub facts: HashMap<String, MediaFacts>,
+    /// XMP sidecars present as written (`sidecars = "xmp"`).
+    pub sidecars: Vec<SidecarRecord>,
     /// Recorded but not on disk as recorded.
     pub missing: Vec<String>,
 }
@@ -90,11 +94,24 @@ impl Snapshot {
             .into_iter()
             .filter(|version| present(&version.local_path, version.size))
             .collect();
+        // A sidecar not as written is left out, not missing: the next
+        // run writes it again.
+        let sidecars = store
+            .sidecars()?
+            .into_iter()
+            .filter(|sidecar| {
+                archive_path(&sidecar.local_path).is_ok_and(|relative| {
+                    u64::try_from(sidecar.size).is_ok_and(|len| has_file(&relative, len))
+                })
+            })
+            .collect();
         Ok(Snapshot {
+            facts: store.media_facts()?,
             lists,
             membership,
             variants,
             versions,
+            sidecars,
             missing,
         })
     }

@@ -102,6 +102,11 @@ pub fn list_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
 /// `index.html`: the list's name, then each file as a relative link (a
 /// browser opens it from the disk, no network), with its size.
 pub fn page(name: &str, files: &BTreeMap<String, Wanted>) -> String {
+    page_from(name, files, "../../")
+}
+
+/// [`page`] of a view folder `up` (`../../`, `../`) below the archive root.
+pub fn page_from(name: &str, files: &BTreeMap<String, Wanted>, up: &str) -> String {
     let title = html_text(name);
     let total = files.values().map(|wanted| wanted.size).sum::<u64>();
     let count = match files.len() {
@@ -136,7 +141,7 @@ td + td {{ text-align: right; white-space: nowrap; font-variant-numeric: tabular
     );
     for (entry_name, wanted) in files {
         page.push_str(&format!(
-            "<tr><td><a href=\"../../{}\">{}</a></td><td>{}</td></tr>\n",
+            "<tr><td><a href=\"{up}{}\">{}</a></td><td>{}</td></tr>\n",
             html_text(&wanted.target.to_string_lossy()),
             html_text(entry_name),
             human_bytes(wanted.size)

@@ -108,7 +108,7 @@ links; on a disk that can (ext4, APFS, NTFS…) the next run writes links again"
 
 /// What a view is made of, the same for every view of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
+pub(super) enum Form {
     /// Symbolic links (a hard link where one fails).
     Symbolic,
     /// Hard links: this disk refuses symbolic ones.
@@ -632,7 +632,7 @@ fn points_at(
 /// Whether `stat` is of the regular file at `target` (relative to the
 /// archive root, reached without following links). Never where files
 /// have no known identity (neither unix nor Windows).
-fn same_file(archive: &ArchiveDir, stat: &EntryStat, target: &Path) -> bool {
+pub(super) fn same_file(archive: &ArchiveDir, stat: &EntryStat, target: &Path) -> bool {
     if stat.kind != EntryKind::File || stat.inode == 0 {
         return false;
     }
@@ -652,13 +652,13 @@ fn same_file(archive: &ArchiveDir, stat: &EntryStat, target: &Path) -> bool {
 /// Symbolic links are ours to remove; a regular file only when other
 /// names hold its bytes too (a hard link), so no bytes are ever lost.
 /// (Where the number of names is not known, it is 1: not ours.)
-fn is_our_link(stat: &EntryStat) -> bool {
+pub(super) fn is_our_link(stat: &EntryStat) -> bool {
     stat.kind == EntryKind::Link || (stat.kind == EntryKind::File && stat.links > 1)
 }
 
 /// What [`make_link`] made.
 #[derive(Debug, PartialEq, Eq)]
-enum Linked {
+pub(super) enum Linked {
     Symbolic,
     Hard,
     /// Nothing: this disk makes neither kind of link.
@@ -669,7 +669,7 @@ enum Linked {
 /// symbolic one to `from_view` (a hard one to `target`, relative to the
 /// archive root, if that fails), or a hard one. Fails only on an error
 /// other than the disk making no links.
-fn make_link(
+pub(super) fn make_link(
     archive: &ArchiveDir,
     from_view: &Path,
     target: &Path,
@@ -755,7 +755,7 @@ const FIRST_FORM: Form = if cfg!(windows) {
 /// changed): [`FIRST_FORM`], else a hard one, else none (an index). A
 /// link the system says it made but that is not there (Wine's symbolic
 /// links) counts as none, so a view is never an empty folder.
-fn probe_links(archive: &ArchiveDir) -> Result<Form, ArchiveError> {
+pub(super) fn probe_links(archive: &ArchiveDir) -> Result<Form, ArchiveError> {
     const TARGET: &str = "link-probe";
     const LINK: &str = "link-probe.link";
     let folder = archive.create_folder(Path::new(STATE_FOLDER))?;

@@ -72,7 +72,11 @@ pub async fn run(
     let connections: Vec<Connection<Failure>> = chosen
         .into_iter()
         .map(|connection| Connection {
-            settings: settings_for(global, mirror, base, &connection.id),
+            settings: settings_for(global, mirror, base, &connection.id).map(|mut settings| {
+                // The `{username}` of views by template.
+                settings.layout.username = connection.username.clone();
+                settings
+            }),
             id: connection.id,
             username: connection.username,
         })

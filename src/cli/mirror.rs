@@ -280,6 +280,11 @@ pub fn print_summary(summary: &Summary, output: Output) {
         return;
     }
     let fit = super::terminal::for_stderr;
+    // Before the headline, which stays the summary's last line when all
+    // went well (the one a ping's `{msg}` carries).
+    if !output.quiet {
+        eprint!("{}", fit(&layout_lines(summary)));
+    }
     eprint!("{}", fit(&summary_head(summary, output)));
     if summary.outcome == pipeline::Outcome::Interrupted {
         return;
@@ -385,6 +390,47 @@ fn summary_head(summary: &Summary, output: Output) -> String {
                 "  note: {path} is not a link or index vault-mirror made; left alone\n"
             ));
         }
+    }
+    text
+}
+
+/// What a run did to each media's date, the views by template and the
+/// sidecars, when it did anything (printed before the headline).
+fn layout_lines(summary: &Summary) -> String {
+    let mut text = String::new();
+    if let Some(dates) = summary.dates.as_ref().filter(|dates| dates.asked > 0) {
+        text.push_str(&format!(
+            "  dates: {} media dated as created on OnlyFans, {} not listed there (dated when Vault+ cached them); {}\n",
+            dates.dated,
+            dates.not_listed,
+            vault_mirror::counted(dates.pages, "API call")
+        ));
+    }
+    if let Some(views) = summary.template_views.as_ref() {
+        if views.added + views.removed > 0 {
+            text.push_str(&format!(
+                "  views by template: {} entries in {} ({} added, {} removed); nothing under media/ moved\n",
+                views.links,
+                vault_mirror::counted(views.views as u64, "view"),
+                views.added,
+                views.removed
+            ));
+        }
+        for path in &views.left_alone {
+            text.push_str(&format!(
+                "  note: {path} is not a link or index vault-mirror made; left alone\n"
+            ));
+        }
+    }
+    if let Some(sidecars) = summary
+        .sidecars
+        .as_ref()
+        .filter(|s| s.written + s.removed > 0)
+    {
+        text.push_str(&format!(
+            "  sidecars: {} XMP written, {} removed ({} in all)\n",
+            sidecars.written, sidecars.removed, sidecars.sidecars
+        ));
     }
     text
 }

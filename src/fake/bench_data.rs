@@ -116,6 +116,13 @@ fn bench_media(index: usize, scale: BenchScale) -> FakeMedia {
         media_type: if video { "video" } else { "image" }.to_owned(),
         duration: video.then_some(30.0),
         variants,
+        // Twenty minutes apart, newest first: 100,000 media span four years.
+        access: Some(super::vault::AccessFacts {
+            created_at: (BENCH_EPOCH_MS / 1000 - i64::try_from(index).unwrap_or(0) * 1_200)
+                .to_string(),
+            width: Some(if video { 1920 } else { 1280 }),
+            height: Some(if video { 1080 } else { 960 }),
+        }),
     }
 }
 

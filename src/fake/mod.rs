@@ -39,7 +39,7 @@ pub use connections::{FakeConnection, Tenant};
 pub use options::{FakeOptions, Faults, RateLimitFault};
 pub use sample::sample_account;
 pub use stats::{ApiRequest, RateLimitAnswer, Stats};
-pub use vault::{FakeList, FakeMedia, FakeVariant, Vault};
+pub use vault::{AccessFacts, FakeList, FakeMedia, FakeVariant, Vault};
 
 use shared::{Shared, lock};
 

@@ -1,4 +1,5 @@
-//! The JSON half of the fake: the Access lists route, the Vault+ routes, the
+//! The JSON half of the fake: the Access lists and list media routes, the
+//! Vault+ routes, the
 //! `apiKey` / `x-connection-id` check in front of them (which picks the
 //! connection, [`Tenant`], whose vault answers), the account's
 //! `GET /v2/account/connections` (the key alone), and the error body
@@ -24,7 +25,8 @@ use serde_json::{Value, json};
 use super::connections::Tenant;
 use super::shared::{Shared, lock};
 use super::stats::{ApiRequest, RateLimitAnswer};
-use super::vault::{FakeMedia, Vault};
+use super::vault::{AccessFacts, FakeList, FakeMedia, Vault};
+use crate::api::models::parse_media_date;
 
 type Answer = Result<Response, ApiError>;
 
@@ -55,6 +57,10 @@ const BATCH_LIMIT: usize = 100;
 pub(super) fn api(shared: &Arc<Shared>) -> axum::Router<Arc<Shared>> {
     axum::Router::new()
         .route("/v2/access/vault/lists", get(lists))
+        .route(
+            "/v2/access/vault/lists/{list_id}/media",
+            get(access_list_media),
+        )
         .route("/v2/vault-plus/lists/{list_id}/sync", put(sync))
         .route("/v2/vault-plus/lists/{list_id}/media", get(list_media))
         // Static `batch` wins over `{media_id}` in the router, as upstream.
@@ -355,6 +361,65 @@ fn members(shared: &Shared, vault: &Vault, list_id: &str) -> Result<Vec<String>,
     let list = vault.lists.iter().find(|list| list.id == list_id);
     list.map(|list| list.members.clone())
         .ok_or_else(|| resource_not_found(shared, "List"))
+}
+
+/// `GET /v2/access/vault/lists/{id}/media?limit=&offset=&sortBy=&sortDirection=`:
+/// the list's media the Access API knows (those with [`FakeMedia::access`]),
+/// newest first unless `sortDirection=asc`, 40 at most a page.
+async fn access_list_media(
+    State(shared): State<Arc<Shared>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    list_id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let list_id = path_text(&shared, list_id)?;
+    let Query(query) = query.map_err(|rejection| bad_request(&shared, &rejection.body_text()))?;
+    let limit = number_param(&shared, &query, "limit", 24, 1..=40)?;
+    let offset = number_param(&shared, &query, "offset", 0, 0..=u64::MAX)?;
+    shared.count(|stats| stats.access_media_calls += 1);
+    let vault = lock(&tenant.vault);
+    let list = vault
+        .lists
+        .iter()
+        .find(|list| list.id == list_id)
+        .ok_or_else(|| resource_not_found(&shared, "List"))?;
+    let mut known: Vec<(&FakeMedia, &AccessFacts)> = list
+        .members
+        .iter()
+        .filter_map(|id| vault.media.get(id))
+        .filter_map(|media| Some((media, media.access.as_ref()?)))
+        .collect();
+    let created = |facts: &AccessFacts| parse_media_date(&facts.created_at).unwrap_or(0);
+    known.sort_by_key(|(media, facts)| (std::cmp::Reverse(created(facts)), media.id.clone()));
+    if query.get("sortDirection").map(String::as_str) == Some("asc") {
+        known.reverse();
+    }
+    let page: Vec<Value> = known
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(media, facts)| access_media_json(list, media, facts))
+        .collect();
+    let has_more = offset.saturating_add(page.len()) < known.len();
+    Ok(Json(json!({"list": page, "hasMore": has_more})).into_response())
+}
+
+/// A `VaultMedia` of the Access API: ids are integers there, types are
+/// OnlyFans' (`photo`, not `image`).
+fn access_media_json(list: &FakeList, media: &FakeMedia, facts: &AccessFacts) -> Value {
+    let number = |id: &str| id.parse::<u64>().map_or_else(|_| json!(id), |id| json!(id));
+    let kind = match media.media_type.as_str() {
+        "image" => "photo",
+        other => other,
+    };
+    let url = format!("https://media.ofauth.com/fake/{}/full", media.id);
+    json!({"id": number(&media.id), "type": kind, "convertedToVideo": false, "canView": true,
+           "hasError": false, "isReady": true, "createdAt": facts.created_at,
+           "duration": media.duration, "releaseForms": [], "hasCustomPreview": false,
+           "counters": {"likesCount": 0, "tipsSumm": 0},
+           "lists": [{"id": number(&list.id), "type": "custom", "name": list.name}],
+           "files": {"full": {"url": url, "width": facts.width, "height": facts.height,
+                              "sources": []}}})
 }
 
 async fn sync(

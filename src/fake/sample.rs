@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::connections::FakeConnection;
 use super::options::FakeOptions;
-use super::vault::{FakeList, FakeMedia, FakeVariant, Vault};
+use super::vault::{AccessFacts, FakeList, FakeMedia, FakeVariant, Vault};
 
 const LIST_NAMES: [&str; 6] = [
     "Best of 2025/26",
@@ -205,12 +205,40 @@ fn sample_media(index: usize) -> FakeMedia {
             variant("image/jpeg", picture(design, Kind::Square, Format::Jpeg)),
         );
     }
+    let access = sample_access(index, media_type == "video");
     FakeMedia {
         id,
         media_type: media_type.to_owned(),
         duration,
         variants,
+        access,
     }
+}
+
+/// What the Access API says of sample media `index`: created a little
+/// over nine days before the one before it (so the sample spans months
+/// and years), in the spellings OnlyFans and its proxies use; every
+/// thirteenth is not listed there (deleted on OnlyFans, still in Vault+).
+fn sample_access(index: usize, video: bool) -> Option<AccessFacts> {
+    if index % 13 == 12 {
+        return None;
+    }
+    let step = i64::try_from(index).unwrap_or(0) * (9 * 86_400_000 + 3_600_000 + 61_000);
+    let created = SAMPLE_EPOCH_MS - 86_400_000 - step;
+    let seconds = created / 1000;
+    let created_at = match index % 4 {
+        // As the API documents it: text with an offset.
+        0 => crate::api::models::format_offset_date(created, 0),
+        1 => crate::api::models::format_offset_date(created, 2 * 3_600),
+        2 => seconds.to_string(),
+        _ => crate::api::models::format_offset_date(created, -5 * 3_600).replace('T', " "),
+    };
+    let (width, height) = if video { (160, 120) } else { FULL_SIZE };
+    Some(AccessFacts {
+        created_at,
+        width: u32::try_from(width).ok(),
+        height: u32::try_from(height).ok(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

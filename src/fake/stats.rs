@@ -8,6 +8,8 @@ pub struct Stats {
     /// `GET /v2/access/vault/lists` pages.
     pub list_calls: u64,
     pub sync_calls: u64,
+    /// `GET /v2/access/vault/lists/{id}/media` pages.
+    pub access_media_calls: u64,
     /// `GET /v2/vault-plus/lists/{id}/media`.
     pub member_calls: u64,
     pub batch_calls: u64,

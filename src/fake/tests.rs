@@ -100,6 +100,7 @@ fn one_media(media_id: &str, size: usize) -> Vault {
         media_type: "image".to_owned(),
         duration: None,
         variants: [("full".to_owned(), variant)].into(),
+        access: None,
     };
     let mut vault = Vault::default();
     vault.media.insert(media_id.to_owned(), media);

@@ -27,6 +27,19 @@ pub struct FakeMedia {
     pub duration: Option<f64>,
     /// By label (`full`, `thumb`, …).
     pub variants: BTreeMap<String, FakeVariant>,
+    /// What the Access API says of it (`GET /v2/access/vault/lists/{id}/media`);
+    /// `None`: the Access API does not list it, as for media deleted on
+    /// OnlyFans that Vault+ still holds.
+    pub access: Option<AccessFacts>,
+}
+
+/// A media as the Access API describes it: its own date and shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessFacts {
+    /// `createdAt`, as sent (any text, to try a client's leniency).
+    pub created_at: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@
 pub mod bandwidth;
 pub mod bucket;
 pub mod context;
+pub mod describe;
 pub mod dry_run;
 pub mod error;
 pub mod export;
@@ -296,6 +297,7 @@ async fn run_stages(
 ) -> Result<Summary, MirrorError> {
     let started_at = crate::now_ms();
     let mut errors = Vec::new();
+    let mut selected_lists = Vec::new();
     let (list_summaries, media_ids) = match scope {
         Scope::Lists => {
             if let Some(run) = &context.bucket {
@@ -316,6 +318,7 @@ async fn run_stages(
                     crate::counted(selected.len() as u64, "list")
                 ),
             );
+            selected_lists = selected;
             (list_summaries, media_ids)
         }
         Scope::Media(media_ids) => {
@@ -331,6 +334,12 @@ async fn run_stages(
     if let Some(limit) = context.settings.mirror.wait_pending {
         wait_for_pending(context, &transfers, &mut round, limit).await?;
     }
+    // Each new media's own date and shape, once in its life, before the
+    // finish stage dates the files and writes views with them.
+    let dates = match context.settings.mirror.dry_run {
+        true => None,
+        false => Some(describe::describe(context, &selected_lists, &mut errors).await?),
+    };
 
     // A label nothing carries is most likely a typo: the run is not
     // complete, whatever else it did (exit 3).
@@ -351,11 +360,15 @@ async fn run_stages(
         unavailable: round.unavailable,
         errors,
         bytes: round.bytes,
+        dates,
         ..Summary::of_run(context, run_id)
     };
     // The offline archive: views in step with membership, --prune, --export.
     let archive = finish::finish(context, started_at).await?;
+    summary.dated_files = archive.dated_files;
     summary.views = archive.views;
+    summary.template_views = archive.template_views;
+    summary.sidecars = archive.sidecars;
     summary.prune = archive.prune;
     summary.export = archive.export;
     summary.versions_kept = archive.versions_kept;

@@ -7,10 +7,14 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use crate::archive::export::ExportSummary;
+use crate::archive::file_dates::DatedFiles;
 use crate::archive::prune::PruneSummary;
+use crate::archive::sidecars::SidecarsSummary;
+use crate::archive::template_views::TemplateViewsSummary;
 use crate::archive::views::ViewsSummary;
 use crate::location::ArchiveLocation;
 use crate::pipeline::context::Context;
+use crate::pipeline::describe::DatesSummary;
 use crate::pipeline::error::MirrorError;
 use crate::store::VersionRecord;
 
@@ -88,8 +92,19 @@ pub struct Summary {
     /// Seconds from the start of the run to the first media byte received
     /// (`None` when nothing was downloaded).
     pub first_byte_seconds: Option<f64>,
+    /// Media asked about the Access API for their own date this run
+    /// (`null` when the run did not get there).
+    pub dates: Option<DatesSummary>,
+    /// Files given their media's date as modification time this run
+    /// (`null` with `file_dates = false`, or when the run did not get there).
+    pub dated_files: Option<DatedFiles>,
     /// The list views after the run (`null` with `--dry-run`).
     pub views: Option<ViewsSummary>,
+    /// The views by template (`[[views]]`) after the run (`null` when the
+    /// config file declares none).
+    pub template_views: Option<TemplateViewsSummary>,
+    /// The XMP sidecars after the run (`null` unless `sidecars = "xmp"`).
+    pub sidecars: Option<SidecarsSummary>,
     /// What `--prune` deleted, would delete, or refused to (`null` without it).
     pub prune: Option<PruneSummary>,
     /// What `--export` wrote (`null` without it).
@@ -158,7 +173,11 @@ impl Summary {
                 .map_or(0, |run| run.bucket.retries()),
             seconds: 0.0,
             first_byte_seconds: None,
+            dates: None,
+            dated_files: None,
             views: None,
+            template_views: None,
+            sidecars: None,
             prune: None,
             export: None,
             versions_kept: Vec::new(),

@@ -230,6 +230,40 @@ impl Store {
         Ok(states.into_iter().collect())
     }
 
+    /// The views by template as last written: name → template.
+    pub fn template_views(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|connection| {
+            rows(
+                connection,
+                "SELECT name, template FROM template_views ORDER BY name",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })
+    }
+
+    /// Replaces the recorded views by template with `views` (name,
+    /// template, links).
+    pub fn replace_template_views(
+        &self,
+        views: &[(String, String, usize)],
+    ) -> Result<(), StoreError> {
+        self.transaction(|transaction| {
+            transaction.execute("DELETE FROM template_views", [])?;
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO template_views (name, template, links) VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, template, links) in views {
+                insert.execute(params![
+                    name,
+                    template,
+                    i64::try_from(*links).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Replaces the recorded view states with `states` (views not named
     /// are forgotten, and are read in full next time).
     pub fn replace_view_states(&self, states: &[(String, ViewState)]) -> Result<(), StoreError> {

@@ -24,11 +24,13 @@
 //! [`figures`] (what `status` and `lists` sum up), [`checks`] (each
 //! variant's last check by `verify`, and the age of the oldest), [`resume`]
 //! (the points a big transfer resumes from after a crash, and the uploads
-//! kept open for it).
+//! kept open for it), [`dates`] (each media's own date and shape, and the
+//! times its files carry).
 
 mod archive;
 mod checks;
 mod database;
+mod dates;
 mod error;
 mod figures;
 mod history;
@@ -45,6 +47,10 @@ pub use archive::{
     ArchivedVariant, PreviousBytes, VerifiedFile, VersionRecord, ViewFile, ViewState,
 };
 pub use checks::{CheckFigures, CheckOutcome, CheckRecord, CheckRun, PACE_RUNS, Pace};
+pub use dates::{
+    Description, FileToDate, MediaFacts, SOURCE_CACHED, SOURCE_FIRST_SEEN, SOURCE_ONLYFANS,
+    SidecarRecord,
+};
 pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};

@@ -200,7 +200,7 @@ impl Store {
                         last_error = CASE WHEN ?7 THEN NULL ELSE last_error END,
                         part_validator = NULL, updated_at = ?6,
                         verified_content_type = content_type, verified_stored_at = stored_at,
-                        checked_at = NULL, check_outcome = NULL
+                        checked_at = NULL, check_outcome = NULL, file_dated_at = NULL
                      WHERE media_id = ?1 AND label = ?2",
                 )?
                 .execute(params![

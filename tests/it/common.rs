@@ -343,6 +343,7 @@ pub fn add_video(vault: &mut Vault, id: &str, size: usize) {
             media_type: "video".into(),
             duration: Some(2.0),
             variants,
+            access: None,
         },
     );
     vault.lists[0].members.push(id.to_owned());

@@ -193,7 +193,9 @@ async fn grid_tiles_show_pictures_at_least_as_large_as_the_tile() {
     session.screenshot(&artifact("gallery-tiles.png")).await;
     let density = grid["density"].as_f64().unwrap();
     let tiles = grid["tiles"].as_array().unwrap();
-    assert!(tiles.len() >= 15, "{grid}");
+    // The timeline's month headers take rows of their own, so fewer tiles
+    // than a screenful of rows are in view.
+    assert!(tiles.len() >= 10, "{grid}");
     let mut videos = 0;
     for tile in tiles {
         let natural = (tile[2].as_f64().unwrap(), tile[3].as_f64().unwrap());
@@ -364,6 +366,7 @@ async fn on_a_phone_the_agency_overview_does_not_scroll_sideways() {
                 outcome: Some("partial".into()),
                 exit_code: Some(3),
             }),
+            media_dates: Some((1_650_000_000_000, 1_796_625_669_250)),
             gallery: true,
         })
         .collect();
@@ -394,7 +397,8 @@ async fn on_a_phone_the_agency_overview_does_not_scroll_sideways() {
         widths[2].as_f64().unwrap() > widths[3].as_f64().unwrap(),
         "{widths}"
     );
-    assert_eq!(widths[4], 13, "{widths}");
+    // Written at, and per row its last run and its oldest and newest media.
+    assert_eq!(widths[4], 1 + 12 * 3, "{widths}");
     session.close().await;
 }
 
@@ -503,41 +507,13 @@ async fn sample_gallery(browser: &Browser) -> (Sandbox, Session) {
 #[tokio::test]
 async fn fifty_thousand_media_render_one_page_at_a_time() {
     let browser = require!(Browser::find());
-    use vault_mirror::archive::snapshot::Snapshot;
-    use vault_mirror::store::{ArchiveList, ArchivedVariant};
     let out = tempfile::tempdir().unwrap();
     let count = 50_000;
-    let mut snapshot = Snapshot {
-        lists: (0..8)
-            .map(|index| ArchiveList {
-                list_id: format!("{}", 28_489_180 + index),
-                name: format!("List number {index}"),
-                gone_at: None,
-            })
-            .collect(),
-        ..Snapshot::default()
-    };
-    for index in 0..count {
-        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
-        snapshot
-            .membership
-            .insert(id.clone(), vec![(index % 8, None)]);
-        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
-            snapshot.variants.push(ArchivedVariant {
-                media_id: id.clone(),
-                label: label.into(),
-                local_path: format!("media/{id}/{label}.jpg"),
-                sha256: "0".repeat(64),
-                size,
-                content_type: Some("image/jpeg".into()),
-                media_type: Some("image".into()),
-                duration: None,
-                created_at: Some(1_767_225_600_000 + index as i64 * 1000),
-                stored_at: None,
-                verified_at: None,
-            });
-        }
-    }
+    let snapshot = big_snapshot(
+        count,
+        |index| 1_767_225_600_000 + index as i64 * 1000,
+        false,
+    );
     let html = vault_mirror::archive::gallery::render(&snapshot, 1_767_225_600_000);
     let page = out.path().join("index.html");
     std::fs::write(&page, &html).unwrap();
@@ -589,6 +565,159 @@ async fn fifty_thousand_media_render_one_page_at_a_time() {
     );
     session.screenshot(&artifact("gallery-50k.png")).await;
     session.close().await;
+}
+
+/// The timeline at 100,000 media: month headers, newest first, and a jump
+/// to a month years back (its time is a figure for bench/gallery.sh).
+#[tokio::test]
+async fn a_hundred_thousand_media_on_a_timeline_jump_to_a_month() {
+    let browser = require!(Browser::find());
+    let out = tempfile::tempdir().unwrap();
+    let count = 100_000;
+    let newest = 1_767_225_600_000i64; // 2026-01-01
+    // Twenty minutes apart: four years of media, each dated by OnlyFans.
+    let snapshot = big_snapshot(count, |index| newest - index as i64 * 1_200_000, true);
+    let html = vault_mirror::archive::gallery::render(&snapshot, newest);
+    let page = out.path().join("index.html");
+    std::fs::write(&page, &html).unwrap();
+
+    let mut session = browser.session().await;
+    let started = Instant::now();
+    session.open(&page).await;
+    let shown = session
+        .wait_for(
+            "the first page",
+            "const tiles = document.querySelectorAll('#grid .tile').length; \
+             return tiles ? [tiles, document.querySelector('#grid .month').textContent, \
+             document.getElementById('month').options.length, document.getElementById('month').value] : null;",
+        )
+        .await;
+    let first_page = started.elapsed();
+    assert_eq!(shown[0], 120, "{shown}");
+    // Newest first: the page opens on the newest month (2026-01-01 UTC
+    // falls in December 2025 for the media before it).
+    assert!(shown[1].as_str().unwrap().contains("2026"), "{shown}");
+    assert!(shown[2].as_u64().unwrap() >= 47, "{shown}");
+    assert_eq!(shown[3], "2026-01", "{shown}");
+    let jumped = session
+        .script(
+            r#"
+            const started = performance.now();
+            const picker = document.getElementById('month');
+            picker.value = '2023-03';
+            picker.dispatchEvent(new Event('change'));
+            const header = document.getElementById('month-2023-03');
+            const next = header && header.nextElementSibling;
+            return [performance.now() - started, !!header, next && next.title,
+                    document.getElementById('range').textContent, picker.value,
+                    header ? Math.round(header.getBoundingClientRect().top) : null];
+            "#,
+        )
+        .await;
+    assert_eq!(jumped[1], true, "{jumped}");
+    assert_eq!(jumped[4], "2023-03", "{jumped}");
+    // The first media of March 2023 (newest first: its last day's).
+    let first_of_march = (0..count)
+        .find(|index| newest - *index as i64 * 1_200_000 < 1_680_307_200_000)
+        .unwrap();
+    assert_eq!(
+        jumped[2],
+        format!("{:010}", 4_100_000_000u64 + first_of_march as u64 * 7),
+        "{jumped}"
+    );
+    // The viewer shows the media's own date, its lists and its dimensions.
+    let viewer = session
+        .script(
+            "document.getElementById('month-2023-03').nextElementSibling.click(); \
+             const info = document.getElementById('lightbox-info'); \
+             const time = info.querySelector('time'); \
+             const text = info.textContent; \
+             document.getElementById('lightbox-close').click(); \
+             return [time && time.getAttribute('datetime'), text.includes('1280 × 960'), \
+                     text.includes('List number ')];",
+        )
+        .await;
+    assert_eq!(viewer[1], true, "{viewer}");
+    assert_eq!(viewer[2], true, "{viewer}");
+    assert!(
+        viewer[0].as_str().unwrap().starts_with("2023-03-"),
+        "{viewer}"
+    );
+    // The list filter still works on the timeline.
+    let filtered = session
+        .script(
+            "document.querySelector('.list[data-list=\"3\"]').click(); \
+             return [document.getElementById('range').textContent, document.querySelectorAll('#grid .month').length];",
+        )
+        .await;
+    assert!(
+        filtered[0].as_str().unwrap().contains("12,500 media"),
+        "{filtered}"
+    );
+    eprintln!(
+        "gallery-100k: html_mb={} first_page_ms={} jump_to_month_ms={:.0}",
+        html.len() / 1_000_000,
+        first_page.as_millis(),
+        jumped[0].as_f64().unwrap()
+    );
+    session
+        .screenshot(&artifact("gallery-100k-timeline.png"))
+        .await;
+    session.close().await;
+}
+
+/// A snapshot of `count` media in 8 lists, each a `full` and a `thumb`
+/// JPEG, media `index` dated `date(index)`: as its variants' cache time,
+/// or (`own_dates`) as its own date from the Access API.
+fn big_snapshot(
+    count: usize,
+    date: impl Fn(usize) -> i64,
+    own_dates: bool,
+) -> vault_mirror::archive::snapshot::Snapshot {
+    use vault_mirror::archive::snapshot::Snapshot;
+    use vault_mirror::store::{ArchiveList, ArchivedVariant, MediaFacts};
+    let mut snapshot = Snapshot {
+        lists: (0..8)
+            .map(|index| ArchiveList {
+                list_id: format!("{}", 28_489_180 + index),
+                name: format!("List number {index}"),
+                gone_at: None,
+            })
+            .collect(),
+        ..Snapshot::default()
+    };
+    for index in 0..count {
+        let id = format!("{:010}", 4_100_000_000u64 + index as u64 * 7);
+        snapshot
+            .membership
+            .insert(id.clone(), vec![(index % 8, None)]);
+        if own_dates {
+            let facts = MediaFacts {
+                date: date(index),
+                date_source: "onlyfans".into(),
+                width: Some(1280),
+                height: Some(960),
+                duration: None,
+            };
+            snapshot.facts.insert(id.clone(), facts);
+        }
+        for (label, size) in [("full", 180_000), ("thumb", 9_000)] {
+            snapshot.variants.push(ArchivedVariant {
+                media_id: id.clone(),
+                label: label.into(),
+                local_path: format!("media/{id}/{label}.jpg"),
+                sha256: "0".repeat(64),
+                size,
+                content_type: Some("image/jpeg".into()),
+                media_type: Some("image".into()),
+                duration: None,
+                created_at: Some(if own_dates { 1 } else { date(index) }),
+                stored_at: None,
+                verified_at: None,
+            });
+        }
+    }
+    snapshot
 }
 
 /// A stable path for a screenshot: `target/<name>`.
@@ -648,6 +777,7 @@ fn picture_vault(count: usize) -> Vault {
                 media_type: if is_video { "video" } else { "image" }.to_owned(),
                 duration: is_video.then_some(2.1),
                 variants,
+                access: None,
             },
         );
         lists[index % 4].members.push(id.clone());

@@ -136,6 +136,7 @@ fn s3_lying_sizes_and_types_leave_no_object() {
             media_type: "photo".into(),
             duration: None,
             variants: BTreeMap::from([("full".to_owned(), fake)]),
+            access: None,
         },
     );
     vault.lists[0].members.push(id);
