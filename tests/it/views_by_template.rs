@@ -1,6 +1,9 @@
 //! Views by template (`[[views]]`, issue 21): links over `media/`, never
 //! copies; a template change rewrites the view alone; hostile strings
 //! never lead outside the view; a bad template is refused before any work.
+//! Unix only: it compares inodes and modification times (`MetadataExt`).
+
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
