@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - Every option is one line of [`OPTIONS`]: its dotted key and how its
-//!   value sets `Settings`. Parsing, unknown-key errors and the README's
+//!   value sets `Settings`. Parsing, unknown-key errors and docs/reference.md's
 //!   list of keys all follow that table.
 //! - Every error names the file, the line and the key; none quotes a value
 //!   (a misplaced secret must not reach a terminal or a log).
@@ -928,13 +928,13 @@ stall_timeout = 45
     }
 
     #[test]
-    fn the_readme_example_holds_every_key_and_parses() {
-        let readme = include_str!("../README.md");
-        let start = readme
+    fn the_guides_example_holds_every_key_and_parses() {
+        let reference = include_str!("../docs/reference.md");
+        let start = reference
             .find("```toml\n")
-            .expect("the README has a TOML example")
+            .expect("docs/reference.md has a TOML example")
             + 8;
-        let example = &readme[start..];
+        let example = &reference[start..];
         let example = &example[..example.find("```").unwrap()];
         // Commented-out keys count as documented; uncomment them to parse all.
         let uncommented: String = example
@@ -950,7 +950,7 @@ stall_timeout = 45
         for option in OPTIONS {
             assert!(
                 file.sets(option.key),
-                "the README's example lacks `{}`",
+                "the example in docs/reference.md lacks `{}`",
                 option.key
             );
         }

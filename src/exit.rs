@@ -1,4 +1,4 @@
-//! The exit-code policy: what each code means (README.md, "Exit codes"),
+//! The exit-code policy: what each code means (docs/reference.md, "Exit codes"),
 //! and how the codes of many connections combine into the process's one.
 
 /// How a command ended, as the process's exit code says it.

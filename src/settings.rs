@@ -215,8 +215,8 @@ pub struct Settings {
     pub watch: WatchSettings,
 }
 
-/// What an unattended run leaves for those watching it (README,
-/// "Unattended runs"): metrics, pings, events.
+/// What an unattended run leaves for those watching it (docs/scheduling.md
+/// and docs/reference.md): metrics, pings, events.
 #[derive(Debug, Clone, Default)]
 pub struct WatchSettings {
     /// The Prometheus textfile written at the end of every run.

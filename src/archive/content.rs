@@ -2,6 +2,7 @@
 //! agree with the response's `Content-Type` header and with the magic bytes
 //! at the start of the file.
 
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
 /// How many leading bytes the magic-byte check looks at.
@@ -53,6 +54,46 @@ impl Tally {
     /// sha256 (lowercase hex) of the bytes so far.
     pub fn sha256(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// The sha256 state after the bytes so far, when no partial block is
+    /// pending (the count a multiple of 64, as at every part boundary):
+    /// 32 bytes, which with the count are the whole of it. None otherwise.
+    pub fn state(&self) -> Option<[u8; 32]> {
+        let serialized = self.hasher.serialize();
+        // Layout (sha2 0.11): the eight state words (little-endian), the
+        // count of blocks (u64, little-endian), then the pending block
+        // buffer, all zero when empty.
+        let (state, rest) = serialized.split_at(32);
+        let (blocks, pending) = rest.split_at(8);
+        let blocks = u64::from_le_bytes(blocks.try_into().ok()?);
+        if pending.iter().any(|&byte| byte != 0) || blocks.checked_mul(64)? != self.length {
+            return None;
+        }
+        state.try_into().ok()
+    }
+
+    /// The tally of a file's first `length` bytes from the sha256 `state`
+    /// after them ([`Tally::state`]) and the file's `head`: what adding
+    /// those bytes to a fresh tally would have given. None when `length`
+    /// is not a multiple of 64.
+    pub fn resume(state: &[u8; 32], length: u64, head: &[u8]) -> Option<Tally> {
+        if !length.is_multiple_of(64) {
+            return None;
+        }
+        let mut serialized = SerializedState::<Sha256>::default();
+        serialized[..32].copy_from_slice(state);
+        serialized[32..40].copy_from_slice(&(length / 64).to_le_bytes());
+        let hasher = Sha256::deserialize(&serialized).ok()?;
+        let take = head
+            .len()
+            .min(SNIFF_LEN)
+            .min(usize::try_from(length).unwrap_or(usize::MAX));
+        Some(Tally {
+            hasher,
+            length,
+            head: head[..take].to_vec(),
+        })
     }
 }
 
@@ -138,6 +179,28 @@ mod tests {
     const MP4: &[u8] = &[
         0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0,
     ];
+
+    #[test]
+    fn a_tally_resumed_from_its_state_ends_with_the_same_sha256() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut whole = Tally::default();
+        whole.add(&bytes);
+        for cut in [0usize, 64, 640, 8192] {
+            let mut first = Tally::default();
+            first.add(&bytes[..cut]);
+            let state = first.state().unwrap();
+            let mut resumed = Tally::resume(&state, cut as u64, &bytes[..cut]).unwrap();
+            resumed.add(&bytes[cut..]);
+            assert_eq!(resumed.sha256(), whole.sha256(), "cut at {cut}");
+            assert_eq!(resumed.len(), whole.len());
+            assert_eq!(resumed.head(), whole.head());
+        }
+        // Mid-block there is no 32-byte state to give.
+        let mut odd = Tally::default();
+        odd.add(&bytes[..100]);
+        assert_eq!(odd.state(), None);
+        assert!(Tally::resume(&[0; 32], 100, &[]).is_none());
+    }
 
     #[test]
     fn magic_bytes_agree_or_not() {

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::FutureExt;
 use serde::Serialize;
@@ -68,7 +69,7 @@ pub async fn run(
     }
     let display = Arc::new(progress::display_for(base.output));
     let stop = super::stop::graceful_stop(display.clone()).shared();
-    let connections = chosen
+    let connections: Vec<Connection<Failure>> = chosen
         .into_iter()
         .map(|connection| Connection {
             settings: settings_for(global, mirror, base, &connection.id),
@@ -76,10 +77,16 @@ pub async fn run(
             username: connection.username,
         })
         .collect();
+    let plan = Arc::new(WholePlans {
+        connections: connections.len(),
+        whole: AtomicUsize::new(0),
+    });
     let reporter = |settings: &Settings, id: &str| -> Arc<dyn Reporter> {
         let labelled = Arc::new(Labelled {
             label: format!("[{}] ", super::table::shown(id, 40)),
             display: display.clone(),
+            plan: plan.clone(),
+            whole: AtomicBool::new(false),
         });
         watchers.reporter(labelled, settings)
     };
@@ -265,7 +272,7 @@ fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: 
         }
     }
     if !base.output.quiet {
-        eprintln!(
+        let line = format!(
             "{}: {} complete, {} partial, {} refused, {} failed, {} interrupted, {} not started; \
              {} downloaded ({}) in {:.1}s; overview in {}",
             vault_mirror::counted(totals.connections as u64, "connection"),
@@ -280,6 +287,7 @@ fn print_runs(base: &Settings, runs: &[ConnectionRun], totals: &Totals, global: 
             totals.seconds,
             base.local.join(INDEX).display()
         );
+        eprintln!("{}", super::terminal::for_stderr(&line));
     }
 }
 
@@ -316,6 +324,36 @@ async fn dry_run(
 struct Labelled {
     label: String,
     display: Arc<Progress>,
+    /// How many of the run's connections have their plan whole.
+    plan: Arc<WholePlans>,
+    /// Whether this connection's plan is whole (or its run ended).
+    whole: AtomicBool,
+}
+
+/// The display's totals are final once every connection's plan is whole
+/// or its run ended (then it adds nothing more); until then they stay
+/// lower bounds (`≥`, no ETA).
+struct WholePlans {
+    connections: usize,
+    whole: AtomicUsize,
+}
+
+impl Labelled {
+    /// This connection adds nothing more: the last one to say so makes
+    /// the display's totals final.
+    fn plan_whole(&self) {
+        if !self.whole.swap(true, Ordering::Relaxed)
+            && self.plan.whole.fetch_add(1, Ordering::Relaxed) + 1 == self.plan.connections
+        {
+            self.display.on_planned();
+        }
+    }
+}
+
+impl Drop for Labelled {
+    fn drop(&mut self) {
+        self.plan_whole();
+    }
 }
 
 impl Reporter for Labelled {
@@ -324,11 +362,16 @@ impl Reporter for Labelled {
             .on_stage(stage, &format!("{}{detail}", self.label));
     }
     fn on_queued(&self, files: u64, bytes: u64) {
+        if self.whole.swap(false, Ordering::Relaxed) {
+            self.plan.whole.fetch_sub(1, Ordering::Relaxed);
+        }
         self.display.on_queued(files, bytes);
     }
-    /// Not passed on: one connection's plan being whole says nothing of
-    /// the others', so the display's totals stay lower bounds (no ETA).
-    fn on_planned(&self) {}
+    /// Passed on only with the last connection's: one connection's plan
+    /// being whole says nothing of the others'.
+    fn on_planned(&self) {
+        self.plan_whole();
+    }
     fn on_start(&self, id: TransferId, name: &str, size: u64, resumed_from: u64) {
         self.display
             .on_start(id, &format!("{}{name}", self.label), size, resumed_from);

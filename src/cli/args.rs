@@ -1,4 +1,4 @@
-//! The command-line contract (README.md, "Using it"): commands, flags and the
+//! The command-line contract (docs/one-connection.md, "The command line"): commands, flags and the
 //! environment variables that stand in for them. Only clap lives here;
 //! [`super::settings`] turns these into `Settings`.
 //!
@@ -349,6 +349,33 @@ fn parse_positive_size(text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
+/// Parses one shell command line as clap would, the way a scheduler file
+/// or the guide shows it: `exec` and environment assignments before the
+/// binary, the binary by any path, and the command ends at a comment, a
+/// pipe, a redirection, `&`, `&&`, `||` or `;`. The deploy files' tests
+/// and the guide's (`manual.rs`) share it.
+pub(crate) fn parse_command_line(command_line: &str) -> Result<Cli, String> {
+    let words = shell_words::split(command_line).map_err(|error| error.to_string())?;
+    let ends = |word: &String| {
+        ["|", "||", "&", "&&", ";"].contains(&word.as_str())
+            || word.starts_with('>')
+            || word.starts_with('<')
+            || word.starts_with("2>")
+    };
+    let mut words: Vec<String> = words
+        .into_iter()
+        .skip_while(|word| word == "exec" || word.contains('=') && !word.starts_with('-'))
+        .take_while(|word| !ends(word))
+        .collect();
+    match words.first() {
+        Some(binary) if binary == "vault-mirror" || binary.ends_with("/vault-mirror") => {}
+        _ => return Err("not a vault-mirror command line".to_owned()),
+    }
+    words[0] = "vault-mirror".to_owned();
+    Cli::try_parse_from(&words).map_err(|error| error.render().to_string())
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
@@ -392,7 +419,7 @@ mod tests {
 
     /// The scheduler files under `deploy/`: each runs a command line that
     /// clap accepts, with the fields that matter (shards, no overlap,
-    /// retries, failure alerts); the README shows each one as it is.
+    /// retries, failure alerts); docs/scheduling.md shows each one as it is.
     mod deploy {
         use super::*;
         use vault_mirror::shard::Shard;
@@ -444,13 +471,7 @@ mod tests {
         /// Parses a shell command line (`exec` and the binary's path first)
         /// as clap would, and returns the mirror's shard.
         fn shard_of(command_line: &str) -> Shard {
-            let mut words = shell_words::split(command_line).unwrap();
-            if words.first().is_some_and(|word| word == "exec") {
-                words.remove(0);
-            }
-            assert!(words[0].ends_with("vault-mirror"), "{command_line}");
-            words[0] = "vault-mirror".to_owned();
-            let cli = Cli::try_parse_from(&words)
+            let cli = parse_command_line(command_line)
                 .unwrap_or_else(|error| panic!("{command_line}: {error}"));
             assert!(matches!(cli.command, Command::Mirror(_)), "{command_line}");
             assert!(cli.global.all_connections, "{command_line}");
@@ -461,14 +482,7 @@ mod tests {
         /// Parses a shell command line (environment assignments and the
         /// binary's path first) as clap would: a `mirror` command.
         fn mirror_of(command_line: &str) -> Cli {
-            let mut words: Vec<String> = shell_words::split(command_line)
-                .unwrap()
-                .into_iter()
-                .skip_while(|word| word.contains('=') && !word.starts_with('-'))
-                .collect();
-            assert!(words[0].ends_with("/vault-mirror"), "{command_line}");
-            words[0] = "vault-mirror".to_owned();
-            let cli = Cli::try_parse_from(&words)
+            let cli = parse_command_line(command_line)
                 .unwrap_or_else(|error| panic!("{command_line}: {error}"));
             assert!(matches!(cli.command, Command::Mirror(_)), "{command_line}");
             cli
@@ -491,13 +505,13 @@ mod tests {
             assert_eq!(value(&timer, "Timer", "Persistent"), "true");
             assert_eq!(value(&timer, "Install", "WantedBy"), "timers.target");
 
-            // The README's crontab line: five time fields, then the command.
-            let readme = include_str!("../../README.md");
-            let block = readme
+            // The guide's crontab line: five time fields, then the command.
+            let guide = include_str!("../../docs/scheduling.md");
+            let block = guide
                 .split("```cron\n")
                 .nth(1)
                 .and_then(|rest| rest.split("```").next())
-                .expect("a cron block in the README");
+                .expect("a cron block in docs/scheduling.md");
             let line = block.lines().next().unwrap();
             let command: Vec<&str> = line.split_whitespace().skip(5).collect();
             let cli = mirror_of(&command.join(" "));
@@ -601,14 +615,7 @@ mod tests {
         /// Parses a command line (`exec` or environment assignments and the
         /// binary's path first) as clap would: a rolling `verify`, its budget.
         fn rolling_verify_of(command_line: &str) -> (Cli, std::time::Duration) {
-            let mut words: Vec<String> = shell_words::split(command_line)
-                .unwrap()
-                .into_iter()
-                .skip_while(|word| word == "exec" || word.contains('=') && !word.starts_with('-'))
-                .collect();
-            assert!(words[0].ends_with("vault-mirror"), "{command_line}");
-            words[0] = "vault-mirror".to_owned();
-            let cli = Cli::try_parse_from(&words)
+            let cli = parse_command_line(command_line)
                 .unwrap_or_else(|error| panic!("{command_line}: {error}"));
             let Command::Verify(args) = &cli.command else {
                 panic!("not a verify: {command_line}");
@@ -681,8 +688,8 @@ mod tests {
         }
 
         #[test]
-        fn the_readme_shows_each_file_as_it_is() {
-            let readme = include_str!("../../README.md");
+        fn the_guide_shows_each_file_as_it_is() {
+            let guide = include_str!("../../docs/scheduling.md");
             for (name, text) in [
                 ("vault-mirror@.service", SERVICE),
                 ("vault-mirror@.timer", TIMER),
@@ -696,8 +703,8 @@ mod tests {
                 ("verify-cronjob.yaml", VERIFY_CRONJOB),
             ] {
                 assert!(
-                    readme.contains(text),
-                    "the README does not show deploy/…/{name} as it is"
+                    guide.contains(text),
+                    "docs/scheduling.md does not show deploy/…/{name} as it is"
                 );
             }
         }

@@ -46,8 +46,11 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     if connections > 1 {
         if talk && !settings.mirror.dry_run {
             eprintln!(
-                "demo: a sample account of {connections} connections, each a Vault+ of {media} media in 4 lists, is serving at {}",
-                server.base_url()
+                "{}",
+                super::terminal::for_stderr(&format!(
+                    "demo: a sample account of {connections} connections, each a Vault+ of {media} media in 4 lists, is serving at {}",
+                    server.base_url()
+                ))
             );
         }
         // As `--all-connections` would: the account's listing names them.
@@ -60,7 +63,10 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
             super::agency::run(global, &demo.mirror, &settings, chosen, Some(&watchers)).await?
         };
         if talk {
-            eprint!("{}", agency_what_to_open(&settings));
+            eprint!(
+                "{}",
+                super::terminal::for_stderr(&agency_what_to_open(&settings))
+            );
         }
         return Ok(code);
     }
@@ -69,15 +75,21 @@ pub async fn run_demo(global: &super::args::GlobalArgs, demo: &DemoArgs) -> Resu
     }
     if talk {
         eprintln!(
-            "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
-            media - images,
-            server.base_url()
+            "{}",
+            super::terminal::for_stderr(&format!(
+                "demo: a sample Vault+ with {media} media ({images} images, {} clips) in 4 lists is serving at {}",
+                media - images,
+                server.base_url()
+            ))
         );
     }
     let watchers = Watchers::start(&settings, "demo")?;
     let code = run_watched(&settings, "demo", watchers).await?;
     if talk {
-        eprint!("{}", what_to_open(&settings, code));
+        eprint!(
+            "{}",
+            super::terminal::for_stderr(&what_to_open(&settings, code))
+        );
     }
     Ok(code)
 }
@@ -150,11 +162,11 @@ fn what_to_open(settings: &Settings, code: i32) -> String {
     }
     let width = lines
         .iter()
-        .map(|(path, _)| super::table::width(path))
+        .map(|(path, _)| super::terminal::width(path))
         .max()
         .unwrap_or(0);
     for (path, what) in lines {
-        let pad = " ".repeat(width - super::table::width(&path));
+        let pad = " ".repeat(width - super::terminal::width(&path));
         text.push_str(&format!("  {path}{pad}   {what}\n"));
     }
     let command = invoked_as();

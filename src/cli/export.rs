@@ -41,9 +41,16 @@ pub fn json(report: &ExportReport) -> serde_json::Value {
     serde_json::to_value(report).unwrap_or_default()
 }
 
+/// `eprintln!`, wrapped to the terminal's width when stderr is one.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", super::terminal::for_stderr(&format!($($arg)*)))
+    };
+}
+
 pub fn print_export(summary: &ExportSummary, output: Output) {
     if !output.quiet {
-        eprintln!(
+        say!(
             "exported {} media ({}, {}) into {}: {}",
             summary.media,
             vault_mirror::counted((summary.variants + summary.versions) as u64, "file"),
@@ -52,12 +59,12 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
             summary.written.join(", ")
         );
         if summary.out.bucket().is_some() {
-            eprintln!(
+            say!(
                 "  serve the prefix as a static website, or: aws s3 sync {} DIR && cd DIR && sha256sum -c SHA256SUMS (then open index.html)",
                 summary.out
             );
         } else {
-            eprintln!(
+            say!(
                 "  open {} in a browser; check every file with: cd {} && sha256sum -c SHA256SUMS",
                 summary.out.shown_file("index.html"),
                 summary.out
@@ -66,16 +73,16 @@ pub fn print_export(summary: &ExportSummary, output: Output) {
     }
     const SHOWN: usize = 20;
     for path in summary.missing.iter().take(SHOWN) {
-        eprintln!("  missing: {path} is recorded but not on disk as recorded; left out");
+        say!("  missing: {path} is recorded but not on disk as recorded; left out");
     }
     if summary.missing.len() > SHOWN {
-        eprintln!(
+        say!(
             "  … and {} more missing (see `--json`)",
             summary.missing.len() - SHOWN
         );
     }
     if !summary.missing.is_empty() {
-        eprintln!("  the next `vault-mirror mirror` fetches them again");
+        say!("  the next `vault-mirror mirror` fetches them again");
     }
 }
 
@@ -85,7 +92,7 @@ pub fn print_prune(prune: &PruneSummary, output: Output) {
         return;
     }
     if !prune.refused {
-        eprintln!("{}", prune.headline());
+        say!("{}", prune.headline());
     }
     let verb = if prune.refused || prune.dry_run {
         "would delete"
@@ -94,10 +101,10 @@ pub fn print_prune(prune: &PruneSummary, output: Output) {
     };
     let shown = if prune.refused { 20 } else { usize::MAX };
     for file in prune.files.iter().take(shown) {
-        eprintln!("  {verb}: {} ({})", file.path, human_bytes(file.size));
+        say!("  {verb}: {} ({})", file.path, human_bytes(file.size));
     }
     if prune.files.len() > shown {
-        eprintln!(
+        say!(
             "  … and {} more (see `--dry-run --json`)",
             prune.files.len() - shown
         );

@@ -89,7 +89,7 @@ impl From<MirrorError> for Failure {
                 None => "`--quality all` takes every label; nothing was changed".into(),
             }),
             MirrorError::Settings(SettingsError::MissingApiKey) => hints.push(
-                "`vault-mirror --help` lists where settings come from; the README has an annotated config file".into(),
+                "`vault-mirror --help` lists where settings come from; docs/reference.md has an annotated config file".into(),
             ),
             _ => {}
         }
@@ -153,7 +153,10 @@ pub fn print_failure(failure: &Failure, output: Output) {
     if failure.diagnosis().is_some() {
         tracing::debug!("{}", vault_mirror::report::chain(failure.error.as_ref()));
     }
-    eprint!("{}", failure_text(failure, output.verbose > 0));
+    eprint!(
+        "{}",
+        super::terminal::for_stderr(&failure_text(failure, output.verbose > 0))
+    );
 }
 
 /// One connection's entry in the `--json` object of a command over many

@@ -47,7 +47,10 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
             });
             println!("{body}");
         } else {
-            print!("{}", render_run(&run, &changes, vault_mirror::now_ms()));
+            print!(
+                "{}",
+                super::terminal::for_stdout(&render_run(&run, &changes, vault_mirror::now_ms()))
+            );
         }
         return Ok(0);
     }
@@ -57,8 +60,11 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, Failure> {
         println!("{body}");
     } else {
         print!(
-            "{}\n`vault-mirror history RUN` {RUN_HINT}\n",
-            render_runs(&runs)
+            "{}",
+            super::terminal::for_stdout(&format!(
+                "{}\n`vault-mirror history RUN` {RUN_HINT}\n",
+                render_runs(&runs)
+            ))
         );
     }
     Ok(0)
@@ -104,7 +110,12 @@ pub async fn run_many(
         println!("{body}");
     } else {
         let out = settings.archive.to_string();
-        print!("{text}\n`vault-mirror history RUN --out {out}/<connection id>` {RUN_HINT}\n");
+        print!(
+            "{}",
+            super::terminal::for_stdout(&format!(
+                "{text}\n`vault-mirror history RUN --out {out}/<connection id>` {RUN_HINT}\n"
+            ))
+        );
     }
     Ok(0)
 }
@@ -165,6 +176,13 @@ fn figure(value: Option<u64>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| value.to_string())
 }
 
+/// `2026-12-02 05:42` (UTC, to the minute): the table of runs fits 80
+/// columns; `history RUN` gives the second.
+fn started_minute(epoch_ms: i64) -> String {
+    let time = vault_mirror::utc_time(epoch_ms);
+    time.get(..16).map_or(time.clone(), str::to_owned)
+}
+
 fn render_runs(runs: &[RunRow]) -> String {
     if runs.is_empty() {
         return "no runs yet\n".to_owned();
@@ -172,14 +190,14 @@ fn render_runs(runs: &[RunRow]) -> String {
     let mut table = Table::new(&[
         ("RUN", Align::Right),
         ("COMMAND", Align::Left),
-        ("STARTED", Align::Left),
+        ("STARTED UTC", Align::Left),
         ("TOOK", Align::Right),
         ("OUTCOME", Align::Left),
         ("EXIT", Align::Right),
         ("FILES", Align::Right),
         ("BYTES", Align::Right),
-        ("FAILED", Align::Right),
-        ("PENDING", Align::Right),
+        ("FAIL", Align::Right),
+        ("PEND", Align::Right),
     ]);
     let mut errors = Vec::new();
     for row in runs {
@@ -188,7 +206,7 @@ fn render_runs(runs: &[RunRow]) -> String {
         table.row(vec![
             record.run_id.to_string(),
             record.command.clone(),
-            vault_mirror::utc_time(record.started_at),
+            started_minute(record.started_at),
             row.seconds.map(duration_text).unwrap_or_default(),
             row.state.clone(),
             record

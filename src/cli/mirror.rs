@@ -269,7 +269,8 @@ pub fn print_summary(summary: &Summary, output: Output) {
     if output.quiet && problems == 0 {
         return;
     }
-    eprint!("{}", summary_head(summary, output));
+    let fit = super::terminal::for_stderr;
+    eprint!("{}", fit(&summary_head(summary, output)));
     if summary.outcome == pipeline::Outcome::Interrupted {
         return;
     }
@@ -279,7 +280,7 @@ pub fn print_summary(summary: &Summary, output: Output) {
     if let Some(export) = &summary.export {
         super::export::print_export(export, output);
     }
-    eprint!("{}", summary_errors(summary));
+    eprint!("{}", fit(&summary_errors(summary)));
 }
 
 /// The summary as a person reads it (what a run without `--quiet` prints,

@@ -15,6 +15,7 @@ mod history;
 mod lists;
 mod lock;
 mod logging;
+mod manual;
 mod mirror;
 mod per_connection;
 mod progress;
@@ -22,6 +23,7 @@ mod settings;
 mod status;
 mod stop;
 mod table;
+mod terminal;
 mod unattended;
 mod verify;
 

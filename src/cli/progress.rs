@@ -39,6 +39,7 @@ pub fn display_for(output: Output) -> Progress {
         Progress::Bars(Box::new(Bars::new(
             colour_wanted(),
             ProgressDrawTarget::stderr_with_hz(10),
+            super::terminal::stderr_width().unwrap_or(80),
         )))
     } else {
         Progress::Lines(Counts::default())
@@ -108,30 +109,80 @@ impl Progress {
 
     /// A stop signal: the bars go (transfers in flight are dropped, so
     /// they would stay drawn as they were), then `text` is shown.
-    pub fn stopping(&self, text: &str) {
+    /// `echoed`: the signal is a Ctrl-C typed on the terminal, which
+    /// echoed `^C` where the cursor was. The bars fill every line to the
+    /// last column (indicatif lets the terminal wrap), so the echo began
+    /// a line below them that they know nothing of: that line goes first,
+    /// or clearing them (so many lines up from the cursor) would leave
+    /// their top line, the overall bar, on screen.
+    pub fn stopping(&self, text: &str, echoed: bool) {
         tracing::warn!(target: EVENTS, "{text}");
         if let Progress::Bars(bars) = self {
+            if echoed && !bars.stopped.load(Ordering::Relaxed) {
+                eprint!("\r\x1b[2K\x1b[1A");
+            }
             bars.clear();
         }
         // Shown whatever the output mode: a stop is worth a line.
-        eprintln!("{text}");
+        eprintln!("{}", super::terminal::for_stderr(text));
     }
 
-    /// A line for a person (and the log), above the bars if there are any.
+    /// A line for a person (and the log), above the bars if there are any
+    /// (wrapped to the terminal's width there).
     pub fn line(&self, text: &str) {
         tracing::info!(target: EVENTS, "{text}");
         match self {
             Progress::Silent => {}
             Progress::Lines(_) => eprintln!("{text}"),
-            Progress::Bars(bars) if bars.stopped.load(Ordering::Relaxed) => eprintln!("{text}"),
-            Progress::Bars(bars) => bars.multi.suspend(|| eprintln!("{text}")),
+            Progress::Bars(bars) => {
+                bars.above(&super::terminal::wrap(text, bars.columns));
+            }
         }
     }
+
+    /// A run's chatter (a retry, a re-sign): `lead` and the whole `reason`
+    /// in the log and in plain lines (`-v`, a pipe); on a terminal one line
+    /// of its width, the reason shortened ([`short_reason`]) and cut.
+    fn chatter(&self, lead: &str, what: &str, reason: &str) {
+        tracing::info!(target: EVENTS, "{lead}{reason}");
+        match self {
+            Progress::Silent => {}
+            Progress::Lines(_) => eprintln!("{lead}{reason}"),
+            Progress::Bars(bars) => bars.above(&super::terminal::lead_and_detail(
+                lead,
+                &short_reason(what, reason),
+                bars.columns,
+            )),
+        }
+    }
+}
+
+/// `reason` without the request it repeats (`PUT /v2/… answered HTTP 503
+/// …` after `retrying PUT /v2/…`) and with only the first and the last of
+/// a chain of causes (`a: b: c: d` → `a: … d`); `-v` shows the whole.
+fn short_reason<'a>(what: &str, reason: &'a str) -> std::borrow::Cow<'a, str> {
+    let reason = reason
+        .strip_prefix(what)
+        .map(str::trim_start)
+        .unwrap_or(reason);
+    let reason = reason.strip_prefix("answered ").unwrap_or(reason);
+    let parts: Vec<&str> = reason.split(": ").collect();
+    if parts.len() <= 3 {
+        return reason.into();
+    }
+    format!("{}: … {}", parts[0], parts[parts.len() - 1]).into()
 }
 
 pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// The terminal's width: lines printed above the bars fit it.
+    columns: usize,
+    /// Once the files are counted, the latest stage (a second connection
+    /// still reading its lists, a poll for pending variants) shows on a
+    /// line of its own below the overall bar, each replacing the last,
+    /// rather than as lines piling up above the bars.
+    stage: Mutex<Option<ProgressBar>>,
     /// The overall bar's looks once there is something to count (before,
     /// an empty bar would draw as full): while the plan still grows (no
     /// ETA: it would be taken as final) and once it is whole.
@@ -155,8 +206,18 @@ const OVERALL_HEAD: &str = "{spinner} {elapsed_precise} ";
 const OVERALL_GROWING: &str = " {bytes}/≥{total_bytes} {binary_bytes_per_sec} {msg}";
 const OVERALL_PLANNED: &str = " {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
 
+/// `{eta}` once a rate is known; `--` before the first bytes arrive,
+/// where indicatif would say `0s` at 0 B/s.
+fn eta(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = if state.pos() == 0 || state.per_sec() <= 0.0 || !state.per_sec().is_finite() {
+        write!(out, "--")
+    } else {
+        write!(out, "{:#}", indicatif::HumanDuration(state.eta()))
+    };
+}
+
 impl Bars {
-    fn new(colour: bool, target: ProgressDrawTarget) -> Self {
+    fn new(colour: bool, target: ProgressDrawTarget, columns: usize) -> Self {
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(0));
         let (spinner, bar) = if colour {
@@ -168,6 +229,7 @@ impl Bars {
         let style = |tail: &str| {
             ProgressStyle::with_template(&format!("{head}{bar}{tail}"))
                 .expect("the overall template parses")
+                .with_key("eta", eta)
                 .progress_chars("=> ")
         };
         let waiting = format!("{head}{{wide_msg}}");
@@ -182,6 +244,8 @@ impl Bars {
         Bars {
             multi,
             overall,
+            columns,
+            stage: Mutex::new(None),
             growing_style: style(OVERALL_GROWING),
             planned_style: style(OVERALL_PLANNED),
             counting: AtomicBool::new(false),
@@ -245,9 +309,42 @@ impl Bars {
         Some(bar)
     }
 
-    /// Clears every bar and draws none again.
+    /// `text` printed above the bars (or alone once they are gone).
+    fn above(&self, text: &str) {
+        if self.stopped.load(Ordering::Relaxed) {
+            eprintln!("{text}");
+        } else {
+            self.multi.suspend(|| eprintln!("{text}"));
+        }
+    }
+
+    /// The latest stage, on its line below the overall bar.
+    fn show_stage(&self, text: &str) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stage = self.stage.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = stage.get_or_insert_with(|| {
+            let bar = self.multi.insert_after(&self.overall, ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template("  {wide_msg}").expect("the stage template parses"),
+            );
+            bar
+        });
+        bar.set_message(text.to_owned());
+    }
+
+    /// Clears every bar and draws none again: the whole drawn area at
+    /// once, then no target, then the bars end unseen. (Ending them one
+    /// by one first redrew the others each time, and the last frame could
+    /// stay on screen above what follows.)
     fn clear(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        if let Some(stage) = self.stage.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            stage.finish_and_clear();
+        }
         self.overall.finish_and_clear();
         for (_, bar) in self
             .transfers
@@ -257,8 +354,6 @@ impl Bars {
         {
             bar.finish_and_clear();
         }
-        let _ = self.multi.clear();
-        self.multi.set_draw_target(ProgressDrawTarget::hidden());
     }
 }
 
@@ -307,6 +402,10 @@ impl Reporter for Progress {
             Progress::Bars(bars) if !bars.counting.load(Ordering::Relaxed) => {
                 tracing::info!(target: EVENTS, "{text}");
                 bars.overall.set_message(text);
+            }
+            Progress::Bars(bars) => {
+                tracing::info!(target: EVENTS, "{text}");
+                bars.show_stage(&text);
             }
             _ => self.line(&text),
         }
@@ -419,14 +518,16 @@ impl Reporter for Progress {
     }
 
     fn on_resign(&self, what: &str, reason: &str) {
-        self.line(&format!("re-signing {what}: {reason}"));
+        self.chatter(&format!("re-signing {what}: "), what, reason);
     }
 
     fn on_retry(&self, what: &str, tries_left: usize, reason: &str) {
         let tries = if tries_left == 1 { "try" } else { "tries" };
-        self.line(&format!(
-            "retrying {what} ({tries_left} {tries} left): {reason}"
-        ));
+        self.chatter(
+            &format!("retrying {what} ({tries_left} {tries} left): "),
+            what,
+            reason,
+        );
     }
 
     fn on_failed(&self, what: &str, reason: &str) {
@@ -494,7 +595,7 @@ mod tests {
     fn the_overall_line_fits_80_columns_and_says_when_the_total_is_final() {
         let screen = Screen::default();
         let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
-        let display = Progress::Bars(Box::new(Bars::new(false, target)));
+        let display = Progress::Bars(Box::new(Bars::new(false, target, 80)));
         display.on_stage(Stage::Resolve, &"a long stage description ".repeat(8));
         // 1023.99 GiB in 12,345 files: the widest the byte figures get.
         display.on_queued(12_345, 1_099_500_000_000);
@@ -542,6 +643,40 @@ mod tests {
         display.on_bytes(transfer, 1);
         assert!(overall(&screen.lines()).contains("/≥12,346 files"));
         display.finish();
+    }
+
+    /// At the start of a run nothing has arrived: the ETA says `--`, not
+    /// `0s` at 0 B/s.
+    #[test]
+    fn no_eta_before_a_rate_is_known() {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let display = Progress::Bars(Box::new(Bars::new(false, target, 80)));
+        display.on_queued(24, 360_000);
+        display.on_planned();
+        let line = screen
+            .lines()
+            .into_iter()
+            .rfind(|line| line.contains(" files"))
+            .expect("the overall line was drawn");
+        assert!(
+            line.contains("ETA --") && !line.contains("ETA 0s"),
+            "{line:?}"
+        );
+        display.finish();
+    }
+
+    #[test]
+    fn a_retry_names_its_request_once_and_keeps_the_ends_of_a_chain() {
+        assert_eq!(
+            short_reason(
+                "PUT /v2/vault-plus/lists/1/sync",
+                "PUT /v2/vault-plus/lists/1/sync answered HTTP 503 Service Unavailable (waiting 0.8s)"
+            ),
+            "HTTP 503 Service Unavailable (waiting 0.8s)"
+        );
+        assert_eq!(short_reason("x", "a: b: c: d"), "a: … d");
+        assert_eq!(short_reason("x", "a: b"), "a: b");
     }
 
     #[test]

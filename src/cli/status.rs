@@ -94,7 +94,10 @@ pub fn run(settings: &Settings) -> Result<i32, Failure> {
     if settings.output.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
     } else {
-        print!("{}", render(&status, vault_mirror::now_ms()));
+        print!(
+            "{}",
+            super::terminal::for_stdout(&render(&status, vault_mirror::now_ms()))
+        );
     }
     Ok(0)
 }
@@ -109,7 +112,10 @@ pub fn print_many(
         let body = serde_json::json!({"command": "status", "out": out, "connections": rows});
         println!("{body}");
     } else {
-        print!("{}", render_many(&out, rows, vault_mirror::now_ms()));
+        print!(
+            "{}",
+            super::terminal::for_stdout(&render_many(&out, rows, vault_mirror::now_ms()))
+        );
     }
     0
 }

@@ -4,6 +4,7 @@
 //! and verified, and the next run resumes from the `.part` bytes and the
 //! database.
 
+use std::io::IsTerminal;
 use vault_mirror::exit::ExitStatus;
 
 use super::failure::Failure;
@@ -42,8 +43,12 @@ pub(crate) fn graceful_stop(
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let status = stop_signal().await;
+        // A SIGINT while stdin is a terminal is, as a rule, Ctrl-C typed
+        // there: the terminal echoed `^C` (see `Progress::stopping`).
+        let echoed = status.code() == 130 && std::io::stdin().is_terminal();
         display.stopping(
-            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
+            "stopping: transfers in flight are kept to resume (Ctrl-C again: stop at once)",
+            echoed,
         );
         let _ = sender.send(status.code());
         let status = tokio::select! {

@@ -1,6 +1,6 @@
 //! What an unattended `mirror` run leaves for those watching it: the
 //! `--events` stream, the `--metrics-file` and the `--ping-url` pings
-//! (README, "Unattended runs"). The core knows none of them: this file
+//! (docs/scheduling.md). The core knows none of them: this file
 //! sets them up before a run ([`Watchers::start`]), gives each
 //! connection its reporter ([`Watchers::reporter`]), and after the run
 //! writes the metrics and sends the end ping ([`Watchers::finish`]).

@@ -47,7 +47,7 @@ pub async fn run_report(settings: &Settings, args: &VerifyArgs) -> Result<Verify
     if !settings.output.json && (!settings.output.quiet || code != 0) {
         // The summary is for a person, on stderr like every command's;
         // stdout carries only `--json`.
-        eprint!("{}", render(&report, args));
+        eprint!("{}", super::terminal::for_stderr(&render(&report, args)));
     }
     Ok(report)
 }

@@ -10,8 +10,10 @@
 //! Invariants: the stages start only with the lease held; an object
 //! counts as present only if it is listed at the size it was verified at;
 //! when a run ends (even by a stop signal) no upload it started is left
-//! open; a kill leaves at most the uploads in the ledger, which the next
-//! run aborts before it starts any.
+//! open but those kept to resume (recorded in the state database with
+//! their parts: see `docs/resuming.md`); a kill leaves at most the
+//! uploads in the ledger, which the next run aborts before it starts any,
+//! unless they are kept to resume.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,7 +182,16 @@ impl BucketRun {
             ));
         }
         let ledger = UploadLedger::new(&settings.local.join(".vault-mirror").join("uploads"));
-        let aborted = ledger.abort_leftovers(&bucket).await;
+        // The uploads kept open to resume stay (the database says which);
+        // a database that cannot be read keeps none.
+        let store = Store::open(&settings.db).ok();
+        let kept = |key: &str, id: &str| {
+            store
+                .as_ref()
+                .is_some_and(|store| resumable(store, key, id))
+        };
+        let aborted = ledger.abort_leftovers(&bucket, &kept).await;
+        drop(store);
         if aborted > 0 {
             reporter.on_note(&format!(
                 "aborted {aborted} unfinished upload(s) a stopped run left; their items are fetched again"
@@ -242,23 +253,28 @@ impl BucketRun {
         }
     }
 
-    /// The end of a run: every upload it left open aborted, then a
-    /// consistent snapshot of the state database written to the archive.
+    /// The end of a run: every upload it left open aborted but those kept
+    /// to resume (recorded with their parts in the state database), then
+    /// a consistent snapshot of the state database written to the archive.
     pub async fn finish(&self, store: &Store) -> Result<(), BucketRunError> {
         let parked: Vec<_> = match self.parked.lock() {
             Ok(mut parked) => parked.drain().map(|(_, (_, upload))| upload).collect(),
             Err(_) => Vec::new(),
         };
+        let kept = |key: &str, id: &str| resumable(store, key, id);
         for mut upload in parked {
-            upload.abort().await;
+            let key = upload.relative().to_owned();
+            if !upload.upload_id().is_some_and(|id| kept(&key, id)) {
+                upload.abort().await;
+            }
         }
         // Uploads dropped mid-way (a stop signal) are still in the ledger.
-        self.ledger.abort_leftovers(&self.bucket).await;
+        self.ledger.abort_leftovers(&self.bucket, &kept).await;
         if self.lease_lost() {
             // The archive is another run's now: its snapshot is its own.
             return Ok(());
         }
-        self.abort_unknown_uploads().await;
+        self.abort_unknown_uploads(store).await;
         let copy = self.ledger.folder().with_file_name("snapshot.sqlite");
         let _ = fs_err::remove_file(&copy);
         store.backup_to(&copy).map_err(BucketRunError::Store)?;
@@ -271,10 +287,11 @@ impl BucketRun {
     /// Aborts the uploads the store still holds under the archive's prefix
     /// that the ledger does not know (one whose CreateMultipartUpload
     /// answer was lost, or a killed run's on a machine that lost its
-    /// state): with the lease held, no other run writes there, so every
-    /// upload left is a leftover. A store that cannot list them is only
-    /// logged: the ledger's uploads were aborted already.
-    async fn abort_unknown_uploads(&self) {
+    /// state) and that are not kept to resume: with the lease held, no
+    /// other run writes there, so every other upload left is a leftover.
+    /// A store that cannot list them is only logged: the ledger's uploads
+    /// were aborted already.
+    async fn abort_unknown_uploads(&self, store: &Store) {
         let left = match self.bucket.incomplete_uploads().await {
             Ok(left) => left,
             Err(error) => {
@@ -283,10 +300,22 @@ impl BucketRun {
             }
         };
         for (key, id) in left {
+            if resumable(store, &key, &id) {
+                continue;
+            }
             match self.bucket.abort_upload(&key, &id).await {
                 Ok(()) => tracing::info!("aborted an upload to {key} that no record named"),
                 Err(error) => tracing::warn!("{}", crate::report::chain(&error)),
             }
         }
     }
+}
+
+/// Whether the upload `id` to `key` is ours and kept open to resume
+/// ([`Store::is_resumable_upload`]); a database that cannot answer keeps
+/// none (the transfer starts over, which is always safe).
+fn resumable(store: &Store, key: &str, id: &str) -> bool {
+    store
+        .is_resumable_upload(key, id, crate::units::EpochMillis(crate::now_ms()))
+        .unwrap_or(false)
 }

@@ -58,7 +58,7 @@ pub enum MirrorError {
 }
 
 impl MirrorError {
-    /// The exit status (README, "Exit codes") of this kind of failure.
+    /// The exit status (docs/reference.md, "Exit codes") of this kind of failure.
     pub fn exit_code(&self) -> ExitStatus {
         match self {
             MirrorError::Settings(_)

@@ -1,6 +1,6 @@
 //! What a run says about itself: how one transfer ended ([`Ended`]),
 //! the items that need a word ([`ItemNote`]), and the [`Summary`] that
-//! `--json` prints (its fields are documented in the README and stable).
+//! `--json` prints (its fields are documented in docs/reference.md and stable).
 
 use std::sync::atomic::Ordering;
 
@@ -44,7 +44,7 @@ pub struct ListSummary {
 }
 
 /// What a `mirror` run did; `--json` prints it as one object. The fields
-/// are documented in the README and stable.
+/// are documented in docs/reference.md and stable.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub command: &'static str,

@@ -1,6 +1,6 @@
 //! `--events PATH` (`-`: stdout): one JSON object per line as a run goes,
 //! for a GUI, a log shipper or a wrapper script. The fields are
-//! documented in the README ("Events") and stable: a new field may be
+//! documented in docs/reference.md ("Events") and stable: a new field may be
 //! added, none is renamed or changes meaning without `v` changing.
 //!
 //! Invariants:

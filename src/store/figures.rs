@@ -137,7 +137,7 @@ impl Store {
 }
 
 /// What the metrics file of an unattended run says of an archive's
-/// database (README, "Unattended runs"); each figure is `None` where the
+/// database (docs/scheduling.md); each figure is `None` where the
 /// database cannot be read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WatchedFigures {

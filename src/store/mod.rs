@@ -22,7 +22,9 @@
 //! and their variants: the remote description and the local state
 //! machine), [`archive`] (views, kept versions, verified files), [`prune`],
 //! [`figures`] (what `status` and `lists` sum up), [`checks`] (each
-//! variant's last check by `verify`, and the age of the oldest).
+//! variant's last check by `verify`, and the age of the oldest), [`resume`]
+//! (the points a big transfer resumes from after a crash, and the uploads
+//! kept open for it).
 
 mod archive;
 mod checks;
@@ -33,6 +35,7 @@ mod history;
 mod membership;
 mod open;
 mod prune;
+mod resume;
 mod runs;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -46,6 +49,7 @@ pub use figures::{ArchiveFigures, ListFigures, WatchedFigures};
 pub use history::{RunChange, RunHistory, StateCount};
 pub use membership::{ArchiveList, ListRecord, Membership};
 pub use prune::{GoneMedia, PrunedFile, RecordedFile};
+pub use resume::{RESUMABLE_FOR_MS, ResumableUpload, ResumePoint};
 pub use runs::RunRecord;
 pub use variants::{LocalState, LocalVariant, RemoteVariant};
 

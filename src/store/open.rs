@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/003-rerun-cost.sql")),
     (4, include_str!("../../migrations/004-history.sql")),
     (5, include_str!("../../migrations/005-checks.sql")),
+    (7, include_str!("../../migrations/007-resume.sql")),
 ];
 
 /// The schema version this build writes.

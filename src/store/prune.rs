@@ -172,10 +172,18 @@ impl Store {
             )?;
             let mut prune_media = transaction
                 .prepare_cached("UPDATE media SET pruned_at = ?2 WHERE media_id = ?1")?;
+            // A pruned media's upload kept open is no longer ours to resume:
+            // the end of the run aborts it.
+            let mut forget_points =
+                transaction.prepare_cached("DELETE FROM resume_points WHERE media_id = ?1")?;
+            let mut forget_uploads =
+                transaction.prepare_cached("DELETE FROM resumable_uploads WHERE media_id = ?1")?;
             for media_id in media_ids {
                 for statement in [&mut reset_variants, &mut prune_versions, &mut prune_media] {
                     statement.execute(params![media_id, now])?;
                 }
+                forget_points.execute(params![media_id])?;
+                forget_uploads.execute(params![media_id])?;
             }
             Ok(())
         })

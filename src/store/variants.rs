@@ -18,6 +18,7 @@ use crate::api::models::RemoteStatus;
 
 use crate::store::database::{MediaRecord, Store, dir_name, rows};
 use crate::store::error::StoreError;
+use crate::store::resume::forget_resume;
 use crate::units::{ByteSize, EpochMillis};
 
 /// Local state of a variant (the `local_state` column).
@@ -108,8 +109,8 @@ impl Store {
         validator: Option<Option<&str>>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|connection| {
-            connection
+        self.transaction(|transaction| {
+            transaction
                 .prepare_cached(
                     "UPDATE variants SET local_state = 'downloading', attempts = attempts + 1,
                         updated_at = ?3,
@@ -122,9 +123,13 @@ impl Store {
                     now,
                     validator.is_some(),
                     validator.flatten()
-                ])
-        })?;
-        Ok(())
+                ])?;
+            if validator.is_some() {
+                // Bytes from zero: no point of the bytes before holds.
+                forget_resume(transaction, media_id, label)?;
+            }
+            Ok(())
+        })
     }
 
     /// The file is checked, fsynced and at its final path: the variant is done.
@@ -137,7 +142,8 @@ impl Store {
         size: ByteSize,
         now: EpochMillis,
     ) -> Result<(), StoreError> {
-        self.with(|connection| {
+        self.transaction(|connection| {
+            forget_resume(connection, media_id, label)?;
             connection
                 .prepare_cached(
                     "UPDATE variants SET local_state = 'verified', local_path = ?3, sha256 = ?4,

@@ -731,15 +731,7 @@ fn too_little_free_space_warns_and_min_free_refuses_with_a_clear_message() {
 
 /// The list ids the state database holds.
 fn db_list_ids(db: &std::path::Path) -> Vec<String> {
-    let connection = rusqlite::Connection::open(db).unwrap();
-    let mut statement = connection
-        .prepare("SELECT list_id FROM lists ORDER BY 1")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    crate::common::db_strings(db, "SELECT list_id FROM lists ORDER BY 1")
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use vault_mirror::fake::{FakeMedia, FakeServer, Vault};
+use vault_mirror::fake::{FakeMedia, FakeServer, FakeVariant, Vault};
 use vault_mirror::pipeline::{self, Summary};
 use vault_mirror::report::SilentReporter;
 use vault_mirror::settings::{Settings, parse_base_url};
@@ -41,6 +41,8 @@ pub const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "VAULT_MIRROR_TEST_DB_MAX_PAGES",
     "VAULT_MIRROR_TEST_NO_LINKS",
     "VAULT_MIRROR_TEST_LEASE_RENEW_MS",
+    // Read by the man pages' unit test only (it writes docs/man/).
+    "VAULT_MIRROR_WRITE_MAN",
     // Colour and width (clap's help, the progress bars).
     "NO_COLOR",
     "CLICOLOR",
@@ -322,6 +324,37 @@ pub fn stored_variants(vault: &Vault, labels: &[&str]) -> usize {
         .flat_map(|media| media.variants.iter())
         .filter(|(label, variant)| labels.contains(&label.as_str()) && variant.status == "stored")
         .count()
+}
+
+/// Adds to `vault` a video `id` whose `full` is `size` bytes, a member of
+/// its first list (big enough, past 8 MiB, for multipart uploads).
+pub fn add_video(vault: &mut Vault, id: &str, size: usize) {
+    let mut variants = std::collections::BTreeMap::new();
+    variants.insert(
+        "full".to_owned(),
+        FakeVariant::stored(id, "full", "video/mp4", size),
+    );
+    vault.media.insert(
+        id.to_owned(),
+        FakeMedia {
+            id: id.to_owned(),
+            media_type: "video".into(),
+            duration: Some(2.0),
+            variants,
+        },
+    );
+    vault.lists[0].members.push(id.to_owned());
+}
+
+/// The first column of every row `query` returns from the database `db`.
+pub fn db_strings(db: &Path, query: &str) -> Vec<String> {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    let mut statement = connection.prepare(query).unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Whether this is a CI run (`CI=true`, as `.ci/run` and most CI services

@@ -1,18 +1,18 @@
 //! The operator's side of the binary: status, verify and repair, lists,
 //! dry runs, the config file, the archive lock, logging, completions and
-//! the progress display in a real pseudo-terminal (loopback only).
+//! the demo (loopback only); what a terminal shows is in `terminal.rs`.
 
 use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
-use vault_mirror::fake::{FakeOptions, FakeServer, Faults, Vault};
+use vault_mirror::fake::{FakeOptions, Faults, Vault};
 use vault_mirror::lock::ArchiveLock;
 
 use crate::common::{
-    assert_archive_matches, json_of as json, media_files, require, scrub_environment,
-    stored_variants, variant_rows, vault_mirror,
+    assert_archive_matches, json_of as json, media_files, stored_variants, variant_rows,
+    vault_mirror,
 };
 use crate::sandbox::{Sandbox, with_faults};
 
@@ -659,169 +659,4 @@ fn infer_kind(bytes: &[u8]) -> &'static str {
     } else {
         "unknown"
     }
-}
-
-/// Runs `command` (arguments of the binary, shell-quoted) in a real
-/// pseudo-terminal of 80 columns (util-linux `script`, Debian package
-/// `bsdutils`) against `server`; or why `script` cannot run here (for
-/// [`require!`]: a skip, or under `CI=true` a failure).
-fn in_terminal(server: &FakeServer, command: &str) -> Result<std::process::Output, String> {
-    if Command::new("script").arg("--version").output().is_err() {
-        return Err("util-linux `script` is not installed (Debian package `bsdutils`)".to_owned());
-    }
-    let binary = assert_cmd::cargo::cargo_bin!("vault-mirror");
-    let inner = format!(
-        "stty cols 80 rows 24; {}",
-        command.replace("{bin}", &format!("'{}'", binary.display()))
-    );
-    let mut script = Command::new("script");
-    // `script` passes its environment on to the binary: scrubbed, and
-    // without a COLUMNS to beat the terminal's 80.
-    scrub_environment(&mut script)
-        .env("OFAUTH_BASE_URL", server.base_url())
-        .env("OFAUTH_API_KEY", server.api_key())
-        .env("OFAUTH_CONNECTION_ID", server.connection_id())
-        .env("TERM", "xterm-256color")
-        .env("NO_COLOR", "1")
-        .args(["-qfec", &inner, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|error| format!("`script` could not run: {error}"))
-}
-
-/// What a terminal was sent, as the lines drawn: escape sequences
-/// dropped, split at every carriage return and line feed.
-fn drawn_lines(screen: &str) -> Vec<String> {
-    let mut plain = String::new();
-    let mut chars = screen.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                // Parameters, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        plain.push(c);
-    }
-    plain
-        .split(['\r', '\n'])
-        .map(str::to_owned)
-        .filter(|line| !line.is_empty())
-        .collect()
-}
-
-/// The bars must appear, count files, fit 80 columns, and give way to
-/// the summary line.
-#[test]
-fn progress_bars_draw_in_a_terminal_and_end_in_a_summary() {
-    let vault = Vault::sample(12, 2);
-    let options = with_faults(Faults {
-        // Slow enough that the bars are drawn many times.
-        bandwidth_per_transfer: Some(48 * 1024),
-        ..Faults::default()
-    });
-    let sandbox = Sandbox::start_in_thread(&vault, options);
-    let command = format!(
-        "{{bin}} mirror --jobs 4 --out '{}'",
-        sandbox.out().join("archive").display()
-    );
-    let output = require!(in_terminal(sandbox.server(), &command));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let screen = String::from_utf8_lossy(&output.stdout);
-    // 12 media, full and thumb: 24 files, first as a lower bound while
-    // the plan is read, then final.
-    assert!(screen.contains("0/24 files"), "no file counter:\n{screen}");
-    assert!(screen.contains("=>"), "no partly filled bar:\n{screen}");
-    assert!(screen.contains("/s ETA"), "no rate and ETA:\n{screen}");
-    // A line per active transfer, named by media id and label.
-    assert!(
-        screen.contains("/full") && screen.contains("/thumb"),
-        "{screen}"
-    );
-    // indicatif pads each line of a frame to the terminal's width and
-    // lets the terminal wrap: in a frame, every 80 columns must begin a
-    // line of ours (the spinner, or a transfer's indent), never the rest
-    // of a line too wide.
-    let spinner = |c: char| ('\u{2800}'..='\u{28ff}').contains(&c);
-    for frame in drawn_lines(&screen) {
-        let chars: Vec<char> = frame.chars().collect();
-        if !chars.first().is_some_and(|c| spinner(*c)) {
-            continue;
-        }
-        for line in chars.chunks(80) {
-            assert!(
-                spinner(line[0]) || line.starts_with(&[' ', ' ']),
-                "a line wider than 80 columns: {:?}",
-                frame
-            );
-        }
-    }
-    // No colour with NO_COLOR.
-    assert!(!screen.contains("\u{1b}[32m"), "colour despite NO_COLOR");
-    // The bars are cleared, then the summary is the last line.
-    let last = screen.trim_end().rsplit('\n').next().unwrap();
-    assert!(
-        last.contains("mirrored 2 lists into"),
-        "last line: {last:?}"
-    );
-    assert!(screen.contains("\u{1b}[2K"), "the bars were never cleared");
-}
-
-/// Ctrl-C in a terminal: the bars are cleared before the "stopping" line,
-/// and nothing is drawn after it but the summary.
-#[test]
-fn a_stop_signal_clears_the_bars_before_saying_so() {
-    let vault = Vault::sample(12, 2);
-    let options = with_faults(Faults {
-        // Transfers still running when the signal comes.
-        bandwidth_per_transfer: Some(16 * 1024),
-        ..Faults::default()
-    });
-    let sandbox = Sandbox::start_in_thread(&vault, options);
-    let command = format!(
-        "{{bin}} mirror --jobs 4 --out '{}' & pid=$!; sleep 2; kill -INT $pid; wait $pid",
-        sandbox.out().join("archive").display()
-    );
-    let output = require!(in_terminal(sandbox.server(), &command));
-    let screen = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(130), "{screen}");
-    let (before, after) = screen
-        .split_once(
-            "stopping: transfers in flight are kept to resume (press Ctrl-C again to stop at once)",
-        )
-        .unwrap_or_else(|| panic!("no stopping line:\n{screen}"));
-    assert!(
-        before.contains(" files"),
-        "no bars before the signal:\n{screen}"
-    );
-    // The last thing before the line is the bars being cleared.
-    let tail = &before[before.len().saturating_sub(40)..];
-    assert!(
-        tail.contains("\u{1b}[2K") || tail.contains("\u{1b}[J"),
-        "{tail:?}"
-    );
-    let after_lines = drawn_lines(after);
-    assert!(
-        after_lines
-            .iter()
-            .all(|line| !line.contains("ETA") && !line.contains("=>")),
-        "bars drawn after the stopping line: {after_lines:?}"
-    );
-    assert!(
-        after_lines
-            .iter()
-            .any(|line| line.starts_with("interrupted after")),
-        "{after_lines:?}"
-    );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Faults, Vault};
 
-use crate::common::{require, send_signal, stored_variants};
+use crate::common::{add_video, db_strings, require, send_signal, stored_variants};
 use crate::moto::{
     ACCESS_KEY, BUCKET, Moto, Object, PREFIX, SECRET_KEY, assert_objects_match, incomplete_uploads,
     objects, python,
@@ -33,22 +33,7 @@ fn mirror(sandbox: &Sandbox, args: &[&str]) -> Command {
 /// (three parts of 8 MiB and a short last one).
 fn vault_with_a_big_file() -> Vault {
     let mut vault = Vault::sample(24, 3);
-    let id = "9000000001".to_owned();
-    let mut variants = BTreeMap::new();
-    variants.insert(
-        "full".to_owned(),
-        FakeVariant::stored(&id, "full", "video/mp4", 25 * 1024 * 1024 + 12_345),
-    );
-    vault.media.insert(
-        id.clone(),
-        FakeMedia {
-            id: id.clone(),
-            media_type: "video".into(),
-            duration: Some(2.0),
-            variants,
-        },
-    );
-    vault.lists[0].members.push(id);
+    add_video(&mut vault, "9000000001", 25 * 1024 * 1024 + 12_345);
     vault
 }
 
@@ -243,10 +228,15 @@ fn s3_kill_9_mid_upload_leaves_no_wrong_object_and_the_next_run_cleans_up() {
     assert!(!objects(moto).contains_key("media/9000000001/full.mp4"));
     assert!(!incomplete_uploads(moto).is_empty());
 
-    // The next run aborts what the killed one left, then completes.
+    // The next run aborts what the killed one left (or, once a part of it
+    // was recorded, resumes it: see `resume`), then completes.
     let run = sandbox.run(&mut mirror(&sandbox, &[]), 0);
     let output = run.text();
-    assert!(output.contains("aborted 1 unfinished upload"), "{output}");
+    assert!(
+        output.contains("aborted 1 unfinished upload")
+            || output.contains("resuming the upload of media/9000000001/full.mp4"),
+        "{output}"
+    );
     assert_eq!(run.json()["outcome"], "complete", "{output}");
     assert_eq!(
         assert_objects_match(moto, &vault),
@@ -374,8 +364,16 @@ fn s3_a_run_whose_lease_is_taken_over_stops_and_completes_nothing_more() {
     assert!(lease.contains("other-host"), "{lease}");
 }
 
+/// The uploads recorded in the state database as kept to resume.
+fn resumable_uploads(db: &Path) -> Vec<String> {
+    db_strings(
+        db,
+        "SELECT object_key FROM resumable_uploads ORDER BY object_key",
+    )
+}
+
 #[test]
-fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
+fn s3_a_stop_signal_keeps_only_resumable_uploads_and_leaves_a_snapshot() {
     let (sandbox, vault) = require!(slow_sandbox(2 << 20));
     let moto = sandbox.moto();
     let child = spawn_until_uploading(
@@ -388,14 +386,23 @@ fn s3_a_stop_signal_aborts_the_uploads_and_leaves_a_snapshot() {
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr).to_string();
     assert_eq!(output.status.code(), Some(143), "{text}");
-    // Stopped in order: no upload left open, the snapshot written, the
-    // lease given back, nothing half-made at a final key.
-    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+    // Stopped in order: no upload left open but one kept to resume (its
+    // parts recorded), the snapshot written, the lease given back,
+    // nothing half-made at a final key.
+    let kept: Vec<String> = resumable_uploads(&sandbox.db())
+        .iter()
+        .map(|key| format!("{PREFIX}/{key}"))
+        .collect();
+    assert_eq!(incomplete_uploads(moto), kept, "{text}");
     let all = objects(moto);
     assert!(all.contains_key(".vault-mirror/state.sqlite"), "{text}");
     assert!(!all.contains_key(".vault-mirror/lease"), "{text}");
     assert!(!all.contains_key("media/9000000001/full.mp4"));
     assert_objects_match(moto, &vault);
+    // The next run completes, and leaves no upload at all.
+    sandbox.run(&mut mirror(&sandbox, &[]), 0);
+    assert_eq!(incomplete_uploads(moto), Vec::<String>::new());
+    assert!(resumable_uploads(&sandbox.db()).is_empty());
 }
 
 #[test]

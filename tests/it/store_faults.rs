@@ -4,9 +4,7 @@
 //! (`archive::bucket::retry`), counted in the summary, and a run that ends
 //! by itself leaves no incomplete multipart upload.
 
-use std::collections::BTreeMap;
-
-use vault_mirror::fake::{FakeMedia, FakeOptions, FakeVariant, Vault};
+use vault_mirror::fake::{FakeOptions, Vault};
 
 use crate::common::{require, stored_variants};
 use crate::moto::{assert_objects_match, incomplete_uploads};
@@ -18,21 +16,7 @@ use crate::store_proxy::{Fault, FaultProxy, Seen, every, lose_first};
 fn vault_with_videos() -> Vault {
     let mut vault = Vault::sample(24, 3);
     for (id, size) in [("9100000001", 9_400_000), ("9100000002", 12_300_000)] {
-        let mut variants = BTreeMap::new();
-        variants.insert(
-            "full".to_owned(),
-            FakeVariant::stored(id, "full", "video/mp4", size),
-        );
-        vault.media.insert(
-            id.to_owned(),
-            FakeMedia {
-                id: id.to_owned(),
-                media_type: "video".into(),
-                duration: Some(2.0),
-                variants,
-            },
-        );
-        vault.lists[0].members.push(id.to_owned());
+        crate::common::add_video(&mut vault, id, size);
     }
     vault
 }

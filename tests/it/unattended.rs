@@ -762,14 +762,14 @@ fn history_lists_additions_changes_removals_and_prunes() {
 }
 
 #[test]
-fn the_alert_rule_is_the_readmes_and_fires_after_26_hours() {
+fn the_alert_rule_is_the_guides_and_fires_after_26_hours() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = root.join("contrib/prometheus/vault-mirror-alerts.yml");
     let text = std::fs::read_to_string(&rules).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs/scheduling.md")).unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{text}```")),
-        "the README's alert rule differs from {}",
+        guide.contains(&format!("```yaml\n{text}```")),
+        "the alert rule in docs/scheduling.md differs from {}",
         rules.display()
     );
     let output = require!(promtool(&["check", "rules", rules.to_str().unwrap()], None));

@@ -25,5 +25,5 @@ pub mod s3;
 pub mod snapshot;
 pub mod upload;
 
-pub use s3::{Bucket, BucketError, ObjectInfo, WriteMode};
+pub use s3::{Bucket, BucketError, ListedPart, ObjectInfo, WriteMode};
 pub use upload::{Upload, UploadLedger};

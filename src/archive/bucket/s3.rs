@@ -138,6 +138,25 @@ pub struct ObjectInfo {
     pub e_tag: Option<String>,
 }
 
+/// One part of a multipart upload, as ListParts names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    /// 1-based, as S3 numbers parts.
+    pub number: u32,
+    pub size: u64,
+    pub e_tag: String,
+}
+
+/// The ETag in object_store's id of a part (with checksums on, an XML
+/// fragment holding the ETag, as `<e_tag>` in object_store 0.14, and the
+/// part's checksum; else the ETag itself).
+pub fn part_e_tag(part: &PartId) -> String {
+    ["e_tag", "ETag"]
+        .iter()
+        .find_map(|name| xml_values(&part.content_id, name).pop())
+        .unwrap_or_else(|| part.content_id.clone())
+}
+
 /// How a small object is written.
 #[derive(Debug, Clone)]
 pub enum WriteMode {
@@ -836,6 +855,83 @@ impl Bucket {
         expect_answer(http.get(url), "ListMultipartUploadsResult").await
     }
 
+    /// The parts the store holds of an upload (ListParts, which
+    /// object_store has no call for: a GET on the key presigned with its
+    /// query), in order; None when the upload is gone (`NoSuchUpload`:
+    /// completed, or aborted by us, another client or a lifecycle rule).
+    /// None on a store held in memory, which cannot list them.
+    pub async fn list_parts(
+        &self,
+        relative: &str,
+        id: &MultipartId,
+    ) -> Result<Option<Vec<ListedPart>>, BucketError> {
+        let key = self.key(relative)?;
+        let Some((s3, http)) = &self.s3 else {
+            return Ok(None);
+        };
+        let mut found = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let page = self
+                .retries
+                .run("listing the parts of the upload of", key.as_ref(), || {
+                    let mut query = vec![("uploadId", id.as_str())];
+                    if !marker.is_empty() {
+                        query.push(("part-number-marker", marker.as_str()));
+                    }
+                    let options = SignedUrlOptions::default().with_query(query);
+                    let key = &key;
+                    async move {
+                        let url = s3
+                            .signed_url_opts(Method::GET, key, Duration::from_secs(300), &options)
+                            .await
+                            .map_err(|error| Hinted {
+                                error: MetadataError::Sign(error),
+                                retry_after: None,
+                            })?;
+                        expect_answer(http.get(url), "ListPartsResult").await
+                    }
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(Hinted {
+                    error: MetadataError::Refused(status),
+                    ..
+                }) if status == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                Err(hinted) => {
+                    return Err(BucketError::Metadata {
+                        key: key.to_string(),
+                        source: hinted.error,
+                    });
+                }
+            };
+            for part in page.split("<Part>").skip(1) {
+                let value = |name| xml_values(part, name).into_iter().next();
+                let number = value("PartNumber").and_then(|text| text.parse().ok());
+                let size = value("Size").and_then(|text| text.parse().ok());
+                if let (Some(number), Some(size), Some(e_tag)) = (number, size, value("ETag")) {
+                    found.push(ListedPart {
+                        number,
+                        size,
+                        e_tag,
+                    });
+                }
+            }
+            let next = xml_values(&page, "NextPartNumberMarker")
+                .pop()
+                .unwrap_or_default();
+            if !page.contains("<IsTruncated>true</IsTruncated>")
+                || next.is_empty()
+                || next == marker
+            {
+                break;
+            }
+            marker = next;
+        }
+        Ok(Some(found))
+    }
+
     /// Drops an upload and every part of it (an upload already gone is fine).
     pub async fn abort_upload(&self, relative: &str, id: &MultipartId) -> Result<(), BucketError> {
         let key = self.key(relative)?;
@@ -931,6 +1027,20 @@ fn attributes(content_type: &str, sha256: Option<&str>) -> Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_id_names_its_e_tag_with_or_without_checksums() {
+        let id = |content_id: &str| PartId {
+            content_id: content_id.to_owned(),
+        };
+        assert_eq!(
+            part_e_tag(&id(
+                "<PartMetadata><e_tag>\"a7\"</e_tag><checksum_sha256>x=</checksum_sha256></PartMetadata>"
+            )),
+            "\"a7\""
+        );
+        assert_eq!(part_e_tag(&id("\"b8\"")), "\"b8\"");
+    }
 
     /// The same bytes kept, the same `%XX` (upper case) for every other byte,
     /// as the hand-written encoder this replaced.

@@ -4,10 +4,18 @@
 //! bigger ones — and the object becomes visible at its key only when
 //! [`Upload::commit`] is called, after every check passed.
 //!
+//! Resuming after a crash: at every part the store acknowledges, the
+//! upload hands out a [`ResumePoint`] (the part's id and the sha256 state
+//! at its end, a part boundary) for the caller to record; a later run
+//! continues it with [`Upload::resume`] once ListParts shows the recorded
+//! parts still there, and the hash goes on from the saved state.
+//!
 //! Invariants: a multipart upload is written to the [`UploadLedger`] (a
 //! file per upload in the local state folder) as soon as the store has
 //! given it an id, and forgotten only once completed or aborted, so a
-//! run killed mid-upload leaves a record the next run aborts; memory per
+//! run killed mid-upload leaves a record the next run aborts (or, with
+//! parts recorded in the state database, resumes); a point is handed out
+//! only for a part the store acknowledged; memory per
 //! transfer is at most two parts ([`PART_SIZE`], kept as the network's
 //! chunks, never copied into one buffer): the one filling and the one on
 //! its way; a failed check,
@@ -24,7 +32,8 @@ use object_store::multipart::PartId;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode};
+use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode, part_e_tag};
+use crate::store::{ResumableUpload, ResumePoint};
 
 /// The size of every part but the last (S3 wants ≥ 5 MiB; R2 wants them
 /// equal). An object up to this size is written with one PUT.
@@ -36,7 +45,16 @@ use crate::archive::content::Tally;
 struct Multipart {
     id: MultipartId,
     parts: Vec<PartId>,
-    in_flight: Option<JoinHandle<Result<PartId, BucketError>>>,
+    in_flight: Option<InFlight>,
+}
+
+/// A part on its way, and the point its end is: the bytes before it and
+/// the sha256 state there.
+struct InFlight {
+    task: JoinHandle<Result<PartId, BucketError>>,
+    end: u64,
+    size: u64,
+    state: Option<[u8; 32]>,
 }
 
 /// One object being written at `relative` (not visible until committed).
@@ -52,6 +70,17 @@ pub struct Upload {
     multipart: Option<Multipart>,
     /// The bytes so far: their sha256, count and head.
     tally: Tally,
+    /// Points reached (parts the store acknowledged) not handed to the
+    /// caller yet ([`Upload::take_points`]), to be recorded for a resume.
+    points: Vec<ResumePoint>,
+}
+
+/// How a recorded upload can go on.
+pub enum Resumed {
+    /// From its last part the store still holds as recorded.
+    From(Box<Upload>),
+    /// Not at all (why): it starts over.
+    StartOver(String),
 }
 
 impl Upload {
@@ -70,7 +99,93 @@ impl Upload {
             buffered: 0,
             multipart: None,
             tally: Tally::default(),
+            points: Vec::new(),
         }
+    }
+
+    /// The upload `recorded` continued, as far as the store still holds
+    /// the parts `points` recorded (ListParts: each part there under its
+    /// number with the recorded ETag and size, the first gap or difference
+    /// ending what is kept). Where nothing of it can be kept — the upload
+    /// is gone (aborted, e.g. by a lifecycle rule: `NoSuchUpload`), its
+    /// first part is missing or differs — it is aborted and the transfer
+    /// starts over.
+    pub async fn resume(
+        archive: Bucket,
+        content_type: String,
+        ledger: UploadLedger,
+        recorded: &ResumableUpload,
+        points: &[ResumePoint],
+    ) -> Result<Resumed, BucketError> {
+        let (key, id) = (&recorded.key, &recorded.upload_id);
+        let Some(listed) = archive.list_parts(key, id).await? else {
+            return Ok(Resumed::StartOver(
+                "the upload is gone from the store (aborted by another client or a lifecycle rule)"
+                    .to_owned(),
+            ));
+        };
+        let unquoted = |e_tag: &str| e_tag.trim_matches('"').to_owned();
+        let mut kept: Vec<&ResumePoint> = Vec::new();
+        for (index, point) in points.iter().enumerate() {
+            let there = listed.iter().find(|part| part.number == point.part_number);
+            let matches = usize::try_from(point.part_number).ok() == Some(index + 1)
+                && point.part_id.as_ref().is_some_and(|part_id| {
+                    there.is_some_and(|part| {
+                        part.size == point.part_size
+                            && unquoted(&part.e_tag)
+                                == unquoted(&part_e_tag(&PartId {
+                                    content_id: part_id.clone(),
+                                }))
+                    })
+                });
+            if !matches {
+                tracing::debug!(
+                    "{key}: part {} recorded as {:?} ({} bytes), the store holds {there:?}",
+                    point.part_number,
+                    point.part_id,
+                    point.part_size
+                );
+                break;
+            }
+            kept.push(point);
+        }
+        let resumed = kept
+            .last()
+            .and_then(|last| Tally::resume(&last.sha256_state, last.end, &recorded.head));
+        let Some(tally) = resumed else {
+            archive.abort_upload(key, id).await?;
+            ledger.forget(key, id);
+            return Ok(Resumed::StartOver(
+                "the parts the store holds are not the ones recorded".to_owned(),
+            ));
+        };
+        let parts = kept
+            .iter()
+            .map(|point| PartId {
+                content_id: point.part_id.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut upload = Upload::new(archive, key.clone(), content_type, ledger);
+        upload.tally = tally;
+        upload.multipart = Some(Multipart {
+            id: id.clone(),
+            parts,
+            in_flight: None,
+        });
+        Ok(Resumed::From(Box::new(upload)))
+    }
+
+    /// The id the store gave the multipart upload, once there is one.
+    pub fn upload_id(&self) -> Option<&str> {
+        self.multipart
+            .as_ref()
+            .map(|multipart| multipart.id.as_str())
+    }
+
+    /// The points reached since the last call: parts the store
+    /// acknowledged, with the sha256 state at their end.
+    pub fn take_points(&mut self) -> Vec<ResumePoint> {
+        std::mem::take(&mut self.points)
     }
 
     pub fn len(&self) -> u64 {
@@ -98,9 +213,12 @@ impl Upload {
     /// chunk is kept as it came (a part is a list of chunks, cut at exactly
     /// [`PART_SIZE`] without copying), so no large buffer is allocated.
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), BucketError> {
-        self.tally.add(&chunk);
+        // A part the store has acknowledged is a point to resume from at
+        // once, not only when the next part leaves.
+        self.settle(false).await?;
         while self.buffered + chunk.len() > PART_SIZE {
             let rest = chunk.split_off(PART_SIZE - self.buffered);
+            self.tally.add(&chunk);
             if !chunk.is_empty() {
                 self.buffer.push(chunk);
             }
@@ -109,6 +227,7 @@ impl Upload {
             self.send_part(full).await?;
             chunk = rest;
         }
+        self.tally.add(&chunk);
         if !chunk.is_empty() {
             self.buffered += chunk.len();
             self.buffer.push(chunk);
@@ -130,28 +249,64 @@ impl Upload {
                 in_flight: None,
             };
             // Recorded before any part is sent: a kill from here on leaves
-            // a record for the next run to abort.
+            // a record for the next run to abort (or, once parts are
+            // recorded in the state database, to resume).
             let recorded = self.ledger.record(&self.relative, &multipart.id);
             self.multipart = Some(multipart);
             recorded.map_err(BucketError::Io)?;
         }
+        self.settle(true).await?;
         let Some(multipart) = self.multipart.as_mut() else {
             return Ok(());
         };
-        if let Some(previous) = multipart.in_flight.take() {
-            multipart.parts.push(join(previous).await?);
-        }
         let (archive, relative, id) = (
             self.archive.clone(),
             self.relative.clone(),
             multipart.id.clone(),
         );
         let index = multipart.parts.len();
-        multipart.in_flight = Some(tokio::spawn(async move {
+        let size: usize = chunks.iter().map(Bytes::len).sum();
+        let task = tokio::spawn(async move {
             archive
                 .upload_part(&relative, &id, index, chunks.into_iter().collect())
                 .await
-        }));
+        });
+        multipart.in_flight = Some(InFlight {
+            task,
+            end: self.tally.len(),
+            size: size as u64,
+            state: self.tally.state(),
+        });
+        Ok(())
+    }
+
+    /// Takes the answer of the part on its way once there is one (with
+    /// `wait`, waiting for it), and keeps the point its end is.
+    async fn settle(&mut self, wait: bool) -> Result<(), BucketError> {
+        let Some(multipart) = self.multipart.as_mut() else {
+            return Ok(());
+        };
+        let ready = multipart
+            .in_flight
+            .as_ref()
+            .is_some_and(|part| wait || part.task.is_finished());
+        let Some(previous) = multipart.in_flight.take_if(|_| ready) else {
+            return Ok(());
+        };
+        let part = join(previous.task).await?;
+        if let (Some(state), Ok(number)) =
+            (previous.state, u32::try_from(multipart.parts.len() + 1))
+        {
+            self.points.push(ResumePoint {
+                end: previous.end,
+                part_number: number,
+                part_size: previous.size,
+                sha256_state: state,
+                part_id: Some(part.content_id.clone()),
+                tail_sha256: None,
+            });
+        }
+        multipart.parts.push(part);
         Ok(())
     }
 
@@ -210,7 +365,7 @@ impl Upload {
             return Ok(());
         };
         if let Some(previous) = multipart.in_flight.take() {
-            multipart.parts.push(join(previous).await?);
+            multipart.parts.push(join(previous.task).await?);
         }
         let parts = std::mem::take(&mut multipart.parts);
         let whole = (self.tally.len(), self.tally.sha256());
@@ -224,9 +379,10 @@ impl Upload {
     pub async fn abort(&mut self) {
         self.buffer = Vec::new();
         self.buffered = 0;
+        self.points.clear();
         if let Some(mut multipart) = self.multipart.take() {
             if let Some(previous) = multipart.in_flight.take() {
-                let _ = previous.await;
+                let _ = previous.task.await;
             }
             if self
                 .archive
@@ -311,12 +467,20 @@ impl UploadLedger {
             .collect()
     }
 
-    /// Aborts every upload a run before this one left (killed mid-upload).
-    /// Returns how many were aborted; one the store refuses to abort stays
-    /// recorded for the next run.
-    pub async fn abort_leftovers(&self, archive: &Bucket) -> usize {
+    /// Aborts every upload a run before this one left (killed mid-upload)
+    /// but those `resumable` says are kept open to resume (see
+    /// `Store::is_resumable_upload`). Returns how many were aborted; one
+    /// the store refuses to abort stays recorded for the next run.
+    pub async fn abort_leftovers(
+        &self,
+        archive: &Bucket,
+        resumable: &dyn Fn(&str, &str) -> bool,
+    ) -> usize {
         let mut aborted = 0;
         for left in self.pending() {
+            if resumable(&left.key, &left.upload_id) {
+                continue;
+            }
             if archive
                 .abort_upload(&left.key, &left.upload_id)
                 .await

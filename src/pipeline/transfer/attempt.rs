@@ -1,5 +1,6 @@
 //! One attempt of a transfer, in the order of the fixed transaction:
-//! open the `.part` (re-hashing what it holds) → ask for the bytes not on
+//! open the `.part` (hashing what it holds after its last resume point),
+//! or on object storage the upload a crashed run kept open → ask for the bytes not on
 //! disk yet, accepting a resume only as a matching 206 → record the
 //! answer → check the headers (type, length) before any body byte → stream
 //! into the `.part` through its [`PartWriter`] → check the size and the
@@ -8,7 +9,9 @@
 //!
 //! Invariants: a check that fails quarantines the bytes, they never reach
 //! the final path; a transient failure keeps (and syncs) the `.part` to
-//! resume from; file and database work runs off the async workers.
+//! resume from; the resume points a transfer reaches are recorded as it
+//! goes (only for bytes durable where they went); file and database work
+//! runs off the async workers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +22,7 @@ use reqwest::{StatusCode, header};
 
 use crate::api::error_chain;
 use crate::archive::ArchiveError;
-use crate::archive::bucket::upload::Upload;
+use crate::archive::bucket::upload::{PART_SIZE, Resumed, Upload};
 use crate::archive::content::{Sniff, header_agrees, sniff};
 use crate::archive::dir::split_file;
 use crate::archive::paths::{key_of, part_path};
@@ -174,6 +177,9 @@ impl Attempt<'_> {
             if let Some(upload) = run.unpark(&key, job.size).await {
                 return Ok(Sink::Upload(upload));
             }
+            if let Some(upload) = self.resume_upload(job, &key).await? {
+                return Ok(Sink::Upload(upload));
+            }
             return Ok(Sink::Upload(Box::new(Upload::new(
                 run.bucket.clone(),
                 key,
@@ -185,13 +191,105 @@ impl Attempt<'_> {
         let relative = part_path(&job.relative_path);
         let shown = context.settings.local.join(&relative);
         let size = job.size;
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
         off_reactor(move || {
             let (folder, name) = split_file(&relative)?;
             let folder = context.folder.create_folder(folder)?;
-            PartFile::open(folder, name, size).map(Sink::Part)
+            // No point to start from is no loss: the bytes are re-read.
+            let points = context
+                .store
+                .resume_points(&media_id, &label)
+                .unwrap_or_default();
+            PartFile::open(folder, name, size, &points).map(Sink::Part)
         })
         .await
         .map_err(|error| local_error(error, &shown))
+    }
+
+    /// The upload a run before this one kept open for this item, continued
+    /// from its last part the store still holds as recorded (see
+    /// [`Upload::resume`]); None when there is none or it cannot go on —
+    /// the media changed upstream (another size; no validator to ask the
+    /// media host with), the upload is gone, its parts differ — and then
+    /// what is left of it is aborted and forgotten: the item starts over.
+    async fn resume_upload(
+        &self,
+        job: &Job,
+        key: &str,
+    ) -> Result<Option<Box<Upload>>, AttemptError> {
+        let Some(run) = &self.context.bucket else {
+            return Ok(None);
+        };
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let recorded = self
+            .with_store(move |store| {
+                let upload = store.resumable_upload(&media_id, &label)?;
+                let points = store.resume_points(&media_id, &label)?;
+                Ok(upload.map(|upload| (upload, points)))
+            })
+            .await?;
+        let Some((recorded, points)) = recorded else {
+            return Ok(None);
+        };
+        let shown = format!("the upload of {key}");
+        let outcome = if recorded.key != key || recorded.declared_size != job.size {
+            Err("the media changed upstream (another size)".to_owned())
+        } else if job.part_validator.is_none() {
+            Err("the media host gave no validator to resume with".to_owned())
+        } else {
+            Upload::resume(
+                run.bucket.clone(),
+                job.content_type.clone(),
+                run.ledger.clone(),
+                &recorded,
+                &points,
+            )
+            .await
+            .map_err(|error| crate::report::chain(&error))
+        };
+        let reason = match outcome {
+            Ok(Resumed::From(upload)) => {
+                self.context.reporter.on_note(&format!(
+                    "resuming {shown} at {} of {} ({} parts kept in the store)",
+                    crate::human_bytes(upload.len()),
+                    crate::human_bytes(job.size),
+                    upload.len() / PART_SIZE as u64,
+                ));
+                return Ok(Some(upload));
+            }
+            Ok(Resumed::StartOver(reason)) | Err(reason) => reason,
+        };
+        self.context
+            .reporter
+            .on_note(&format!("{shown} starts over: {reason}"));
+        if run
+            .bucket
+            .abort_upload(&recorded.key, &recorded.upload_id)
+            .await
+            .is_ok()
+        {
+            run.ledger.forget(&recorded.key, &recorded.upload_id);
+        }
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| store.forget_resume(&media_id, &label))
+            .await?;
+        Ok(None)
+    }
+
+    /// Records the points a transfer reached since the last call (parts
+    /// the store acknowledged; `.part` bytes made durable), so a run after
+    /// a crash resumes from the last one. On object storage the first
+    /// records its upload too.
+    async fn record_points(&self, job: &Job, writer: &mut SinkWriter) -> Result<(), AttemptError> {
+        let (points, upload) = writer.take_points(job.size);
+        if points.is_empty() {
+            return Ok(());
+        }
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        self.with_store(move |store| {
+            store.record_resume_points(&media_id, &label, upload.as_ref(), &points)
+        })
+        .await
     }
 
     /// Asks for the bytes not on disk yet. A 206 that continues the
@@ -346,6 +444,7 @@ impl Attempt<'_> {
             written += length;
             *received += length;
             self.count_bytes(transfer, length);
+            self.record_points(job, &mut writer).await?;
         }
         if written < job.size {
             let reason = format!("the body ended at {written} of {} bytes", job.size);
@@ -580,24 +679,39 @@ impl Attempt<'_> {
     async fn keep(
         &self,
         job: &Job,
-        writer: SinkWriter,
+        mut writer: SinkWriter,
         reason: String,
         shown: &std::path::Path,
     ) -> AttemptError {
+        if let Err(error) = self.record_points(job, &mut writer).await {
+            return error;
+        }
         let kept = match writer.finish().await {
             Ok(Sink::Part(mut part)) => off_reactor(move || part.keep()).await,
             Ok(Sink::Upload(upload)) => {
-                // Kept open for the next attempt in this run (aborted at its end).
+                // Kept open for the next attempt in this run (and, with
+                // points recorded, for the next run: see `BucketRun::finish`).
                 if let Some(run) = &self.context.bucket {
                     run.park(job.size, upload);
                 }
-                Ok(())
+                Ok(Vec::new())
             }
             Err(error) => Err(error),
         };
-        match kept {
+        let points = match kept {
+            Ok(points) => points,
+            Err(error) => return local_error(error, shown),
+        };
+        if points.is_empty() {
+            return AttemptError::Transient(reason);
+        }
+        let (media_id, label) = (job.media_id.clone(), job.label.clone());
+        let recorded = self
+            .with_store(move |store| store.record_resume_points(&media_id, &label, None, &points))
+            .await;
+        match recorded {
             Ok(()) => AttemptError::Transient(reason),
-            Err(error) => local_error(error, shown),
+            Err(error) => error,
         }
     }
 

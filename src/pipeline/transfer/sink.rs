@@ -14,6 +14,7 @@ use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::Upload;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
+use crate::store::{ResumableUpload, ResumePoint};
 
 /// A transfer's destination, between writes.
 #[expect(
@@ -89,6 +90,32 @@ impl SinkWriter {
                     Err(SinkError::Upload(error))
                 }
             },
+        }
+    }
+
+    /// The points reached since the last call, to be recorded (see
+    /// `crate::store::ResumePoint`), and on object storage the upload they
+    /// belong to (begun for a file of `declared_size` bytes).
+    pub fn take_points(
+        &mut self,
+        declared_size: u64,
+    ) -> (Vec<ResumePoint>, Option<ResumableUpload>) {
+        match self {
+            SinkWriter::Part(writer) => (writer.take_points(), None),
+            SinkWriter::Upload(upload) => {
+                let points = upload.take_points();
+                if points.is_empty() {
+                    return (points, None);
+                }
+                let recorded = upload.upload_id().map(|id| ResumableUpload {
+                    key: upload.relative().to_owned(),
+                    upload_id: id.to_owned(),
+                    declared_size,
+                    head: upload.head().to_vec(),
+                    started_at: crate::now_ms(),
+                });
+                (points, recorded)
+            }
         }
     }
 

@@ -9,14 +9,15 @@
 //! writes what it was handed and flushes, so a later run resumes from
 //! every byte received.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::pipeline::transfer::part::PartFile;
+use crate::store::ResumePoint;
 
 /// Bytes in flight between the network and the disk, per transfer:
 /// enough to ride out a short stall of either. Counted in bytes, not
@@ -42,11 +43,14 @@ pub struct PartWriter {
     /// [`IN_FLIGHT_BYTES`] of room, taken by each chunk until it is written.
     room: Arc<Semaphore>,
     task: Option<JoinHandle<std::io::Result<PartFile>>>,
+    /// The points the `.part` made durable, as the writer reaches them.
+    durable: Arc<Mutex<Vec<ResumePoint>>>,
 }
 
 impl PartWriter {
     /// Starts writing after the bytes `part` already holds.
     pub fn start(mut part: PartFile) -> Self {
+        let durable = part.durable_points();
         let (chunks, mut incoming) =
             mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(IN_FLIGHT_CHUNKS);
         let task = tokio::task::spawn_blocking(move || {
@@ -61,7 +65,16 @@ impl PartWriter {
             chunks: Some(chunks),
             room: Arc::new(Semaphore::new(IN_FLIGHT_BYTES as usize)),
             task: Some(task),
+            durable,
         }
+    }
+
+    /// The points the `.part` made durable since the last call.
+    pub fn take_points(&self) -> Vec<ResumePoint> {
+        self.durable
+            .lock()
+            .map(|mut durable| std::mem::take(&mut *durable))
+            .unwrap_or_default()
     }
 
     /// Hands `chunk` to the writer (waits while it is behind). An error
