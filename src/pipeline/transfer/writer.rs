@@ -81,7 +81,8 @@ impl PartWriter {
     /// is the writer's own: it stopped on it.
     pub async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
         // A chunk bigger than the whole budget takes all of it.
-        let size = u32::try_from(chunk.len()).map_or(IN_FLIGHT_BYTES, |size| size.min(IN_FLIGHT_BYTES));
+        let size =
+            u32::try_from(chunk.len()).map_or(IN_FLIGHT_BYTES, |size| size.min(IN_FLIGHT_BYTES));
         let sent = match &self.chunks {
             Some(chunks) => match Arc::clone(&self.room).acquire_many_owned(size).await {
                 Ok(room) => chunks.send((chunk, room)).await.is_ok(),
