@@ -13,6 +13,7 @@
 //!
 //! `fake` is a Vault+ server of our own for tests and `demo`.
 
+#![forbid(unsafe_code)]
 // Unit tests may use std::fs, long functions and casts of test numbers.
 #![cfg_attr(
     test,

@@ -13,16 +13,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::pipeline::transfer::part::PartFile;
 use crate::store::ResumePoint;
 
-/// Chunks in flight between the network and the disk: enough to ride out
-/// a short stall of either, little enough to hold no more than a few
-/// hundred kilobytes per transfer.
-const IN_FLIGHT: usize = 16;
+/// Bytes in flight between the network and the disk, per transfer:
+/// enough to ride out a short stall of either. Counted in bytes, not
+/// chunks: on a fast link hyper hands over chunks of up to ~400 kB, and
+/// sixteen of those per transfer were most of the memory a run used.
+const IN_FLIGHT_BYTES: u32 = 512 * 1024;
+
+/// Chunks queued at most (the byte budget is what binds).
+const IN_FLIGHT_CHUNKS: usize = 64;
 
 /// Runs blocking file-system work off the async workers.
 pub async fn off_reactor<T: Send + 'static>(
@@ -35,7 +39,9 @@ pub async fn off_reactor<T: Send + 'static>(
 
 /// The writer of one attempt's `.part`.
 pub struct PartWriter {
-    chunks: Option<mpsc::Sender<Bytes>>,
+    chunks: Option<mpsc::Sender<(Bytes, OwnedSemaphorePermit)>>,
+    /// [`IN_FLIGHT_BYTES`] of room, taken by each chunk until it is written.
+    room: Arc<Semaphore>,
     task: Option<JoinHandle<std::io::Result<PartFile>>>,
     /// The points the `.part` made durable, as the writer reaches them.
     durable: Arc<Mutex<Vec<ResumePoint>>>,
@@ -45,16 +51,19 @@ impl PartWriter {
     /// Starts writing after the bytes `part` already holds.
     pub fn start(mut part: PartFile) -> Self {
         let durable = part.durable_points();
-        let (chunks, mut incoming) = mpsc::channel::<Bytes>(IN_FLIGHT);
+        let (chunks, mut incoming) =
+            mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(IN_FLIGHT_CHUNKS);
         let task = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = incoming.blocking_recv() {
+            while let Some((chunk, room)) = incoming.blocking_recv() {
                 simulated_disk_full(chunk.len())?;
                 part.write(&chunk)?;
+                drop(room);
             }
             Ok(part)
         });
         PartWriter {
             chunks: Some(chunks),
+            room: Arc::new(Semaphore::new(IN_FLIGHT_BYTES as usize)),
             task: Some(task),
             durable,
         }
@@ -71,8 +80,14 @@ impl PartWriter {
     /// Hands `chunk` to the writer (waits while it is behind). An error
     /// is the writer's own: it stopped on it.
     pub async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        // A chunk bigger than the whole budget takes all of it.
+        let size =
+            u32::try_from(chunk.len()).map_or(IN_FLIGHT_BYTES, |size| size.min(IN_FLIGHT_BYTES));
         let sent = match &self.chunks {
-            Some(chunks) => chunks.send(chunk).await.is_ok(),
+            Some(chunks) => match Arc::clone(&self.room).acquire_many_owned(size).await {
+                Ok(room) => chunks.send((chunk, room)).await.is_ok(),
+                Err(_) => false,
+            },
             None => false,
         };
         if sent {
