@@ -41,7 +41,7 @@ mod s3;
 mod sidecars;
 mod store_faults;
 mod store_proxy;
-mod terminal;
 mod store_trust;
+mod terminal;
 mod unattended;
 mod views_by_template;
