@@ -58,7 +58,7 @@ pub async fn describe(
             continue;
         }
         context.reporter.on_stage(
-            Stage::Membership,
+            Stage::Dates,
             &format!(
                 "reading the dates of {} media of list {}",
                 wanted.len(),

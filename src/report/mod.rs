@@ -37,6 +37,8 @@ pub enum Stage {
     Resolve,
     Download,
     Commit,
+    /// Each media's own date, asked of the Access API once in its life.
+    Dates,
     /// `mirror --dry-run` working out what a run would do.
     Plan,
     /// `verify` re-reading files.
@@ -52,6 +54,7 @@ impl Stage {
             Stage::Resolve => "resolve",
             Stage::Download => "download",
             Stage::Commit => "commit",
+            Stage::Dates => "dates",
             Stage::Plan => "plan",
             Stage::Verify => "verify",
         }

@@ -166,7 +166,13 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         use fs_err::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map(drop)?;
+    match options.open(path) {
+        Ok(_) => {}
+        // Made meanwhile by another process (a reader that opened it a
+        // moment before): it is opened as it is.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(error) => return Err(error),
+    }
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     crate::durable::sync_folder(folder.unwrap_or(Path::new(".")))
 }

@@ -44,7 +44,11 @@ fn throttled(rate: u64) -> FakeOptions {
 
 /// The furthest point recorded for the video so far (0 before any).
 fn furthest_point(db: &Path) -> u64 {
-    let Ok(connection) = rusqlite::Connection::open(db) else {
+    // Read-only: opened to write, SQLite would create the file the run is
+    // about to create.
+    let Ok(connection) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
         return 0;
     };
     connection

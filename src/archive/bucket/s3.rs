@@ -81,6 +81,14 @@ pub enum MetadataError {
     Send(#[source] reqwest::Error),
     #[error("the store answered HTTP {0}")]
     Refused(reqwest::StatusCode),
+    /// A success whose body is not the answer asked for (S3's way to say
+    /// a copy failed midway is a 200 with an error inside).
+    #[error("the store answered HTTP 200 without a {expected}: {body}")]
+    Unexpected {
+        expected: &'static str,
+        /// The answer's first 200 characters.
+        body: String,
+    },
 }
 
 /// Why the AWS environment cannot be used.
@@ -976,6 +984,7 @@ impl StoreFault for MetadataError {
             MetadataError::Send(_) | MetadataError::Sign(_) => Fault::Transient(None),
             // A 200 whose body is no CopyObjectResult is S3's way to say
             // the copy failed midway (an InternalError): try again.
+            MetadataError::Unexpected { .. } => Fault::Transient(None),
             MetadataError::Refused(status) => {
                 if status.is_success()
                     || crate::archive::bucket::retry::transient_status(status.as_u16())
@@ -994,7 +1003,7 @@ impl StoreFault for MetadataError {
 /// a success naming `result` (S3 may answer 200 with an error in the body).
 async fn expect_answer(
     request: reqwest::RequestBuilder,
-    result: &str,
+    result: &'static str,
 ) -> Result<String, Hinted<MetadataError>> {
     // The URL holds a signature: never shown (`without_url`).
     let response = request.send().await.map_err(|error| Hinted {
@@ -1004,9 +1013,18 @@ async fn expect_answer(
     let status = response.status();
     let retry_after = crate::api::retry_after(response.headers(), crate::now_ms());
     let body = response.text().await.unwrap_or_default();
-    if !status.is_success() || !body.contains(result) {
+    if !status.is_success() {
         return Err(Hinted {
             error: MetadataError::Refused(status),
+            retry_after,
+        });
+    }
+    if !body.contains(result) {
+        return Err(Hinted {
+            error: MetadataError::Unexpected {
+                expected: result,
+                body: body.chars().take(200).collect(),
+            },
             retry_after,
         });
     }
