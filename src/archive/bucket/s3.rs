@@ -57,6 +57,15 @@ pub enum BucketError {
         #[source]
         source: MetadataError,
     },
+    /// A listing of our own, presigned (ListParts, ListMultipartUploads),
+    /// failed.
+    #[error("object storage: {action} {key}")]
+    Listing {
+        action: &'static str,
+        key: String,
+        #[source]
+        source: MetadataError,
+    },
     /// Local work around the archive (a staged file, the upload ledger).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -826,7 +835,8 @@ impl Bucket {
                         self.list_uploads_once(s3, http, &prefix, &markers)
                     })
                     .await
-                    .map_err(|hinted| BucketError::Metadata {
+                    .map_err(|hinted| BucketError::Listing {
+                        action: "listing the incomplete uploads under",
                         key: prefix.clone(),
                         source: hinted.error,
                     })?;
@@ -879,7 +889,9 @@ impl Bucket {
             )
             .await
             .map_err(|error| plain(MetadataError::Sign(error)))?;
-        expect_answer(http.get(url), "ListMultipartUploadsResult").await
+        // `ListMultipartUploadsResult` from S3; matched by its stem, as
+        // `ListParts` is, for stores that name their answers otherwise.
+        expect_answer(http.get(url), "ListMultipartUploads").await
     }
 
     /// The parts the store holds of an upload (ListParts, which
@@ -916,7 +928,9 @@ impl Bucket {
                                 error: MetadataError::Sign(error),
                                 retry_after: None,
                             })?;
-                        expect_answer(http.get(url), "ListPartsResult").await
+                        // `ListParts`: S3 answers `ListPartsResult`, some
+                        // stores (moto before 5.2.6) `ListPartsResponse`.
+                        expect_answer(http.get(url), "ListParts").await
                     }
                 })
                 .await;
@@ -927,7 +941,8 @@ impl Bucket {
                     ..
                 }) if status == reqwest::StatusCode::NOT_FOUND => return Ok(None),
                 Err(hinted) => {
-                    return Err(BucketError::Metadata {
+                    return Err(BucketError::Listing {
+                        action: "listing the parts of the upload of",
                         key: key.to_string(),
                         source: hinted.error,
                     });
