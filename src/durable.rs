@@ -34,17 +34,21 @@ pub fn create_dir_all(folder: &Path) -> std::io::Result<()> {
         create_dir_all(parent)?;
     }
     match fs_err::create_dir(folder) {
-        Ok(()) => sync_folder(
-            folder
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        ),
+        Ok(()) => sync_parent(folder),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && folder.is_dir() => {
             Ok(())
         }
         Err(error) => Err(error),
     }
+}
+
+/// Syncs the folder holding `entry` (the current folder for a bare
+/// name), so that a new entry there lasts.
+pub fn sync_parent(entry: &Path) -> std::io::Result<()> {
+    let parent = entry
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty());
+    sync_folder(parent.unwrap_or(Path::new(".")))
 }
 
 /// What [`sync_folder`] does once the folder is open: the one folder

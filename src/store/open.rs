@@ -154,10 +154,9 @@ impl Store {
     }
 }
 
-/// Creates an empty file readable by its owner only (the database holds
-/// what a person mirrors; it is nobody else's business).
-/// Creates the empty database file, readable by its owner alone, and
-/// syncs its folder: SQLite syncs the file's bytes, never the new name.
+/// Creates the empty database file, readable by its owner alone (it
+/// holds what a person mirrors; nobody else's business), and syncs its
+/// folder: SQLite syncs the file's bytes, never the new name.
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     let mut options = fs_err::OpenOptions::new();
     options.write(true).create_new(true);
@@ -173,8 +172,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(error) => return Err(error),
     }
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-    crate::durable::sync_folder(folder.unwrap_or(Path::new(".")))
+    crate::durable::sync_parent(path)
 }
 
 #[cfg(test)]

@@ -1000,10 +1000,9 @@ impl StoreFault for MetadataError {
             // A 200 whose body is no CopyObjectResult is S3's way to say
             // the copy failed midway (an InternalError): try again.
             MetadataError::Unexpected { .. } => Fault::Transient(None),
+            // Never a success: a 200 without its answer is `Unexpected`.
             MetadataError::Refused(status) => {
-                if status.is_success()
-                    || crate::archive::bucket::retry::transient_status(status.as_u16())
-                {
+                if crate::archive::bucket::retry::transient_status(status.as_u16()) {
                     Fault::Transient(None)
                 } else {
                     Fault::Permanent
