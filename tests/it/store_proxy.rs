@@ -5,8 +5,9 @@
 //! applies it) and then resets the connection instead of answering (a
 //! lost answer), or forwards it stripped of `If-None-Match` and `If-Match`
 //! (a store that ignores conditional writes: some older Ceph RGW and NAS
-//! gateways accept the headers and do not honour them). Every other
-//! request is forwarded as it came.
+//! gateways accept the headers and do not honour them), or forwards it
+//! with a byte of its body changed. Every other request is forwarded as
+//! it came.
 //!
 //! One request a connection: the proxy reads the request head and its
 //! `Content-Length` body, sends it to moto with `Connection: close`, and
@@ -36,6 +37,13 @@ pub enum Fault {
     /// Forwarded without its `If-None-Match` and `If-Match` headers: the
     /// store applies the write whatever is there.
     IgnoreConditions,
+    /// Forwarded with one byte of its body changed (the middle one): a
+    /// byte changed on the way, after the client hashed it (a faulty NIC
+    /// or middlebox where nothing like TLS guards the bytes). A request
+    /// that carries `x-amz-checksum-sha256` is then answered as S3 answers
+    /// it (`400 BadDigest`, nothing stored), which moto does not: it keeps
+    /// whatever bytes came, under the checksum it was told.
+    FlipByte,
 }
 
 /// A request as the schedule sees it.
@@ -233,7 +241,7 @@ async fn serve(
     let request = seen(counter.fetch_add(1, Ordering::SeqCst), &head);
     let fault = schedule(&request);
     if let Some(fault) = fault {
-        log.lock().unwrap().push((request, fault));
+        log.lock().unwrap().push((request.clone(), fault));
     }
     match fault {
         Some(Fault::SlowDown) => {
@@ -255,7 +263,25 @@ async fn serve(
             reset(client);
             return Ok(());
         }
-        Some(Fault::LoseAnswer | Fault::IgnoreConditions) | None => {}
+        Some(Fault::LoseAnswer | Fault::IgnoreConditions | Fault::FlipByte) | None => {}
+    }
+    let mut body = body;
+    let middle = body.len() / 2;
+    if fault == Some(Fault::FlipByte)
+        && let Some(byte) = body.get_mut(middle)
+    {
+        *byte ^= 0x20;
+        if let Some(claimed) = request.header("x-amz-checksum-sha256") {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let found =
+                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+            if found != claimed {
+                let answer = error_answer("400 Bad Request", "BadDigest");
+                client.write_all(&answer).await?;
+                return client.shutdown().await;
+            }
+        }
     }
     let head = match fault {
         Some(Fault::IgnoreConditions) => without(&head, &["if-none-match:", "if-match:"]),
@@ -314,6 +340,14 @@ pub fn ignoring_conditions() -> impl Fn(&Seen) -> Option<Fault> + Send + Sync {
         (request.header("if-none-match").is_some() || request.header("if-match").is_some())
             .then_some(Fault::IgnoreConditions)
     }
+}
+
+/// Whether `request` writes a media object's bytes: a one-PUT object
+/// or a part of a multipart one.
+pub fn writes_media(request: &Seen) -> bool {
+    request.method == "PUT"
+        && request.target.contains("/media/")
+        && request.header("x-amz-copy-source").is_none()
 }
 
 /// Whether `request` writes an object's sha256 metadata: the CopyObject

@@ -19,7 +19,7 @@ use crate::moto::{
     BUCKET, Moto, PREFIX, assert_objects_match, incomplete_uploads, objects, python,
 };
 use crate::store_faults::{behind_a_proxy, vault_with_videos};
-use crate::store_proxy::{Fault, ignoring_conditions, writes_metadata};
+use crate::store_proxy::{Fault, ignoring_conditions, writes_media, writes_metadata};
 
 /// Every object under media/ carries its own sha256 as metadata.
 fn assert_sealed(moto: &Moto) {
@@ -308,4 +308,44 @@ fn store_a_lease_the_store_has_not_written_for_the_stale_period_is_taken_over() 
     assert_eq!(summary["outcome"], "complete", "{output}");
     assert!(output.contains("took over the lease"), "{output}");
     assert!(output.contains("gone-host"), "{output}");
+}
+
+#[test]
+fn store_a_byte_changed_on_the_way_is_refused_or_caught_and_the_media_fetched_again() {
+    let vault = vault_with_videos();
+    // The first one-PUT object and the first part of a multipart one each
+    // reach the store with a byte changed.
+    let (single, part) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (flipped_single, flipped_part) = (single.clone(), part.clone());
+    let (sandbox, proxy) = require!(behind_a_proxy(&vault, move |seen| {
+        if !writes_media(seen) {
+            return None;
+        }
+        let which = if seen.target.contains("partNumber=") {
+            &flipped_part
+        } else {
+            &flipped_single
+        };
+        (!which.swap(true, Ordering::SeqCst)).then_some(Fault::FlipByte)
+    }));
+
+    let run = sandbox.run(&mut sandbox.command(&["mirror", "--json"]), 0);
+    let (summary, output) = (run.json(), run.text());
+    assert_eq!(proxy.injected().len(), 2, "{output}");
+    assert!(single.load(Ordering::SeqCst) && part.load(Ordering::SeqCst));
+    assert_eq!(summary["outcome"], "complete", "{output}");
+    // The part's change is seen only once the object is whole: by the
+    // store's SHA-256 of it, in the answer to the copy that seals it.
+    assert!(
+        output.contains("holds other bytes than were sent"),
+        "{output}"
+    );
+    // Every object holds the media's true bytes, and says so.
+    assert_objects_match(sandbox.moto(), &vault);
+    assert_sealed(sandbox.moto());
+    let verify = sandbox.json(&mut sandbox.offline(&["verify", "--json"]), 0);
+    assert_eq!(verify["outcome"], "intact", "{verify}");
 }

@@ -26,10 +26,11 @@ use object_store::{
 
 use crate::archive::bucket::retry::{Fault, Hinted, StoreFault, StoreRetries};
 use crate::location::S3Url;
+use base64::Engine as _;
 use object_store::signer::{SignedUrlOptions, Signer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use std::time::Duration;
 
 /// The user metadata key that holds an object's sha256 (`x-amz-meta-sha256`).
@@ -50,6 +51,18 @@ pub enum BucketError {
     Precondition { key: String },
     #[error("refusing the key {key:?}: not one vault-mirror writes")]
     UnsafeKey { key: String },
+    /// The store computed another SHA-256 over the object it holds than
+    /// the one of the bytes sent: the object was deleted (or, where even
+    /// that failed, is left for `verify` to find), never called verified.
+    #[error(
+        "object storage: {key} holds other bytes than were sent (the store's SHA-256 of it is {stored}, the bytes sent hash to {sent}); {outcome}"
+    )]
+    OtherBytes {
+        key: String,
+        stored: String,
+        sent: String,
+        outcome: &'static str,
+    },
     /// The CopyObject that gives an uploaded object its sha256 failed.
     #[error("object storage: setting the sha256 metadata of {key}")]
     Metadata {
@@ -57,10 +70,10 @@ pub enum BucketError {
         #[source]
         source: MetadataError,
     },
-    /// A listing of our own, presigned (ListParts, ListMultipartUploads),
-    /// failed.
+    /// A request of our own, presigned (a PUT with our checksum,
+    /// ListParts, ListMultipartUploads), failed.
     #[error("object storage: {action} {key}")]
-    Listing {
+    Request {
         action: &'static str,
         key: String,
         #[source]
@@ -192,11 +205,16 @@ pub enum WriteMode {
 /// use, `InMemory` in unit tests) and the prefix every key is under.
 #[derive(Clone)]
 pub struct Bucket {
+    /// Every call on whole objects (writes with object_store's SHA-256
+    /// checksum on S3).
     store: Arc<dyn ObjectStore>,
+    /// Multipart uploads of media (parts without a checksum of their own:
+    /// see `Bucket::open`).
     multipart: Arc<dyn MultipartStore>,
-    /// On S3: the store again, to presign the one request object_store has
-    /// no call for (a CopyObject that replaces metadata), and the client
-    /// that sends it.
+    /// On S3: the store again, to presign the requests object_store has
+    /// no call for (a PUT that carries our own checksum, a CopyObject that
+    /// replaces metadata, ListParts, ListMultipartUploads), and the client
+    /// that sends them.
     s3: Option<(Arc<AmazonS3>, reqwest::Client)>,
     url: S3Url,
     /// The retry policy every call goes through, and its count.
@@ -277,7 +295,6 @@ impl Bucket {
         let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|value| value == "true");
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
-            .with_checksum_algorithm(Checksum::SHA256)
             .with_config(AmazonS3ConfigKey::ConditionalPut, "etag")
             // Retries are ours, one policy for every call (see `retry`).
             .with_retry(RetryConfig {
@@ -302,17 +319,31 @@ impl Bucket {
             builder = builder.with_allow_http(true);
         }
         let builder = super::credentials::decide(builder).map_err(|e| invalid(e.into()))?;
-        let store = builder
+        // Two clients on one configuration. The archive's own small
+        // objects (manifest, lease, snapshot) carry a SHA-256 checksum
+        // object_store computes, so the store refuses them changed on the
+        // way. Media carry ours, computed once as their bytes arrive: a
+        // single PUT sends it as its checksum (`put_sealed`), and a
+        // multipart object is checked whole against the SHA-256 the store
+        // computes when it seals it (`set_sha256_metadata`), so its parts
+        // go without a checksum of their own (which would hash every
+        // byte a second time on each side).
+        let checked = builder
+            .clone()
+            .with_checksum_algorithm(Checksum::SHA256)
+            .build()
+            .map_err(|error| invalid(ConfigError::Builder(error)))?;
+        let plain = builder
             .build()
             .map_err(|error| invalid(ConfigError::Builder(error)))?;
         let http = reqwest::Client::builder()
             .build()
             .map_err(|error| invalid(ConfigError::Client(error)))?;
-        let store = Arc::new(store);
+        let plain = Arc::new(plain);
         Ok(Self {
-            store: store.clone(),
-            multipart: store.clone(),
-            s3: Some((store, http)),
+            store: Arc::new(checked),
+            multipart: plain.clone(),
+            s3: Some((plain, http)),
             url: url.clone(),
             retries: StoreRetries::default(),
         })
@@ -538,6 +569,81 @@ impl Bucket {
             },
             Err(error) => Err(BucketError::of("writing", key.as_ref(), error)),
         }
+    }
+
+    /// Writes a media object whose sha256 (lowercase hex) is `sha256` at
+    /// `relative`, replacing what is there, in one PUT that carries the
+    /// sha256 twice: as `x-amz-meta-sha256` (the seal `verify` and `HEAD`
+    /// read) and as `x-amz-checksum-sha256`, which the store checks the
+    /// bytes it received against, refusing them (`BadDigest`) when one
+    /// changed on the way. The sha256 is the one computed as the bytes
+    /// arrived, so no byte is hashed a second time on our side. Trying it
+    /// again after a lost answer writes the same bytes again.
+    pub async fn put_sealed(
+        &self,
+        relative: &str,
+        payload: PutPayload,
+        content_type: &str,
+        sha256: &str,
+    ) -> Result<(), BucketError> {
+        let Some((s3, http)) = &self.s3 else {
+            // In memory: the same object through object_store.
+            self.put(
+                relative,
+                payload,
+                content_type,
+                Some(sha256),
+                WriteMode::Overwrite,
+            )
+            .await?;
+            return Ok(());
+        };
+        let key = self.key(relative)?;
+        let failed = |source: MetadataError| BucketError::Request {
+            action: "writing",
+            key: key.to_string(),
+            source,
+        };
+        let digest = hex::decode(sha256).map_err(|_| {
+            failed(MetadataError::Unexpected {
+                expected: "a sha256 in hex",
+                body: sha256.chars().take(80).collect(),
+            })
+        })?;
+        let header = |value: &str| {
+            HeaderValue::from_str(value).map_err(|error| failed(MetadataError::Header(error)))
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, header(content_type)?);
+        headers.insert("x-amz-meta-sha256", header(sha256)?);
+        headers.insert(
+            "x-amz-checksum-sha256",
+            header(&base64::engine::general_purpose::STANDARD.encode(digest))?,
+        );
+        let length = payload.content_length();
+        let (s3, http) = (s3.as_ref(), http);
+        self.retries
+            .run("writing", key.as_ref(), || {
+                // The parts as they came from the network: no copy into
+                // one buffer, so the length is given (S3 wants one).
+                let chunks: Vec<Bytes> = payload.iter().cloned().collect();
+                let body = reqwest::Body::wrap_stream(futures::stream::iter(
+                    chunks.into_iter().map(Ok::<_, std::io::Error>),
+                ));
+                let headers = headers.clone();
+                let key = &key;
+                async move {
+                    let url = presign(s3, Method::PUT, key, &headers).await?;
+                    let request = http
+                        .put(url)
+                        .headers(headers)
+                        .header(CONTENT_LENGTH, length)
+                        .body(body);
+                    expect_answer(request, None).await.map(|_| ())
+                }
+            })
+            .await
+            .map_err(|hinted| failed(hinted.error))
     }
 
     /// The whole object (a small one) and its ETag; None when there is none.
@@ -776,17 +882,44 @@ impl Bucket {
         // multipart upload had per-part ones.
         headers.insert("x-amz-checksum-algorithm", header("SHA256")?);
         let (s3, http) = (s3.as_ref(), http);
-        self.retries
+        let answer = self
+            .retries
             .run("setting the sha256 metadata of", key.as_ref(), || {
                 self.send_signed(s3, http, Method::PUT, &key, headers.clone())
             })
             .await
-            .map_err(|hinted| failed(hinted.error))
+            .map_err(|hinted| failed(hinted.error))?;
+        // The store's own SHA-256 of the object it now holds, where it
+        // says it (S3 and moto do; some stores do not): the one end-to-end
+        // check of a multipart object's bytes, whose parts went without
+        // checksums. Other bytes must not keep the claim just written.
+        let Some(stored) = xml_values(&answer, "ChecksumSHA256")
+            .pop()
+            .and_then(|value| base64::engine::general_purpose::STANDARD.decode(value).ok())
+            .map(hex::encode)
+        else {
+            return Ok(());
+        };
+        if stored.eq_ignore_ascii_case(sha256) {
+            return Ok(());
+        }
+        let outcome = match self.delete(relative).await {
+            Ok(()) => "it was deleted, and the media is fetched again",
+            Err(_) => {
+                "deleting it failed too: it stays unverified, and `vault-mirror verify` reports it"
+            }
+        };
+        Err(BucketError::OtherBytes {
+            key: key.to_string(),
+            stored,
+            sent: sha256.to_owned(),
+            outcome,
+        })
     }
 
     /// Presigns `method` on `key` with `headers` bound to the signature,
     /// sends it, and expects a CopyObject's answer (which may be a 200
-    /// with an error in its body).
+    /// with an error in its body): its body.
     async fn send_signed(
         &self,
         s3: &AmazonS3,
@@ -794,25 +927,13 @@ impl Bucket {
         method: Method,
         key: &KeyPath,
         headers: HeaderMap,
-    ) -> Result<(), Hinted<MetadataError>> {
-        let plain = |error| Hinted {
-            error,
-            retry_after: None,
-        };
-        let mut options = SignedUrlOptions::default();
-        for (name, value) in &headers {
-            options = options.with_signed_header(name.clone(), value.clone());
-        }
-        let url = s3
-            .signed_url_opts(method.clone(), key, Duration::from_secs(300), &options)
-            .await
-            .map_err(|error| plain(MetadataError::Sign(error)))?;
+    ) -> Result<String, Hinted<MetadataError>> {
+        let url = presign(s3, method.clone(), key, &headers).await?;
         expect_answer(
             http.request(method, url).headers(headers),
-            "CopyObjectResult",
+            Some("CopyObjectResult"),
         )
         .await
-        .map(|_| ())
     }
 
     /// The store's own list of multipart uploads started under the
@@ -835,7 +956,7 @@ impl Bucket {
                         self.list_uploads_once(s3, http, &prefix, &markers)
                     })
                     .await
-                    .map_err(|hinted| BucketError::Listing {
+                    .map_err(|hinted| BucketError::Request {
                         action: "listing the incomplete uploads under",
                         key: prefix.clone(),
                         source: hinted.error,
@@ -891,7 +1012,7 @@ impl Bucket {
             .map_err(|error| plain(MetadataError::Sign(error)))?;
         // `ListMultipartUploadsResult` from S3; matched by its stem, as
         // `ListParts` is, for stores that name their answers otherwise.
-        expect_answer(http.get(url), "ListMultipartUploads").await
+        expect_answer(http.get(url), Some("ListMultipartUploads")).await
     }
 
     /// The parts the store holds of an upload (ListParts, which
@@ -930,7 +1051,7 @@ impl Bucket {
                             })?;
                         // `ListParts`: S3 answers `ListPartsResult`, some
                         // stores (moto before 5.2.6) `ListPartsResponse`.
-                        expect_answer(http.get(url), "ListParts").await
+                        expect_answer(http.get(url), Some("ListParts")).await
                     }
                 })
                 .await;
@@ -941,7 +1062,7 @@ impl Bucket {
                     ..
                 }) if status == reqwest::StatusCode::NOT_FOUND => return Ok(None),
                 Err(hinted) => {
-                    return Err(BucketError::Listing {
+                    return Err(BucketError::Request {
                         action: "listing the parts of the upload of",
                         key: key.to_string(),
                         source: hinted.error,
@@ -1013,11 +1134,32 @@ impl StoreFault for MetadataError {
     }
 }
 
+/// A URL for `method` on `key`, presigned by object_store with `headers`
+/// bound to the signature (valid five minutes: it is sent at once).
+async fn presign(
+    s3: &AmazonS3,
+    method: Method,
+    key: &KeyPath,
+    headers: &HeaderMap,
+) -> Result<url::Url, Hinted<MetadataError>> {
+    let mut options = SignedUrlOptions::default();
+    for (name, value) in headers {
+        options = options.with_signed_header(name.clone(), value.clone());
+    }
+    s3.signed_url_opts(method, key, Duration::from_secs(300), &options)
+        .await
+        .map_err(|error| Hinted {
+            error: MetadataError::Sign(error),
+            retry_after: None,
+        })
+}
+
 /// Sends a presigned request and returns its answer's body, which must be
-/// a success naming `result` (S3 may answer 200 with an error in the body).
+/// a success naming `result` where one is named (S3 may answer 200 with
+/// an error in the body of a CopyObject).
 async fn expect_answer(
     request: reqwest::RequestBuilder,
-    result: &'static str,
+    result: Option<&'static str>,
 ) -> Result<String, Hinted<MetadataError>> {
     // The URL holds a signature: never shown (`without_url`).
     let response = request.send().await.map_err(|error| Hinted {
@@ -1033,7 +1175,7 @@ async fn expect_answer(
             retry_after,
         });
     }
-    if !body.contains(result) {
+    if let Some(result) = result.filter(|result| !body.contains(result)) {
         return Err(Hinted {
             error: MetadataError::Unexpected {
                 expected: result,

@@ -23,7 +23,11 @@
 //! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
 //! itself right after its completion, see
 //! [`Bucket::set_sha256_metadata`] and `seal` for why), or the commit
-//! says it does not ([`BucketError::Metadata`]).
+//! says it does not ([`BucketError::Metadata`]); every byte is hashed
+//! once on our side, and the store checks it: a single PUT carries the
+//! sha256 as its checksum, and a multipart object's copy answers with
+//! the store's SHA-256 of the whole object, compared with ours
+//! ([`BucketError::OtherBytes`] when they differ: the object is deleted).
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +37,7 @@ use object_store::multipart::PartId;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::archive::bucket::s3::{Bucket, BucketError, WriteMode, part_e_tag};
+use crate::archive::bucket::s3::{Bucket, BucketError, part_e_tag};
 use crate::store::{ResumableUpload, ResumePoint};
 
 /// The size of every part but the last (S3 wants ≥ 5 MiB; R2 wants them
@@ -125,6 +129,22 @@ impl Upload {
                     .to_owned(),
             ));
         };
+        // Parts sent with a checksum of their own (by a version before
+        // parts went without): the upload was started asking for them, and
+        // a store then refuses a completion with parts that have none.
+        if points.iter().any(|point| {
+            point
+                .part_id
+                .as_deref()
+                .is_some_and(|id| id.contains("<checksum_sha256>"))
+        }) {
+            archive.abort_upload(key, id).await?;
+            ledger.forget(key, id);
+            return Ok(Resumed::StartOver(
+                "it was started by an earlier version, which sent a checksum with every part"
+                    .to_owned(),
+            ));
+        }
         let unquoted = |e_tag: &str| e_tag.trim_matches('"').to_owned();
         let mut kept: Vec<&ResumePoint> = Vec::new();
         for (index, point) in points.iter().enumerate() {
@@ -324,13 +344,7 @@ impl Upload {
             let payload = std::mem::take(&mut self.buffer).into_iter().collect();
             self.buffered = 0;
             self.archive
-                .put(
-                    &self.relative,
-                    payload,
-                    &self.content_type,
-                    Some(&sha256),
-                    WriteMode::Overwrite,
-                )
+                .put_sealed(&self.relative, payload, &self.content_type, &sha256)
                 .await?;
             return Ok(sha256);
         }
