@@ -3,13 +3,17 @@
 # bench/run.sh (1,000 media, `full` and `thumb`) served by a loopback nginx
 # behind the fake Vault+, written into moto's S3 server on loopback by
 #   1. vault-mirror mirror --out s3://bench/vault-mirror --jobs 8
-#   2. rclone copy of the same files (:http: → moto, --transfers 8)
+#   2. rclone copy of the same files (:http: → moto, --transfers 8; it
+#      sends an object up to 200 MiB in one PUT, and hashes nothing)
 #   3. vault-mirror mirror --out DIR --jobs 8 (local disk, for reference)
 # each timed with /usr/bin/time (wall, user+sys CPU, peak RSS); moto is
 # restarted empty before each S3 run and its own CPU time is printed too
-# (it is Python, and usually the bottleneck).
+# (it is Python, and usually the bottleneck). After 1. it also prints what
+# the seal's CopyObject costs moto on its own (the same copy run again on
+# every multipart object).
 #
 #   bench/s3.sh [--media N] [--scale full|large] [--jobs N] [--work DIR]
+#   VAULT_MIRROR_BIN=/path/to/an/earlier/vault-mirror bench/s3.sh …
 #
 # `--scale large --media 12`: about 1 GB in videos of 40-120 MB, every one
 # a multipart upload (memory must stay within jobs x 18 MiB).
@@ -33,8 +37,14 @@ while [ $# -gt 0 ]; do
     esac
 done
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vault-mirror
-(cd "$REPO" && cargo build --release --locked -q)
+# VAULT_MIRROR_BIN: another build to measure (an earlier commit's, for a
+# before/after in one session); else this checkout's, built here.
+if [ -n "${VAULT_MIRROR_BIN:-}" ]; then
+    BIN=$VAULT_MIRROR_BIN
+else
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vault-mirror
+    (cd "$REPO" && cargo build --release --locked -q)
+fi
 API_PACE=(--api-rate 1000000 --api-burst 1000000)
 
 # shellcheck source=bench/lib.sh
@@ -66,7 +76,7 @@ cut -f1 "$WORK/urls.tsv" | sed -e 's#^http://[^/]*/##' -e 's#?.*##' >"$WORK/path
 
 echo "== machine"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "$(rclone version | head -n 1); moto $(python3 -c 'import moto; print(moto.__version__)'); vault-mirror $(cd "$REPO" && git rev-parse --short HEAD)"
+echo "$(rclone version | head -n 1); moto $(python3 -c 'import moto; print(moto.__version__)'); vault-mirror ${VAULT_MIRROR_BIN:-$(cd "$REPO" && git rev-parse --short HEAD)}"
 echo "data set: $FILES files, $BYTES bytes"
 
 MOTO_PID=
@@ -103,6 +113,29 @@ start_moto
 /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" env XDG_STATE_HOME="$WORK/state" \
     "$BIN" mirror --out s3://bench/vault-mirror --jobs "$JOBS" --json "${API_PACE[@]}" >"$WORK/summary-s3.json"
 report "vault-mirror → S3 (moto)" "moto CPU $(moto_cpu) s; $(stored_bytes vault-mirror) bytes stored"
+# What the seal's copy costs the store: the same CopyObject onto itself
+# (metadata replaced, a SHA-256 of the whole object asked for) on every
+# multipart object again, 8 at once, timed on its own.
+MOTO_BEFORE=$(moto_cpu)
+python3 - "$AWS_ENDPOINT_URL" "$JOBS" >"$WORK/copy" <<'PY'
+import sys, time, boto3
+from concurrent.futures import ThreadPoolExecutor
+s3 = boto3.client('s3', endpoint_url=sys.argv[1])
+keys = [o for page in s3.get_paginator('list_objects_v2').paginate(Bucket='bench', Prefix='vault-mirror/media/')
+        for o in page.get('Contents', []) if o['Size'] > 8 * 1024 * 1024]
+def seal(o):
+    head = s3.head_object(Bucket='bench', Key=o['Key'])
+    s3.copy_object(Bucket='bench', Key=o['Key'], CopySource={'Bucket': 'bench', 'Key': o['Key']},
+                   MetadataDirective='REPLACE', Metadata=head['Metadata'], ContentType=head['ContentType'],
+                   ChecksumAlgorithm='SHA256')
+start = time.monotonic()
+with ThreadPoolExecutor(int(sys.argv[2])) as pool:
+    list(pool.map(seal, keys))
+print(f"{time.monotonic() - start:.1f} {len(keys)} {sum(o['Size'] for o in keys)}")
+PY
+read -r copy_wall copy_objects copy_bytes <"$WORK/copy"
+printf '%-28s wall %7.1f s  moto CPU %.1f s for %d objects, %d bytes (the copy that seals a multipart object, alone)\n' \
+    "  of which the seal's copy" "$copy_wall" "$(echo "$(moto_cpu) - $MOTO_BEFORE" | bc)" "$copy_objects" "$copy_bytes"
 
 start_moto
 export RCLONE_CONFIG_MOTO_TYPE=s3 RCLONE_CONFIG_MOTO_PROVIDER=Other RCLONE_CONFIG_MOTO_ENDPOINT=$AWS_ENDPOINT_URL \

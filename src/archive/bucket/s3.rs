@@ -320,20 +320,23 @@ impl Bucket {
         }
         let builder = super::credentials::decide(builder).map_err(|e| invalid(e.into()))?;
         // Two clients on one configuration. The archive's own small
-        // objects (manifest, lease, snapshot) carry a SHA-256 checksum
-        // object_store computes, so the store refuses them changed on the
-        // way. Media carry ours, computed once as their bytes arrive: a
-        // single PUT sends it as its checksum (`put_sealed`), and a
-        // multipart object is checked whole against the SHA-256 the store
-        // computes when it seals it (`set_sha256_metadata`), so its parts
-        // go without a checksum of their own (which would hash every
-        // byte a second time on each side).
+        // objects (manifest, lease, snapshot) go with a signed payload and
+        // a SHA-256 checksum, both object_store's, so the store refuses
+        // them changed on the way. Media carry ours, computed once as
+        // their bytes arrive: a single PUT sends it as its checksum
+        // (`put_sealed`), and a multipart object is checked whole against
+        // the SHA-256 the store computes when it seals it
+        // (`set_sha256_metadata`), so its parts go unsigned
+        // (`UNSIGNED-PAYLOAD`, what AWS's own SDKs send over TLS) and
+        // without a checksum of their own: either would hash every byte a
+        // second time on our side, and a checksum a third on the store's.
         let checked = builder
             .clone()
             .with_checksum_algorithm(Checksum::SHA256)
             .build()
             .map_err(|error| invalid(ConfigError::Builder(error)))?;
         let plain = builder
+            .with_unsigned_payload(true)
             .build()
             .map_err(|error| invalid(ConfigError::Builder(error)))?;
         let http = reqwest::Client::builder()
