@@ -896,9 +896,11 @@ impl Bucket {
         // says it (S3 and moto do; some stores do not): the one end-to-end
         // check of a multipart object's bytes, whose parts went without
         // checksums. Other bytes must not keep the claim just written.
+        // A composite checksum (`…-N`, of parts' checksums) is none.
         let Some(stored) = xml_values(&answer, "ChecksumSHA256")
             .pop()
             .and_then(|value| base64::engine::general_purpose::STANDARD.decode(value).ok())
+            .filter(|digest| digest.len() == 32)
             .map(hex::encode)
         else {
             return Ok(());
