@@ -2,6 +2,7 @@
 # The vault-mirror benchmark (see README, "Benchmark"). Re-runnable:
 #
 #   bench/run.sh [--rounds N] [--media N] [--noop-media N] [--jobs N] [--work DIR]
+#   VAULT_MIRROR_BIN=/path/to/an/earlier/vault-mirror bench/run.sh …
 #
 # 1. Throughput: a loopback nginx serves a fixed ~1 GB data set (1,000 media,
 #    `full` and `thumb`; images 100-400 KB, videos 2-8 MB) behind the fake
@@ -47,7 +48,9 @@ done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-BIN=$TARGET/release/vault-mirror
+# VAULT_MIRROR_BIN: another build to measure (an earlier commit's, for a
+# before/after in one session); else this checkout's, built here.
+BIN=${VAULT_MIRROR_BIN:-$TARGET/release/vault-mirror}
 # The fake has no rate limit; vault-mirror's own pacing of the real API (60
 # calls a minute) would make the 50,000-media runs last minutes of waiting.
 API_PACE=(--api-rate 1000000 --api-burst 1000000)
@@ -63,7 +66,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-(cd "$REPO" && cargo build --release --locked -q)
+[ -n "${VAULT_MIRROR_BIN:-}" ] || (cd "$REPO" && cargo build --release --locked -q)
 
 mkdir -p "$WORK"
 # The sha256 rate tool: a package of its own (bench/sha256-rate), so that
