@@ -123,12 +123,6 @@ impl Upload {
         points: &[ResumePoint],
     ) -> Result<Resumed, BucketError> {
         let (key, id) = (&recorded.key, &recorded.upload_id);
-        let Some(listed) = archive.list_parts(key, id).await? else {
-            return Ok(Resumed::StartOver(
-                "the upload is gone from the store (aborted by another client or a lifecycle rule)"
-                    .to_owned(),
-            ));
-        };
         // Parts sent with a checksum of their own (by a version before
         // parts went without): the upload was started asking for them, and
         // a store then refuses a completion with parts that have none.
@@ -145,6 +139,12 @@ impl Upload {
                     .to_owned(),
             ));
         }
+        let Some(listed) = archive.list_parts(key, id).await? else {
+            return Ok(Resumed::StartOver(
+                "the upload is gone from the store (aborted by another client or a lifecycle rule)"
+                    .to_owned(),
+            ));
+        };
         let unquoted = |e_tag: &str| e_tag.trim_matches('"').to_owned();
         let mut kept: Vec<&ResumePoint> = Vec::new();
         for (index, point) in points.iter().enumerate() {
@@ -510,6 +510,51 @@ impl UploadLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_upload_whose_parts_carry_checksums_starts_over_and_is_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = UploadLedger::new(&dir.path().join("uploads"));
+        let archive = Bucket::in_memory("resume");
+        let key = "media/1/full.mp4".to_owned();
+        let id = archive.begin_upload(&key, "video/mp4").await.unwrap();
+        ledger.record(&key, &id).unwrap();
+        let recorded = ResumableUpload {
+            key: key.clone(),
+            upload_id: id.clone(),
+            declared_size: 20 << 20,
+            head: b"\0\0\0\x18ftypmp42".to_vec(),
+            started_at: 0,
+        };
+        // As object_store 0.14 names a part sent with a SHA-256 checksum.
+        let point = ResumePoint {
+            end: PART_SIZE as u64,
+            part_number: 1,
+            part_size: PART_SIZE as u64,
+            sha256_state: [0; 32],
+            part_id: Some(
+                "<PartMetadata><e_tag>\"a7\"</e_tag><checksum_sha256>x=</checksum_sha256></PartMetadata>"
+                    .into(),
+            ),
+            tail_sha256: None,
+        };
+        let resumed = Upload::resume(
+            archive.clone(),
+            "video/mp4".into(),
+            ledger.clone(),
+            &recorded,
+            &[point],
+        )
+        .await
+        .unwrap();
+        let Resumed::StartOver(why) = resumed else {
+            panic!("resumed an upload whose parts carry checksums");
+        };
+        assert!(why.contains("earlier version"), "{why}");
+        assert!(ledger.pending().is_empty(), "forgotten");
+        // Aborted: the store (in memory) no longer knows it.
+        assert!(archive.abort_upload(&key, &id).await.is_err());
+    }
 
     #[test]
     fn the_ledger_keeps_uploads_until_forgotten() {
