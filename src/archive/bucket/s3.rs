@@ -97,6 +97,9 @@ pub enum MetadataError {
     TooLarge,
     #[error("a header value is not valid")]
     Header(#[from] reqwest::header::InvalidHeaderValue),
+    /// What should be a sha256 (64 hex digits) is not: a bug of ours.
+    #[error("{0:?} is not a sha256 in hex")]
+    NotASha256(String),
     #[error("signing the request failed")]
     Sign(#[source] object_store::Error),
     #[error("sending the request failed")]
@@ -607,12 +610,10 @@ impl Bucket {
             key: key.to_string(),
             source,
         };
-        let digest = hex::decode(sha256).map_err(|_| {
-            failed(MetadataError::Unexpected {
-                expected: "a sha256 in hex",
-                body: sha256.chars().take(80).collect(),
-            })
-        })?;
+        let digest = hex::decode(sha256)
+            .ok()
+            .filter(|digest| digest.len() == 32)
+            .ok_or_else(|| failed(MetadataError::NotASha256(sha256.chars().take(80).collect())))?;
         let header = |value: &str| {
             HeaderValue::from_str(value).map_err(|error| failed(MetadataError::Header(error)))
         };
@@ -835,15 +836,20 @@ impl Bucket {
     /// object_store presigns with those headers bound to the signature.
     /// The bytes are copied server-side and stay as they are.
     ///
+    /// The answer carries the store's SHA-256 of the whole object where
+    /// the store gives one: it must be `sha256`, else the object holds
+    /// other bytes than were sent, is deleted, and the call fails
+    /// ([`BucketError::OtherBytes`]). That is the end-to-end check of a
+    /// multipart object, whose parts go without checksums of their own.
+    ///
     /// Why a copy and not a checksum given at completion: S3 keeps a
     /// full-object checksum of a multipart upload
     /// (`x-amz-checksum-type: FULL_OBJECT`) for the CRC algorithms only;
     /// with SHA-256 it keeps a composite one (the sha256 of the parts'
     /// sha256s, `…-N`), which is not the file's sha256 and cannot be
-    /// compared with the one in `SHA256SUMS`. object_store 0.14 sends per
-    /// part checksums and no checksum type at all, and has no call for
-    /// it. So the copy, a second write on the store's side, is what puts
-    /// the file's own sha256 on the object.
+    /// compared with the one in `SHA256SUMS`. So the copy, a second write
+    /// on the store's side, is what puts the file's own sha256 on the
+    /// object.
     pub async fn set_sha256_metadata(
         &self,
         relative: &str,
@@ -881,8 +887,8 @@ impl Bucket {
         headers.insert("x-amz-metadata-directive", header("REPLACE")?);
         headers.insert("x-amz-meta-sha256", header(sha256)?);
         headers.insert(CONTENT_TYPE, header(content_type)?);
-        // The copy gets a full-object SHA-256 checksum of its own, where a
-        // multipart upload had per-part ones.
+        // The copy gets a full-object SHA-256 checksum of its own, which
+        // the store's answer carries: compared with ours below.
         headers.insert("x-amz-checksum-algorithm", header("SHA256")?);
         let (s3, http) = (s3.as_ref(), http);
         let answer = self
@@ -1134,7 +1140,9 @@ impl StoreFault for MetadataError {
                     Fault::Permanent
                 }
             }
-            MetadataError::TooLarge | MetadataError::Header(_) => Fault::Permanent,
+            MetadataError::TooLarge | MetadataError::Header(_) | MetadataError::NotASha256(_) => {
+                Fault::Permanent
+            }
         }
     }
 }
