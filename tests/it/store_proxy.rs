@@ -44,6 +44,9 @@ pub enum Fault {
     /// it (`400 BadDigest`, nothing stored), which moto does not: it keeps
     /// whatever bytes came, under the checksum it was told.
     FlipByte,
+    /// `400 InvalidRequest` as S3 answers a part without a checksum of
+    /// its own in a bucket with Object Lock, without forwarding.
+    PartChecksumRequired,
 }
 
 /// A request as the schedule sees it.
@@ -220,8 +223,12 @@ fn reset(stream: TcpStream) {
 }
 
 fn error_answer(status: &str, code: &str) -> Vec<u8> {
+    error_answer_saying(status, code, "injected by the test proxy")
+}
+
+fn error_answer_saying(status: &str, code: &str, message: &str) -> Vec<u8> {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test proxy</Message><RequestId>0</RequestId></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>0</RequestId></Error>"
     );
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -262,6 +269,15 @@ async fn serve(
         Some(Fault::Reset) => {
             reset(client);
             return Ok(());
+        }
+        Some(Fault::PartChecksumRequired) => {
+            let answer = error_answer_saying(
+                "400 Bad Request",
+                "InvalidRequest",
+                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters",
+            );
+            client.write_all(&answer).await?;
+            return client.shutdown().await;
         }
         Some(Fault::LoseAnswer | Fault::IgnoreConditions | Fault::FlipByte) | None => {}
     }

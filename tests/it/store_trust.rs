@@ -349,3 +349,36 @@ fn store_a_byte_changed_on_the_way_is_refused_or_caught_and_the_media_fetched_ag
     let verify = sandbox.json(&mut sandbox.offline(&["verify", "--json"]), 0);
     assert_eq!(verify["outcome"], "intact", "{verify}");
 }
+
+#[test]
+fn store_a_bucket_that_asks_a_checksum_of_every_part_gets_one_and_the_run_completes() {
+    let vault = vault_with_videos();
+    // As S3 with Object Lock: a part without a checksum of its own is
+    // refused. Parts that carry one are counted.
+    let checked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = checked.clone();
+    let (sandbox, proxy) = require!(behind_a_proxy(&vault, move |seen| {
+        if !seen.target.contains("partNumber=") || seen.method != "PUT" {
+            return None;
+        }
+        if seen.header("x-amz-checksum-sha256").is_some() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Fault::PartChecksumRequired)
+    }));
+
+    let run = sandbox.run(&mut sandbox.command(&["mirror", "--json"]), 0);
+    let (summary, output) = (run.json(), run.text());
+    assert_eq!(summary["outcome"], "complete", "{output}");
+    assert!(!proxy.injected().is_empty(), "{output}");
+    assert!(
+        output.contains("asks for a checksum on every part"),
+        "{output}"
+    );
+    // The two videos' parts went checked in the end (9.4 MB and 12.3 MB:
+    // two parts each).
+    assert!(checked.load(Ordering::SeqCst) >= 4, "{output}");
+    assert_objects_match(sandbox.moto(), &vault);
+    assert_sealed(sandbox.moto());
+}

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -70,6 +71,13 @@ pub enum BucketError {
         #[source]
         source: MetadataError,
     },
+    /// The store refused a part for want of a checksum of its own (S3
+    /// does so in a bucket with Object Lock): uploads carry one from now
+    /// on, and this transfer starts over.
+    #[error(
+        "object storage: the store asks for a checksum on every part of {key} (a bucket with Object Lock does): uploads carry a SHA-256 per part from now on, and this one starts over"
+    )]
+    PartChecksumsRequired { key: String },
     /// A request of our own, presigned (a PUT with our checksum,
     /// ListParts, ListMultipartUploads), failed.
     #[error("object storage: {action} {key}")]
@@ -193,6 +201,42 @@ pub fn part_e_tag(part: &PartId) -> String {
         .unwrap_or_else(|| part.content_id.clone())
 }
 
+/// Whether a multipart upload's parts carry a checksum of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// None: the whole object is checked at its seal (the default).
+    None,
+    /// A SHA-256 each (what a bucket with Object Lock asks for).
+    Sha256,
+}
+
+impl Checks {
+    /// The checks of an upload whose parts have these ids (object_store
+    /// names a checked part by an XML fragment holding its checksum).
+    pub fn of_parts<'a>(mut ids: impl Iterator<Item = &'a str>) -> Checks {
+        if ids.any(|id| id.contains("<checksum_sha256>")) {
+            Checks::Sha256
+        } else {
+            Checks::None
+        }
+    }
+}
+
+/// Whether a refused part was refused for want of a checksum: S3 says
+/// `Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part
+/// requests with Object Lock parameters`.
+fn demands_part_checksums(error: &object_store::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string().to_ascii_lowercase();
+        if text.contains("content-md5") || text.contains("x-amz-checksum") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// How a small object is written.
 #[derive(Debug, Clone)]
 pub enum WriteMode {
@@ -214,6 +258,14 @@ pub struct Bucket {
     /// Multipart uploads of media (parts without a checksum of their own:
     /// see `Bucket::open`).
     multipart: Arc<dyn MultipartStore>,
+    /// Multipart uploads whose parts carry a SHA-256 checksum each: for a
+    /// store that demands one (a bucket with Object Lock), found out at
+    /// the first part it refuses, and for uploads an earlier version
+    /// started that way.
+    checked_multipart: Arc<dyn MultipartStore>,
+    /// The store refused a part without a checksum: every upload from
+    /// now on is a checked one (every clone of this bucket shares it).
+    parts_need_checksums: Arc<AtomicBool>,
     /// On S3: the store again, to presign the requests object_store has
     /// no call for (a PUT that carries our own checksum, a CopyObject that
     /// replaces metadata, ListParts, ListMultipartUploads), and the client
@@ -333,6 +385,8 @@ impl Bucket {
         // (`UNSIGNED-PAYLOAD`, what AWS's own SDKs send over TLS) and
         // without a checksum of their own: either would hash every byte a
         // second time on our side, and a checksum a third on the store's.
+        // A store that refuses such parts (Object Lock) gets the checked
+        // client's from then on (`upload_part`).
         let checked = builder
             .clone()
             .with_checksum_algorithm(Checksum::SHA256)
@@ -345,10 +399,12 @@ impl Bucket {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|error| invalid(ConfigError::Client(error)))?;
-        let plain = Arc::new(plain);
+        let (plain, checked) = (Arc::new(plain), Arc::new(checked));
         Ok(Self {
-            store: Arc::new(checked),
+            store: checked.clone(),
             multipart: plain.clone(),
+            checked_multipart: checked,
+            parts_need_checksums: Arc::default(),
             s3: Some((plain, http)),
             url: url.clone(),
             retries: StoreRetries::default(),
@@ -361,7 +417,9 @@ impl Bucket {
         let store = Arc::new(object_store::memory::InMemory::new());
         Self {
             store: store.clone(),
-            multipart: store,
+            multipart: store.clone(),
+            checked_multipart: store,
+            parts_need_checksums: Arc::default(),
             s3: None,
             url: S3Url::parse(&format!("s3://bucket/{prefix}")).expect("a valid URL"),
             retries: StoreRetries::default(),
@@ -705,38 +763,73 @@ impl Bucket {
     /// until [`Bucket::complete_upload`]). An upload a lost answer left
     /// unknown to us is aborted at the end of the run (see
     /// `BucketRun::finish`).
+    /// Also whether its parts carry checksums of their own ([`Checks`]):
+    /// they do once the store has asked for them. Its parts and its
+    /// completion go the same way.
     pub async fn begin_upload(
         &self,
         relative: &str,
         content_type: &str,
-    ) -> Result<MultipartId, BucketError> {
+    ) -> Result<(MultipartId, Checks), BucketError> {
         let key = self.key(relative)?;
         let options = PutMultipartOptions {
             attributes: attributes(content_type, None),
             ..PutMultipartOptions::default()
         };
+        let checks = if self.parts_need_checksums.load(Ordering::SeqCst) {
+            Checks::Sha256
+        } else {
+            Checks::None
+        };
+        let client = self.multipart_client(checks);
         self.retries
             .run("starting an upload to", key.as_ref(), || {
-                self.multipart.create_multipart_opts(&key, options.clone())
+                client.create_multipart_opts(&key, options.clone())
             })
             .await
+            .map(|id| (id, checks))
             .map_err(|error| BucketError::of("starting an upload to", key.as_ref(), error))
     }
 
+    fn multipart_client(&self, checks: Checks) -> &dyn MultipartStore {
+        match checks {
+            Checks::None => self.multipart.as_ref(),
+            Checks::Sha256 => self.checked_multipart.as_ref(),
+        }
+    }
+
+    /// A part refused for want of a checksum of its own (a bucket with
+    /// Object Lock) makes every later upload a checked one, and fails
+    /// with [`BucketError::PartChecksumsRequired`].
     pub async fn upload_part(
         &self,
         relative: &str,
-        id: &MultipartId,
+        (id, checks): (&MultipartId, Checks),
         index: usize,
         payload: PutPayload,
     ) -> Result<PartId, BucketError> {
         let key = self.key(relative)?;
-        self.retries
+        let client = self.multipart_client(checks);
+        let sent = self
+            .retries
             .run("uploading a part of", key.as_ref(), || {
-                self.multipart.put_part(&key, id, index, payload.clone())
+                client.put_part(&key, id, index, payload.clone())
             })
-            .await
-            .map_err(|error| BucketError::of("uploading a part of", key.as_ref(), error))
+            .await;
+        match sent {
+            Ok(part) => Ok(part),
+            Err(error) if checks == Checks::None && demands_part_checksums(&error) => {
+                if !self.parts_need_checksums.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        "object storage: the store asks for a checksum on every part (a bucket with Object Lock does): parts carry a SHA-256 of their own from now on"
+                    );
+                }
+                Err(BucketError::PartChecksumsRequired {
+                    key: key.to_string(),
+                })
+            }
+            Err(error) => Err(BucketError::of("uploading a part of", key.as_ref(), error)),
+        }
     }
 
     /// Makes the upload's object visible at its key, whole: `size` bytes
@@ -752,17 +845,18 @@ impl Bucket {
     pub async fn complete_upload(
         &self,
         relative: &str,
-        id: &MultipartId,
+        (id, checks): (&MultipartId, Checks),
         parts: Vec<PartId>,
         (size, sha256): (u64, &str),
     ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
+        let client = self.multipart_client(checks);
         let mut tries = 0;
         let completed = self
             .retries
             .run("completing the upload of", key.as_ref(), || {
                 tries += 1;
-                self.multipart.complete_multipart(&key, id, parts.clone())
+                client.complete_multipart(&key, id, parts.clone())
             })
             .await;
         match completed {

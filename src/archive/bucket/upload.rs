@@ -37,7 +37,7 @@ use object_store::multipart::PartId;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::archive::bucket::s3::{Bucket, BucketError, part_e_tag};
+use crate::archive::bucket::s3::{Bucket, BucketError, Checks, part_e_tag};
 use crate::store::{ResumableUpload, ResumePoint};
 
 /// The size of every part but the last (S3 wants ≥ 5 MiB; R2 wants them
@@ -49,6 +49,9 @@ use crate::archive::content::Tally;
 /// A multipart upload under way.
 struct Multipart {
     id: MultipartId,
+    /// Whether its parts carry checksums of their own (its completion
+    /// must go the same way).
+    checks: Checks,
     parts: Vec<PartId>,
     in_flight: Option<InFlight>,
 }
@@ -123,22 +126,6 @@ impl Upload {
         points: &[ResumePoint],
     ) -> Result<Resumed, BucketError> {
         let (key, id) = (&recorded.key, &recorded.upload_id);
-        // Parts sent with a checksum of their own (by a version before
-        // parts went without): the upload was started asking for them, and
-        // a store then refuses a completion with parts that have none.
-        if points.iter().any(|point| {
-            point
-                .part_id
-                .as_deref()
-                .is_some_and(|id| id.contains("<checksum_sha256>"))
-        }) {
-            archive.abort_upload(key, id).await?;
-            ledger.forget(key, id);
-            return Ok(Resumed::StartOver(
-                "it was started by an earlier version, which sent a checksum with every part"
-                    .to_owned(),
-            ));
-        }
         let Some(listed) = archive.list_parts(key, id).await? else {
             return Ok(Resumed::StartOver(
                 "the upload is gone from the store (aborted by another client or a lifecycle rule)"
@@ -190,6 +177,9 @@ impl Upload {
         upload.tally = tally;
         upload.multipart = Some(Multipart {
             id: id.clone(),
+            // As it began: parts sent with checksums (an earlier version's,
+            // or a bucket with Object Lock) go on with them.
+            checks: Checks::of_parts(kept.iter().filter_map(|point| point.part_id.as_deref())),
             parts,
             in_flight: None,
         });
@@ -260,12 +250,13 @@ impl Upload {
     /// the part before, and sends `bytes` as the next part.
     async fn send_part(&mut self, chunks: Vec<Bytes>) -> Result<(), BucketError> {
         if self.multipart.is_none() {
-            let id = self
+            let (id, checks) = self
                 .archive
                 .begin_upload(&self.relative, &self.content_type)
                 .await?;
             let multipart = Multipart {
                 id,
+                checks,
                 parts: Vec::new(),
                 in_flight: None,
             };
@@ -280,16 +271,22 @@ impl Upload {
         let Some(multipart) = self.multipart.as_mut() else {
             return Ok(());
         };
-        let (archive, relative, id) = (
+        let (archive, relative, id, checks) = (
             self.archive.clone(),
             self.relative.clone(),
             multipart.id.clone(),
+            multipart.checks,
         );
         let index = multipart.parts.len();
         let size: usize = chunks.iter().map(Bytes::len).sum();
         let task = tokio::spawn(async move {
             archive
-                .upload_part(&relative, &id, index, chunks.into_iter().collect())
+                .upload_part(
+                    &relative,
+                    (&id, checks),
+                    index,
+                    chunks.into_iter().collect(),
+                )
                 .await
         });
         multipart.in_flight = Some(InFlight {
@@ -383,7 +380,12 @@ impl Upload {
         let parts = std::mem::take(&mut multipart.parts);
         let whole = (self.tally.len(), self.tally.sha256());
         self.archive
-            .complete_upload(&self.relative, &multipart.id, parts, (whole.0, &whole.1))
+            .complete_upload(
+                &self.relative,
+                (&multipart.id, multipart.checks),
+                parts,
+                (whole.0, &whole.1),
+            )
             .await
     }
 
@@ -511,49 +513,12 @@ impl UploadLedger {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn an_upload_whose_parts_carry_checksums_starts_over_and_is_aborted() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = UploadLedger::new(&dir.path().join("uploads"));
-        let archive = Bucket::in_memory("resume");
-        let key = "media/1/full.mp4".to_owned();
-        let id = archive.begin_upload(&key, "video/mp4").await.unwrap();
-        ledger.record(&key, &id).unwrap();
-        let recorded = ResumableUpload {
-            key: key.clone(),
-            upload_id: id.clone(),
-            declared_size: 20 << 20,
-            head: b"\0\0\0\x18ftypmp42".to_vec(),
-            started_at: 0,
-        };
-        // As object_store 0.14 names a part sent with a SHA-256 checksum.
-        let point = ResumePoint {
-            end: PART_SIZE as u64,
-            part_number: 1,
-            part_size: PART_SIZE as u64,
-            sha256_state: [0; 32],
-            part_id: Some(
-                "<PartMetadata><e_tag>\"a7\"</e_tag><checksum_sha256>x=</checksum_sha256></PartMetadata>"
-                    .into(),
-            ),
-            tail_sha256: None,
-        };
-        let resumed = Upload::resume(
-            archive.clone(),
-            "video/mp4".into(),
-            ledger.clone(),
-            &recorded,
-            &[point],
-        )
-        .await
-        .unwrap();
-        let Resumed::StartOver(why) = resumed else {
-            panic!("resumed an upload whose parts carry checksums");
-        };
-        assert!(why.contains("earlier version"), "{why}");
-        assert!(ledger.pending().is_empty(), "forgotten");
-        // Aborted: the store (in memory) no longer knows it.
-        assert!(archive.abort_upload(&key, &id).await.is_err());
+    #[test]
+    fn an_upload_goes_on_as_its_parts_began() {
+        let checked = "<PartMetadata><e_tag>\"a7\"</e_tag><checksum_sha256>x=</checksum_sha256></PartMetadata>";
+        assert_eq!(Checks::of_parts([checked].into_iter()), Checks::Sha256);
+        assert_eq!(Checks::of_parts(["\"a7\""].into_iter()), Checks::None);
+        assert_eq!(Checks::of_parts(std::iter::empty()), Checks::None);
     }
 
     #[test]
