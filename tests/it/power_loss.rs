@@ -201,13 +201,12 @@ fn after_a_power_cut_every_verified_variant_holds_its_true_bytes() {
         assert_eq!(assert_archive_matches(&image, &db, &vault), total);
         against(&server, &image, &["verify", "-q"]).assert().code(0);
     }
-    // Every cut came before the run's end (what survived is a part), and
-    // recorded progress was synced as the run went: the last cut, seconds
-    // into a run held to 50 kB/s, kept some.
-    assert!(
-        survived.iter().all(|&verified| verified < total),
-        "{survived:?}"
-    );
+    // Every cut came before the run's end (each run failed, above); the
+    // first, a fifth into it, left a part (the run's last fifth may be all
+    // after its transfers: dates, views, export), and recorded progress
+    // was synced as the run went: the last cut, seconds into a run held
+    // to 50 kB/s, kept some.
+    assert!(survived[0] < total, "{survived:?}");
     assert!(survived.last() > Some(&0), "{survived:?}");
     eprintln!("verified variants that survived each cut: {survived:?} of {total}");
 }
