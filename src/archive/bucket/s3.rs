@@ -69,7 +69,7 @@ pub enum BucketError {
     Metadata {
         key: String,
         #[source]
-        source: MetadataError,
+        source: SignedError,
     },
     /// The store refused a part for want of a checksum of its own (S3
     /// does so in a bucket with Object Lock): uploads carry one from now
@@ -85,7 +85,7 @@ pub enum BucketError {
         action: &'static str,
         key: String,
         #[source]
-        source: MetadataError,
+        source: SignedError,
     },
     /// Local work around the archive (a staged file, the upload ledger).
     #[error(transparent)]
@@ -98,9 +98,10 @@ pub enum BucketError {
     Config(#[source] ConfigError),
 }
 
-/// Why the sha256 metadata could not be set.
+/// Why a request of our own, presigned, failed: the CopyObject that sets
+/// the sha256 metadata, a PUT that carries our checksum, a listing.
 #[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
+pub enum SignedError {
     #[error("over 5 GiB, one CopyObject cannot copy it")]
     TooLarge,
     #[error("a header value is not valid")]
@@ -212,9 +213,10 @@ pub enum Checks {
 
 impl Checks {
     /// The checks of an upload whose parts have these ids (object_store
-    /// names a checked part by an XML fragment holding its checksum).
+    /// names a checked part by an XML fragment holding its checksum, as
+    /// [`part_e_tag`] reads it).
     pub fn of_parts<'a>(mut ids: impl Iterator<Item = &'a str>) -> Checks {
-        if ids.any(|id| id.contains("<checksum_sha256>")) {
+        if ids.any(|id| !xml_values(id, "checksum_sha256").is_empty()) {
             Checks::Sha256
         } else {
             Checks::None
@@ -226,15 +228,8 @@ impl Checks {
 /// `Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part
 /// requests with Object Lock parameters`.
 fn demands_part_checksums(error: &object_store::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = current {
-        let text = error.to_string().to_ascii_lowercase();
-        if text.contains("content-md5") || text.contains("x-amz-checksum") {
-            return true;
-        }
-        current = error.source();
-    }
-    false
+    let text = crate::report::chain(error).to_ascii_lowercase();
+    text.contains("content-md5") || text.contains("x-amz-checksum")
 }
 
 /// How a small object is written.
@@ -663,7 +658,7 @@ impl Bucket {
             return Ok(());
         };
         let key = self.key(relative)?;
-        let failed = |source: MetadataError| BucketError::Request {
+        let failed = |source: SignedError| BucketError::Request {
             action: "writing",
             key: key.to_string(),
             source,
@@ -671,9 +666,9 @@ impl Bucket {
         let digest = hex::decode(sha256)
             .ok()
             .filter(|digest| digest.len() == 32)
-            .ok_or_else(|| failed(MetadataError::NotASha256(sha256.chars().take(80).collect())))?;
+            .ok_or_else(|| failed(SignedError::NotASha256(sha256.chars().take(80).collect())))?;
         let header = |value: &str| {
-            HeaderValue::from_str(value).map_err(|error| failed(MetadataError::Header(error)))
+            HeaderValue::from_str(value).map_err(|error| failed(SignedError::Header(error)))
         };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, header(content_type)?);
@@ -688,9 +683,8 @@ impl Bucket {
             .run("writing", key.as_ref(), || {
                 // The parts as they came from the network: no copy into
                 // one buffer, so the length is given (S3 wants one).
-                let chunks: Vec<Bytes> = payload.iter().cloned().collect();
                 let body = reqwest::Body::wrap_stream(futures::stream::iter(
-                    chunks.into_iter().map(Ok::<_, std::io::Error>),
+                    payload.clone().into_iter().map(Ok::<_, std::io::Error>),
                 ));
                 let headers = headers.clone();
                 let key = &key;
@@ -952,12 +946,12 @@ impl Bucket {
         sha256: &str,
     ) -> Result<(), BucketError> {
         let key = self.key(relative)?;
-        let failed = |source: MetadataError| BucketError::Metadata {
+        let failed = |source: SignedError| BucketError::Metadata {
             key: key.to_string(),
             source,
         };
         if size > COPY_LIMIT {
-            return Err(failed(MetadataError::TooLarge));
+            return Err(failed(SignedError::TooLarge));
         }
         let Some((s3, http)) = &self.s3 else {
             // A store without CopyObject (in memory): written again whole.
@@ -973,7 +967,7 @@ impl Bucket {
             return Ok(());
         };
         let header = |value: &str| {
-            HeaderValue::from_str(value).map_err(|error| failed(MetadataError::Header(error)))
+            HeaderValue::from_str(value).map_err(|error| failed(SignedError::Header(error)))
         };
         let mut headers = HeaderMap::new();
         let source = format!("/{}/{}", self.url.bucket, encode_key(key.as_ref()));
@@ -1032,7 +1026,7 @@ impl Bucket {
         method: Method,
         key: &KeyPath,
         headers: HeaderMap,
-    ) -> Result<String, Hinted<MetadataError>> {
+    ) -> Result<String, Hinted<SignedError>> {
         let url = presign(s3, method.clone(), key, &headers).await?;
         expect_answer(
             http.request(method, url).headers(headers),
@@ -1095,7 +1089,7 @@ impl Bucket {
         http: &reqwest::Client,
         prefix: &str,
         (key_marker, id_marker): &(String, String),
-    ) -> Result<String, Hinted<MetadataError>> {
+    ) -> Result<String, Hinted<SignedError>> {
         let plain = |error| Hinted {
             error,
             retry_after: None,
@@ -1114,7 +1108,7 @@ impl Bucket {
                 &options,
             )
             .await
-            .map_err(|error| plain(MetadataError::Sign(error)))?;
+            .map_err(|error| plain(SignedError::Sign(error)))?;
         // `ListMultipartUploadsResult` from S3; matched by its stem, as
         // `ListParts` is, for stores that name their answers otherwise.
         expect_answer(http.get(url), Some("ListMultipartUploads")).await
@@ -1151,7 +1145,7 @@ impl Bucket {
                             .signed_url_opts(Method::GET, key, Duration::from_secs(300), &options)
                             .await
                             .map_err(|error| Hinted {
-                                error: MetadataError::Sign(error),
+                                error: SignedError::Sign(error),
                                 retry_after: None,
                             })?;
                         // `ListParts`: S3 answers `ListPartsResult`, some
@@ -1163,7 +1157,7 @@ impl Bucket {
             let page = match page {
                 Ok(page) => page,
                 Err(Hinted {
-                    error: MetadataError::Refused(status),
+                    error: SignedError::Refused(status),
                     ..
                 }) if status == reqwest::StatusCode::NOT_FOUND => return Ok(None),
                 Err(hinted) => {
@@ -1218,23 +1212,23 @@ impl Bucket {
     }
 }
 
-impl StoreFault for MetadataError {
+impl StoreFault for SignedError {
     fn fault(&self) -> Fault {
         match self {
             // No answer, or no credential to sign with yet: both may pass.
-            MetadataError::Send(_) | MetadataError::Sign(_) => Fault::Transient(None),
+            SignedError::Send(_) | SignedError::Sign(_) => Fault::Transient(None),
             // A 200 whose body is no CopyObjectResult is S3's way to say
             // the copy failed midway (an InternalError): try again.
-            MetadataError::Unexpected { .. } => Fault::Transient(None),
+            SignedError::Unexpected { .. } => Fault::Transient(None),
             // Never a success: a 200 without its answer is `Unexpected`.
-            MetadataError::Refused(status) => {
+            SignedError::Refused(status) => {
                 if crate::archive::bucket::retry::transient_status(status.as_u16()) {
                     Fault::Transient(None)
                 } else {
                     Fault::Permanent
                 }
             }
-            MetadataError::TooLarge | MetadataError::Header(_) | MetadataError::NotASha256(_) => {
+            SignedError::TooLarge | SignedError::Header(_) | SignedError::NotASha256(_) => {
                 Fault::Permanent
             }
         }
@@ -1248,7 +1242,7 @@ async fn presign(
     method: Method,
     key: &KeyPath,
     headers: &HeaderMap,
-) -> Result<url::Url, Hinted<MetadataError>> {
+) -> Result<url::Url, Hinted<SignedError>> {
     let mut options = SignedUrlOptions::default();
     for (name, value) in headers {
         options = options.with_signed_header(name.clone(), value.clone());
@@ -1256,7 +1250,7 @@ async fn presign(
     s3.signed_url_opts(method, key, Duration::from_secs(300), &options)
         .await
         .map_err(|error| Hinted {
-            error: MetadataError::Sign(error),
+            error: SignedError::Sign(error),
             retry_after: None,
         })
 }
@@ -1267,10 +1261,10 @@ async fn presign(
 async fn expect_answer(
     request: reqwest::RequestBuilder,
     result: Option<&'static str>,
-) -> Result<String, Hinted<MetadataError>> {
+) -> Result<String, Hinted<SignedError>> {
     // The URL holds a signature: never shown (`without_url`).
     let response = request.send().await.map_err(|error| Hinted {
-        error: MetadataError::Send(error.without_url()),
+        error: SignedError::Send(error.without_url()),
         retry_after: None,
     })?;
     let status = response.status();
@@ -1278,13 +1272,13 @@ async fn expect_answer(
     let body = response.text().await.unwrap_or_default();
     if !status.is_success() {
         return Err(Hinted {
-            error: MetadataError::Refused(status),
+            error: SignedError::Refused(status),
             retry_after,
         });
     }
     if let Some(result) = result.filter(|result| !body.contains(result)) {
         return Err(Hinted {
-            error: MetadataError::Unexpected {
+            error: SignedError::Unexpected {
                 expected: result,
                 body: body.chars().take(200).collect(),
             },

@@ -347,7 +347,7 @@ impl Upload {
         }
         let last = std::mem::take(&mut self.buffer);
         self.buffered = 0;
-        let completed = self.complete(last).await;
+        let completed = self.complete(last, &sha256).await;
         if completed.is_err() {
             self.abort().await;
             return completed.map(|()| sha256);
@@ -367,7 +367,9 @@ impl Upload {
         Ok(sha256)
     }
 
-    async fn complete(&mut self, last: Vec<Bytes>) -> Result<(), BucketError> {
+    /// Sends the last part and completes the upload of the bytes whose
+    /// sha256 is `sha256`.
+    async fn complete(&mut self, last: Vec<Bytes>, sha256: &str) -> Result<(), BucketError> {
         if !last.is_empty() {
             self.send_part(last).await?;
         }
@@ -378,13 +380,12 @@ impl Upload {
             multipart.parts.push(join(previous.task).await?);
         }
         let parts = std::mem::take(&mut multipart.parts);
-        let whole = (self.tally.len(), self.tally.sha256());
         self.archive
             .complete_upload(
                 &self.relative,
                 (&multipart.id, multipart.checks),
                 parts,
-                (whole.0, &whole.1),
+                (self.tally.len(), sha256),
             )
             .await
     }
