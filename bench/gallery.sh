@@ -31,45 +31,38 @@ done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
-TEST=gallery_browser::fifty_thousand_media_render_one_page_at_a_time
 
 cargo test --release --test it --no-run >/dev/null 2>&1 ||
     cargo test --release --test it --no-run
 
-first=() paging=()
-for round in $(seq 1 "$ROUNDS"); do
-    # CI unset: a missing browser is a skip here, reported below.
-    line=$(env -u CI cargo test --release --test it "$TEST" -- --exact --nocapture 2>&1 |
-        grep '^gallery-50k:' || true)
-    if [ -z "$line" ]; then
-        echo "no figures: chromium or chromedriver is missing (the test skipped)" >&2
-        exit 1
-    fi
-    f=$(sed -n 's/.*first_page_ms=\([0-9]*\).*/\1/p' <<<"$line")
-    p=$(sed -n 's/.*page_and_filter_ms=\([0-9]*\).*/\1/p' <<<"$line")
-    first+=("$f") paging+=("$p")
-    printf 'round %d: first page %6d ms   page turn + filter %5d ms   (%s)\n' \
-        "$round" "$f" "$p" "${line#gallery-50k: }"
-done
-
+# Runs the test $1 $ROUNDS times; each run prints a line `$2: first_page_ms=…
+# $3=… …`. Prints each round (prefixed by $4, the second figure named $5)
+# and leaves the figures in FIRST and SECOND.
+rounds() {
+    local test=$1 tag=$2 field=$3 prefix=$4 what=$5 line round
+    FIRST=() SECOND=()
+    for round in $(seq 1 "$ROUNDS"); do
+        # CI unset: a missing browser is a skip here, reported below.
+        line=$(env -u CI cargo test --release --test it "$test" -- --exact --nocapture 2>&1 |
+            grep "^$tag:" || true)
+        if [ -z "$line" ]; then
+            echo "no figures from $test: chromium or chromedriver is missing (the test skipped), or it failed" >&2
+            exit 1
+        fi
+        FIRST+=("$(sed -n 's/.*first_page_ms=\([0-9]*\).*/\1/p' <<<"$line")")
+        SECOND+=("$(sed -n "s/.*$field=\([0-9]*\).*/\1/p" <<<"$line")")
+        printf '%sround %d: first page %6d ms   %s %5d ms   (%s)\n' \
+            "$prefix" "$round" "${FIRST[-1]}" "$what" "${SECOND[-1]}" "${line#"$tag": }"
+    done
+}
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-printf 'median:  first page %6d ms (target < 20000)   page turn + filter %5d ms (target < 2000)\n' \
-    "$(median "${first[@]}")" "$(median "${paging[@]}")"
 
-TEST100=gallery_browser::a_hundred_thousand_media_on_a_timeline_jump_to_a_month
-first100=() jump=()
-for round in $(seq 1 "$ROUNDS"); do
-    line=$(env -u CI cargo test --release --test it "$TEST100" -- --exact --nocapture 2>&1 |
-        grep '^gallery-100k:' || true)
-    if [ -z "$line" ]; then
-        echo "no figures for the timeline test" >&2
-        exit 1
-    fi
-    f=$(sed -n 's/.*first_page_ms=\([0-9]*\).*/\1/p' <<<"$line")
-    j=$(sed -n 's/.*jump_to_month_ms=\([0-9]*\).*/\1/p' <<<"$line")
-    first100+=("$f") jump+=("$j")
-    printf 'timeline round %d: first page %6d ms   jump to a month %5d ms   (%s)\n' \
-        "$round" "$f" "$j" "${line#gallery-100k: }"
-done
+rounds gallery_browser::fifty_thousand_media_render_one_page_at_a_time \
+    gallery-50k page_and_filter_ms "" "page turn + filter"
+printf 'median:  first page %6d ms (target < 20000)   page turn + filter %5d ms (target < 2000)\n' \
+    "$(median "${FIRST[@]}")" "$(median "${SECOND[@]}")"
+
+rounds gallery_browser::a_hundred_thousand_media_on_a_timeline_jump_to_a_month \
+    gallery-100k jump_to_month_ms "timeline " "jump to a month"
 printf 'timeline median (100,000 media): first page %6d ms   jump to a month %5d ms\n' \
-    "$(median "${first100[@]}")" "$(median "${jump[@]}")"
+    "$(median "${FIRST[@]}")" "$(median "${SECOND[@]}")"
