@@ -27,7 +27,10 @@ fn main() -> std::process::ExitCode {
 /// starting value, every block of 128 KiB or more is mapped on its own and
 /// returned when freed: on the 1 GB benchmark, peak RSS at `--jobs 8`
 /// went from 41 MB to 24 MB, at `--jobs 64` from 95 MB to 42 MB
-/// (`bench/run.sh`, "memory"), for the same CPU time.
+/// (`bench/run.sh`, "memory"). A block mapped anew costs a page fault per
+/// 4 KiB touched, so what a transfer receives goes into blocks it keeps
+/// and takes again (`pipeline/transfer/blocks.rs`), and hyper's own read
+/// buffer is reused in place.
 fn return_big_blocks_when_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -681,7 +681,7 @@ impl Bucket {
         let (s3, http) = (s3.as_ref(), http);
         self.retries
             .run("writing", key.as_ref(), || {
-                // The parts as they came from the network: no copy into
+                // The chunks as they were written: no copy into
                 // one buffer, so the length is given (S3 wants one).
                 let body = reqwest::Body::wrap_stream(futures::stream::iter(
                     payload.clone().into_iter().map(Ok::<_, std::io::Error>),

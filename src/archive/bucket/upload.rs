@@ -16,8 +16,8 @@
 //! run killed mid-upload leaves a record the next run aborts (or, with
 //! parts recorded in the state database, resumes); a point is handed out
 //! only for a part the store acknowledged; memory per
-//! transfer is at most two parts ([`PART_SIZE`], kept as the network's
-//! chunks, never copied into one buffer): the one filling and the one on
+//! transfer is at most two parts ([`PART_SIZE`], kept as the chunks
+//! written, never copied into one buffer): the one filling and the one on
 //! its way; a failed check,
 //! an error or a reset aborts the upload; every object ends with its
 //! sha256 as `x-amz-meta-sha256` (a multipart one by a CopyObject onto
@@ -71,7 +71,7 @@ pub struct Upload {
     relative: String,
     content_type: String,
     ledger: UploadLedger,
-    /// The next part: the network's chunks as they came (no copy).
+    /// The next part: the chunks as they were written (no copy).
     buffer: Vec<Bytes>,
     /// Bytes in `buffer`.
     buffered: usize,

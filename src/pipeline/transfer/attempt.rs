@@ -101,6 +101,15 @@ fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
     AttemptError::Local(error.into())
 }
 
+/// A write to object storage failed: the upload was aborted, and the
+/// next attempt starts over.
+fn upload_failed(error: &crate::archive::bucket::BucketError) -> AttemptError {
+    AttemptError::Transient(format!(
+        "writing to the archive failed (the upload starts over): {}",
+        crate::report::chain(error)
+    ))
+}
+
 /// A database error of an attempt: the disk holding the database being
 /// full stops the run (every other transfer would fail to record the same
 /// way); anything else fails the item.
@@ -404,7 +413,10 @@ impl Attempt<'_> {
             .settings
             .local
             .join(part_path(&job.relative_path));
-        let local = |error| local_error(error, &shown);
+        let failed = |error| match error {
+            SinkError::Part(error) => local_error(error, &shown),
+            SinkError::Upload(error) => upload_failed(&error),
+        };
         let mut written = part.len();
         let mut writer = SinkWriter::start(part);
         let mut body = response.bytes_stream();
@@ -427,7 +439,7 @@ impl Attempt<'_> {
             };
             let length = chunk.len() as u64;
             if written + length > job.size {
-                let part = writer.finish().await.map_err(local)?;
+                let part = writer.finish().await.map_err(failed)?;
                 let reason = format!(
                     "the media host sent more than the {} bytes Vault+ declared",
                     job.size
@@ -435,13 +447,8 @@ impl Attempt<'_> {
                 return Err(self.quarantine(job, part, reason).await);
             }
             self.spend_bandwidth(chunk.len()).await;
-            writer.write(chunk).await.map_err(|error| match error {
-                SinkError::Part(error) => local(error),
-                SinkError::Upload(error) => AttemptError::Transient(format!(
-                    "writing to the archive failed (the upload starts over): {}",
-                    crate::report::chain(&error)
-                )),
-            })?;
+            writer.write(&chunk).await.map_err(failed)?;
+            drop(chunk);
             written += length;
             *received += length;
             self.count_bytes(transfer, length);
@@ -451,7 +458,7 @@ impl Attempt<'_> {
             let reason = format!("the body ended at {written} of {} bytes", job.size);
             return Err(self.keep(job, writer, reason, &shown).await);
         }
-        writer.finish().await.map_err(local)
+        writer.finish().await.map_err(failed)
     }
 
     /// Counts `length` new bytes of `transfer`: for the summary's first
@@ -738,7 +745,8 @@ impl Attempt<'_> {
                 }
                 Ok(Vec::new())
             }
-            Err(error) => Err(error),
+            Err(SinkError::Part(error)) => Err(error),
+            Err(SinkError::Upload(error)) => return upload_failed(&error),
         };
         let points = match kept {
             Ok(points) => points,

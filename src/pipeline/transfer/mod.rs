@@ -15,6 +15,7 @@
 //! through its own HTTP client without them.
 
 mod attempt;
+mod blocks;
 pub mod part;
 mod range;
 mod sink;

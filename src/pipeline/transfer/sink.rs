@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::archive::bucket::BucketError;
 use crate::archive::bucket::upload::Upload;
+use crate::pipeline::transfer::blocks::Blocks;
 use crate::pipeline::transfer::part::PartFile;
 use crate::pipeline::transfer::writer::{PartWriter, off_reactor};
 use crate::store::{ResumableUpload, ResumePoint};
@@ -65,28 +66,48 @@ impl Sink {
     }
 }
 
-/// A transfer's destination while the body streams in.
-pub enum SinkWriter {
+/// A transfer's destination while the body streams in: the bytes are
+/// copied into [`Blocks`] as they come, and handed on a block at a time.
+pub struct SinkWriter {
+    to: To,
+    blocks: Blocks,
+}
+
+enum To {
     Part(PartWriter),
     Upload(Box<Upload>),
 }
 
 impl SinkWriter {
     pub fn start(sink: Sink) -> Self {
-        match sink {
-            Sink::Part(part) => SinkWriter::Part(PartWriter::start(part)),
-            Sink::Upload(upload) => SinkWriter::Upload(upload),
+        let to = match sink {
+            Sink::Part(part) => To::Part(PartWriter::start(part)),
+            Sink::Upload(upload) => To::Upload(upload),
+        };
+        Self {
+            to,
+            blocks: Blocks::default(),
         }
     }
 
-    /// Writes `chunk`. On an upload error the upload is aborted.
-    pub async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        match self {
-            SinkWriter::Part(writer) => writer.write(chunk).await.map_err(SinkError::Part),
-            SinkWriter::Upload(upload) => match upload.write(chunk).await {
+    /// Writes `chunk` (a full block at a time: the rest when finished).
+    /// On an upload error the upload is aborted.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
+        let mut rest = chunk;
+        while let Some(block) = self.blocks.fill(&mut rest) {
+            self.hand_on(block).await?;
+        }
+        Ok(())
+    }
+
+    async fn hand_on(&mut self, block: Bytes) -> Result<(), SinkError> {
+        match &mut self.to {
+            To::Part(writer) => writer.write(block).await.map_err(SinkError::Part),
+            To::Upload(upload) => match upload.write(block).await {
                 Ok(()) => Ok(()),
                 Err(error) => {
                     upload.reset().await;
+                    self.blocks.clear();
                     Err(SinkError::Upload(error))
                 }
             },
@@ -100,9 +121,9 @@ impl SinkWriter {
         &mut self,
         declared_size: u64,
     ) -> (Vec<ResumePoint>, Option<ResumableUpload>) {
-        match self {
-            SinkWriter::Part(writer) => (writer.take_points(), None),
-            SinkWriter::Upload(upload) => {
+        match &mut self.to {
+            To::Part(writer) => (writer.take_points(), None),
+            To::Upload(upload) => {
                 let points = upload.take_points();
                 if points.is_empty() {
                     return (points, None);
@@ -119,11 +140,19 @@ impl SinkWriter {
         }
     }
 
-    /// Every chunk handed over is written: the destination back.
-    pub async fn finish(self) -> std::io::Result<Sink> {
-        match self {
-            SinkWriter::Part(writer) => writer.finish().await.map(Sink::Part),
-            SinkWriter::Upload(upload) => Ok(Sink::Upload(upload)),
+    /// Every byte handed over is written: the destination back. On an
+    /// upload error (the last block's) the upload is aborted.
+    pub async fn finish(mut self) -> Result<Sink, SinkError> {
+        if let Some(rest) = self.blocks.rest() {
+            self.hand_on(rest).await?;
+        }
+        match self.to {
+            To::Part(writer) => writer
+                .finish()
+                .await
+                .map(Sink::Part)
+                .map_err(SinkError::Part),
+            To::Upload(upload) => Ok(Sink::Upload(upload)),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! Invariants: chunks are written in the order they arrived; when the
 //! network task goes away (an error, a stop signal), the writer still
 //! writes what it was handed and flushes, so a later run resumes from
-//! every byte received.
+//! every byte handed on (all but a block not yet full when the task was
+//! dropped: see `blocks`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
