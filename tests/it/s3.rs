@@ -286,14 +286,17 @@ fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
         .unwrap()
         .trim()
         .to_owned();
-    let plant = |host: &str, pid: u32, renewed_at: i64| {
+    // A lease as an older version wrote it (no boot id), or with one.
+    let plant_in_boot = |host: &str, pid: u32, renewed_at: i64, boot_id: Option<&str>| {
+        let boot = boot_id.map_or(String::new(), |id| format!(", boot_id='{id}'"));
         python(
             moto,
             &format!(
-                "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='{host}', pid={pid}, command='mirror', started_at={renewed_at}, renewed_at={renewed_at})))"
+                "s3.put_object(Bucket='{BUCKET}', Key='{PREFIX}/.vault-mirror/lease', Body=json.dumps(dict(host='{host}', pid={pid}, command='mirror', started_at={renewed_at}, renewed_at={renewed_at}{boot})))"
             ),
         );
     };
+    let plant = |host: &str, pid: u32, renewed_at: i64| plant_in_boot(host, pid, renewed_at, None);
     let output = |code: i32| sandbox.run(&mut mirror(&sandbox, &[]), code).text();
 
     // Another host's lease, renewed a minute ago: honoured.
@@ -326,6 +329,17 @@ fn s3_a_lease_is_honoured_until_stale_or_its_process_is_gone() {
     plant(&here, std::process::id(), now);
     let text = output(1);
     assert!(text.contains("another run holds the archive"), "{text}");
+
+    // The same, in this boot (its id in the lease): honoured; written in a
+    // boot that is over (a power cut since): taken over, whoever has the
+    // pid now.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    plant_in_boot(&here, std::process::id(), now, Some(boot.trim()));
+    let text = output(1);
+    assert!(text.contains("another run holds the archive"), "{text}");
+    plant_in_boot(&here, std::process::id(), now, Some("an-earlier-boot"));
+    let text = output(0);
+    assert!(text.contains("took over the lease"), "{text}");
 }
 
 #[test]

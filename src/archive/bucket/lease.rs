@@ -5,8 +5,10 @@
 //! (`If-Match` on its ETag) while the run goes on.
 //!
 //! Invariants: a lease is taken over only when its holder is surely gone —
-//! on this host, when its process no longer exists (as the local lock does
-//! after `kill -9`); from another host, when the store has not written it
+//! on this host, when its process no longer runs (as the local lock does
+//! after `kill -9`; a zombie not yet reaped is gone) or the host has booted
+//! since (another boot id: the pid may be another process's now); from
+//! another host, when the store has not written it
 //! for [`STALE_AFTER`] by the store's own clock (the lease's
 //! `Last-Modified` against a probe the store wrote just now, never the
 //! `renewed_at` the holder wrote by its clock, which may run slow) — and
@@ -74,6 +76,11 @@ pub struct LeaseBody {
     /// wrote.
     #[serde(default)]
     pub run_id: String,
+    /// The boot of its host the holder ran in (Linux's
+    /// `/proc/sys/kernel/random/boot_id`); empty where there is none, and in
+    /// a lease an older version wrote.
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 /// Why a lease could not be had.
@@ -83,17 +90,17 @@ pub enum LeaseError {
         "another run holds the archive: `{}` (pid {}) on {}, started {} by its clock, last renewed {} by the store's clock; it is taken over once the store has not seen it renewed for {} minutes",
         .0.body.command, .0.body.pid, .0.body.host, when(.0.body.started_at), when(.0.written_at), stale_after().as_secs() / 60
     )]
-    Held(Holder),
+    Held(Box<Holder>),
     /// The store applied a conditional write it should have refused: it
     /// cannot keep two runs apart, and the operator has not said that only
     /// one writer exists.
     #[error(
         "the object store ignores conditional writes ({behaviour}), so its lease cannot keep two runs from writing the archive at once; {}; nothing was written. If only this machine ever writes to this archive, say so with --single-writer (VAULT_MIRROR_SINGLE_WRITER=true, or single_writer = true in the config file)",
-        holder.as_ref().map_or_else(|| "no run holds the lease now".to_owned(), Holder::shown)
+        holder.as_deref().map_or_else(|| "no run holds the lease now".to_owned(), Holder::shown)
     )]
     ConditionsIgnored {
         behaviour: &'static str,
-        holder: Option<Holder>,
+        holder: Option<Box<Holder>>,
     },
     #[error(transparent)]
     Storage(#[from] BucketError),
@@ -160,7 +167,14 @@ fn this_run(command: &str) -> LeaseBody {
         started_at: now,
         renewed_at: now,
         run_id: run_id(),
+        boot_id: boot_id().unwrap_or_default(),
     }
+}
+
+/// This boot's id (Linux), which changes at every boot.
+fn boot_id() -> Option<String> {
+    let text = fs_err::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(text.trim().to_owned()).filter(|id| !id.is_empty())
 }
 
 /// 16 random bytes in hex.
@@ -195,12 +209,21 @@ async fn read(archive: &Bucket) -> Result<Option<LeaseBody>, BucketError> {
 
 /// Whether a process of this host with `pid` still runs, where the system
 /// tells without a library (Linux's `/proc`); `None` elsewhere (macOS,
-/// Windows), where the lease's age decides instead.
-fn process_exists(pid: u32) -> Option<bool> {
+/// Windows), where the lease's age decides instead. A process killed and
+/// not yet reaped by its parent (a zombie: in a container whose first
+/// process reaps nothing, for good) runs no more: it writes nothing.
+fn process_runs(pid: u32) -> Option<bool> {
     if !std::path::Path::new("/proc/self").exists() {
         return None;
     }
-    Some(std::path::Path::new(&format!("/proc/{pid}")).exists())
+    let Ok(stat) = fs_err::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(false);
+    };
+    // `pid (name) state …`: the name may hold spaces and parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    Some(!matches!(state, Some("Z" | "X" | "x")))
 }
 
 /// Whether `found` may be taken over by a run on `host`, the store's
@@ -212,8 +235,14 @@ pub fn may_take_over(found: &LeaseBody, host: &str, written_at: i64, store_now: 
         if found.pid == std::process::id() {
             return true;
         }
-        if let Some(exists) = process_exists(found.pid) {
-            return !exists;
+        if let Some(now) = boot_id()
+            && !found.boot_id.is_empty()
+            && found.boot_id != now
+        {
+            return true;
+        }
+        if let Some(runs) = process_runs(found.pid) {
+            return !runs;
         }
     }
     let stale_ms = i64::try_from(stale_after().as_millis()).unwrap_or(i64::MAX);
@@ -283,9 +312,10 @@ impl Lease {
         let store = probe(archive, &mine.run_id).await?;
         let store_ahead_ms = store.now - asked_at;
         let refuse = |holder: Option<Holder>| match store.ignores {
-            Some(behaviour) if !single_writer => {
-                Err(LeaseError::ConditionsIgnored { behaviour, holder })
-            }
+            Some(behaviour) if !single_writer => Err(LeaseError::ConditionsIgnored {
+                behaviour,
+                holder: holder.map(Box::new),
+            }),
             _ => Ok(()),
         };
         for _ in 0..3 {
@@ -312,10 +342,12 @@ impl Lease {
                 may_take_over(found, &mine.host, info.last_modified, store.now)
             });
             if !takeable {
-                return Err(LeaseError::Held(holder.unwrap_or_else(|| Holder {
-                    body: mine.clone(),
-                    written_at: info.last_modified,
-                })));
+                return Err(LeaseError::Held(Box::new(holder.unwrap_or_else(|| {
+                    Holder {
+                        body: mine.clone(),
+                        written_at: info.last_modified,
+                    }
+                }))));
             }
             let Some(e_tag) = info.e_tag else { continue };
             match write(archive, &mine, WriteMode::Replace(e_tag)).await {
@@ -331,10 +363,10 @@ impl Lease {
             }),
             None => None,
         };
-        Err(LeaseError::Held(holder.unwrap_or(Holder {
+        Err(LeaseError::Held(Box::new(holder.unwrap_or(Holder {
             written_at: mine.renewed_at,
             body: mine,
-        })))
+        }))))
     }
 
     fn hold(
@@ -435,6 +467,7 @@ mod tests {
             started_at: renewed_at,
             renewed_at,
             run_id: String::new(),
+            boot_id: boot_id().unwrap_or_default(),
         }
     }
 
@@ -449,6 +482,20 @@ mod tests {
             now,
             now
         ));
+        // Same host, another boot: its pid may be anyone's now (pid 1 here).
+        if boot_id().is_some() {
+            let before_a_reboot = LeaseBody {
+                boot_id: "a boot of this host that is over".into(),
+                ..lease("here", 1, now)
+            };
+            assert!(may_take_over(&before_a_reboot, "here", now, now));
+            // A lease without one (an older version's): the pid decides.
+            let older = LeaseBody {
+                boot_id: String::new(),
+                ..lease("here", 1, now)
+            };
+            assert!(!may_take_over(&older, "here", now, now));
+        }
         // Another host: only once the store has not written it for STALE_AFTER.
         let stale = i64::try_from(STALE_AFTER.as_millis()).unwrap();
         let there = lease("there", 1, now);
@@ -458,6 +505,33 @@ mod tests {
         // says it was renewed 15 minutes ago (a slow clock) is fresh.
         let slow = lease("there", 1, now - 15 * 60_000);
         assert!(!may_take_over(&slow, "here", now, now));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_process_not_yet_reaped_runs_no_more() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep runs");
+        let pid = child.id();
+        assert_eq!(process_runs(pid), Some(true));
+        child.kill().expect("the child is killed");
+        // Not waited for: a zombie, its /proc entry still there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while process_runs(pid) == Some(true) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert_eq!(process_runs(pid), Some(false));
+        assert!(may_take_over(
+            &lease(&crate::lock::host_name().unwrap_or_default(), pid, 0),
+            &crate::lock::host_name().unwrap_or_default(),
+            0,
+            0
+        ));
+        child.wait().expect("reaped");
+        assert_eq!(process_runs(pid), Some(false));
     }
 
     #[tokio::test]
