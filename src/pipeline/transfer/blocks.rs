@@ -92,9 +92,19 @@ impl Blocks {
     }
 
     /// The bytes of a block not yet full, if any (the body ended or
-    /// stopped).
+    /// stopped). Less than half a block is copied out, and the block kept
+    /// for the next body: a small file held until its commit (a thumb on
+    /// its way to object storage) does not hold a whole block.
     pub fn rest(&mut self) -> Option<Bytes> {
-        (!self.filling.is_empty()).then(|| self.hand_on())
+        match self.filling.len() {
+            0 => None,
+            small if small < BLOCK_SIZE / 2 => {
+                let rest = Bytes::copy_from_slice(&self.filling);
+                self.filling.clear();
+                Some(rest)
+            }
+            _ => Some(self.hand_on()),
+        }
     }
 
     /// Drops the bytes of a block not yet full.
@@ -155,6 +165,17 @@ mod tests {
         assert!(whole.iter().all(|block| block.len() == BLOCK_SIZE));
         assert!(!last.is_empty() && last.len() <= BLOCK_SIZE);
         assert_eq!(out.concat(), chunks.concat());
+    }
+
+    #[test]
+    fn a_rest_small_or_big_comes_out_whole() {
+        for rest in [1, BLOCK_SIZE / 2 - 1, BLOCK_SIZE / 2, BLOCK_SIZE - 1] {
+            let body: Vec<u8> = (0..BLOCK_SIZE + rest).map(|i| (i % 251) as u8).collect();
+            let out = through(std::slice::from_ref(&body));
+            assert_eq!(out.len(), 2, "rest {rest}");
+            assert_eq!(out[1].len(), rest);
+            assert_eq!(out.concat(), body, "rest {rest}");
+        }
     }
 
     #[test]
