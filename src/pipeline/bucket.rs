@@ -369,6 +369,12 @@ impl BucketRun {
     async fn abort_unknown_uploads(&self, store: &Store) {
         let left = match self.bucket.incomplete_uploads().await {
             Ok(left) => left,
+            Err(error) if error.is_not_implemented() => {
+                tracing::warn!(
+                    "object storage: the store cannot list incomplete uploads (it answered HTTP 501 Not Implemented): the ones this machine's runs left were aborted, but one a run on another machine left is not seen from here; a lifecycle rule (AbortIncompleteMultipartUpload) on the bucket removes such leftovers"
+                );
+                return;
+            }
             Err(error) => {
                 tracing::warn!("{}", crate::report::chain(&error));
                 return;

@@ -47,6 +47,9 @@ pub enum Fault {
     /// `400 InvalidRequest` as S3 answers a part without a checksum of
     /// its own in a bucket with Object Lock, without forwarding.
     PartChecksumRequired,
+    /// `501 NotImplemented`, without forwarding: a store without the
+    /// request (s3s-fs answers ListMultipartUploads so).
+    NotImplemented,
 }
 
 /// A request as the schedule sees it.
@@ -263,6 +266,11 @@ async fn serve(
         }
         Some(Fault::NoSuchUpload) => {
             let answer = error_answer("404 Not Found", "NoSuchUpload");
+            client.write_all(&answer).await?;
+            return client.shutdown().await;
+        }
+        Some(Fault::NotImplemented) => {
+            let answer = error_answer("501 Not Implemented", "NotImplemented");
             client.write_all(&answer).await?;
             return client.shutdown().await;
         }

@@ -198,6 +198,35 @@ fn store_incomplete_uploads_are_counted_by_status_and_aborted_by_verify_repair()
     assert!(text.contains("incomplete uploads: none"), "{text}");
 }
 
+#[test]
+fn store_a_store_that_cannot_list_incomplete_uploads_is_mirrored_and_the_operator_told_what_is_not_cleaned()
+ {
+    let vault = Vault::sample(4, 1);
+    let (sandbox, proxy) = require!(behind_a_proxy(&vault, |seen| {
+        (seen.method == "GET" && seen.target.contains("uploads")).then_some(Fault::NotImplemented)
+    }));
+    let run = sandbox.run(&mut sandbox.command(&["mirror", "--json"]), 0);
+    let (summary, output) = (run.json(), run.text());
+    assert_eq!(summary["outcome"], "complete", "{output}");
+    assert!(!proxy.injected().is_empty(), "{output}");
+    assert_eq!(
+        output.matches("cannot list incomplete uploads").count(),
+        1,
+        "{output}"
+    );
+    assert!(
+        output.contains("AbortIncompleteMultipartUpload"),
+        "{output}"
+    );
+    assert_objects_match(sandbox.moto(), &vault);
+    let status = sandbox.json(&mut sandbox.offline(&["status", "--json"]), 0);
+    assert_eq!(
+        status["incomplete_uploads"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+}
+
 /// Plants a lease of `host` that says it was renewed `age_ms` ago by its
 /// holder's clock (the store writes it now, whatever it says).
 fn plant_lease(moto: &Moto, host: &str, age_ms: i64) {

@@ -152,6 +152,18 @@ impl BucketError {
     pub fn is_config(&self) -> bool {
         matches!(self, BucketError::Config(_))
     }
+
+    /// Whether the store does not implement the request (HTTP 501: a
+    /// store that cannot list incomplete uploads, say).
+    pub fn is_not_implemented(&self) -> bool {
+        matches!(
+            self,
+            BucketError::Request {
+                source: SignedError::Refused(reqwest::StatusCode::NOT_IMPLEMENTED),
+                ..
+            }
+        )
+    }
 }
 
 impl BucketError {
