@@ -73,6 +73,12 @@ cp "$exe" "$bin/vault-mirror.exe"
 x86_64-w64-mingw32-gcc -O2 -shared -o "$bin/bcryptprimitives.dll" \
   tests/windows/processprng.c tests/windows/processprng.def -ladvapi32
 x86_64-w64-mingw32-gcc -O2 -municode -o "$bin/hold-open.exe" tests/windows/hold-open.c
+# One wineserver for the whole set, kept until cleanup kills it: started
+# and stopped between programs (its default), a program that starts just
+# as the last one's server exits fails with "wine client error: recvmsg:
+# Connection reset by peer" (seen once in CI at step 4).
+mkdir -p "$WINEPREFIX"
+wineserver -p
 wineboot --init >/dev/null 2>&1 || true
 cd "$work/run"
 
