@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
 /// (`bench/run.sh`, "memory"). A block mapped anew costs a page fault per
 /// 4 KiB touched, so what a transfer receives goes into blocks it keeps
 /// and takes again (`pipeline/transfer/blocks.rs`), and hyper's own read
-/// buffer is reused in place.
+/// buffer can often be reused.
 fn return_big_blocks_when_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
