@@ -225,6 +225,30 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+impl Fault {
+    /// The error answered in the store's place, without forwarding, for
+    /// the faults that are one; None for those that act otherwise.
+    fn answer(self) -> Option<Vec<u8>> {
+        let (status, code) = match self {
+            Fault::SlowDown => ("503 Slow Down", "SlowDown"),
+            Fault::InternalError => ("500 Internal Server Error", "InternalError"),
+            Fault::NoSuchUpload => ("404 Not Found", "NoSuchUpload"),
+            Fault::NotImplemented => ("501 Not Implemented", "NotImplemented"),
+            Fault::PartChecksumRequired => {
+                return Some(error_answer_saying(
+                    "400 Bad Request",
+                    "InvalidRequest",
+                    "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters",
+                ));
+            }
+            Fault::Reset | Fault::LoseAnswer | Fault::IgnoreConditions | Fault::FlipByte => {
+                return None;
+            }
+        };
+        Some(error_answer(status, code))
+    }
+}
+
 fn error_answer(status: &str, code: &str) -> Vec<u8> {
     error_answer_saying(status, code, "injected by the test proxy")
 }
@@ -254,40 +278,17 @@ async fn serve(
         log.lock().unwrap().push((request.clone(), fault));
     }
     match fault {
-        Some(Fault::SlowDown) => {
-            let answer = error_answer("503 Slow Down", "SlowDown");
-            client.write_all(&answer).await?;
-            return client.shutdown().await;
-        }
-        Some(Fault::InternalError) => {
-            let answer = error_answer("500 Internal Server Error", "InternalError");
-            client.write_all(&answer).await?;
-            return client.shutdown().await;
-        }
-        Some(Fault::NoSuchUpload) => {
-            let answer = error_answer("404 Not Found", "NoSuchUpload");
-            client.write_all(&answer).await?;
-            return client.shutdown().await;
-        }
-        Some(Fault::NotImplemented) => {
-            let answer = error_answer("501 Not Implemented", "NotImplemented");
-            client.write_all(&answer).await?;
-            return client.shutdown().await;
-        }
         Some(Fault::Reset) => {
             reset(client);
             return Ok(());
         }
-        Some(Fault::PartChecksumRequired) => {
-            let answer = error_answer_saying(
-                "400 Bad Request",
-                "InvalidRequest",
-                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters",
-            );
-            client.write_all(&answer).await?;
-            return client.shutdown().await;
+        Some(fault) => {
+            if let Some(answer) = fault.answer() {
+                client.write_all(&answer).await?;
+                return client.shutdown().await;
+            }
         }
-        Some(Fault::LoseAnswer | Fault::IgnoreConditions | Fault::FlipByte) | None => {}
+        None => {}
     }
     let mut body = body;
     let middle = body.len() / 2;

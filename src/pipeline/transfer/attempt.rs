@@ -101,13 +101,17 @@ fn local_error(error: std::io::Error, part: &std::path::Path) -> AttemptError {
     AttemptError::Local(error.into())
 }
 
-/// A write to object storage failed: the upload was aborted, and the
-/// next attempt starts over.
-fn upload_failed(error: &crate::archive::bucket::BucketError) -> AttemptError {
-    AttemptError::Transient(format!(
-        "writing to the archive failed (the upload starts over): {}",
-        crate::report::chain(error)
-    ))
+/// A write of an attempt's bytes failed: to the `.part` (as
+/// [`local_error`]), or to object storage, where the upload was aborted
+/// and the next attempt starts over.
+fn sink_error(error: SinkError, part: &std::path::Path) -> AttemptError {
+    match error {
+        SinkError::Part(error) => local_error(error, part),
+        SinkError::Upload(error) => AttemptError::Transient(format!(
+            "writing to the archive failed (the upload starts over): {}",
+            crate::report::chain(&error)
+        )),
+    }
 }
 
 /// A database error of an attempt: the disk holding the database being
@@ -413,10 +417,7 @@ impl Attempt<'_> {
             .settings
             .local
             .join(part_path(&job.relative_path));
-        let failed = |error| match error {
-            SinkError::Part(error) => local_error(error, &shown),
-            SinkError::Upload(error) => upload_failed(&error),
-        };
+        let failed = |error| sink_error(error, &shown);
         let mut written = part.len();
         let mut writer = SinkWriter::start(part);
         let mut body = response.bytes_stream();
@@ -448,6 +449,8 @@ impl Attempt<'_> {
             }
             self.spend_bandwidth(chunk.len()).await;
             writer.write(&chunk).await.map_err(failed)?;
+            // Copied: dropped now, not after the awaits below, so hyper
+            // can read into its buffer again (see `blocks`).
             drop(chunk);
             written += length;
             *received += length;
@@ -745,8 +748,7 @@ impl Attempt<'_> {
                 }
                 Ok(Vec::new())
             }
-            Err(SinkError::Part(error)) => Err(error),
-            Err(SinkError::Upload(error)) => return upload_failed(&error),
+            Err(error) => return sink_error(error, shown),
         };
         let points = match kept {
             Ok(points) => points,
